@@ -1,0 +1,96 @@
+package exe
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+)
+
+// Sentinel errors. Transports map them to status codes (see transport/http);
+// everything else is an internal error whose text is logged, not shown.
+var (
+	// ErrInvalid marks bad input: the request is refused and nothing runs.
+	ErrInvalid = errors.New("invalid request")
+	// ErrNotFound is returned for a job that does not exist (or expired).
+	ErrNotFound = errors.New("no such job")
+	// ErrConflict is returned when a mutex operation (deploy, task) targets a
+	// host that another running mutex job holds.
+	ErrConflict = errors.New("operate conflict")
+	// ErrRunning is returned when deleting a job that is still running.
+	ErrRunning = errors.New("job is still running")
+	// ErrFinished is returned when cancelling, finishing or appending to a
+	// job that has already ended.
+	ErrFinished = errors.New("job has already finished")
+	// ErrNotSupported is returned by an executor for an operation it does not
+	// implement.
+	ErrNotSupported = errors.New("operation not supported by this executor")
+	// ErrNoMatch is matched (errors.Is) by every *NoMatchError.
+	ErrNoMatch = errors.New("no hosts match that target")
+	// ErrBusy is returned when the server cannot take more work right now
+	// (queue full, job table full, shutting down).
+	ErrBusy = errors.New("server busy")
+	// ErrUnavailable is returned when a backend (store, broker, plugin) cannot
+	// be reached; the request may succeed later.
+	ErrUnavailable = errors.New("backend unavailable")
+)
+
+// Errorf returns an error that matches kind with errors.Is and whose text is
+// the formatted message alone. Use it to give a sentinel a precise, human
+// readable message, e.g. Errorf(ErrInvalid, "state must be 0, 1 or 2").
+func Errorf(kind error, format string, args ...any) error {
+	return &kindError{kind: kind, msg: fmt.Sprintf(format, args...)}
+}
+
+type kindError struct {
+	kind error
+	msg  string
+}
+
+func (e *kindError) Error() string { return e.msg }
+func (e *kindError) Is(target error) bool {
+	return target == e.kind
+}
+
+// Unwrap lets callers reach the sentinel with errors.As/Is chains.
+func (e *kindError) Unwrap() error { return e.kind }
+
+// NoMatchError names the targets that matched no inventory host.
+type NoMatchError struct {
+	Hosts []string
+}
+
+func (e *NoMatchError) Error() string {
+	hosts := append([]string(nil), e.Hosts...)
+	sort.Strings(hosts)
+	return ErrNoMatch.Error() + ": " + strings.Join(hosts, ", ")
+}
+
+// Is makes errors.Is(err, ErrNoMatch) true.
+func (e *NoMatchError) Is(target error) bool { return target == ErrNoMatch }
+
+// ConflictError says which host is held by which job.
+type ConflictError struct {
+	Host string
+	JID  string
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s: host %s is locked by running job %s", ErrConflict, e.Host, e.JID)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
+
+// PublicMessage returns the text that may be shown to a client for err: the
+// error's own text for the sentinel kinds above, a generic text otherwise,
+// so that unexpected errors never leak paths, addresses or secrets.
+func PublicMessage(err error) string {
+	for _, kind := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrRunning, ErrFinished,
+		ErrNotSupported, ErrNoMatch, ErrBusy, ErrUnavailable} {
+		if errors.Is(err, kind) {
+			return err.Error()
+		}
+	}
+	return "internal error"
+}

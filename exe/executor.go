@@ -1,0 +1,36 @@
+package exe
+
+import "context"
+
+// Executor performs operations on hosts. Each operation fans out over hosts,
+// calls emit once per host result as soon as that host finishes (not when the
+// slowest host does), honours ctx cancellation, and returns an error only when
+// the operation as a whole could not run; per-host failures are events with
+// status FAILED or UNREACHABLE. An operation the executor does not implement
+// returns ErrNotSupported.
+//
+// Hosts given to an operation have been resolved with Match.
+type Executor interface {
+	// Match returns the sorted, de-duplicated inventory names that pattern
+	// selects. A pattern that selects nothing returns an empty list, not an
+	// error; a malformed pattern returns an ErrInvalid error.
+	Match(ctx context.Context, pattern string) ([]string, error)
+	// Ping checks that each host answers: status OK, or UNREACHABLE with msg.
+	Ping(ctx context.Context, hosts []string, emit Emit) error
+	// Facter gathers facts: status OK with Facts.
+	Facter(ctx context.Context, hosts []string, emit Emit) error
+	// Service brings a service to the desired state: CHANGED when it acted,
+	// OK when the service already was in that state.
+	Service(ctx context.Context, hosts []string, args ServiceArgs, emit Emit) error
+	// Execute runs a command: CHANGED with Exec on exit 0, FAILED with Exec
+	// otherwise.
+	Execute(ctx context.Context, hosts []string, args ExecuteArgs, emit Emit) error
+	// Deploy applies a role: one event per step and host, with Name.
+	Deploy(ctx context.Context, hosts []string, args DeployArgs, emit Emit) error
+}
+
+// HealthChecker is implemented by executors, stores and dispatchers that can
+// tell whether they are able to serve; /healthz asks every part that does.
+type HealthChecker interface {
+	Health(ctx context.Context) error
+}

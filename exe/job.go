@@ -1,0 +1,163 @@
+package exe
+
+import (
+	"encoding/json"
+	"fmt"
+)
+
+// Job is an asynchronous operation on a set of hosts. Its JSON form is the
+// job object of the HTTP API.
+type Job struct {
+	JID     string   // job ID (a UUID)
+	State   JobState // Running until it ends
+	Error   string   // why the job failed; empty when Done
+	StartAt int64    // Unix seconds
+	EndAt   int64    // Unix seconds; 0 while running
+	Request          // what runs, on which hosts
+	// ReturnData holds every event grouped by host (AnnounceHost included),
+	// each host's events in the order they were recorded. Stores fill it only
+	// when asked for outputs.
+	ReturnData map[string][]Event
+}
+
+// Finished reports whether the job has ended.
+func (j *Job) Finished() bool { return j.State != JobRunning }
+
+type jobJSON struct {
+	JID         string             `json:"jid"`
+	State       JobState           `json:"state"`
+	Error       string             `json:"error"`
+	StartAt     int64              `json:"startat"`
+	EndAt       int64              `json:"endat"`
+	Operate     Operate            `json:"operate"`
+	OperateArgs json.RawMessage    `json:"operate_args"`
+	Targets     []string           `json:"targets"`
+	ReturnData  map[string][]Event `json:"return_data"`
+}
+
+// MarshalJSON writes the job object of API.md.
+func (j Job) MarshalJSON() ([]byte, error) {
+	args, err := json.Marshal(j.Request.args())
+	if err != nil {
+		return nil, err
+	}
+	rd := j.ReturnData
+	if rd == nil {
+		rd = map[string][]Event{}
+	}
+	targets := j.Targets
+	if targets == nil {
+		targets = []string{}
+	}
+	return json.Marshal(jobJSON{
+		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
+		Operate: j.Operate, OperateArgs: args, Targets: targets, ReturnData: rd,
+	})
+}
+
+// UnmarshalJSON reads the job object of API.md. Events in return_data get
+// their Host from the key they are filed under.
+func (j *Job) UnmarshalJSON(b []byte) error {
+	var w jobJSON
+	if err := json.Unmarshal(b, &w); err != nil {
+		return err
+	}
+	out := Job{JID: w.JID, State: w.State, Error: w.Error, StartAt: w.StartAt, EndAt: w.EndAt}
+	out.Operate, out.Targets = w.Operate, w.Targets
+	if err := out.Request.setArgs(w.OperateArgs); err != nil {
+		return err
+	}
+	if len(w.ReturnData) > 0 {
+		out.ReturnData = w.ReturnData
+		for host, evs := range out.ReturnData {
+			for i := range evs {
+				evs[i].Host = host
+			}
+		}
+	}
+	*j = out
+	return nil
+}
+
+// Request is an operation with its arguments and targets: what a sync call
+// runs, and what an async job stores.
+type Request struct {
+	Operate Operate
+	Targets []string
+	Service ServiceArgs // for OpService
+	Execute ExecuteArgs // for OpExecute
+	Deploy  DeployArgs  // for OpDeploy
+	Task    TaskArgs    // for OpTask
+}
+
+// ServiceArgs are the arguments of the service operation.
+type ServiceArgs struct {
+	Name     string       `json:"name"`
+	State    ServiceState `json:"state"`
+	Graceful bool         `json:"graceful"` // with ServiceRestarted: reload instead
+}
+
+// ExecuteArgs are the arguments of the execute operation.
+type ExecuteArgs struct {
+	Cmd string `json:"cmd"` // run by the host's sh -c
+}
+
+// DeployArgs are the arguments of the deploy operation.
+type DeployArgs struct {
+	Role      string         `json:"role"`
+	Partial   []string       `json:"partial"`    // tags to run; nil means all
+	ExtraVars map[string]any `json:"extra_vars"` // passed to the role as data
+}
+
+// TaskArgs are the arguments of a task.
+type TaskArgs struct {
+	Name    string         `json:"taskname"` // a label for this run
+	Type    string         `json:"tasktype"` // the task plugin's type
+	Options map[string]any `json:"taskopts"` // validated against the task's schema
+}
+
+// args returns the operate_args object for this request's operation.
+func (r Request) args() any {
+	switch r.Operate {
+	case OpService:
+		return r.Service
+	case OpExecute:
+		return r.Execute
+	case OpDeploy:
+		d := r.Deploy
+		if d.ExtraVars == nil {
+			d.ExtraVars = map[string]any{}
+		}
+		return d
+	case OpTask:
+		t := r.Task
+		if t.Options == nil {
+			t.Options = map[string]any{}
+		}
+		return t
+	}
+	return struct{}{}
+}
+
+func (r *Request) setArgs(raw json.RawMessage) error {
+	if len(raw) == 0 || string(raw) == "null" {
+		return nil
+	}
+	var dst any
+	switch r.Operate {
+	case OpService:
+		dst = &r.Service
+	case OpExecute:
+		dst = &r.Execute
+	case OpDeploy:
+		dst = &r.Deploy
+	case OpTask:
+		dst = &r.Task
+	default:
+		return nil
+	}
+	if err := json.Unmarshal(raw, dst); err != nil {
+		return fmt.Errorf("operate_args of %s: %w", r.Operate, err)
+	}
+	return nil
+}

@@ -1,0 +1,44 @@
+package exe
+
+import "context"
+
+// JobStore keeps jobs and their events. Implementations must be safe for
+// concurrent use by many goroutines (and, for shared stores, processes), and
+// pass the conformance suite in jobstore/storetest.
+type JobStore interface {
+	// Create stores a new Running job. For mutex operations (Operate.Mutex)
+	// it atomically locks every target, or locks nothing and returns a
+	// *ConflictError when any target is held by another running job.
+	Create(ctx context.Context, job *Job) error
+	// Get returns the job; with outputs, ReturnData holds every event so far,
+	// grouped by host. ErrNotFound for an unknown or expired job.
+	Get(ctx context.Context, jid string, outputs bool) (*Job, error)
+	// List returns the IDs of every stored job, newest first.
+	List(ctx context.Context) ([]string, error)
+	// Append records events in the order given, assigning each its Seq.
+	// ErrFinished when the job has ended: a worker that lost its job (it was
+	// cancelled, or its lease lapsed) writes nothing more.
+	Append(ctx context.Context, jid string, events ...Event) error
+	// Finish ends a running job with its outcome, stamps EndAt, releases its
+	// locks and starts its retention clock. ErrFinished when it had ended.
+	Finish(ctx context.Context, jid string, state JobState, msg string) error
+	// Delete removes a finished job. ErrRunning while it runs.
+	Delete(ctx context.Context, jid string) error
+	// Follow calls fn with every event of the job from the first one, in
+	// order, exactly once, blocking for new events until the job ends; then
+	// it returns the final job (without outputs). It stops early with ctx's
+	// error, or with fn's error when fn returns one.
+	Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error)
+	// Close releases the store's resources.
+	Close() error
+}
+
+// Dispatcher hands stored jobs to workers that run them with a Runner.
+type Dispatcher interface {
+	// Dispatch queues the stored job for execution. ErrBusy when it cannot
+	// take it now (queue full, shutting down).
+	Dispatch(ctx context.Context, jid string) error
+	// Cancel interrupts the job's executor if a worker is running it. The job
+	// has already been finished as cancelled in the store.
+	Cancel(ctx context.Context, jid string) error
+}

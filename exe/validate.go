@@ -1,0 +1,101 @@
+package exe
+
+import (
+	"regexp"
+	"strings"
+)
+
+var (
+	hostNameRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
+	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:-]{1,256}$`)
+	// Role and tag names become file names (roles/<role>/tags/<tag>.sh) and
+	// command-line values, so they are held to a strict alphabet.
+	roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
+	taskTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+)
+
+// ValidHostName reports whether name is acceptable as a target: an inventory
+// name made of letters, digits, '_', '.' and '-'. Pattern characters
+// (* ? [ ] : , ! & ~) are never part of a host name, so a list of valid names
+// can be matched as an exact union.
+func ValidHostName(name string) bool {
+	return name != AnnounceHost && hostNameRE.MatchString(name)
+}
+
+// ValidServiceName reports whether name is a service name exed accepts:
+// 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names.
+func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
+
+// Validate checks the request's shape and arguments and normalises it:
+// targets are de-duplicated (first occurrence wins). It returns an
+// ErrInvalid error naming the offending field; it does not look at the
+// inventory or at task schemas (Engine does).
+func (r *Request) Validate() error {
+	if !r.Operate.Valid() {
+		return Errorf(ErrInvalid, "unknown operation %q", r.Operate)
+	}
+	if len(r.Targets) == 0 {
+		return Errorf(ErrInvalid, "targets: at least one host is required")
+	}
+	seen := make(map[string]bool, len(r.Targets))
+	uniq := r.Targets[:0:0]
+	for _, h := range r.Targets {
+		if !ValidHostName(h) {
+			return Errorf(ErrInvalid, "targets: %q is not a valid host name", truncate(h, 64))
+		}
+		if !seen[h] {
+			seen[h] = true
+			uniq = append(uniq, h)
+		}
+	}
+	r.Targets = uniq
+	switch r.Operate {
+	case OpService:
+		if r.Service.Name == "" {
+			return Errorf(ErrInvalid, "name: a service name is required")
+		}
+		if !ValidServiceName(r.Service.Name) {
+			return Errorf(ErrInvalid, "name: %q is not a valid service name (1-256 of A-Z a-z 0-9 @ . _ : -)", truncate(r.Service.Name, 64))
+		}
+		if r.Service.State < ServiceStarted || r.Service.State > ServiceRestarted {
+			return Errorf(ErrInvalid, "state: must be 0 (started), 1 (stopped) or 2 (restarted)")
+		}
+	case OpExecute:
+		if strings.TrimSpace(r.Execute.Cmd) == "" {
+			return Errorf(ErrInvalid, "cmd: a command is required")
+		}
+		if strings.IndexByte(r.Execute.Cmd, 0) >= 0 {
+			return Errorf(ErrInvalid, "cmd: must not contain NUL bytes")
+		}
+	case OpDeploy:
+		if r.Deploy.Role == "" {
+			return Errorf(ErrInvalid, "role: a role name is required")
+		}
+		if !roleNameRE.MatchString(r.Deploy.Role) {
+			return Errorf(ErrInvalid, "role: %q is not a valid role name (letters, digits, _ . -)", truncate(r.Deploy.Role, 64))
+		}
+		for _, tag := range r.Deploy.Partial {
+			if !roleNameRE.MatchString(tag) {
+				return Errorf(ErrInvalid, "partial: %q is not a valid tag name (letters, digits, _ . -)", truncate(tag, 64))
+			}
+		}
+	case OpTask:
+		if r.Task.Type == "" {
+			return Errorf(ErrInvalid, "tasktype: a task type is required")
+		}
+		if !taskTypeRE.MatchString(r.Task.Type) {
+			return Errorf(ErrInvalid, "tasktype: %q is not a valid task type", truncate(r.Task.Type, 64))
+		}
+		if r.Task.Name == "" {
+			r.Task.Name = r.Task.Type
+		}
+	}
+	return nil
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "..."
+}

@@ -1,0 +1,437 @@
+// Package storetest is the conformance suite every exe.JobStore passes:
+//
+//	func TestConformance(t *testing.T) {
+//		storetest.Run(t, func(t *testing.T, opts storetest.Options) exe.JobStore {
+//			return mystore.New(...)
+//		})
+//	}
+//
+// It checks creation, listing order, deletion rules, the atomic per-host
+// mutex of deploy and task jobs, follow delivery (every event from the first,
+// in order, exactly once, under concurrent appends), retention and outputs.
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Options are what a test asks of the store it is given.
+type Options struct {
+	// Retention is how long the store must keep finished jobs. The suite
+	// asks for a short one in the retention test and a long one elsewhere.
+	Retention time.Duration
+}
+
+// NewStore returns a fresh, empty store for one test. It should register its
+// own cleanup with t.Cleanup.
+type NewStore func(t *testing.T, opts Options) exe.JobStore
+
+// Run runs the whole suite against stores made by newStore.
+func Run(t *testing.T, newStore NewStore) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, NewStore)
+	}{
+		{"CreateGetList", testCreateGetList},
+		{"DeleteRules", testDeleteRules},
+		{"FinishRules", testFinishRules},
+		{"MutexAtomic", testMutexAtomic},
+		{"MutexPartialConflictLocksNothing", testMutexPartial},
+		{"MutexReleasedOnFinishAndCancel", testMutexReleased},
+		{"OutputsGroupedPerHost", testOutputs},
+		{"FollowDeliversEverythingOnce", testFollowConcurrent},
+		{"FollowFinishedJob", testFollowFinished},
+		{"FollowStops", testFollowStops},
+		{"Retention", testRetention},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
+	}
+}
+
+const long = time.Hour
+
+func ctxT(t *testing.T) context.Context {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}
+
+func newJob(op exe.Operate, targets ...string) *exe.Job {
+	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: op, Targets: targets}}
+	switch op {
+	case exe.OpExecute:
+		j.Execute = exe.ExecuteArgs{Cmd: "uname -a"}
+	case exe.OpDeploy:
+		j.Deploy = exe.DeployArgs{Role: "nginx", Partial: []string{"reconfig"}, ExtraVars: map[string]any{"port": 8080.0}}
+	case exe.OpService:
+		j.Service = exe.ServiceArgs{Name: "nginx", State: exe.ServiceRestarted, Graceful: true}
+	case exe.OpTask:
+		j.Task = exe.TaskArgs{Name: "rr", Type: "rollingrestart", Options: map[string]any{"service": "nginx"}}
+	}
+	return j
+}
+
+func testCreateGetList(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+
+	ids, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, ids)
+
+	var created []*exe.Job
+	for i, op := range []exe.Operate{exe.OpExecute, exe.OpDeploy, exe.OpService, exe.OpTask, exe.OpPing} {
+		j := newJob(op, fmt.Sprintf("a%d.example", i), "b.example")
+		if op == exe.OpTask {
+			j.Targets = []string{"c.example"} // the deploy holds b.example
+		}
+		require.NoError(t, s.Create(ctx, j))
+		created = append(created, j)
+	}
+	for _, want := range created {
+		got, err := s.Get(ctx, want.JID, false)
+		require.NoError(t, err)
+		assert.Equal(t, want.JID, got.JID)
+		assert.Equal(t, exe.JobRunning, got.State)
+		assert.Equal(t, want.StartAt, got.StartAt)
+		assert.Zero(t, got.EndAt)
+		assert.Equal(t, want.Request, got.Request, "the request must round-trip unchanged")
+		assert.Empty(t, got.ReturnData)
+	}
+	ids, err = s.List(ctx)
+	require.NoError(t, err)
+	require.Len(t, ids, len(created))
+	for i, id := range ids {
+		assert.Equal(t, created[len(created)-1-i].JID, id, "List must be newest first")
+	}
+
+	_, err = s.Get(ctx, uuid.NewString(), false)
+	assert.ErrorIs(t, err, exe.ErrNotFound)
+	assert.Error(t, s.Create(ctx, created[0]), "a JID can be created once")
+}
+
+func testDeleteRules(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpExecute, "a")
+	require.NoError(t, s.Create(ctx, j))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.Changed}))
+
+	assert.ErrorIs(t, s.Delete(ctx, j.JID), exe.ErrRunning)
+	_, err := s.Get(ctx, j.JID, false)
+	require.NoError(t, err, "a refused delete changes nothing")
+
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+	require.NoError(t, s.Delete(ctx, j.JID))
+	_, err = s.Get(ctx, j.JID, true)
+	assert.ErrorIs(t, err, exe.ErrNotFound)
+	ids, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.NotContains(t, ids, j.JID)
+	assert.ErrorIs(t, s.Delete(ctx, j.JID), exe.ErrNotFound)
+}
+
+func testFinishRules(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpExecute, "a", "b")
+	require.NoError(t, s.Create(ctx, j))
+	before := time.Now().Unix()
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobFailure, "1 of 2 hosts failed"))
+	got, err := s.Get(ctx, j.JID, false)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, got.State)
+	assert.Equal(t, "1 of 2 hosts failed", got.Error)
+	assert.GreaterOrEqual(t, got.EndAt, before)
+
+	assert.ErrorIs(t, s.Finish(ctx, j.JID, exe.JobDone, ""), exe.ErrFinished, "finishing twice")
+	assert.ErrorIs(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.OK}), exe.ErrFinished,
+		"a finished job takes no more events")
+	assert.ErrorIs(t, s.Finish(ctx, uuid.NewString(), exe.JobDone, ""), exe.ErrNotFound)
+	assert.ErrorIs(t, s.Append(ctx, uuid.NewString(), exe.Event{Host: "a"}), exe.ErrNotFound)
+	got, err = s.Get(ctx, j.JID, false)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, got.State, "refused calls change nothing")
+}
+
+func testMutexAtomic(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	const n = 100
+	var (
+		wins      atomic.Int32
+		conflicts atomic.Int32
+		winner    atomic.Value
+		start     = make(chan struct{})
+		wg        sync.WaitGroup
+		errs      = make(chan error, n)
+	)
+	for i := 0; i < n; i++ {
+		wg.Add(1)
+		go func(i int) {
+			defer wg.Done()
+			// Every job shares "shared" and one neighbour with the next one.
+			op := exe.OpDeploy
+			if i%2 == 1 {
+				op = exe.OpTask
+			}
+			j := newJob(op, fmt.Sprintf("h%03d", i), "shared", fmt.Sprintf("h%03d", (i+1)%n))
+			<-start
+			err := s.Create(ctx, j)
+			switch {
+			case err == nil:
+				wins.Add(1)
+				winner.Store(j.JID)
+			case errors.Is(err, exe.ErrConflict):
+				conflicts.Add(1)
+				var ce *exe.ConflictError
+				if errors.As(err, &ce) && (ce.Host == "" || ce.JID == "") {
+					errs <- fmt.Errorf("conflict must name host and job: %v", err)
+				}
+			default:
+				errs <- err
+			}
+		}(i)
+	}
+	close(start)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	assert.EqualValues(t, 1, wins.Load(), "exactly one deploy may hold the hosts")
+	assert.EqualValues(t, n-1, conflicts.Load())
+
+	// Non-mutex operations never conflict.
+	require.NoError(t, s.Create(ctx, newJob(exe.OpExecute, "shared")))
+	require.NoError(t, s.Create(ctx, newJob(exe.OpService, "shared")))
+	// The holder is named.
+	err := s.Create(ctx, newJob(exe.OpDeploy, "shared"))
+	var ce *exe.ConflictError
+	require.ErrorAs(t, err, &ce)
+	assert.Equal(t, "shared", ce.Host)
+	assert.Equal(t, winner.Load(), ce.JID)
+}
+
+func testMutexPartial(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	require.NoError(t, s.Create(ctx, newJob(exe.OpDeploy, "h2")))
+	// h1 is free, h2 is held: the job is refused and must not keep h1.
+	assert.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "h1", "h2")), exe.ErrConflict)
+	require.NoError(t, s.Create(ctx, newJob(exe.OpTask, "h1")), "a refused job locks nothing")
+}
+
+func testMutexReleased(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	hosts := []string{"a", "b", "c"}
+	for _, end := range []struct {
+		state exe.JobState
+		msg   string
+	}{{exe.JobDone, ""}, {exe.JobFailure, "1 of 3 hosts failed"}, {exe.JobFailure, exe.ErrCancelled.Error()}} {
+		j := newJob(exe.OpDeploy, hosts...)
+		require.NoError(t, s.Create(ctx, j))
+		require.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "c")), exe.ErrConflict)
+		require.NoError(t, s.Finish(ctx, j.JID, end.state, end.msg))
+	}
+	// After the last finish every host is free again.
+	for _, h := range hosts {
+		j := newJob(exe.OpTask, h)
+		require.NoError(t, s.Create(ctx, j), "host %s must be released", h)
+		require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+	}
+}
+
+func testOutputs(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpDeploy, "a", "b")
+	require.NoError(t, s.Create(ctx, j))
+	rtc := &exe.ExecResult{RTC: 0, Stdout: "hi\n"}
+	in := []exe.Event{
+		{Host: exe.AnnounceHost, Status: exe.Announce, Name: "play"},
+		{Host: "a", Status: exe.OK, Name: "step1"},
+		{Host: "b", Status: exe.Changed, Name: "step1", Exec: rtc},
+		{Host: exe.AnnounceHost, Status: exe.Announce, Name: "step2"},
+		{Host: "b", Status: exe.Failed, Name: "step2", Msg: "boom", Truncated: true},
+		{Host: "a", Status: exe.Changed, Name: "step2", Facts: map[string]any{"k": "v"}, Extra: map[string]any{"x": 1.0}},
+	}
+	require.NoError(t, s.Append(ctx, j.JID, in[0], in[1]))
+	for _, ev := range in[2:] {
+		require.NoError(t, s.Append(ctx, j.JID, ev))
+	}
+	got, err := s.Get(ctx, j.JID, false)
+	require.NoError(t, err)
+	assert.Empty(t, got.ReturnData, "no outputs unless asked")
+
+	got, err = s.Get(ctx, j.JID, true)
+	require.NoError(t, err)
+	require.Len(t, got.ReturnData, 3)
+	want := map[string][]exe.Event{}
+	for i, ev := range in {
+		ev.Seq = int64(i + 1)
+		want[ev.Host] = append(want[ev.Host], ev)
+	}
+	assert.Equal(t, want, got.ReturnData)
+}
+
+// testFollowConcurrent starts followers before, during and after a burst of
+// concurrent appends; each must see 1..n once, in order, then the end.
+func testFollowConcurrent(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpExecute, "a", "b", "c")
+	require.NoError(t, s.Create(ctx, j))
+
+	const n = 600
+	type result struct {
+		seqs []int64
+		job  *exe.Job
+		err  error
+	}
+	results := make(chan result, 16)
+	var launched atomic.Int32
+	follow := func() {
+		var r result
+		r.job, r.err = s.Follow(ctx, j.JID, func(ev exe.Event) error {
+			r.seqs = append(r.seqs, ev.Seq)
+			return nil
+		})
+		results <- r
+	}
+	// spawn counts a follower before it starts, so the count is complete
+	// once the appenders are done.
+	spawn := func() { launched.Add(1); go follow() }
+	spawn() // before the first event
+
+	// Three appenders race; followers join at fixed points of the count.
+	var appended atomic.Int64
+	var wg sync.WaitGroup
+	hosts := []string{"a", "b", "c"}
+	for w := 0; w < 3; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < n/3; i++ {
+				if err := s.Append(ctx, j.JID, exe.Event{Host: hosts[w], Status: exe.OK, Msg: fmt.Sprint(i)}); err != nil {
+					t.Error(err)
+					return
+				}
+				if c := appended.Add(1); c%(n/5) == 0 && c < n {
+					spawn() // mid-stream
+				}
+			}
+		}(w)
+	}
+	wg.Wait()
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+	spawn() // after the end
+
+	followers := int(launched.Load())
+	require.GreaterOrEqual(t, followers, 5, "followers before, during and after the appends")
+	for i := 0; i < followers; i++ {
+		var r result
+		select {
+		case r = <-results:
+		case <-ctx.Done():
+			t.Fatalf("only %d of %d followers returned", i, followers)
+		}
+		require.NoError(t, r.err)
+		require.Len(t, r.seqs, n, "follower %d must see every event", i)
+		for k, seq := range r.seqs {
+			require.Equal(t, int64(k+1), seq, "follower %d: events in order, exactly once", i)
+		}
+		require.NotNil(t, r.job)
+		assert.Equal(t, exe.JobDone, r.job.State, "follow returns the final job")
+	}
+}
+
+func testFollowFinished(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpPing, "a")
+	require.NoError(t, s.Create(ctx, j))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.Unreachable, Msg: "refused"}))
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobFailure, "1 of 1 hosts failed"))
+	var got []exe.Event
+	final, err := s.Follow(ctx, j.JID, func(ev exe.Event) error { got = append(got, ev); return nil })
+	require.NoError(t, err)
+	require.Len(t, got, 1)
+	assert.Equal(t, "a", got[0].Host)
+	assert.Equal(t, "refused", got[0].Msg)
+	assert.Equal(t, exe.JobFailure, final.State)
+	assert.Equal(t, "1 of 1 hosts failed", final.Error)
+
+	_, err = s.Follow(ctx, uuid.NewString(), func(exe.Event) error { return nil })
+	assert.ErrorIs(t, err, exe.ErrNotFound)
+}
+
+func testFollowStops(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpPing, "a")
+	require.NoError(t, s.Create(ctx, j))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.OK}))
+
+	// fn's error stops the follow.
+	stop := errors.New("client went away")
+	_, err := s.Follow(ctx, j.JID, func(exe.Event) error { return stop })
+	assert.ErrorIs(t, err, stop)
+
+	// Cancelling ctx stops a follow that is waiting for events.
+	fctx, cancel := context.WithCancel(ctx)
+	delivered := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Follow(fctx, j.JID, func(exe.Event) error { close(delivered); return nil })
+		done <- err
+	}()
+	<-delivered // the follower has caught up and is now waiting
+	cancel()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("Follow did not return after its context was cancelled")
+	}
+}
+
+func testRetention(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	const retention = 300 * time.Millisecond
+	s := newStore(t, Options{Retention: retention})
+	done := newJob(exe.OpExecute, "a")
+	running := newJob(exe.OpDeploy, "a")
+	require.NoError(t, s.Create(ctx, done))
+	require.NoError(t, s.Create(ctx, running))
+	require.NoError(t, s.Append(ctx, done.JID, exe.Event{Host: "a", Status: exe.Changed}))
+	require.NoError(t, s.Finish(ctx, done.JID, exe.JobDone, ""))
+
+	require.Eventually(t, func() bool {
+		_, err := s.Get(ctx, done.JID, true)
+		return errors.Is(err, exe.ErrNotFound)
+	}, 20*time.Second, 20*time.Millisecond, "a finished job must expire after the retention period")
+	ids, err := s.List(ctx)
+	require.NoError(t, err)
+	assert.Equal(t, []string{running.JID}, ids, "only the running job is left")
+
+	got, err := s.Get(ctx, running.JID, false)
+	require.NoError(t, err, "running jobs never expire")
+	assert.Equal(t, exe.JobRunning, got.State)
+	// Its lock is still held.
+	assert.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "a")), exe.ErrConflict)
+}
