@@ -1,0 +1,249 @@
+// Package sshnative is exed's own executor: no Python and no agent on the
+// hosts. Hosts come from an Ansible-style inventory; localhost (and any host
+// with ansible_connection=local) is reached with a local connection.
+//
+// Every operation fans out over its hosts with bounded concurrency and emits
+// each host's event as soon as that host finishes. Request fields reach the
+// host as positional arguments of fixed scripts (or, for execute, as the
+// single argument of sh -c), never spliced into shell code.
+package sshnative
+
+import (
+	"context"
+	_ "embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/hashicorp/go-hclog"
+)
+
+//go:embed scripts/facts.sh
+var factsScript string
+
+//go:embed scripts/service.sh
+var serviceScript string
+
+// Config configures an Executor.
+type Config struct {
+	// Inventory is the inventory the executor works on; nil means
+	// DefaultInventory (localhost only).
+	Inventory *Inventory
+	// Concurrency bounds how many hosts are worked on at once; zero means
+	// runtime.NumCPU().
+	Concurrency int
+	// OutputCap bounds each captured output field in bytes; zero means
+	// DefaultOutputCap.
+	OutputCap int
+	// CommandTimeout bounds each command on each host; zero means no bound
+	// beyond the caller's context.
+	CommandTimeout time.Duration
+	Logger         hclog.Logger
+}
+
+// Executor implements exe.Executor.
+type Executor struct {
+	cfg   Config
+	log   hclog.Logger
+	local conn
+}
+
+var _ exe.Executor = (*Executor)(nil)
+
+// New returns an Executor for cfg.
+func New(cfg Config) (*Executor, error) {
+	if cfg.Inventory == nil {
+		cfg.Inventory = DefaultInventory()
+	}
+	if cfg.Concurrency <= 0 {
+		cfg.Concurrency = runtime.NumCPU()
+	}
+	if cfg.OutputCap <= 0 {
+		cfg.OutputCap = DefaultOutputCap
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &Executor{cfg: cfg, log: log, local: localConn{}}, nil
+}
+
+// Match selects inventory hosts by pattern.
+func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
+	return x.cfg.Inventory.Match(pattern)
+}
+
+// connFor returns the connection that reaches host.
+func (x *Executor) connFor(h *Host) (conn, error) {
+	if h.Local() {
+		return x.local, nil
+	}
+	return nil, fmt.Errorf("ssh connections are not available yet")
+}
+
+// each runs fn for every host with bounded concurrency and emits each
+// result as soon as it is ready. Hosts missing from the inventory and hosts
+// that cannot be connected to are reported UNREACHABLE.
+func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn func(ctx context.Context, c conn) exe.Event) error {
+	sem := make(chan struct{}, x.cfg.Concurrency)
+	var wg sync.WaitGroup
+	for _, name := range hosts {
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+			wg.Wait()
+			return nil
+		}
+		wg.Add(1)
+		go func(name string) {
+			defer func() { <-sem; wg.Done() }()
+			h := x.cfg.Inventory.Host(name)
+			if h == nil {
+				emit(exe.Event{Host: name, Status: exe.Unreachable, Msg: "host is not in the inventory"})
+				return
+			}
+			c, err := x.connFor(h)
+			if err != nil {
+				emit(exe.Event{Host: name, Status: exe.Unreachable, Msg: err.Error()})
+				return
+			}
+			hctx, cancel := ctx, context.CancelFunc(func() {})
+			if x.cfg.CommandTimeout > 0 {
+				hctx, cancel = context.WithTimeout(ctx, x.cfg.CommandTimeout)
+			}
+			defer cancel()
+			ev := fn(hctx, c)
+			ev.Host = name
+			emit(ev)
+		}(name)
+	}
+	wg.Wait()
+	return nil
+}
+
+// runErr turns a command that could not run (or was interrupted) into a
+// FAILED event saying why.
+func runErr(err error) exe.Event {
+	switch {
+	case errors.Is(err, context.DeadlineExceeded):
+		return exe.Event{Status: exe.Failed, Msg: "command timed out"}
+	case errors.Is(err, context.Canceled):
+		return exe.Event{Status: exe.Failed, Msg: "cancelled"}
+	}
+	return exe.Event{Status: exe.Failed, Msg: err.Error()}
+}
+
+// Ping checks each host answers. A local connection always does; it is
+// not worth a process.
+func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+		if _, ok := c.(localConn); ok {
+			return exe.Event{Status: exe.OK}
+		}
+		res, err := c.run(ctx, command{script: "true"}, x.cfg.OutputCap)
+		if err != nil {
+			return runErr(err)
+		}
+		if res.rtc != 0 {
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}
+		}
+		return exe.Event{Status: exe.OK}
+	})
+}
+
+// Facter gathers facts with one embedded script that prints JSON.
+func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+		res, err := c.run(ctx, command{script: factsScript}, x.cfg.OutputCap)
+		if err != nil {
+			return runErr(err)
+		}
+		if res.rtc != 0 {
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("facts script exited %d: %s", res.rtc, firstLine(res.stderr))}
+		}
+		var facts map[string]any
+		if err := json.Unmarshal([]byte(res.stdout), &facts); err != nil {
+			return exe.Event{Status: exe.Failed, Msg: "facts script printed invalid JSON: " + err.Error()}
+		}
+		return exe.Event{Status: exe.OK, Facts: facts}
+	})
+}
+
+// Service brings a service to the desired state with the embedded service
+// script: CHANGED when it acted, OK when nothing needed doing.
+func (x *Executor) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	if !exe.ValidServiceName(args.Name) {
+		return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", args.Name)
+	}
+	action := args.State.String()
+	if args.State == exe.ServiceRestarted && args.Graceful {
+		action = "reloaded"
+	}
+	if args.State < exe.ServiceStarted || args.State > exe.ServiceRestarted {
+		return exe.Errorf(exe.ErrInvalid, "state: must be 0, 1 or 2")
+	}
+	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+		res, err := c.run(ctx, command{script: serviceScript, args: []string{args.Name, action}}, x.cfg.OutputCap)
+		if err != nil {
+			return runErr(err)
+		}
+		if res.rtc != 0 {
+			msg := firstLine(res.stderr)
+			if msg == "" {
+				msg = firstLine(res.stdout)
+			}
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("%s %s failed (exit %d): %s", action, args.Name, res.rtc, msg)}
+		}
+		if strings.TrimSpace(lastLine(res.stdout)) == "ok" {
+			return exe.Event{Status: exe.OK}
+		}
+		return exe.Event{Status: exe.Changed}
+	})
+}
+
+// Execute runs args.Cmd with sh -c on each host.
+func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+		// The command is the single argument of sh -c: "$1" after "exe".
+		res, err := c.run(ctx, command{script: `exec /bin/sh -c "$1"`, args: []string{args.Cmd}}, x.cfg.OutputCap)
+		if err != nil {
+			ev := runErr(err)
+			ev.Exec = &exe.ExecResult{RTC: -1, Stdout: res.stdout, Stderr: res.stderr}
+			ev.Truncated = res.truncated
+			return ev
+		}
+		ev := exe.Event{Status: exe.Changed, Truncated: res.truncated,
+			Exec: &exe.ExecResult{RTC: res.rtc, Stdout: res.stdout, Stderr: res.stderr}}
+		if res.rtc != 0 {
+			ev.Status = exe.Failed
+			ev.Msg = fmt.Sprintf("command exited %d", res.rtc)
+		}
+		return ev
+	})
+}
+
+// Deploy is not supported yet.
+func (x *Executor) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) error {
+	return exe.Errorf(exe.ErrNotSupported, "deploy is not supported by the sshnative executor yet")
+}
+
+func firstLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+func lastLine(s string) string {
+	s = strings.TrimSpace(s)
+	if i := strings.LastIndexByte(s, '\n'); i >= 0 {
+		return s[i+1:]
+	}
+	return s
+}
