@@ -1,0 +1,46 @@
+# exed build and test entry points. `make test` is what CI runs.
+GO        ?= go
+PACKAGES  ?= ./...
+# Debian packages the integration tests need: a real sshd, redis-server and
+# ansible. Installed only when missing, and only when running as root.
+TEST_DEBS := openssh-server redis-server ansible
+FUZZTIME  ?= 5s
+
+.PHONY: all build test deps vet fuzz bench run clean
+
+all: build
+
+build:
+	$(GO) build $(PACKAGES)
+
+run:
+	$(GO) run ./examples/exed
+
+deps:
+	@missing=""; \
+	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
+	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
+	command -v ansible >/dev/null 2>&1 || missing="$$missing ansible"; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; \
+		else \
+			echo "missing:$$missing (run make test as root to install them)"; \
+		fi; \
+	fi
+
+vet:
+	@unformatted=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
+	$(GO) vet $(PACKAGES)
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./transport/http
+
+test: deps vet
+	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
+	@if ls transport/http/*fuzz*_test.go >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz; fi
+
+bench:
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./transport/http ./bench/...
