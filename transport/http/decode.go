@@ -1,0 +1,243 @@
+package http
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"net/url"
+	"strconv"
+
+	"github.com/0ops/exed/exe"
+)
+
+// errUnsupportedType and errTooLarge are decoding failures with their own
+// status codes (415, 413); every other decoding failure is a 400.
+var (
+	errUnsupportedType = errors.New("Content-Type must be application/json")
+	errTooLarge        = errors.New("request body is too large")
+)
+
+// parseBool reads a boolean query value: 1/true/True/yes or
+// 0/false/False/no; an absent parameter is false.
+func parseBool(q url.Values, name string) (bool, error) {
+	vals, ok := q[name]
+	if !ok {
+		return false, nil
+	}
+	v := vals[len(vals)-1]
+	switch v {
+	case "1", "true", "True", "yes":
+		return true, nil
+	case "0", "false", "False", "no":
+		return false, nil
+	}
+	return false, exe.Errorf(exe.ErrInvalid, "%s: %q is not a boolean (use 1/true/True/yes or 0/false/False/no)", name, v)
+}
+
+// flexBool is a JSON boolean that also takes the seed clients' forms:
+// 0/1 and the strings parseBool accepts.
+type flexBool bool
+
+func (b *flexBool) UnmarshalJSON(data []byte) error {
+	var v any
+	if err := json.Unmarshal(data, &v); err != nil {
+		return err
+	}
+	switch t := v.(type) {
+	case bool:
+		*b = flexBool(t)
+		return nil
+	case float64:
+		if t == 0 || t == 1 {
+			*b = t == 1
+			return nil
+		}
+	case string:
+		got, err := parseBool(url.Values{"x": {t}}, "x")
+		if err == nil {
+			*b = flexBool(got)
+			return nil
+		}
+	case nil:
+		*b = false
+		return nil
+	}
+	// flexBool only serves "graceful"; the decoder adds no field context to
+	// a custom error, so the message names it.
+	return exe.Errorf(exe.ErrInvalid, "graceful: must be a boolean")
+}
+
+// queryRequest builds a sync request from query parameters.
+func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
+	req := exe.Request{Operate: op}
+	req.Targets = append(append(req.Targets, q["target"]...), q["targets"]...)
+	if len(req.Targets) == 0 {
+		return req, exe.Errorf(exe.ErrInvalid, "target: at least one target host is required")
+	}
+	switch op {
+	case exe.OpService:
+		req.Service.Name = q.Get("name")
+		st := q.Get("state")
+		if st == "" {
+			return req, exe.Errorf(exe.ErrInvalid, "state: required (0 started, 1 stopped, 2 restarted)")
+		}
+		n, err := strconv.Atoi(st)
+		if err != nil {
+			return req, exe.Errorf(exe.ErrInvalid, "state: %q is not 0, 1 or 2", st)
+		}
+		req.Service.State = exe.ServiceState(n)
+		graceful, err := parseBool(q, "graceful")
+		if err != nil {
+			return req, err
+		}
+		req.Service.Graceful = graceful
+	case exe.OpExecute:
+		req.Execute.Cmd = q.Get("cmd")
+	}
+	return req, req.Validate()
+}
+
+// Bodies, one per operation, so that a field is type-checked only where it
+// means something; unknown fields are ignored.
+type (
+	targetsBody struct {
+		Targets *[]string `json:"targets"`
+		Target  *[]string `json:"target"` // the seed's documents use both names
+	}
+	serviceBody struct {
+		targetsBody
+		Name     string   `json:"name"`
+		State    *int     `json:"state"`
+		Graceful flexBool `json:"graceful"`
+	}
+	executeBody struct {
+		targetsBody
+		Cmd string `json:"cmd"`
+	}
+	deployBody struct {
+		targetsBody
+		Role      string         `json:"role"`
+		Partial   []string       `json:"partial"`
+		ExtraVars map[string]any `json:"extra_vars"`
+	}
+	taskBody struct {
+		targetsBody
+		TaskName string         `json:"taskname"`
+		TaskType string         `json:"tasktype"`
+		TaskOpts map[string]any `json:"taskopts"`
+	}
+)
+
+func (t targetsBody) targets() []string {
+	switch {
+	case t.Targets != nil:
+		return *t.Targets
+	case t.Target != nil:
+		return *t.Target
+	}
+	return nil
+}
+
+// fieldTypes names the expected type of each field in error messages.
+var fieldTypes = map[string]string{
+	"targets": "a list of host names", "target": "a list of host names",
+	"name": "a string", "state": "an integer (0, 1 or 2)", "graceful": "a boolean",
+	"cmd": "a string", "role": "a string", "partial": "a list of strings", "extra_vars": "an object",
+	"taskname": "a string", "tasktype": "a string", "taskopts": "an object",
+}
+
+// decodeBody builds an async request from a JSON body.
+func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request, error) {
+	req := exe.Request{Operate: op}
+	if contentType != "" {
+		mt, _, err := mime.ParseMediaType(contentType)
+		if err != nil || mt != "application/json" {
+			return req, errUnsupportedType
+		}
+	}
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return req, errTooLarge
+		}
+		return req, exe.Errorf(exe.ErrInvalid, "could not read the request body")
+	}
+	raw = bytes.TrimSpace(raw)
+	if len(raw) == 0 || raw[0] != '{' {
+		return req, exe.Errorf(exe.ErrInvalid, "request body must be a JSON object")
+	}
+	var (
+		dst     any
+		targets *targetsBody
+	)
+	var (
+		sb serviceBody
+		eb executeBody
+		db deployBody
+		tb taskBody
+		pb targetsBody
+	)
+	switch op {
+	case exe.OpService:
+		dst, targets = &sb, &sb.targetsBody
+	case exe.OpExecute:
+		dst, targets = &eb, &eb.targetsBody
+	case exe.OpDeploy:
+		dst, targets = &db, &db.targetsBody
+	case exe.OpTask:
+		dst, targets = &tb, &tb.targetsBody
+	default:
+		dst, targets = &pb, &pb
+	}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if err := dec.Decode(dst); err != nil {
+		return req, jsonError(err)
+	}
+	if dec.More() {
+		return req, exe.Errorf(exe.ErrInvalid, "request body must hold a single JSON object")
+	}
+	req.Targets = targets.targets()
+	switch op {
+	case exe.OpService:
+		if sb.State == nil {
+			return req, exe.Errorf(exe.ErrInvalid, "state: required (0 started, 1 stopped, 2 restarted)")
+		}
+		req.Service = exe.ServiceArgs{Name: sb.Name, State: exe.ServiceState(*sb.State), Graceful: bool(sb.Graceful)}
+	case exe.OpExecute:
+		req.Execute = exe.ExecuteArgs{Cmd: eb.Cmd}
+	case exe.OpDeploy:
+		req.Deploy = exe.DeployArgs{Role: db.Role, Partial: db.Partial, ExtraVars: db.ExtraVars}
+	case exe.OpTask:
+		req.Task = exe.TaskArgs{Name: tb.TaskName, Type: tb.TaskType, Options: tb.TaskOpts}
+	}
+	return req, req.Validate()
+}
+
+// jsonError turns a decoding error into a 400 that names the field.
+func jsonError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	var syntaxErr *json.SyntaxError
+	switch {
+	case errors.Is(err, exe.ErrInvalid):
+		return err
+	case errors.As(err, &typeErr):
+		field := typeErr.Field
+		if i := bytes.IndexByte([]byte(field), '.'); i >= 0 {
+			field = field[:i]
+		}
+		if want, ok := fieldTypes[field]; ok {
+			return exe.Errorf(exe.ErrInvalid, "%s: must be %s", field, want)
+		}
+		return exe.Errorf(exe.ErrInvalid, "field %q has the wrong type", field)
+	case errors.As(err, &syntaxErr):
+		return exe.Errorf(exe.ErrInvalid, "request body is not valid JSON (at byte %d)", syntaxErr.Offset)
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		return exe.Errorf(exe.ErrInvalid, "request body is truncated JSON")
+	}
+	return exe.Errorf(exe.ErrInvalid, "request body is not valid JSON: %s", fmt.Sprint(err))
+}

@@ -1,0 +1,201 @@
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/0ops/exed/exe"
+)
+
+// target lists the hosts a pattern selects.
+func (a *API) target(w http.ResponseWriter, r *http.Request) {
+	hosts, err := a.engine.Match(r.Context(), r.URL.Query().Get("pattern"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, hosts)
+}
+
+// syncOp runs an operation in this process and answers {"host": event}.
+func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		req, err := queryRequest(op, r.URL.Query())
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		out, err := a.engine.Run(r.Context(), req)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, out)
+	}
+}
+
+// asyncOp stores and dispatches a job and answers 201 {"jid": ...}.
+func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
+		req, err := decodeBody(op, r.Header.Get("Content-Type"), body)
+		switch {
+		case errors.Is(err, errUnsupportedType):
+			writeMessage(w, http.StatusUnsupportedMediaType, err.Error())
+			return
+		case errors.Is(err, errTooLarge):
+			writeMessage(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit of "+byteSize(a.opts.MaxBodyBytes))
+			return
+		case err != nil:
+			a.writeError(w, r, err)
+			return
+		}
+		jid, err := a.engine.Submit(r.Context(), req)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		w.Header().Set("Location", a.opts.Prefix+"/jobs/"+jid)
+		writeJSON(w, http.StatusCreated, map[string]string{"jid": jid})
+	}
+}
+
+func (a *API) tasks(w http.ResponseWriter, r *http.Request) {
+	infos, err := a.engine.TaskInfos(r.Context())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, infos)
+}
+
+func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
+	detail, err := parseBool(r.URL.Query(), "detail")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if detail {
+		jobs, err := a.engine.JobDetails(r.Context())
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		writeJSON(w, http.StatusOK, jobs)
+		return
+	}
+	ids, err := a.engine.Jobs(r.Context())
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, ids)
+}
+
+func (a *API) job(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	outputs, err := parseBool(q, "outputs")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	follow, err := parseBool(q, "follow")
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	jid := r.PathValue("jid")
+	if follow {
+		a.follow(w, r, jid)
+		return
+	}
+	job, err := a.engine.Job(r.Context(), jid, outputs)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, job)
+}
+
+func (a *API) deleteJob(w http.ResponseWriter, r *http.Request) {
+	if err := a.engine.Delete(r.Context(), r.PathValue("jid")); err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusNoContent)
+}
+
+func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
+	job, err := a.engine.Cancel(r.Context(), r.PathValue("jid"))
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	writeJSON(w, http.StatusAccepted, job)
+}
+
+func (a *API) health(w http.ResponseWriter, r *http.Request) {
+	if err := a.engine.Health(r.Context()); err != nil {
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "message": exe.PublicMessage(err)})
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+}
+
+// follow streams a job as NDJSON: the job object, then every event as
+// {"host": event} from the first one, then the final job object. Each line is
+// flushed as written; the stream ends when the job does or the client leaves.
+func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
+	ctx := r.Context()
+	job, err := a.engine.Job(ctx, jid, false)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	rc := http.NewResponseController(w)
+	w.Header().Set("Content-Type", "application/x-ndjson")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	line := func(v any) error {
+		b, err := json.Marshal(v)
+		if err != nil {
+			return err
+		}
+		// Not every writer supports deadlines (httptest recorders); that is
+		// fine, the context still ends the stream.
+		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.LineTimeout))
+		if _, err := w.Write(append(b, '\n')); err != nil {
+			return err
+		}
+		return rc.Flush()
+	}
+	if err := line(job); err != nil {
+		return
+	}
+	final, err := a.engine.Follow(ctx, jid, func(ev exe.Event) error {
+		return line(map[string]exe.Event{ev.Host: ev})
+	})
+	if err != nil {
+		if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) {
+			a.log.Warn("follow stream ended early", "jid", jid, "error", err)
+		}
+		return
+	}
+	_ = line(final)
+}
+
+func byteSize(n int64) string {
+	switch {
+	case n >= 1<<20 && n%(1<<20) == 0:
+		return itoa(n>>20) + " MiB"
+	case n >= 1<<10 && n%(1<<10) == 0:
+		return itoa(n>>10) + " KiB"
+	}
+	return itoa(n) + " bytes"
+}
+
+func itoa(n int64) string { return strconv.FormatInt(n, 10) }

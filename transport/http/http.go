@@ -1,0 +1,196 @@
+// Package http serves exed's HTTP API (API.md) as a plain http.Handler: every
+// endpoint is registered on a *http.ServeMux with Go 1.22 method patterns,
+// under an optional prefix, so the API can be mounted inside an existing
+// service. Every non-2xx answer, including the mux's own 404 and 405, is
+// {"message": "..."} with Content-Type application/json.
+//
+// Only this package maps exe's sentinel errors to status codes; unexpected
+// errors are logged in full and answered with a generic message.
+package http
+
+import (
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for Options.
+const (
+	DefaultMaxBodyBytes = 1 << 20
+	DefaultLineTimeout  = 30 * time.Second
+)
+
+// Options configure the API handler.
+type Options struct {
+	// Prefix mounts every endpoint under a path, e.g. "/exed". Empty: root.
+	Prefix string
+	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// Tokens, when not empty, are the bearer tokens accepted on every
+	// endpoint but /healthz.
+	Tokens []string
+	// LineTimeout is the write deadline of each line of a follow stream, so
+	// a stalled client cannot hold a stream forever while a server-wide
+	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
+	LineTimeout time.Duration
+	// Logger receives unexpected errors. Nil: discarded.
+	Logger hclog.Logger
+}
+
+// API serves the endpoints of API.md for one Engine.
+type API struct {
+	engine *exe.Engine
+	opts   Options
+	log    hclog.Logger
+	auth   *bearerAuth
+}
+
+// New returns a handler serving the API on its own mux.
+func New(engine *exe.Engine, opts Options) http.Handler {
+	return NewAPI(engine, opts).Handler()
+}
+
+// NewAPI returns the API, to Register on a mux of the caller's.
+func NewAPI(engine *exe.Engine, opts Options) *API {
+	if opts.MaxBodyBytes <= 0 {
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.LineTimeout <= 0 {
+		opts.LineTimeout = DefaultLineTimeout
+	}
+	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens)}
+}
+
+type route struct {
+	method, path string
+	handler      http.HandlerFunc
+	public       bool // no token needed
+}
+
+func (a *API) routes() []route {
+	return []route{
+		{"GET", "/target", a.target, false},
+		{"GET", "/ping", a.syncOp(exe.OpPing), false},
+		{"POST", "/ping", a.asyncOp(exe.OpPing), false},
+		{"GET", "/facter", a.syncOp(exe.OpFacter), false},
+		{"POST", "/facter", a.asyncOp(exe.OpFacter), false},
+		{"GET", "/service", a.syncOp(exe.OpService), false},
+		{"POST", "/service", a.asyncOp(exe.OpService), false},
+		{"GET", "/execute", a.syncOp(exe.OpExecute), false},
+		{"POST", "/execute", a.asyncOp(exe.OpExecute), false},
+		{"POST", "/deploy", a.asyncOp(exe.OpDeploy), false},
+		{"GET", "/tasks", a.tasks, false},
+		{"POST", "/tasks", a.asyncOp(exe.OpTask), false},
+		{"GET", "/jobs", a.jobs, false},
+		{"GET", "/jobs/{jid}", a.job, false},
+		{"DELETE", "/jobs/{jid}", a.deleteJob, false},
+		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
+		{"GET", "/healthz", a.health, true},
+	}
+}
+
+// methods are the request methods Register routes to the API under its
+// prefix. Patterns with a method never conflict with a host application's
+// own patterns such as "GET /", which a method-less "/prefix/" would.
+var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
+
+// Register mounts the API on mux under the prefix; the host application's
+// other routes are untouched.
+func (a *API) Register(mux *http.ServeMux) {
+	h := a.Handler()
+	for _, m := range methods {
+		mux.Handle(m+" "+a.opts.Prefix+"/", h)
+	}
+}
+
+// Handler returns a mux serving every endpoint under the prefix, with JSON
+// 405s (and an Allow header) for known paths and a JSON 404 for the rest.
+func (a *API) Handler() http.Handler {
+	mux := http.NewServeMux()
+	allowed := map[string][]string{}
+	var paths []string
+	for _, rt := range a.routes() {
+		h := http.Handler(rt.handler)
+		if !rt.public {
+			h = a.auth.wrap(h)
+		}
+		mux.Handle(rt.method+" "+a.opts.Prefix+rt.path, h)
+		if _, ok := allowed[rt.path]; !ok {
+			paths = append(paths, rt.path)
+		}
+		allowed[rt.path] = append(allowed[rt.path], rt.method)
+		if rt.method == "GET" {
+			allowed[rt.path] = append(allowed[rt.path], "HEAD")
+		}
+	}
+	for _, p := range paths {
+		methods := allowed[p]
+		sort.Strings(methods)
+		allow := strings.Join(methods, ", ")
+		// A method-less pattern is less specific than the method ones, so
+		// it only catches the methods they do not serve.
+		mux.HandleFunc(a.opts.Prefix+p, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
+		})
+	}
+	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+	return mux
+}
+
+// writeJSON answers with v as JSON.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	b, err := json.Marshal(v)
+	if err != nil {
+		writeMessage(w, http.StatusInternalServerError, "internal error")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(append(b, '\n'))
+}
+
+// writeMessage answers with {"message": msg}.
+func writeMessage(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"message": msg})
+}
+
+// statusOf maps exe's error kinds to status codes.
+func statusOf(err error) int {
+	switch {
+	case errors.Is(err, exe.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, exe.ErrNoMatch), errors.Is(err, exe.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, exe.ErrConflict), errors.Is(err, exe.ErrRunning), errors.Is(err, exe.ErrFinished):
+		return http.StatusConflict
+	case errors.Is(err, exe.ErrNotSupported):
+		return http.StatusNotImplemented
+	case errors.Is(err, exe.ErrBusy), errors.Is(err, exe.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	}
+	return http.StatusInternalServerError
+}
+
+// writeError answers with err's status and public message; unexpected
+// errors are logged in full and shown as a generic message.
+func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status == http.StatusInternalServerError {
+		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)
+	}
+	writeMessage(w, status, exe.PublicMessage(err))
+}
