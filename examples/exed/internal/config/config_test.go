@@ -1,0 +1,103 @@
+package config_test
+
+import (
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func write(t *testing.T, text string) string {
+	t.Helper()
+	p := filepath.Join(t.TempDir(), "exed.conf")
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+func TestDefaults(t *testing.T) {
+	c := config.Default()
+	assert.Equal(t, "127.0.0.1", c.API.ListenAddr)
+	assert.Equal(t, 16808, c.API.ListenPort)
+	assert.Equal(t, "sshnative", c.Runner.Executor)
+	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
+	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
+	assert.True(t, c.API.Loopback())
+}
+
+func TestSeedStyleFile(t *testing.T) {
+	p := write(t, `
+[api]
+listen_addr = "0.0.0.0"
+listen_port = 8080
+pid_file = '/run/exed.pid'
+
+[runner]
+concurrency = 8
+modules = /opt/exed/modules
+job_ttl = 3d
+shutdown_grace = 90s
+
+[log]
+log_level = DEBUG
+error_log = /var/log/exed/error.log  ; where errors go
+
+[sshnative]
+command_timeout = 120
+`)
+	c, warnings, err := config.Load(p)
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	assert.Equal(t, "0.0.0.0", c.API.ListenAddr)
+	assert.False(t, c.API.Loopback())
+	assert.Equal(t, 8080, c.API.ListenPort)
+	assert.Equal(t, "/run/exed.pid", c.API.PidFile)
+	assert.Equal(t, 8, c.Runner.Concurrency)
+	assert.Equal(t, "/opt/exed/modules", c.Runner.Modules)
+	assert.Equal(t, 72*time.Hour, c.Runner.JobTTL)
+	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
+	assert.Equal(t, "debug", c.Log.Level)
+	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
+	assert.Equal(t, 120*time.Second, c.SSHNative.CommandTimeout)
+}
+
+func TestUnknownOptionsWarn(t *testing.T) {
+	c, warnings, err := config.Load(write(t, "[api]\nlisten_prot = 1\n[nonsense]\na = b\n"))
+	require.NoError(t, err)
+	assert.Equal(t, 16808, c.API.ListenPort)
+	require.Len(t, warnings, 2)
+	assert.Contains(t, warnings[0], `unknown option "listen_prot" in [api]`)
+	assert.Contains(t, warnings[1], "unknown section [nonsense]")
+}
+
+func TestBadValuesNameTheOption(t *testing.T) {
+	for text, want := range map[string]string{
+		"[api]\nlisten_port = http\n":       `[api] listen_port: "http" is not a port number`,
+		"[api]\nlisten_port = 70000\n":      `[api] listen_port: "70000" is not a port number`,
+		"[runner]\nconcurrency = 0\n":       `[runner] concurrency: "0" is not a whole number of at least 1`,
+		"[runner]\njob_ttl = forever\n":     `[runner] job_ttl: "forever" is not a duration`,
+		"[runner]\nexecutor = ../evil\n":    `[runner] executor: "../evil" is not a plugin name`,
+		"[runner]\nredis_url = localhost\n": `[runner] redis_url: "localhost" is not a URL`,
+		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
+		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
+	} {
+		_, _, err := config.Load(write(t, text))
+		require.Error(t, err, text)
+		assert.Contains(t, err.Error(), want, text)
+	}
+	_, _, err := config.Load(filepath.Join(t.TempDir(), "missing.conf"))
+	assert.Error(t, err)
+}
+
+func TestTokens(t *testing.T) {
+	p := write(t, "# operators\nalpha\n\n  beta  \n")
+	tokens, err := config.API{AuthTokenFile: p}.Tokens()
+	require.NoError(t, err)
+	assert.Equal(t, []string{"alpha", "beta"}, tokens)
+	_, err = config.API{AuthTokenFile: write(t, "# none\n")}.Tokens()
+	assert.ErrorContains(t, err, "holds no token")
+}

@@ -1,0 +1,93 @@
+// Command exed is the reference exed server: the HTTP API of API.md on top
+// of the exe Engine, configured by an INI file (exed.conf).
+//
+// With no configuration at all it serves the embedded default on
+// 127.0.0.1:16808: an in-memory job store, the in-process dispatcher and the
+// sshnative executor with localhost.
+//
+//	exed [-c exed.conf] [-d] [-v] [-h]
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime/debug"
+
+	"github.com/0ops/exed/examples/exed/internal/config"
+)
+
+// version is set at build time with -ldflags "-X main.version=...".
+var version = ""
+
+// Exit codes: 2 for bad usage or configuration, 1 for failures at run time.
+const (
+	exitFailure = 1
+	exitUsage   = 2
+)
+
+func main() { os.Exit(run(os.Args[1:], os.Stdout, os.Stderr)) }
+
+func versionString() string {
+	if version != "" {
+		return version
+	}
+	if bi, ok := debug.ReadBuildInfo(); ok && bi.Main.Version != "" && bi.Main.Version != "(devel)" {
+		return bi.Main.Version
+	}
+	return "dev"
+}
+
+func run(args []string, stdout, stderr io.Writer) int {
+	fs := flag.NewFlagSet("exed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var confPath string
+	var daemon, showVersion bool
+	fs.StringVar(&confPath, "c", "", "path to exed.conf (default: ./exed.conf if it exists, else built-in defaults)")
+	fs.StringVar(&confPath, "conf", "", "same as -c")
+	fs.BoolVar(&daemon, "d", false, "run as a daemon: detach, write [api] pid_file, log to files")
+	fs.BoolVar(&daemon, "daemon", false, "same as -d")
+	fs.BoolVar(&showVersion, "v", false, "print the version and exit")
+	fs.BoolVar(&showVersion, "version", false, "same as -v")
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "Usage: exed [-c exed.conf] [-d] [-v] [-h]\n\nexed serves the exed remote-execution HTTP API.\n\nFlags:\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		return exitUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(stderr, "exed: unexpected argument %q\n", fs.Arg(0))
+		fs.Usage()
+		return exitUsage
+	}
+	if showVersion {
+		fmt.Fprintln(stdout, "exed", versionString())
+		return 0
+	}
+
+	cfg := config.Default()
+	if confPath == "" {
+		if _, err := os.Stat("exed.conf"); err == nil {
+			confPath = "exed.conf"
+		}
+	}
+	var warnings []string
+	if confPath != "" {
+		var err error
+		cfg, warnings, err = config.Load(confPath)
+		if err != nil {
+			fmt.Fprintln(stderr, "exed:", err)
+			return exitUsage
+		}
+	}
+	if daemon && os.Getenv(daemonEnv) == "" {
+		return startDaemon(args, stdout, stderr)
+	}
+	return serve(cfg, warnings, stdout, stderr)
+}

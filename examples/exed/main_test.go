@@ -1,0 +1,293 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var binary string
+
+// TestMain builds the exed binary once; the tests run it as operators do.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "exed-bin-")
+	if err != nil {
+		panic(err)
+	}
+	binary = filepath.Join(dir, "exed")
+	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freePort(t *testing.T) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+func writeConf(t *testing.T, dir, text string) string {
+	t.Helper()
+	p := filepath.Join(dir, "exed.conf")
+	require.NoError(t, os.WriteFile(p, []byte(text), 0o600))
+	return p
+}
+
+// proc is a running exed started by a test.
+type proc struct {
+	cmd  *exec.Cmd
+	addr string
+	done chan error
+	logs *lockedBuffer
+}
+
+// lockedBuffer collects a process's log lines while tests read them.
+type lockedBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *lockedBuffer) WriteString(s string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.buf.WriteString(s)
+}
+
+func (b *lockedBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs exed with args in dir and waits for its "listening" log line.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	cmd.Stdout = io.Discard
+	require.NoError(t, cmd.Start())
+	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &lockedBuffer{}}
+	ready := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			line := sc.Text()
+			p.logs.WriteString(line + "\n")
+			if i := strings.Index(line, "exed listening: addr="); i >= 0 {
+				ready <- strings.Fields(line[i+len("exed listening: addr="):])[0]
+			}
+		}
+		p.done <- cmd.Wait()
+	}()
+	// After Wait, Kill signals nothing ("process already finished"), so
+	// this only ever reaches the exed this test started.
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	select {
+	case p.addr = <-ready:
+	case err := <-p.done:
+		t.Fatalf("exed exited before listening: %v\n%s", err, p.logs)
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exed did not start\n%s", p.logs)
+	}
+	return p
+}
+
+func (p *proc) stop(t *testing.T) {
+	t.Helper()
+	require.NoError(t, p.cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-p.done:
+		require.NoError(t, err, "exed must exit 0 on SIGTERM")
+	case <-time.After(60 * time.Second):
+		t.Fatal("exed did not stop on SIGTERM")
+	}
+}
+
+func httpDo(t *testing.T, method, url, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, b
+}
+
+func TestServeEndToEnd(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "exed.pid")
+	accessLog := filepath.Join(dir, "access.log")
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+listen_port = %d
+pid_file = "%s"
+[log]
+access_log = %s
+[runner]
+shutdown_grace = 2s
+`, freePort(t), pidFile, accessLog))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	assert.Equal(t, strconv.Itoa(p.cmd.Process.Pid), strings.TrimSpace(string(b)))
+
+	code, body := httpDo(t, "GET", base+"/target", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `["localhost"]`, string(body))
+	code, body = httpDo(t, "GET", base+"/ping?target=localhost", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"localhost":{"status":1}}`, string(body))
+
+	code, body = httpDo(t, "POST", base+"/execute", `{"targets":["localhost"],"cmd":"echo hi"}`)
+	require.Equal(t, 201, code, string(body))
+	var created map[string]string
+	require.NoError(t, json.Unmarshal(body, &created))
+	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
+	require.Equal(t, 200, code)
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	require.Len(t, lines, 3, string(body))
+	assert.JSONEq(t, `{"localhost":{"status":5,"rtc":0,"stdout":"hi\n","stderr":""}}`, lines[1])
+	var final map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[2]), &final))
+	assert.EqualValues(t, 0, final["state"])
+
+	code, body = httpDo(t, "GET", base+"/nope", "")
+	assert.Equal(t, 404, code)
+	assert.JSONEq(t, `{"message":"no such endpoint: /nope"}`, string(body))
+
+	p.stop(t)
+	_, err = os.Stat(pidFile)
+	assert.True(t, errors.Is(err, os.ErrNotExist), "the pid file is removed on exit")
+	log, err := os.ReadFile(accessLog)
+	require.NoError(t, err)
+	assert.Contains(t, string(log), `"GET /ping?target=localhost HTTP/1.1" 200`)
+	assert.Contains(t, string(log), `"POST /execute HTTP/1.1" 201`)
+	assert.Contains(t, p.logs.String(), "exed stopped")
+}
+
+func TestNoConfigServesDefault(t *testing.T) {
+	p := start(t, t.TempDir())
+	assert.Equal(t, "127.0.0.1:16808", p.addr, "the embedded default")
+	code, body := httpDo(t, "GET", "http://"+p.addr+"/target", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `["localhost"]`, string(body))
+	p.stop(t)
+}
+
+func TestDaemon(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "exed.pid")
+	errLog := filepath.Join(dir, "error.log")
+	port := freePort(t)
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\npid_file = %s\n[log]\nerror_log = %s\naccess_log = %s\n",
+		port, pidFile, errLog, filepath.Join(dir, "access.log")))
+	out, err := exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	require.NoError(t, err, string(out))
+	assert.Contains(t, string(out), fmt.Sprintf("listening on 127.0.0.1:%d", port))
+
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err, "the daemon writes its pid file before reporting ready")
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	assert.Contains(t, string(out), fmt.Sprintf("pid %d", pid))
+
+	code, _ := httpDo(t, "GET", fmt.Sprintf("http://127.0.0.1:%d/healthz", port), "")
+	assert.Equal(t, 200, code)
+
+	// A second daemon on the same pid file refuses to start.
+	out, err = exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	assert.Error(t, err)
+	assert.Contains(t, string(out), "exed:")
+
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) },
+		30*time.Second, 20*time.Millisecond, "the daemon stops on SIGTERM")
+	logText, err := os.ReadFile(errLog)
+	require.NoError(t, err)
+	assert.Contains(t, string(logText), "exed stopped")
+	_, err = os.Stat(pidFile)
+	assert.True(t, errors.Is(err, os.ErrNotExist))
+}
+
+func TestBadConfigurationExits2(t *testing.T) {
+	dir := t.TempDir()
+	for text, want := range map[string]string{
+		"[api]\nlisten_port = many\n":                     `[api] listen_port: "many" is not a port number`,
+		"[api]\nlisten_addr = 0.0.0.0\nlisten_port = 1\n": "is not a loopback address: set auth_token_file",
+		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: "nosuch" is not available`,
+		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
+	} {
+		cmd := exec.Command(binary, "-c", writeConf(t, dir, text))
+		out, err := cmd.CombinedOutput()
+		var exit *exec.ExitError
+		require.ErrorAs(t, err, &exit, text)
+		assert.Equal(t, 2, exit.ExitCode(), text)
+		assert.Contains(t, string(out), want, text)
+	}
+	out, err := exec.Command(binary, "--bogus").CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, string(out), "Usage: exed")
+}
+
+func TestUnknownOptionWarnsAndAuth(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("s3cret\n"), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\nauth_token_file = %s\nfrobnicate = 1\n", freePort(t), tokens))
+	p := start(t, dir, "-c", conf)
+	assert.Contains(t, p.logs.String(), `unknown option "frobnicate" in [api] ignored`)
+	code, _ := httpDo(t, "GET", "http://"+p.addr+"/target", "")
+	assert.Equal(t, 401, code)
+	req, _ := http.NewRequest("GET", "http://"+p.addr+"/target", nil)
+	req.Header.Set("Authorization", "Bearer s3cret")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode)
+	assert.NotContains(t, p.logs.String(), "s3cret", "tokens are never logged")
+	p.stop(t)
+}
+
+func TestVersionAndHelp(t *testing.T) {
+	out, err := exec.Command(binary, "-v").Output()
+	require.NoError(t, err)
+	assert.True(t, strings.HasPrefix(string(out), "exed "), string(out))
+	out, err = exec.Command(binary, "-h").CombinedOutput()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "-conf")
+}

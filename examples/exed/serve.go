@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"syscall"
+	"time"
+
+	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/jobstore/memory"
+	"github.com/0ops/exed/plugins/sshnative"
+	exehttp "github.com/0ops/exed/transport/http"
+	"github.com/hashicorp/go-hclog"
+)
+
+// streamGrace is how long shutdown waits for in-flight requests before it
+// ends follow streams.
+const streamGrace = 3 * time.Second
+
+// openLog opens a log destination: a file path (appended to) or def.
+func openLog(path string, def io.Writer) (io.Writer, func(), error) {
+	if path == "" || path == "-" {
+		return def, func() {}, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, nil, err
+	}
+	return f, func() { f.Close() }, nil
+}
+
+// newExecutor builds the configured executor.
+func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
+	switch cfg.Runner.Executor {
+	case "sshnative":
+		return sshnative.New(sshnative.Config{
+			Concurrency:    cfg.Runner.Concurrency,
+			OutputCap:      cfg.SSHNative.OutputCap,
+			CommandTimeout: cfg.SSHNative.CommandTimeout,
+			Logger:         log.Named("sshnative"),
+		})
+	}
+	return nil, fmt.Errorf("[runner] executor: %q is not available in this build (available: sshnative)", cfg.Runner.Executor)
+}
+
+// serve runs the server until SIGTERM or SIGINT.
+func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int {
+	fail := func(code int, format string, args ...any) int {
+		msg := fmt.Sprintf(format, args...)
+		fmt.Fprintln(stderr, "exed:", msg)
+		notifyReady(msg)
+		return code
+	}
+	errOut, closeErr, err := openLog(cfg.Log.ErrorLog, stderr)
+	if err != nil {
+		return fail(exitUsage, "[log] error_log: %v", err)
+	}
+	defer closeErr()
+	accessOut, closeAccess, err := openLog(cfg.Log.AccessLog, stdout)
+	if err != nil {
+		return fail(exitUsage, "[log] access_log: %v", err)
+	}
+	defer closeAccess()
+	log := hclog.New(&hclog.LoggerOptions{Name: "exed", Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut})
+	for _, w := range warnings {
+		log.Warn(w)
+	}
+
+	if cfg.Runner.RedisURL != "" || cfg.Runner.BrokerURL != "" {
+		return fail(exitUsage, "[runner] redis_url/broker_url: the Redis backend is not available in this build; remove them to use the in-memory store")
+	}
+	tokens, err := cfg.API.Tokens()
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
+		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+
+	executor, err := newExecutor(cfg, log)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
+	}
+	store := memory.New(memory.Options{Retention: cfg.Runner.JobTTL, MaxJobs: cfg.Runner.MaxJobs})
+	runner := &exe.Runner{Store: store, Executor: executor, Logger: log.Named("runner")}
+	disp := local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
+		Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
+	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor,
+		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
+	if err != nil {
+		return fail(exitFailure, "%v", err)
+	}
+	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens, Logger: log.Named("http")})
+
+	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		_ = disp.Shutdown(context.Background())
+		return fail(exitFailure, "cannot listen on %s: %v", addr, err)
+	}
+	if cfg.API.PidFile != "" {
+		if err := writePidFile(cfg.API.PidFile); err != nil {
+			ln.Close()
+			_ = disp.Shutdown(context.Background())
+			return fail(exitFailure, "%v", err)
+		}
+		defer removePidFile(cfg.API.PidFile)
+	}
+
+	// Follow streams run as long as their job: cancelling the base context
+	// ends them at shutdown instead of holding Shutdown until they finish.
+	baseCtx, cancelBase := context.WithCancel(context.Background())
+	defer cancelBase()
+	srv := &http.Server{
+		Handler:           accessLog(accessOut, api),
+		ReadHeaderTimeout: 10 * time.Second,
+		ReadTimeout:       60 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return baseCtx },
+		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
+	}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor,
+		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
+	notifyReady("ok " + ln.Addr().String())
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+	code := 0
+	select {
+	case sig := <-sigs:
+		log.Info("shutting down", "signal", sig.String())
+	case err := <-served:
+		log.Error("server stopped", "error", err)
+		code = exitFailure
+	}
+	// A second signal skips the grace period.
+	ctx, cancel := context.WithTimeout(context.Background(), cfg.Runner.ShutdownGrace+10*time.Second)
+	defer cancel()
+	go func() {
+		select {
+		case <-sigs:
+			log.Warn("second signal: stopping now")
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	// In-flight sync requests get a few seconds to finish; follow streams,
+	// which last as long as their job, are then ended through the base
+	// context so they cannot hold the shutdown.
+	stopStreams := time.AfterFunc(streamGrace, cancelBase)
+	defer stopStreams.Stop()
+	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("http shutdown", "error", err)
+	}
+	if err := disp.Shutdown(ctx); err != nil {
+		log.Warn("dispatcher shutdown", "error", err)
+	}
+	_ = store.Close()
+	log.Info("exed stopped")
+	return code
+}
