@@ -107,7 +107,8 @@ var options = []option{
 	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
 }
 
-// Load reads the file at path over the defaults. It returns warnings for
+// Load reads the file at path over the defaults; an empty value keeps the
+// option's default. It returns warnings for
 // unknown sections and options, and an error naming the file, section and
 // option for a value that does not parse.
 func Load(path string) (*Config, []string, error) {
@@ -141,7 +142,11 @@ func Load(path string) (*Config, []string, error) {
 				warnings = append(warnings, fmt.Sprintf("%s: unknown option %q in [%s] ignored", path, key.Name(), name))
 				continue
 			}
-			if err := o.set(c, unquote(key.Value())); err != nil {
+			v := unquote(key.Value())
+			if v == "" {
+				continue // an empty value keeps the default
+			}
+			if err := o.set(c, v); err != nil {
 				return nil, warnings, fmt.Errorf("%s: [%s] %s: %w", path, name, key.Name(), err)
 			}
 		}
