@@ -1,0 +1,260 @@
+package bench
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"bytes"
+
+	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/jobstore/memory"
+	"github.com/0ops/exed/plugins/sshnative"
+	exehttp "github.com/0ops/exed/transport/http"
+)
+
+type stack struct {
+	srv    *httptest.Server
+	engine *exe.Engine
+	store  *memory.Store
+	client *http.Client
+}
+
+// newStack is the embedded default behind a real loopback HTTP server.
+func newStack(b *testing.B, conns int) *stack {
+	b.Helper()
+	store := memory.New(memory.Options{MaxJobs: 1 << 22})
+	x, err := sshnative.New(sshnative.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{Workers: runtime.NumCPU(), Queue: 1 << 16})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	b.Cleanup(func() {
+		srv.Close()
+		_ = disp.Shutdown(context.Background())
+	})
+	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0}
+	return &stack{srv: srv, engine: eng, store: store, client: &http.Client{Transport: tr}}
+}
+
+// BenchmarkAsyncPing submits POST /ping over HTTP from parallel clients and
+// waits for each job to end Done: jobs/s is submitted-and-completed
+// throughput of the whole stack (HTTP, validation, store, dispatcher,
+// executor, outcome).
+func BenchmarkAsyncPing(b *testing.B) {
+	const clients = 32
+	s := newStack(b, clients)
+	body := `{"targets":["localhost"]}`
+	var failed atomic.Int64
+	b.SetParallelism(clients / runtime.GOMAXPROCS(0))
+	b.ReportAllocs()
+	b.ResetTimer()
+	start := time.Now()
+	b.RunParallel(func(pb *testing.PB) {
+		ctx := context.Background()
+		for pb.Next() {
+			res, err := s.client.Post(s.srv.URL+"/ping", "application/json", strings.NewReader(body))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var out map[string]string
+			err = json.NewDecoder(res.Body).Decode(&out)
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusCreated {
+				b.Errorf("POST /ping: %d %v", res.StatusCode, err)
+				return
+			}
+			job, err := s.engine.Follow(ctx, out["jid"], func(exe.Event) error { return nil })
+			if err != nil || job.State != exe.JobDone {
+				failed.Add(1)
+			}
+		}
+	})
+	elapsed := time.Since(start)
+	b.StopTimer()
+	if n := failed.Load(); n > 0 {
+		b.Fatalf("%d jobs did not end Done", n)
+	}
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+}
+
+// BenchmarkFollowers1000 holds 1,000 follow streams of one job open over
+// HTTP; each iteration appends one event and waits until every follower has
+// read it. It reports the delivery latency (append to line read) over all
+// deliveries: p50 and p99.
+func BenchmarkFollowers1000(b *testing.B) {
+	const followers = 1000
+	s := newStack(b, followers)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	job := &exe.Job{JID: "bench-follow", State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"localhost"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
+	if err := s.store.Create(ctx, job); err != nil {
+		b.Fatal(err)
+	}
+
+	var (
+		mu        sync.Mutex
+		latencies []time.Duration
+		got       = make(chan struct{}, followers*4)
+		ready     sync.WaitGroup
+		done      sync.WaitGroup
+	)
+	ready.Add(followers)
+	done.Add(followers)
+	for i := 0; i < followers; i++ {
+		go func() {
+			defer done.Done()
+			req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/jobs/bench-follow?follow=1", nil)
+			res, err := s.client.Do(req)
+			if err != nil {
+				b.Error(err)
+				ready.Done()
+				return
+			}
+			defer res.Body.Close()
+			rd := bufio.NewReaderSize(res.Body, 4096)
+			if _, err := rd.ReadBytes('\n'); err != nil { // the job line
+				b.Error(err)
+				ready.Done()
+				return
+			}
+			ready.Done()
+			for {
+				line, err := rd.ReadBytes('\n')
+				if err != nil {
+					return
+				}
+				now := time.Now()
+				// A real follower runs elsewhere; this one shares the two
+				// cores with the server, so it reads only the send time
+				// instead of decoding every line.
+				sent, ok := sentAt(line)
+				if !ok {
+					continue // the final job line
+				}
+				mu.Lock()
+				latencies = append(latencies, now.Sub(time.Unix(0, sent)))
+				mu.Unlock()
+				got <- struct{}{}
+			}
+		}()
+	}
+	ready.Wait()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
+		if err := s.store.Append(ctx, job.JID, ev); err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; k < followers; k++ {
+			select {
+			case <-got:
+			case <-time.After(30 * time.Second):
+				b.Fatalf("event %d: only %d of %d followers received it", i, k, followers)
+			}
+		}
+	}
+	b.StopTimer()
+	if err := s.store.Finish(ctx, job.JID, exe.JobDone, ""); err != nil {
+		b.Fatal(err)
+	}
+	done.Wait()
+	if len(latencies) != b.N*followers {
+		b.Fatalf("%d deliveries, want %d", len(latencies), b.N*followers)
+	}
+	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
+	pct := func(p float64) float64 {
+		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	b.ReportMetric(pct(1.0), "max-ms")
+}
+
+// sentAt extracts the send time that an event line carries in its msg.
+func sentAt(line []byte) (int64, bool) {
+	const key = `"msg":"`
+	i := bytes.Index(line, []byte(key))
+	if i < 0 {
+		return 0, false
+	}
+	rest := line[i+len(key):]
+	j := bytes.IndexByte(rest, '"')
+	if j < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(string(rest[:j]), 10, 64)
+	return n, err == nil
+}
+
+// BenchmarkFollowers1000InProcess is the same fan-out without sockets: 1,000
+// goroutines follow one job through the Engine. Set against
+// BenchmarkFollowers1000 it shows how much of the delivery time is exed's
+// own broadcast and how much is loopback TCP.
+func BenchmarkFollowers1000InProcess(b *testing.B) {
+	const followers = 1000
+	s := newStack(b, 1)
+	ctx := context.Background()
+	job := &exe.Job{JID: "bench-follow-inproc", State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}
+	if err := s.store.Create(ctx, job); err != nil {
+		b.Fatal(err)
+	}
+	type delivery struct{ lat time.Duration }
+	got := make(chan delivery, followers*4)
+	var done sync.WaitGroup
+	done.Add(followers)
+	for i := 0; i < followers; i++ {
+		go func() {
+			defer done.Done()
+			_, err := s.engine.Follow(ctx, job.JID, func(ev exe.Event) error {
+				sent, _ := strconv.ParseInt(ev.Msg, 10, 64)
+				got <- delivery{time.Since(time.Unix(0, sent))}
+				return nil
+			})
+			if err != nil {
+				b.Error(err)
+			}
+		}()
+	}
+	var lat []time.Duration
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
+		if err := s.store.Append(ctx, job.JID, ev); err != nil {
+			b.Fatal(err)
+		}
+		for k := 0; k < followers; k++ {
+			d := <-got
+			lat = append(lat, d.lat)
+		}
+	}
+	b.StopTimer()
+	if err := s.store.Finish(ctx, job.JID, exe.JobDone, ""); err != nil {
+		b.Fatal(err)
+	}
+	done.Wait()
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
+	b.ReportMetric(float64(lat[int(0.99*float64(len(lat)-1))].Microseconds())/1000, "p99-ms")
+}
