@@ -291,3 +291,28 @@ func TestVersionAndHelp(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, string(out), "-conf")
 }
+
+func TestInventoryPatterns(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04]\n[prod:children]\nweb\n[prod]\ndb01\n"), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
+	p := start(t, dir, "-c", conf)
+	code, body := httpDo(t, "GET", "http://"+p.addr+"/target?pattern=web*:%26prod:!web03", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `["web01","web02","web04"]`, string(body))
+	code, body = httpDo(t, "GET", "http://"+p.addr+"/ping?target=web01&target=localhost", "")
+	assert.Equal(t, 200, code)
+	var out map[string]map[string]any
+	require.NoError(t, json.Unmarshal(body, &out))
+	assert.EqualValues(t, 1, out["localhost"]["status"], "localhost stays implicit")
+	assert.EqualValues(t, 4, out["web01"]["status"])
+	p.stop(t)
+
+	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04\n"), 0o600))
+	outText, err := exec.Command(binary, "-c", conf).CombinedOutput()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, string(outText), "[sshnative] inventory: "+inv+":2: host \"web[01:04\": unterminated range")
+}

@@ -18,6 +18,7 @@ import (
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
+	"github.com/0ops/exed/plugins/sshnative/inventory"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -42,7 +43,15 @@ func openLog(path string, def io.Writer) (io.Writer, func(), error) {
 func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
 	switch cfg.Runner.Executor {
 	case "sshnative":
+		var inv *inventory.Inventory
+		if cfg.SSHNative.Inventory != "" {
+			var err error
+			if inv, err = inventory.Load(cfg.SSHNative.Inventory); err != nil {
+				return nil, fmt.Errorf("[sshnative] inventory: %w", err)
+			}
+		}
 		return sshnative.New(sshnative.Config{
+			Inventory:      inv,
 			Concurrency:    cfg.Runner.Concurrency,
 			OutputCap:      cfg.SSHNative.OutputCap,
 			CommandTimeout: cfg.SSHNative.CommandTimeout,

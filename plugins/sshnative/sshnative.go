@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -32,8 +33,8 @@ var serviceScript string
 // Config configures an Executor.
 type Config struct {
 	// Inventory is the inventory the executor works on; nil means
-	// DefaultInventory (localhost only).
-	Inventory *Inventory
+	// inventory.Default() (localhost only).
+	Inventory *inventory.Inventory
 	// Concurrency bounds how many hosts are worked on at once; zero means
 	// runtime.NumCPU().
 	Concurrency int
@@ -58,7 +59,7 @@ var _ exe.Executor = (*Executor)(nil)
 // New returns an Executor for cfg.
 func New(cfg Config) (*Executor, error) {
 	if cfg.Inventory == nil {
-		cfg.Inventory = DefaultInventory()
+		cfg.Inventory = inventory.Default()
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = runtime.NumCPU()
@@ -79,11 +80,11 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 }
 
 // connFor returns the connection that reaches host.
-func (x *Executor) connFor(h *Host) (conn, error) {
+func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	if h.Local() {
 		return x.local, nil
 	}
-	return nil, fmt.Errorf("ssh connections are not available yet")
+	return nil, fmt.Errorf("ssh connections are not available yet (only ansible_connection=local hosts can be reached)")
 }
 
 // each runs fn for every host with bounded concurrency and emits each

@@ -17,6 +17,7 @@ import (
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/plugins/sshnative"
+	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -54,7 +55,7 @@ func TestMatchDefaultInventory(t *testing.T) {
 	got, err := x.Match(ctx, "web*")
 	require.NoError(t, err)
 	assert.Empty(t, got)
-	_, err = x.Match(ctx, "[")
+	_, err = x.Match(ctx, "~(")
 	assert.ErrorIs(t, err, exe.ErrInvalid)
 }
 
@@ -287,4 +288,19 @@ func TestServiceUnknown(t *testing.T) {
 	})["localhost"]
 	assert.Equal(t, exe.Failed, ev.Status)
 	assert.Contains(t, ev.Msg, "restarted exe-no-such-service failed")
+}
+
+func TestInventoryHostsWithoutLocalConnection(t *testing.T) {
+	inv, err := inventory.Parse(strings.NewReader("[web]\nweb[1:2]\n[local]\nbox ansible_connection=local\n"), "t")
+	require.NoError(t, err)
+	x := newExec(t, sshnative.Config{Inventory: inv})
+	hosts, err := x.Match(context.Background(), "all")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"box", "web1", "web2"}, hosts)
+	evs := collect(t, func(emit exe.Emit) error {
+		return x.Execute(context.Background(), []string{"box", "web1"}, exe.ExecuteArgs{Cmd: "echo local"}, emit)
+	})
+	assert.Equal(t, "local\n", evs["box"].Exec.Stdout, "ansible_connection=local runs here")
+	assert.Equal(t, exe.Unreachable, evs["web1"].Status)
+	assert.Contains(t, evs["web1"].Msg, "ssh connections are not available yet")
 }

@@ -61,6 +61,7 @@ type Log struct {
 
 // SSHNative is the [sshnative] section.
 type SSHNative struct {
+	Inventory      string // Ansible INI inventory; "" = localhost only
 	CommandTimeout time.Duration
 	OutputCap      int
 }
@@ -103,6 +104,7 @@ var options = []option{
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
+	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
 	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
 	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
 }
