@@ -37,10 +37,11 @@ vet:
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./transport/http
+	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./plugins/sshnative/inventory
 
 test: deps vet
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
-	@if ls transport/http/*fuzz*_test.go >/dev/null 2>&1; then $(MAKE) --no-print-directory fuzz; fi
+	$(MAKE) --no-print-directory fuzz
 
 bench:
 	$(GO) test -run '^$$' -bench . -benchtime 2s ./transport/http ./bench/...
