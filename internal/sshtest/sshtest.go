@@ -1,0 +1,279 @@
+// Package sshtest runs a real OpenSSH sshd for tests: on a free 127.0.0.1
+// port, with throwaway host and client keys, key-only login for the current
+// user (root when tests run as root), and a known_hosts file that trusts it.
+// It counts the TCP connections sshd accepts, from sshd's own log, so tests
+// can prove connection reuse.
+package sshtest
+
+import (
+	"bufio"
+	"crypto/ed25519"
+	"crypto/rand"
+	"encoding/pem"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/internal/testenv"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// Server is a running sshd.
+type Server struct {
+	Dir        string // holds keys, config, logs
+	Addr       string // listen address (127.0.0.1)
+	Port       int
+	User       string // the user that can log in
+	ClientKey  string // private key file of that user
+	KnownHosts string // known_hosts trusting this server at Addr:Port
+	HostKey    ssh.PublicKey
+
+	sshd   string
+	config string
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	exited  chan struct{}
+	conns   int
+	logTail []string
+}
+
+// Options tune the server.
+type Options struct {
+	// ExtraConfig lines are appended to sshd_config.
+	ExtraConfig []string
+}
+
+// Start starts sshd; the test fails (or skips, without
+// EXE_REQUIRE_INTEGRATION=1) when sshd is not installed.
+func Start(t testing.TB, opts Options) *Server {
+	t.Helper()
+	sshd := "/usr/sbin/sshd"
+	_, err := os.Stat(sshd)
+	testenv.Need(t, err == nil, "OpenSSH server at /usr/sbin/sshd (Debian package openssh-server)")
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if os.Geteuid() == 0 {
+		// Privilege separation needs this directory; it is missing on
+		// machines where sshd never ran.
+		if err := os.MkdirAll("/run/sshd", 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dir := t.TempDir()
+	s := &Server{Dir: dir, Addr: "127.0.0.1", User: u.Username, sshd: sshd}
+	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
+	s.HostKey = hostPub
+	clientPub := writeKey(t, filepath.Join(dir, "client_ed25519"))
+	s.ClientKey = filepath.Join(dir, "client_ed25519")
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.Port = freePort(t)
+	s.KnownHosts = filepath.Join(dir, "known_hosts")
+	line := knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", s.Addr, s.Port))}, hostPub)
+	if err := os.WriteFile(s.KnownHosts, []byte(line+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg := []string{
+		fmt.Sprintf("Port %d", s.Port),
+		"ListenAddress " + s.Addr,
+		"HostKey " + filepath.Join(dir, "host_ed25519"),
+		"PidFile " + filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
+		"AuthenticationMethods publickey",
+		"PubkeyAuthentication yes",
+		"PasswordAuthentication no",
+		"KbdInteractiveAuthentication no",
+		"PermitRootLogin prohibit-password",
+		"UsePAM no",
+		"StrictModes no",
+		"PrintMotd no",
+		"MaxStartups 2000",
+		"MaxSessions 1000",
+		"LogLevel VERBOSE",
+	}
+	cfg = append(cfg, opts.ExtraConfig...)
+	s.config = filepath.Join(dir, "sshd_config")
+	if err := os.WriteFile(s.config, []byte(strings.Join(cfg, "\n")+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s.start(t)
+	t.Cleanup(s.Stop)
+	return s
+}
+
+func writeKey(t testing.TB, path string) ssh.PublicKey {
+	t.Helper()
+	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKey(priv, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	sshPub, err := ssh.NewPublicKey(pub)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(sshPub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return sshPub
+}
+
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// start runs sshd -D -e and waits for it to say it is listening.
+func (s *Server) start(t testing.TB) {
+	t.Helper()
+	cmd := exec.Command(s.sshd, "-D", "-e", "-f", s.config)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start sshd: %v", err)
+	}
+	exited := make(chan struct{})
+	ready := make(chan struct{})
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		once := sync.Once{}
+		for sc.Scan() {
+			line := sc.Text()
+			s.mu.Lock()
+			if strings.Contains(line, "Connection from ") {
+				s.conns++
+			}
+			s.logTail = append(s.logTail, line)
+			if len(s.logTail) > 200 {
+				s.logTail = s.logTail[len(s.logTail)-200:]
+			}
+			s.mu.Unlock()
+			if strings.Contains(line, "Server listening on") {
+				once.Do(func() { close(ready) })
+			}
+		}
+		_ = cmd.Wait()
+		close(exited)
+	}()
+	select {
+	case <-ready:
+	case <-exited:
+		t.Fatalf("sshd exited at start:\n%s", s.Log())
+	case <-time.After(20 * time.Second):
+		_ = cmd.Process.Kill()
+		t.Fatalf("sshd did not start:\n%s", s.Log())
+	}
+	s.mu.Lock()
+	s.cmd, s.exited = cmd, exited
+	s.mu.Unlock()
+}
+
+// Connections is how many TCP connections sshd has accepted so far.
+func (s *Server) Connections() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.conns
+}
+
+// Log returns sshd's last log lines.
+func (s *Server) Log() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return strings.Join(s.logTail, "\n")
+}
+
+// Stop stops sshd and every per-connection process it forked, so that
+// every connection it served is dropped. Only the sshd this Server started
+// and its descendants are signalled, by PID.
+func (s *Server) Stop() {
+	s.mu.Lock()
+	cmd, exited := s.cmd, s.exited
+	s.cmd = nil
+	s.mu.Unlock()
+	if cmd == nil {
+		return
+	}
+	kids := descendants(cmd.Process.Pid)
+	_ = cmd.Process.Kill()
+	for _, pid := range kids {
+		_ = syscall.Kill(pid, syscall.SIGKILL)
+	}
+	<-exited
+}
+
+// Restart stops sshd, dropping every connection, and starts it again on the
+// same port with the same keys.
+func (s *Server) Restart(t testing.TB) {
+	t.Helper()
+	s.Stop()
+	s.start(t)
+}
+
+// descendants lists the PIDs below pid, read from /proc.
+func descendants(pid int) []int {
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	children := map[int][]int{}
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the parenthesised command: state, ppid, ...
+		rest := string(b)
+		if i := strings.LastIndexByte(rest, ')'); i >= 0 {
+			rest = rest[i+1:]
+		}
+		f := strings.Fields(rest)
+		if len(f) < 2 {
+			continue
+		}
+		if ppid, err := strconv.Atoi(f[1]); err == nil {
+			children[ppid] = append(children[ppid], n)
+		}
+	}
+	var out []int
+	queue := []int{pid}
+	for len(queue) > 0 {
+		p := queue[0]
+		queue = queue[1:]
+		for _, c := range children[p] {
+			out = append(out, c)
+			queue = append(queue, c)
+		}
+	}
+	return out
+}
