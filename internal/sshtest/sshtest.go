@@ -40,6 +40,7 @@ type Server struct {
 
 	sshd   string
 	config string
+	listen []string // the log lines that say every address is bound
 
 	mu      sync.Mutex
 	cmd     *exec.Cmd
@@ -106,6 +107,11 @@ func Start(t testing.TB, opts Options) *Server {
 		"LogLevel VERBOSE",
 	}
 	cfg = append(cfg, opts.ExtraConfig...)
+	for _, line := range cfg {
+		if addr, ok := strings.CutPrefix(line, "ListenAddress "); ok {
+			s.listen = append(s.listen, fmt.Sprintf("Server listening on %s port %d.", addr, s.Port))
+		}
+	}
 	s.config = filepath.Join(dir, "sshd_config")
 	if err := os.WriteFile(s.config, []byte(strings.Join(cfg, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -164,6 +170,10 @@ func (s *Server) start(t testing.TB) {
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		once := sync.Once{}
+		waiting := map[string]bool{}
+		for _, l := range s.listen {
+			waiting[l] = true
+		}
 		for sc.Scan() {
 			line := sc.Text()
 			s.mu.Lock()
@@ -175,7 +185,13 @@ func (s *Server) start(t testing.TB) {
 				s.logTail = s.logTail[len(s.logTail)-200:]
 			}
 			s.mu.Unlock()
-			if strings.Contains(line, "Server listening on") {
+			// sshd binds its addresses one by one: ready once all are.
+			for l := range waiting {
+				if strings.Contains(line, l) {
+					delete(waiting, l)
+				}
+			}
+			if len(waiting) == 0 {
 				once.Do(func() { close(ready) })
 			}
 		}

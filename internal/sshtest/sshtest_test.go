@@ -1,8 +1,9 @@
 package sshtest_test
 
 import (
-	"fmt"
+	"net"
 	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -20,7 +21,7 @@ func dial(t *testing.T, s *sshtest.Server) (*ssh.Client, error) {
 	require.NoError(t, err)
 	hk, err := knownhosts.New(s.KnownHosts)
 	require.NoError(t, err)
-	return ssh.Dial("tcp", fmt.Sprintf("%s:%d", s.Addr, s.Port), &ssh.ClientConfig{
+	return ssh.Dial("tcp", net.JoinHostPort(s.Addr, strconv.Itoa(s.Port)), &ssh.ClientConfig{
 		User: s.User, Auth: []ssh.AuthMethod{ssh.PublicKeys(signer)}, HostKeyCallback: hk, Timeout: 10 * time.Second})
 }
 

@@ -1,5 +1,7 @@
 package sshnative
 
+import "sync"
+
 // DefaultOutputCap is the default limit on each captured output field.
 const DefaultOutputCap = 1 << 20
 
@@ -7,12 +9,15 @@ const DefaultOutputCap = 1 << 20
 // remembering that it did; it never fails a write, so the command is never
 // blocked or killed for writing too much.
 type capped struct {
+	mu        sync.Mutex // SSH sessions write from their own goroutines
 	limit     int
 	buf       []byte
 	truncated bool
 }
 
 func (c *capped) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	room := c.limit - len(c.buf)
 	if room >= len(p) {
 		c.buf = append(c.buf, p...)
@@ -25,4 +30,14 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-func (c *capped) String() string { return string(c.buf) }
+func (c *capped) String() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return string(c.buf)
+}
+
+func (c *capped) Truncated() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.truncated
+}

@@ -16,6 +16,9 @@ type command struct {
 	args   []string
 	stdin  io.Reader
 	env    []string // extra KEY=value pairs
+	// raw runs script as the whole remote command, without the wrapper
+	// that makes cancellation reach every process (ping's "true").
+	raw bool
 }
 
 // result is a finished command. rtc is -1 when the command was killed.
@@ -48,7 +51,7 @@ func (localConn) run(ctx context.Context, c command, limit int) (result, error) 
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.truncated || stderr.truncated}
+	res := result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

@@ -44,7 +44,9 @@ type Config struct {
 	// CommandTimeout bounds each command on each host; zero means no bound
 	// beyond the caller's context.
 	CommandTimeout time.Duration
-	Logger         hclog.Logger
+	// SSH configures connections to hosts that are not local.
+	SSH    SSHOptions
+	Logger hclog.Logger
 }
 
 // Executor implements exe.Executor.
@@ -52,6 +54,7 @@ type Executor struct {
 	cfg   Config
 	log   hclog.Logger
 	local conn
+	pool  *pool
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -71,7 +74,17 @@ func New(cfg Config) (*Executor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Executor{cfg: cfg, log: log, local: localConn{}}, nil
+	p, err := newPool(cfg.SSH)
+	if err != nil {
+		return nil, fmt.Errorf("sshnative: %w", err)
+	}
+	return &Executor{cfg: cfg, log: log, local: localConn{}, pool: p}, nil
+}
+
+// Close closes every pooled SSH connection.
+func (x *Executor) Close() error {
+	x.pool.close()
+	return nil
 }
 
 // Match selects inventory hosts by pattern.
@@ -84,7 +97,12 @@ func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	if h.Local() {
 		return x.local, nil
 	}
-	return nil, fmt.Errorf("ssh connections are not available yet (only ansible_connection=local hosts can be reached)")
+	switch c := h.Vars["ansible_connection"]; c {
+	case "", "ssh", "smart", "paramiko":
+		return sshConn{pool: x.pool, host: h}, nil
+	default:
+		return nil, fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c)
+	}
 }
 
 // each runs fn for every host with bounded concurrency and emits each
@@ -130,7 +148,10 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn f
 // runErr turns a command that could not run (or was interrupted) into a
 // FAILED event saying why.
 func runErr(err error) exe.Event {
+	var unreachable *unreachableError
 	switch {
+	case errors.As(err, &unreachable):
+		return exe.Event{Status: exe.Unreachable, Msg: unreachable.Error()}
 	case errors.Is(err, context.DeadlineExceeded):
 		return exe.Event{Status: exe.Failed, Msg: "command timed out"}
 	case errors.Is(err, context.Canceled):
@@ -146,7 +167,7 @@ func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) erro
 		if _, ok := c.(localConn); ok {
 			return exe.Event{Status: exe.OK}
 		}
-		res, err := c.run(ctx, command{script: "true"}, x.cfg.OutputCap)
+		res, err := c.run(ctx, command{script: "true", raw: true}, x.cfg.OutputCap)
 		if err != nil {
 			return runErr(err)
 		}
@@ -160,7 +181,8 @@ func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) erro
 // Facter gathers facts with one embedded script that prints JSON.
 func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
 	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
-		res, err := c.run(ctx, command{script: factsScript}, x.cfg.OutputCap)
+		// The facts document is never cut: a cut JSON is no facts at all.
+		res, err := c.run(ctx, command{script: factsScript}, DefaultOutputCap)
 		if err != nil {
 			return runErr(err)
 		}
