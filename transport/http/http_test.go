@@ -156,7 +156,7 @@ func TestTarget(t *testing.T) {
 		assert.Equal(t, http.StatusOK, r.status, path)
 		assert.JSONEq(t, want, string(r.body), path)
 	}
-	r := s.get("/target?pattern=" + url.QueryEscape("["))
+	r := s.get("/target?pattern=" + url.QueryEscape("~("))
 	assert.Equal(t, http.StatusBadRequest, r.status)
 	r.message(t)
 }
