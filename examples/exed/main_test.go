@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/internal/sshtest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -315,4 +316,64 @@ func TestInventoryPatterns(t *testing.T) {
 	require.ErrorAs(t, err, &exit)
 	assert.Equal(t, 2, exit.ExitCode())
 	assert.Contains(t, string(outText), "[sshnative] inventory: "+inv+":2: host \"web[01:04\": unterminated range")
+}
+
+func TestExecuteOverSSH(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{ExtraConfig: []string{"ListenAddress 127.0.0.2"}})
+	dir := t.TempDir()
+	// known_hosts trusts 127.0.0.1 but holds a wrong key for 127.0.0.2.
+	kh, err := os.ReadFile(s.KnownHosts)
+	require.NoError(t, err)
+	other := sshtest.Start(t, sshtest.Options{})
+	wrong, err := os.ReadFile(other.KnownHosts)
+	require.NoError(t, err)
+	wrongLine := strings.Replace(string(wrong), fmt.Sprintf("[127.0.0.1]:%d", other.Port), fmt.Sprintf("[127.0.0.2]:%d", s.Port), 1)
+	khPath := filepath.Join(dir, "known_hosts")
+	require.NoError(t, os.WriteFile(khPath, append(kh, wrongLine...), 0o600))
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(
+		"[fleet]\nnode[01:08] ansible_host=127.0.0.1 ansible_port=%d\ntampered ansible_host=127.0.0.2 ansible_port=%d\n", s.Port, s.Port)), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+listen_port = %d
+[runner]
+concurrency = 9
+[sshnative]
+inventory = %s
+known_hosts = %s
+private_key_file = %s
+use_agent = false
+`, freePort(t), inv, khPath, s.ClientKey))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+
+	targets := []string{"tampered"}
+	for i := 1; i <= 8; i++ {
+		targets = append(targets, fmt.Sprintf("node%02d", i))
+	}
+	body, _ := json.Marshal(map[string]any{"targets": targets, "cmd": "uname -a"})
+	code, out := httpDo(t, "POST", base+"/execute", string(body))
+	require.Equal(t, 201, code, string(out))
+	var created map[string]string
+	require.NoError(t, json.Unmarshal(out, &created))
+	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
+	require.Equal(t, 200, code)
+	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?outputs=1", "")
+	require.Equal(t, 200, code)
+	var job struct {
+		State      int                         `json:"state"`
+		Error      string                      `json:"error"`
+		ReturnData map[string][]map[string]any `json:"return_data"`
+	}
+	require.NoError(t, json.Unmarshal(out, &job))
+	assert.Equal(t, 2, job.State)
+	assert.Equal(t, "1 of 9 hosts failed", job.Error)
+	require.Len(t, job.ReturnData, 9)
+	for _, h := range targets[1:] {
+		ev := job.ReturnData[h][0]
+		assert.EqualValues(t, 5, ev["status"], "%s: %v", h, ev["msg"])
+		assert.Contains(t, ev["stdout"], "Linux", h)
+	}
+	assert.EqualValues(t, 4, job.ReturnData["tampered"][0]["status"])
+	assert.Contains(t, job.ReturnData["tampered"][0]["msg"], "host key mismatch")
+	p.stop(t)
 }

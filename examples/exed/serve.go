@@ -50,8 +50,14 @@ func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
 				return nil, fmt.Errorf("[sshnative] inventory: %w", err)
 			}
 		}
+		sn := cfg.SSHNative
 		return sshnative.New(sshnative.Config{
-			Inventory:      inv,
+			Inventory: inv,
+			SSH: sshnative.SSHOptions{
+				User: sn.RemoteUser, KeyFiles: sn.PrivateKeyFiles, KnownHosts: sn.KnownHosts,
+				InsecureIgnoreHostKey: !sn.HostKeyChecking, NoAgent: !sn.UseAgent,
+				ConnectTimeout: sn.ConnectTimeout, KeepAlive: sn.KeepAlive, IdleTimeout: sn.IdleTimeout,
+			},
 			Concurrency:    cfg.Runner.Concurrency,
 			OutputCap:      cfg.SSHNative.OutputCap,
 			CommandTimeout: cfg.SSHNative.CommandTimeout,
@@ -90,6 +96,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	tokens, err := cfg.API.Tokens()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
+	}
+	if !cfg.SSHNative.HostKeyChecking {
+		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
 	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
@@ -175,6 +184,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	if err := disp.Shutdown(ctx); err != nil {
 		log.Warn("dispatcher shutdown", "error", err)
+	}
+	if c, ok := executor.(io.Closer); ok {
+		_ = c.Close()
 	}
 	_ = store.Close()
 	log.Info("exed stopped")

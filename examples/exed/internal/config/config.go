@@ -61,9 +61,17 @@ type Log struct {
 
 // SSHNative is the [sshnative] section.
 type SSHNative struct {
-	Inventory      string // Ansible INI inventory; "" = localhost only
-	CommandTimeout time.Duration
-	OutputCap      int
+	Inventory       string // Ansible INI inventory; "" = localhost only
+	CommandTimeout  time.Duration
+	OutputCap       int
+	RemoteUser      string   // "" = the current user
+	PrivateKeyFiles []string // "" = ~/.ssh/id_ed25519, id_ecdsa, id_rsa
+	KnownHosts      []string // "" = ~/.ssh/known_hosts
+	HostKeyChecking bool
+	UseAgent        bool
+	ConnectTimeout  time.Duration
+	KeepAlive       time.Duration
+	IdleTimeout     time.Duration
 }
 
 // Default returns the embedded default configuration.
@@ -73,8 +81,9 @@ func Default() *Config {
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second},
-		Log:       Log{Level: "info"},
-		SSHNative: SSHNative{OutputCap: 1 << 20},
+		Log: Log{Level: "info"},
+		SSHNative: SSHNative{OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
+			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
 	}
 }
 
@@ -107,6 +116,14 @@ var options = []option{
 	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
 	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
 	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
+	{"sshnative", "remote_user", func(c *Config, v string) error { c.SSHNative.RemoteUser = v; return nil }},
+	{"sshnative", "private_key_file", func(c *Config, v string) error { c.SSHNative.PrivateKeyFiles = splitList(v); return nil }},
+	{"sshnative", "known_hosts", func(c *Config, v string) error { c.SSHNative.KnownHosts = splitList(v); return nil }},
+	{"sshnative", "host_key_checking", func(c *Config, v string) error { return setBool(&c.SSHNative.HostKeyChecking, v) }},
+	{"sshnative", "use_agent", func(c *Config, v string) error { return setBool(&c.SSHNative.UseAgent, v) }},
+	{"sshnative", "connect_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.ConnectTimeout, v) }},
+	{"sshnative", "keepalive", func(c *Config, v string) error { return setDuration(&c.SSHNative.KeepAlive, v) }},
+	{"sshnative", "idle_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.IdleTimeout, v) }},
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
@@ -154,6 +171,17 @@ func Load(path string) (*Config, []string, error) {
 		}
 	}
 	return c, warnings, nil
+}
+
+// splitList splits a comma-separated list of paths.
+func splitList(v string) []string {
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
 }
 
 // unquote strips one pair of matching quotes, which ini leaves on single-
