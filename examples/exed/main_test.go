@@ -332,22 +332,23 @@ func TestExecuteOverSSH(t *testing.T) {
 	require.NoError(t, os.WriteFile(khPath, append(kh, wrongLine...), 0o600))
 	inv := filepath.Join(dir, "hosts.ini")
 	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(
-		"[fleet]\nnode[01:08] ansible_host=127.0.0.1 ansible_port=%d\ntampered ansible_host=127.0.0.2 ansible_port=%d\n", s.Port, s.Port)), 0o600))
+		"[fleet]\nnode[01:50] ansible_host=127.0.0.1 ansible_port=%d\ntampered ansible_host=127.0.0.2 ansible_port=%d\n", s.Port, s.Port)), 0o600))
 	conf := writeConf(t, dir, fmt.Sprintf(`[api]
 listen_port = %d
 [runner]
-concurrency = 9
+concurrency = 51
 [sshnative]
 inventory = %s
 known_hosts = %s
 private_key_file = %s
+remote_user = %s
 use_agent = false
-`, freePort(t), inv, khPath, s.ClientKey))
+`, freePort(t), inv, khPath, s.ClientKey, s.User))
 	p := start(t, dir, "-c", conf)
 	base := "http://" + p.addr
 
 	targets := []string{"tampered"}
-	for i := 1; i <= 8; i++ {
+	for i := 1; i <= 50; i++ {
 		targets = append(targets, fmt.Sprintf("node%02d", i))
 	}
 	body, _ := json.Marshal(map[string]any{"targets": targets, "cmd": "uname -a"})
@@ -366,8 +367,8 @@ use_agent = false
 	}
 	require.NoError(t, json.Unmarshal(out, &job))
 	assert.Equal(t, 2, job.State)
-	assert.Equal(t, "1 of 9 hosts failed", job.Error)
-	require.Len(t, job.ReturnData, 9)
+	assert.Equal(t, "1 of 51 hosts failed", job.Error)
+	require.Len(t, job.ReturnData, 51)
 	for _, h := range targets[1:] {
 		ev := job.ReturnData[h][0]
 		assert.EqualValues(t, 5, ev["status"], "%s: %v", h, ev["msg"])

@@ -49,8 +49,17 @@ type Server struct {
 	logTail []string
 }
 
+// TestUser is the account tests log in as when they run as root: its shell
+// is /bin/sh, so a session costs no rc files (root's bash would source
+// ~/.bashrc for every SSH command).
+const TestUser = "exe-sshtest"
+
 // Options tune the server.
 type Options struct {
+	// CurrentUser logs in as the user running the tests (root in CI)
+	// instead of TestUser: for tests that need its rights, such as
+	// managing services.
+	CurrentUser bool
 	// ExtraConfig lines are appended to sshd_config.
 	ExtraConfig []string
 }
@@ -73,13 +82,30 @@ func Start(t testing.TB, opts Options) *Server {
 			t.Fatal(err)
 		}
 	}
-	dir := t.TempDir()
-	s := &Server{Dir: dir, Addr: "127.0.0.1", User: u.Username, sshd: sshd}
+	// Not t.TempDir: its parent is private to root, and the test user must
+	// reach the authorized_keys file and the shared directories in here.
+	dir, err := os.MkdirTemp("", "exe-sshtest-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	login := u.Username
+	if os.Geteuid() == 0 && !opts.CurrentUser {
+		if err := ensureTestUser(); err != nil {
+			t.Fatal(err)
+		}
+		login = TestUser
+		// The test user reads the files sshd serves it from this dir.
+		if err := os.Chmod(dir, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s := &Server{Dir: dir, Addr: "127.0.0.1", User: login, sshd: sshd}
 	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
 	s.HostKey = hostPub
 	clientPub := writeKey(t, filepath.Join(dir, "client_ed25519"))
 	s.ClientKey = filepath.Join(dir, "client_ed25519")
-	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o600); err != nil {
+	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.Port = freePort(t)
@@ -119,6 +145,52 @@ func Start(t testing.TB, opts Options) *Server {
 	s.start(t)
 	t.Cleanup(s.Stop)
 	return s
+}
+
+// testUserHome is TestUser's home: it must exist (sshd complains on stderr
+// otherwise) and holds no rc files.
+const testUserHome = "/var/lib/exe-sshtest"
+
+// ensureTestUser creates TestUser once per machine: a system account with
+// an empty home, shell /bin/sh, and the password field "*" (no password,
+// but not "locked", which sshd would refuse even for key logins).
+func ensureTestUser() error {
+	if _, err := user.Lookup(TestUser); err != nil {
+		out, err := exec.Command("useradd", "--system", "--home-dir", testUserHome,
+			"--shell", "/bin/sh", "--password", "*", TestUser).CombinedOutput()
+		if _, lookErr := user.Lookup(TestUser); lookErr != nil {
+			return fmt.Errorf("create test user %s: %v: %s", TestUser, err, out)
+		}
+	}
+	u, err := user.Lookup(TestUser)
+	if err != nil {
+		return err
+	}
+	if u.HomeDir != testUserHome {
+		if out, err := exec.Command("usermod", "--home", testUserHome, TestUser).CombinedOutput(); err != nil {
+			return fmt.Errorf("set home of %s: %v: %s", TestUser, err, out)
+		}
+	}
+	if err := os.MkdirAll(testUserHome, 0o755); err != nil {
+		return err
+	}
+	uid, _ := strconv.Atoi(u.Uid)
+	gid, _ := strconv.Atoi(u.Gid)
+	return os.Chown(testUserHome, uid, gid)
+}
+
+// WritableDir returns a fresh directory the login user can write to, for
+// files a remote command leaves for the test to read.
+func (s *Server) WritableDir(t testing.TB) string {
+	t.Helper()
+	d, err := os.MkdirTemp(s.Dir, "shared-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(d, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	return d
 }
 
 func writeKey(t testing.TB, path string) ssh.PublicKey {

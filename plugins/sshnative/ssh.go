@@ -316,7 +316,8 @@ func (p *pool) dial(ctx context.Context, h *inventory.Host) (*ssh.Client, error)
 	stopWatch()
 	if err != nil {
 		conn.Close()
-		if ctx.Err() != nil {
+		var netErr net.Error
+		if ctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout() {
 			return nil, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, p.opts.ConnectTimeout)
 		}
 		return nil, classifyHandshake(err, target)

@@ -73,7 +73,13 @@ func silentListener(t *testing.T) int {
 
 func newFleet(t *testing.T, aliases int, opts sshnative.Config) *fleet {
 	t.Helper()
-	s := sshtest.Start(t, sshtest.Options{ExtraConfig: []string{"ListenAddress 127.0.0.2"}})
+	return newFleetAs(t, aliases, opts, false)
+}
+
+// newFleetAs is newFleet; currentUser logs in as the user running the tests.
+func newFleetAs(t *testing.T, aliases int, opts sshnative.Config, currentUser bool) *fleet {
+	t.Helper()
+	s := sshtest.Start(t, sshtest.Options{CurrentUser: currentUser, ExtraConfig: []string{"ListenAddress 127.0.0.2"}})
 	// 127.0.0.2 serves the same sshd, but known_hosts holds a wrong key
 	// for it: the "mismatch" host.
 	_, wrong, err := ed25519.GenerateKey(rand.Reader)
@@ -96,6 +102,7 @@ func newFleet(t *testing.T, aliases int, opts sshnative.Config) *fleet {
 	inv, err := inventory.Parse(strings.NewReader(b.String()), "fleet.ini")
 	require.NoError(t, err)
 	opts.Inventory = inv
+	opts.SSH.User = s.User
 	opts.SSH.KeyFiles = []string{s.ClientKey}
 	opts.SSH.KnownHosts = []string{s.KnownHosts}
 	opts.SSH.NoAgent = true
@@ -154,7 +161,7 @@ func TestSSHOperations(t *testing.T) {
 
 func TestSSHServiceLifecycle(t *testing.T) {
 	name, pidFile := installInitScript(t)
-	f := newFleet(t, 1, sshnative.Config{})
+	f := newFleetAs(t, 1, sshnative.Config{}, true) // managing services needs root
 	pid := func() string { b, _ := os.ReadFile(pidFile); return strings.TrimSpace(string(b)) }
 	svc := func(state exe.ServiceState) exe.Event {
 		return collect(t, func(emit exe.Emit) error {
@@ -233,7 +240,7 @@ func sentinel(t *testing.T, s *sshtest.Server) {
 
 func TestSSHCancelHangsUpRemoteProcesses(t *testing.T) {
 	f := newFleet(t, 1, sshnative.Config{})
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	pidFile := filepath.Join(f.server.WritableDir(t), "pid")
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan exe.Event, 1)
 	go func() {
