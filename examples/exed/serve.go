@@ -53,6 +53,7 @@ func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
 		sn := cfg.SSHNative
 		return sshnative.New(sshnative.Config{
 			Inventory: inv,
+			Roles:     sn.Roles,
 			SSH: sshnative.SSHOptions{
 				User: sn.RemoteUser, KeyFiles: sn.PrivateKeyFiles, KnownHosts: sn.KnownHosts,
 				InsecureIgnoreHostKey: !sn.HostKeyChecking, NoAgent: !sn.UseAgent,

@@ -44,6 +44,9 @@ type Config struct {
 	// CommandTimeout bounds each command on each host; zero means no bound
 	// beyond the caller's context.
 	CommandTimeout time.Duration
+	// Roles is the directory of script roles for deploy
+	// (roles/<role>/main.sh, roles/<role>/tags/<tag>.sh); empty: "roles".
+	Roles string
 	// SSH configures connections to hosts that are not local.
 	SSH    SSHOptions
 	Logger hclog.Logger
@@ -66,6 +69,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.Concurrency <= 0 {
 		cfg.Concurrency = runtime.NumCPU()
+	}
+	if cfg.Roles == "" {
+		cfg.Roles = "roles"
 	}
 	if cfg.OutputCap <= 0 {
 		cfg.OutputCap = DefaultOutputCap
@@ -105,10 +111,22 @@ func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	}
 }
 
-// each runs fn for every host with bounded concurrency and emits each
+// hostFunc does an operation's work on one host and emits its events.
+type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
+
+// single adapts an operation with exactly one event per host.
+func single(fn func(ctx context.Context, c conn) exe.Event) hostFunc {
+	return func(ctx context.Context, host string, c conn, emit exe.Emit) {
+		ev := fn(ctx, c)
+		ev.Host = host
+		emit(ev)
+	}
+}
+
+// each runs fn for every host with bounded concurrency; fn emits each
 // result as soon as it is ready. Hosts missing from the inventory and hosts
-// that cannot be connected to are reported UNREACHABLE.
-func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn func(ctx context.Context, c conn) exe.Event) error {
+// whose connection cannot be set up are reported UNREACHABLE.
+func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
 	sem := make(chan struct{}, x.cfg.Concurrency)
 	var wg sync.WaitGroup
 	for _, name := range hosts {
@@ -136,9 +154,7 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn f
 				hctx, cancel = context.WithTimeout(ctx, x.cfg.CommandTimeout)
 			}
 			defer cancel()
-			ev := fn(hctx, c)
-			ev.Host = name
-			emit(ev)
+			fn(hctx, name, c, emit)
 		}(name)
 	}
 	wg.Wait()
@@ -163,7 +179,7 @@ func runErr(err error) exe.Event {
 // Ping checks each host answers. A local connection always does; it is
 // not worth a process.
 func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
 		if _, ok := c.(localConn); ok {
 			return exe.Event{Status: exe.OK}
 		}
@@ -175,12 +191,12 @@ func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) erro
 			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}
 		}
 		return exe.Event{Status: exe.OK}
-	})
+	}))
 }
 
 // Facter gathers facts with one embedded script that prints JSON.
 func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
 		// The facts document is never cut: a cut JSON is no facts at all.
 		res, err := c.run(ctx, command{script: factsScript}, DefaultOutputCap)
 		if err != nil {
@@ -194,7 +210,7 @@ func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) er
 			return exe.Event{Status: exe.Failed, Msg: "facts script printed invalid JSON: " + err.Error()}
 		}
 		return exe.Event{Status: exe.OK, Facts: facts}
-	})
+	}))
 }
 
 // Service brings a service to the desired state with the embedded service
@@ -210,7 +226,7 @@ func (x *Executor) Service(ctx context.Context, hosts []string, args exe.Service
 	if args.State < exe.ServiceStarted || args.State > exe.ServiceRestarted {
 		return exe.Errorf(exe.ErrInvalid, "state: must be 0, 1 or 2")
 	}
-	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
 		res, err := c.run(ctx, command{script: serviceScript, args: []string{args.Name, action}}, x.cfg.OutputCap)
 		if err != nil {
 			return runErr(err)
@@ -226,12 +242,12 @@ func (x *Executor) Service(ctx context.Context, hosts []string, args exe.Service
 			return exe.Event{Status: exe.OK}
 		}
 		return exe.Event{Status: exe.Changed}
-	})
+	}))
 }
 
 // Execute runs args.Cmd with sh -c on each host.
 func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
 		// The command is the single argument of sh -c: "$1" after "exe".
 		res, err := c.run(ctx, command{script: `exec /bin/sh -c "$1"`, args: []string{args.Cmd}}, x.cfg.OutputCap)
 		if err != nil {
@@ -247,12 +263,7 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 			ev.Msg = fmt.Sprintf("command exited %d", res.rtc)
 		}
 		return ev
-	})
-}
-
-// Deploy is not supported yet.
-func (x *Executor) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) error {
-	return exe.Errorf(exe.ErrNotSupported, "deploy is not supported by the sshnative executor yet")
+	}))
 }
 
 func firstLine(s string) string {

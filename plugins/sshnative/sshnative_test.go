@@ -189,12 +189,6 @@ func TestCommandTimeout(t *testing.T) {
 	assert.Equal(t, "command timed out", ev.Msg)
 }
 
-func TestDeployNotSupportedYet(t *testing.T) {
-	x := newExec(t, sshnative.Config{})
-	err := x.Deploy(context.Background(), []string{"localhost"}, exe.DeployArgs{Role: "x"}, func(exe.Event) {})
-	assert.ErrorIs(t, err, exe.ErrNotSupported)
-}
-
 func TestServiceRejectsBadNames(t *testing.T) {
 	x := newExec(t, sshnative.Config{})
 	for _, name := range []string{"", "a b", "x;touch /tmp/pwned", "$(id)", "../../etc/passwd"} {

@@ -212,8 +212,8 @@ func TestAsyncEndpointsAndJobs(t *testing.T) {
 
 	deploy := s.submit("/deploy", `{"targets":["localhost"],"role":"nginx","partial":["reconfig"],"extra_vars":{"port":80}}`)
 	job = s.waitJob(deploy)
-	assert.Equal(t, exe.JobFailure, job.State, "sshnative cannot deploy yet")
-	assert.Contains(t, job.Error, "not supported")
+	assert.Equal(t, exe.JobFailure, job.State, "there is no role nginx in the roles directory")
+	assert.Contains(t, job.Error, `role: "nginx" not found`)
 	assert.Equal(t, exe.DeployArgs{Role: "nginx", Partial: []string{"reconfig"}, ExtraVars: map[string]any{"port": 80.0}}, job.Deploy)
 
 	// GET /jobs/{jid} with and without outputs.

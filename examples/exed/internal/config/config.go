@@ -62,6 +62,7 @@ type Log struct {
 // SSHNative is the [sshnative] section.
 type SSHNative struct {
 	Inventory       string // Ansible INI inventory; "" = localhost only
+	Roles           string // script roles for deploy
 	CommandTimeout  time.Duration
 	OutputCap       int
 	RemoteUser      string   // "" = the current user
@@ -82,7 +83,7 @@ func Default() *Config {
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second},
 		Log: Log{Level: "info"},
-		SSHNative: SSHNative{OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
+		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
 			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
 	}
 }
@@ -116,6 +117,7 @@ var options = []option{
 	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
 	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
 	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
+	{"sshnative", "roles", func(c *Config, v string) error { c.SSHNative.Roles = v; return nil }},
 	{"sshnative", "remote_user", func(c *Config, v string) error { c.SSHNative.RemoteUser = v; return nil }},
 	{"sshnative", "private_key_file", func(c *Config, v string) error { c.SSHNative.PrivateKeyFiles = splitList(v); return nil }},
 	{"sshnative", "known_hosts", func(c *Config, v string) error { c.SSHNative.KnownHosts = splitList(v); return nil }},
