@@ -21,24 +21,26 @@ func (e *unreachableError) Unwrap() error { return e.err }
 
 // remoteWrapper runs the script ($0, with arguments "$@") so that a cancel
 // reaches every process it started, for any login user: the session's stdin
-// stays open while the command runs, and a watcher waits for its EOF, which
-// the client sends on cancel and sshd delivers when the connection dies,
-// then hangs up the session's process group (sshd makes the command a
-// session leader). When the command ends normally the watcher is stopped
-// first. Signal requests are not used: sshd refuses them for root logins.
-// Input for the script comes from $EXE_STDIN, since stdin is the watcher's.
+// stays open while the command runs, and a watcher (a forked subshell
+// blocked in the read builtin) waits for its EOF, which the client sends on
+// cancel and sshd delivers when the connection dies, then hangs up the
+// session's process group (sshd makes the command a session leader). The
+// script runs in the wrapper itself (eval), and an EXIT trap stops the
+// watcher when it ends, so a command costs one extra fork and no exec.
+// Signal requests are not used: sshd refuses them for root logins. Input for
+// the script comes from $EXE_STDIN, since stdin is the watcher's.
 const remoteWrapper = `exec 3<&0 </dev/null
-( cat <&3 >/dev/null 2>&1; kill -HUP 0 ) >/dev/null 2>&1 &
-w=$!
+( while read -r _; do :; done <&3; kill -HUP 0 ) >/dev/null 2>&1 &
+__exe_watch=$!
 exec 3<&-
+trap 'kill $__exe_watch 2>/dev/null' EXIT
 if [ -n "${EXE_STDIN+x}" ]; then
-	printf '%s' "$EXE_STDIN" | /bin/sh -c "$0" exe "$@"
-else
-	/bin/sh -c "$0" exe "$@"
+	exec <<__EXE_STDIN_END__
+$EXE_STDIN
+__EXE_STDIN_END__
+	unset EXE_STDIN
 fi
-rc=$?
-kill $w 2>/dev/null
-exit $rc`
+eval "$0"`
 
 // shellQuote quotes s for a POSIX shell: the only way request data reaches
 // a remote command line.

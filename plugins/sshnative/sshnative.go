@@ -30,6 +30,9 @@ var factsScript string
 //go:embed scripts/service.sh
 var serviceScript string
 
+// executeScript runs the request's command, passed as its first argument.
+const executeScript = `__exe_cmd=$1; shift; eval "$__exe_cmd"`
+
 // Config configures an Executor.
 type Config struct {
 	// Inventory is the inventory the executor works on; nil means
@@ -248,8 +251,9 @@ func (x *Executor) Service(ctx context.Context, hosts []string, args exe.Service
 // Execute runs args.Cmd with sh -c on each host.
 func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
-		// The command is the single argument of sh -c: "$1" after "exe".
-		res, err := c.run(ctx, command{script: `exec /bin/sh -c "$1"`, args: []string{args.Cmd}}, x.cfg.OutputCap)
+		// The command arrives as data ("$1") and is evaluated with no
+		// positional parameters, as sh -c would run it.
+		res, err := c.run(ctx, command{script: executeScript, args: []string{args.Cmd}}, x.cfg.OutputCap)
 		if err != nil {
 			ev := runErr(err)
 			ev.Exec = &exe.ExecResult{RTC: -1, Stdout: res.stdout, Stderr: res.stderr}
