@@ -240,31 +240,7 @@ func sentinel(t *testing.T, s *sshtest.Server) {
 
 func TestSSHCancelHangsUpRemoteProcesses(t *testing.T) {
 	f := newFleet(t, 1, sshnative.Config{})
-	pidFile := filepath.Join(f.server.WritableDir(t), "pid")
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan exe.Event, 1)
-	go func() {
-		_ = f.exec.Execute(ctx, []string{"h01"}, exe.ExecuteArgs{
-			Cmd: fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile)}, func(ev exe.Event) { done <- ev })
-	}()
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(pidFile)
-		if err != nil || !strings.HasSuffix(string(b), "\n") {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond)
-	cancelled := time.Now()
-	cancel()
-	select {
-	case ev := <-done:
-		assert.Equal(t, exe.Failed, ev.Status)
-		assert.Equal(t, "cancelled", ev.Msg)
-	case <-time.After(5 * time.Second):
-		t.Fatal("execute did not return after cancel")
-	}
+	pid, cancelled := cancelSleep(t, f.exec, "h01", filepath.Join(f.server.WritableDir(t), "pid"))
 	require.Eventually(t, func() bool {
 		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
 	}, 5*time.Second, 10*time.Millisecond, "the remote sleep must get SIGHUP")

@@ -142,11 +142,22 @@ func TestExecuteOutputCap(t *testing.T) {
 
 func TestExecuteCancelKillsProcessTree(t *testing.T) {
 	x := newExec(t, sshnative.Config{})
-	pidFile := filepath.Join(t.TempDir(), "pid")
+	pid, _ := cancelSleep(t, x, "localhost", filepath.Join(t.TempDir(), "pid"))
+	require.Eventually(t, func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
+	}, 5*time.Second, 10*time.Millisecond, "the grandchild sleep must be killed with its group")
+}
+
+// cancelSleep runs a command on host that starts a background sleep and
+// reports its pid through pidFile, cancels it once the sleep runs, checks
+// the cancelled event, and returns the sleep's pid and when it cancelled.
+func cancelSleep(t *testing.T, x *sshnative.Executor, host, pidFile string) (int, time.Time) {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
 	done := make(chan exe.Event, 1)
 	go func() {
-		_ = x.Execute(ctx, []string{"localhost"}, exe.ExecuteArgs{
+		_ = x.Execute(ctx, []string{host}, exe.ExecuteArgs{
 			Cmd: fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile)}, func(ev exe.Event) { done <- ev })
 	}()
 	var pid int
@@ -158,6 +169,7 @@ func TestExecuteCancelKillsProcessTree(t *testing.T) {
 		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
 		return err == nil
 	}, 10*time.Second, 10*time.Millisecond)
+	cancelled := time.Now()
 	cancel()
 	select {
 	case ev := <-done:
@@ -166,9 +178,7 @@ func TestExecuteCancelKillsProcessTree(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("execute did not return after cancel")
 	}
-	require.Eventually(t, func() bool {
-		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
-	}, 5*time.Second, 10*time.Millisecond, "the grandchild sleep must be killed with its group")
+	return pid, cancelled
 }
 
 func isZombie(pid int) bool {
