@@ -182,12 +182,7 @@ func BenchmarkFollowers1000(b *testing.B) {
 	if len(latencies) != b.N*followers {
 		b.Fatalf("%d deliveries, want %d", len(latencies), b.N*followers)
 	}
-	sort.Slice(latencies, func(i, j int) bool { return latencies[i] < latencies[j] })
-	pct := func(p float64) float64 {
-		return float64(latencies[int(p*float64(len(latencies)-1))].Microseconds()) / 1000
-	}
-	b.ReportMetric(pct(0.50), "p50-ms")
-	b.ReportMetric(pct(0.99), "p99-ms")
+	pct := reportLatencies(b, latencies)
 	b.ReportMetric(pct(1.0), "max-ms")
 }
 
@@ -254,7 +249,17 @@ func BenchmarkFollowers1000InProcess(b *testing.B) {
 		b.Fatal(err)
 	}
 	done.Wait()
+	reportLatencies(b, lat)
+}
+
+// reportLatencies reports the p50 and p99 of lat in milliseconds and returns
+// the percentile function for further metrics.
+func reportLatencies(b *testing.B, lat []time.Duration) func(p float64) float64 {
 	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	b.ReportMetric(float64(lat[len(lat)/2].Microseconds())/1000, "p50-ms")
-	b.ReportMetric(float64(lat[int(0.99*float64(len(lat)-1))].Microseconds())/1000, "p99-ms")
+	pct := func(p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
+	b.ReportMetric(pct(0.50), "p50-ms")
+	b.ReportMetric(pct(0.99), "p99-ms")
+	return pct
 }

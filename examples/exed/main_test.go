@@ -43,6 +43,14 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
+// exitCode is the exit code of a command that must have failed.
+func exitCode(t *testing.T, err error) int {
+	t.Helper()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit, "the command must exit non-zero")
+	return exit.ExitCode()
+}
+
 func freePort(t *testing.T) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -251,17 +259,12 @@ func TestBadConfigurationExits2(t *testing.T) {
 		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: "nosuch" is not available`,
 		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
 	} {
-		cmd := exec.Command(binary, "-c", writeConf(t, dir, text))
-		out, err := cmd.CombinedOutput()
-		var exit *exec.ExitError
-		require.ErrorAs(t, err, &exit, text)
-		assert.Equal(t, 2, exit.ExitCode(), text)
+		out, err := exec.Command(binary, "-c", writeConf(t, dir, text)).CombinedOutput()
+		assert.Equal(t, 2, exitCode(t, err), text)
 		assert.Contains(t, string(out), want, text)
 	}
 	out, err := exec.Command(binary, "--bogus").CombinedOutput()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit)
-	assert.Equal(t, 2, exit.ExitCode())
+	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(out), "Usage: exed")
 }
 
@@ -312,9 +315,7 @@ func TestInventoryPatterns(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04\n"), 0o600))
 	outText, err := exec.Command(binary, "-c", conf).CombinedOutput()
-	var exit *exec.ExitError
-	require.ErrorAs(t, err, &exit)
-	assert.Equal(t, 2, exit.ExitCode())
+	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(outText), "[sshnative] inventory: "+inv+":2: host \"web[01:04\": unterminated range")
 }
 
