@@ -70,6 +70,11 @@ func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
 
 // serve runs the server until SIGTERM or SIGINT.
 func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int {
+	// Before anything else: a SIGTERM that arrives while exed starts must
+	// still shut it down gracefully, not kill it.
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
 	fail := func(code int, format string, args ...any) int {
 		msg := fmt.Sprintf(format, args...)
 		fmt.Fprintln(stderr, "exed:", msg)
@@ -153,9 +158,6 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
 	code := 0
 	select {
 	case sig := <-sigs:
