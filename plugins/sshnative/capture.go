@@ -1,6 +1,11 @@
 package sshnative
 
-import "sync"
+import (
+	"bytes"
+	"io"
+	"strconv"
+	"sync"
+)
 
 // DefaultOutputCap is the default limit on each captured output field.
 const DefaultOutputCap = 1 << 20
@@ -40,4 +45,68 @@ func (c *capped) Truncated() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.truncated
+}
+
+// pidFilter passes a remote command's stderr on to next, less the line
+// that reports the command's pid (see pidMarker), which it delivers on
+// pid. Lines before it (a login shell's rc files may print some) pass
+// through; after maxPIDScan bytes without it, everything does.
+type pidFilter struct {
+	next io.Writer
+	pid  chan int
+
+	mu    sync.Mutex
+	buf   []byte
+	found bool
+}
+
+const maxPIDScan = 4 << 10
+
+func newPIDFilter(next io.Writer) *pidFilter {
+	return &pidFilter{next: next, pid: make(chan int, 1)}
+}
+
+func (f *pidFilter) Write(p []byte) (int, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.found {
+		return f.next.Write(p)
+	}
+	f.buf = append(f.buf, p...)
+	for {
+		i := bytes.IndexByte(f.buf, '\n')
+		if i < 0 {
+			if len(f.buf) > maxPIDScan {
+				f.found = true
+				_, _ = f.next.Write(f.buf)
+				f.buf = nil
+			}
+			return len(p), nil
+		}
+		line := f.buf[:i]
+		if rest, ok := bytes.CutPrefix(line, []byte(pidMarker)); ok {
+			if pid, err := strconv.Atoi(string(rest)); err == nil && pid > 1 {
+				f.found = true
+				f.pid <- pid
+				if tail := f.buf[i+1:]; len(tail) > 0 {
+					_, _ = f.next.Write(tail)
+				}
+				f.buf = nil
+				return len(p), nil
+			}
+		}
+		_, _ = f.next.Write(f.buf[:i+1])
+		f.buf = f.buf[i+1:]
+	}
+}
+
+// flush passes on what is still held: output that ended without a newline
+// before the pid line came.
+func (f *pidFilter) flush() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.buf) > 0 {
+		_, _ = f.next.Write(f.buf)
+		f.buf = nil
+	}
 }

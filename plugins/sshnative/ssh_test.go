@@ -99,6 +99,8 @@ func newFleetAs(t *testing.T, aliases int, opts sshnative.Config, currentUser bo
 	fmt.Fprintf(&b, "mismatch ansible_host=127.0.0.2 ansible_port=%d\n", s.Port)
 	fmt.Fprintf(&b, "noauth ansible_host=127.0.0.1 ansible_port=%d ansible_user=exe-no-such-user\n", s.Port)
 	b.WriteString("nodns ansible_host=host.that.does.not.exist.invalid\n")
+	// A login shell that is not POSIX sh: exed starts /bin/sh itself.
+	fmt.Fprintf(&b, "[othershell]\nviash ansible_host=127.0.0.1 ansible_port=%d ansible_shell_type=fish\n", s.Port)
 	inv, err := inventory.Parse(strings.NewReader(b.String()), "fleet.ini")
 	require.NoError(t, err)
 	opts.Inventory = inv
@@ -239,10 +241,33 @@ func sentinel(t *testing.T, s *sshtest.Server) {
 }
 
 func TestSSHCancelHangsUpRemoteProcesses(t *testing.T) {
+	for _, root := range []bool{false, true} {
+		t.Run(fmt.Sprintf("root=%v", root), func(t *testing.T) {
+			// sshd refuses signal requests for root logins: the hang-up
+			// must not depend on them.
+			f := newFleetAs(t, 1, sshnative.Config{}, root)
+			for _, host := range []string{"h01", "viash"} {
+				pid, cancelled := cancelSleep(t, f.exec, host, filepath.Join(f.server.WritableDir(t), "pid"))
+				require.Eventually(t, func() bool {
+					return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
+				}, 5*time.Second, 10*time.Millisecond, "%s: the remote sleep must get SIGHUP", host)
+				assert.Less(t, time.Since(cancelled), 2*time.Second, host)
+			}
+		})
+	}
+}
+
+func TestSSHRemoteShell(t *testing.T) {
 	f := newFleet(t, 1, sshnative.Config{})
-	pid, cancelled := cancelSleep(t, f.exec, "h01", filepath.Join(f.server.WritableDir(t), "pid"))
-	require.Eventually(t, func() bool {
-		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
-	}, 5*time.Second, 10*time.Millisecond, "the remote sleep must get SIGHUP")
-	assert.Less(t, time.Since(cancelled), 2*time.Second)
+	ctx := context.Background()
+	// viash's login shell is declared fish: the command still runs in sh,
+	// with the same quoting and output, and the pid line exed uses for
+	// cancelling never reaches the caller.
+	evs := collect(t, func(emit exe.Emit) error {
+		return f.exec.Execute(ctx, []string{"h01", "viash"}, exe.ExecuteArgs{Cmd: `printf '%s|' "$#" 'it'"'"'s'; echo e1 >&2; printf e2 >&2`}, emit)
+	})
+	for _, h := range []string{"h01", "viash"} {
+		require.NotNil(t, evs[h].Exec, h)
+		assert.Equal(t, exe.ExecResult{RTC: 0, Stdout: "0|it's|", Stderr: "e1\ne2"}, *evs[h].Exec, h)
+	}
 }

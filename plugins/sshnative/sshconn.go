@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"strings"
 	"time"
 
@@ -19,28 +18,17 @@ type unreachableError struct{ err error }
 func (e *unreachableError) Error() string { return e.err.Error() }
 func (e *unreachableError) Unwrap() error { return e.err }
 
-// remoteWrapper runs the script ($0, with arguments "$@") so that a cancel
-// reaches every process it started, for any login user: the session's stdin
-// stays open while the command runs, and a watcher (a forked subshell
-// blocked in the read builtin) waits for its EOF, which the client sends on
-// cancel and sshd delivers when the connection dies, then hangs up the
-// session's process group (sshd makes the command a session leader). The
-// script runs in the wrapper itself (eval), and an EXIT trap stops the
-// watcher when it ends, so a command costs one extra fork and no exec.
-// Signal requests are not used: sshd refuses them for root logins. Input for
-// the script comes from $EXE_STDIN, since stdin is the watcher's.
-const remoteWrapper = `exec 3<&0 </dev/null
-( while read -r _; do :; done <&3; kill -HUP 0 ) >/dev/null 2>&1 &
-__exe_watch=$!
-exec 3<&-
-trap 'kill $__exe_watch 2>/dev/null' EXIT
-if [ -n "${EXE_STDIN+x}" ]; then
-	exec <<__EXE_STDIN_END__
-$EXE_STDIN
-__EXE_STDIN_END__
-	unset EXE_STDIN
-fi
-eval "$0"`
+// pidMarker starts the line a remote command prints first on stderr: the
+// process ID of the login shell that runs it. sshd makes that shell a
+// session leader, so the ID names the command's whole process group, and a
+// cancel hangs the group up from a second session on the same connection.
+// That costs the command nothing on the host (no extra process, no watcher)
+// and works for every login user: sshd refuses signal requests for root.
+const pidMarker = "__exe_pid__="
+
+// maxCommandBytes is what Linux accepts as one argument (the command line
+// sshd hands to the login shell as `shell -c line`).
+const maxCommandBytes = 128<<10 - 1
 
 // shellQuote quotes s for a POSIX shell: the only way request data reaches
 // a remote command line.
@@ -48,23 +36,29 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
-// remoteCommand is the command line sent over the session.
-func remoteCommand(c command) string {
+// remoteCommand is the command line sent over the session. The login shell
+// evaluates it, as for plain ssh, Ansible's raw module and parallel-ssh, so
+// it must be a POSIX shell; posix false (ansible_shell_type other than sh)
+// starts /bin/sh for it instead. The script's arguments and environment are
+// quoted data; the script itself is a fixed one of exed's, a role script or
+// the request's command, quoted and evaluated as sh -c would run it.
+func remoteCommand(c command, posix bool) string {
 	if c.raw {
 		return c.script
 	}
 	var b strings.Builder
-	b.WriteString("exec ")
-	if len(c.env) > 0 {
-		b.WriteString("env")
-		for _, kv := range c.env {
-			b.WriteString(" " + shellQuote(kv))
-		}
-		b.WriteString(" ")
+	b.WriteString(`printf '` + pidMarker + `%d\n' "$$" >&2` + "\n")
+	for _, kv := range c.env {
+		k, v, _ := strings.Cut(kv, "=")
+		b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
 	}
-	b.WriteString("/bin/sh -c " + shellQuote(remoteWrapper) + " " + shellQuote(c.script))
+	b.WriteString("set --")
 	for _, a := range c.args {
 		b.WriteString(" " + shellQuote(a))
+	}
+	b.WriteString("\neval " + shellQuote(c.script))
+	if !posix {
+		return "exec /bin/sh -c " + shellQuote(b.String())
 	}
 	return b.String()
 }
@@ -76,6 +70,10 @@ type sshConn struct {
 }
 
 func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
+	line := remoteCommand(cmd, c.posixShell())
+	if len(line) > maxCommandBytes {
+		return result{}, fmt.Errorf("the remote command line is %d KiB, more than the %d KiB one argument can hold", len(line)>>10, maxCommandBytes>>10)
+	}
 	for attempt := 0; ; attempt++ {
 		client, pc, err := c.pool.acquire(ctx, c.host)
 		if err != nil {
@@ -91,48 +89,53 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 			}
 			return result{}, &unreachableError{fmt.Errorf("ssh session: %v", err)}
 		}
-		res, err := runSession(ctx, sess, cmd, limit)
+		res, err := runSession(ctx, client, sess, line, cmd, limit)
 		c.pool.release(c.host.Name, pc)
 		return res, err
 	}
 }
 
-func runSession(ctx context.Context, sess *ssh.Session, cmd command, limit int) (result, error) {
+// posixShell tells whether the host's login shell evaluates POSIX sh, as
+// Ansible assumes unless ansible_shell_type says otherwise.
+func (c sshConn) posixShell() bool {
+	t := c.host.Vars["ansible_shell_type"]
+	return t == "" || t == "sh"
+}
+
+// hangupWait bounds each step of a cancel: waiting for the command's pid,
+// the kill session, and the command's end after the hangup.
+const hangupWait = time.Second
+
+func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line string, cmd command, limit int) (result, error) {
 	defer sess.Close()
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
+	pids := newPIDFilter(stderr)
 	sess.Stdout, sess.Stderr = stdout, stderr
-	// hangup is the session's stdin: held open while the command runs,
-	// closed (EOF) to make the remote wrapper hang up its process group.
-	hangupR, hangup := io.Pipe()
-	defer hangup.Close()
 	if !cmd.raw {
-		sess.Stdin = hangupR
-		if cmd.stdin != nil {
-			b, err := io.ReadAll(cmd.stdin)
-			if err != nil {
-				return result{}, err
-			}
-			cmd.env = append(cmd.env, "EXE_STDIN="+string(b))
-		}
+		sess.Stderr = pids
 	}
-	if err := sess.Start(remoteCommand(cmd)); err != nil {
+	sess.Stdin = cmd.stdin
+	if err := sess.Start(line); err != nil {
 		return result{}, &unreachableError{fmt.Errorf("ssh exec: %v", err)}
 	}
 	done := make(chan error, 1)
 	go func() { done <- sess.Wait() }()
 	collect := func() result {
+		pids.flush()
 		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
 	}
 	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		// EOF on stdin: the wrapper hangs up its process group. Closing the
-		// channel afterwards bounds the wait.
-		hangup.Close()
+		if !cmd.raw {
+			hangup(client, pids, done)
+		}
 		select {
 		case <-done:
-		case <-time.After(time.Second):
+		case <-time.After(hangupWait):
+			// Closing the channel bounds the wait; the process group has
+			// had its SIGHUP.
 			_ = sess.Close()
 		}
 		res := collect()
@@ -157,4 +160,33 @@ func runSession(ctx context.Context, sess *ssh.Session, cmd command, limit int) 
 	}
 	res.rtc = -1
 	return res, &unreachableError{fmt.Errorf("connection lost while the command ran: %v", err)}
+}
+
+// hangup sends SIGHUP to the process group of a cancelled command, from a
+// second session on the same connection, once the command has reported its
+// pid (it does so first thing) or has ended.
+func hangup(client *ssh.Client, pids *pidFilter, done chan error) {
+	var pid int
+	select {
+	case pid = <-pids.pid:
+	case err := <-done:
+		done <- err // leave the result for the caller
+		return
+	case <-time.After(hangupWait):
+		return
+	}
+	kill, err := client.NewSession()
+	if err != nil {
+		return
+	}
+	defer kill.Close()
+	ran := make(chan struct{})
+	go func() {
+		_ = kill.Run(fmt.Sprintf("kill -s HUP -- -%d", pid))
+		close(ran)
+	}()
+	select {
+	case <-ran:
+	case <-time.After(hangupWait):
+	}
 }
