@@ -5,8 +5,12 @@ PACKAGES  ?= ./...
 # ansible. Installed only when missing, and only when running as root.
 TEST_DEBS := openssh-server redis-server ansible
 FUZZTIME  ?= 5s
+# Generators of internal/pluginpb, pinned: the generated files name them.
+PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
+PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
+TOOLS     := $(CURDIR)/.tools
 
-.PHONY: all build test deps vet fuzz bench run clean
+.PHONY: all build test deps vet fuzz bench run clean generate check-generated
 
 all: build
 
@@ -35,11 +39,25 @@ vet:
 	if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	$(GO) vet $(PACKAGES)
 
+# generate regenerates the plugin protocol code (Debian protobuf-compiler,
+# installed when missing as root, and the pinned Go generators).
+generate:
+	@command -v protoc >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends protobuf-compiler >/dev/null; }
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO)
+	GOBIN=$(TOOLS) $(GO) install $(PROTOC_GEN_GO_GRPC)
+	PATH="$(TOOLS):$$PATH" $(GO) generate ./internal/pluginpb
+
+# check-generated fails when the committed protocol code is not what
+# plugin.proto generates.
+check-generated: generate
+	@git diff --exit-code -- internal/pluginpb || { echo "internal/pluginpb is stale: run make generate and commit"; exit 1; }
+
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./transport/http
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./plugins/sshnative/inventory
 
-test: deps vet
+test: deps vet check-generated
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
 	$(MAKE) --no-print-directory fuzz
 

@@ -1,0 +1,183 @@
+// Package executor runs exe.Executor implementations as plugin processes
+// (hashicorp/go-plugin, gRPC protocol, AutoMTLS). A plugin's main calls
+// Serve; the server starts the binary with Start and uses the returned
+// Client as any other exe.Executor. Each operation's events cross the
+// process boundary as a server-streaming RPC, one message per event as the
+// plugin emits it, and cancelling the caller's context cancels the work in
+// the plugin.
+package executor
+
+import (
+	"context"
+	"os/exec"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/pluginhost"
+	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/0ops/exed/internal/pluginrpc"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// ProtocolVersion is the version of the executor plugin protocol. A plugin
+// built for another version is refused at start with an error that names
+// both versions.
+const ProtocolVersion = 1
+
+// Handshake is what exed and an executor plugin check before they talk: a
+// plugin binary run by hand (without the cookie) says it is a plugin and
+// exits.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "EXE_PLUGIN",
+	MagicCookieValue: "executor",
+}
+
+// pluginKey names the executor in go-plugin's plugin set.
+const pluginKey = "executor"
+
+// Configurer is implemented by executors that take a config section: Serve
+// passes them the key/values of their section of exed.conf before the
+// first operation, and an error fails the server's start.
+type Configurer = pluginrpc.Configurer
+
+// GRPCPlugin is the go-plugin glue for executors: the plugin side serves
+// Impl, the host side returns a client. Most code needs Serve and Start.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl exe.Executor
+}
+
+// GRPCServer registers Impl's shim on the plugin's gRPC server.
+func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginpb.RegisterExecutorServer(s, &pluginrpc.ExecutorServer{Impl: p.Impl})
+	return nil
+}
+
+// GRPCClient returns the host's shim for the plugin's executor.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &pluginrpc.ExecutorClient{RPC: pluginpb.NewExecutorClient(c)}, nil
+}
+
+// Serve serves impl as an executor plugin on the process's stdio, as
+// go-plugin does; it returns when the host is done with the plugin. Call
+// it from main, and print nothing on stdout before it.
+func Serve(impl exe.Executor) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
+
+// Options say which plugin binary to start and how.
+type Options struct {
+	// Name is the plugin's name ("sshnative", "ansible"): in messages, in
+	// log lines (the plugin's stderr and hclog output appear in Logger
+	// under this name), and its config section.
+	Name string
+	// Path and Args are the binary and its arguments.
+	Path string
+	Args []string
+	// Env is added to the server's environment for the plugin.
+	Env []string
+	// Config is the plugin's config section, sent after every start.
+	Config map[string]string
+	Logger hclog.Logger
+}
+
+// Client is an exe.Executor backed by a plugin process. The process starts
+// on Start; when it dies, the calls it was serving fail with an error that
+// names the plugin and its exit, and the next call starts it again.
+type Client struct {
+	proc *pluginhost.Process
+}
+
+var _ exe.Executor = (*Client)(nil)
+
+// Start starts the plugin and configures it: a binary that is not a
+// plugin, speaks another protocol version or refuses its config is an
+// error here, not at the first job.
+func Start(ctx context.Context, opts Options) (*Client, error) {
+	c := &Client{proc: pluginhost.New(pluginhost.Config{
+		Kind: pluginKey, Name: opts.Name, Handshake: Handshake,
+		Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}},
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(opts.Path, opts.Args...)
+			cmd.Env = append(cmd.Environ(), opts.Env...)
+			return cmd
+		},
+		Setup: func(ctx context.Context, raw any) error {
+			return raw.(*pluginrpc.ExecutorClient).Configure(ctx, opts.Config)
+		},
+		Logger: opts.Logger,
+	})}
+	if _, err := c.proc.Get(ctx); err != nil {
+		c.proc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
+	raw, err := c.proc.Get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return raw.(*pluginrpc.ExecutorClient), nil
+}
+
+// Match implements exe.Executor.
+func (c *Client) Match(ctx context.Context, pattern string) ([]string, error) {
+	x, err := c.get(ctx)
+	if err != nil {
+		return nil, err
+	}
+	hosts, err := x.Match(ctx, pattern)
+	return hosts, c.proc.Explain(err)
+}
+
+// Ping implements exe.Executor.
+func (c *Client) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Ping(ctx, hosts, emit) })
+}
+
+// Facter implements exe.Executor.
+func (c *Client) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Facter(ctx, hosts, emit) })
+}
+
+// Service implements exe.Executor.
+func (c *Client) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Service(ctx, hosts, args, emit) })
+}
+
+// Execute implements exe.Executor.
+func (c *Client) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Execute(ctx, hosts, args, emit) })
+}
+
+// Deploy implements exe.Executor.
+func (c *Client) Deploy(ctx context.Context, hosts []string, args exe.DeployArgs, emit exe.Emit) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Deploy(ctx, hosts, args, emit) })
+}
+
+// Health asks the plugin (starting it if it is not running).
+func (c *Client) Health(ctx context.Context) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Health(ctx) })
+}
+
+func (c *Client) call(ctx context.Context, fn func(*pluginrpc.ExecutorClient) error) error {
+	x, err := c.get(ctx)
+	if err != nil {
+		return err
+	}
+	return c.proc.Explain(fn(x))
+}
+
+// PID is the plugin process's ID while it runs, or 0.
+func (c *Client) PID() int { return c.proc.PID() }
+
+// Close kills the plugin process.
+func (c *Client) Close() error { return c.proc.Close() }

@@ -1,0 +1,166 @@
+// Package pluginhost runs one plugin binary for the server through
+// go-plugin: started on first use, configured after every start, restarted
+// on the next call after it died, and killed on Close. It is shared by the
+// executor and task packages, which add the typed interface on top.
+package pluginhost
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/pluginrpc"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+)
+
+// Config describes the plugin process.
+type Config struct {
+	// Kind and Name say what it is in messages and logs ("executor
+	// plugin sshnative").
+	Kind, Name string
+	// Command returns a new command that starts the plugin binary: each
+	// start needs a fresh exec.Cmd.
+	Command   func() *exec.Cmd
+	Handshake plugin.HandshakeConfig
+	// Plugins is the go-plugin plugin set; Dispense takes Kind from it.
+	Plugins plugin.PluginSet
+	// Setup runs after every start with the dispensed interface (it
+	// configures the plugin); an error stops the process.
+	Setup  func(ctx context.Context, raw any) error
+	Logger hclog.Logger
+}
+
+// Process is one managed plugin process.
+type Process struct {
+	cfg Config
+
+	mu     sync.Mutex
+	client *plugin.Client
+	cmd    *exec.Cmd
+	raw    any
+	closed bool
+}
+
+// New returns a Process; nothing starts until Get.
+func New(cfg Config) *Process {
+	if cfg.Logger == nil {
+		cfg.Logger = hclog.NewNullLogger()
+	}
+	return &Process{cfg: cfg}
+}
+
+func (p *Process) label() string { return p.cfg.Kind + " plugin " + p.cfg.Name }
+
+// Get returns the dispensed interface of a running, configured process,
+// starting one when there is none or the last one exited.
+func (p *Process) Get(ctx context.Context) (any, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.closed {
+		return nil, exe.Errorf(exe.ErrUnavailable, "%s: shut down", p.label())
+	}
+	if p.client != nil && !p.client.Exited() {
+		return p.raw, nil
+	}
+	if p.client != nil {
+		p.cfg.Logger.Warn("plugin exited; starting it again", "plugin", p.cfg.Name, "exit", exitText(p.cmd))
+		p.client.Kill()
+	}
+	p.client, p.raw = nil, nil
+	cmd := p.cfg.Command()
+	logger := p.cfg.Logger.Named(p.cfg.Name)
+	// What the plugin writes to stdout and stderr after go-plugin took them
+	// over arrives here, a line at a time: into the log, tagged.
+	stdio := logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
+	client := plugin.NewClient(&plugin.ClientConfig{
+		HandshakeConfig:  p.cfg.Handshake,
+		Plugins:          p.cfg.Plugins,
+		Cmd:              cmd,
+		AllowedProtocols: []plugin.Protocol{plugin.ProtocolGRPC},
+		AutoMTLS:         true,
+		Managed:          true,
+		Logger:           logger,
+		SyncStdout:       stdio,
+		SyncStderr:       stdio,
+		StartTimeout:     30 * time.Second,
+	})
+	rpc, err := client.Client()
+	if err != nil {
+		client.Kill()
+		return nil, exe.Errorf(exe.ErrUnavailable, "%s: start %s: %v", p.label(), cmd.Path, err)
+	}
+	raw, err := rpc.Dispense(p.cfg.Kind)
+	if err != nil {
+		client.Kill()
+		return nil, exe.Errorf(exe.ErrUnavailable, "%s: %v", p.label(), err)
+	}
+	if p.cfg.Setup != nil {
+		if err := p.cfg.Setup(ctx, raw); err != nil {
+			client.Kill()
+			return nil, fmt.Errorf("%s: %w", p.label(), err)
+		}
+	}
+	p.client, p.cmd, p.raw = client, cmd, raw
+	return raw, nil
+}
+
+// Explain turns a failed call into what happened: when the process died
+// (or dies within a moment: the call usually notices the broken connection
+// before go-plugin reaps the process), an error naming the plugin and its
+// exit; otherwise err unchanged.
+func (p *Process) Explain(err error) error {
+	var transport *pluginrpc.TransportError
+	if !errors.As(err, &transport) {
+		return err
+	}
+	p.mu.Lock()
+	client, cmd := p.client, p.cmd
+	p.mu.Unlock()
+	if client == nil {
+		return err
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for !client.Exited() {
+		if time.Now().After(deadline) {
+			return exe.Errorf(exe.ErrUnavailable, "%s: %s", p.label(), transport.Msg)
+		}
+		time.Sleep(10 * time.Millisecond) // go-plugin offers no exit channel
+	}
+	return exe.Errorf(exe.ErrUnavailable, "%s exited (%s)", p.label(), exitText(cmd))
+}
+
+// exitText describes how cmd ended; call it once the process has exited.
+func exitText(cmd *exec.Cmd) string {
+	if cmd == nil || cmd.ProcessState == nil {
+		return "exit unknown"
+	}
+	return cmd.ProcessState.String()
+}
+
+// PID is the running process's ID, or 0.
+func (p *Process) PID() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.client == nil || p.client.Exited() || p.cmd == nil || p.cmd.Process == nil {
+		return 0
+	}
+	return p.cmd.Process.Pid
+}
+
+// Close kills the process (gracefully first, as go-plugin does) and
+// refuses further calls.
+func (p *Process) Close() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.closed = true
+	if p.client != nil {
+		p.client.Kill()
+		p.client = nil
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package pluginrpc
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"sync"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/pluginpb"
+)
+
+// ExecutorServer serves an exe.Executor over gRPC, in the plugin process
+// (or, for a task plugin, in the host, over the broker).
+type ExecutorServer struct {
+	pluginpb.UnimplementedExecutorServer
+	Impl exe.Executor
+}
+
+// Configure passes the config section to the implementation if it takes one.
+func (s *ExecutorServer) Configure(ctx context.Context, cfg *pluginpb.Config) (*pluginpb.Empty, error) {
+	if c, ok := s.Impl.(Configurer); ok {
+		if err := c.Configure(ctx, cfg.GetValues()); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+func (s *ExecutorServer) Match(ctx context.Context, req *pluginpb.MatchRequest) (*pluginpb.MatchResponse, error) {
+	hosts, err := s.Impl.Match(ctx, req.GetPattern())
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.MatchResponse{Hosts: hosts}, nil
+}
+
+func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Empty, error) {
+	if h, ok := s.Impl.(exe.HealthChecker); ok {
+		if err := h.Health(ctx); err != nil {
+			return nil, toStatus(err)
+		}
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// Operate runs one operation and streams each event as it is emitted. The
+// stream's context is the operation's: a cancel on the host cancels it.
+func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
+	var args any
+	switch r.Operate {
+	case exe.OpService:
+		args = &r.Service
+	case exe.OpExecute:
+		args = &r.Execute
+	case exe.OpDeploy:
+		args = &r.Deploy
+	case exe.OpPing, exe.OpFacter:
+	default:
+		return toStatus(exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate))
+	}
+	if args != nil {
+		if err := json.Unmarshal(req.GetArgsJson(), args); err != nil {
+			return toStatus(exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err))
+		}
+	}
+	ctx, cancel := context.WithCancel(stream.Context())
+	defer cancel()
+	send := &sender{send: stream.Send, cancel: cancel}
+	err := exe.Perform(ctx, s.Impl, nil, r, send.emit)
+	if serr := send.close(); err == nil {
+		err = serr
+	}
+	return toStatus(err)
+}
+
+// sender serialises emits onto a stream: executors emit from one goroutine
+// per host. A failed send (the host went away) cancels the operation; an
+// emit after the operation returned is dropped.
+type sender struct {
+	send   func(*pluginpb.Event) error
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	err    error
+	closed bool
+}
+
+func (s *sender) emit(ev exe.Event) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed || s.err != nil {
+		return
+	}
+	pb, err := eventToPB(ev)
+	if err == nil {
+		err = s.send(pb)
+	}
+	if err != nil {
+		s.err = err
+		s.cancel()
+	}
+}
+
+func (s *sender) close() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.closed = true
+	return s.err
+}
+
+// ExecutorClient is an exe.Executor whose work is done by an ExecutorServer
+// at the other end of a gRPC connection.
+type ExecutorClient struct {
+	RPC pluginpb.ExecutorClient
+}
+
+var _ exe.Executor = (*ExecutorClient)(nil)
+
+// Configure sends the plugin its config section.
+func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) error {
+	_, err := c.RPC.Configure(ctx, &pluginpb.Config{Values: cfg})
+	return fromStatus(ctx, err)
+}
+
+func (c *ExecutorClient) Match(ctx context.Context, pattern string) ([]string, error) {
+	res, err := c.RPC.Match(ctx, &pluginpb.MatchRequest{Pattern: pattern})
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	hosts := res.GetHosts()
+	if hosts == nil {
+		hosts = []string{}
+	}
+	return hosts, nil
+}
+
+func (c *ExecutorClient) Health(ctx context.Context) error {
+	_, err := c.RPC.Health(ctx, &pluginpb.Empty{})
+	return fromStatus(ctx, err)
+}
+
+func (c *ExecutorClient) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return c.operate(ctx, exe.OpPing, hosts, nil, emit)
+}
+
+func (c *ExecutorClient) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return c.operate(ctx, exe.OpFacter, hosts, nil, emit)
+}
+
+func (c *ExecutorClient) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	return c.operate(ctx, exe.OpService, hosts, args, emit)
+}
+
+func (c *ExecutorClient) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	return c.operate(ctx, exe.OpExecute, hosts, args, emit)
+}
+
+func (c *ExecutorClient) Deploy(ctx context.Context, hosts []string, args exe.DeployArgs, emit exe.Emit) error {
+	return c.operate(ctx, exe.OpDeploy, hosts, args, emit)
+}
+
+func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
+	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return err
+		}
+		req.ArgsJson = b
+	}
+	stream, err := c.RPC.Operate(ctx, req)
+	if err != nil {
+		return fromStatus(ctx, err)
+	}
+	return receive(ctx, stream.Recv, emit)
+}
+
+// receive delivers a stream's events to emit as they arrive.
+func receive(ctx context.Context, recv func() (*pluginpb.Event, error), emit exe.Emit) error {
+	for {
+		pb, err := recv()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fromStatus(ctx, err)
+		}
+		ev, err := eventFromPB(pb)
+		if err != nil {
+			return err
+		}
+		emit(ev)
+	}
+}

@@ -1,0 +1,131 @@
+package plugintest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+
+	"github.com/0ops/exed/exe"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Executor is an executor for exed's own plugin tests: it behaves
+// on request in the ways a plugin can misbehave. Its hosts are "a", "b"
+// and "c"; Execute's command selects the behaviour:
+//
+//	stream N  emits N events per host, numbered in Extra["n"]
+//	gate F    emits one event, reads the named pipe F (so waits for the
+//	          test to write it), emits a second
+//	block     emits one event, then waits for cancellation and records
+//	          it as the file "cancelled" in [testexec] marker_dir
+//	crash     emits one event, then exits with status 3
+//
+//	fail      returns an error
+//	say X     writes X to stderr and Logger, and returns
+//
+// A config key "fail" makes Configure refuse.
+type Executor struct {
+	Logger    hclog.Logger
+	markerDir string
+}
+
+var hosts = []string{"a", "b", "c"}
+
+// Configure implements executor.Configurer.
+func (x *Executor) Configure(_ context.Context, cfg map[string]string) error {
+	if v, ok := cfg["fail"]; ok {
+		return exe.Errorf(exe.ErrInvalid, "[testexec] fail: %q refused", v)
+	}
+	x.markerDir = cfg["marker_dir"]
+	return nil
+}
+
+func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
+	if pattern == "all" {
+		return hosts, nil
+	}
+	for _, h := range hosts {
+		if h == pattern {
+			return []string{h}, nil
+		}
+	}
+	if strings.HasPrefix(pattern, "~") {
+		return nil, exe.Errorf(exe.ErrInvalid, "pattern: regexes are not supported here")
+	}
+	return []string{}, nil
+}
+
+func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.OK})
+	}
+	return nil
+}
+
+func (x *Executor) Facter(_ context.Context, hs []string, emit exe.Emit) error {
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.OK, Facts: map[string]any{"hostname": h, "cpus": 2.0}})
+	}
+	return nil
+}
+
+func (x *Executor) Service(context.Context, []string, exe.ServiceArgs, exe.Emit) error {
+	return exe.Errorf(exe.ErrNotSupported, "testexec manages no services")
+}
+
+func (x *Executor) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) error {
+	return exe.ErrNotSupported
+}
+
+func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	verb, arg, _ := strings.Cut(args.Cmd, " ")
+	switch verb {
+	case "stream":
+		n, err := strconv.Atoi(arg)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "stream: %v", err)
+		}
+		for i := 1; i <= n; i++ {
+			for _, h := range hs {
+				emit(exe.Event{Host: h, Status: exe.Changed, Extra: map[string]any{"n": float64(i)},
+					Exec: &exe.ExecResult{Stdout: "x"}})
+			}
+		}
+		return nil
+	case "gate":
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "before"})
+		if _, err := os.ReadFile(arg); err != nil {
+			return err
+		}
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "after"})
+		return nil
+	case "block":
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+		<-ctx.Done()
+		if x.markerDir != "" {
+			_ = os.WriteFile(filepath.Join(x.markerDir, "cancelled"), []byte(ctx.Err().Error()), 0o644)
+		}
+		return ctx.Err()
+	case "crash":
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "last words"})
+		fmt.Fprintln(os.Stderr, "testexec: crashing on request")
+		os.Exit(3)
+	case "say":
+		fmt.Fprintln(os.Stderr, "stderr: "+arg)
+		if x.Logger != nil {
+			x.Logger.Warn("hclog: "+arg, "host", hs[0])
+		}
+		emit(exe.Event{Host: hs[0], Status: exe.Changed})
+		return nil
+	case "fail":
+		return errors.New("testexec: failed on request")
+	}
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
+	}
+	return nil
+}

@@ -1,0 +1,133 @@
+// Package task runs exe.Task implementations, such as a rolling restart,
+// as plugin processes (hashicorp/go-plugin, gRPC protocol, AutoMTLS). A
+// task plugin's main calls Serve; the server starts the binary with Start.
+// A task drives the server's executor (itself possibly another plugin
+// process): for each run the server serves it to the plugin over
+// go-plugin's GRPCBroker, for as long as the run lasts.
+package task
+
+import (
+	"context"
+	"os/exec"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/pluginhost"
+	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/0ops/exed/internal/pluginrpc"
+	"github.com/hashicorp/go-hclog"
+	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
+)
+
+// ProtocolVersion is the version of the task plugin protocol.
+const ProtocolVersion = 1
+
+// Handshake is what exed and a task plugin check before they talk. Its
+// cookie differs from executors', so one kind is never loaded as the other.
+var Handshake = plugin.HandshakeConfig{
+	ProtocolVersion:  ProtocolVersion,
+	MagicCookieKey:   "EXE_PLUGIN",
+	MagicCookieValue: "task",
+}
+
+const pluginKey = "task"
+
+// Configurer is implemented by tasks that take a config section.
+type Configurer = pluginrpc.Configurer
+
+// GRPCPlugin is the go-plugin glue for tasks. Most code needs Serve and
+// Start.
+type GRPCPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	Impl exe.Task
+}
+
+// GRPCServer registers Impl's shim on the plugin's gRPC server.
+func (p *GRPCPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
+	pluginpb.RegisterTaskServer(s, &pluginrpc.TaskServer{Impl: p.Impl, Broker: b})
+	return nil
+}
+
+// GRPCClient returns the host's shim for the plugin's task.
+func (p *GRPCPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
+	return &pluginrpc.TaskClient{RPC: pluginpb.NewTaskClient(c), Broker: b}, nil
+}
+
+// Serve serves impl as a task plugin on the process's stdio; call it from
+// main, and print nothing on stdout before it.
+func Serve(impl exe.Task) {
+	plugin.Serve(&plugin.ServeConfig{
+		HandshakeConfig: Handshake,
+		Plugins:         plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}},
+		GRPCServer:      plugin.DefaultGRPCServer,
+	})
+}
+
+// Options say which plugin binary to start and how.
+type Options struct {
+	// Name is the plugin's name: in messages, in log lines (the plugin's
+	// stderr and hclog output appear in Logger under it), and its config
+	// section.
+	Name   string
+	Path   string
+	Args   []string
+	Env    []string
+	Config map[string]string
+	Logger hclog.Logger
+}
+
+// Client is an exe.Task backed by a plugin process, restarted on the next
+// call after it died.
+type Client struct {
+	proc *pluginhost.Process
+}
+
+var _ exe.Task = (*Client)(nil)
+
+// Start starts the plugin and configures it; a plugin that cannot start,
+// speaks another protocol version or refuses its config is an error here.
+func Start(ctx context.Context, opts Options) (*Client, error) {
+	c := &Client{proc: pluginhost.New(pluginhost.Config{
+		Kind: pluginKey, Name: opts.Name, Handshake: Handshake,
+		Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}},
+		Command: func() *exec.Cmd {
+			cmd := exec.Command(opts.Path, opts.Args...)
+			cmd.Env = append(cmd.Environ(), opts.Env...)
+			return cmd
+		},
+		Setup: func(ctx context.Context, raw any) error {
+			return raw.(*pluginrpc.TaskClient).Configure(ctx, opts.Config)
+		},
+		Logger: opts.Logger,
+	})}
+	if _, err := c.proc.Get(ctx); err != nil {
+		c.proc.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// Info implements exe.Task.
+func (c *Client) Info(ctx context.Context) (exe.TaskInfo, error) {
+	raw, err := c.proc.Get(ctx)
+	if err != nil {
+		return exe.TaskInfo{}, err
+	}
+	info, err := raw.(*pluginrpc.TaskClient).Info(ctx)
+	return info, c.proc.Explain(err)
+}
+
+// Run implements exe.Task: exec is served to the plugin for the run.
+func (c *Client) Run(ctx context.Context, exec exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
+	raw, err := c.proc.Get(ctx)
+	if err != nil {
+		return err
+	}
+	return c.proc.Explain(raw.(*pluginrpc.TaskClient).Run(ctx, exec, hosts, args, emit))
+}
+
+// PID is the plugin process's ID while it runs, or 0.
+func (c *Client) PID() int { return c.proc.PID() }
+
+// Close kills the plugin process.
+func (c *Client) Close() error { return c.proc.Close() }

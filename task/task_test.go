@@ -1,0 +1,128 @@
+package task_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/task"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+var bins map[string]string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "exe-task-test-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	bins, err = plugintest.Build(dir, map[string]string{
+		"exe-task-pingwave":    "./examples/plugins/exe-task-pingwave",
+		"exe-executor-localsh": "./examples/plugins/exe-executor-localsh",
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func startTask(t *testing.T) *task.Client {
+	t.Helper()
+	c, err := task.Start(context.Background(), task.Options{Name: "pingwave", Path: bins["exe-task-pingwave"]})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestInfoCarriesTheSchema(t *testing.T) {
+	c := startTask(t)
+	info, err := c.Info(context.Background())
+	require.NoError(t, err)
+	assert.Equal(t, "pingwave", info.Type)
+	assert.NotEmpty(t, info.Description)
+	opts, err := info.Options.Validate(map[string]any{})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]any{"wave": 1.0}, opts, "the default crossed the boundary")
+	_, err = info.Options.Validate(map[string]any{"wave": "two"})
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+}
+
+// The task plugin drives an executor plugin through the server: plugin →
+// broker → this process → executor plugin, and back.
+func TestTaskDrivesAnExecutorPluginThroughTheBroker(t *testing.T) {
+	c := startTask(t)
+	x, err := executor.Start(context.Background(), executor.Options{Name: "localsh", Path: bins["exe-executor-localsh"],
+		Config: map[string]string{"hosts": "w1,w2,w3"}})
+	require.NoError(t, err)
+	defer x.Close()
+	var mu sync.Mutex
+	var got []string
+	err = c.Run(context.Background(), x, []string{"w1", "w2", "w3"}, exe.TaskArgs{Type: "pingwave", Options: map[string]any{"wave": 2.0}},
+		func(ev exe.Event) {
+			mu.Lock()
+			defer mu.Unlock()
+			got = append(got, fmt.Sprintf("%s %s %s", ev.Host, ev.Status, ev.Name))
+		})
+	require.NoError(t, err)
+	assert.Equal(t, []string{
+		exe.AnnounceHost + " OK wave 1", "w1 OK ", "w2 OK ",
+		exe.AnnounceHost + " OK wave 2", "w3 OK ",
+	}, got)
+}
+
+// unreachableAfter answers ping for the first n hosts only.
+type unreachableAfter struct {
+	plugintest.Executor
+	ok map[string]bool
+}
+
+func (u *unreachableAfter) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
+	for _, h := range hosts {
+		if u.ok[h] {
+			emit(exe.Event{Host: h, Status: exe.OK})
+		} else {
+			emit(exe.Event{Host: h, Status: exe.Unreachable, Msg: "connection refused"})
+		}
+	}
+	return nil
+}
+
+func TestTaskErrorAndRepeatedRuns(t *testing.T) {
+	c := startTask(t)
+	x := &unreachableAfter{ok: map[string]bool{"a": true}}
+	var evs []exe.Event
+	err := c.Run(context.Background(), x, []string{"a", "b", "c"}, exe.TaskArgs{Options: map[string]any{"wave": 1.0}},
+		func(ev exe.Event) { evs = append(evs, ev) })
+	assert.EqualError(t, err, "wave 2: 1 hosts did not answer; later waves not run")
+	require.Len(t, evs, 4, "two announcements and two pings; wave 3 never ran")
+	assert.Equal(t, "connection refused", evs[3].Msg)
+	// Each run serves its executor on a broker stream of its own.
+	for i := 0; i < 3; i++ {
+		require.NoError(t, c.Run(context.Background(), x, []string{"a"}, exe.TaskArgs{}, func(exe.Event) {}))
+	}
+}
+
+func TestCrashedTaskPluginRestarts(t *testing.T) {
+	c := startTask(t)
+	pid := c.PID()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return c.PID() == 0 }, 5*time.Second, time.Millisecond, "go-plugin saw the exit")
+	// The next call starts a new process and succeeds.
+	_, err := c.Info(context.Background())
+	require.NoError(t, err)
+	assert.NotZero(t, c.PID())
+	assert.NotEqual(t, pid, c.PID())
+}
