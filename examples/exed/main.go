@@ -5,7 +5,11 @@
 // 127.0.0.1:16808: an in-memory job store, the in-process dispatcher and the
 // sshnative executor with localhost.
 //
-//	exed [-c exed.conf] [-d] [-v] [-h]
+//	exed [-c exed.conf] [-d] [-v] [-h] [--list-plugins]
+//
+// Executors and task plugins run as plugin processes: module binaries
+// exe-executor-NAME and exe-task-NAME in [runner] modules, and the
+// built-ins, which exed serves itself (exed plugin executor sshnative).
 package main
 
 import (
@@ -41,18 +45,22 @@ func versionString() string {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if len(args) > 0 && args[0] == "plugin" {
+		return servePlugin(args[1:], stderr)
+	}
 	fs := flag.NewFlagSet("exed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var confPath string
-	var daemon, showVersion bool
+	var daemon, showVersion, list bool
 	fs.StringVar(&confPath, "c", "", "path to exed.conf (default: ./exed.conf if it exists, else built-in defaults)")
 	fs.StringVar(&confPath, "conf", "", "same as -c")
 	fs.BoolVar(&daemon, "d", false, "run as a daemon: detach, write [api] pid_file, log to files")
 	fs.BoolVar(&daemon, "daemon", false, "same as -d")
 	fs.BoolVar(&showVersion, "v", false, "print the version and exit")
 	fs.BoolVar(&showVersion, "version", false, "same as -v")
+	fs.BoolVar(&list, "list-plugins", false, "print the executor and task plugins found (built-in and in [runner] modules) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: exed [-c exed.conf] [-d] [-v] [-h]\n\nexed serves the exed remote-execution HTTP API.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: exed [-c exed.conf] [-d] [-v] [-h] [--list-plugins]\n\nexed serves the exed remote-execution HTTP API.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -85,6 +93,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 			fmt.Fprintln(stderr, "exed:", err)
 			return exitUsage
 		}
+	}
+	if list {
+		listPlugins(cfg, stdout)
+		return 0
 	}
 	if daemon && os.Getenv(daemonEnv) == "" {
 		return startDaemon(args, stdout, stderr)

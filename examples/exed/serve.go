@@ -17,8 +17,6 @@ import (
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
-	"github.com/0ops/exed/plugins/sshnative"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -37,35 +35,6 @@ func openLog(path string, def io.Writer) (io.Writer, func(), error) {
 		return nil, nil, err
 	}
 	return f, func() { f.Close() }, nil
-}
-
-// newExecutor builds the configured executor.
-func newExecutor(cfg *config.Config, log hclog.Logger) (exe.Executor, error) {
-	switch cfg.Runner.Executor {
-	case "sshnative":
-		var inv *inventory.Inventory
-		if cfg.SSHNative.Inventory != "" {
-			var err error
-			if inv, err = inventory.Load(cfg.SSHNative.Inventory); err != nil {
-				return nil, fmt.Errorf("[sshnative] inventory: %w", err)
-			}
-		}
-		sn := cfg.SSHNative
-		return sshnative.New(sshnative.Config{
-			Inventory: inv,
-			Roles:     sn.Roles,
-			SSH: sshnative.SSHOptions{
-				User: sn.RemoteUser, KeyFiles: sn.PrivateKeyFiles, KnownHosts: sn.KnownHosts,
-				InsecureIgnoreHostKey: !sn.HostKeyChecking, NoAgent: !sn.UseAgent,
-				ConnectTimeout: sn.ConnectTimeout, KeepAlive: sn.KeepAlive, IdleTimeout: sn.IdleTimeout,
-			},
-			Concurrency:    cfg.Runner.Concurrency,
-			OutputCap:      cfg.SSHNative.OutputCap,
-			CommandTimeout: cfg.SSHNative.CommandTimeout,
-			Logger:         log.Named("sshnative"),
-		})
-	}
-	return nil, fmt.Errorf("[runner] executor: %q is not available in this build (available: sshnative)", cfg.Runner.Executor)
 }
 
 // serve runs the server until SIGTERM or SIGINT.
@@ -110,15 +79,18 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
 	}
 
-	executor, err := newExecutor(cfg, log)
+	plugs, err := startPlugins(context.Background(), cfg, log)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	// Plugins are killed on every way out, so none outlives the server.
+	defer plugs.Close()
+	executor := plugs.executor
 	store := memory.New(memory.Options{Retention: cfg.Runner.JobTTL, MaxJobs: cfg.Runner.MaxJobs})
-	runner := &exe.Runner{Store: store, Executor: executor, Logger: log.Named("runner")}
+	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
 	disp := local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
 		Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
-	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor,
+	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
@@ -188,9 +160,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := disp.Shutdown(ctx); err != nil {
 		log.Warn("dispatcher shutdown", "error", err)
 	}
-	if c, ok := executor.(io.Closer); ok {
-		_ = c.Close()
-	}
+	plugs.Close()
 	_ = store.Close()
 	log.Info("exed stopped")
 	return code

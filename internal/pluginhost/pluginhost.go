@@ -73,6 +73,7 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 	}
 	p.client, p.raw = nil, nil
 	cmd := p.cfg.Command()
+	dieWithParent(cmd)
 	logger := p.cfg.Logger.Named(p.cfg.Name)
 	// What the plugin writes to stdout and stderr after go-plugin took them
 	// over arrives here, a line at a time: into the log, tagged.

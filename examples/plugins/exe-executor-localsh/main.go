@@ -52,16 +52,20 @@ func (l *localsh) Configure(_ context.Context, cfg map[string]string) error {
 	return nil
 }
 
-// Match selects hosts by glob ("all" and "*" select every host).
+// Match selects hosts by a comma-separated union of globs ("all" selects
+// every host). exed resolves a request's targets with one such union.
 func (l *localsh) Match(_ context.Context, pattern string) ([]string, error) {
 	out := []string{}
 	for _, h := range l.hosts {
-		ok, err := path.Match(pattern, h)
-		if err != nil {
-			return nil, exe.Errorf(exe.ErrInvalid, "pattern: %v", err)
-		}
-		if ok || pattern == "all" {
-			out = append(out, h)
+		for _, p := range strings.Split(pattern, ",") {
+			ok, err := path.Match(p, h)
+			if err != nil {
+				return nil, exe.Errorf(exe.ErrInvalid, "pattern: %v", err)
+			}
+			if ok || p == "all" {
+				out = append(out, h)
+				break
+			}
 		}
 	}
 	return out, nil

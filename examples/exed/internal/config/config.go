@@ -26,6 +26,10 @@ type Config struct {
 	SSHNative SSHNative
 	// Path is the file the configuration came from ("" for defaults).
 	Path string
+	// Sections holds every section's key/values as written (unquoted,
+	// empty values left out): a plugin receives its own section, and
+	// sections of plugins exed does not know are kept only here.
+	Sections map[string]map[string]string
 }
 
 // API is the [api] section.
@@ -147,14 +151,22 @@ func Load(path string) (*Config, []string, error) {
 		known[o.section][o.key] = o
 	}
 	var warnings []string
+	c.Sections = map[string]map[string]string{}
 	for _, sec := range f.Sections() {
 		name := sec.Name()
+		if name == ini.DefaultSection && len(sec.Keys()) == 0 {
+			continue
+		}
+		values := map[string]string{}
+		for _, key := range sec.Keys() {
+			if v := unquote(key.Value()); v != "" {
+				values[key.Name()] = v
+			}
+		}
+		c.Sections[name] = values
 		opts, ok := known[name]
 		if !ok {
-			if name == ini.DefaultSection && len(sec.Keys()) == 0 {
-				continue
-			}
-			warnings = append(warnings, fmt.Sprintf("%s: unknown section [%s] ignored", path, name))
+			// A plugin's section: the server checks it names one.
 			continue
 		}
 		for _, key := range sec.Keys() {
@@ -173,6 +185,33 @@ func Load(path string) (*Config, []string, error) {
 		}
 	}
 	return c, warnings, nil
+}
+
+// ServerSections are the sections exed itself reads; any other section
+// belongs to a plugin of that name.
+var ServerSections = map[string]bool{"api": true, "runner": true, "log": true}
+
+// SSHNativeFrom parses the key/values of an [sshnative] section, as the
+// sshnative plugin receives them, over the defaults. Unknown keys are
+// ignored (the server already warned of them); "concurrency" is the
+// server's [runner] concurrency.
+func SSHNativeFrom(values map[string]string) (SSHNative, int, error) {
+	c := Default()
+	for _, o := range options {
+		v, ok := values[o.key]
+		if o.section != "sshnative" || !ok || v == "" {
+			continue
+		}
+		if err := o.set(c, v); err != nil {
+			return SSHNative{}, 0, fmt.Errorf("[sshnative] %s: %w", o.key, err)
+		}
+	}
+	if v, ok := values["concurrency"]; ok {
+		if err := setInt(&c.Runner.Concurrency, v, 1); err != nil {
+			return SSHNative{}, 0, fmt.Errorf("[runner] concurrency: %w", err)
+		}
+	}
+	return c.SSHNative, c.Runner.Concurrency, nil
 }
 
 // splitList splits a comma-separated list of paths.

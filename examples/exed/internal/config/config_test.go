@@ -66,12 +66,23 @@ command_timeout = 120
 }
 
 func TestUnknownOptionsWarn(t *testing.T) {
-	c, warnings, err := config.Load(write(t, "[api]\nlisten_prot = 1\n[nonsense]\na = b\n"))
+	c, warnings, err := config.Load(write(t, "[api]\nlisten_prot = 1\n[myplugin]\na = 'b'\nempty =\n"))
 	require.NoError(t, err)
 	assert.Equal(t, 16808, c.API.ListenPort)
-	require.Len(t, warnings, 2)
+	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], `unknown option "listen_prot" in [api]`)
-	assert.Contains(t, warnings[1], "unknown section [nonsense]")
+	assert.Equal(t, map[string]string{"a": "b"}, c.Sections["myplugin"], "a plugin's section is kept for it, unquoted")
+}
+
+func TestSSHNativeFrom(t *testing.T) {
+	sn, conc, err := config.SSHNativeFrom(map[string]string{"connect_timeout": "3s", "remote_user": "ops", "concurrency": "7", "other": "x"})
+	require.NoError(t, err)
+	assert.Equal(t, 3*time.Second, sn.ConnectTimeout)
+	assert.Equal(t, "ops", sn.RemoteUser)
+	assert.Equal(t, 7, conc)
+	assert.True(t, sn.HostKeyChecking, "defaults for what is not given")
+	_, _, err = config.SSHNativeFrom(map[string]string{"keepalive": "soon"})
+	assert.EqualError(t, err, `[sshnative] keepalive: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 }
 
 func TestBadValuesNameTheOption(t *testing.T) {

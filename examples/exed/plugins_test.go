@@ -1,0 +1,192 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// modulesDir builds the example plugins into a modules directory.
+func modulesDir(t *testing.T) string {
+	t.Helper()
+	dir := filepath.Join(t.TempDir(), "modules")
+	for _, name := range []string{"exe-executor-localsh", "exe-task-pingwave"} {
+		out, err := exec.Command("go", "build", "-o", filepath.Join(dir, name), "../plugins/"+name).CombinedOutput()
+		require.NoError(t, err, "%s", out)
+	}
+	return dir
+}
+
+// children lists the PIDs whose parent is pid, from /proc.
+func children(t *testing.T, pid int) []int {
+	t.Helper()
+	entries, err := os.ReadDir("/proc")
+	require.NoError(t, err)
+	var out []int
+	for _, e := range entries {
+		n, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
+		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
+			out = append(out, n)
+		}
+	}
+	return out
+}
+
+// cmdline is a process's command line, space-separated.
+func cmdline(pid int) string {
+	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
+}
+
+// pluginPID is the PID of the server's plugin process whose command line
+// contains name.
+func pluginPID(t *testing.T, server int, name string) int {
+	t.Helper()
+	for _, pid := range children(t, server) {
+		if strings.Contains(cmdline(pid), name) {
+			return pid
+		}
+	}
+	t.Fatalf("no plugin process %q under exed %d", name, server)
+	return 0
+}
+
+// submit posts an async request and follows the job to its end.
+func submit(t *testing.T, base, path, body string) map[string]any {
+	t.Helper()
+	code, out := httpDo(t, "POST", base+path, body)
+	require.Equal(t, 201, code, string(out))
+	var created map[string]string
+	require.NoError(t, json.Unmarshal(out, &created))
+	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
+	require.Equal(t, 200, code)
+	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?outputs=1", "")
+	require.Equal(t, 200, code)
+	var job map[string]any
+	require.NoError(t, json.Unmarshal(out, &job))
+	return job
+}
+
+func TestListPlugins(t *testing.T) {
+	modules := modulesDir(t)
+	dir := t.TempDir()
+	conf := writeConf(t, dir, fmt.Sprintf("[runner]\nmodules = %s\nexecutor = localsh\n", modules))
+	require.NoError(t, os.WriteFile(filepath.Join(modules, "exe-executor-noexec"), []byte("#!/bin/sh\n"), 0o644))
+	out, err := exec.Command(binary, "-c", conf, "--list-plugins").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	text := string(out)
+	assert.Regexp(t, `executor\s+localsh\s+`+regexpQuote(filepath.Join(modules, "exe-executor-localsh"))+` \(selected\)`, text)
+	assert.Regexp(t, `executor\s+sshnative\s+built-in \(.*exed plugin executor sshnative\)`, text)
+	assert.Regexp(t, `task\s+pingwave\s+`+regexpQuote(filepath.Join(modules, "exe-task-pingwave")), text)
+	assert.Contains(t, text, "exe-executor-noexec ignored: not an executable file")
+}
+
+func regexpQuote(s string) string {
+	r := strings.NewReplacer(`.`, `\.`, `(`, `\(`, `)`, `\)`, `+`, `\+`)
+	return r.Replace(s)
+}
+
+// The reference server on module plugins: every endpoint through plugin
+// processes, a kill -9 of the executor mid-job, and no plugin left after
+// the server exits.
+func TestServerOnModulePlugins(t *testing.T) {
+	modules := modulesDir(t)
+	dir := t.TempDir()
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+listen_port = %d
+[runner]
+modules = %s
+executor = localsh
+shutdown_grace = 2s
+[localsh]
+hosts = web1, web2, db1
+[nosuchplugin]
+x = 1
+`, freePort(t), modules))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+	assert.Contains(t, p.logs.String(), "section [nosuchplugin] ignored: no plugin of that name")
+
+	code, body := httpDo(t, "GET", base+"/target?pattern=web*", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `["web1","web2"]`, string(body))
+	code, body = httpDo(t, "GET", base+"/ping?target=db1", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"db1":{"status":1}}`, string(body))
+	job := submit(t, base, "/service", `{"targets":["db1"],"name":"nginx","state":0}`)
+	assert.EqualValues(t, 2, job["state"], "Failure")
+	assert.Equal(t, "operation not supported by this executor", job["error"])
+
+	job = submit(t, base, "/execute", `{"targets":["web1","db1"],"cmd":"echo hi"}`)
+	assert.EqualValues(t, 0, job["state"], "%v", job)
+	rd := job["return_data"].(map[string]any)
+	assert.Equal(t, "hi\n", rd["db1"].([]any)[0].(map[string]any)["stdout"])
+
+	// Tasks: listed with their schema, validated before anything runs,
+	// and run through the broker against the executor plugin.
+	code, body = httpDo(t, "GET", base+"/tasks", "")
+	assert.Equal(t, 200, code)
+	assert.Contains(t, string(body), `"type":"pingwave"`)
+	code, body = httpDo(t, "POST", base+"/tasks", `{"targets":["web1"],"taskname":"t","tasktype":"pingwave","taskopts":{"wave":"x"}}`)
+	assert.Equal(t, 400, code)
+	assert.JSONEq(t, `{"message":"taskopts: option \"wave\" must be of type integer"}`, string(body))
+	job = submit(t, base, "/tasks", `{"targets":["web1","web2","db1"],"taskname":"t","tasktype":"pingwave","taskopts":{"wave":2}}`)
+	assert.EqualValues(t, 0, job["state"], "%v", job)
+	assert.Len(t, job["return_data"].(map[string]any)["__ANNOUNCE__"], 2, "two waves")
+
+	// kill -9 of the executor plugin during a long job fails that job with
+	// a clear error; the next request starts a new plugin and succeeds.
+	server := p.cmd.Process.Pid
+	code, body = httpDo(t, "POST", base+"/execute", `{"targets":["web1"],"cmd":"sleep 60"}`)
+	require.Equal(t, 201, code, string(body))
+	var created map[string]string
+	require.NoError(t, json.Unmarshal(body, &created))
+	plugin := pluginPID(t, server, "exe-executor-localsh")
+	require.Eventually(t, func() bool { return len(children(t, plugin)) > 0 }, 10*time.Second, 5*time.Millisecond,
+		"the plugin runs the command")
+	require.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
+	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
+	require.Equal(t, 200, code)
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	var final map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &final))
+	assert.EqualValues(t, 2, final["state"], "Failure")
+	assert.Equal(t, "executor plugin localsh exited (signal: killed)", final["error"])
+	code, body = httpDo(t, "GET", base+"/ping?target=web1", "")
+	assert.Equal(t, 200, code, string(body))
+	assert.JSONEq(t, `{"web1":{"status":1}}`, string(body))
+
+	plugins := children(t, server)
+	require.Len(t, plugins, 2, "one executor and one task plugin")
+	p.stop(t)
+	for _, pid := range plugins {
+		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "plugin %d (%s) outlived the server", pid, cmdline(pid))
+	}
+}
+
+func TestBadPluginConfigExits2(t *testing.T) {
+	modules := modulesDir(t)
+	dir := t.TempDir()
+	conf := writeConf(t, dir, fmt.Sprintf("[runner]\nmodules = %s\nexecutor = localsh\n[localsh]\nhots = x\n", modules))
+	out, err := exec.Command(binary, "-c", conf).CombinedOutput()
+	assert.Equal(t, 2, exitCode(t, err))
+	assert.Contains(t, string(out), "executor plugin localsh: [localsh] hots: unknown option")
+}
