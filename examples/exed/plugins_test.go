@@ -90,11 +90,18 @@ func TestListPlugins(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeConf(t, dir, fmt.Sprintf("[runner]\nmodules = %s\nexecutor = localsh\n", modules))
 	require.NoError(t, os.WriteFile(filepath.Join(modules, "exe-executor-noexec"), []byte("#!/bin/sh\n"), 0o644))
+	// A module named like a built-in overrides it.
+	require.NoError(t, os.Link(filepath.Join(modules, "exe-executor-localsh"), filepath.Join(modules, "exe-executor-sshnative")))
 	out, err := exec.Command(binary, "-c", conf, "--list-plugins").CombinedOutput()
 	require.NoError(t, err, "%s", out)
 	text := string(out)
 	assert.Regexp(t, `executor\s+localsh\s+`+regexpQuote(filepath.Join(modules, "exe-executor-localsh"))+` \(selected\)`, text)
-	assert.Regexp(t, `executor\s+sshnative\s+built-in \(.*exed plugin executor sshnative\)`, text)
+	assert.Regexp(t, `executor\s+sshnative\s+`+regexpQuote(filepath.Join(modules, "exe-executor-sshnative")), text)
+	assert.NotContains(t, text, "built-in")
+
+	out, err = exec.Command(binary, "--list-plugins").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Regexp(t, `executor\s+sshnative\s+built-in \(.*exed plugin executor sshnative\) \(selected\)`, string(out))
 	assert.Regexp(t, `task\s+pingwave\s+`+regexpQuote(filepath.Join(modules, "exe-task-pingwave")), text)
 	assert.Contains(t, text, "exe-executor-noexec ignored: not an executable file")
 }
