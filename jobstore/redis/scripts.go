@@ -1,0 +1,119 @@
+package redis
+
+import goredis "github.com/redis/go-redis/v9"
+
+// The store's multi-key transitions, each one atomic in Redis. Lock keys are
+// built inside the scripts from the prefix, so the store needs a single
+// Redis (or a primary with replicas), not a Redis Cluster.
+
+// createScript stores a new Running job; for mutex operations it first
+// checks that no target is locked, then locks them all.
+// KEYS: job, jobs (zset), counter. ARGV: jid, job JSON, startat, lock
+// prefix, mutex ("1"/"0"), targets...
+var createScript = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+local locks = ''
+if ARGV[5] == '1' then
+	for i = 6, #ARGV do
+		local holder = redis.call('GET', ARGV[4] .. ARGV[i])
+		if holder then return {'conflict', ARGV[i], holder} end
+	end
+	for i = 6, #ARGV do
+		redis.call('SET', ARGV[4] .. ARGV[i], ARGV[1])
+		locks = locks .. ARGV[i] .. '\n'
+	end
+end
+redis.call('HSET', KEYS[1], 'req', ARGV[2], 'state', '1', 'error', '', 'startat', ARGV[3], 'endat', '0', 'locks', locks)
+local n = redis.call('INCR', KEYS[3])
+redis.call('ZADD', KEYS[2], n, ARGV[1])
+return {'ok'}
+`)
+
+// appendScript adds events to a Running job's stream, in order.
+// KEYS: job, events. ARGV: host, event JSON, host, event JSON, ...
+var appendScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'notfound' end
+if st ~= '1' then return 'finished' end
+for i = 1, #ARGV, 2 do
+	redis.call('XADD', KEYS[2], '*', 'h', ARGV[i], 'e', ARGV[i + 1])
+end
+return 'ok'
+`)
+
+// finishScript ends a Running job: outcome, end time, locks released, an
+// end marker on its stream (followers stop there), and every key of the job
+// set to expire after the retention period. With a lease key given, it
+// finishes only if that lease has lapsed (the worker-lost check).
+// KEYS: job, events, expiry (zset), started (set). ARGV: state, msg, endat,
+// retention ms, lock prefix, jid, lease key or ''.
+var finishScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'notfound' end
+if st ~= '1' then return 'finished' end
+if ARGV[7] ~= '' and redis.call('EXISTS', ARGV[7]) == 1 then return 'leased' end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'endat', ARGV[3])
+local locks = redis.call('HGET', KEYS[1], 'locks')
+if locks then
+	for h in string.gmatch(locks, '[^\n]+') do
+		local k = ARGV[5] .. h
+		if redis.call('GET', k) == ARGV[6] then redis.call('DEL', k) end
+	end
+end
+redis.call('XADD', KEYS[2], '*', 'end', '1')
+redis.call('PEXPIRE', KEYS[1], ARGV[4])
+redis.call('PEXPIRE', KEYS[2], ARGV[4])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[6])
+redis.call('SREM', KEYS[4], ARGV[6])
+return 'ok'
+`)
+
+// pruneScript drops expired jobs from the job list (their keys expire by
+// themselves). KEYS: jobs, expiry.
+var pruneScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local gone = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', now, 'LIMIT', 0, 1000)
+for _, j in ipairs(gone) do
+	redis.call('ZREM', KEYS[1], j)
+	redis.call('ZREM', KEYS[2], j)
+end
+return #gone
+`)
+
+// deleteScript removes a finished job. KEYS: job, events, jobs, expiry.
+// ARGV: jid.
+var deleteScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'notfound' end
+if st == '1' then return 'running' end
+redis.call('DEL', KEYS[1], KEYS[2])
+redis.call('ZREM', KEYS[3], ARGV[1])
+redis.call('ZREM', KEYS[4], ARGV[1])
+return 'ok'
+`)
+
+// startScript marks a queued job as started by a worker and takes its
+// lease; a job that ended (cancelled while queued) or was already started
+// is not started again: at most once. KEYS: job, lease, started (set).
+// ARGV: worker, lease ms, jid.
+var startScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'notfound' end
+if st ~= '1' then return 'finished' end
+if redis.call('HEXISTS', KEYS[1], 'worker') == 1 then return 'started' end
+redis.call('HSET', KEYS[1], 'worker', ARGV[1])
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+redis.call('SADD', KEYS[3], ARGV[3])
+return 'ok'
+`)
+
+// renewScript extends a lease its holder still holds. KEYS: lease.
+// ARGV: worker, lease ms.
+var renewScript = goredis.NewScript(`
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('PEXPIRE', KEYS[1], ARGV[2])
+return 1
+`)

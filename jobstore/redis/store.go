@@ -1,0 +1,317 @@
+// Package redis is an exe.JobStore on Redis (go-redis v9), shared by any
+// number of API servers and workers, and the Redis dispatcher and worker
+// that run jobs across machines (see Dispatcher and Worker).
+//
+// Keys, all under Options.Prefix (default "exe:"):
+//
+//	job:{jid}     hash: req (the job as JSON), state, error, startat,
+//	              endat, locks (targets locked, one per line), worker
+//	events:{jid}  stream: one entry per event (h = host, e = event JSON),
+//	              then an end marker (end = 1) when the job finishes
+//	jobs          sorted set: every job by creation order (List)
+//	expiry        sorted set: finished jobs by expiry time (ms), to prune
+//	              jobs from the list when their keys expire
+//	counter       creation counter (the jobs scores)
+//	lock:{host}   the jid of the running deploy or task job holding host
+//	queue         stream of jids to run, read by the "workers" group
+//	lease:{jid}   the worker running the job; expires unless renewed
+//	started       set of running jobs a worker has started
+//	cancel        pub/sub channel of cancelled jids
+//
+// A finished job's keys expire after Options.Retention. Redis restarted
+// without persistence loses every job, event, lock and queued job:
+// followers and workers see them vanish (not found) and carry on.
+package redis
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// Defaults for Options.
+const (
+	DefaultPrefix    = "exe:"
+	DefaultRetention = 7 * 24 * time.Hour
+)
+
+// Options configure a Store.
+type Options struct {
+	// Prefix starts every key; default DefaultPrefix.
+	Prefix string
+	// Retention is how long a finished job is kept; default
+	// DefaultRetention.
+	Retention time.Duration
+	// PollInterval bounds each blocking read of Follow, and so how long
+	// a cancelled follow may take to return; default 500ms.
+	PollInterval time.Duration
+}
+
+// Store is the Redis exe.JobStore.
+type Store struct {
+	rdb  goredis.UniversalClient
+	opts Options
+}
+
+var _ exe.JobStore = (*Store)(nil)
+
+// New returns a Store on rdb. It does not close rdb.
+func New(rdb goredis.UniversalClient, opts Options) *Store {
+	if opts.Prefix == "" {
+		opts.Prefix = DefaultPrefix
+	}
+	if opts.Retention <= 0 {
+		opts.Retention = DefaultRetention
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 500 * time.Millisecond
+	}
+	return &Store{rdb: rdb, opts: opts}
+}
+
+func (s *Store) key(parts ...string) string { return s.opts.Prefix + strings.Join(parts, ":") }
+func (s *Store) jobKey(jid string) string   { return s.key("job", jid) }
+func (s *Store) eventsKey(jid string) string {
+	return s.key("events", jid)
+}
+func (s *Store) leaseKey(jid string) string { return s.key("lease", jid) }
+
+// unavailable reports a Redis failure as exe.ErrUnavailable, so the API
+// answers 503 with a message rather than an internal error.
+func unavailable(ctx context.Context, err error) error {
+	if err == nil {
+		return nil
+	}
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return exe.Errorf(exe.ErrUnavailable, "job store: redis: %v", err)
+}
+
+// Create implements exe.JobStore.
+func (s *Store) Create(ctx context.Context, job *exe.Job) error {
+	b, err := json.Marshal(job)
+	if err != nil {
+		return err
+	}
+	mutex := "0"
+	if job.Operate.Mutex() {
+		mutex = "1"
+	}
+	args := []any{job.JID, b, job.StartAt, s.key("lock") + ":", mutex}
+	for _, t := range job.Targets {
+		args = append(args, t)
+	}
+	res, err := createScript.Run(ctx, s.rdb, []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter")}, args...).StringSlice()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	switch res[0] {
+	case "exists":
+		return fmt.Errorf("job %s already exists", job.JID)
+	case "conflict":
+		return &exe.ConflictError{Host: res[1], JID: res[2]}
+	}
+	return nil
+}
+
+// decodeJob builds a job from its hash.
+func decodeJob(jid string, h map[string]string) (*exe.Job, error) {
+	job := &exe.Job{}
+	if err := json.Unmarshal([]byte(h["req"]), job); err != nil {
+		return nil, fmt.Errorf("job %s: stored job: %w", jid, err)
+	}
+	state, _ := strconv.Atoi(h["state"])
+	job.State = exe.JobState(state)
+	job.Error = h["error"]
+	job.StartAt, _ = strconv.ParseInt(h["startat"], 10, 64)
+	job.EndAt, _ = strconv.ParseInt(h["endat"], 10, 64)
+	job.ReturnData = nil
+	return job, nil
+}
+
+// Get implements exe.JobStore.
+func (s *Store) Get(ctx context.Context, jid string, outputs bool) (*exe.Job, error) {
+	var hash *goredis.MapStringStringCmd
+	var events *goredis.XMessageSliceCmd
+	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		hash = p.HGetAll(ctx, s.jobKey(jid))
+		if outputs {
+			events = p.XRange(ctx, s.eventsKey(jid), "-", "+")
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	if len(hash.Val()) == 0 {
+		return nil, exe.ErrNotFound
+	}
+	job, err := decodeJob(jid, hash.Val())
+	if err != nil {
+		return nil, err
+	}
+	if outputs {
+		job.ReturnData = map[string][]exe.Event{}
+		var seq int64
+		for _, m := range events.Val() {
+			ev, ok, err := decodeEvent(m, &seq)
+			if err != nil {
+				return nil, err
+			}
+			if ok {
+				job.ReturnData[ev.Host] = append(job.ReturnData[ev.Host], ev)
+			}
+		}
+	}
+	return job, nil
+}
+
+// decodeEvent reads one stream entry; ok is false for the end marker.
+func decodeEvent(m goredis.XMessage, seq *int64) (exe.Event, bool, error) {
+	e, isEvent := m.Values["e"].(string)
+	if !isEvent {
+		return exe.Event{}, false, nil
+	}
+	var ev exe.Event
+	if err := json.Unmarshal([]byte(e), &ev); err != nil {
+		return ev, false, fmt.Errorf("stored event %s: %w", m.ID, err)
+	}
+	ev.Host, _ = m.Values["h"].(string)
+	*seq++
+	ev.Seq = *seq
+	return ev, true, nil
+}
+
+// List implements exe.JobStore: newest first, expired jobs pruned.
+func (s *Store) List(ctx context.Context) ([]string, error) {
+	if err := pruneScript.Run(ctx, s.rdb, []string{s.key("jobs"), s.key("expiry")}).Err(); err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	ids, err := s.rdb.ZRevRange(ctx, s.key("jobs"), 0, -1).Result()
+	if err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	return ids, nil
+}
+
+// Append implements exe.JobStore: one script call for all events, so a
+// batch costs one round trip.
+func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) error {
+	if len(events) == 0 {
+		return nil
+	}
+	args := make([]any, 0, 2*len(events))
+	for _, ev := range events {
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return err
+		}
+		args = append(args, ev.Host, b)
+	}
+	res, err := appendScript.Run(ctx, s.rdb, []string{s.jobKey(jid), s.eventsKey(jid)}, args...).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return statusErr(res)
+}
+
+func statusErr(res string) error {
+	switch res {
+	case "notfound":
+		return exe.ErrNotFound
+	case "finished":
+		return exe.ErrFinished
+	case "running":
+		return exe.ErrRunning
+	}
+	return nil
+}
+
+// Finish implements exe.JobStore.
+func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
+	return s.finish(ctx, jid, state, msg, "")
+}
+
+func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg, leaseGuard string) error {
+	res, err := finishScript.Run(ctx, s.rdb,
+		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started")},
+		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, leaseGuard).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	if res == "leased" {
+		return errLeased
+	}
+	return statusErr(res)
+}
+
+// errLeased: the job's worker still holds its lease.
+var errLeased = errors.New("job is leased")
+
+// Delete implements exe.JobStore.
+func (s *Store) Delete(ctx context.Context, jid string) error {
+	res, err := deleteScript.Run(ctx, s.rdb,
+		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("jobs"), s.key("expiry")}, jid).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return statusErr(res)
+}
+
+// Follow implements exe.JobStore: a blocking read of the job's stream from
+// its first entry, so there is no gap and no duplicate between the events
+// already stored and the live ones.
+func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
+	if _, err := s.Get(ctx, jid, false); err != nil {
+		return nil, err
+	}
+	last := "0"
+	var seq int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		streams, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
+			Streams: []string{s.eventsKey(jid), last}, Count: 1000, Block: s.opts.PollInterval,
+		}).Result()
+		if errors.Is(err, goredis.Nil) {
+			// Nothing new: the job may have expired or been deleted.
+			if _, err := s.Get(ctx, jid, false); err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err != nil {
+			return nil, unavailable(ctx, err)
+		}
+		for _, m := range streams[0].Messages {
+			last = m.ID
+			ev, ok, err := decodeEvent(m, &seq)
+			if err != nil {
+				return nil, err
+			}
+			if !ok {
+				return s.Get(ctx, jid, false)
+			}
+			if err := fn(ev); err != nil {
+				return nil, err
+			}
+		}
+	}
+}
+
+// Health implements exe.HealthChecker.
+func (s *Store) Health(ctx context.Context) error {
+	return unavailable(ctx, s.rdb.Ping(ctx).Err())
+}
+
+// Close implements exe.JobStore; the caller closes the client.
+func (s *Store) Close() error { return nil }
