@@ -48,15 +48,19 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 	if pattern == "all" {
 		return hosts, nil
 	}
-	for _, h := range hosts {
-		if h == pattern {
-			return []string{h}, nil
-		}
-	}
 	if strings.HasPrefix(pattern, "~") {
 		return nil, exe.Errorf(exe.ErrInvalid, "pattern: regexes are not supported here")
 	}
-	return []string{}, nil
+	out := []string{}
+	for _, h := range hosts {
+		for _, p := range strings.Split(pattern, ",") {
+			if h == p {
+				out = append(out, h)
+				break
+			}
+		}
+	}
+	return out, nil
 }
 
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {

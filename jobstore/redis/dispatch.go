@@ -1,0 +1,366 @@
+package redis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/hashicorp/go-hclog"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// group is the consumer group every worker reads the queue through.
+const group = "workers"
+
+// Dispatcher is the API side of Redis dispatch: it queues jobs on the
+// queue stream and broadcasts cancels. It runs nothing itself.
+type Dispatcher struct {
+	rdb goredis.UniversalClient
+	s   *Store
+}
+
+var _ exe.Dispatcher = (*Dispatcher)(nil)
+
+// NewDispatcher returns a Dispatcher for jobs kept in s.
+func NewDispatcher(rdb goredis.UniversalClient, s *Store) *Dispatcher {
+	return &Dispatcher{rdb: rdb, s: s}
+}
+
+// Dispatch implements exe.Dispatcher: the job waits in the queue until a
+// worker takes it (jobs queued while no worker runs are run when one
+// starts).
+func (d *Dispatcher) Dispatch(ctx context.Context, jid string) error {
+	err := d.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: d.s.key("queue"), Values: []any{"jid", jid}}).Err()
+	return unavailable(ctx, err)
+}
+
+// Cancel implements exe.Dispatcher: whichever worker runs the job stops it.
+func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
+	return unavailable(ctx, d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err())
+}
+
+// Health implements exe.HealthChecker.
+func (d *Dispatcher) Health(ctx context.Context) error {
+	return unavailable(ctx, d.rdb.Ping(ctx).Err())
+}
+
+// JobRunner runs stored jobs; *exe.Runner is one.
+type JobRunner interface {
+	Run(ctx context.Context, jid string) error
+}
+
+// WorkerOptions configure a Worker.
+type WorkerOptions struct {
+	// Name identifies the worker in the group and in leases; default
+	// host-pid-random.
+	Name string
+	// Concurrency is how many jobs it runs at once; default 4.
+	Concurrency int
+	// Lease is how long a job stays leased without a heartbeat; a worker
+	// renews it every Lease/3. A job whose lease lapses fails with "worker
+	// lost" within about Lease plus RecoverEvery. Default 10s.
+	Lease time.Duration
+	// RecoverEvery is how often the worker looks for lapsed leases of
+	// other workers; default Lease/2.
+	RecoverEvery time.Duration
+	// ClaimIdle is how long a queued message may stay read-but-not-started
+	// (its reader died) before another worker claims it; default 30s.
+	ClaimIdle time.Duration
+	// Grace is how long Run waits on shutdown for running jobs before it
+	// cancels them (they fail with "server shutdown"); default 30s.
+	Grace  time.Duration
+	Logger hclog.Logger
+}
+
+// Worker takes jobs from the queue and runs them, at most once each.
+type Worker struct {
+	rdb    goredis.UniversalClient
+	s      *Store
+	runner JobRunner
+	opts   WorkerOptions
+	log    hclog.Logger
+
+	mu      sync.Mutex
+	running map[string]context.CancelCauseFunc
+	wg      sync.WaitGroup
+}
+
+// NewWorker returns a worker that runs jobs of s with runner.
+func NewWorker(rdb goredis.UniversalClient, s *Store, runner JobRunner, opts WorkerOptions) *Worker {
+	if opts.Name == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		opts.Name = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = 10 * time.Second
+	}
+	if opts.RecoverEvery <= 0 {
+		opts.RecoverEvery = opts.Lease / 2
+	}
+	if opts.ClaimIdle <= 0 {
+		opts.ClaimIdle = 30 * time.Second
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 30 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	return &Worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, running: map[string]context.CancelCauseFunc{}}
+}
+
+// Name is the worker's name in the consumer group.
+func (w *Worker) Name() string { return w.opts.Name }
+
+// Run takes and runs jobs until ctx ends; then it stops taking jobs, gives
+// the running ones Grace to finish, cancels the rest (they fail with
+// "server shutdown") and returns once they have ended. Redis outages are
+// retried with backoff.
+func (w *Worker) Run(ctx context.Context) error {
+	jobCtx, stopJobs := context.WithCancelCause(context.Background())
+	defer stopJobs(nil)
+	var loops sync.WaitGroup
+	for _, loop := range []func(context.Context, context.Context){w.readLoop, w.claimLoop, w.recoverLoop, w.cancelLoop} {
+		loops.Add(1)
+		go func() { defer loops.Done(); loop(ctx, jobCtx) }()
+	}
+	<-ctx.Done()
+	loops.Wait()
+	done := make(chan struct{})
+	go func() { w.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(w.opts.Grace):
+		w.log.Warn("grace period over: cancelling running jobs")
+		stopJobs(exe.ErrShutdown)
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			// An executor that ignores cancellation: fail its jobs here
+			// rather than leave them Running behind a dead worker.
+			w.mu.Lock()
+			for jid := range w.running {
+				if err := w.s.Finish(context.Background(), jid, exe.JobFailure, exe.ErrShutdown.Error()); err == nil {
+					w.log.Warn("job did not stop after cancel; failed it", "jid", jid)
+				}
+			}
+			w.mu.Unlock()
+		}
+	}
+	return nil
+}
+
+// backoff sleeps after a failed Redis call, longer each time, up to 5s.
+func backoff(ctx context.Context, failures int) {
+	d := 100 * time.Millisecond << min(failures, 6)
+	d = min(d, 5*time.Second)
+	select {
+	case <-ctx.Done():
+	case <-time.After(d):
+	}
+}
+
+func (w *Worker) ensureGroup(ctx context.Context) error {
+	err := w.rdb.XGroupCreateMkStream(ctx, w.s.key("queue"), group, "0").Err()
+	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
+		return err
+	}
+	return nil
+}
+
+// readLoop reads one message whenever a slot is free.
+func (w *Worker) readLoop(ctx, jobCtx context.Context) {
+	slots := make(chan struct{}, w.opts.Concurrency)
+	failures := 0
+	groupReady := false
+	for ctx.Err() == nil {
+		if !groupReady {
+			if err := w.ensureGroup(ctx); err != nil {
+				w.log.Warn("redis unavailable; retrying", "error", err)
+				failures++
+				backoff(ctx, failures)
+				continue
+			}
+			groupReady = true
+		}
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
+			Streams: []string{w.s.key("queue"), ">"}, Count: 1, Block: 2 * time.Second}).Result()
+		if err != nil {
+			<-slots
+			if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
+				continue
+			}
+			if strings.HasPrefix(err.Error(), "NOGROUP") {
+				groupReady = false // Redis lost its data: make the group again
+				continue
+			}
+			w.log.Warn("redis unavailable; retrying", "error", err)
+			failures++
+			backoff(ctx, failures)
+			continue
+		}
+		failures = 0
+		for _, m := range res[0].Messages {
+			w.wg.Add(1)
+			go func() {
+				defer func() { <-slots; w.wg.Done() }()
+				w.handle(ctx, jobCtx, m)
+			}()
+		}
+	}
+}
+
+// claimLoop takes over messages that a dead worker read but never started.
+func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
+	t := time.NewTicker(w.opts.ClaimIdle / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		start := "0-0"
+		for i := 0; i < 100; i++ { // bounded: 100 pages of 100 per tick
+			msgs, next, err := w.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: w.s.key("queue"), Group: group,
+				Consumer: w.opts.Name, MinIdle: w.opts.ClaimIdle, Start: start, Count: 100}).Result()
+			if err != nil {
+				break
+			}
+			for _, m := range msgs {
+				w.log.Info("claimed a job its reader never started", "jid", m.Values["jid"])
+				w.wg.Add(1)
+				go func() { defer w.wg.Done(); w.handle(ctx, jobCtx, m) }()
+			}
+			if next == "0-0" || next == "" {
+				break
+			}
+			start = next
+		}
+	}
+}
+
+// recoverLoop fails the jobs whose worker's lease lapsed: "worker lost".
+func (w *Worker) recoverLoop(ctx, _ context.Context) {
+	t := time.NewTicker(w.opts.RecoverEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		jids, err := w.rdb.SMembers(ctx, w.s.key("started")).Result()
+		if err != nil {
+			continue
+		}
+		for _, jid := range jids {
+			err := w.s.finish(ctx, jid, exe.JobFailure, exe.ErrWorkerLost.Error(), w.s.leaseKey(jid))
+			switch {
+			case err == nil:
+				w.log.Warn("job failed: its worker's lease lapsed", "jid", jid)
+			case errors.Is(err, exe.ErrNotFound):
+				w.rdb.SRem(ctx, w.s.key("started"), jid)
+			}
+		}
+	}
+}
+
+// cancelLoop stops the jobs this worker runs when the API cancels them.
+func (w *Worker) cancelLoop(ctx, _ context.Context) {
+	sub := w.rdb.Subscribe(ctx, w.s.key("cancel"))
+	defer sub.Close()
+	ch := sub.Channel()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case m, ok := <-ch:
+			if !ok {
+				return
+			}
+			w.mu.Lock()
+			cancel := w.running[m.Payload]
+			w.mu.Unlock()
+			if cancel != nil {
+				cancel(exe.ErrCancelled)
+			}
+		}
+	}
+}
+
+// handle starts a queued job (if nobody did) and runs it under a lease.
+func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
+	jid, _ := m.Values["jid"].(string)
+	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started")},
+		w.opts.Name, w.opts.Lease.Milliseconds(), jid).Text()
+	if err != nil {
+		// Left pending: another worker claims it after ClaimIdle.
+		w.log.Warn("could not start a job; it stays queued", "jid", jid, "error", err)
+		return
+	}
+	// Acknowledged once started (or found not to need running): a job is
+	// never delivered again after this, so it runs at most once.
+	w.rdb.XAck(context.Background(), w.s.key("queue"), group, m.ID)
+	if res != "ok" {
+		w.log.Debug("queued job not run", "jid", jid, "reason", res)
+		return
+	}
+	runCtx, cancel := context.WithCancelCause(jobCtx)
+	defer cancel(nil)
+	w.mu.Lock()
+	w.running[jid] = cancel
+	w.mu.Unlock()
+	defer func() {
+		w.mu.Lock()
+		delete(w.running, jid)
+		w.mu.Unlock()
+	}()
+	hbDone := make(chan struct{})
+	go w.heartbeat(runCtx, jid, cancel, hbDone)
+	w.log.Debug("running job", "jid", jid)
+	if err := w.runner.Run(runCtx, jid); err != nil {
+		w.log.Error("job run", "jid", jid, "error", err)
+	}
+	cancel(nil)
+	<-hbDone
+	w.rdb.Del(context.Background(), w.s.leaseKey(jid))
+}
+
+// heartbeat renews the job's lease until the run ends; a lease found
+// taken or gone means the job was failed as lost: stop running it.
+func (w *Worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
+	defer close(done)
+	t := time.NewTicker(w.opts.Lease / 3)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
+		if err == nil && held == 0 {
+			w.log.Warn("lost the lease of a running job; stopping it", "jid", jid)
+			cancel(exe.ErrWorkerLost)
+			return
+		}
+	}
+}

@@ -1,0 +1,179 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/internal/redistest"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// cluster is an API-side engine and a way to start workers, on one Redis.
+type cluster struct {
+	t      *testing.T
+	rdb    *goredis.Client
+	store  *exeredis.Store
+	engine *exe.Engine
+	prefix string
+}
+
+func newCluster(t *testing.T) *cluster {
+	srv := redistest.Start(t)
+	s, rdb, prefix := newStore(t, srv)
+	x := &plugintest.Executor{}
+	eng, err := exe.NewEngine(exe.Config{Store: s, Dispatcher: exeredis.NewDispatcher(rdb, s), Executor: x})
+	require.NoError(t, err)
+	return &cluster{t: t, rdb: rdb, store: s, engine: eng, prefix: prefix}
+}
+
+// worker starts a worker; stop ends it (as on SIGTERM) and waits.
+func (c *cluster) worker(opts exeredis.WorkerOptions) (stop func()) {
+	runner := &exe.Runner{Store: c.store, Executor: &plugintest.Executor{}}
+	if opts.Lease == 0 {
+		opts.Lease = 600 * time.Millisecond
+	}
+	w := exeredis.NewWorker(c.rdb, c.store, runner, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	c.t.Cleanup(stop)
+	return stop
+}
+
+func (c *cluster) submit(targets []string, cmd string) string {
+	jid, err := c.engine.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: targets, Execute: exe.ExecuteArgs{Cmd: cmd}})
+	require.NoError(c.t, err)
+	return jid
+}
+
+// wait follows the job to its end.
+func (c *cluster) wait(jid string) *exe.Job {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	job, err := c.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
+	require.NoError(c.t, err)
+	return job
+}
+
+func TestWorkersRunQueuedJobs(t *testing.T) {
+	c := newCluster(t)
+	// Queued while no worker runs: run when one starts.
+	early := c.submit([]string{"a"}, "early")
+	c.worker(exeredis.WorkerOptions{Concurrency: 2})
+	c.worker(exeredis.WorkerOptions{Concurrency: 2})
+	jids := []string{early}
+	for i := 0; i < 20; i++ {
+		jids = append(jids, c.submit([]string{"a", "b", "c"}, "hello"))
+	}
+	for _, jid := range jids {
+		job := c.wait(jid)
+		assert.Equal(t, exe.JobDone, job.State, job.Error)
+	}
+	full, err := c.store.Get(context.Background(), jids[1], true)
+	require.NoError(t, err)
+	assert.Len(t, full.ReturnData, 3)
+	assert.Equal(t, "hello", full.ReturnData["b"][0].Exec.Stdout)
+}
+
+func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
+	require.NoError(t, err)
+	// A worker that started the job and died: it read the message, took a
+	// short lease and never renewed it.
+	ghost := exeredis.NewWorker(c.rdb, c.store, blockingRunner{}, exeredis.WorkerOptions{Name: "ghost", Lease: 300 * time.Millisecond, Grace: time.Millisecond})
+	gctx, kill := context.WithCancel(ctx)
+	go func() { _ = ghost.Run(gctx) }()
+	require.Eventually(t, func() bool {
+		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
+		return n == 1
+	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
+	// Stopping it cancels the job's context, which ends its heartbeat;
+	// the runner hangs on like a process that no longer answers.
+	kill()
+
+	c.worker(exeredis.WorkerOptions{RecoverEvery: 100 * time.Millisecond})
+	job := c.wait(jid)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "worker lost", job.Error)
+	// Its lock is released, and it never runs again.
+	jid2, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
+	require.NoError(t, err, "the lost job's lock was released")
+	assert.NotEqual(t, jid, jid2)
+}
+
+// blockingRunner starts jobs and never finishes them.
+type blockingRunner struct{}
+
+func (blockingRunner) Run(context.Context, string) error { select {} }
+
+func TestReadButNotStartedIsClaimed(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	jid := c.submit([]string{"a"}, "claimed")
+	// A consumer reads the message and dies before starting the job.
+	require.NoError(t, c.rdb.XGroupCreateMkStream(ctx, c.prefix+"queue", "workers", "0").Err())
+	res, err := c.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: "workers", Consumer: "dead",
+		Streams: []string{c.prefix + "queue", ">"}, Count: 1}).Result()
+	require.NoError(t, err)
+	require.Len(t, res[0].Messages, 1)
+
+	c.worker(exeredis.WorkerOptions{ClaimIdle: 200 * time.Millisecond})
+	job := c.wait(jid)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+}
+
+func TestCancelReachesTheWorker(t *testing.T) {
+	c := newCluster(t)
+	c.worker(exeredis.WorkerOptions{})
+	jid := c.submit([]string{"a"}, "block")
+	ctx := context.Background()
+	started := make(chan struct{})
+	go func() {
+		_, _ = c.engine.Follow(ctx, jid, func(exe.Event) error {
+			select {
+			case <-started:
+			default:
+				close(started)
+			}
+			return nil
+		})
+	}()
+	<-started
+	_, err := c.engine.Cancel(ctx, jid)
+	require.NoError(t, err)
+	job := c.wait(jid)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "cancelled", job.Error)
+	// The worker's slot is free again: its run ended.
+	assert.Equal(t, exe.JobDone, c.wait(c.submit([]string{"a"}, "next")).State)
+}
+
+func TestShutdownFailsRunningJobsAfterGrace(t *testing.T) {
+	c := newCluster(t)
+	stop := c.worker(exeredis.WorkerOptions{Grace: 100 * time.Millisecond})
+	jid := c.submit([]string{"a"}, "block")
+	require.Eventually(t, func() bool {
+		j, err := c.store.Get(context.Background(), jid, true)
+		return err == nil && len(j.ReturnData["a"]) > 0
+	}, 10*time.Second, 5*time.Millisecond)
+	stop()
+	job := c.wait(jid)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "server shutdown", job.Error)
+}
