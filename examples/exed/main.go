@@ -6,6 +6,7 @@
 // sshnative executor with localhost.
 //
 //	exed [-c exed.conf] [-d] [-v] [-h] [--list-plugins]
+//	exed worker [-c exed.conf]
 //
 // Executors and task plugins run as plugin processes: module binaries
 // exe-executor-NAME and exe-task-NAME in [runner] modules, and the
@@ -48,6 +49,10 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if len(args) > 0 && args[0] == "plugin" {
 		return servePlugin(args[1:], stderr)
 	}
+	worker := false
+	if len(args) > 0 && args[0] == "worker" {
+		worker, args = true, args[1:]
+	}
 	fs := flag.NewFlagSet("exed", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	var confPath string
@@ -60,7 +65,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&showVersion, "version", false, "same as -v")
 	fs.BoolVar(&list, "list-plugins", false, "print the executor and task plugins found (built-in and in [runner] modules) and exit")
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: exed [-c exed.conf] [-d] [-v] [-h] [--list-plugins]\n\nexed serves the exed remote-execution HTTP API.\n\nFlags:\n")
+		fmt.Fprintf(stderr, "Usage: exed [-c exed.conf] [-d] [-v] [-h] [--list-plugins]\n       exed worker [-c exed.conf]   (runs the jobs queued on [runner] broker_url)\n\nexed serves the exed remote-execution HTTP API.\n\nFlags:\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -97,6 +102,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if list {
 		listPlugins(cfg, stdout)
 		return 0
+	}
+	if worker {
+		return runWorker(cfg, warnings, stderr)
 	}
 	if daemon && os.Getenv(daemonEnv) == "" {
 		return startDaemon(args, stdout, stderr)

@@ -16,7 +16,6 @@ import (
 	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
-	"github.com/0ops/exed/jobstore/memory"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -65,9 +64,11 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		log.Warn(w)
 	}
 
-	if cfg.Runner.RedisURL != "" || cfg.Runner.BrokerURL != "" {
-		return fail(exitUsage, "[runner] redis_url/broker_url: the Redis backend is not available in this build; remove them to use the in-memory store")
+	backend, err := openBackend(cfg, log)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
 	}
+	defer backend.Close()
 	tokens, err := cfg.API.Tokens()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
@@ -86,10 +87,18 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	// Plugins are killed on every way out, so none outlives the server.
 	defer plugs.Close()
 	executor := plugs.executor
-	store := memory.New(memory.Options{Retention: cfg.Runner.JobTTL, MaxJobs: cfg.Runner.MaxJobs})
+	store := backend.store
 	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
-	disp := local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
-		Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
+	var disp interface {
+		exe.Dispatcher
+		Shutdown(context.Context) error
+	}
+	if backend.dispatcher != nil {
+		disp = backend.dispatcher // workers run the jobs: exed worker
+	} else {
+		disp = local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
+			Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
+	}
 	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
@@ -126,7 +135,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor,
+	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", backend.name,
 		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
 

@@ -46,7 +46,7 @@ return 'ok'
 // set to expire after the retention period. With a lease key given, it
 // finishes only if that lease has lapsed (the worker-lost check).
 // KEYS: job, events, expiry (zset), started (set). ARGV: state, msg, endat,
-// retention ms, lock prefix, jid, lease key or ''.
+// retention ms, lock prefix, jid, and a lease key (or an empty string).
 var finishScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end

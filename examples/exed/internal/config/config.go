@@ -54,6 +54,10 @@ type Runner struct {
 	MaxJobs       int
 	JobTTL        time.Duration
 	ShutdownGrace time.Duration
+	// Lease is how long a worker's hold on a running job lasts without a
+	// heartbeat: after a worker dies, its jobs fail as "worker lost"
+	// within about this long.
+	Lease time.Duration
 }
 
 // Log is the [log] section.
@@ -85,7 +89,8 @@ func Default() *Config {
 	return &Config{
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
-			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second},
+			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
+			Lease: 10 * time.Second},
 		Log: Log{Level: "info"},
 		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
 			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
@@ -115,6 +120,7 @@ var options = []option{
 	{"runner", "max_jobs", func(c *Config, v string) error { return setInt(&c.Runner.MaxJobs, v, 1) }},
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
+	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},

@@ -1,0 +1,73 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/jobstore/memory"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	"github.com/hashicorp/go-hclog"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// backend is where jobs live and how they reach workers: the in-memory
+// store and in-process dispatch by default; with [runner] redis_url the
+// store is on Redis, and with broker_url jobs also go through Redis to
+// `exed worker` processes.
+type backend struct {
+	name       string
+	store      exe.JobStore
+	redisStore *exeredis.Store
+	rdb        goredis.UniversalClient
+	dispatcher *redisDispatcher // nil: in-process dispatch
+}
+
+// redisDispatcher is the Redis dispatcher with the server's Shutdown.
+type redisDispatcher struct{ *exeredis.Dispatcher }
+
+// Shutdown has nothing to stop: the workers own the running jobs.
+func (redisDispatcher) Shutdown(context.Context) error { return nil }
+
+func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
+	r := cfg.Runner
+	if r.RedisURL == "" && r.BrokerURL == "" {
+		return &backend{name: "memory", store: memory.New(memory.Options{Retention: r.JobTTL, MaxJobs: r.MaxJobs})}, nil
+	}
+	url := r.RedisURL
+	if url == "" {
+		url = r.BrokerURL
+	}
+	if r.BrokerURL != "" && r.BrokerURL != url {
+		return nil, fmt.Errorf("[runner] broker_url must name the same Redis as redis_url (workers lease jobs where they are stored)")
+	}
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("[runner] redis_url: %v", err)
+	}
+	// Fail fast while Redis is down: requests answer 503 within seconds
+	// instead of hanging, and every call retries once.
+	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
+	opts.PoolTimeout, opts.MaxRetries = 3*time.Second, 1
+	rdb := goredis.NewClient(opts)
+	store := exeredis.New(rdb, exeredis.Options{Retention: r.JobTTL})
+	b := &backend{name: "redis", store: store, redisStore: store, rdb: rdb}
+	if r.BrokerURL != "" {
+		b.name = "redis+workers"
+		b.dispatcher = &redisDispatcher{exeredis.NewDispatcher(rdb, store)}
+	}
+	if err := store.Health(context.Background()); err != nil {
+		// Not fatal: the API answers 503 until Redis is back.
+		log.Warn("redis is not reachable yet", "error", err)
+	}
+	return b, nil
+}
+
+// Close closes the Redis client.
+func (b *backend) Close() {
+	if b.rdb != nil {
+		_ = b.rdb.Close()
+	}
+}
