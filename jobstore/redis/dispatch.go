@@ -195,15 +195,29 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 			}
 			groupReady = true
 		}
+		// Wait for one free slot, then take every other free one: a read
+		// asks for as many jobs as can start now.
 		select {
 		case slots <- struct{}{}:
 		case <-ctx.Done():
 			return
 		}
+		free := 1
+	more:
+		for free < w.opts.Concurrency {
+			select {
+			case slots <- struct{}{}:
+				free++
+			default:
+				break more
+			}
+		}
 		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
-			Streams: []string{w.s.key("queue"), ">"}, Count: 1, Block: 2 * time.Second}).Result()
+			Streams: []string{w.s.key("queue"), ">"}, Count: int64(free), Block: 2 * time.Second}).Result()
 		if err != nil {
-			<-slots
+			for ; free > 0; free-- {
+				<-slots
+			}
 			if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
 				continue
 			}
@@ -217,6 +231,9 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 			continue
 		}
 		failures = 0
+		for ; free > len(res[0].Messages); free-- {
+			<-slots // slots not used by this read
+		}
 		for _, m := range res[0].Messages {
 			w.wg.Add(1)
 			go func() {
@@ -272,7 +289,7 @@ func (w *Worker) recoverLoop(ctx, _ context.Context) {
 			continue
 		}
 		for _, jid := range jids {
-			err := w.s.finish(ctx, jid, exe.JobFailure, exe.ErrWorkerLost.Error(), w.s.leaseKey(jid))
+			err := w.s.finish(ctx, jid, exe.JobFailure, exe.ErrWorkerLost.Error(), true)
 			switch {
 			case err == nil:
 				w.log.Warn("job failed: its worker's lease lapsed", "jid", jid)
@@ -309,16 +326,16 @@ func (w *Worker) cancelLoop(ctx, _ context.Context) {
 // handle starts a queued job (if nobody did) and runs it under a lease.
 func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 	jid, _ := m.Values["jid"].(string)
-	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started")},
-		w.opts.Name, w.opts.Lease.Milliseconds(), jid).Text()
+	// Started and acknowledged in one step (or found not to need running
+	// and acknowledged): a job is never delivered again after this, so it
+	// runs at most once.
+	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started"), w.s.key("queue")},
+		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID).Text()
 	if err != nil {
 		// Left pending: another worker claims it after ClaimIdle.
 		w.log.Warn("could not start a job; it stays queued", "jid", jid, "error", err)
 		return
 	}
-	// Acknowledged once started (or found not to need running): a job is
-	// never delivered again after this, so it runs at most once.
-	w.rdb.XAck(context.Background(), w.s.key("queue"), group, m.ID)
 	if res != "ok" {
 		w.log.Debug("queued job not run", "jid", jid, "reason", res)
 		return
@@ -341,7 +358,6 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 	}
 	cancel(nil)
 	<-hbDone
-	w.rdb.Del(context.Background(), w.s.leaseKey(jid))
 }
 
 // heartbeat renews the job's lease until the run ends; a lease found

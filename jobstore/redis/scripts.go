@@ -45,13 +45,15 @@ return 'ok'
 // end marker on its stream (followers stop there), and every key of the job
 // set to expire after the retention period. With a lease key given, it
 // finishes only if that lease has lapsed (the worker-lost check).
-// KEYS: job, events, expiry (zset), started (set). ARGV: state, msg, endat,
-// retention ms, lock prefix, jid, and a lease key (or an empty string).
+// The end marker carries the outcome, so a follower needs no further read.
+// KEYS: job, events, expiry (zset), started (set), lease. ARGV: state,
+// msg, endat, retention ms, lock prefix, jid, "guard" to finish only if
+// the lease lapsed (or an empty string).
 var finishScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
-if ARGV[7] ~= '' and redis.call('EXISTS', ARGV[7]) == 1 then return 'leased' end
+if ARGV[7] == 'guard' and redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'endat', ARGV[3])
 local locks = redis.call('HGET', KEYS[1], 'locks')
 if locks then
@@ -60,7 +62,8 @@ if locks then
 		if redis.call('GET', k) == ARGV[6] then redis.call('DEL', k) end
 	end
 end
-redis.call('XADD', KEYS[2], '*', 'end', '1')
+redis.call('XADD', KEYS[2], '*', 'end', '1', 'state', ARGV[1], 'error', ARGV[2], 'endat', ARGV[3])
+redis.call('DEL', KEYS[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
 local t = redis.call('TIME')
@@ -97,9 +100,12 @@ return 'ok'
 
 // startScript marks a queued job as started by a worker and takes its
 // lease; a job that ended (cancelled while queued) or was already started
-// is not started again: at most once. KEYS: job, lease, started (set).
-// ARGV: worker, lease ms, jid.
+// is not started again: at most once. The queue message is acknowledged in
+// the same step, so it is never delivered again once the job started.
+// KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
+// group, message id.
 var startScript = goredis.NewScript(`
+redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end

@@ -141,13 +141,18 @@ func decodeJob(jid string, h map[string]string) (*exe.Job, error) {
 func (s *Store) Get(ctx context.Context, jid string, outputs bool) (*exe.Job, error) {
 	var hash *goredis.MapStringStringCmd
 	var events *goredis.XMessageSliceCmd
-	_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		hash = p.HGetAll(ctx, s.jobKey(jid))
-		if outputs {
+	var err error
+	if outputs {
+		// One snapshot of the job and its events.
+		_, err = s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			hash = p.HGetAll(ctx, s.jobKey(jid))
 			events = p.XRange(ctx, s.eventsKey(jid), "-", "+")
-		}
-		return nil
-	})
+			return nil
+		})
+	} else {
+		hash = s.rdb.HGetAll(ctx, s.jobKey(jid))
+		err = hash.Err()
+	}
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
@@ -237,13 +242,18 @@ func statusErr(res string) error {
 
 // Finish implements exe.JobStore.
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
-	return s.finish(ctx, jid, state, msg, "")
+	return s.finish(ctx, jid, state, msg, false)
 }
 
-func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg, leaseGuard string) error {
+// finish ends the job; with onlyIfLapsed, only when its lease has lapsed.
+func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg string, onlyIfLapsed bool) error {
+	guard := ""
+	if onlyIfLapsed {
+		guard = "guard"
+	}
 	res, err := finishScript.Run(ctx, s.rdb,
-		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started")},
-		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, leaseGuard).Text()
+		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid)},
+		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, guard).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -270,7 +280,8 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 // its first entry, so there is no gap and no duplicate between the events
 // already stored and the live ones.
 func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
-	if _, err := s.Get(ctx, jid, false); err != nil {
+	job, err := s.Get(ctx, jid, false)
+	if err != nil {
 		return nil, err
 	}
 	last := "0"
@@ -299,7 +310,11 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 				return nil, err
 			}
 			if !ok {
-				return s.Get(ctx, jid, false)
+				// The end marker holds the outcome.
+				state, _ := strconv.Atoi(fmt.Sprint(m.Values["state"]))
+				job.State, job.Error = exe.JobState(state), fmt.Sprint(m.Values["error"])
+				job.EndAt, _ = strconv.ParseInt(fmt.Sprint(m.Values["endat"]), 10, 64)
+				return job, nil
 			}
 			if err := fn(ev); err != nil {
 				return nil, err

@@ -1,0 +1,148 @@
+package bench
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/internal/redistest"
+	"github.com/0ops/exed/jobstore/memory"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	exehttp "github.com/0ops/exed/transport/http"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// backendStack is the API over HTTP with jobs run either in-process on the
+// memory store or by two workers through Redis, with an executor that does
+// no I/O: what is measured is the job machinery.
+func backendStack(b *testing.B, backend string) (*httptest.Server, *exe.Engine) {
+	x := &plugintest.Executor{}
+	var eng *exe.Engine
+	var err error
+	switch backend {
+	case "memory":
+		store := memory.New(memory.Options{MaxJobs: 1 << 22})
+		disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{Workers: 64, Queue: 1 << 16})
+		b.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
+		eng, err = exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	case "redis":
+		srv := redistest.Start(b)
+		rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 128})
+		b.Cleanup(func() { rdb.Close() })
+		store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
+		for i := 0; i < 2; i++ {
+			w := exeredis.NewWorker(rdb, store, &exe.Runner{Store: store, Executor: x}, exeredis.WorkerOptions{Concurrency: 32})
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan struct{})
+			go func() { _ = w.Run(ctx); close(done) }()
+			b.Cleanup(func() { cancel(); <-done })
+		}
+		eng, err = exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store), Executor: x})
+	}
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	b.Cleanup(srv.Close)
+	return srv, eng
+}
+
+// BenchmarkJobsEndToEnd: 64 parallel clients POST /ping and follow each
+// job to Done. memory = in-process dispatch; redis = the API queues on
+// Redis and two workers (32 jobs each at once) run the jobs.
+func BenchmarkJobsEndToEnd(b *testing.B) {
+	for _, backend := range []string{"memory", "redis"} {
+		b.Run(backend, func(b *testing.B) {
+			const clients = 64
+			srv, eng := backendStack(b, backend)
+			client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
+			var failed atomic.Int64
+			b.SetParallelism(clients / runtime.GOMAXPROCS(0))
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				for pb.Next() {
+					res, err := client.Post(srv.URL+"/ping", "application/json", strings.NewReader(`{"targets":["a"]}`))
+					if err != nil {
+						b.Error(err)
+						return
+					}
+					var out map[string]string
+					err = json.NewDecoder(res.Body).Decode(&out)
+					_, _ = io.Copy(io.Discard, res.Body)
+					res.Body.Close()
+					if err != nil || res.StatusCode != http.StatusCreated {
+						b.Errorf("POST /ping: %d %v", res.StatusCode, err)
+						return
+					}
+					job, err := eng.Follow(context.Background(), out["jid"], func(exe.Event) error { return nil })
+					if err != nil || job.State != exe.JobDone {
+						failed.Add(1)
+					}
+				}
+			})
+			elapsed := time.Since(start)
+			b.StopTimer()
+			if n := failed.Load(); n > 0 {
+				b.Fatalf("%d jobs did not end Done", n)
+			}
+			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+		})
+	}
+}
+
+// BenchmarkAppend appends events to running jobs from 16 goroutines, 100
+// events per call (one script call, so one round trip, per batch on
+// Redis), and reports events per second.
+func BenchmarkAppend(b *testing.B) {
+	for _, backend := range []string{"memory", "redis"} {
+		b.Run(backend, func(b *testing.B) {
+			var store exe.JobStore
+			if backend == "memory" {
+				store = memory.New(memory.Options{})
+			} else {
+				srv := redistest.Start(b)
+				rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 32})
+				b.Cleanup(func() { rdb.Close() })
+				store = exeredis.New(rdb, exeredis.Options{})
+			}
+			const batch = 100
+			events := make([]exe.Event, batch)
+			for i := range events {
+				events[i] = exe.Event{Host: fmt.Sprintf("web%02d", i%50), Status: exe.Changed,
+					Exec: &exe.ExecResult{Stdout: "Linux web 6.1.0 x86_64 GNU/Linux\n"}}
+			}
+			ctx := context.Background()
+			b.SetParallelism(8)
+			b.ResetTimer()
+			start := time.Now()
+			b.RunParallel(func(pb *testing.PB) {
+				job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+					Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"web01"}, Execute: exe.ExecuteArgs{Cmd: "uname -a"}}}
+				if err := store.Create(ctx, job); err != nil {
+					b.Error(err)
+					return
+				}
+				for pb.Next() {
+					if err := store.Append(ctx, job.JID, events...); err != nil {
+						b.Error(err)
+						return
+					}
+				}
+			})
+			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
+		})
+	}
+}
