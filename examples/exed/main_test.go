@@ -256,7 +256,7 @@ func TestBadConfigurationExits2(t *testing.T) {
 	for text, want := range map[string]string{
 		"[api]\nlisten_port = many\n":                     `[api] listen_port: "many" is not a port number`,
 		"[api]\nlisten_addr = 0.0.0.0\nlisten_port = 1\n": "is not a loopback address: set auth_token_file",
-		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: no executor plugin "nosuch" (built-in: sshnative;`,
+		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: no executor plugin "nosuch" (built-in: ansible, sshnative;`,
 		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
 	} {
 		out, err := exec.Command(binary, "-c", writeConf(t, dir, text)).CombinedOutput()

@@ -13,6 +13,7 @@ import (
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/plugins/ansible"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/0ops/exed/task"
@@ -30,6 +31,7 @@ const (
 // executor NAME`.
 var builtinExecutors = map[string]func() exe.Executor{
 	"sshnative": func() exe.Executor { return &sshnativePlugin{} },
+	"ansible":   func() exe.Executor { return &ansible.Plugin{} },
 }
 
 // builtinTasks are the task plugins this binary serves itself.

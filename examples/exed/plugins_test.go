@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -97,7 +98,7 @@ func TestListPlugins(t *testing.T) {
 	text := string(out)
 	assert.Regexp(t, `executor\s+localsh\s+`+regexpQuote(filepath.Join(modules, "exe-executor-localsh"))+` \(selected\)`, text)
 	assert.Regexp(t, `executor\s+sshnative\s+`+regexpQuote(filepath.Join(modules, "exe-executor-sshnative")), text)
-	assert.NotContains(t, text, "built-in")
+	assert.NotRegexp(t, `sshnative\s+built-in`, text)
 
 	out, err = exec.Command(binary, "--list-plugins").CombinedOutput()
 	require.NoError(t, err, "%s", out)
@@ -196,4 +197,41 @@ func TestBadPluginConfigExits2(t *testing.T) {
 	out, err := exec.Command(binary, "-c", conf).CombinedOutput()
 	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(out), "executor plugin localsh: [localsh] hots: unknown option")
+}
+
+// The built-in ansible executor, chosen as in the seed, in its own process.
+func TestAnsibleExecutorBuiltIn(t *testing.T) {
+	_, err := exec.LookPath("ansible-playbook")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("loc ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"), 0o600))
+	workdir, err := filepath.Abs("../../plugins/ansible/testdata")
+	require.NoError(t, err)
+	out := t.TempDir()
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+listen_port = %d
+[runner]
+executor = ansible
+[ansible]
+workdir = %s
+inventory = %s
+`, freePort(t), workdir, inv))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+	code, body := httpDo(t, "GET", base+"/target?pattern=all", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `["loc"]`, string(body))
+	code, body = httpDo(t, "GET", base+"/ping?target=loc", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `{"loc":{"status":1}}`, string(body))
+	job := submit(t, base, "/deploy", fmt.Sprintf(`{"targets":["loc"],"role":"web","partial":["config"],"extra_vars":{"out_dir":%q,"port":1,"motd":"hi"}}`, out))
+	assert.EqualValues(t, 0, job["state"], "%v", job)
+	b, err := os.ReadFile(filepath.Join(out, "loc.conf"))
+	require.NoError(t, err)
+	assert.Equal(t, "port=1 motd=hi\n", string(b))
+	job = submit(t, base, "/deploy", `{"targets":["loc"],"role":"web","extra_vars":{"ansible_become":true}}`)
+	assert.EqualValues(t, 2, job["state"])
+	assert.Equal(t, `extra_vars: "ansible_become": names starting with ansible_ or _ are reserved`, job["error"])
+	p.stop(t)
 }

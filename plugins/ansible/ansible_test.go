@@ -1,0 +1,231 @@
+package ansible_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/internal/testenv"
+	"github.com/0ops/exed/plugins/ansible"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+type fixture struct {
+	x      *ansible.Executor
+	shared string // writable by the SSH login user
+}
+
+// newFixture is an executor on an inventory of two aliases of a real sshd,
+// a local-connection host and a host whose port is closed.
+func newFixture(t *testing.T) *fixture {
+	t.Helper()
+	_, err := exec.LookPath("ansible-playbook")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	s := sshtest.Start(t, sshtest.Options{})
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	closed := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(`[fleet]
+h1 ansible_host=127.0.0.1 ansible_port=%d
+h2 ansible_host=127.0.0.1 ansible_port=%d
+[fleet:vars]
+ansible_user=%s
+ansible_ssh_private_key_file=%s
+ansible_ssh_common_args='-o UserKnownHostsFile=%s -o IdentitiesOnly=yes'
+[local]
+loc ansible_connection=local
+[broken]
+down ansible_host=127.0.0.1 ansible_port=%d ansible_ssh_common_args='-o ConnectTimeout=3'
+[all:vars]
+ansible_python_interpreter=/usr/bin/python3
+`, s.Port, s.Port, s.User, s.ClientKey, s.KnownHosts, closed)), 0o600))
+	wd, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, Forks: 5})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = x.Close() })
+	return &fixture{x: x, shared: s.WritableDir(t)}
+}
+
+// collector gathers events in the order emitted.
+type collector struct {
+	mu  sync.Mutex
+	evs []exe.Event
+}
+
+func (c *collector) emit(ev exe.Event) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.evs = append(c.evs, ev)
+}
+
+func (c *collector) byHost() map[string][]exe.Event {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := map[string][]exe.Event{}
+	for _, ev := range c.evs {
+		out[ev.Host] = append(out[ev.Host], ev)
+	}
+	return out
+}
+
+func TestStartChecks(t *testing.T) {
+	_, err := exec.LookPath("ansible")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	_, err = ansible.New(ansible.Config{Workdir: t.TempDir()})
+	assert.ErrorContains(t, err, "has no _deploy.yml")
+	p := &ansible.Plugin{}
+	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "timeout": "soon"})
+	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration`)
+	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "frobs": "1"})
+	assert.EqualError(t, err, `[ansible] frobs: unknown option`)
+	require.NoError(t, p.Configure(context.Background(), map[string]string{"workdir": "testdata", "concurrency": "8"}))
+	p.Close()
+}
+
+func TestOperations(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+
+	hosts, err := f.x.Match(ctx, "fleet:local")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"h1", "h2", "loc"}, hosts)
+	hosts, err = f.x.Match(ctx, "nothing*")
+	require.NoError(t, err)
+	assert.Empty(t, hosts)
+
+	var c collector
+	require.NoError(t, f.x.Ping(ctx, []string{"h1", "loc", "down"}, c.emit))
+	evs := c.byHost()
+	assert.Equal(t, exe.OK, evs["h1"][0].Status)
+	assert.Equal(t, exe.OK, evs["loc"][0].Status)
+	assert.Equal(t, exe.Unreachable, evs["down"][0].Status)
+	assert.Contains(t, evs["down"][0].Msg, "Connection refused")
+
+	c = collector{}
+	require.NoError(t, f.x.Facter(ctx, []string{"h2"}, c.emit))
+	hostname, _ := os.Hostname()
+	assert.Equal(t, hostname, c.byHost()["h2"][0].Facts["ansible_hostname"])
+
+	c = collector{}
+	// The command is data: a template in it is not evaluated by ansible.
+	require.NoError(t, f.x.Execute(ctx, []string{"h1", "h2"}, exe.ExecuteArgs{Cmd: `echo "{{ lookup('pipe', 'id') }}"; echo err >&2; exit 3`}, c.emit))
+	for _, h := range []string{"h1", "h2"} {
+		ev := c.byHost()[h][0]
+		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.ExecResult{RTC: 3, Stdout: "{{ lookup('pipe', 'id') }}", Stderr: "err"}, *ev.Exec)
+	}
+
+	c = collector{}
+	require.NoError(t, f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceStarted}, c.emit))
+	assert.Equal(t, exe.Failed, c.byHost()["loc"][0].Status)
+	assert.NotEmpty(t, c.byHost()["loc"][0].Msg)
+}
+
+func TestDeployPartialAndUnsafeExtraVars(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	var c collector
+	err := f.x.Deploy(ctx, []string{"h1", "h2"}, exe.DeployArgs{Role: "web", Partial: []string{"config"},
+		ExtraVars: map[string]any{"out_dir": f.shared, "port": 8080, "motd": "{{ lookup('pipe', 'id') }}"}}, c.emit)
+	require.NoError(t, err)
+	for _, h := range []string{"h1", "h2"} {
+		b, err := os.ReadFile(filepath.Join(f.shared, h+".conf"))
+		require.NoError(t, err)
+		assert.Equal(t, "port=8080 motd={{ lookup('pipe', 'id') }}\n", string(b), "rendered on the host, the string never templated")
+		var names []string
+		for _, ev := range c.byHost()[h] {
+			names = append(names, ev.Name)
+		}
+		assert.Equal(t, []string{"apply role", "web : write config"}, names, "partial ran only the config tag")
+		assert.Equal(t, exe.Changed, c.byHost()[h][1].Status)
+	}
+	var announced []string
+	for _, ev := range c.byHost()[exe.AnnounceHost] {
+		announced = append(announced, ev.Name)
+	}
+	assert.Contains(t, announced, "web : write config")
+	assert.NotContains(t, announced, "web : say hello")
+
+	for _, bad := range []string{"ansible_user", "_role", "ansible_ssh_common_args"} {
+		err := f.x.Deploy(ctx, []string{"h1"}, exe.DeployArgs{Role: "web", ExtraVars: map[string]any{bad: "x"}}, c.emit)
+		assert.ErrorIs(t, err, exe.ErrInvalid, bad)
+	}
+}
+
+func TestDeployFailureMarksThatHost(t *testing.T) {
+	f := newFixture(t)
+	var c collector
+	err := f.x.Deploy(context.Background(), []string{"h1", "h2"}, exe.DeployArgs{Role: "web", Partial: []string{"hello"},
+		ExtraVars: map[string]any{"fail_on": "h2"}}, c.emit)
+	require.NoError(t, err)
+	last := func(h string) exe.Event { evs := c.byHost()[h]; return evs[len(evs)-1] }
+	assert.Equal(t, exe.Failed, last("h2").Status)
+	assert.Equal(t, "web : fail on one host", last("h2").Name)
+	assert.Equal(t, exe.Skipped, last("h1").Status)
+}
+
+func TestEventsStreamWhileThePlaybookRuns(t *testing.T) {
+	f := newFixture(t)
+	gate := filepath.Join(t.TempDir(), "gate")
+	var c collector
+	err := f.x.Deploy(context.Background(), []string{"loc"}, exe.DeployArgs{Role: "web", Partial: []string{"gated"},
+		ExtraVars: map[string]any{"gate": gate}}, func(ev exe.Event) {
+		c.emit(ev)
+		if ev.Name == "apply role" && ev.Host == "loc" {
+			// The playbook waits for this file: this event reached us
+			// while it still ran.
+			require.NoError(t, os.WriteFile(gate, nil, 0o600))
+		}
+	})
+	require.NoError(t, err)
+	var names []string
+	for _, ev := range c.byHost()["loc"] {
+		names = append(names, ev.Name)
+	}
+	assert.Equal(t, []string{"apply role", "web : wait for the gate", "web : after the gate"}, names)
+}
+
+func TestCancelKillsAnsible(t *testing.T) {
+	f := newFixture(t)
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		done <- f.x.Deploy(ctx, []string{"loc"}, exe.DeployArgs{Role: "web", Partial: []string{"slow"},
+			ExtraVars: map[string]any{"pid_file": pidFile}}, func(exe.Event) {})
+	}()
+	var pid int
+	require.Eventually(t, func() bool {
+		b, err := os.ReadFile(pidFile)
+		if err != nil || !strings.HasSuffix(string(b), "\n") {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	}, 60*time.Second, 20*time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, context.Canceled)
+	case <-time.After(10 * time.Second):
+		t.Fatal("deploy did not return after cancel")
+	}
+	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 5*time.Second, 10*time.Millisecond,
+		"the task's process was killed with ansible's process group")
+}
