@@ -2,6 +2,7 @@ package exe
 
 import (
 	"math"
+	"regexp"
 	"sort"
 	"strings"
 )
@@ -22,6 +23,11 @@ type Property struct {
 	Type        []string `json:"type"`
 	Description string   `json:"description,omitempty"`
 	Default     any      `json:"default,omitempty"`
+	// Minimum bounds numeric values (JSON Schema "minimum").
+	Minimum *float64 `json:"minimum,omitempty"`
+	// Pattern is a regular expression string values must match (JSON
+	// Schema "pattern", RE2 syntax).
+	Pattern string `json:"pattern,omitempty"`
 }
 
 // Validate checks opts against the schema and returns a copy with defaults
@@ -43,6 +49,9 @@ func (s Schema) Validate(opts map[string]any) (map[string]any, error) {
 		if !prop.accepts(v) {
 			return nil, Errorf(ErrInvalid, "taskopts: option %q must be of type %s", name, strings.Join(prop.Type, " or "))
 		}
+		if err := prop.check(name, v); err != nil {
+			return nil, err
+		}
 		out[name] = v
 	}
 	for _, name := range s.Required {
@@ -56,6 +65,39 @@ func (s Schema) Validate(opts map[string]any) (map[string]any, error) {
 		}
 	}
 	return out, nil
+}
+
+// check applies Minimum and Pattern.
+func (p Property) check(name string, v any) error {
+	if n, ok := toFloat(v); ok && p.Minimum != nil && n < *p.Minimum {
+		return Errorf(ErrInvalid, "taskopts: option %q must be at least %v", name, *p.Minimum)
+	}
+	if s, ok := v.(string); ok && p.Pattern != "" {
+		re, err := regexp.Compile(p.Pattern)
+		if err != nil {
+			return Errorf(ErrInvalid, "taskopts: option %q has an invalid pattern in the task's schema", name)
+		}
+		if !re.MatchString(s) {
+			return Errorf(ErrInvalid, "taskopts: option %q: %q does not match %s", name, truncate(s, 64), p.Pattern)
+		}
+	}
+	return nil
+}
+
+func toFloat(v any) (float64, bool) {
+	switch n := v.(type) {
+	case float64:
+		return n, true
+	case float32:
+		return float64(n), true
+	case int:
+		return float64(n), true
+	case int64:
+		return float64(n), true
+	case int32:
+		return float64(n), true
+	}
+	return 0, false
 }
 
 func (p Property) accepts(v any) bool {

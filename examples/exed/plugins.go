@@ -14,6 +14,7 @@ import (
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/plugins/ansible"
+	"github.com/0ops/exed/plugins/rollingrestart"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/0ops/exed/task"
@@ -35,7 +36,9 @@ var builtinExecutors = map[string]func() exe.Executor{
 }
 
 // builtinTasks are the task plugins this binary serves itself.
-var builtinTasks = map[string]func() exe.Task{}
+var builtinTasks = map[string]func() exe.Task{
+	"rollingrestart": func() exe.Task { return rollingrestart.Task{} },
+}
 
 // pluginRef is a plugin found at start: a built-in or a module binary.
 type pluginRef struct {

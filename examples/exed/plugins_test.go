@@ -183,7 +183,7 @@ x = 1
 	assert.JSONEq(t, `{"web1":{"status":1}}`, string(body))
 
 	plugins := children(t, server)
-	require.Len(t, plugins, 2, "one executor and one task plugin")
+	require.Len(t, plugins, 3, "one executor and two task plugins (pingwave, built-in rollingrestart)")
 	p.stop(t)
 	for _, pid := range plugins {
 		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "plugin %d (%s) outlived the server", pid, cmdline(pid))
@@ -233,5 +233,39 @@ inventory = %s
 	job = submit(t, base, "/deploy", `{"targets":["loc"],"role":"web","extra_vars":{"ansible_become":true}}`)
 	assert.EqualValues(t, 2, job["state"])
 	assert.Equal(t, `extra_vars: "ansible_become": names starting with ansible_ or _ are reserved`, job["error"])
+	p.stop(t)
+}
+
+// The built-in rollingrestart task plugin, through the API.
+func TestRollingRestartInTheAPI(t *testing.T) {
+	dir := t.TempDir()
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n", freePort(t)))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+	code, body := httpDo(t, "GET", base+"/tasks", "")
+	require.Equal(t, 200, code)
+	var tasks []map[string]any
+	require.NoError(t, json.Unmarshal(body, &tasks))
+	require.Len(t, tasks, 1)
+	assert.Equal(t, "rollingrestart", tasks[0]["type"])
+	props := tasks[0]["options"].(map[string]any)["properties"].(map[string]any)
+	assert.Contains(t, props, "max_fail")
+
+	code, body = httpDo(t, "POST", base+"/tasks", `{"targets":["localhost"],"taskname":"rr","tasktype":"rollingrestart","taskopts":{"service":"nginx","batch":"half"}}`)
+	assert.Equal(t, 400, code)
+	assert.JSONEq(t, `{"message":"taskopts: option \"batch\": \"half\" does not match ^[0-9]+%$"}`, string(body))
+	code, body = httpDo(t, "GET", base+"/jobs", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `[]`, string(body), "nothing was stored")
+
+	// A real run through the task plugin and the broker: the service does
+	// not exist, so the first batch fails and the rest is skipped.
+	job := submit(t, base, "/tasks", `{"targets":["localhost"],"taskname":"rr","tasktype":"rollingrestart","taskopts":{"service":"exe-no-such-service"}}`)
+	assert.EqualValues(t, 2, job["state"])
+	assert.Equal(t, "rollout stopped at batch 1/1: 1 hosts failed, max_fail is 0", job["error"])
+	args := job["operate_args"].(map[string]any)
+	assert.Equal(t, "rr", args["taskname"])
+	assert.Equal(t, "rollingrestart", args["tasktype"])
+	assert.EqualValues(t, 1, args["taskopts"].(map[string]any)["batch"], "defaults filled in")
 	p.stop(t)
 }

@@ -1,0 +1,223 @@
+// Package rollingrestart is the rolling-restart task: it restarts a service
+// on the target hosts a batch at a time through whatever executor the server
+// runs, health-checks each restarted host, and stops the rollout when more
+// hosts failed than max_fail allows, the way Ansible's serial and
+// max_fail_percentage do. exed serves it as a task plugin
+// (`exed plugin task rollingrestart`).
+package rollingrestart
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+)
+
+// Task implements exe.Task.
+type Task struct{}
+
+var _ exe.Task = Task{}
+
+func ptr(f float64) *float64 { return &f }
+
+// countOrPercent accepts a whole number or a percentage string ("25%").
+const countOrPercent = `^[0-9]+%$`
+
+// Info describes the task and its options.
+func (Task) Info(context.Context) (exe.TaskInfo, error) {
+	return exe.TaskInfo{
+		Type:        "rollingrestart",
+		Description: "restart a service a batch of hosts at a time, health-checking each host and stopping when more hosts fail than max_fail allows",
+		Options: exe.Schema{Type: "object", Required: []string{"service"}, Properties: map[string]exe.Property{
+			"service":         {Type: []string{"string"}, Description: "the service to restart", Pattern: `^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$`},
+			"batch":           {Type: []string{"integer", "string"}, Description: `hosts per batch, or a percentage of the targets ("25%")`, Default: 1.0, Minimum: ptr(1), Pattern: countOrPercent},
+			"graceful":        {Type: []string{"boolean"}, Description: "reload instead of restart", Default: false},
+			"pause":           {Type: []string{"number"}, Description: "seconds to wait between batches", Default: 0.0, Minimum: ptr(0)},
+			"health_cmd":      {Type: []string{"string"}, Description: "command run on each restarted host; a non-zero exit is unhealthy"},
+			"health_retries":  {Type: []string{"integer"}, Description: "further attempts of an unhealthy check", Default: 0.0, Minimum: ptr(0)},
+			"health_interval": {Type: []string{"number"}, Description: "seconds between health check attempts", Default: 1.0, Minimum: ptr(0)},
+			"max_fail":        {Type: []string{"integer", "string"}, Description: `hosts (or a percentage, "10%") that may fail before the rollout stops`, Default: 0.0, Minimum: ptr(0), Pattern: countOrPercent},
+		}},
+	}, nil
+}
+
+// options are the validated options.
+type options struct {
+	service        string
+	batch          int
+	graceful       bool
+	pause          time.Duration
+	healthCmd      string
+	healthRetries  int
+	healthInterval time.Duration
+	maxFail        int
+}
+
+// resolve turns a count or percentage of n into a count: percentages of
+// batch round up (at least 1), of max_fail round down.
+func resolve(v any, n int, roundUp bool) (int, error) {
+	switch t := v.(type) {
+	case float64:
+		return int(t), nil
+	case string:
+		p, err := strconv.Atoi(strings.TrimSuffix(t, "%"))
+		if err != nil || !strings.HasSuffix(t, "%") {
+			return 0, fmt.Errorf("%q is not a percentage", t)
+		}
+		f := float64(n) * float64(p) / 100
+		if roundUp {
+			return max(1, int(math.Ceil(f))), nil
+		}
+		return int(math.Floor(f)), nil
+	}
+	return 0, fmt.Errorf("%v is not a count", v)
+}
+
+func parse(opts map[string]any, hosts int) (options, error) {
+	o := options{healthInterval: time.Second}
+	var err error
+	o.service, _ = opts["service"].(string)
+	if o.service == "" {
+		return o, exe.Errorf(exe.ErrInvalid, "taskopts: option \"service\" is required")
+	}
+	if o.batch, err = resolve(opts["batch"], hosts, true); err != nil || o.batch < 1 {
+		return o, exe.Errorf(exe.ErrInvalid, "taskopts: option \"batch\": %v", err)
+	}
+	if o.maxFail, err = resolve(opts["max_fail"], hosts, false); err != nil {
+		return o, exe.Errorf(exe.ErrInvalid, "taskopts: option \"max_fail\": %v", err)
+	}
+	o.graceful, _ = opts["graceful"].(bool)
+	if p, ok := opts["pause"].(float64); ok {
+		o.pause = time.Duration(p * float64(time.Second))
+	}
+	o.healthCmd, _ = opts["health_cmd"].(string)
+	if r, ok := opts["health_retries"].(float64); ok {
+		o.healthRetries = int(r)
+	}
+	if i, ok := opts["health_interval"].(float64); ok {
+		o.healthInterval = time.Duration(i * float64(time.Second))
+	}
+	return o, nil
+}
+
+// Run restarts the service batch by batch. Each batch is announced; each
+// host's restart and health check are events of that host. When more hosts
+// have failed than max_fail allows, the hosts not yet touched are reported
+// SKIPPED and Run returns an error: the job ends Failure. A cancel stops
+// it between steps.
+func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
+	o, err := parse(args.Options, len(hosts))
+	if err != nil {
+		return err
+	}
+	batches := (len(hosts) + o.batch - 1) / o.batch
+	failed := 0
+	for b := 0; b < batches; b++ {
+		if b > 0 && o.pause > 0 {
+			select {
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			case <-time.After(o.pause):
+			}
+		}
+		if err := ctx.Err(); err != nil {
+			return context.Cause(ctx)
+		}
+		batch := hosts[b*o.batch : min((b+1)*o.batch, len(hosts))]
+		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: fmt.Sprintf("batch %d/%d", b+1, batches), Msg: strings.Join(batch, ", ")})
+		healthy, err := restartBatch(ctx, x, batch, o, emit)
+		if err != nil {
+			return err
+		}
+		failed += len(batch) - len(healthy)
+		if failed > o.maxFail {
+			rest := hosts[min((b+1)*o.batch, len(hosts)):]
+			msg := fmt.Sprintf("not restarted: the rollout stopped after %d failed hosts (max_fail %d)", failed, o.maxFail)
+			for _, h := range rest {
+				emit(exe.Event{Host: h, Status: exe.Skipped, Name: "restart", Msg: msg})
+			}
+			return fmt.Errorf("rollout stopped at batch %d/%d: %d hosts failed, max_fail is %d", b+1, batches, failed, o.maxFail)
+		}
+	}
+	return nil
+}
+
+// restartBatch restarts the batch's hosts together, then health-checks
+// the ones that restarted; it returns the hosts that are fine.
+func restartBatch(ctx context.Context, x exe.Executor, batch []string, o options, emit exe.Emit) ([]string, error) {
+	var mu sync.Mutex
+	ok := map[string]bool{}
+	err := x.Service(ctx, batch, exe.ServiceArgs{Name: o.service, State: exe.ServiceRestarted, Graceful: o.graceful}, func(ev exe.Event) {
+		ev.Name = "restart"
+		mu.Lock()
+		ok[ev.Host] = ev.Status == exe.OK || ev.Status == exe.Changed
+		mu.Unlock()
+		emit(ev)
+	})
+	if err != nil {
+		return nil, err
+	}
+	var restarted []string
+	for _, h := range batch {
+		if ok[h] {
+			restarted = append(restarted, h)
+		} else if _, reported := ok[h]; !reported {
+			emit(exe.Event{Host: h, Status: exe.Unreachable, Name: "restart", Msg: "no result was reported for this host"})
+		}
+	}
+	if o.healthCmd == "" || len(restarted) == 0 {
+		return restarted, nil
+	}
+	return healthCheck(ctx, x, restarted, o, emit)
+}
+
+// healthCheck runs health_cmd on hosts until each passes or has used its
+// retries; one event per host with the last attempt's result.
+func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options, emit exe.Emit) ([]string, error) {
+	pending := hosts
+	var healthy []string
+	last := map[string]exe.Event{}
+	for attempt := 0; attempt <= o.healthRetries && len(pending) > 0; attempt++ {
+		if attempt > 0 {
+			select {
+			case <-ctx.Done():
+				return nil, context.Cause(ctx)
+			case <-time.After(o.healthInterval):
+			}
+		}
+		var mu sync.Mutex
+		err := x.Execute(ctx, pending, exe.ExecuteArgs{Cmd: o.healthCmd}, func(ev exe.Event) {
+			mu.Lock()
+			last[ev.Host] = ev
+			mu.Unlock()
+		})
+		if err != nil {
+			return nil, err
+		}
+		var still []string
+		for _, h := range pending {
+			ev := last[h]
+			if ev.Exec != nil && ev.Exec.RTC == 0 && ev.Status != exe.Unreachable {
+				healthy = append(healthy, h)
+				emit(exe.Event{Host: h, Status: exe.OK, Name: "health check", Exec: ev.Exec})
+			} else {
+				still = append(still, h)
+			}
+		}
+		pending = still
+	}
+	for _, h := range pending {
+		ev := last[h]
+		msg := fmt.Sprintf("unhealthy after %d attempts", o.healthRetries+1)
+		if ev.Status == exe.Unreachable {
+			msg += ": " + ev.Msg
+		}
+		emit(exe.Event{Host: h, Status: exe.Failed, Name: "health check", Msg: msg, Exec: ev.Exec})
+	}
+	return healthy, nil
+}
