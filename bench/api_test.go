@@ -61,16 +61,22 @@ func newStack(b *testing.B, conns int) *stack {
 func BenchmarkAsyncPing(b *testing.B) {
 	const clients = 32
 	s := newStack(b, clients)
-	body := `{"targets":["localhost"]}`
-	var failed atomic.Int64
-	b.SetParallelism(clients / runtime.GOMAXPROCS(0))
 	b.ReportAllocs()
+	runJobs(b, clients, s.client, s.srv.URL, s.engine, `{"targets":["localhost"]}`)
+}
+
+// runJobs is the async-job loop of the throughput benchmarks: clients
+// parallel clients POST /ping with body and follow each job to its end;
+// every job must end Done. It reports jobs/s.
+func runJobs(b *testing.B, clients int, client *http.Client, url string, eng *exe.Engine, body string) {
+	var failed atomic.Int64
+	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
 	b.ResetTimer()
 	start := time.Now()
 	b.RunParallel(func(pb *testing.PB) {
 		ctx := context.Background()
 		for pb.Next() {
-			res, err := s.client.Post(s.srv.URL+"/ping", "application/json", strings.NewReader(body))
+			res, err := client.Post(url+"/ping", "application/json", strings.NewReader(body))
 			if err != nil {
 				b.Error(err)
 				return
@@ -83,7 +89,7 @@ func BenchmarkAsyncPing(b *testing.B) {
 				b.Errorf("POST /ping: %d %v", res.StatusCode, err)
 				return
 			}
-			job, err := s.engine.Follow(ctx, out["jid"], func(exe.Event) error { return nil })
+			job, err := eng.Follow(ctx, out["jid"], func(exe.Event) error { return nil })
 			if err != nil || job.State != exe.JobDone {
 				failed.Add(1)
 			}

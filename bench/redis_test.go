@@ -2,14 +2,9 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"io"
 	"net/http"
 	"net/http/httptest"
-	"runtime"
-	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -68,37 +63,7 @@ func BenchmarkJobsEndToEnd(b *testing.B) {
 			const clients = 64
 			srv, eng := backendStack(b, backend)
 			client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
-			var failed atomic.Int64
-			b.SetParallelism(clients / runtime.GOMAXPROCS(0))
-			b.ResetTimer()
-			start := time.Now()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					res, err := client.Post(srv.URL+"/ping", "application/json", strings.NewReader(`{"targets":["a"]}`))
-					if err != nil {
-						b.Error(err)
-						return
-					}
-					var out map[string]string
-					err = json.NewDecoder(res.Body).Decode(&out)
-					_, _ = io.Copy(io.Discard, res.Body)
-					res.Body.Close()
-					if err != nil || res.StatusCode != http.StatusCreated {
-						b.Errorf("POST /ping: %d %v", res.StatusCode, err)
-						return
-					}
-					job, err := eng.Follow(context.Background(), out["jid"], func(exe.Event) error { return nil })
-					if err != nil || job.State != exe.JobDone {
-						failed.Add(1)
-					}
-				}
-			})
-			elapsed := time.Since(start)
-			b.StopTimer()
-			if n := failed.Load(); n > 0 {
-				b.Fatalf("%d jobs did not end Done", n)
-			}
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "jobs/s")
+			runJobs(b, clients, client, srv.URL, eng, `{"targets":["a"]}`)
 		})
 	}
 }

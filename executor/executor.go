@@ -9,7 +9,6 @@ package executor
 
 import (
 	"context"
-	"os/exec"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginhost"
@@ -100,24 +99,17 @@ var _ exe.Executor = (*Client)(nil)
 // plugin, speaks another protocol version or refuses its config is an
 // error here, not at the first job.
 func Start(ctx context.Context, opts Options) (*Client, error) {
-	c := &Client{proc: pluginhost.New(pluginhost.Config{
-		Kind: pluginKey, Name: opts.Name, Handshake: Handshake,
-		Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}},
-		Command: func() *exec.Cmd {
-			cmd := exec.Command(opts.Path, opts.Args...)
-			cmd.Env = append(cmd.Environ(), opts.Env...)
-			return cmd
-		},
+	proc, err := pluginhost.Start(ctx, pluginhost.Config{
+		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env,
+		Handshake: Handshake, Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}}, Logger: opts.Logger,
 		Setup: func(ctx context.Context, raw any) error {
 			return raw.(*pluginrpc.ExecutorClient).Configure(ctx, opts.Config)
 		},
-		Logger: opts.Logger,
-	})}
-	if _, err := c.proc.Get(ctx); err != nil {
-		c.proc.Close()
+	})
+	if err != nil {
 		return nil, err
 	}
-	return c, nil
+	return &Client{proc: proc}, nil
 }
 
 func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {

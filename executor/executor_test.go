@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -25,23 +24,10 @@ import (
 var bins map[string]string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "exe-executor-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = plugintest.Build(dir, map[string]string{
+	plugintest.Main(m, &bins, map[string]string{
 		"testexec":             "./internal/plugintest/testexec",
 		"exe-executor-localsh": "./examples/plugins/exe-executor-localsh",
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
 }
 
 // syncBuffer is a log sink the plugin's log lines are written to from

@@ -3,7 +3,6 @@ package task_test
 import (
 	"context"
 	"fmt"
-	"os"
 	"sync"
 	"syscall"
 	"testing"
@@ -20,23 +19,10 @@ import (
 var bins map[string]string
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "exe-task-test-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	bins, err = plugintest.Build(dir, map[string]string{
+	plugintest.Main(m, &bins, map[string]string{
 		"exe-task-pingwave":    "./examples/plugins/exe-task-pingwave",
 		"exe-executor-localsh": "./examples/plugins/exe-executor-localsh",
 	})
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
 }
 
 func startTask(t *testing.T) *task.Client {

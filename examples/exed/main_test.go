@@ -92,8 +92,9 @@ func (b *lockedBuffer) String() string {
 	return b.buf.String()
 }
 
-// start runs exed with args in dir and waits for its "listening" log line.
-func start(t *testing.T, dir string, args ...string) *proc {
+// spawn runs exed with args in dir and waits for a log line containing
+// marker; it returns the process and what follows the marker on that line.
+func spawn(t *testing.T, dir, marker string, args ...string) (*proc, string) {
 	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
@@ -108,8 +109,11 @@ func start(t *testing.T, dir string, args ...string) *proc {
 		for sc.Scan() {
 			line := sc.Text()
 			p.logs.WriteString(line + "\n")
-			if i := strings.Index(line, "exed listening: addr="); i >= 0 {
-				ready <- strings.Fields(line[i+len("exed listening: addr="):])[0]
+			if i := strings.Index(line, marker); i >= 0 {
+				select {
+				case ready <- line[i+len(marker):]:
+				default:
+				}
 			}
 		}
 		p.done <- cmd.Wait()
@@ -118,12 +122,21 @@ func start(t *testing.T, dir string, args ...string) *proc {
 	// this only ever reaches the exed this test started.
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	select {
-	case p.addr = <-ready:
+	case rest := <-ready:
+		return p, rest
 	case err := <-p.done:
-		t.Fatalf("exed exited before listening: %v\n%s", err, p.logs)
+		t.Fatalf("exed %v exited before %q: %v\n%s", args, marker, err, p.logs)
 	case <-time.After(30 * time.Second):
-		t.Fatalf("exed did not start\n%s", p.logs)
+		t.Fatalf("exed %v did not log %q\n%s", args, marker, p.logs)
 	}
+	return nil, ""
+}
+
+// start runs the server and waits until it listens.
+func start(t *testing.T, dir string, args ...string) *proc {
+	t.Helper()
+	p, rest := spawn(t, dir, "exed listening: addr=", args...)
+	p.addr = strings.Fields(rest)[0]
 	return p
 }
 

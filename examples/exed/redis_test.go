@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"os/exec"
 	"strconv"
 	"strings"
 	"syscall"
@@ -22,32 +19,7 @@ import (
 // startWorker runs `exed worker -c conf` and waits until it runs.
 func startWorker(t *testing.T, dir, conf string) *proc {
 	t.Helper()
-	cmd := exec.Command(binary, "worker", "-c", conf)
-	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	require.NoError(t, err)
-	cmd.Stdout = io.Discard
-	require.NoError(t, cmd.Start())
-	p := &proc{cmd: cmd, done: make(chan error, 1), logs: &lockedBuffer{}}
-	ready := make(chan struct{}, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.logs.WriteString(sc.Text() + "\n")
-			if strings.Contains(sc.Text(), "exed worker running") {
-				ready <- struct{}{}
-			}
-		}
-		p.done <- cmd.Wait()
-	}()
-	t.Cleanup(func() { _ = cmd.Process.Kill() })
-	select {
-	case <-ready:
-	case err := <-p.done:
-		t.Fatalf("worker exited at start: %v\n%s", err, p.logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("worker did not start\n%s", p.logs)
-	}
+	p, _ := spawn(t, dir, "exed worker running", "worker", "-c", conf)
 	return p
 }
 

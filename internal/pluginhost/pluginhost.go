@@ -23,9 +23,10 @@ type Config struct {
 	// Kind and Name say what it is in messages and logs ("executor
 	// plugin sshnative").
 	Kind, Name string
-	// Command returns a new command that starts the plugin binary: each
-	// start needs a fresh exec.Cmd.
-	Command   func() *exec.Cmd
+	// Path and Args start the plugin binary; Env is added to the
+	// server's environment for it.
+	Path      string
+	Args, Env []string
 	Handshake plugin.HandshakeConfig
 	// Plugins is the go-plugin plugin set; Dispense takes Kind from it.
 	Plugins plugin.PluginSet
@@ -46,12 +47,19 @@ type Process struct {
 	closed bool
 }
 
-// New returns a Process; nothing starts until Get.
-func New(cfg Config) *Process {
+// Start returns a Process whose plugin has started and been configured:
+// a binary that is not a plugin, speaks another protocol version or
+// refuses its config is an error here, not at the first call.
+func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	return &Process{cfg: cfg}
+	p := &Process{cfg: cfg}
+	if _, err := p.Get(ctx); err != nil {
+		p.Close()
+		return nil, err
+	}
+	return p, nil
 }
 
 func (p *Process) label() string { return p.cfg.Kind + " plugin " + p.cfg.Name }
@@ -72,7 +80,9 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 		p.client.Kill()
 	}
 	p.client, p.raw = nil, nil
-	cmd := p.cfg.Command()
+	// Each start needs a fresh exec.Cmd.
+	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
+	cmd.Env = append(cmd.Environ(), p.cfg.Env...)
 	dieWithParent(cmd)
 	logger := p.cfg.Logger.Named(p.cfg.Name)
 	// What the plugin writes to stdout and stderr after go-plugin took them

@@ -32,6 +32,26 @@ func Build(dir string, pkgs map[string]string) (map[string]string, error) {
 	return out, nil
 }
 
+// Main builds pkgs (as Build does) into a temporary directory, sets *bins
+// to their paths, runs the tests and removes the directory: a TestMain in
+// one line.
+func Main(m interface{ Run() int }, bins *map[string]string, pkgs map[string]string) {
+	dir, err := os.MkdirTemp("", "exe-plugins-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bins, err = Build(dir, pkgs)
+	code := 1
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+	} else {
+		code = m.Run()
+	}
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
 // moduleRoot is the directory of this module's go.mod.
 func moduleRoot() (string, error) {
 	_, file, _, ok := runtime.Caller(0)
