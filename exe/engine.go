@@ -162,6 +162,12 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req}
+	if cd, ok := e.cfg.Dispatcher.(CreateDispatcher); ok {
+		if err := cd.CreateAndDispatch(ctx, job); err != nil {
+			return "", err
+		}
+		return job.JID, nil
+	}
 	if err := e.cfg.Store.Create(ctx, job); err != nil {
 		return "", err
 	}

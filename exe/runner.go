@@ -42,6 +42,13 @@ func (r *Runner) Run(ctx context.Context, jid string) error {
 	if err != nil {
 		return err
 	}
+	return r.RunJob(ctx, job)
+}
+
+// RunJob is Run for a job its caller has just read from the store (a
+// worker that received it when it took the job), saving a read.
+func (r *Runner) RunJob(ctx context.Context, job *Job) error {
+	jid := job.JID
 	if job.Finished() {
 		return nil
 	}

@@ -42,3 +42,11 @@ type Dispatcher interface {
 	// has already been finished as cancelled in the store.
 	Cancel(ctx context.Context, jid string) error
 }
+
+// CreateDispatcher is implemented by dispatchers that share their backend
+// with the job store and can store and queue a job in one step (one round
+// trip to Redis instead of two). The Engine uses it when its Dispatcher has
+// it; it must store the job exactly as the Engine's JobStore.Create would.
+type CreateDispatcher interface {
+	CreateAndDispatch(ctx context.Context, job *Job) error
+}

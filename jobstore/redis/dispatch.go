@@ -41,6 +41,12 @@ func (d *Dispatcher) Dispatch(ctx context.Context, jid string) error {
 	return unavailable(ctx, err)
 }
 
+// CreateAndDispatch implements exe.CreateDispatcher: the job is stored and
+// queued by one script.
+func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error {
+	return d.s.create(ctx, job, d.s.key("queue"))
+}
+
 // Cancel implements exe.Dispatcher: whichever worker runs the job stops it.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	return unavailable(ctx, d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err())
@@ -51,9 +57,14 @@ func (d *Dispatcher) Health(ctx context.Context) error {
 	return unavailable(ctx, d.rdb.Ping(ctx).Err())
 }
 
-// JobRunner runs stored jobs; *exe.Runner is one.
+// JobRunner runs stored jobs; *exe.Runner is one. A runner that also has
+// RunJob(ctx, *exe.Job) is given the job the worker read when it took it.
 type JobRunner interface {
 	Run(ctx context.Context, jid string) error
+}
+
+type jobRunner interface {
+	RunJob(ctx context.Context, job *exe.Job) error
 }
 
 // WorkerOptions configure a Worker.
@@ -330,15 +341,22 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 	// and acknowledged): a job is never delivered again after this, so it
 	// runs at most once.
 	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started"), w.s.key("queue")},
-		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID).Text()
+		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID).Result()
 	if err != nil {
 		// Left pending: another worker claims it after ClaimIdle.
 		w.log.Warn("could not start a job; it stays queued", "jid", jid, "error", err)
 		return
 	}
-	if res != "ok" {
+	fields, started := res.([]any)
+	if !started {
 		w.log.Debug("queued job not run", "jid", jid, "reason", res)
 		return
+	}
+	hash := make(map[string]string, len(fields)/2)
+	for i := 0; i+1 < len(fields); i += 2 {
+		k, _ := fields[i].(string)
+		v, _ := fields[i+1].(string)
+		hash[k] = v
 	}
 	runCtx, cancel := context.WithCancelCause(jobCtx)
 	defer cancel(nil)
@@ -353,7 +371,14 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 	hbDone := make(chan struct{})
 	go w.heartbeat(runCtx, jid, cancel, hbDone)
 	w.log.Debug("running job", "jid", jid)
-	if err := w.runner.Run(runCtx, jid); err != nil {
+	run := func() error { return w.runner.Run(runCtx, jid) }
+	if r, ok := w.runner.(jobRunner); ok {
+		if job, err := decodeJob(jid, hash); err == nil {
+			job.JID = jid
+			run = func() error { return r.RunJob(runCtx, job) }
+		}
+	}
+	if err := run(); err != nil {
 		w.log.Error("job run", "jid", jid, "error", err)
 	}
 	cancel(nil)

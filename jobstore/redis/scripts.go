@@ -7,9 +7,10 @@ import goredis "github.com/redis/go-redis/v9"
 // Redis (or a primary with replicas), not a Redis Cluster.
 
 // createScript stores a new Running job; for mutex operations it first
-// checks that no target is locked, then locks them all.
-// KEYS: job, jobs (zset), counter. ARGV: jid, job JSON, startat, lock
-// prefix, mutex ("1"/"0"), targets...
+// checks that no target is locked, then locks them all. With a queue key,
+// it also queues the job for the workers, in the same step.
+// KEYS: job, jobs (zset), counter, queue or "". ARGV: jid, job JSON,
+// startat, lock prefix, mutex ("1"/"0"), targets...
 var createScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
 local locks = ''
@@ -26,6 +27,7 @@ end
 redis.call('HSET', KEYS[1], 'req', ARGV[2], 'state', '1', 'error', '', 'startat', ARGV[3], 'endat', '0', 'locks', locks)
 local n = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], n, ARGV[1])
+if KEYS[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'jid', ARGV[1]) end
 return {'ok'}
 `)
 
@@ -100,7 +102,8 @@ return 'ok'
 
 // startScript marks a queued job as started by a worker and takes its
 // lease; a job that ended (cancelled while queued) or was already started
-// is not started again: at most once. The queue message is acknowledged in
+// is not started again: at most once. It returns the job's hash, which
+// the worker runs without reading it again. The queue message is acknowledged in
 // the same step, so it is never delivered again once the job started.
 // KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
 // group, message id.
@@ -113,7 +116,7 @@ if redis.call('HEXISTS', KEYS[1], 'worker') == 1 then return 'started' end
 redis.call('HSET', KEYS[1], 'worker', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
-return 'ok'
+return redis.call('HGETALL', KEYS[1])
 `)
 
 // renewScript extends a lease its holder still holds. KEYS: lease.

@@ -97,6 +97,10 @@ func unavailable(ctx context.Context, err error) error {
 
 // Create implements exe.JobStore.
 func (s *Store) Create(ctx context.Context, job *exe.Job) error {
+	return s.create(ctx, job, "")
+}
+
+func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 	b, err := json.Marshal(job)
 	if err != nil {
 		return err
@@ -109,7 +113,7 @@ func (s *Store) Create(ctx context.Context, job *exe.Job) error {
 	for _, t := range job.Targets {
 		args = append(args, t)
 	}
-	res, err := createScript.Run(ctx, s.rdb, []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter")}, args...).StringSlice()
+	res, err := createScript.Run(ctx, s.rdb, []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter"), queue}, args...).StringSlice()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
