@@ -284,19 +284,39 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 // its first entry, so there is no gap and no duplicate between the events
 // already stored and the live ones.
 func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
-	job, err := s.Get(ctx, jid, false)
-	if err != nil {
-		return nil, err
-	}
+	var job *exe.Job
 	last := "0"
 	var seq int64
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
-		streams, err := s.rdb.XRead(ctx, &goredis.XReadArgs{
-			Streams: []string{s.eventsKey(jid), last}, Count: 1000, Block: s.opts.PollInterval,
-		}).Result()
+		args := &goredis.XReadArgs{Streams: []string{s.eventsKey(jid), last}, Count: 1000, Block: s.opts.PollInterval}
+		var streams []goredis.XStream
+		var err error
+		if first {
+			// The job and its first events in one round trip. (For an
+			// unknown job, the answer waits out one PollInterval.)
+			var hash *goredis.MapStringStringCmd
+			var read *goredis.XStreamSliceCmd
+			_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+				hash = p.HGetAll(ctx, s.jobKey(jid))
+				read = p.XRead(ctx, args)
+				return nil
+			})
+			if err := hash.Err(); err != nil {
+				return nil, unavailable(ctx, err)
+			}
+			if len(hash.Val()) == 0 {
+				return nil, exe.ErrNotFound
+			}
+			if job, err = decodeJob(jid, hash.Val()); err != nil {
+				return nil, err
+			}
+			streams, err = read.Result()
+		} else {
+			streams, err = s.rdb.XRead(ctx, args).Result()
+		}
 		if errors.Is(err, goredis.Nil) {
 			// Nothing new: the job may have expired or been deleted.
 			if _, err := s.Get(ctx, jid, false); err != nil {
