@@ -257,14 +257,7 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 
 // claimLoop takes over messages that a dead worker read but never started.
 func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
-	t := time.NewTicker(w.opts.ClaimIdle / 2)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, w.opts.ClaimIdle/2, func() bool {
 		start := "0-0"
 		for i := 0; i < 100; i++ { // bounded: 100 pages of 100 per tick
 			msgs, next, err := w.rdb.XAutoClaim(ctx, &goredis.XAutoClaimArgs{Stream: w.s.key("queue"), Group: group,
@@ -282,22 +275,16 @@ func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
 			}
 			start = next
 		}
-	}
+		return true
+	})
 }
 
 // recoverLoop fails the jobs whose worker's lease lapsed: "worker lost".
 func (w *Worker) recoverLoop(ctx, _ context.Context) {
-	t := time.NewTicker(w.opts.RecoverEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, w.opts.RecoverEvery, func() bool {
 		jids, err := w.rdb.SMembers(ctx, w.s.key("started")).Result()
 		if err != nil {
-			continue
+			return true
 		}
 		for _, jid := range jids {
 			err := w.s.finish(ctx, jid, exe.JobFailure, exe.ErrWorkerLost.Error(), true)
@@ -308,7 +295,8 @@ func (w *Worker) recoverLoop(ctx, _ context.Context) {
 				w.rdb.SRem(ctx, w.s.key("started"), jid)
 			}
 		}
-	}
+		return true
+	})
 }
 
 // cancelLoop stops the jobs this worker runs when the API cancels them.
@@ -389,7 +377,20 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 // taken or gone means the job was failed as lost: stop running it.
 func (w *Worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
 	defer close(done)
-	t := time.NewTicker(w.opts.Lease / 3)
+	every(ctx, w.opts.Lease/3, func() bool {
+		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
+		if err == nil && held == 0 {
+			w.log.Warn("lost the lease of a running job; stopping it", "jid", jid)
+			cancel(exe.ErrWorkerLost)
+			return false
+		}
+		return true
+	})
+}
+
+// every calls fn every d until ctx ends or fn returns false.
+func every(ctx context.Context, d time.Duration, fn func() bool) {
+	t := time.NewTicker(d)
 	defer t.Stop()
 	for {
 		select {
@@ -397,10 +398,7 @@ func (w *Worker) heartbeat(ctx context.Context, jid string, cancel context.Cance
 			return
 		case <-t.C:
 		}
-		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
-		if err == nil && held == 0 {
-			w.log.Warn("lost the lease of a running job; stopping it", "jid", jid)
-			cancel(exe.ErrWorkerLost)
+		if !fn() {
 			return
 		}
 	}
