@@ -1,0 +1,26 @@
+package inventory_test
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/0ops/exed/plugins/sshnative/inventory"
+)
+
+// Parse an Ansible INI inventory and select hosts with Ansible's pattern
+// rules: a glob, an intersection with a group, an exclusion.
+func ExampleInventory_Match() {
+	inv, err := inventory.Parse(strings.NewReader(`
+[web]
+web[01:04].example.com
+[prod]
+web0[1:3].example.com
+`), "hosts.ini")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	hosts, _ := inv.Match("web*:&prod:!web02*")
+	fmt.Println(hosts)
+	// Output: [web01.example.com web03.example.com]
+}
