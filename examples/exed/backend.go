@@ -51,6 +51,11 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	// instead of hanging, and every call retries once.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	opts.PoolTimeout, opts.MaxRetries = 3*time.Second, 1
+	// A follow holds a connection for each blocking read (up to 500ms),
+	// so the pool must outnumber the followers expected at once.
+	if opts.PoolSize < 256 {
+		opts.PoolSize = 256
+	}
 	rdb := goredis.NewClient(opts)
 	store := exeredis.New(rdb, exeredis.Options{Retention: r.JobTTL})
 	b := &backend{name: "redis", store: store, redisStore: store, rdb: rdb}
