@@ -366,20 +366,12 @@ use_agent = false
 		targets = append(targets, fmt.Sprintf("node%02d", i))
 	}
 	body, _ := json.Marshal(map[string]any{"targets": targets, "cmd": "uname -a"})
-	code, out := httpDo(t, "POST", base+"/execute", string(body))
-	require.Equal(t, 201, code, string(out))
-	var created map[string]string
-	require.NoError(t, json.Unmarshal(out, &created))
-	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
-	require.Equal(t, 200, code)
-	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?outputs=1", "")
-	require.Equal(t, 200, code)
 	var job struct {
 		State      int                         `json:"state"`
 		Error      string                      `json:"error"`
 		ReturnData map[string][]map[string]any `json:"return_data"`
 	}
-	require.NoError(t, json.Unmarshal(out, &job))
+	submitInto(t, base, "/execute", string(body), &job)
 	assert.Equal(t, 2, job.State)
 	assert.Equal(t, "1 of 51 hosts failed", job.Error)
 	require.Len(t, job.ReturnData, 51)

@@ -70,20 +70,24 @@ func pluginPID(t *testing.T, server int, name string) int {
 	return 0
 }
 
-// submit posts an async request and follows the job to its end.
+// submit posts an async request, follows the job to its end and returns
+// it with its outputs.
 func submit(t *testing.T, base, path, body string) map[string]any {
 	t.Helper()
-	code, out := httpDo(t, "POST", base+path, body)
-	require.Equal(t, 201, code, string(out))
-	var created map[string]string
-	require.NoError(t, json.Unmarshal(out, &created))
-	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
-	require.Equal(t, 200, code)
-	code, out = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?outputs=1", "")
-	require.Equal(t, 200, code)
 	var job map[string]any
-	require.NoError(t, json.Unmarshal(out, &job))
+	submitInto(t, base, path, body, &job)
 	return job
+}
+
+// submitInto is submit decoding the job into job.
+func submitInto(t *testing.T, base, path, body string, job any) {
+	t.Helper()
+	jid := post(t, base, path, body)
+	code, _ := httpDo(t, "GET", base+"/jobs/"+jid+"?follow=1", "")
+	require.Equal(t, 200, code)
+	code, out := httpDo(t, "GET", base+"/jobs/"+jid+"?outputs=1", "")
+	require.Equal(t, 200, code)
+	require.NoError(t, json.Unmarshal(out, job))
 }
 
 func TestListPlugins(t *testing.T) {

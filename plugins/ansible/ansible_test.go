@@ -7,8 +7,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -210,15 +208,7 @@ func TestCancelKillsAnsible(t *testing.T) {
 		done <- f.x.Deploy(ctx, []string{"loc"}, exe.DeployArgs{Role: "web", Partial: []string{"slow"},
 			ExtraVars: map[string]any{"pid_file": pidFile}}, func(exe.Event) {})
 	}()
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(pidFile)
-		if err != nil || !strings.HasSuffix(string(b), "\n") {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	}, 60*time.Second, 20*time.Millisecond)
+	pid := testenv.WaitPIDFile(t, pidFile, 60*time.Second)
 	cancel()
 	select {
 	case err := <-done:

@@ -160,15 +160,7 @@ func cancelSleep(t *testing.T, x *sshnative.Executor, host, pidFile string) (int
 		_ = x.Execute(ctx, []string{host}, exe.ExecuteArgs{
 			Cmd: fmt.Sprintf("sleep 300 & echo $! > %s; wait", pidFile)}, func(ev exe.Event) { done <- ev })
 	}()
-	var pid int
-	require.Eventually(t, func() bool {
-		b, err := os.ReadFile(pidFile)
-		if err != nil || !strings.HasSuffix(string(b), "\n") {
-			return false
-		}
-		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
-		return err == nil
-	}, 10*time.Second, 10*time.Millisecond)
+	pid := testenv.WaitPIDFile(t, pidFile, 10*time.Second)
 	cancelled := time.Now()
 	cancel()
 	select {
