@@ -28,14 +28,18 @@ import (
 type stack struct {
 	srv    *httptest.Server
 	engine *exe.Engine
-	store  *memory.Store
+	store  exe.JobStore
 	client *http.Client
 }
 
 // newStack is the embedded default behind a real loopback HTTP server.
 func newStack(b *testing.B, conns int) *stack {
+	return newStackOn(b, conns, memory.New(memory.Options{MaxJobs: 1 << 22}))
+}
+
+// newStackOn is newStack with another job store.
+func newStackOn(b *testing.B, conns int, store exe.JobStore) *stack {
 	b.Helper()
-	store := memory.New(memory.Options{MaxJobs: 1 << 22})
 	x, err := sshnative.New(sshnative.Config{})
 	if err != nil {
 		b.Fatal(err)
@@ -108,8 +112,13 @@ func runJobs(b *testing.B, clients int, client *http.Client, url string, eng *ex
 // read it. It reports the delivery latency (append to line read) over all
 // deliveries: p50 and p99.
 func BenchmarkFollowers1000(b *testing.B) {
+	runFollowers(b, newStack(b, 1000), nil)
+}
+
+// runFollowers is BenchmarkFollowers1000 on the stack s; following, if
+// set, is called once every follower is following.
+func runFollowers(b *testing.B, s *stack, following func()) {
 	const followers = 1000
-	s := newStack(b, followers)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	job := &exe.Job{JID: "bench-follow", State: exe.JobRunning, StartAt: time.Now().Unix(),
@@ -166,6 +175,9 @@ func BenchmarkFollowers1000(b *testing.B) {
 		}()
 	}
 	ready.Wait()
+	if following != nil {
+		following()
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}

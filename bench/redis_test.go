@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,4 +112,30 @@ func BenchmarkAppend(b *testing.B) {
 			b.ReportMetric(float64(b.N*batch)/time.Since(start).Seconds(), "events/s")
 		})
 	}
+}
+
+// BenchmarkFollowers1000Redis is BenchmarkFollowers1000 on the Redis store:
+// 1,000 HTTP follows of one job whose events are appended to Redis. It
+// also reports, once all of them follow, the connections Redis has and how
+// many of them wait in a blocking read.
+func BenchmarkFollowers1000Redis(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 256})
+	b.Cleanup(func() { rdb.Close() })
+	store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
+	clients := map[string]float64{"connected_clients": -1, "blocked_clients": -1}
+	runFollowers(b, newStackOn(b, 1000, store), func() {
+		info, err := rdb.Info(context.Background(), "clients").Result()
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, line := range strings.Split(info, "\n") {
+			name, n, _ := strings.Cut(strings.TrimSpace(line), ":")
+			if _, ok := clients[name]; ok {
+				clients[name], _ = strconv.ParseFloat(n, 64)
+			}
+		}
+	})
+	b.ReportMetric(clients["connected_clients"], "redis-conns")
+	b.ReportMetric(clients["blocked_clients"], "redis-blocked")
 }

@@ -17,6 +17,8 @@
 //	lease:{jid}   the worker running the job; expires unless renewed
 //	started       set of running jobs a worker has started
 //	cancel        pub/sub channel of cancelled jids
+//	wake:{id}     stream that interrupts a read that follows share
+//	              when a new follow joins it; expires a minute after use
 //
 // A finished job's keys expire after Options.Retention. Redis restarted
 // without persistence loses every job, event, lock and queued job:
@@ -49,8 +51,9 @@ type Options struct {
 	// Retention is how long a finished job is kept; default
 	// DefaultRetention.
 	Retention time.Duration
-	// PollInterval bounds each blocking read of Follow, and so how long
-	// a cancelled follow may take to return; default 500ms.
+	// PollInterval bounds each blocking read that follows share, and is
+	// how often a follow that saw nothing new checks that its job still
+	// exists; default 500ms.
 	PollInterval time.Duration
 }
 
@@ -58,6 +61,7 @@ type Options struct {
 type Store struct {
 	rdb  goredis.UniversalClient
 	opts Options
+	hubs hubs // shared follow reads
 }
 
 var _ exe.JobStore = (*Store)(nil)
@@ -280,70 +284,129 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 	return statusErr(res)
 }
 
-// Follow implements exe.JobStore: a blocking read of the job's stream from
-// its first entry, so there is no gap and no duplicate between the events
-// already stored and the live ones.
+// Follow implements exe.JobStore. It reads the job and the events already
+// stored, then waits for the others on a hub shared with other follows
+// (see follow.go); entries are handed on by stream id, so there is no gap and
+// no duplicate between the stored events and the live ones.
 func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
-	var job *exe.Job
-	last := "0"
-	var seq int64
-	for first := true; ; first = false {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		args := &goredis.XReadArgs{Streams: []string{s.eventsKey(jid), last}, Count: 1000, Block: s.opts.PollInterval}
-		var streams []goredis.XStream
-		var err error
-		if first {
-			// The job and its first events in one round trip. (For an
-			// unknown job, the answer waits out one PollInterval.)
-			var hash *goredis.MapStringStringCmd
-			var read *goredis.XStreamSliceCmd
-			_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-				hash = p.HGetAll(ctx, s.jobKey(jid))
-				read = p.XRead(ctx, args)
-				return nil
-			})
-			if err := hash.Err(); err != nil {
+	key := s.eventsKey(jid)
+	var hash *goredis.MapStringStringCmd
+	var page *goredis.XMessageSliceCmd
+	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		hash = p.HGetAll(ctx, s.jobKey(jid))
+		page = p.XRangeN(ctx, key, "-", "+", pageSize)
+		return nil
+	})
+	if err := hash.Err(); err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	if len(hash.Val()) == 0 {
+		return nil, exe.ErrNotFound
+	}
+	job, err := decodeJob(jid, hash.Val())
+	if err != nil {
+		return nil, err
+	}
+	f := follow{s: s, jid: jid, key: key, job: job, fn: fn}
+	msgs, err := page.Result()
+	for {
+		// Read the backlog page by page, then wait on a hub for the rest.
+		for {
+			if err != nil {
 				return nil, unavailable(ctx, err)
 			}
-			if len(hash.Val()) == 0 {
-				return nil, exe.ErrNotFound
+			done, err := f.deliver(msgs)
+			if err != nil || done {
+				return f.result(done, err)
 			}
-			if job, err = decodeJob(jid, hash.Val()); err != nil {
-				return nil, err
+			if len(msgs) < pageSize {
+				break
 			}
-			streams, err = read.Result()
-		} else {
-			streams, err = s.rdb.XRead(ctx, args).Result()
+			msgs, err = s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
 		}
-		if errors.Is(err, goredis.Nil) {
-			// Nothing new: the job may have expired or been deleted.
-			if _, err := s.Get(ctx, jid, false); err != nil {
-				return nil, err
-			}
-			continue
+		done, err := f.wait(ctx)
+		if err != nil || done {
+			return f.result(done, err)
 		}
+		// Dropped by the hub for reading too slowly: read on from the
+		// last entry handed to fn.
+		msgs, err = s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
+	}
+}
+
+// follow is one Follow call's position.
+type follow struct {
+	s        *Store
+	jid, key string
+	job      *exe.Job
+	fn       func(exe.Event) error
+	last     streamID // the last entry handed on
+	seq      int64
+}
+
+func (f *follow) result(done bool, err error) (*exe.Job, error) {
+	if err != nil {
+		return nil, err
+	}
+	return f.job, nil
+}
+
+// deliver hands entries to fn in order; done is true at the end marker,
+// which holds the job's outcome.
+func (f *follow) deliver(msgs []goredis.XMessage) (done bool, err error) {
+	for _, m := range msgs {
+		f.last = parseID(m.ID)
+		ev, ok, err := decodeEvent(m, &f.seq)
 		if err != nil {
-			return nil, unavailable(ctx, err)
+			return false, err
 		}
-		for _, m := range streams[0].Messages {
-			last = m.ID
-			ev, ok, err := decodeEvent(m, &seq)
+		if !ok {
+			state, _ := strconv.Atoi(fmt.Sprint(m.Values["state"]))
+			f.job.State, f.job.Error = exe.JobState(state), fmt.Sprint(m.Values["error"])
+			f.job.EndAt, _ = strconv.ParseInt(fmt.Sprint(m.Values["endat"]), 10, 64)
+			return true, nil
+		}
+		if err := f.fn(ev); err != nil {
+			return false, err
+		}
+	}
+	return false, nil
+}
+
+// wait takes entries from a hub until the end marker, an error, or the hub
+// dropping the follow (done and err both unset).
+func (f *follow) wait(ctx context.Context) (done bool, err error) {
+	h, hf := f.s.hubs.join(f.s, f.key, f.last)
+	defer h.leave(hf)
+	quiet := time.NewTimer(f.s.opts.PollInterval)
+	defer quiet.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return false, ctx.Err()
+		case <-hf.ready:
+			msgs, readErr, dropped := hf.take()
+			if done, err := f.deliver(msgs); err != nil || done {
+				return done, err
+			}
+			if readErr != nil {
+				return false, unavailable(ctx, readErr)
+			}
+			if dropped {
+				return false, nil
+			}
+		case <-quiet.C:
+			// Nothing new for a while: the job may have expired, been
+			// deleted, or been lost with Redis's data.
+			n, err := f.s.rdb.Exists(ctx, f.s.jobKey(f.jid)).Result()
 			if err != nil {
-				return nil, err
+				return false, unavailable(ctx, err)
 			}
-			if !ok {
-				// The end marker holds the outcome.
-				state, _ := strconv.Atoi(fmt.Sprint(m.Values["state"]))
-				job.State, job.Error = exe.JobState(state), fmt.Sprint(m.Values["error"])
-				job.EndAt, _ = strconv.ParseInt(fmt.Sprint(m.Values["endat"]), 10, 64)
-				return job, nil
-			}
-			if err := fn(ev); err != nil {
-				return nil, err
+			if n == 0 {
+				return false, exe.ErrNotFound
 			}
 		}
+		quiet.Reset(f.s.opts.PollInterval)
 	}
 }
 

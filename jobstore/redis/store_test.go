@@ -2,10 +2,12 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
 	"testing"
 	"time"
-
-	"strings"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/redistest"
@@ -79,4 +81,136 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	ids, err := s.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, ids, "a Redis without persistence comes back empty")
+}
+
+// runningJob stores a running execute job.
+func runningJob(t *testing.T, s *exeredis.Store) string {
+	t.Helper()
+	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
+	require.NoError(t, s.Create(context.Background(), j))
+	return j.JID
+}
+
+// TestFollowsShareReads: 300 follows of 30 jobs wait on shared reads, not
+// on a blocking read each, and each still gets its job's events in order.
+func TestFollowsShareReads(t *testing.T) {
+	srv := redistest.Start(t)
+	s, rdb, _ := newStore(t, srv)
+	ctx := context.Background()
+	const jobs, perJob = 30, 10
+	jids := make([]string, jobs)
+	for i := range jids {
+		jids[i] = runningJob(t, s)
+		require.NoError(t, s.Append(ctx, jids[i], exe.Event{Host: "a", Status: exe.OK, Msg: "1"}))
+	}
+	type result struct {
+		jid  string
+		msgs []string
+		err  error
+	}
+	results := make(chan result, jobs*perJob)
+	var first, second sync.WaitGroup
+	first.Add(jobs * perJob)
+	second.Add(jobs * perJob)
+	for _, jid := range jids {
+		for k := 0; k < perJob; k++ {
+			go func() {
+				var msgs []string
+				job, err := s.Follow(ctx, jid, func(ev exe.Event) error {
+					msgs = append(msgs, ev.Msg)
+					switch len(msgs) {
+					case 1:
+						first.Done()
+					case 2:
+						second.Done()
+					}
+					return nil
+				})
+				if err == nil && job.State != exe.JobDone {
+					err = fmt.Errorf("job ended %v", job.State)
+				}
+				results <- result{jid, msgs, err}
+			}()
+		}
+	}
+	first.Wait() // every follow has read the stored event
+	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
+	for _, jid := range jids {
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: "2"}))
+	}
+	second.Wait() // ... and the live one
+	stats, err := rdb.Info(ctx, "commandstats").Result()
+	require.NoError(t, err)
+	assert.Less(t, commandCalls(stats, "xread"), jobs*perJob/3,
+		"one event for 300 follows costs a few shared reads, not a read per follow")
+
+	for _, jid := range jids {
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: "3"}))
+		require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	}
+	for i := 0; i < jobs*perJob; i++ {
+		r := <-results
+		require.NoError(t, r.err, r.jid)
+		assert.Equal(t, []string{"1", "2", "3"}, r.msgs, r.jid)
+	}
+}
+
+// commandCalls reads a command's call count from INFO commandstats.
+func commandCalls(stats, cmd string) int {
+	for _, line := range strings.Split(stats, "\n") {
+		rest, ok := strings.CutPrefix(strings.TrimSpace(line), "cmdstat_"+cmd+":calls=")
+		if ok {
+			n, _ := strconv.Atoi(strings.SplitN(rest, ",", 2)[0])
+			return n
+		}
+	}
+	return 0
+}
+
+func TestFollowOfAVanishedJob(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "v:", PollInterval: 50 * time.Millisecond})
+	ctx := context.Background()
+	jid := runningJob(t, s)
+	got := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Follow(ctx, jid, func(exe.Event) error { close(got); return nil })
+		done <- err
+	}()
+	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK}))
+	<-got
+	// Redis loses the job (a restart without persistence, say).
+	require.NoError(t, rdb.Del(ctx, "v:job:"+jid, "v:events:"+jid).Err())
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, exe.ErrNotFound)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follow did not notice")
+	}
+}
+
+func TestFollowWhenRedisStops(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newStore(t, srv)
+	ctx := context.Background()
+	jid := runningJob(t, s)
+	got := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		_, err := s.Follow(ctx, jid, func(exe.Event) error { close(got); return nil })
+		done <- err
+	}()
+	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK}))
+	<-got
+	srv.Stop()
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, exe.ErrUnavailable)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follow hangs on a stopped Redis")
+	}
 }

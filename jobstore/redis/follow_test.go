@@ -1,0 +1,195 @@
+package redis
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/redistest"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// slowStore is a store whose shared reads end only after a minute on
+// their own, so a follow that gets its entries sooner was woken.
+func slowStore(t *testing.T) *Store {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	return New(rdb, Options{Prefix: "t" + uuid.NewString()[:8] + ":", PollInterval: time.Minute})
+}
+
+func runningJob(t *testing.T, s *Store) string {
+	t.Helper()
+	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
+	require.NoError(t, s.Create(context.Background(), j))
+	return j.JID
+}
+
+// waitingRead returns the hub read that is under way with key in it, read
+// from id from; it fails the test if none comes.
+func waitingRead(t *testing.T, s *Store, key string, from streamID) *hub {
+	t.Helper()
+	var found *hub
+	require.Eventually(t, func() bool {
+		s.hubs.mu.Lock()
+		defer s.hubs.mu.Unlock()
+		for _, h := range s.hubs.list {
+			h.mu.Lock()
+			at, ok := h.readFrom[key]
+			reading := h.reading
+			h.mu.Unlock()
+			if reading && ok && at == from {
+				found = h
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, time.Millisecond)
+	return found
+}
+
+// received waits for a hub follower's next delivery.
+func received(t *testing.T, f *hubFollower) []goredis.XMessage {
+	t.Helper()
+	select {
+	case <-f.ready:
+	case <-time.After(10 * time.Second): // bound only: a woken read answers at once
+		t.Fatal("no delivery: the shared read was not woken")
+	}
+	msgs, err, _ := f.take()
+	require.NoError(t, err)
+	return msgs
+}
+
+func TestHubWakesForANewStream(t *testing.T) {
+	s := slowStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	first := runningJob(t, s)
+	go func() { _, _ = s.Follow(ctx, first, func(exe.Event) error { return nil }) }()
+	waitingRead(t, s, s.eventsKey(first), streamID{})
+
+	// A follow of another job joins the read that is blocked without it.
+	second := runningJob(t, s)
+	h, f := s.hubs.join(s, s.eventsKey(second), streamID{})
+	defer h.leave(f)
+	require.NoError(t, s.Append(ctx, second, exe.Event{Host: "a", Status: exe.OK, Msg: "hello"}))
+	var msgs []goredis.XMessage
+	for len(msgs) == 0 { // the wake may arrive before the event
+		msgs = received(t, f)
+	}
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0].Values["e"], "hello")
+}
+
+func TestHubWakesForAFollowerBehind(t *testing.T) {
+	s := slowStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jid := runningJob(t, s)
+	for i := 1; i <= 3; i++ {
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: fmt.Sprint(i)}))
+	}
+	all, err := s.rdb.XRange(ctx, s.eventsKey(jid), "-", "+").Result()
+	require.NoError(t, err)
+	go func() { _, _ = s.Follow(ctx, jid, func(exe.Event) error { return nil }) }()
+	// The first follower has the three events: the read is from the third.
+	waitingRead(t, s, s.eventsKey(jid), parseID(all[2].ID))
+
+	// A second one that has only the first event must get the other two
+	// now, not when the read ends by itself.
+	h, f := s.hubs.join(s, s.eventsKey(jid), parseID(all[0].ID))
+	defer h.leave(f)
+	var msgs []goredis.XMessage
+	for len(msgs) == 0 {
+		msgs = received(t, f)
+	}
+	require.Len(t, msgs, 2)
+	assert.Equal(t, all[1].ID, msgs[0].ID)
+	assert.Equal(t, all[2].ID, msgs[1].ID)
+}
+
+func TestHubDropsASlowFollower(t *testing.T) {
+	s := slowStore(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	jid := runningJob(t, s)
+	key := s.eventsKey(jid)
+
+	gotFirst, release := make(chan struct{}), make(chan struct{})
+	var msgs []string
+	type result struct {
+		job *exe.Job
+		err error
+	}
+	done := make(chan result, 1)
+	go func() {
+		job, err := s.Follow(ctx, jid, func(ev exe.Event) error {
+			if len(msgs) == 0 {
+				close(gotFirst)
+				<-release // reads nothing while the backlog grows
+			}
+			msgs = append(msgs, ev.Msg)
+			return nil
+		})
+		done <- result{job, err}
+	}()
+	waitingRead(t, s, key, streamID{})
+	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Msg: "0"}))
+	<-gotFirst
+
+	// Past hubQueue entries: the hub lets the follower go.
+	const total = hubQueue + 2000
+	for i := 1; i < total; i += 100 {
+		batch := make([]exe.Event, 0, 100)
+		for k := i; k < i+100 && k < total; k++ {
+			batch = append(batch, exe.Event{Host: "a", Msg: fmt.Sprint(k)})
+		}
+		require.NoError(t, s.Append(ctx, jid, batch...))
+	}
+	require.Eventually(t, func() bool {
+		s.hubs.mu.Lock()
+		defer s.hubs.mu.Unlock()
+		for _, h := range s.hubs.list {
+			h.mu.Lock()
+			_, has := h.followers[key]
+			h.mu.Unlock()
+			if has {
+				return false
+			}
+		}
+		return true
+	}, 10*time.Second, time.Millisecond, "the slow follower is dropped from the hub")
+	require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	close(release)
+
+	// It reads its backlog by itself: everything, in order, once.
+	var r result
+	select {
+	case r = <-done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("follow did not end")
+	}
+	require.NoError(t, r.err)
+	assert.Equal(t, exe.JobDone, r.job.State)
+	require.Len(t, msgs, total)
+	for i, m := range msgs {
+		if m != fmt.Sprint(i) {
+			t.Fatalf("event %d is %q", i, m)
+		}
+	}
+}
+
+func TestStreamIDOrder(t *testing.T) {
+	assert.True(t, parseID("1-0").less(parseID("1-1")))
+	assert.True(t, parseID("9-5").less(parseID("10-0")), "numeric, not lexical")
+	assert.False(t, parseID("10-0").less(parseID("10-0")))
+	assert.True(t, parseID("0").less(parseID("0-1")))
+	assert.Equal(t, "1700000000000-3", parseID("1700000000000-3").String())
+}
