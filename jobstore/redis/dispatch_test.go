@@ -87,6 +87,11 @@ func TestWorkersRunQueuedJobs(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, full.ReturnData, 3)
 	assert.Equal(t, "hello", full.ReturnData["b"][0].Exec.Stdout)
+	// The queue keeps only jobs that wait: it does not grow with every
+	// job ever run.
+	n, err := c.rdb.XLen(context.Background(), c.prefix+"queue").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "queue entries left behind")
 }
 
 func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {

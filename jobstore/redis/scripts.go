@@ -103,12 +103,14 @@ return 'ok'
 // startScript marks a queued job as started by a worker and takes its
 // lease; a job that ended (cancelled while queued) or was already started
 // is not started again: at most once. It returns the job's hash, which
-// the worker runs without reading it again. The queue message is acknowledged in
-// the same step, so it is never delivered again once the job started.
+// the worker runs without reading it again. The queue message is
+// acknowledged and deleted in the same step, so it is never delivered
+// again once the job started, and the queue holds only waiting jobs.
 // KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
 // group, message id.
 var startScript = goredis.NewScript(`
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
+redis.call('XDEL', KEYS[4], ARGV[5])
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end

@@ -13,7 +13,8 @@
 //	              jobs from the list when their keys expire
 //	counter       creation counter (the jobs scores)
 //	lock:{host}   the jid of the running deploy or task job holding host
-//	queue         stream of jids to run, read by the "workers" group
+//	queue         stream of jids to run, read by the "workers" group; an
+//	              entry is deleted when a worker takes its job
 //	lease:{jid}   the worker running the job; expires unless renewed
 //	started       set of running jobs a worker has started
 //	cancel        pub/sub channel of cancelled jids
