@@ -48,9 +48,9 @@ return 'ok'
 // set to expire after the retention period. With a lease key given, it
 // finishes only if that lease has lapsed (the worker-lost check).
 // The end marker carries the outcome, so a follower needs no further read.
-// KEYS: job, events, expiry (zset), started (set), lease. ARGV: state,
-// msg, endat, retention ms, lock prefix, jid, "guard" to finish only if
-// the lease lapsed (or an empty string).
+// KEYS: job, events, expiry (zset), started (set), lease, jobs (zset).
+// ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
+// finish only if the lease lapsed (or an empty string).
 var finishScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
@@ -72,6 +72,12 @@ local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[6])
 redis.call('SREM', KEYS[4], ARGV[6])
+-- Each finish also drops up to two expired jobs from the lists, so they
+-- keep pace with new jobs even when nobody lists jobs.
+for _, j in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0, 2)) do
+	redis.call('ZREM', KEYS[6], j)
+	redis.call('ZREM', KEYS[3], j)
+end
 return 'ok'
 `)
 

@@ -10,7 +10,8 @@
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
 //	expiry        sorted set: finished jobs by expiry time (ms), to prune
-//	              jobs from the list when their keys expire
+//	              jobs from the list when their keys expire (on List, and
+//	              a few on every finish)
 //	counter       creation counter (the jobs scores)
 //	lock:{host}   the jid of the running deploy or task job holding host
 //	queue         stream of jids to run, read by the "workers" group; an
@@ -261,7 +262,7 @@ func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg 
 		guard = "guard"
 	}
 	res, err := finishScript.Run(ctx, s.rdb,
-		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid)},
+		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid), s.key("jobs")},
 		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, guard).Text()
 	if err != nil {
 		return unavailable(ctx, err)

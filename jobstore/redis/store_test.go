@@ -214,3 +214,28 @@ func TestFollowWhenRedisStops(t *testing.T) {
 		t.Fatal("the follow hangs on a stopped Redis")
 	}
 }
+
+// TestExpiredJobsLeaveTheListWithoutList: finishing jobs prunes expired
+// ones from the job list, so it does not grow when nobody lists jobs.
+func TestExpiredJobsLeaveTheListWithoutList(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "p:", Retention: 20 * time.Millisecond})
+	ctx := context.Background()
+	old := []string{runningJob(t, s), runningJob(t, s)}
+	for _, jid := range old {
+		require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	}
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(ctx, "p:job:"+old[0], "p:job:"+old[1]).Result()
+		return err == nil && n == 0
+	}, 10*time.Second, 5*time.Millisecond, "the old jobs expire")
+	require.NoError(t, s.Finish(ctx, runningJob(t, s), exe.JobDone, ""))
+	for _, jid := range old {
+		for _, key := range []string{"p:jobs", "p:expiry"} {
+			err := rdb.ZScore(ctx, key, jid).Err()
+			assert.ErrorIs(t, err, goredis.Nil, "%s still in %s", jid, key)
+		}
+	}
+}
