@@ -191,7 +191,7 @@ func (w *Worker) ensureGroup(ctx context.Context) error {
 	return nil
 }
 
-// readLoop reads one message whenever a slot is free.
+// readLoop takes jobs whenever slots are free.
 func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 	slots := make(chan struct{}, w.opts.Concurrency)
 	failures := 0
@@ -222,6 +222,27 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 			default:
 				break more
 			}
+		}
+		// Jobs that wait are read and started in one step; only when
+		// there are none does the worker block on the queue, and then
+		// starts what it reads one by one (handle).
+		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started")},
+			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix).Slice()
+		if err == nil && len(taken) > 0 {
+			failures = 0
+			for ; free > len(taken)/2; free-- {
+				<-slots
+			}
+			for i := 0; i+1 < len(taken); i += 2 {
+				jid, _ := taken[i].(string)
+				fields, _ := taken[i+1].([]any)
+				w.wg.Add(1)
+				go func() {
+					defer func() { <-slots; w.wg.Done() }()
+					w.run(jobCtx, jid, fields)
+				}()
+			}
+			continue
 		}
 		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
 			Streams: []string{w.s.key("queue"), ">"}, Count: int64(free), Block: 2 * time.Second}).Result()
@@ -340,6 +361,11 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 		w.log.Debug("queued job not run", "jid", jid, "reason", res)
 		return
 	}
+	w.run(jobCtx, jid, fields)
+}
+
+// run runs a job the worker started, given its hash's fields and values.
+func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 	hash := make(map[string]string, len(fields)/2)
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].(string)

@@ -134,3 +134,34 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 redis.call('PEXPIRE', KEYS[1], ARGV[2])
 return 1
 `)
+
+// takeScript reads up to count waiting jobs for a worker and starts each
+// one as startScript does, all in one step: under load a worker takes a
+// batch of jobs in one round trip. It does not block; a worker that finds
+// the queue empty waits with a blocking read.
+// KEYS: queue, started. ARGV: group, worker, count, lease ms, key prefix.
+// It returns jid, job hash, jid, job hash, ...
+var takeScript = goredis.NewScript(`
+local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
+local out = {}
+if not res then return out end
+for _, m in ipairs(res[1][2]) do
+	redis.call('XACK', KEYS[1], ARGV[1], m[1])
+	redis.call('XDEL', KEYS[1], m[1])
+	local jid
+	for i = 1, #m[2], 2 do
+		if m[2][i] == 'jid' then jid = m[2][i + 1] end
+	end
+	if jid then
+		local job = ARGV[5] .. 'job:' .. jid
+		if redis.call('HGET', job, 'state') == '1' and redis.call('HEXISTS', job, 'worker') == 0 then
+			redis.call('HSET', job, 'worker', ARGV[2])
+			redis.call('SET', ARGV[5] .. 'lease:' .. jid, ARGV[2], 'PX', ARGV[4])
+			redis.call('SADD', KEYS[2], jid)
+			table.insert(out, jid)
+			table.insert(out, redis.call('HGETALL', job))
+		end
+	end
+end
+return out
+`)
