@@ -51,8 +51,9 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	// instead of hanging, and every call retries once.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	opts.PoolTimeout, opts.MaxRetries = 3*time.Second, 1
-	// A follow holds a connection for each blocking read (up to 500ms),
-	// so the pool must outnumber the followers expected at once.
+	// Each request in flight holds a connection for its round trip, and
+	// each 256 followed jobs one more for their shared blocking read: room
+	// for bursts well beyond go-redis's default of 10 per CPU.
 	if opts.PoolSize < 256 {
 		opts.PoolSize = 256
 	}
