@@ -58,7 +58,7 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 		opts.PoolSize = 256
 	}
 	rdb := goredis.NewClient(opts)
-	store := exeredis.New(rdb, exeredis.Options{Retention: r.JobTTL})
+	store := exeredis.New(rdb, exeredis.Options{Prefix: r.RedisPrefix, Retention: r.JobTTL})
 	b := &backend{name: "redis", store: store, redisStore: store, rdb: rdb}
 	if r.BrokerURL != "" {
 		b.name = "redis+workers"

@@ -61,6 +61,7 @@ func TestAPIAndWorkersOnRedis(t *testing.T) {
 listen_port = %d
 [runner]
 broker_url = %s
+redis_prefix = site1:
 concurrency = 4
 lease = 1s
 shutdown_grace = 2s
@@ -75,6 +76,11 @@ shutdown_grace = 2s
 	w1 := startWorker(t, dir, conf)
 	w2 := startWorker(t, dir, conf)
 	assert.EqualValues(t, 0, follow(t, base, early)["state"])
+	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
+	defer rdb.Close()
+	n, err := rdb.Exists(context.Background(), "site1:job:"+early, "site1:events:"+early).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 2, n, "the job's keys are under redis_prefix")
 
 	var jids []string
 	for i := 0; i < 20; i++ {
@@ -90,12 +96,10 @@ shutdown_grace = 2s
 
 	// kill -9 of the worker that runs a long job: that job fails with
 	// "worker lost"; the other worker keeps serving.
-	rdb := goredis.NewClient(&goredis.Options{Addr: redis.Addr})
-	defer rdb.Close()
 	long := post(t, base, "/execute", `{"targets":["localhost"],"cmd":"sleep 20"}`)
 	var holder string
 	require.Eventually(t, func() bool {
-		holder, _ = rdb.HGet(context.Background(), "exe:job:"+long, "worker").Result()
+		holder, _ = rdb.HGet(context.Background(), "site1:job:"+long, "worker").Result()
 		return holder != ""
 	}, 10*time.Second, 5*time.Millisecond)
 	victim, survivor := w1, w2

@@ -45,11 +45,14 @@ type API struct {
 
 // Runner is the [runner] section.
 type Runner struct {
-	Executor      string
-	Concurrency   int
-	Modules       string
-	RedisURL      string
-	BrokerURL     string
+	Executor    string
+	Concurrency int
+	Modules     string
+	RedisURL    string
+	BrokerURL   string
+	// RedisPrefix starts every key exed keeps in Redis, so that several
+	// installations can share one Redis.
+	RedisPrefix   string
 	QueueSize     int
 	MaxJobs       int
 	JobTTL        time.Duration
@@ -90,7 +93,7 @@ func Default() *Config {
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
-			Lease: 10 * time.Second},
+			Lease: 10 * time.Second, RedisPrefix: "exe:"},
 		Log: Log{Level: "info"},
 		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
 			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
@@ -116,6 +119,7 @@ var options = []option{
 	{"runner", "modules", func(c *Config, v string) error { c.Runner.Modules = v; return nil }},
 	{"runner", "redis_url", func(c *Config, v string) error { return setURL(&c.Runner.RedisURL, v) }},
 	{"runner", "broker_url", func(c *Config, v string) error { return setURL(&c.Runner.BrokerURL, v) }},
+	{"runner", "redis_prefix", func(c *Config, v string) error { return setKeyPrefix(&c.Runner.RedisPrefix, v) }},
 	{"runner", "queue_size", func(c *Config, v string) error { return setInt(&c.Runner.QueueSize, v, 1) }},
 	{"runner", "max_jobs", func(c *Config, v string) error { return setInt(&c.Runner.MaxJobs, v, 1) }},
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
@@ -328,6 +332,22 @@ func setName(dst *string, v string) error {
 func setURL(dst *string, v string) error {
 	if v != "" && !strings.Contains(v, "://") {
 		return fmt.Errorf("%q is not a URL (e.g. redis://127.0.0.1:6379/0)", v)
+	}
+	*dst = v
+	return nil
+}
+
+// setKeyPrefix takes a Redis key prefix: 1-64 of A-Z a-z 0-9 _ . : -, so
+// that key names stay readable in redis-cli and free of spaces.
+func setKeyPrefix(dst *string, v string) error {
+	ok := v != "" && len(v) <= 64
+	for _, r := range v {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("_.:-", r)) {
+			ok = false
+		}
+	}
+	if !ok {
+		return fmt.Errorf("%q is not a key prefix (1-64 of A-Z a-z 0-9 _ . : -)", v)
 	}
 	*dst = v
 	return nil

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
+	exeredis "github.com/0ops/exed/jobstore/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -26,6 +27,7 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "sshnative", c.Runner.Executor)
 	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
 	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
+	assert.Equal(t, exeredis.DefaultPrefix, c.Runner.RedisPrefix)
 	assert.True(t, c.API.Loopback())
 }
 
@@ -93,6 +95,7 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[runner]\njob_ttl = forever\n":     `[runner] job_ttl: "forever" is not a duration`,
 		"[runner]\nexecutor = ../evil\n":    `[runner] executor: "../evil" is not a plugin name`,
 		"[runner]\nredis_url = localhost\n": `[runner] redis_url: "localhost" is not a URL`,
+		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
 	} {
