@@ -37,21 +37,31 @@ func waitingRead(t *testing.T, s *Store, key string, from streamID) *hub {
 	t.Helper()
 	var found *hub
 	require.Eventually(t, func() bool {
-		s.hubs.mu.Lock()
-		defer s.hubs.mu.Unlock()
-		for _, h := range s.hubs.list {
-			h.mu.Lock()
+		return anyHub(s, func(h *hub) bool {
 			at, ok := h.readFrom[key]
-			reading := h.reading
-			h.mu.Unlock()
-			if reading && ok && at == from {
+			if h.reading && ok && at == from {
 				found = h
-				return true
 			}
-		}
-		return false
+			return found != nil
+		})
 	}, 10*time.Second, time.Millisecond)
 	return found
+}
+
+// anyHub reports whether fn, called with each hub's lock held, is true for
+// one of s's hubs.
+func anyHub(s *Store, fn func(h *hub) bool) bool {
+	s.hubs.mu.Lock()
+	defer s.hubs.mu.Unlock()
+	for _, h := range s.hubs.list {
+		h.mu.Lock()
+		ok := fn(h)
+		h.mu.Unlock()
+		if ok {
+			return true
+		}
+	}
+	return false
 }
 
 // received waits for a hub follower's next delivery.
@@ -154,17 +164,7 @@ func TestHubDropsASlowFollower(t *testing.T) {
 		require.NoError(t, s.Append(ctx, jid, batch...))
 	}
 	require.Eventually(t, func() bool {
-		s.hubs.mu.Lock()
-		defer s.hubs.mu.Unlock()
-		for _, h := range s.hubs.list {
-			h.mu.Lock()
-			_, has := h.followers[key]
-			h.mu.Unlock()
-			if has {
-				return false
-			}
-		}
-		return true
+		return !anyHub(s, func(h *hub) bool { _, has := h.followers[key]; return has })
 	}, 10*time.Second, time.Millisecond, "the slow follower is dropped from the hub")
 	require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
 	close(release)

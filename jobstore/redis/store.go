@@ -147,6 +147,17 @@ func decodeJob(jid string, h map[string]string) (*exe.Job, error) {
 	return job, nil
 }
 
+// jobFrom is the job read by an HGETALL of its hash.
+func jobFrom(ctx context.Context, jid string, hash *goredis.MapStringStringCmd) (*exe.Job, error) {
+	if err := hash.Err(); err != nil {
+		return nil, unavailable(ctx, err)
+	}
+	if len(hash.Val()) == 0 {
+		return nil, exe.ErrNotFound
+	}
+	return decodeJob(jid, hash.Val())
+}
+
 // Get implements exe.JobStore.
 func (s *Store) Get(ctx context.Context, jid string, outputs bool) (*exe.Job, error) {
 	var hash *goredis.MapStringStringCmd
@@ -166,10 +177,7 @@ func (s *Store) Get(ctx context.Context, jid string, outputs bool) (*exe.Job, er
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
-	if len(hash.Val()) == 0 {
-		return nil, exe.ErrNotFound
-	}
-	job, err := decodeJob(jid, hash.Val())
+	job, err := jobFrom(ctx, jid, hash)
 	if err != nil {
 		return nil, err
 	}
@@ -299,13 +307,7 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 		page = p.XRangeN(ctx, key, "-", "+", pageSize)
 		return nil
 	})
-	if err := hash.Err(); err != nil {
-		return nil, unavailable(ctx, err)
-	}
-	if len(hash.Val()) == 0 {
-		return nil, exe.ErrNotFound
-	}
-	job, err := decodeJob(jid, hash.Val())
+	job, err := jobFrom(ctx, jid, hash)
 	if err != nil {
 		return nil, err
 	}

@@ -168,6 +168,21 @@ func commandCalls(stats, cmd string) int {
 	return 0
 }
 
+// followLive follows a running job in the background until it has had
+// one live event; done gets the follow's error.
+func followLive(t *testing.T, s *exeredis.Store, jid string) (done <-chan error) {
+	t.Helper()
+	got := make(chan struct{})
+	ended := make(chan error, 1)
+	go func() {
+		_, err := s.Follow(context.Background(), jid, func(exe.Event) error { close(got); return nil })
+		ended <- err
+	}()
+	require.NoError(t, s.Append(context.Background(), jid, exe.Event{Host: "a", Status: exe.OK}))
+	<-got
+	return ended
+}
+
 func TestFollowOfAVanishedJob(t *testing.T) {
 	srv := redistest.Start(t)
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
@@ -175,14 +190,7 @@ func TestFollowOfAVanishedJob(t *testing.T) {
 	s := exeredis.New(rdb, exeredis.Options{Prefix: "v:", PollInterval: 50 * time.Millisecond})
 	ctx := context.Background()
 	jid := runningJob(t, s)
-	got := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Follow(ctx, jid, func(exe.Event) error { close(got); return nil })
-		done <- err
-	}()
-	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK}))
-	<-got
+	done := followLive(t, s, jid)
 	// Redis loses the job (a restart without persistence, say).
 	require.NoError(t, rdb.Del(ctx, "v:job:"+jid, "v:events:"+jid).Err())
 	select {
@@ -196,16 +204,8 @@ func TestFollowOfAVanishedJob(t *testing.T) {
 func TestFollowWhenRedisStops(t *testing.T) {
 	srv := redistest.Start(t)
 	s, _, _ := newStore(t, srv)
-	ctx := context.Background()
 	jid := runningJob(t, s)
-	got := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		_, err := s.Follow(ctx, jid, func(exe.Event) error { close(got); return nil })
-		done <- err
-	}()
-	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK}))
-	<-got
+	done := followLive(t, s, jid)
 	srv.Stop()
 	select {
 	case err := <-done:
