@@ -152,8 +152,9 @@ func (hs *hubs) join(s *Store, key string, last streamID) (*hub, *hubFollower) {
 	case start:
 		go h.loop()
 	case wake:
-		// The running read does not include key: end it now. The key
-		// expires soon after the hub stops writing to it.
+		// End the running read now, so that the next one reads key from
+		// the newcomer's entry on. The wake key expires a minute after
+		// the last wake.
 		_, _ = h.s.rdb.Pipelined(context.Background(), func(p goredis.Pipeliner) error {
 			p.XAdd(context.Background(), &goredis.XAddArgs{Stream: h.wake, MaxLen: 1, Values: []any{"w", "1"}})
 			p.PExpire(context.Background(), h.wake, time.Minute)
