@@ -8,36 +8,46 @@ import goredis "github.com/redis/go-redis/v9"
 
 // createScript stores a new Running job; for mutex operations it first
 // checks that no target is locked, then locks them all. With a queue key,
-// it also queues the job for the workers, in the same step.
+// it also queues the job for the workers, in the same step. Each call
+// carries a token, kept in the job: the same token again is the call
+// retried by the client after its reply was lost, which took effect.
 // KEYS: job, jobs (zset), counter, queue or "". ARGV: jid, job JSON,
-// startat, lock prefix, mutex ("1"/"0"), targets...
+// startat, lock prefix, mutex ("1"/"0"), token, targets...
 var createScript = goredis.NewScript(`
-if redis.call('EXISTS', KEYS[1]) == 1 then return {'exists'} end
+if redis.call('EXISTS', KEYS[1]) == 1 then
+	if redis.call('HGET', KEYS[1], 'created') == ARGV[6] then return {'ok'} end
+	return {'exists'}
+end
 local locks = ''
 if ARGV[5] == '1' then
-	for i = 6, #ARGV do
+	for i = 7, #ARGV do
 		local holder = redis.call('GET', ARGV[4] .. ARGV[i])
 		if holder then return {'conflict', ARGV[i], holder} end
 	end
-	for i = 6, #ARGV do
+	for i = 7, #ARGV do
 		redis.call('SET', ARGV[4] .. ARGV[i], ARGV[1])
 		locks = locks .. ARGV[i] .. '\n'
 	end
 end
-redis.call('HSET', KEYS[1], 'req', ARGV[2], 'state', '1', 'error', '', 'startat', ARGV[3], 'endat', '0', 'locks', locks)
+redis.call('HSET', KEYS[1], 'req', ARGV[2], 'state', '1', 'error', '', 'startat', ARGV[3], 'endat', '0', 'locks', locks, 'created', ARGV[6])
 local n = redis.call('INCR', KEYS[3])
 redis.call('ZADD', KEYS[2], n, ARGV[1])
 if KEYS[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'jid', ARGV[1]) end
 return {'ok'}
 `)
 
-// appendScript adds events to a Running job's stream, in order.
-// KEYS: job, events. ARGV: host, event JSON, host, event JSON, ...
+// appendScript adds events to a Running job's stream, in order. Each call
+// carries a token, kept as the job's last append: the same token again is
+// the call retried by the client after its reply was lost, and adds
+// nothing.
+// KEYS: job, events. ARGV: token, host, event JSON, host, event JSON, ...
 var appendScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
-for i = 1, #ARGV, 2 do
+if redis.call('HGET', KEYS[1], 'appended') == ARGV[1] then return 'ok' end
+redis.call('HSET', KEYS[1], 'appended', ARGV[1])
+for i = 2, #ARGV, 2 do
 	redis.call('XADD', KEYS[2], '*', 'h', ARGV[i], 'e', ARGV[i + 1])
 end
 return 'ok'

@@ -5,7 +5,9 @@
 // Keys, all under Options.Prefix (default "exe:"):
 //
 //	job:{jid}     hash: req (the job as JSON), state, error, startat,
-//	              endat, locks (targets locked, one per line), worker
+//	              endat, locks (targets locked, one per line), worker,
+//	              created and appended (tokens of the create and of the
+//	              last append, to recognise calls the client retried)
 //	events:{jid}  stream: one entry per event (h = host, e = event JSON),
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
@@ -29,11 +31,14 @@ package redis
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -64,7 +69,14 @@ type Store struct {
 	rdb  goredis.UniversalClient
 	opts Options
 	hubs hubs // shared follow reads
+	// id and calls make the tokens that let a script tell a retried
+	// call from a new one: unique across stores.
+	id    string
+	calls atomic.Uint64
 }
+
+// token is a new call's token.
+func (s *Store) token() string { return s.id + strconv.FormatUint(s.calls.Add(1), 36) }
 
 var _ exe.JobStore = (*Store)(nil)
 
@@ -79,7 +91,9 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 500 * time.Millisecond
 	}
-	return &Store{rdb: rdb, opts: opts}
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return &Store{rdb: rdb, opts: opts, id: hex.EncodeToString(b) + ":"}
 }
 
 func (s *Store) key(parts ...string) string { return s.opts.Prefix + strings.Join(parts, ":") }
@@ -115,7 +129,7 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 	if job.Operate.Mutex() {
 		mutex = "1"
 	}
-	args := []any{job.JID, b, job.StartAt, s.key("lock") + ":", mutex}
+	args := []any{job.JID, b, job.StartAt, s.key("lock") + ":", mutex, s.token()}
 	for _, t := range job.Targets {
 		args = append(args, t)
 	}
@@ -231,7 +245,8 @@ func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) err
 	if len(events) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 2*len(events))
+	args := make([]any, 0, 1+2*len(events))
+	args = append(args, s.token())
 	for _, ev := range events {
 		b, err := json.Marshal(ev)
 		if err != nil {

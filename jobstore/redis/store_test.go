@@ -239,3 +239,37 @@ func TestExpiredJobsLeaveTheListWithoutList(t *testing.T) {
 		}
 	}
 }
+
+// TestRetriedWritesTakeEffectOnce: when a reply is lost after Redis ran a
+// command, go-redis sends it again; creating a job and appending events
+// must then neither fail nor happen twice.
+func TestRetriedWritesTakeEffectOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, PoolSize: 1, MaxRetries: 1,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "r:"})
+	ctx := context.Background()
+	// The scripts are loaded, so each call below is one EVALSHA.
+	require.NoError(t, s.Append(ctx, runningJob(t, s), exe.Event{Host: "a"}))
+
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}}}
+	proxy.DropNextReply()
+	require.NoError(t, s.Create(ctx, job), "the retry finds the job its first attempt stored")
+	require.Equal(t, 1, proxy.Dropped(), "the create's reply was lost")
+
+	proxy.DropNextReply()
+	require.NoError(t, s.Append(ctx, job.JID, exe.Event{Host: "a", Msg: "once"}))
+	require.Equal(t, 2, proxy.Dropped(), "the append's reply was lost")
+	got, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	require.Len(t, got.ReturnData["a"], 1, "the event is stored once")
+	assert.Equal(t, "once", got.ReturnData["a"][0].Msg)
+
+	// A different job under the same jid is still refused.
+	other := *job
+	other.Request.Deploy.Role = "other"
+	assert.ErrorContains(t, s.Create(ctx, &other), "already exists")
+}

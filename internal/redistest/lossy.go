@@ -1,0 +1,105 @@
+package redistest
+
+import (
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+)
+
+// LossyProxy forwards connections on 127.0.0.1 to a Redis server and can
+// lose one reply: after DropNextReply, the next reply the server sends is
+// not passed on, and the proxy closes that connection instead, as a network
+// fault just after the server ran a command would. A client then sees an
+// error for a command that took effect.
+type LossyProxy struct {
+	Addr string // 127.0.0.1:port, for the client
+
+	target  string
+	ln      net.Listener
+	drop    atomic.Bool
+	dropped atomic.Int64
+	mu      sync.Mutex
+	conns   []net.Conn
+}
+
+// NewLossyProxy starts a proxy to target (host:port), closed when the test
+// ends.
+func NewLossyProxy(t testing.TB, target string) *LossyProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &LossyProxy{Addr: ln.Addr().String(), target: target, ln: ln}
+	go p.accept()
+	t.Cleanup(p.close)
+	return p
+}
+
+// DropNextReply makes the proxy lose the next reply it would forward.
+func (p *LossyProxy) DropNextReply() { p.drop.Store(true) }
+
+// Dropped is how many replies were lost so far.
+func (p *LossyProxy) Dropped() int { return int(p.dropped.Load()) }
+
+func (p *LossyProxy) accept() {
+	for {
+		client, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		server, err := net.Dial("tcp", p.target)
+		if err != nil {
+			client.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns = append(p.conns, client, server)
+		p.mu.Unlock()
+		go func() { // requests pass unchanged
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := client.Read(buf)
+				if n > 0 {
+					if _, werr := server.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			server.Close()
+		}()
+		go func() { // replies pass, but for one to drop
+			buf := make([]byte, 32<<10)
+			for {
+				n, err := server.Read(buf)
+				if n > 0 && p.drop.CompareAndSwap(true, false) {
+					p.dropped.Add(1)
+					break
+				}
+				if n > 0 {
+					if _, werr := client.Write(buf[:n]); werr != nil {
+						break
+					}
+				}
+				if err != nil {
+					break
+				}
+			}
+			client.Close()
+			server.Close()
+		}()
+	}
+}
+
+func (p *LossyProxy) close() {
+	_ = p.ln.Close()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, c := range p.conns {
+		_ = c.Close()
+	}
+}
