@@ -226,8 +226,8 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 		// Jobs that wait are read and started in one step; only when
 		// there are none does the worker block on the queue, and then
 		// starts what it reads one by one (handle).
-		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started")},
-			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix).Slice()
+		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started"), w.s.key("taken", w.opts.Name)},
+			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token()).Slice()
 		if err == nil && len(taken) > 0 {
 			failures = 0
 			for ; free > len(taken)/2; free-- {

@@ -121,7 +121,10 @@ return 'ok'
 // is not started again: at most once. It returns the job's hash, which
 // the worker runs without reading it again. The queue message is
 // acknowledged and deleted in the same step, so it is never delivered
-// again once the job started, and the queue holds only waiting jobs.
+// again once the job started, and the queue holds only waiting jobs. So
+// a job found started by this same worker is this call again, retried by
+// the client after its reply was lost: it returns the job as the first
+// call did.
 // KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
 // group, message id.
 var startScript = goredis.NewScript(`
@@ -130,7 +133,9 @@ redis.call('XDEL', KEYS[4], ARGV[5])
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
-if redis.call('HEXISTS', KEYS[1], 'worker') == 1 then return 'started' end
+local by = redis.call('HGET', KEYS[1], 'worker')
+if by == ARGV[1] then return redis.call('HGETALL', KEYS[1]) end
+if by then return 'started' end
 redis.call('HSET', KEYS[1], 'worker', ARGV[1])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
@@ -148,13 +153,29 @@ return 1
 // takeScript reads up to count waiting jobs for a worker and starts each
 // one as startScript does, all in one step: under load a worker takes a
 // batch of jobs in one round trip. It does not block; a worker that finds
-// the queue empty waits with a blocking read.
-// KEYS: queue, started. ARGV: group, worker, count, lease ms, key prefix.
-// It returns jid, job hash, jid, job hash, ...
+// the queue empty waits with a blocking read. The jobs it took are kept
+// under the call's token until the lease time: the same token again is
+// this call, retried by the client after its reply was lost, and gets the
+// same jobs rather than new ones.
+// KEYS: queue, started, taken. ARGV: group, worker, count, lease ms, key
+// prefix, token. It returns jid, job hash, jid, job hash, ...
 var takeScript = goredis.NewScript(`
-local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 local out = {}
+local prev = redis.call('GET', KEYS[3])
+local mark = ARGV[6] .. '\n'
+if prev and string.sub(prev, 1, #mark) == mark then
+	for jid in string.gmatch(string.sub(prev, #mark + 1), '[^\n]+') do
+		local job = ARGV[5] .. 'job:' .. jid
+		if redis.call('HGET', job, 'state') == '1' and redis.call('HGET', job, 'worker') == ARGV[2] then
+			table.insert(out, jid)
+			table.insert(out, redis.call('HGETALL', job))
+		end
+	end
+	return out
+end
+local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if not res then return out end
+local taken = mark
 for _, m in ipairs(res[1][2]) do
 	redis.call('XACK', KEYS[1], ARGV[1], m[1])
 	redis.call('XDEL', KEYS[1], m[1])
@@ -170,8 +191,10 @@ for _, m in ipairs(res[1][2]) do
 			redis.call('SADD', KEYS[2], jid)
 			table.insert(out, jid)
 			table.insert(out, redis.call('HGETALL', job))
+			taken = taken .. jid .. '\n'
 		end
 	end
 end
+if #out > 0 then redis.call('SET', KEYS[3], taken, 'PX', ARGV[4]) end
 return out
 `)

@@ -20,6 +20,8 @@
 //	              entry is deleted when a worker takes its job
 //	lease:{jid}   the worker running the job; expires unless renewed
 //	started       set of running jobs a worker has started
+//	taken:{name}  the jobs a worker took by its last take, for a retry of
+//	              that call; expires after the lease time
 //	cancel        pub/sub channel of cancelled jids
 //	wake:{id}     stream that interrupts a read that follows share
 //	              when a new follow joins it; expires a minute after use

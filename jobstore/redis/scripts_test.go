@@ -1,0 +1,78 @@
+package redis
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/redistest"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// queuedStore is a store on a fresh Redis with the workers' group made.
+func queuedStore(t *testing.T) *Store {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, Options{Prefix: "q:"})
+	require.NoError(t, rdb.XGroupCreateMkStream(context.Background(), s.key("queue"), group, "0").Err())
+	return s
+}
+
+// queue stores and queues a job.
+func queue(t *testing.T, s *Store) string {
+	t.Helper()
+	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpPing, Targets: []string{"a"}}}
+	require.NoError(t, s.create(context.Background(), j, s.key("queue")))
+	return j.JID
+}
+
+// take runs takeScript as worker with token and returns the jids taken.
+func take(t *testing.T, s *Store, worker, token string, count int) []string {
+	t.Helper()
+	res, err := takeScript.Run(context.Background(), s.rdb, []string{s.key("queue"), s.key("started"), s.key("taken", worker)},
+		group, worker, count, 10000, s.opts.Prefix, token).Slice()
+	require.NoError(t, err)
+	var jids []string
+	for i := 0; i < len(res); i += 2 {
+		jids = append(jids, res[i].(string))
+		require.NotEmpty(t, res[i+1], "the job's hash comes with it")
+	}
+	return jids
+}
+
+func TestTakeRetriedGetsTheSameJobs(t *testing.T) {
+	s := queuedStore(t)
+	jids := []string{queue(t, s), queue(t, s), queue(t, s)}
+
+	first := take(t, s, "w1", "t1", 2)
+	assert.Equal(t, jids[:2], first)
+	assert.Equal(t, first, take(t, s, "w1", "t1", 2), "the same call again gets the same jobs")
+	assert.Equal(t, jids[2:], take(t, s, "w1", "t2", 2), "a new call gets the next ones")
+	assert.Empty(t, take(t, s, "w2", "t2", 2), "another worker's token is its own")
+	assert.Empty(t, take(t, s, "w1", "t1", 2), "only the last call is recognised")
+}
+
+func TestStartRetriedGetsTheJob(t *testing.T) {
+	s := queuedStore(t)
+	ctx := context.Background()
+	jid := queue(t, s)
+	msgs, err := s.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: "w1",
+		Streams: []string{s.key("queue"), ">"}, Count: 1}).Result()
+	require.NoError(t, err)
+	id := msgs[0].Messages[0].ID
+	start := func(worker string) any {
+		res, err := startScript.Run(ctx, s.rdb, []string{s.jobKey(jid), s.leaseKey(jid), s.key("started"), s.key("queue")},
+			worker, 10000, jid, group, id).Result()
+		require.NoError(t, err)
+		return res
+	}
+	assert.IsType(t, []any{}, start("w1"), "started: the job's hash")
+	assert.IsType(t, []any{}, start("w1"), "the same worker again: a retry, the job once more")
+	assert.Equal(t, "started", start("w2"), "another worker never starts it")
+}
