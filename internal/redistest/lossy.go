@@ -58,40 +58,44 @@ func (p *LossyProxy) accept() {
 		p.conns = append(p.conns, client, server)
 		p.mu.Unlock()
 		go func() { // requests pass unchanged
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := client.Read(buf)
-				if n > 0 {
-					if _, werr := server.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
+			pipe(server, client, func() bool { return false })
 			server.Close()
 		}()
 		go func() { // replies pass, but for one to drop
-			buf := make([]byte, 32<<10)
-			for {
-				n, err := server.Read(buf)
-				if n > 0 && p.drop.CompareAndSwap(true, false) {
-					p.dropped.Add(1)
-					break
-				}
-				if n > 0 {
-					if _, werr := client.Write(buf[:n]); werr != nil {
-						break
-					}
-				}
-				if err != nil {
-					break
-				}
-			}
+			pipe(client, server, p.loseReply)
 			client.Close()
 			server.Close()
 		}()
+	}
+}
+
+// loseReply reports whether to lose the reply just read, once per
+// DropNextReply.
+func (p *LossyProxy) loseReply() bool {
+	if p.drop.CompareAndSwap(true, false) {
+		p.dropped.Add(1)
+		return true
+	}
+	return false
+}
+
+// pipe copies src to dst until either fails or lose is true for a read,
+// which is then not passed on.
+func pipe(dst, src net.Conn, lose func() bool) {
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if lose() {
+				return
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				return
+			}
+		}
+		if err != nil {
+			return
+		}
 	}
 }
 

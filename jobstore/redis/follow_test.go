@@ -3,6 +3,7 @@ package redis
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -14,20 +15,27 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// slowStore is a store whose shared reads end only after a minute on
-// their own, so a follow that gets its entries sooner was woken.
-func slowStore(t *testing.T) *Store {
+// testStore is a store with opts on a fresh redis-server.
+func testStore(t *testing.T, opts Options) *Store {
+	t.Helper()
 	srv := redistest.Start(t)
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	return New(rdb, Options{Prefix: "t" + uuid.NewString()[:8] + ":", PollInterval: time.Minute})
+	return New(rdb, opts)
 }
 
-func runningJob(t *testing.T, s *Store) string {
+// slowStore is a store whose shared reads end only after a minute on
+// their own, so a follow that gets its entries sooner was woken.
+func slowStore(t *testing.T) *Store {
+	return testStore(t, Options{PollInterval: time.Minute})
+}
+
+// runningJob stores a running job; with a queue key, it is queued too.
+func runningJob(t *testing.T, s *Store, queue ...string) string {
 	t.Helper()
 	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
 		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
-	require.NoError(t, s.Create(context.Background(), j))
+	require.NoError(t, s.create(context.Background(), j, strings.Join(queue, "")))
 	return j.JID
 }
 

@@ -3,11 +3,7 @@ package redis
 import (
 	"context"
 	"testing"
-	"time"
 
-	"github.com/0ops/exed/exe"
-	"github.com/0ops/exed/internal/redistest"
-	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -15,21 +11,15 @@ import (
 
 // queuedStore is a store on a fresh Redis with the workers' group made.
 func queuedStore(t *testing.T) *Store {
-	srv := redistest.Start(t)
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	t.Cleanup(func() { rdb.Close() })
-	s := New(rdb, Options{Prefix: "q:"})
-	require.NoError(t, rdb.XGroupCreateMkStream(context.Background(), s.key("queue"), group, "0").Err())
+	s := testStore(t, Options{})
+	require.NoError(t, s.rdb.XGroupCreateMkStream(context.Background(), s.key("queue"), group, "0").Err())
 	return s
 }
 
 // queue stores and queues a job.
 func queue(t *testing.T, s *Store) string {
 	t.Helper()
-	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
-		Request: exe.Request{Operate: exe.OpPing, Targets: []string{"a"}}}
-	require.NoError(t, s.create(context.Background(), j, s.key("queue")))
-	return j.JID
+	return runningJob(t, s, s.key("queue"))
 }
 
 // take runs takeScript as worker with token and returns the jids taken.
