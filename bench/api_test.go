@@ -180,10 +180,7 @@ func runFollowers(b *testing.B, s *stack, following func()) {
 	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
-		if err := s.store.Append(ctx, job.JID, ev); err != nil {
-			b.Fatal(err)
-		}
+		appendStamped(ctx, b, s.store, job.JID)
 		for k := 0; k < followers; k++ {
 			select {
 			case <-got:
@@ -253,10 +250,7 @@ func BenchmarkFollowers1000InProcess(b *testing.B) {
 	var lat []time.Duration
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
-		ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
-		if err := s.store.Append(ctx, job.JID, ev); err != nil {
-			b.Fatal(err)
-		}
+		appendStamped(ctx, b, s.store, job.JID)
 		for k := 0; k < followers; k++ {
 			d := <-got
 			lat = append(lat, d.lat)
@@ -268,6 +262,15 @@ func BenchmarkFollowers1000InProcess(b *testing.B) {
 	}
 	done.Wait()
 	reportLatencies(b, lat)
+}
+
+// appendStamped appends one event whose msg is the time it was sent, in
+// nanoseconds, from which the followers measure delivery latency.
+func appendStamped(ctx context.Context, b *testing.B, store exe.JobStore, jid string) {
+	ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
+	if err := store.Append(ctx, jid, ev); err != nil {
+		b.Fatal(err)
+	}
 }
 
 // reportLatencies reports the p50 and p99 of lat in milliseconds and returns
