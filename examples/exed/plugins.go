@@ -269,6 +269,7 @@ func (p *sshnativePlugin) Configure(_ context.Context, values map[string]string)
 		Concurrency:    concurrency,
 		OutputCap:      sn.OutputCap,
 		CommandTimeout: sn.CommandTimeout,
+		KillGrace:      sn.KillGrace,
 		// The server parses these JSON lines into its own log.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true}),
 	})

@@ -75,6 +75,7 @@ type SSHNative struct {
 	Inventory       string // Ansible INI inventory; "" = localhost only
 	Roles           string // script roles for deploy
 	CommandTimeout  time.Duration
+	KillGrace       time.Duration // SIGHUP, then SIGTERM, then SIGKILL this far apart
 	OutputCap       int
 	RemoteUser      string   // "" = the current user
 	PrivateKeyFiles []string // "" = ~/.ssh/id_ed25519, id_ecdsa, id_rsa
@@ -95,7 +96,7 @@ func Default() *Config {
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
 			Lease: 10 * time.Second, RedisPrefix: "exe:"},
 		Log: Log{Level: "info"},
-		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
+		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, KillGrace: 2 * time.Second, HostKeyChecking: true, UseAgent: true,
 			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
 	}
 }
@@ -130,6 +131,15 @@ var options = []option{
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
 	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
 	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
+	{"sshnative", "kill_grace", func(c *Config, v string) error {
+		if err := setDuration(&c.SSHNative.KillGrace, v); err != nil {
+			return err
+		}
+		if c.SSHNative.KillGrace <= 0 {
+			return fmt.Errorf("must be more than 0 (a process group gets this long after SIGHUP and after SIGTERM)")
+		}
+		return nil
+	}},
 	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
 	{"sshnative", "roles", func(c *Config, v string) error { c.SSHNative.Roles = v; return nil }},
 	{"sshnative", "remote_user", func(c *Config, v string) error { c.SSHNative.RemoteUser = v; return nil }},

@@ -50,6 +50,7 @@ error_log = /var/log/exed/error.log  ; where errors go
 
 [sshnative]
 command_timeout = 120
+kill_grace = 500ms
 `)
 	c, warnings, err := config.Load(p)
 	require.NoError(t, err)
@@ -65,6 +66,7 @@ command_timeout = 120
 	assert.Equal(t, "debug", c.Log.Level)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
 	assert.Equal(t, 120*time.Second, c.SSHNative.CommandTimeout)
+	assert.Equal(t, 500*time.Millisecond, c.SSHNative.KillGrace)
 }
 
 func TestUnknownOptionsWarn(t *testing.T) {
@@ -77,12 +79,16 @@ func TestUnknownOptionsWarn(t *testing.T) {
 }
 
 func TestSSHNativeFrom(t *testing.T) {
-	sn, conc, err := config.SSHNativeFrom(map[string]string{"connect_timeout": "3s", "remote_user": "ops", "concurrency": "7", "other": "x"})
+	sn, conc, err := config.SSHNativeFrom(map[string]string{"connect_timeout": "3s", "remote_user": "ops", "concurrency": "7", "other": "x", "kill_grace": "5"})
 	require.NoError(t, err)
 	assert.Equal(t, 3*time.Second, sn.ConnectTimeout)
+	assert.Equal(t, 5*time.Second, sn.KillGrace)
 	assert.Equal(t, "ops", sn.RemoteUser)
 	assert.Equal(t, 7, conc)
 	assert.True(t, sn.HostKeyChecking, "defaults for what is not given")
+	sn, _, err = config.SSHNativeFrom(nil)
+	require.NoError(t, err)
+	assert.Equal(t, 2*time.Second, sn.KillGrace)
 	_, _, err = config.SSHNativeFrom(map[string]string{"keepalive": "soon"})
 	assert.EqualError(t, err, `[sshnative] keepalive: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 }
@@ -98,6 +104,7 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
+		"[sshnative]\nkill_grace = 0\n":     `[sshnative] kill_grace: must be more than 0`,
 	} {
 		_, _, err := config.Load(write(t, text))
 		require.Error(t, err, text)
