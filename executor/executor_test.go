@@ -155,7 +155,11 @@ func TestCancelReachesThePlugin(t *testing.T) {
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(exe.Event) { close(started) })
+		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			if ev.Name == "started" {
+				close(started)
+			}
+		})
 	}()
 	<-started
 	cancel()
@@ -164,6 +168,39 @@ func TestCancelReachesThePlugin(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(marker, "cancelled"))
 		return err == nil && string(b) == "context canceled"
 	}, 5*time.Second, 5*time.Millisecond, "the plugin's context was cancelled")
+}
+
+// What a plugin reports about the work a cancel interrupted (the hosts it
+// stopped, their partial output) reaches the caller, with the cancel's
+// cause or the caller's deadline.
+func TestInterruptedWorkIsReported(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	run := func(t *testing.T, ctx context.Context, onStart func(), cause string) {
+		t.Helper()
+		var evs events
+		err := c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			evs.emit(ev)
+			if ev.Name == "started" {
+				onStart()
+			}
+		})
+		assert.ErrorIs(t, err, ctx.Err())
+		list := evs.all()
+		require.Len(t, list, 2, "the event the interruption produced arrived")
+		assert.Equal(t, exe.Event{Host: "a", Status: exe.Failed, Name: "stopped", Msg: cause}, list[1])
+	}
+	for _, cause := range []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			run(t, ctx, func() { cancel(cause) }, cause.Error())
+		})
+	}
+	t.Run("deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		run(t, ctx, func() {}, context.DeadlineExceeded.Error())
+	})
 }
 
 func TestCrashMidStreamFailsTheCallAndTheNextCallRestarts(t *testing.T) {

@@ -28,6 +28,7 @@ const (
 	Executor_Match_FullMethodName     = "/exed.plugin.v1.Executor/Match"
 	Executor_Operate_FullMethodName   = "/exed.plugin.v1.Executor/Operate"
 	Executor_Health_FullMethodName    = "/exed.plugin.v1.Executor/Health"
+	Executor_Cancel_FullMethodName    = "/exed.plugin.v1.Executor/Cancel"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -40,6 +41,9 @@ type ExecutorClient interface {
 	// operation's error, if any, ends the stream.
 	Operate(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	Health(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Cancel interrupts a running Operate; an unknown id (it has ended) is
+	// no error.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type executorClient struct {
@@ -99,6 +103,16 @@ func (c *executorClient) Health(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *executorClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Executor_Cancel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -109,6 +123,9 @@ type ExecutorServer interface {
 	// operation's error, if any, ends the stream.
 	Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error
 	Health(context.Context, *Empty) (*Empty, error)
+	// Cancel interrupts a running Operate; an unknown id (it has ended) is
+	// no error.
+	Cancel(context.Context, *CancelRequest) (*Empty, error)
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -130,6 +147,9 @@ func (UnimplementedExecutorServer) Operate(*OperateRequest, grpc.ServerStreaming
 }
 func (UnimplementedExecutorServer) Health(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedExecutorServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -217,6 +237,24 @@ func _Executor_Health_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Cancel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -236,6 +274,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Health",
 			Handler:    _Executor_Health_Handler,
 		},
+		{
+			MethodName: "Cancel",
+			Handler:    _Executor_Cancel_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -251,6 +293,7 @@ const (
 	Task_Configure_FullMethodName = "/exed.plugin.v1.Task/Configure"
 	Task_Info_FullMethodName      = "/exed.plugin.v1.Task/Info"
 	Task_Run_FullMethodName       = "/exed.plugin.v1.Task/Run"
+	Task_Cancel_FullMethodName    = "/exed.plugin.v1.Task/Cancel"
 )
 
 // TaskClient is the client API for Task service.
@@ -260,6 +303,8 @@ type TaskClient interface {
 	Configure(ctx context.Context, in *Config, opts ...grpc.CallOption) (*Empty, error)
 	Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*TaskInfo, error)
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type taskClient struct {
@@ -309,6 +354,16 @@ func (c *taskClient) Run(ctx context.Context, in *RunRequest, opts ...grpc.CallO
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Task_RunClient = grpc.ServerStreamingClient[Event]
 
+func (c *taskClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Task_Cancel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskServer is the server API for Task service.
 // All implementations must embed UnimplementedTaskServer
 // for forward compatibility.
@@ -316,6 +371,8 @@ type TaskServer interface {
 	Configure(context.Context, *Config) (*Empty, error)
 	Info(context.Context, *Empty) (*TaskInfo, error)
 	Run(*RunRequest, grpc.ServerStreamingServer[Event]) error
+	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
+	Cancel(context.Context, *CancelRequest) (*Empty, error)
 	mustEmbedUnimplementedTaskServer()
 }
 
@@ -334,6 +391,9 @@ func (UnimplementedTaskServer) Info(context.Context, *Empty) (*TaskInfo, error) 
 }
 func (UnimplementedTaskServer) Run(*RunRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Run not implemented")
+}
+func (UnimplementedTaskServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
 }
 func (UnimplementedTaskServer) mustEmbedUnimplementedTaskServer() {}
 func (UnimplementedTaskServer) testEmbeddedByValue()              {}
@@ -403,6 +463,24 @@ func _Task_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Task_RunServer = grpc.ServerStreamingServer[Event]
 
+func _Task_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Task_Cancel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Task_ServiceDesc is the grpc.ServiceDesc for Task service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -417,6 +495,10 @@ var Task_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _Task_Info_Handler,
+		},
+		{
+			MethodName: "Cancel",
+			Handler:    _Task_Cancel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

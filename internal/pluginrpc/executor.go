@@ -16,6 +16,8 @@ import (
 type ExecutorServer struct {
 	pluginpb.UnimplementedExecutorServer
 	Impl exe.Executor
+
+	ops running
 }
 
 // Configure passes the config section to the implementation if it takes one.
@@ -46,7 +48,9 @@ func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*plugin
 }
 
 // Operate runs one operation and streams each event as it is emitted. The
-// stream's context is the operation's: a cancel on the host cancels it.
+// operation's context ends with the stream's (the host went away) or with
+// a Cancel of its ID, after which the stream carries the events of the
+// interruption.
 func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
 	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
 	var args any
@@ -66,9 +70,9 @@ func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.E
 			return toStatus(exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err))
 		}
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	send := &sender{send: stream.Send, cancel: cancel}
+	ctx, cancel, done := s.ops.start(stream.Context(), req.GetId())
+	defer done()
+	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
 	err := exe.Perform(ctx, s.Impl, nil, r, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
@@ -76,12 +80,18 @@ func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.E
 	return toStatus(err)
 }
 
+// Cancel interrupts the operation req names, if it still runs.
+func (s *ExecutorServer) Cancel(_ context.Context, req *pluginpb.CancelRequest) (*pluginpb.Empty, error) {
+	s.ops.cancel(req)
+	return &pluginpb.Empty{}, nil
+}
+
 // sender serialises emits onto a stream: executors emit from one goroutine
 // per host. A failed send (the host went away) cancels the operation; an
 // emit after the operation returned is dropped.
 type sender struct {
 	send   func(*pluginpb.Event) error
-	cancel context.CancelFunc
+	cancel func()
 
 	mu     sync.Mutex
 	err    error
@@ -171,11 +181,14 @@ func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []st
 		}
 		req.ArgsJson = b
 	}
-	stream, err := c.RPC.Operate(ctx, req)
-	if err != nil {
-		return fromStatus(ctx, err)
-	}
-	return receive(ctx, stream.Recv, emit)
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (func() (*pluginpb.Event, error), error) {
+		req.Id = id
+		stream, err := c.RPC.Operate(sctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv, nil
+	}, emit)
 }
 
 // receive delivers a stream's events to emit as they arrive.

@@ -20,8 +20,10 @@ import (
 //	stream N  emits N events per host, numbered in Extra["n"]
 //	gate F    emits one event, reads the named pipe F (so waits for the
 //	          test to write it), emits a second
-//	block     emits one event, then waits for cancellation and records
-//	          it as the file "cancelled" in [testexec] marker_dir
+//	block     emits one event named "started", then waits for
+//	          cancellation, records it as the file "cancelled" in
+//	          [testexec] marker_dir, and emits a last event named
+//	          "stopped" whose msg is the cancel's cause
 //	crash     emits one event, then exits with status 3
 //
 //	fail      returns an error
@@ -113,6 +115,7 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		if x.markerDir != "" {
 			_ = os.WriteFile(filepath.Join(x.markerDir, "cancelled"), []byte(ctx.Err().Error()), 0o644)
 		}
+		emit(exe.Event{Host: hs[0], Status: exe.Failed, Name: "stopped", Msg: context.Cause(ctx).Error()})
 		return ctx.Err()
 	case "crash":
 		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "last words"})
