@@ -24,6 +24,8 @@ type Plugin struct {
 //	inventory    passed as -i (default: ansible's own configuration)
 //	env          extra environment for ansible: KEY=value, comma-separated
 //	timeout      bound per operation (Go duration or seconds; default none)
+//	kill_grace   an interrupted ansible's process group gets SIGHUP, then
+//	             SIGTERM after this long, then SIGKILL (default 2s)
 //	output_cap   bytes kept of each output field (default 1048576)
 //	concurrency  the server's [runner] concurrency: ansible's --forks
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
@@ -47,15 +49,22 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 				}
 				cfg.Env = append(cfg.Env, kv)
 			}
-		case "timeout":
+		case "timeout", "kill_grace":
 			d, err := time.ParseDuration(v)
 			if n, nerr := strconv.Atoi(v); nerr == nil {
 				d, err = time.Duration(n)*time.Second, nil
 			}
 			if err != nil || d < 0 {
-				return exe.Errorf(exe.ErrInvalid, "[ansible] timeout: %q is not a duration", v)
+				return exe.Errorf(exe.ErrInvalid, "[ansible] %s: %q is not a duration", k, v)
 			}
-			cfg.Timeout = d
+			if k == "kill_grace" && d == 0 {
+				return exe.Errorf(exe.ErrInvalid, "[ansible] kill_grace: must be more than 0")
+			}
+			if k == "timeout" {
+				cfg.Timeout = d
+			} else {
+				cfg.KillGrace = d
+			}
 		case "output_cap":
 			n, err := strconv.Atoi(v)
 			if err != nil || n < 1 {

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/0ops/exed/internal/procgroup"
 )
 
 // command is what a connection runs: a POSIX sh script with positional
@@ -77,13 +79,22 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 	select {
 	case err = <-done:
 	case <-ctx.Done():
-		stopGroup(cmd.Process.Pid, lc.grace)
+		select {
+		case err = <-done: // it had ended: its result stands
+			return localResult(cmd, err, collect())
+		default:
+		}
+		procgroup.Stop(cmd.Process.Pid, lc.grace)
 		<-done // every process of the group is gone; WaitDelay bounds the rest
 		res := collect()
 		res.rtc = -1
 		return res, context.Cause(ctx)
 	}
-	res := collect()
+	return localResult(cmd, err, collect())
+}
+
+// localResult is the result of a command that ended by itself.
+func localResult(cmd *exec.Cmd, err error, res result) (result, error) {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
@@ -98,41 +109,4 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 		return res, nil
 	}
 	return res, err
-}
-
-// stopGroup ends the process group pgid as the remote stop script does
-// (stopScript): SIGHUP, then SIGTERM once grace has passed with a process
-// of the group still alive, then SIGKILL after another grace. Each signal
-// is followed by SIGCONT so that a stopped process acts on it. It returns
-// when the group is gone or has been sent SIGKILL.
-func stopGroup(pgid int, grace time.Duration) {
-	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGTERM} {
-		if errors.Is(syscall.Kill(-pgid, sig), syscall.ESRCH) {
-			return // nothing is left of the group
-		}
-		_ = syscall.Kill(-pgid, syscall.SIGCONT)
-		if groupGone(pgid, grace) {
-			return
-		}
-	}
-	_ = syscall.Kill(-pgid, syscall.SIGKILL)
-}
-
-// groupGone waits up to d for the process group to have no process left
-// and tells whether it has none. A zombie still counts until it is reaped:
-// under an init that reaps late, a group that is in fact dead gets the
-// next signals too, which costs time, not correctness.
-func groupGone(pgid int, d time.Duration) bool {
-	deadline := time.Now().Add(d)
-	t := time.NewTicker(10 * time.Millisecond)
-	defer t.Stop()
-	for {
-		if errors.Is(syscall.Kill(-pgid, 0), syscall.ESRCH) {
-			return true
-		}
-		if !time.Now().Before(deadline) {
-			return false
-		}
-		<-t.C
-	}
 }

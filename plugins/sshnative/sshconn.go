@@ -116,15 +116,30 @@ func (c sshConn) posixShell() bool {
 // command's session ending once its processes are gone.
 const hangupWait = time.Second
 
-// stopScript ends the process group $1 as stopGroup does locally: SIGHUP,
-// then SIGTERM once $2 tenths of a second have passed with a process of
-// the group still alive, then SIGKILL after as long again; SIGCONT after
-// each so that a stopped process acts on it. A sleep that takes no
-// fractions waits whole seconds.
+// stopScript ends the process group $1 as procgroup.Stop does locally:
+// SIGHUP, then SIGTERM once $2 tenths of a second have passed with a
+// process of the group still alive, then SIGKILL after as long again;
+// SIGCONT after each so that a stopped process acts on it. Where /proc
+// shows it, a group left with zombies only (their parent died and init
+// has not reaped them) has ended. A sleep that takes no fractions waits
+// whole seconds.
 const stopScript = `g=$1 n=$2
+alive() {
+	kill -s 0 -- "-$g" 2>/dev/null || return 1
+	[ -r /proc/self/stat ] || return 0
+	z=0
+	for f in /proc/[0-9]*/stat; do
+		{ read -r l < "$f"; } 2>/dev/null || continue
+		set -- ${l##*) }
+		[ "$3" = "$g" ] || continue
+		[ "$1" = Z ] || return 0
+		z=1
+	done
+	[ "$z" = 0 ]
+}
 gone() {
 	i=0
-	while kill -s 0 -- "-$g" 2>/dev/null; do
+	while alive; do
 		[ "$i" -ge "$n" ] && return 1
 		if sleep 0.1 2>/dev/null; then i=$((i + 1)); else sleep 1; i=$((i + 10)); fi
 	done
@@ -169,6 +184,11 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		select {
+		case err = <-done: // it had ended: its result stands
+			return sessionResult(err, collect())
+		default:
+		}
 		cause := context.Cause(ctx)
 		if !cmd.raw {
 			if serr := stopRemote(client, pids, done, grace, posix); serr != nil {
@@ -186,7 +206,11 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 		res.rtc = -1
 		return res, cause
 	}
-	res := collect()
+	return sessionResult(err, collect())
+}
+
+// sessionResult is the result of a command whose session ended by itself.
+func sessionResult(err error, res result) (result, error) {
 	var exit *ssh.ExitError
 	var missing *ssh.ExitMissingError
 	switch {
