@@ -33,6 +33,10 @@ var (
 	// ErrUnavailable is returned when a backend (store, broker, plugin) cannot
 	// be reached; the request may succeed later.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrNotRunning is returned by Dispatcher.Cancel when no worker runs the
+	// job (it waits in the queue, or its worker is gone): the Engine then
+	// ends the job itself.
+	ErrNotRunning = errors.New("no worker runs the job")
 )
 
 // Errorf returns an error that matches kind with errors.Is and whose text is

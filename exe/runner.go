@@ -75,6 +75,44 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 	return err
 }
 
+// Skip finishes a job that was never started (queued at shutdown) as
+// Failure with cause's text, after giving each of its targets the SKIPPED
+// event NotStarted(host, cause). A job that already ended is left as it is.
+func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
+	return endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+}
+
+// endUnrun finishes a job no Runner will finish, as Failure with cause's
+// text, after appending last(host) for each target that has no event yet.
+// A job that already ended is left as it is.
+func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) error {
+	job, err := store.Get(ctx, jid, true)
+	if err != nil {
+		return err
+	}
+	if job.Finished() {
+		return nil
+	}
+	var events []Event
+	for _, h := range job.Targets {
+		if len(job.ReturnData[h]) == 0 {
+			events = append(events, last(h))
+		}
+	}
+	if len(events) > 0 {
+		if err := store.Append(ctx, jid, events...); err != nil {
+			if errors.Is(err, ErrFinished) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := store.Finish(ctx, jid, JobFailure, cause.Error()); err != nil && !errors.Is(err, ErrFinished) {
+		return err
+	}
+	return nil
+}
+
 func (r *Runner) logger() hclog.Logger {
 	if r.Logger == nil {
 		return hclog.NewNullLogger()
@@ -120,18 +158,14 @@ func (rc *recorder) emit(ev Event) {
 }
 
 // outcome applies API.md's rules: Done only if every target ended without
-// FAILED/UNREACHABLE; a target that reported nothing counts as failed.
+// FAILED/UNREACHABLE; a target that reported nothing counts as failed. A
+// job interrupted by its context (cancel, shutdown, lost lease) fails with
+// the cause, and each target without an event gets NotStarted: the
+// executor reported every host it had started (its result, or FAILED with
+// its partial output), so the others never started. The job is finished
+// only after these events are stored, so followers see them before the
+// final job line.
 func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) (JobState, string) {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if cause == nil || errors.Is(cause, context.Canceled) {
-			cause = ErrCancelled
-		}
-		return JobFailure, cause.Error()
-	}
-	if opErr != nil {
-		return JobFailure, opErr.Error()
-	}
 	var silent []string
 	rc.mu.Lock()
 	for _, h := range targets {
@@ -141,6 +175,19 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 	}
 	rc.mu.Unlock()
 	sort.Strings(silent)
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if cause == nil || errors.Is(cause, context.Canceled) {
+			cause = ErrCancelled
+		}
+		for _, h := range silent {
+			rc.emit(NotStarted(h, cause))
+		}
+		return JobFailure, cause.Error()
+	}
+	if opErr != nil {
+		return JobFailure, opErr.Error()
+	}
 	for _, h := range silent {
 		rc.emit(Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"})
 	}

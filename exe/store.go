@@ -38,8 +38,13 @@ type Dispatcher interface {
 	// Dispatch queues the stored job for execution. ErrBusy when it cannot
 	// take it now (queue full, shutting down).
 	Dispatch(ctx context.Context, jid string) error
-	// Cancel interrupts the job's executor if a worker is running it. The job
-	// has already been finished as cancelled in the store.
+	// Cancel interrupts the job's executor, with cause ErrCancelled, if a
+	// worker is running it; the worker's Runner then stores each host's
+	// last event (its result, FAILED "cancelled" with partial output, or
+	// SKIPPED "cancelled before start") and finishes the job as cancelled.
+	// When no worker runs the job (still queued, or its worker is gone) it
+	// returns ErrNotRunning, and a queued job is not started afterwards:
+	// the Engine ends the job itself.
 	Cancel(ctx context.Context, jid string) error
 }
 

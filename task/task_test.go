@@ -112,3 +112,42 @@ func TestCrashedTaskPluginRestarts(t *testing.T) {
 	assert.NotZero(t, c.PID())
 	assert.NotEqual(t, pid, c.PID())
 }
+
+// stuckPing answers ping only when its context ends, with the reason: an
+// executor whose hosts a cancel interrupts.
+type stuckPing struct{ plugintest.Executor }
+
+func (*stuckPing) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	<-ctx.Done()
+	for _, h := range hosts {
+		emit(exe.Event{Host: h, Status: exe.Failed, Msg: context.Cause(ctx).Error()})
+	}
+	return nil
+}
+
+// A cancel crosses the whole chain (this process → task plugin → broker →
+// this process's executor) and the events of the interrupted hosts come
+// back along it, with the cancel's cause.
+func TestCancelReachesTheTaskAndItsExecutorCalls(t *testing.T) {
+	c := startTask(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var mu sync.Mutex
+	var got []exe.Event
+	err := c.Run(ctx, &stuckPing{}, []string{"a", "b"}, exe.TaskArgs{Options: map[string]any{"wave": 2.0}}, func(ev exe.Event) {
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+		if ev.Host == exe.AnnounceHost {
+			cancel(exe.ErrShutdown) // the wave's ping has started
+		}
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 3, "the announcement, then both interrupted hosts: %v", got)
+	for _, ev := range got[1:] {
+		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, "server shutdown", ev.Msg)
+	}
+}
