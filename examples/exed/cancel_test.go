@@ -204,3 +204,18 @@ func TestCancelQueuedJobOnRedis(t *testing.T) {
 	assert.NoFileExists(t, ran, "the cancelled job never ran")
 	p.stop(t)
 }
+
+// SIGTERM: after shutdown_grace the running job's commands are stopped,
+// a HUP-trapping one included, before the server exits.
+func TestShutdownStopsRunningCommands(t *testing.T) {
+	dir := t.TempDir()
+	fleet := newSlowFleet(t, dir)
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nconcurrency = 1\nshutdown_grace = 1s\n%s",
+		freePort(t), fleet.conf))
+	p := start(t, dir, "-c", conf)
+	body, _ := json.Marshal(map[string]any{"targets": []string{"slow1"}, "cmd": stuckOverSSH(fleet.pidFile, false)})
+	post(t, "http://"+p.addr, "/execute", string(body))
+	pid := testenv.WaitPIDFile(t, fleet.pidFile, 30*time.Second)
+	p.stop(t)
+	stopped(t, pid, "the command running at shutdown")
+}
