@@ -133,7 +133,19 @@ func pluginConfig(cfg *config.Config, name string) map[string]string {
 type plugins struct {
 	executor *executor.Client
 	tasks    map[string]exe.Task // by task type
-	closers  []io.Closer
+	closers  []pluginProcess     // the executor first
+}
+
+// pluginProcess is a running plugin: *executor.Client or *task.Client.
+type pluginProcess interface {
+	io.Closer
+	Shutdown(context.Context) error
+}
+
+// stateDir is the directory a plugin keeps across its restarts and the
+// server's: one per plugin under [runner] state_dir.
+func stateDir(cfg *config.Config, ref pluginRef) string {
+	return filepath.Join(cfg.Runner.StateDir, ref.Kind+"-"+ref.Name)
 }
 
 // startPlugins starts the configured executor and every task plugin, and
@@ -158,7 +170,7 @@ func startPlugins(ctx context.Context, cfg *config.Config, log hclog.Logger) (*p
 	}
 	p := &plugins{tasks: map[string]exe.Task{}}
 	x, err := executor.Start(ctx, executor.Options{Name: ref.Name, Path: ref.Path, Args: ref.Args,
-		Config: pluginConfig(cfg, ref.Name), Logger: log.Named("plugin")})
+		Config: pluginConfig(cfg, ref.Name), StateDir: stateDir(cfg, ref), Logger: log.Named("plugin")})
 	if err != nil {
 		return nil, err
 	}
@@ -185,6 +197,18 @@ func startPlugins(ctx context.Context, cfg *config.Config, log hclog.Logger) (*p
 		p.tasks[info.Type] = t
 	}
 	return p, nil
+}
+
+// Shutdown stops the plugins, the task plugins first (their runs drive
+// the executor), each given until ctx is done to end what it was doing:
+// the executor ends the commands of the operations it was running. Then it
+// kills whatever is left.
+func (p *plugins) Shutdown(ctx context.Context, log hclog.Logger) {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		if err := p.closers[i].Shutdown(ctx); err != nil {
+			log.Warn("plugin shutdown", "error", err)
+		}
+	}
 }
 
 // Close kills every plugin process.
@@ -246,6 +270,15 @@ type sshnativePlugin struct {
 	exe.Executor
 }
 
+// Close closes the executor (executor.Serve calls it once every operation
+// has returned): it waits for the ends of cancelled commands.
+func (p *sshnativePlugin) Close() error {
+	if c, ok := p.Executor.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
+}
+
 // Configure implements executor.Configurer.
 func (p *sshnativePlugin) Configure(_ context.Context, values map[string]string) error {
 	sn, concurrency, err := config.SSHNativeFrom(values)
@@ -269,6 +302,7 @@ func (p *sshnativePlugin) Configure(_ context.Context, values map[string]string)
 		Concurrency:    concurrency,
 		OutputCap:      sn.OutputCap,
 		CommandTimeout: sn.CommandTimeout,
+		StateDir:       executor.StateDir(),
 		// The server parses these JSON lines into its own log.
 		Logger: hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true}),
 	})

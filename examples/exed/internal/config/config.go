@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -61,6 +62,10 @@ type Runner struct {
 	// heartbeat: after a worker dies, its jobs fail as "worker lost"
 	// within about this long.
 	Lease time.Duration
+	// StateDir holds what plugins keep across their restarts and the
+	// server's (the sshnative executor's journal of running commands),
+	// one subdirectory per plugin.
+	StateDir string
 }
 
 // Log is the [log] section.
@@ -93,7 +98,7 @@ func Default() *Config {
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
-			Lease: 10 * time.Second, RedisPrefix: "exe:"},
+			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
 		Log: Log{Level: "info"},
 		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
 			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
@@ -125,6 +130,7 @@ var options = []option{
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
+	{"runner", "state_dir", func(c *Config, v string) error { return setDir(&c.Runner.StateDir, v) }},
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
@@ -313,6 +319,17 @@ func setDuration(dst *time.Duration, v string) error {
 		return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 7d, or seconds)", v)
 	}
 	*dst = d
+	return nil
+}
+
+// setDir takes a directory, made absolute so that it means the same to
+// the server and to the plugins it starts.
+func setDir(dst *string, v string) error {
+	abs, err := filepath.Abs(v)
+	if err != nil {
+		return err
+	}
+	*dst = abs
 	return nil
 }
 

@@ -28,6 +28,9 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
 	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, exeredis.DefaultPrefix, c.Runner.RedisPrefix)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "state"), c.Runner.StateDir)
 	assert.True(t, c.API.Loopback())
 }
 
@@ -43,6 +46,7 @@ concurrency = 8
 modules = /opt/exed/modules
 job_ttl = 3d
 shutdown_grace = 90s
+state_dir = /var/lib/exed
 
 [log]
 log_level = DEBUG
@@ -62,6 +66,7 @@ command_timeout = 120
 	assert.Equal(t, "/opt/exed/modules", c.Runner.Modules)
 	assert.Equal(t, 72*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
+	assert.Equal(t, "/var/lib/exed", c.Runner.StateDir)
 	assert.Equal(t, "debug", c.Log.Level)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
 	assert.Equal(t, 120*time.Second, c.SSHNative.CommandTimeout)
@@ -114,4 +119,13 @@ func TestTokens(t *testing.T) {
 	assert.Equal(t, []string{"alpha", "beta"}, tokens)
 	_, err = config.API{AuthTokenFile: write(t, "# none\n")}.Tokens()
 	assert.ErrorContains(t, err, "holds no token")
+}
+
+// A relative state_dir means the same to the server and to its plugins.
+func TestStateDirIsAbsolute(t *testing.T) {
+	c, _, err := config.Load(write(t, "[runner]\nstate_dir = run/exed\n"))
+	require.NoError(t, err)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "run", "exed"), c.Runner.StateDir)
 }
