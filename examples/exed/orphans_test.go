@@ -120,7 +120,12 @@ func TestPluginKillLeavesNoCommandRunning(t *testing.T) {
 		require.NoError(t, json.Unmarshal(out, &job))
 		assert.EqualValues(t, 2, job["state"], host)
 		assert.Equal(t, "executor plugin sshnative exited (signal: killed)", job["error"], host)
-		ev := job["return_data"].(map[string]any)[host].([]any)[0].(map[string]any)
+		rd, _ := job["return_data"].(map[string]any)
+		evs, _ := rd[host].([]any)
+		if !assert.Len(t, evs, 1, "%s: its event", host) {
+			continue
+		}
+		ev := evs[0].(map[string]any)
 		assert.EqualValues(t, 3, ev["status"], "%s: FAILED", host)
 		assert.Equal(t, "executor plugin sshnative exited (signal: killed); the remote command may still be running", ev["msg"], host)
 	}
