@@ -104,7 +104,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens, Logger: log.Named("http")})
+	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens,
+		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), Logger: log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)

@@ -39,6 +39,13 @@ type Options struct {
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
 	LineTimeout time.Duration
+	// ServerNames are the host names (Host header, port ignored) the API
+	// answers to besides "localhost" and IP literals, which it always
+	// answers to; "*" allows any name. A request for another name is 403,
+	// which defeats DNS rebinding. Requests a browser marks as coming from
+	// another site (Sec-Fetch-Site, Origin, Referer) are 403 on every
+	// endpoint and method, GET included, since GETs run commands.
+	ServerNames []string
 	// Logger receives unexpected errors. Nil: discarded.
 	Logger hclog.Logger
 }
@@ -49,6 +56,7 @@ type API struct {
 	opts   Options
 	log    hclog.Logger
 	auth   *bearerAuth
+	guard  *originGuard
 }
 
 // New returns a handler serving the API on its own mux.
@@ -69,7 +77,8 @@ func NewAPI(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens)}
+	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
+		guard: newOriginGuard(opts.ServerNames)}
 }
 
 type route struct {
@@ -116,6 +125,7 @@ func (a *API) Register(mux *http.ServeMux) {
 
 // Handler returns a mux serving every endpoint under the prefix, with JSON
 // 405s (and an Allow header) for known paths and a JSON 404 for the rest.
+// Every request first passes the Host and cross-site checks (ServerNames).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
@@ -148,7 +158,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return mux
+	return a.guard.wrap(mux)
 }
 
 // writeJSON answers with v as JSON.

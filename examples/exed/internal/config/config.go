@@ -39,8 +39,11 @@ type API struct {
 	PidFile       string
 	AuthTokenFile string
 	AllowInsecure bool
-	MaxBodyBytes  int64
-	SyncTimeout   time.Duration
+	// ServerNames are the host names clients reach the API by, besides
+	// localhost and IP literals (transport/http Options.ServerNames).
+	ServerNames  []string
+	MaxBodyBytes int64
+	SyncTimeout  time.Duration
 }
 
 // Runner is the [runner] section.
@@ -112,6 +115,7 @@ var options = []option{
 	{"api", "pid_file", func(c *Config, v string) error { c.API.PidFile = v; return nil }},
 	{"api", "auth_token_file", func(c *Config, v string) error { c.API.AuthTokenFile = v; return nil }},
 	{"api", "allow_insecure", func(c *Config, v string) error { return setBool(&c.API.AllowInsecure, v) }},
+	{"api", "server_names", func(c *Config, v string) error { c.API.ServerNames = splitList(v); return nil }},
 	{"api", "max_body_bytes", func(c *Config, v string) error { return setInt64(&c.API.MaxBodyBytes, v, 1) }},
 	{"api", "sync_timeout", func(c *Config, v string) error { return setDuration(&c.API.SyncTimeout, v) }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
