@@ -10,7 +10,6 @@ package http
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 	"strings"
@@ -178,19 +177,11 @@ func writeMessage(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"message": msg})
 }
 
-// statusOf maps exe's error kinds to status codes.
+// statusOf maps exe's error kinds to status codes (exe.ErrorKinds); an
+// unexpected error is a 500.
 func statusOf(err error) int {
-	switch {
-	case errors.Is(err, exe.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, exe.ErrNoMatch), errors.Is(err, exe.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, exe.ErrConflict), errors.Is(err, exe.ErrRunning), errors.Is(err, exe.ErrFinished):
-		return http.StatusConflict
-	case errors.Is(err, exe.ErrNotSupported):
-		return http.StatusNotImplemented
-	case errors.Is(err, exe.ErrBusy), errors.Is(err, exe.ErrUnavailable):
-		return http.StatusServiceUnavailable
+	if kind, ok := exe.KindOf(err); ok {
+		return kind.HTTPStatus
 	}
 	return http.StatusInternalServerError
 }
