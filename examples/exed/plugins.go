@@ -13,10 +13,10 @@ import (
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/plugins/ansible"
 	"github.com/0ops/exed/plugins/rollingrestart"
 	"github.com/0ops/exed/plugins/sshnative"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/0ops/exed/task"
 	"github.com/hashicorp/go-hclog"
 )
