@@ -16,6 +16,7 @@ import (
 	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/loader"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -31,10 +32,12 @@ const pluginGrace = 30 * time.Second
 
 // stopPlugins stops the plugins once nothing uses them, each given until
 // pluginGrace has passed or ctx is done to end what it was doing.
-func stopPlugins(ctx context.Context, plugs *plugins, log hclog.Logger) {
+func stopPlugins(ctx context.Context, plugs *loader.Set, log hclog.Logger) {
 	ctx, cancel := context.WithTimeout(ctx, pluginGrace)
 	defer cancel()
-	plugs.Shutdown(ctx, log)
+	if err := plugs.Shutdown(ctx); err != nil {
+		log.Warn("plugin shutdown", "error", err)
+	}
 }
 
 // openLog opens a log destination: a file path (appended to) or def.
@@ -86,9 +89,6 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if !cfg.SSHNative.HostKeyChecking {
-		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
-	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
 	}
@@ -99,9 +99,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	// Plugins are killed on every way out, so none outlives the server.
 	defer plugs.Close()
-	executor := plugs.executor
+	executor := plugs.Executor
 	store := backend.store
-	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
+	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
 	var disp interface {
 		exe.Dispatcher
 		Shutdown(context.Context) error
@@ -112,12 +112,13 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		disp = local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
 			Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
 	}
-	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.tasks,
+	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.Tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens, Logger: log.Named("http")})
+	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens,
+		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), Logger: log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)

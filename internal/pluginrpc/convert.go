@@ -65,20 +65,6 @@ func eventFromPB(in *pluginpb.Event) (exe.Event, error) {
 // errorDomain marks the ErrorInfo details that carry an exe error kind.
 const errorDomain = "exed"
 
-// kinds names the exe sentinel errors on the wire, so that a plugin's
-// errors.Is(err, exe.ErrInvalid) is still true on the host.
-var kinds = map[string]error{
-	"invalid":       exe.ErrInvalid,
-	"not_found":     exe.ErrNotFound,
-	"conflict":      exe.ErrConflict,
-	"running":       exe.ErrRunning,
-	"finished":      exe.ErrFinished,
-	"not_supported": exe.ErrNotSupported,
-	"no_match":      exe.ErrNoMatch,
-	"busy":          exe.ErrBusy,
-	"unavailable":   exe.ErrUnavailable,
-}
-
 // toStatus turns an implementation's error into a gRPC status error.
 func toStatus(err error) error {
 	if err == nil {
@@ -90,12 +76,11 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, err.Error())
 	}
-	for reason, kind := range kinds {
-		if errors.Is(err, kind) {
-			st, derr := status.New(codes.Unknown, err.Error()).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
-			if derr != nil {
-				break
-			}
+	// The kind crosses as an ErrorInfo reason (exe.ErrorKinds), so that a
+	// plugin's errors.Is(err, exe.ErrInvalid) is still true on the host.
+	if kind, ok := exe.KindOf(err); ok {
+		st, derr := status.New(codes.Unknown, err.Error()).WithDetails(&errdetails.ErrorInfo{Reason: kind.Reason, Domain: errorDomain})
+		if derr == nil {
 			return st.Err()
 		}
 	}
@@ -129,8 +114,8 @@ func fromStatus(ctx context.Context, err error) error {
 	}
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
-			if kind := kinds[info.Reason]; kind != nil {
-				return exe.Errorf(kind, "%s", st.Message())
+			if kind, ok := exe.KindByReason(info.Reason); ok {
+				return exe.Errorf(kind.Err, "%s", st.Message())
 			}
 		}
 	}

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"syscall"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"github.com/hashicorp/go-hclog"
 )
 

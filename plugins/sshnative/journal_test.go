@@ -4,7 +4,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"

@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 )
 
 //go:embed scripts/reap.sh
