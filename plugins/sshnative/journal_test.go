@@ -39,3 +39,17 @@ func TestJournalCompacts(t *testing.T) {
 	assert.Equal(t, map[string]string{"ansible_host": "10.0.0.1", "ansible_port": "2222"}, e.host.Vars,
 		"only what reaching the host takes")
 }
+
+// What the journal adds to each command: its begin and end lines.
+func BenchmarkJournalBeginEnd(b *testing.B) {
+	j, err := openJournal(b.TempDir(), hclog.NewNullLogger())
+	require.NoError(b, err)
+	defer j.close()
+	h := &inventory.Host{Name: "web1", Vars: map[string]string{"ansible_host": "10.0.0.1", "ansible_port": "2222"}}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			j.end(j.begin(h))
+		}
+	})
+}
