@@ -69,20 +69,6 @@ func eventFromPB(in *pluginpb.Event) (exe.Event, error) {
 // errorDomain marks the ErrorInfo details that carry an exe error kind.
 const errorDomain = "exed"
 
-// kinds names the exe sentinel errors on the wire, so that a plugin's
-// errors.Is(err, exe.ErrInvalid) is still true on the host.
-var kinds = map[string]error{
-	"invalid":       exe.ErrInvalid,
-	"not_found":     exe.ErrNotFound,
-	"conflict":      exe.ErrConflict,
-	"running":       exe.ErrRunning,
-	"finished":      exe.ErrFinished,
-	"not_supported": exe.ErrNotSupported,
-	"no_match":      exe.ErrNoMatch,
-	"busy":          exe.ErrBusy,
-	"unavailable":   exe.ErrUnavailable,
-}
-
 // toStatus turns an implementation's error into a gRPC status error. The
 // message is made valid UTF-8: it may quote what a host printed, and a
 // status whose message is not cannot carry its error kind.
@@ -97,12 +83,11 @@ func toStatus(err error) error {
 	case errors.Is(err, context.DeadlineExceeded):
 		return status.Error(codes.DeadlineExceeded, msg)
 	}
-	for reason, kind := range kinds {
-		if errors.Is(err, kind) {
-			st, derr := status.New(codes.Unknown, msg).WithDetails(&errdetails.ErrorInfo{Reason: reason, Domain: errorDomain})
-			if derr != nil {
-				break
-			}
+	// The kind crosses as an ErrorInfo reason (exe.ErrorKinds), so that a
+	// plugin's errors.Is(err, exe.ErrInvalid) is still true on the host.
+	if kind, ok := exe.KindOf(err); ok {
+		st, derr := status.New(codes.Unknown, msg).WithDetails(&errdetails.ErrorInfo{Reason: kind.Reason, Domain: errorDomain})
+		if derr == nil {
 			return st.Err()
 		}
 	}
@@ -138,8 +123,8 @@ func fromStatus(ctx context.Context, err error) error {
 	msg := exe.ToValidUTF8(st.Message())
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
-			if kind := kinds[info.Reason]; kind != nil {
-				return exe.Errorf(kind, "%s", msg)
+			if kind, ok := exe.KindByReason(info.Reason); ok {
+				return exe.Errorf(kind.Err, "%s", msg)
 			}
 		}
 	}

@@ -89,7 +89,7 @@ func TestStartChecks(t *testing.T) {
 	assert.ErrorContains(t, err, "has no _deploy.yml")
 	p := &ansible.Plugin{}
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "timeout": "soon"})
-	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration`)
+	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "frobs": "1"})
 	assert.EqualError(t, err, `[ansible] frobs: unknown option`)
 	require.NoError(t, p.Configure(context.Background(), map[string]string{"workdir": "testdata", "concurrency": "8"}))
