@@ -108,6 +108,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	if !Supports(e.cfg.Executor, req.Operate) {
+		return nil, notSupported(req.Operate)
+	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return nil, err
 	}
@@ -146,6 +149,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	}
 	if e.cfg.Dispatcher == nil {
 		return "", errors.New("exe: engine has no dispatcher")
+	}
+	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
+		return "", notSupported(req.Operate)
 	}
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]
