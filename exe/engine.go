@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 	if pattern == "" {
 		pattern = "*"
+	}
+	if !utf8.ValidString(pattern) {
+		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
 	hosts, err := e.cfg.Executor.Match(ctx, pattern)
 	if err != nil {

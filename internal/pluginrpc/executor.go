@@ -46,7 +46,14 @@ func (s *ExecutorServer) Match(ctx context.Context, req *pluginpb.MatchRequest) 
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pluginpb.MatchResponse{Hosts: hosts}, nil
+	// An inventory may name hosts in another encoding; a name that is not
+	// UTF-8 cannot be sent, and would fail every match. The list may be
+	// the implementation's own: it is copied, not changed.
+	valid := make([]string, len(hosts))
+	for i, h := range hosts {
+		valid[i] = exe.ToValidUTF8(h)
+	}
+	return &pluginpb.MatchResponse{Hosts: valid}, nil
 }
 
 func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Empty, error) {
