@@ -46,8 +46,9 @@ type Config struct {
 // directory (Config.StateDir).
 const StateDirEnv = "EXE_PLUGIN_STATE_DIR"
 
-// Restarting a plugin that died: at once, unless it keeps dying soon after
-// it starts; then after a delay that doubles from restartMin to restartMax.
+// Restarting a plugin that died: at once if it had run for shortLife;
+// otherwise after restartMin, a delay that doubles up to restartMax while
+// it keeps dying that soon after its start.
 const (
 	restartMin   = time.Second
 	restartMax   = time.Minute
