@@ -1,6 +1,9 @@
 package exe
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // JobStore keeps jobs and their events. Implementations must be safe for
 // concurrent use by many goroutines (and, for shared stores, processes), and
@@ -32,6 +35,12 @@ type JobStore interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// ErrNotRunning is returned by Dispatcher.Cancel when no worker runs the
+// job (it waits in the queue, or its worker is gone): the Engine then ends
+// the job itself. It is between dispatchers and the Engine, never an
+// answer to a client, so it is not one of ErrorKinds.
+var ErrNotRunning = errors.New("no worker runs the job")
 
 // Dispatcher hands stored jobs to workers that run them with a Runner.
 type Dispatcher interface {

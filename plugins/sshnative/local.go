@@ -21,6 +21,16 @@ type command struct {
 	// raw runs script as the whole remote command, without the wrapper
 	// that makes cancellation reach every process (ping's "true").
 	raw bool
+	// runID, when set, names the command in the journal: the command
+	// exports EXE_RUN_ID=<runID>:<its shell's pid> (runIDExport).
+	runID string
+}
+
+// runIDExport is the shell line that marks a command's processes with its
+// run ID and process group (the shell's $$, expanded by the shell), for
+// scripts/reap.sh.
+func runIDExport(id string) string {
+	return "export " + runIDVar + "=" + id + ":$$\n"
 }
 
 // result is a finished command. rtc is -1 when the command was killed.
@@ -29,6 +39,9 @@ type result struct {
 	stdout    string
 	stderr    string
 	truncated bool
+	// started tells that the command was started, whether or not it
+	// ended.
+	started bool
 }
 
 // conn runs commands on one host. When ctx ends while the command runs,
@@ -56,7 +69,11 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 	if ctx.Err() != nil {
 		return result{}, &notStartedError{context.Cause(ctx)}
 	}
-	cmd := exec.Command("/bin/sh", append([]string{"-c", c.script, "exe"}, c.args...)...)
+	script := c.script
+	if c.runID != "" {
+		script = runIDExport(c.runID) + script
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "exe"}, c.args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	// A process outside the group (a daemon an init script started) that
 	// keeps stdout open must not hold us once sh has exited.
@@ -73,7 +90,8 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
 	collect := func() result {
-		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+			started: true}
 	}
 	var err error
 	select {

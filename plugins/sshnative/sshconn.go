@@ -8,7 +8,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -27,6 +27,9 @@ func (e *unreachableError) Unwrap() error { return e.err }
 // That costs the command nothing on the host (no extra process, no watcher)
 // and works for every login user: sshd refuses signal requests for root.
 const pidMarker = "__exe_pid__="
+
+// mayStillRun ends the message of a command exed lost contact with.
+const mayStillRun = "the remote command may still be running"
 
 // maxCommandBytes is what Linux accepts as one argument (the command line
 // sshd hands to the login shell as `shell -c line`).
@@ -50,6 +53,9 @@ func remoteCommand(c command, posix bool) string {
 	}
 	var b strings.Builder
 	b.WriteString(`printf '` + pidMarker + `%d\n' "$$" >&2` + "\n")
+	if c.runID != "" {
+		b.WriteString(runIDExport(c.runID))
+	}
 	for _, kv := range c.env {
 		k, v, _ := strings.Cut(kv, "=")
 		b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
@@ -178,7 +184,8 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 	go func() { done <- sess.Wait() }()
 	collect := func() result {
 		pids.flush()
-		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+			started: true}
 	}
 	var err error
 	select {
@@ -224,10 +231,10 @@ func sessionResult(err error, res result) (result, error) {
 		return res, nil
 	case errors.As(err, &missing):
 		res.rtc = -1
-		return res, &unreachableError{errors.New("connection lost while the command ran")}
+		return res, &unreachableError{errors.New("connection lost while the command ran; " + mayStillRun)}
 	}
 	res.rtc = -1
-	return res, &unreachableError{fmt.Errorf("connection lost while the command ran: %v", err)}
+	return res, &unreachableError{fmt.Errorf("connection lost while the command ran (%v); %s", err, mayStillRun)}
 }
 
 // stopRemote stops the process group of an interrupted command with
@@ -242,11 +249,11 @@ func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time
 		done <- err // leave the result for the caller
 		return nil
 	case <-time.After(hangupWait):
-		return errors.New("the command did not report its process ID, so it was not stopped and may still run")
+		return errors.New("the command did not report its process ID, so it was not stopped; " + mayStillRun)
 	}
 	stop, err := client.NewSession()
 	if err != nil {
-		return fmt.Errorf("could not open a session to stop the command (%v); it may still run", err)
+		return fmt.Errorf("no session to stop the command (%v); %s", err, mayStillRun)
 	}
 	defer stop.Close()
 	tenths := int((grace + 99*time.Millisecond) / (100 * time.Millisecond))
@@ -256,10 +263,10 @@ func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time
 	select {
 	case err := <-ran:
 		if err != nil {
-			return fmt.Errorf("stopping the command failed (%v); it may still run", err)
+			return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
 		}
 		return nil
 	case <-time.After(2*grace + 3*hangupWait):
-		return errors.New("stopping the command did not finish; it may still run")
+		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }

@@ -2,10 +2,8 @@ package sshnative_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
@@ -30,12 +28,11 @@ var stubborn = []struct{ name, cmd string }{
 	{"HUP and TERM ignored", `trap '' HUP TERM; echo started; echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; while :; do sleep 1; done`},
 }
 
-// gone waits (bounded) until pid has ended on this machine.
-func gone(t *testing.T, pid int, what string) {
+// stoppedByPID waits (bounded) until pid has ended on this machine.
+func stoppedByPID(t *testing.T, pid int, what string) {
 	t.Helper()
-	require.Eventually(t, func() bool {
-		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
-	}, 5*time.Second, 10*time.Millisecond, "%s: process %d still runs", what, pid)
+	require.Eventually(t, func() bool { return gone(pid) }, 5*time.Second, 10*time.Millisecond,
+		"%s: process %d still runs", what, pid)
 }
 
 // interrupt runs cmd on host, waits for the pid it writes, then ends it
@@ -51,6 +48,7 @@ func interrupt(t *testing.T, x *sshnative.Executor, host, cmd, pidFile string, t
 		returned <- x.Execute(ctx, []string{host}, exe.ExecuteArgs{Cmd: cmd}, func(ev exe.Event) { events <- ev })
 	}()
 	pid := testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	killAtEnd(t, pid)
 	if !timeout {
 		cancel()
 	}
@@ -86,7 +84,7 @@ func TestStopEscalatesLocally(t *testing.T) {
 				pidFile := filepath.Join(t.TempDir(), "pid")
 				ev, pid := interrupt(t, x, "localhost", fmt.Sprintf(c.cmd, pidFile), pidFile, timeout)
 				checkInterrupted(t, ev, msg)
-				gone(t, pid, c.name)
+				stoppedByPID(t, pid, c.name)
 			})
 		}
 	}
@@ -105,12 +103,12 @@ func TestStopEscalatesOverSSH(t *testing.T) {
 						pidFile := filepath.Join(cancelled.server.WritableDir(t), "pid")
 						ev, pid := interrupt(t, cancelled.exec, host, fmt.Sprintf(c.cmd, pidFile), pidFile, false)
 						checkInterrupted(t, ev, "cancelled")
-						gone(t, pid, c.name+" after cancel")
+						stoppedByPID(t, pid, c.name+" after cancel")
 
 						pidFile = filepath.Join(timedOut.server.WritableDir(t), "pid")
 						ev, pid = interrupt(t, timedOut.exec, host, fmt.Sprintf(c.cmd, pidFile), pidFile, true)
 						checkInterrupted(t, ev, "command timed out")
-						gone(t, pid, c.name+" after command_timeout")
+						stoppedByPID(t, pid, c.name+" after command_timeout")
 					})
 				}
 			}

@@ -28,6 +28,9 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
 	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, exeredis.DefaultPrefix, c.Runner.RedisPrefix)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "state"), c.Runner.StateDir)
 	assert.True(t, c.API.Loopback())
 }
 
@@ -43,6 +46,7 @@ concurrency = 8
 modules = /opt/exed/modules
 job_ttl = 3d
 shutdown_grace = 90s
+state_dir = /var/lib/exed
 
 [log]
 log_level = DEBUG
@@ -50,7 +54,6 @@ error_log = /var/log/exed/error.log  ; where errors go
 
 [sshnative]
 command_timeout = 120
-kill_grace = 500ms
 `)
 	c, warnings, err := config.Load(p)
 	require.NoError(t, err)
@@ -63,10 +66,10 @@ kill_grace = 500ms
 	assert.Equal(t, "/opt/exed/modules", c.Runner.Modules)
 	assert.Equal(t, 72*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
+	assert.Equal(t, "/var/lib/exed", c.Runner.StateDir)
 	assert.Equal(t, "debug", c.Log.Level)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
-	assert.Equal(t, 120*time.Second, c.SSHNative.CommandTimeout)
-	assert.Equal(t, 500*time.Millisecond, c.SSHNative.KillGrace)
+	assert.Equal(t, map[string]string{"command_timeout": "120"}, c.Sections["sshnative"], "the plugin's section, for the plugin")
 }
 
 func TestUnknownOptionsWarn(t *testing.T) {
@@ -76,21 +79,6 @@ func TestUnknownOptionsWarn(t *testing.T) {
 	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], `unknown option "listen_prot" in [api]`)
 	assert.Equal(t, map[string]string{"a": "b"}, c.Sections["myplugin"], "a plugin's section is kept for it, unquoted")
-}
-
-func TestSSHNativeFrom(t *testing.T) {
-	sn, conc, err := config.SSHNativeFrom(map[string]string{"connect_timeout": "3s", "remote_user": "ops", "concurrency": "7", "other": "x", "kill_grace": "5"})
-	require.NoError(t, err)
-	assert.Equal(t, 3*time.Second, sn.ConnectTimeout)
-	assert.Equal(t, 5*time.Second, sn.KillGrace)
-	assert.Equal(t, "ops", sn.RemoteUser)
-	assert.Equal(t, 7, conc)
-	assert.True(t, sn.HostKeyChecking, "defaults for what is not given")
-	sn, _, err = config.SSHNativeFrom(nil)
-	require.NoError(t, err)
-	assert.Equal(t, 2*time.Second, sn.KillGrace)
-	_, _, err = config.SSHNativeFrom(map[string]string{"keepalive": "soon"})
-	assert.EqualError(t, err, `[sshnative] keepalive: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 }
 
 func TestBadValuesNameTheOption(t *testing.T) {
@@ -104,7 +92,6 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
-		"[sshnative]\nkill_grace = 0\n":     `[sshnative] kill_grace: must be more than 0`,
 	} {
 		_, _, err := config.Load(write(t, text))
 		require.Error(t, err, text)
@@ -121,4 +108,13 @@ func TestTokens(t *testing.T) {
 	assert.Equal(t, []string{"alpha", "beta"}, tokens)
 	_, err = config.API{AuthTokenFile: write(t, "# none\n")}.Tokens()
 	assert.ErrorContains(t, err, "holds no token")
+}
+
+// A relative state_dir means the same to the server and to its plugins.
+func TestStateDirIsAbsolute(t *testing.T) {
+	c, _, err := config.Load(write(t, "[runner]\nstate_dir = run/exed\n"))
+	require.NoError(t, err)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "run", "exed"), c.Runner.StateDir)
 }
