@@ -336,6 +336,11 @@ func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) er
 
 // Service implements exe.Executor with the service module.
 func (x *Executor) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	// Ansible's service modules put the name on the service manager's
+	// command line, where a leading '-' is an option.
+	if !exe.ValidServiceName(args.Name) {
+		return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", args.Name)
+	}
 	state := map[exe.ServiceState]string{exe.ServiceStarted: "started", exe.ServiceStopped: "stopped", exe.ServiceRestarted: "restarted"}[args.State]
 	if args.State == exe.ServiceRestarted && args.Graceful {
 		state = "reloaded"
