@@ -1,0 +1,70 @@
+package http_test
+
+import (
+	"encoding/json"
+	"net/http"
+	"testing"
+
+	"github.com/0ops/exed/exe"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestBodyKeysAreExact: a member name that differs from a field's only by
+// case is an unknown field (ignored), and a name given twice in any object
+// of the body is a 400; neither stores a job.
+func TestBodyKeysAreExact(t *testing.T) {
+	s := newServer(t, serverOpts{tasks: map[string]exe.Task{"echo": echoTask{}}})
+	cases := []struct {
+		path, body, msg string
+	}{
+		{"/execute", `{"targets":["localhost"],"CMD":"echo hi"}`, "cmd: a command is required"},
+		{"/execute", `{"targets":["localhost"],"Cmd":"echo hi"}`, "cmd: a command is required"},
+		{"/ping", `{"Targets":["localhost"]}`, "targets: at least one host is required"},
+		{"/ping", `{"TARGET":["localhost"]}`, "targets: at least one host is required"},
+		{"/service", `{"targets":["localhost"],"NAME":"nginx","state":0}`, "name: a service name is required"},
+		{"/service", `{"targets":["localhost"],"name":"nginx","State":0}`, "state: required"},
+		{"/deploy", `{"targets":["localhost"],"Role":"web"}`, "role: a role name is required"},
+		{"/tasks", `{"targets":["localhost"],"TaskType":"echo"}`, "tasktype: a task type is required"},
+
+		{"/execute", `{"targets":["localhost"],"cmd":"true","cmd":"echo pwned"}`, `duplicate key "cmd" in the request body`},
+		{"/execute", `{"targets":["localhost"],"cmd":"true","c\u006dd":"echo pwned"}`, `duplicate key "cmd" in the request body`},
+		{"/ping", `{"targets":["localhost"],"targets":["ghost"]}`, `duplicate key "targets" in the request body`},
+		{"/ping", `{"targets":["localhost"],"pad":1,"pad":2}`, `duplicate key "pad" in the request body`},
+		{"/service", `{"targets":["localhost"],"name":"nginx","state":0,"state":2}`, `duplicate key "state" in the request body`},
+		{"/deploy", `{"targets":["localhost"],"role":"web","extra_vars":{"port":80,"port":8080}}`, `extra_vars: duplicate key "port"`},
+		{"/deploy", `{"targets":["localhost"],"role":"web","extra_vars":{"a":{"b":[1,{"k":1,"k":2}]}}}`, `extra_vars.a.b[1]: duplicate key "k"`},
+		{"/deploy", `{"targets":["localhost"],"role":"web","unknown":[[{}],{"x":{"y":1,"y":1}}]}`, `unknown[1].x: duplicate key "y"`},
+		{"/tasks", `{"targets":["localhost"],"tasktype":"echo","taskopts":{"cmd":"true","cmd":"echo pwned"}}`, `taskopts: duplicate key "cmd"`},
+
+		{"/ping", `{"targets":["localhost"]}]`, "request body must hold a single JSON object"},
+		{"/ping", `{"targets":["localhost"]}}`, "request body must hold a single JSON object"},
+	}
+	for _, c := range cases {
+		r := s.post(c.path, c.body)
+		if assert.Equal(t, http.StatusBadRequest, r.status, c.body+": "+string(r.body)) {
+			assert.Contains(t, r.message(t), c.msg, c.body)
+		}
+	}
+	var ids []string
+	s.get("/jobs").json(t, &ids)
+	assert.Empty(t, ids, "no refused body stored a job")
+
+	// The exact name wins over a case variant, in either order, and what
+	// is stored is what the exact name said.
+	for _, body := range []string{
+		`{"targets":["localhost"],"CMD":"echo upper","cmd":"echo exact","Cmd":"echo mixed"}`,
+		`{"Cmd":"echo mixed","cmd":"echo exact","targets":["localhost"],"CMD":"echo upper"}`,
+	} {
+		jid := s.submit("/execute", body)
+		job := s.waitJob(jid)
+		require.Equal(t, exe.JobDone, job.State, body)
+		assert.Equal(t, "echo exact", job.Execute.Cmd, body)
+		r := s.get("/jobs/" + jid + "?outputs=1")
+		var out struct {
+			ReturnData map[string][]map[string]any `json:"return_data"`
+		}
+		require.NoError(t, json.Unmarshal(r.body, &out))
+		assert.Equal(t, "exact\n", out.ReturnData["localhost"][0]["stdout"], body)
+	}
+}
