@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
@@ -37,6 +38,56 @@ func parseBool(q url.Values, name string) (bool, error) {
 		return false, nil
 	}
 	return false, exe.Errorf(exe.ErrInvalid, "%s: %q is not a boolean (use 1/true/True/yes or 0/false/False/no)", name, v)
+}
+
+// singleValued are the query parameters that take one value; a second one
+// would be silently ignored by url.Values.Get, so it is refused. target and
+// targets are lists and may repeat.
+var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail"}
+
+// checkQuery answers 400 for a query string that does not parse, before
+// the handler reads it: url.ParseQuery drops a pair that holds an unencoded
+// ';' or a bad %-escape, and the handler would then answer for a request
+// without it ("cmd: a command is required") instead of naming the cause.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := queryError(r.URL.RawQuery); err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queryError returns an ErrInvalid error naming the first pair of the raw
+// query that url.ParseQuery would drop, or a single-valued parameter given
+// more than once.
+func queryError(raw string) error {
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return exe.Errorf(exe.ErrInvalid, "query: unencoded \";\" in %q: encode it as %%3B (parameters are separated by \"&\")", clip(pair, 64))
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		for _, part := range []string{key, value} {
+			if _, err := url.QueryUnescape(part); err != nil {
+				return exe.Errorf(exe.ErrInvalid, "query: %v in %q: encode \"%%\" as %%25", err, clip(pair, 64))
+			}
+		}
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		// Not reached: every cause ParseQuery reports is named above.
+		return exe.Errorf(exe.ErrInvalid, "query: %v", err)
+	}
+	for _, name := range singleValued {
+		if len(q[name]) > 1 {
+			return exe.Errorf(exe.ErrInvalid, "%s: given %d times; give it once", name, len(q[name]))
+		}
+	}
+	return nil
 }
 
 // flexBool is a JSON boolean that also takes the seed clients' forms:

@@ -121,7 +121,7 @@ func (a *API) Handler() http.Handler {
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range a.routes() {
-		h := http.Handler(rt.handler)
+		h := checkQuery(rt.handler)
 		if !rt.public {
 			h = a.auth.wrap(h)
 		}

@@ -3,6 +3,8 @@ package http_test
 import (
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"path/filepath"
 	"testing"
 
 	"github.com/0ops/exed/exe"
@@ -67,4 +69,49 @@ func TestBodyKeysAreExact(t *testing.T) {
 		require.NoError(t, json.Unmarshal(r.body, &out))
 		assert.Equal(t, "exact\n", out.ReturnData["localhost"][0]["stdout"], body)
 	}
+}
+
+// TestQueryThatDoesNotParse: url.ParseQuery drops a pair holding an
+// unencoded ';' or a bad %-escape; the 400 names that cause instead of
+// answering for a request without the pair, and nothing runs.
+func TestQueryThatDoesNotParse(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	canary := filepath.Join(t.TempDir(), "canary")
+	touch := "cmd=touch%20" + url.QueryEscape(canary)
+	cases := []struct {
+		path, msg string
+	}{
+		{"/execute?target=localhost&cmd=echo%20a;echo%20b", `query: unencoded ";" in "cmd=echo%20a;echo%20b": encode it as %3B`},
+		{"/execute?target=localhost;" + touch, `query: unencoded ";" in "target=localhost;cmd=touch%20`},
+		{"/execute?" + touch + "&target=localhost&target=ghost;x", `query: unencoded ";" in "target=ghost;x"`},
+		{"/target?pattern=web;db", `query: unencoded ";" in "pattern=web;db"`},
+		{"/jobs?detail=1;outputs=1", `query: unencoded ";"`},
+		{"/execute?target=localhost&cmd=%zz", `query: invalid URL escape "%zz" in "cmd=%zz": encode "%" as %25`},
+		{"/execute?target=localhost&" + touch + "&x%=1", `query: invalid URL escape "%" in "x%=1"`},
+		{"/execute?target=localhost&" + touch + "&cmd=true", "cmd: given 2 times; give it once"},
+		{"/service?target=localhost&name=nginx&state=0&state=1", "state: given 2 times"},
+		{"/service?target=localhost&name=nginx&name=-x&state=0", "name: given 2 times"},
+		{"/jobs?detail=1&detail=0", "detail: given 2 times"},
+		{"/target?pattern=*&pattern=web", "pattern: given 2 times"},
+	}
+	for _, c := range cases {
+		r := s.get(c.path)
+		if assert.Equal(t, http.StatusBadRequest, r.status, c.path+": "+string(r.body)) {
+			assert.Contains(t, r.message(t), c.msg, c.path)
+		}
+	}
+	r := s.post("/execute?target=localhost;x", `{"targets":["localhost"],"cmd":"touch `+canary+`"}`)
+	assert.Equal(t, http.StatusBadRequest, r.status, "every endpoint: "+string(r.body))
+	var ids []string
+	s.get("/jobs").json(t, &ids)
+	assert.Empty(t, ids)
+	assert.NoFileExists(t, canary, "nothing ran")
+
+	// Encoded, the same characters are data.
+	r = s.get("/execute?target=localhost&cmd=echo%20a%3Becho%20b%25")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	var out map[string]map[string]any
+	r.json(t, &out)
+	assert.Equal(t, "a\nb%\n", out["localhost"]["stdout"])
+	assert.Equal(t, http.StatusOK, s.get("/ping?target=localhost&target=localhost&targets=localhost").status, "target repeats")
 }
