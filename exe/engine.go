@@ -94,8 +94,19 @@ func (e *Engine) resolve(ctx context.Context, targets []string) error {
 	return nil
 }
 
+// validateRequest asks the executor, if it is a RequestValidator, whether
+// it would refuse req: a refusal now is a 400 with nothing stored, where
+// the same refusal at run time would be a job that fails after a 201.
+func (e *Engine) validateRequest(ctx context.Context, req Request) error {
+	v, ok := e.cfg.Executor.(RequestValidator)
+	if !ok {
+		return nil
+	}
+	return v.ValidateRequest(ctx, req)
+}
+
 // Run performs a ping, facter, service or execute operation synchronously and
-// returns one event per target. Targets that have not answered within the
+// returns one event per target. The request is validated as Submit does. Targets that have not answered within the
 // sync timeout are reported FAILED.
 func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
 	if err := req.Validate(); err != nil {
@@ -103,6 +114,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	}
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return nil, err
 	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return nil, err
@@ -132,7 +146,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	return out, nil
 }
 
-// Submit validates req, resolves its targets, stores it as a Running job
+// Submit validates req (Request.Validate, the task's options schema, and
+// the executor if it is a RequestValidator), resolves its targets, stores
+// it as a Running job
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
@@ -157,6 +173,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 			return "", err
 		}
 		req.Task.Options = opts
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return "", err
 	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return "", err

@@ -290,6 +290,15 @@ func (p *sshnativePlugin) Health(ctx context.Context) error {
 	return nil
 }
 
+// ValidateRequest implements exe.RequestValidator: the executor's checks
+// (a deploy's role exists) reach the server through the plugin protocol.
+func (p *sshnativePlugin) ValidateRequest(ctx context.Context, req exe.Request) error {
+	if v, ok := p.Executor.(exe.RequestValidator); ok {
+		return v.ValidateRequest(ctx, req)
+	}
+	return nil
+}
+
 func names[T any](m map[string]T) []string { return sortedKeys(m) }
 
 func sortedKeys[T any](m map[string]T) []string {

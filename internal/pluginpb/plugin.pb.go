@@ -548,10 +548,11 @@ const file_plugin_proto_rawDesc = "" +
 	"RunRequest\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
-	"\targs_json\x18\x03 \x01(\fR\bargsJson2\x88\x02\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson2\xd2\x02\n" +
 	"\bExecutor\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12D\n" +
-	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12B\n" +
+	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12H\n" +
+	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
 	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty2\xb7\x01\n" +
 	"\x04Task\x12:\n" +
@@ -587,20 +588,22 @@ var file_plugin_proto_depIdxs = []int32{
 	8, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
 	1, // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
 	2, // 2: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
-	4, // 3: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
-	0, // 4: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
-	1, // 5: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0, // 6: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	7, // 7: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	0, // 8: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	3, // 9: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	5, // 10: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0, // 11: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0, // 12: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	6, // 13: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	5, // 14: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	8, // [8:15] is the sub-list for method output_type
-	1, // [1:8] is the sub-list for method input_type
+	4, // 3: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
+	4, // 4: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
+	0, // 5: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
+	1, // 6: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0, // 7: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	7, // 8: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	0, // 9: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	3, // 10: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0, // 11: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	5, // 12: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	0, // 13: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0, // 14: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	6, // 15: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	5, // 16: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	9, // [9:17] is the sub-list for method output_type
+	1, // [1:9] is the sub-list for method input_type
 	1, // [1:1] is the sub-list for extension type_name
 	1, // [1:1] is the sub-list for extension extendee
 	0, // [0:1] is the sub-list for field type_name

@@ -9,6 +9,8 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ExecutorServer serves an exe.Executor over gRPC, in the plugin process
@@ -45,31 +47,73 @@ func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*plugin
 	return &pluginpb.Empty{}, nil
 }
 
-// Operate runs one operation and streams each event as it is emitted. The
-// stream's context is the operation's: a cancel on the host cancels it.
-func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+// requestFromPB decodes an OperateRequest; tasks are requests only for
+// ValidateRequest, since executors do not run them.
+func requestFromPB(req *pluginpb.OperateRequest, task bool) (exe.Request, error) {
 	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
 	var args any
-	switch r.Operate {
-	case exe.OpService:
+	switch {
+	case r.Operate == exe.OpService:
 		args = &r.Service
-	case exe.OpExecute:
+	case r.Operate == exe.OpExecute:
 		args = &r.Execute
-	case exe.OpDeploy:
+	case r.Operate == exe.OpDeploy:
 		args = &r.Deploy
-	case exe.OpPing, exe.OpFacter:
+	case r.Operate == exe.OpTask && task:
+		args = &r.Task
+	case r.Operate == exe.OpPing, r.Operate == exe.OpFacter:
 	default:
-		return toStatus(exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate))
+		return r, exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate)
 	}
 	if args != nil {
 		if err := json.Unmarshal(req.GetArgsJson(), args); err != nil {
-			return toStatus(exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err))
+			return r, exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err)
 		}
+	}
+	return r, nil
+}
+
+// requestToPB encodes a request's operation, hosts and arguments.
+func requestToPB(op exe.Operate, hosts []string, args any) (*pluginpb.OperateRequest, error) {
+	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return nil, err
+		}
+		req.ArgsJson = b
+	}
+	return req, nil
+}
+
+// ValidateRequest asks the implementation, if it is an
+// exe.RequestValidator, whether it would refuse the request.
+func (s *ExecutorServer) ValidateRequest(ctx context.Context, req *pluginpb.OperateRequest) (*pluginpb.Empty, error) {
+	v, ok := s.Impl.(exe.RequestValidator)
+	if !ok {
+		return &pluginpb.Empty{}, nil
+	}
+	r, err := requestFromPB(req, true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := v.ValidateRequest(ctx, r); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// Operate runs one operation and streams each event as it is emitted. The
+// stream's context is the operation's: a cancel on the host cancels it.
+func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+	r, err := requestFromPB(req, false)
+	if err != nil {
+		return toStatus(err)
 	}
 	ctx, cancel := context.WithCancel(stream.Context())
 	defer cancel()
 	send := &sender{send: stream.Send, cancel: cancel}
-	err := exe.Perform(ctx, s.Impl, nil, r, send.emit)
+	err = exe.Perform(ctx, s.Impl, nil, r, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
 	}
@@ -117,7 +161,10 @@ type ExecutorClient struct {
 	RPC pluginpb.ExecutorClient
 }
 
-var _ exe.Executor = (*ExecutorClient)(nil)
+var (
+	_ exe.Executor         = (*ExecutorClient)(nil)
+	_ exe.RequestValidator = (*ExecutorClient)(nil)
+)
 
 // Configure sends the plugin its config section.
 func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) error {
@@ -162,14 +209,35 @@ func (c *ExecutorClient) Deploy(ctx context.Context, hosts []string, args exe.De
 	return c.operate(ctx, exe.OpDeploy, hosts, args, emit)
 }
 
+// ValidateRequest implements exe.RequestValidator. A plugin built before
+// the call existed answers Unimplemented: it has no objections.
+func (c *ExecutorClient) ValidateRequest(ctx context.Context, r exe.Request) error {
+	var args any
+	switch r.Operate {
+	case exe.OpService:
+		args = r.Service
+	case exe.OpExecute:
+		args = r.Execute
+	case exe.OpDeploy:
+		args = r.Deploy
+	case exe.OpTask:
+		args = r.Task
+	}
+	req, err := requestToPB(r.Operate, r.Targets, args)
+	if err != nil {
+		return err
+	}
+	_, err = c.RPC.ValidateRequest(ctx, req)
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	return fromStatus(ctx, err)
+}
+
 func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
-	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
-	if args != nil {
-		b, err := json.Marshal(args)
-		if err != nil {
-			return err
-		}
-		req.ArgsJson = b
+	req, err := requestToPB(op, hosts, args)
+	if err != nil {
+		return err
 	}
 	stream, err := c.RPC.Operate(ctx, req)
 	if err != nil {
