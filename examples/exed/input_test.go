@@ -1,11 +1,16 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -52,5 +57,37 @@ func TestDeployRefusedAtSubmit(t *testing.T) {
 	var ids []string
 	require.NoError(t, json.Unmarshal(got, &ids))
 	assert.Len(t, ids, 4, "only the accepted deploys were stored")
+	p.stop(t)
+}
+
+// The server's answers to requests net/http cannot read are {"message"}
+// JSON too: raw bytes on a TCP connection to the running binary.
+func TestProtocolErrorsAreJSON(t *testing.T) {
+	dir := t.TempDir()
+	p := start(t, dir, "-c", writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n", freePort(t))))
+	for request, want := range map[string]struct {
+		status int
+		msg    string
+	}{
+		"GET /ping?target=localhost HTTP/2.5\r\nHost: x\r\n\r\n": {505, "unsupported HTTP version: unsupported protocol version"},
+		"GET /ping?target=localhost HTTP/1.1\r\n\r\n":            {400, "malformed HTTP request: missing required Host header"},
+		"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n":   {400, "malformed HTTP request"},
+	} {
+		c, err := net.Dial("tcp", p.addr)
+		require.NoError(t, err)
+		require.NoError(t, c.SetDeadline(time.Now().Add(10*time.Second)))
+		_, err = io.WriteString(c, request)
+		require.NoError(t, err)
+		res, err := http.ReadResponse(bufio.NewReader(c), nil)
+		require.NoError(t, err, "%q", request)
+		body, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		c.Close()
+		assert.Equal(t, want.status, res.StatusCode, "%q", request)
+		assert.Equal(t, "application/json", res.Header.Get("Content-Type"), "%q", request)
+		var msg map[string]string
+		require.NoError(t, json.Unmarshal(body, &msg), string(body))
+		assert.Equal(t, map[string]string{"message": want.msg}, msg, "%q", request)
+	}
 	p.stop(t)
 }

@@ -134,7 +134,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// net/http's own answers to requests it cannot read are JSON too.
+	go func() { served <- srv.Serve(exehttp.JSONErrorListener(ln)) }()
 	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", backend.name,
 		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
