@@ -2,12 +2,14 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -89,5 +91,39 @@ func TestProtocolErrorsAreJSON(t *testing.T) {
 		require.NoError(t, json.Unmarshal(body, &msg), string(body))
 		assert.Equal(t, map[string]string{"message": want.msg}, msg, "%q", request)
 	}
+	p.stop(t)
+}
+
+// A token file others can write stops exed with exit code 2 and a message
+// naming the file and its mode; short tokens start it with a warning that
+// does not show them.
+func TestTokenFileChecksAtStart(t *testing.T) {
+	dir := t.TempDir()
+	tokens := filepath.Join(dir, "tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("0123456789abcdef0123\n"), 0o600))
+	require.NoError(t, os.Chmod(tokens, 0o666))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\nauth_token_file = %s\n", freePort(t), tokens))
+	// Bounded: an exed that starts instead of refusing is killed and the
+	// test fails, rather than waiting for it.
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, binary, "-c", conf).CombinedOutput()
+	require.NoError(t, ctx.Err(), "exed must refuse to start")
+	assert.Equal(t, 2, exitCode(t, err), string(out))
+	assert.Contains(t, string(out), "exed: [api] auth_token_file: "+tokens+" is writable by group or others (mode 0666)")
+
+	require.NoError(t, os.WriteFile(tokens, []byte("0123456789abcdef0123\nhunter2\n"), 0o600))
+	require.NoError(t, os.Chmod(tokens, 0o600))
+	p := start(t, dir, "-c", conf)
+	logs := p.logs.String()
+	assert.Contains(t, logs, "[WARN]  exed: [api] auth_token_file: "+tokens+" line 2: a token of 7 characters is easy to guess")
+	assert.NotContains(t, logs, "hunter2")
+	req, err := http.NewRequest("GET", "http://"+p.addr+"/target", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer hunter2")
+	res, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, 200, res.StatusCode, "a short token still works")
 	p.stop(t)
 }

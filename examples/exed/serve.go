@@ -69,15 +69,21 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, "%v", err)
 	}
 	defer backend.Close()
-	tokens, err := cfg.API.Tokens()
+	tokens, tokenWarnings, err := cfg.API.Tokens()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
+	}
+	for _, w := range tokenWarnings {
+		log.Warn(w)
 	}
 	if !cfg.SSHNative.HostKeyChecking {
 		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
 	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+	for _, w := range cfg.API.AccessWarnings(len(tokens) > 0) {
+		log.Warn(w)
 	}
 
 	plugs, err := startPlugins(context.Background(), cfg, log)

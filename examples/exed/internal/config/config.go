@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"gopkg.in/ini.v1"
 )
@@ -362,27 +363,60 @@ func setLevel(dst *string, v string) error {
 	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", v)
 }
 
+// MinTokenLength is the length under which a bearer token is warned about:
+// 16 random characters are beyond guessing over HTTP; "s3cret" is not.
+const MinTokenLength = 16
+
 // Tokens reads the bearer tokens of AuthTokenFile: one per line, blank
-// lines and # comments ignored.
-func (a API) Tokens() ([]string, error) {
+// lines and # comments ignored. A file that group or others can write is
+// an error, since whoever can write it can let themselves in; warnings
+// (never the tokens themselves) say when others can read it and which
+// lines hold tokens shorter than MinTokenLength.
+func (a API) Tokens() (tokens, warnings []string, err error) {
 	if a.AuthTokenFile == "" {
-		return nil, nil
+		return nil, nil, nil
+	}
+	st, err := os.Stat(a.AuthTokenFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s is writable by group or others (mode %04o): anyone who can write it can add a token; chmod go-w %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile)
+	} else if perm&0o004 != 0 {
+		warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s is readable by others (mode %04o): every local user can read the tokens; chmod o-r %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile))
 	}
 	b, err := os.ReadFile(a.AuthTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("[api] auth_token_file: %w", err)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
 	}
-	var tokens []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			tokens = append(tokens, line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tokens = append(tokens, line)
+		if n := utf8.RuneCountInString(line); n < MinTokenLength {
+			warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s line %d: a token of %d characters is easy to guess; use at least %d random ones (e.g. openssl rand -hex 32)",
+				a.AuthTokenFile, i+1, n, MinTokenLength))
 		}
 	}
 	if len(tokens) == 0 {
-		return nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
 	}
-	return tokens, nil
+	return tokens, warnings, nil
+}
+
+// AccessWarnings says when the API serves without authentication where
+// others can reach it: allow_insecure in effect, on an address that is not
+// loopback, with no tokens.
+func (a API) AccessWarnings(haveTokens bool) []string {
+	if !a.AllowInsecure || haveTokens || a.Loopback() {
+		return nil
+	}
+	return []string{fmt.Sprintf("[api] allow_insecure = true: listening on %s WITHOUT AUTHENTICATION: anyone who can reach it can run commands on every host of the inventory; set auth_token_file",
+		net.JoinHostPort(a.ListenAddr, strconv.Itoa(a.ListenPort)))}
 }
 
 // Loopback reports whether the listen address only accepts local clients.
