@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"runtime"
@@ -53,9 +54,12 @@ type Runner struct {
 	BrokerURL   string
 	// RedisPrefix starts every key exed keeps in Redis, so that several
 	// installations can share one Redis.
-	RedisPrefix   string
-	QueueSize     int
-	MaxJobs       int
+	RedisPrefix string
+	QueueSize   int
+	MaxJobs     int
+	// MaxJobBytes is the memory store's budget for the jobs it keeps, in
+	// bytes; 0: an eighth of the machine's (or cgroup's) memory.
+	MaxJobBytes   int64
 	JobTTL        time.Duration
 	ShutdownGrace time.Duration
 	// Lease is how long a worker's hold on a running job lasts without a
@@ -123,6 +127,7 @@ var options = []option{
 	{"runner", "redis_prefix", func(c *Config, v string) error { return setKeyPrefix(&c.Runner.RedisPrefix, v) }},
 	{"runner", "queue_size", func(c *Config, v string) error { return setInt(&c.Runner.QueueSize, v, 1) }},
 	{"runner", "max_jobs", func(c *Config, v string) error { return setInt(&c.Runner.MaxJobs, v, 1) }},
+	{"runner", "max_job_bytes", func(c *Config, v string) error { return setBytes(&c.Runner.MaxJobBytes, v) }},
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
@@ -281,6 +286,29 @@ func setInt64(dst *int64, v string, min int64) error {
 		return fmt.Errorf("%q is not a whole number of at least %d", v, min)
 	}
 	*dst = n
+	return nil
+}
+
+// byteUnits are the units setBytes takes, all powers of 1024.
+var byteUnits = map[string]int64{
+	"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+}
+
+// setBytes takes a size of at least 1 byte: a number of bytes, or one
+// with a binary unit (512MiB, 2G, 64k).
+func setBytes(dst *int64, v string) error {
+	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.ToLower(strings.TrimSpace(v[i:]))
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult, ok := byteUnits[unit]
+	if err != nil || !ok || n < 1 || n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)", v)
+	}
+	*dst = n * mult
 	return nil
 }
 

@@ -99,6 +99,7 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
+		"[runner]\nmax_job_bytes = lots\n":  `[runner] max_job_bytes: "lots" is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)`,
 	} {
 		_, _, err := config.Load(write(t, text))
 		require.Error(t, err, text)
@@ -171,4 +172,22 @@ func TestAccessWarnings(t *testing.T) {
 	assert.Empty(t, loop.AccessWarnings(false), "loopback: it has no effect")
 	off := config.API{ListenAddr: "0.0.0.0", ListenPort: 16808}
 	assert.Empty(t, off.AccessWarnings(false), "refused at start instead")
+}
+
+func TestMaxJobBytes(t *testing.T) {
+	c, _, err := config.Load(write(t, "[runner]\nmax_jobs = 5\n"))
+	require.NoError(t, err)
+	assert.Zero(t, c.Runner.MaxJobBytes, "unset: the memory store's default")
+	for v, want := range map[string]int64{
+		"1048576": 1 << 20, "512MiB": 512 << 20, "512 MiB": 512 << 20, "2G": 2 << 30, "2gib": 2 << 30,
+		"64k": 64 << 10, "1T": 1 << 40, `"3M"`: 3 << 20,
+	} {
+		c, _, err := config.Load(write(t, "[runner]\nmax_job_bytes = "+v+"\n"))
+		require.NoError(t, err, v)
+		assert.Equal(t, want, c.Runner.MaxJobBytes, v)
+	}
+	for _, v := range []string{"0", "-1", "1.5G", "2GB", "10P", "M", "9999999999T", "12 parsecs"} {
+		_, _, err := config.Load(write(t, "[runner]\nmax_job_bytes = "+v+"\n"))
+		assert.ErrorContains(t, err, "[runner] max_job_bytes: ", v)
+	}
 }
