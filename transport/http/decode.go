@@ -206,9 +206,14 @@ var fieldTypes = map[string]string{
 func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request, error) {
 	req := exe.Request{Operate: op}
 	if contentType != "" {
-		mt, _, err := mime.ParseMediaType(contentType)
+		mt, params, err := mime.ParseMediaType(contentType)
 		if err != nil || mt != "application/json" {
 			return req, errUnsupportedType
+		}
+		// JSON is UTF-8 (RFC 8259); a body that says otherwise would be
+		// read as something else than its sender wrote.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return req, fmt.Errorf("%w in UTF-8, not charset %q", errUnsupportedType, clip(cs, 32))
 		}
 	}
 	raw, err := io.ReadAll(body)
@@ -222,6 +227,11 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return req, exe.Errorf(exe.ErrInvalid, "request body must be a JSON object")
+	}
+	// encoding/json would replace each invalid byte with U+FFFD: a command
+	// would run with other bytes than were sent.
+	if !utf8.Valid(raw) {
+		return req, exe.Errorf(exe.ErrInvalid, "request body is not valid UTF-8 (at byte %d)", invalidUTF8At(raw))
 	}
 	var (
 		dst     any
@@ -389,6 +399,19 @@ func checkDuplicateKeys(raw []byte) error {
 			valueDone(f)
 		}
 	}
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not part of
+// a valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
 }
 
 // clip shortens s to at most n bytes for a message, never inside a

@@ -115,3 +115,23 @@ func TestQueryThatDoesNotParse(t *testing.T) {
 	assert.Equal(t, "a\nb%\n", out["localhost"]["stdout"])
 	assert.Equal(t, http.StatusOK, s.get("/ping?target=localhost&target=localhost&targets=localhost").status, "target repeats")
 }
+
+// A body is read exactly as sent: bytes that are not UTF-8 (which
+// encoding/json would replace with U+FFFD) and a charset other than UTF-8
+// are refused, naming the cause.
+func TestBodyMustBeUTF8(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	r := s.post("/execute", "{\"targets\":[\"localhost\"],\"cmd\":\"echo caf\xe9\"}")
+	assert.Equal(t, http.StatusBadRequest, r.status, string(r.body))
+	assert.Equal(t, "request body is not valid UTF-8 (at byte 40)", r.message(t))
+	r = s.do("POST", "/execute", "application/json; charset=iso-8859-1", `{"targets":["localhost"],"cmd":"true"}`)
+	assert.Equal(t, http.StatusUnsupportedMediaType, r.status, string(r.body))
+	assert.Equal(t, `Content-Type must be application/json in UTF-8, not charset "iso-8859-1"`, r.message(t))
+	var ids []string
+	s.get("/jobs").json(t, &ids)
+	assert.Empty(t, ids)
+	for _, ct := range []string{"application/json; charset=utf-8", "application/json; charset=UTF-8", "application/json"} {
+		r = s.do("POST", "/execute", ct, `{"targets":["localhost"],"cmd":"echo café"}`)
+		assert.Equal(t, http.StatusCreated, r.status, ct)
+	}
+}
