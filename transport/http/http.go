@@ -148,7 +148,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return mux
+	return muxErrorsAsJSON(mux)
 }
 
 // writeJSON answers with v as JSON.

@@ -156,3 +156,21 @@ func jsonErrorAnswer(code int, msg string, extra []string) []byte {
 	b.Write(body)
 	return b.Bytes()
 }
+
+// muxErrorsAsJSON answers, in JSON, the requests http.ServeMux would answer
+// itself in another form: a request target of "*" (an empty 400) and
+// CONNECT, whose authority-form target matches no pattern (a text/plain
+// 404).
+func muxErrorsAsJSON(mux http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch {
+		case r.RequestURI == "*":
+			w.Header().Set("Connection", "close")
+			writeMessage(w, http.StatusBadRequest, `request target "*" is only for OPTIONS`)
+		case r.Method == http.MethodConnect:
+			writeMessage(w, http.StatusMethodNotAllowed, "method CONNECT is not allowed: this is not a proxy")
+		default:
+			mux.ServeHTTP(w, r)
+		}
+	})
+}

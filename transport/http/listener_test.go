@@ -104,6 +104,10 @@ func TestServerOwnErrorsAreJSON(t *testing.T) {
 		{"transfer encoding", "POST /ping HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", 501, "not implemented: unsupported transfer encoding"},
 		{"head too large", "GET / HTTP/1.1\r\nHost: a\r\nX-Pad: " + strings.Repeat("p", 16<<10) + "\r\n\r\n", 431, "request header fields are too large"},
 		{"Expect", "POST /ping HTTP/1.1\r\nHost: a\r\nExpect: 200-ok\r\nContent-Length: 2\r\n\r\n{}", 417, "unsupported Expect header: only 100-continue is supported"},
+		// What http.ServeMux answers by itself.
+		{"target *", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", 400, `request target "*" is only for OPTIONS`},
+		{"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", 400, `request target "*" is only for OPTIONS`},
+		{"CONNECT", "CONNECT a:1 HTTP/1.1\r\nHost: a:1\r\n\r\n", 405, "method CONNECT is not allowed: this is not a proxy"},
 	}
 	for _, c := range cases {
 		got := sendRaw(t, addr, c.request, 1)
