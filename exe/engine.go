@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
@@ -59,6 +60,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 	if pattern == "" {
 		pattern = "*"
+	}
+	if !utf8.ValidString(pattern) {
+		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
 	hosts, err := e.cfg.Executor.Match(ctx, pattern)
 	if err != nil {
@@ -115,6 +119,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	if !Supports(e.cfg.Executor, req.Operate) {
+		return nil, notSupported(req.Operate)
+	}
 	if err := e.validateRequest(ctx, req); err != nil {
 		return nil, err
 	}
@@ -158,6 +165,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	}
 	if e.cfg.Dispatcher == nil {
 		return "", errors.New("exe: engine has no dispatcher")
+	}
+	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
+		return "", notSupported(req.Operate)
 	}
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]

@@ -82,15 +82,65 @@ func (e *ConflictError) Error() string {
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// ErrorKind describes one kind of error that exe's callers tell apart: its
+// sentinel, its name on the wire between a plugin and its host, and the HTTP
+// status the API answers it with. ErrorKinds is the one table of them; the
+// HTTP API and the plugin protocol both derive their mappings from it.
+type ErrorKind struct {
+	// Err is the sentinel: errors.Is(err, Err) tells the kind.
+	Err error
+	// Reason is the kind's stable name, sent as a gRPC ErrorInfo reason so
+	// that errors.Is still holds after an error crossed a plugin boundary.
+	Reason string
+	// HTTPStatus is the status code transport/http answers with.
+	HTTPStatus int
+}
+
+// ErrorKinds lists every error kind in the order KindOf tries them: an
+// error that matches several kinds (a wrapped chain) takes the first.
+var ErrorKinds = []ErrorKind{
+	{ErrInvalid, "invalid", 400},
+	{ErrNoMatch, "no_match", 404},
+	{ErrNotFound, "not_found", 404},
+	{ErrConflict, "conflict", 409},
+	{ErrRunning, "running", 409},
+	{ErrFinished, "finished", 409},
+	{ErrNotSupported, "not_supported", 501},
+	{ErrBusy, "busy", 503},
+	{ErrUnavailable, "unavailable", 503},
+}
+
+// KindOf returns err's kind from ErrorKinds; ok is false for an unexpected
+// error (a bug or an internal failure), which callers log and show as
+// "internal error".
+func KindOf(err error) (kind ErrorKind, ok bool) {
+	if err == nil {
+		return ErrorKind{}, false
+	}
+	for _, k := range ErrorKinds {
+		if errors.Is(err, k.Err) {
+			return k, true
+		}
+	}
+	return ErrorKind{}, false
+}
+
+// KindByReason returns the kind named reason (ErrorKind.Reason).
+func KindByReason(reason string) (ErrorKind, bool) {
+	for _, k := range ErrorKinds {
+		if k.Reason == reason {
+			return k, true
+		}
+	}
+	return ErrorKind{}, false
+}
+
 // PublicMessage returns the text that may be shown to a client for err: the
-// error's own text for the sentinel kinds above, a generic text otherwise,
+// error's own text for the kinds of ErrorKinds, a generic text otherwise,
 // so that unexpected errors never leak paths, addresses or secrets.
 func PublicMessage(err error) string {
-	for _, kind := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrRunning, ErrFinished,
-		ErrNotSupported, ErrNoMatch, ErrBusy, ErrUnavailable} {
-		if errors.Is(err, kind) {
-			return err.Error()
-		}
+	if _, ok := KindOf(err); ok {
+		return err.Error()
 	}
 	return "internal error"
 }

@@ -130,7 +130,8 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 		return JobFailure, cause.Error()
 	}
 	if opErr != nil {
-		return JobFailure, opErr.Error()
+		// A plugin's error may quote what a host printed.
+		return JobFailure, ToValidUTF8(opErr.Error())
 	}
 	var silent []string
 	rc.mu.Lock()
@@ -158,7 +159,11 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 // Perform runs req's operation on its targets with exec, sending events to
 // emit. Tasks are looked up in tasks by type. It is the one place that maps
 // an operation to an Executor method, shared by sync runs and workers.
+// Every event reaches emit with valid UTF-8 strings (Event.ToValidUTF8):
+// what a host prints never fails what carries it on.
 func Perform(ctx context.Context, exec Executor, tasks map[string]Task, req Request, emit Emit) error {
+	raw := emit
+	emit = func(ev Event) { raw(ev.ToValidUTF8()) }
 	switch req.Operate {
 	case OpPing:
 		return exec.Ping(ctx, req.Targets, emit)

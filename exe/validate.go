@@ -3,6 +3,7 @@ package exe
 import (
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
@@ -70,6 +71,11 @@ func (r *Request) Validate() error {
 		}
 		if strings.IndexByte(r.Execute.Cmd, 0) >= 0 {
 			return Errorf(ErrInvalid, "cmd: must not contain NUL bytes")
+		}
+		// The command is stored and sent to executors as JSON text, which
+		// would silently turn such bytes into U+FFFD: another command.
+		if !utf8.ValidString(r.Execute.Cmd) {
+			return Errorf(ErrInvalid, `cmd: not valid UTF-8; write other bytes as shell escapes (printf '\351')`)
 		}
 	case OpDeploy:
 		if r.Deploy.Role == "" {

@@ -9,6 +9,7 @@ package executor
 
 import (
 	"context"
+	"sync/atomic"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginhost"
@@ -91,6 +92,7 @@ type Options struct {
 // names the plugin and its exit, and the next call starts it again.
 type Client struct {
 	proc *pluginhost.Process
+	ops  atomic.Pointer[exe.Only] // asked after every start
 }
 
 var (
@@ -102,17 +104,37 @@ var (
 // plugin, speaks another protocol version or refuses its config is an
 // error here, not at the first job.
 func Start(ctx context.Context, opts Options) (*Client, error) {
+	c := &Client{}
 	proc, err := pluginhost.Start(ctx, pluginhost.Config{
 		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env,
 		Handshake: Handshake, Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}}, Logger: opts.Logger,
 		Setup: func(ctx context.Context, raw any) error {
-			return raw.(*pluginrpc.ExecutorClient).Configure(ctx, opts.Config)
+			x := raw.(*pluginrpc.ExecutorClient)
+			if err := x.Configure(ctx, opts.Config); err != nil {
+				return err
+			}
+			ops, err := x.Operations(ctx)
+			if err != nil {
+				return err
+			}
+			c.ops.Store(&ops)
+			return nil
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Client{proc: proc}, nil
+	c.proc = proc
+	return c, nil
+}
+
+// Supports implements exe.Capabilities with what the plugin said it
+// performs when it last started.
+func (c *Client) Supports(op exe.Operate) bool {
+	if ops := c.ops.Load(); ops != nil {
+		return ops.Supports(op)
+	}
+	return true
 }
 
 func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {

@@ -143,9 +143,20 @@ x = 1
 	code, body = httpDo(t, "GET", base+"/ping?target=db1", "")
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `{"db1":{"status":1}}`, string(body))
-	job := submit(t, base, "/service", `{"targets":["db1"],"name":"nginx","state":0}`)
-	assert.EqualValues(t, 2, job["state"], "Failure")
-	assert.Equal(t, "operation not supported by this executor", job["error"])
+	// The plugin said up front what it does not do: refused at once, for
+	// sync and async requests alike, with no job stored.
+	code, body = httpDo(t, "POST", base+"/service", `{"targets":["db1"],"name":"nginx","state":0}`)
+	assert.Equal(t, 501, code)
+	assert.JSONEq(t, `{"message":"service is not supported by this executor"}`, string(body))
+	code, body = httpDo(t, "GET", base+"/service?target=db1&name=nginx&state=0", "")
+	assert.Equal(t, 501, code)
+	assert.JSONEq(t, `{"message":"service is not supported by this executor"}`, string(body))
+	code, body = httpDo(t, "POST", base+"/deploy", `{"targets":["db1"],"role":"web"}`)
+	assert.Equal(t, 501, code, string(body))
+	code, body = httpDo(t, "GET", base+"/jobs", "")
+	assert.Equal(t, 200, code)
+	assert.JSONEq(t, `[]`, string(body))
+	var job map[string]any
 
 	job = submit(t, base, "/execute", `{"targets":["web1","db1"],"cmd":"echo hi"}`)
 	assert.EqualValues(t, 0, job["state"], "%v", job)

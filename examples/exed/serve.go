@@ -76,9 +76,6 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	for _, w := range tokenWarnings {
 		log.Warn(w)
 	}
-	if !cfg.SSHNative.HostKeyChecking {
-		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
-	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
 	}
@@ -92,9 +89,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	// Plugins are killed on every way out, so none outlives the server.
 	defer plugs.Close()
-	executor := plugs.executor
+	executor := plugs.Executor
 	store := backend.store
-	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
+	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
 	var disp interface {
 		exe.Dispatcher
 		Shutdown(context.Context) error
@@ -105,12 +102,13 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		disp = local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
 			Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
 	}
-	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.tasks,
+	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.Tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens, Logger: log.Named("http")})
+	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens,
+		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), Logger: log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)

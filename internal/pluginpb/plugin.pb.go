@@ -383,6 +383,51 @@ func (x *Event) GetExtraJson() []byte {
 	return nil
 }
 
+// Operations lists the operations an executor performs (exe.Capabilities).
+type OperationList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operates      []string               `protobuf:"bytes,1,rep,name=operates,proto3" json:"operates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationList) Reset() {
+	*x = OperationList{}
+	mi := &file_plugin_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationList) ProtoMessage() {}
+
+func (x *OperationList) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationList.ProtoReflect.Descriptor instead.
+func (*OperationList) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *OperationList) GetOperates() []string {
+	if x != nil {
+		return x.Operates
+	}
+	return nil
+}
+
 // TaskInfo is exe.TaskInfo; options_json is its exe.Schema.
 type TaskInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -395,7 +440,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +452,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +465,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *TaskInfo) GetType() string {
@@ -457,7 +502,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +514,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +527,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *RunRequest) GetExecutor() uint32 {
@@ -539,7 +584,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\bR\ttruncated\x12\x1d\n" +
 	"\n" +
-	"extra_json\x18\v \x01(\fR\textraJson\"c\n" +
+	"extra_json\x18\v \x01(\fR\textraJson\"+\n" +
+	"\rOperationList\x12\x1a\n" +
+	"\boperates\x18\x01 \x03(\tR\boperates\"c\n" +
 	"\bTaskInfo\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12!\n" +
@@ -548,9 +595,11 @@ const file_plugin_proto_rawDesc = "" +
 	"RunRequest\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
-	"\targs_json\x18\x03 \x01(\fR\bargsJson2\xd2\x02\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson2\x96\x03\n" +
 	"\bExecutor\x12:\n" +
-	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12D\n" +
+	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
+	"\n" +
+	"Operations\x12\x15.exed.plugin.v1.Empty\x1a\x1d.exed.plugin.v1.OperationList\x12D\n" +
 	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12H\n" +
 	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
@@ -572,7 +621,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: exed.plugin.v1.Empty
 	(*Config)(nil),         // 1: exed.plugin.v1.Config
@@ -580,33 +629,36 @@ var file_plugin_proto_goTypes = []any{
 	(*MatchResponse)(nil),  // 3: exed.plugin.v1.MatchResponse
 	(*OperateRequest)(nil), // 4: exed.plugin.v1.OperateRequest
 	(*Event)(nil),          // 5: exed.plugin.v1.Event
-	(*TaskInfo)(nil),       // 6: exed.plugin.v1.TaskInfo
-	(*RunRequest)(nil),     // 7: exed.plugin.v1.RunRequest
-	nil,                    // 8: exed.plugin.v1.Config.ValuesEntry
+	(*OperationList)(nil),  // 6: exed.plugin.v1.OperationList
+	(*TaskInfo)(nil),       // 7: exed.plugin.v1.TaskInfo
+	(*RunRequest)(nil),     // 8: exed.plugin.v1.RunRequest
+	nil,                    // 9: exed.plugin.v1.Config.ValuesEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	8, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
-	1, // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
-	2, // 2: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
-	4, // 3: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
-	4, // 4: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
-	0, // 5: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
-	1, // 6: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0, // 7: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	7, // 8: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	0, // 9: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	3, // 10: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	0, // 11: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
-	5, // 12: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0, // 13: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0, // 14: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	6, // 15: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	5, // 16: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	9, // [9:17] is the sub-list for method output_type
-	1, // [1:9] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	9,  // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
+	1,  // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 2: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
+	2,  // 3: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
+	4,  // 4: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
+	4,  // 5: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
+	0,  // 6: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
+	1,  // 7: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 8: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	8,  // 9: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	0,  // 10: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	6,  // 11: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
+	3,  // 12: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0,  // 13: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	5,  // 14: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	0,  // 15: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0,  // 16: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	7,  // 17: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	5,  // 18: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	10, // [10:19] is the sub-list for method output_type
+	1,  // [1:10] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -620,7 +672,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -25,6 +25,7 @@ const _ = grpc.SupportPackageIsVersion9
 
 const (
 	Executor_Configure_FullMethodName       = "/exed.plugin.v1.Executor/Configure"
+	Executor_Operations_FullMethodName      = "/exed.plugin.v1.Executor/Operations"
 	Executor_Match_FullMethodName           = "/exed.plugin.v1.Executor/Match"
 	Executor_ValidateRequest_FullMethodName = "/exed.plugin.v1.Executor/ValidateRequest"
 	Executor_Operate_FullMethodName         = "/exed.plugin.v1.Executor/Operate"
@@ -36,6 +37,9 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ExecutorClient interface {
 	Configure(ctx context.Context, in *Config, opts ...grpc.CallOption) (*Empty, error)
+	// Operations is asked after every Configure. A plugin built before it
+	// existed answers Unimplemented: it is taken to support every operation.
+	Operations(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OperationList, error)
 	Match(ctx context.Context, in *MatchRequest, opts ...grpc.CallOption) (*MatchResponse, error)
 	// ValidateRequest asks the executor whether it would refuse a request
 	// before exed stores or runs it (exe.RequestValidator): operate is any
@@ -61,6 +65,16 @@ func (c *executorClient) Configure(ctx context.Context, in *Config, opts ...grpc
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
 	err := c.cc.Invoke(ctx, Executor_Configure_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *executorClient) Operations(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OperationList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OperationList)
+	err := c.cc.Invoke(ctx, Executor_Operations_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -121,6 +135,9 @@ func (c *executorClient) Health(ctx context.Context, in *Empty, opts ...grpc.Cal
 // for forward compatibility.
 type ExecutorServer interface {
 	Configure(context.Context, *Config) (*Empty, error)
+	// Operations is asked after every Configure. A plugin built before it
+	// existed answers Unimplemented: it is taken to support every operation.
+	Operations(context.Context, *Empty) (*OperationList, error)
 	Match(context.Context, *MatchRequest) (*MatchResponse, error)
 	// ValidateRequest asks the executor whether it would refuse a request
 	// before exed stores or runs it (exe.RequestValidator): operate is any
@@ -144,6 +161,9 @@ type UnimplementedExecutorServer struct{}
 
 func (UnimplementedExecutorServer) Configure(context.Context, *Config) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Configure not implemented")
+}
+func (UnimplementedExecutorServer) Operations(context.Context, *Empty) (*OperationList, error) {
+	return nil, status.Error(codes.Unimplemented, "method Operations not implemented")
 }
 func (UnimplementedExecutorServer) Match(context.Context, *MatchRequest) (*MatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Match not implemented")
@@ -192,6 +212,24 @@ func _Executor_Configure_Handler(srv interface{}, ctx context.Context, dec func(
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutorServer).Configure(ctx, req.(*Config))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Executor_Operations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Operations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Operations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Operations(ctx, req.(*Empty))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -271,6 +309,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Configure",
 			Handler:    _Executor_Configure_Handler,
+		},
+		{
+			MethodName: "Operations",
+			Handler:    _Executor_Operations_Handler,
 		},
 		{
 			MethodName: "Match",

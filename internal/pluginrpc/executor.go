@@ -30,12 +30,30 @@ func (s *ExecutorServer) Configure(ctx context.Context, cfg *pluginpb.Config) (*
 	return &pluginpb.Empty{}, nil
 }
 
+// Operations lists what the implementation performs (exe.Capabilities).
+func (s *ExecutorServer) Operations(context.Context, *pluginpb.Empty) (*pluginpb.OperationList, error) {
+	out := &pluginpb.OperationList{}
+	for _, op := range exe.ExecutorOperations {
+		if exe.Supports(s.Impl, op) {
+			out.Operates = append(out.Operates, string(op))
+		}
+	}
+	return out, nil
+}
+
 func (s *ExecutorServer) Match(ctx context.Context, req *pluginpb.MatchRequest) (*pluginpb.MatchResponse, error) {
 	hosts, err := s.Impl.Match(ctx, req.GetPattern())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pluginpb.MatchResponse{Hosts: hosts}, nil
+	// An inventory may name hosts in another encoding; a name that is not
+	// UTF-8 cannot be sent, and would fail every match. The list may be
+	// the implementation's own: it is copied, not changed.
+	valid := make([]string, len(hosts))
+	for i, h := range hosts {
+		valid[i] = exe.ToValidUTF8(h)
+	}
+	return &pluginpb.MatchResponse{Hosts: valid}, nil
 }
 
 func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Empty, error) {
@@ -170,6 +188,23 @@ var (
 func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) error {
 	_, err := c.RPC.Configure(ctx, &pluginpb.Config{Values: cfg})
 	return fromStatus(ctx, err)
+}
+
+// Operations asks which operations the plugin performs. A plugin built
+// before the question existed performs every operation it was asked to.
+func (c *ExecutorClient) Operations(ctx context.Context) (exe.Only, error) {
+	res, err := c.RPC.Operations(ctx, &pluginpb.Empty{})
+	if status.Code(err) == codes.Unimplemented {
+		return append(exe.Only(nil), exe.ExecutorOperations...), nil
+	}
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	ops := exe.Only{}
+	for _, op := range res.GetOperates() {
+		ops = append(ops, exe.Operate(op))
+	}
+	return ops, nil
 }
 
 func (c *ExecutorClient) Match(ctx context.Context, pattern string) ([]string, error) {

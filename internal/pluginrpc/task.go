@@ -38,7 +38,7 @@ func (s *TaskServer) Info(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Tas
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("task options schema: %w", err))
 	}
-	return &pluginpb.TaskInfo{Type: info.Type, Description: info.Description, OptionsJson: opts}, nil
+	return &pluginpb.TaskInfo{Type: exe.ToValidUTF8(info.Type), Description: exe.ToValidUTF8(info.Description), OptionsJson: opts}, nil
 }
 
 // Run dials the host's executor on the broker and runs the task with it,

@@ -250,6 +250,9 @@ func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) err
 	args := make([]any, 0, 1+2*len(events))
 	args = append(args, s.token())
 	for _, ev := range events {
+		// What is stored is read back as text. JSON would mend invalid
+		// bytes itself, but the host is a stream field outside it.
+		ev = ev.ToValidUTF8()
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
@@ -288,7 +291,7 @@ func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg 
 	}
 	res, err := finishScript.Run(ctx, s.rdb,
 		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid), s.key("jobs")},
-		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, guard).Text()
+		int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, guard).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

@@ -206,12 +206,8 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	return err
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// truncate cuts s to at most n bytes, never inside a character.
+func truncate(s string, n int) string { return exe.TruncateUTF8(s, n) }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -368,7 +364,7 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 			cut := func(s string) string {
 				if len(s) > x.cfg.OutputCap {
 					ev.Truncated = true
-					return s[:x.cfg.OutputCap]
+					return exe.TruncateUTF8(s, x.cfg.OutputCap)
 				}
 				return s
 			}

@@ -89,7 +89,7 @@ func TestStartChecks(t *testing.T) {
 	assert.ErrorContains(t, err, "has no _deploy.yml")
 	p := &ansible.Plugin{}
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "timeout": "soon"})
-	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration`)
+	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "frobs": "1"})
 	assert.EqualError(t, err, `[ansible] frobs: unknown option`)
 	require.NoError(t, p.Configure(context.Background(), map[string]string{"workdir": "testdata", "concurrency": "8"}))
@@ -224,4 +224,40 @@ func TestCancelKillsAnsible(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 5*time.Second, 10*time.Millisecond,
 		"the task's process was killed with ansible's process group")
+}
+
+// Ansible reports output that is not UTF-8 with one \udcXX escape per
+// byte; the executor passes on one U+FFFD per byte, as sshnative does, and
+// its output cap never cuts a character in two.
+func TestOutputNotUTF8(t *testing.T) {
+	_, err := exec.LookPath("ansible")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("[all:vars]\nansible_python_interpreter=/usr/bin/python3\n[local]\nloc1 ansible_connection=local\nloc2 ansible_connection=local\n"), 0o600))
+	wd, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, OutputCap: 9})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = x.Close() })
+	hosts := []string{"loc1", "loc2"}
+
+	var c collector
+	require.NoError(t, x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: `printf 'caf\351\n'; printf '\342\202 e' >&2`}, c.emit))
+	for _, h := range hosts {
+		evs := c.byHost()[h]
+		require.Len(t, evs, 1, h)
+		assert.Equal(t, exe.Changed, evs[0].Status, "%s: %s", h, evs[0].Msg)
+		// Ansible strips the last newline.
+		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD", Stderr: "\uFFFD\uFFFD e"}, *evs[0].Exec, h)
+		assert.False(t, evs[0].Truncated)
+	}
+
+	c = collector{}
+	require.NoError(t, x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: `printf 'ééééé'; printf '12345678€' >&2`}, c.emit))
+	for _, h := range hosts {
+		ev := c.byHost()[h][0]
+		assert.Equal(t, exe.ExecResult{Stdout: "éééé", Stderr: "12345678"}, *ev.Exec, h)
+		assert.True(t, ev.Truncated, h)
+	}
 }

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"golang.org/x/crypto/ssh"
 )
 

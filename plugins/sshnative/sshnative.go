@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"github.com/hashicorp/go-hclog"
 )
 

@@ -16,8 +16,8 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/testenv"
+	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/plugins/sshnative"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

@@ -16,59 +16,47 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path"
 	"strings"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/inventory"
+	"github.com/0ops/exed/section"
 )
 
-// localsh implements exe.Executor and executor.Configurer.
+// localsh implements exe.Executor and executor.Configurer. It performs
+// ping, facter and execute: exe.Unsupported answers the other operations
+// with exe.ErrNotSupported, and exe.Only tells exed up front, so requests
+// for them are refused (501) before any job is stored.
 type localsh struct {
-	hosts []string
+	exe.Unsupported
+	exe.Only
+	inv *inventory.Inventory
 }
 
 // Configure reads the [localsh] section. exed calls it at start, so a bad
 // value stops the server with this message instead of failing jobs later.
 func (l *localsh) Configure(_ context.Context, cfg map[string]string) error {
-	l.hosts = []string{"local"}
-	for key, value := range cfg {
-		switch key {
-		case "hosts":
-			l.hosts = nil
-			for _, h := range strings.Split(value, ",") {
-				if h = strings.TrimSpace(h); h != "" {
-					l.hosts = append(l.hosts, h)
-				}
-			}
-			if len(l.hosts) == 0 {
-				return exe.Errorf(exe.ErrInvalid, "[localsh] hosts: at least one host name is required")
-			}
-		case "concurrency": // every plugin receives the server's [runner] concurrency
-		default:
-			return exe.Errorf(exe.ErrInvalid, "[localsh] %s: unknown option", key)
-		}
+	s := section.New("localsh", cfg)
+	hosts := s.List("hosts", []string{"local"})
+	s.Has("concurrency") // every plugin receives the server's [runner] concurrency
+	if err := s.Err(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
+	if err := s.StrictUnused(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
+	}
+	inv, err := inventory.Static(hosts...)
+	if err != nil {
+		return exe.Errorf(exe.ErrInvalid, "[localsh] hosts: %v", err)
+	}
+	l.inv = inv
 	return nil
 }
 
-// Match selects hosts by a comma-separated union of globs ("all" selects
-// every host). exed resolves a request's targets with one such union.
+// Match selects hosts with Ansible's patterns ("web*:!web2", "all").
 func (l *localsh) Match(_ context.Context, pattern string) ([]string, error) {
-	out := []string{}
-	for _, h := range l.hosts {
-		for _, p := range strings.Split(pattern, ",") {
-			ok, err := path.Match(p, h)
-			if err != nil {
-				return nil, exe.Errorf(exe.ErrInvalid, "pattern: %v", err)
-			}
-			if ok || p == "all" {
-				out = append(out, h)
-				break
-			}
-		}
-	}
-	return out, nil
+	return l.inv.Match(pattern)
 }
 
 func (l *localsh) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
@@ -112,16 +100,7 @@ func (l *localsh) Execute(ctx context.Context, hosts []string, args exe.ExecuteA
 	return nil
 }
 
-// Service and Deploy are not offered: the API answers them with
-// "operation not supported by this executor".
-func (l *localsh) Service(context.Context, []string, exe.ServiceArgs, exe.Emit) error {
-	return exe.ErrNotSupported
-}
-
-func (l *localsh) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) error {
-	return exe.ErrNotSupported
-}
-
 func main() {
-	executor.Serve(&localsh{hosts: []string{"local"}})
+	inv, _ := inventory.Static("local")
+	executor.Serve(&localsh{Only: exe.Only{exe.OpPing, exe.OpFacter, exe.OpExecute}, inv: inv})
 }

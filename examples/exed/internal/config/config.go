@@ -16,6 +16,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/0ops/exed/section"
 	"gopkg.in/ini.v1"
 )
 
@@ -24,8 +25,6 @@ type Config struct {
 	API    API
 	Runner Runner
 	Log    Log
-	// SSHNative is the [sshnative] executor section.
-	SSHNative SSHNative
 	// Path is the file the configuration came from ("" for defaults).
 	Path string
 	// Sections holds every section's key/values as written (unquoted,
@@ -41,8 +40,11 @@ type API struct {
 	PidFile       string
 	AuthTokenFile string
 	AllowInsecure bool
-	MaxBodyBytes  int64
-	SyncTimeout   time.Duration
+	// ServerNames are the host names clients reach the API by, besides
+	// localhost and IP literals (transport/http Options.ServerNames).
+	ServerNames  []string
+	MaxBodyBytes int64
+	SyncTimeout  time.Duration
 }
 
 // Runner is the [runner] section.
@@ -75,22 +77,6 @@ type Log struct {
 	AccessLog string // "" = stdout
 }
 
-// SSHNative is the [sshnative] section.
-type SSHNative struct {
-	Inventory       string // Ansible INI inventory; "" = localhost only
-	Roles           string // script roles for deploy
-	CommandTimeout  time.Duration
-	OutputCap       int
-	RemoteUser      string   // "" = the current user
-	PrivateKeyFiles []string // "" = ~/.ssh/id_ed25519, id_ecdsa, id_rsa
-	KnownHosts      []string // "" = ~/.ssh/known_hosts
-	HostKeyChecking bool
-	UseAgent        bool
-	ConnectTimeout  time.Duration
-	KeepAlive       time.Duration
-	IdleTimeout     time.Duration
-}
-
 // Default returns the embedded default configuration.
 func Default() *Config {
 	cwd, _ := os.Getwd()
@@ -100,8 +86,6 @@ func Default() *Config {
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
 			Lease: 10 * time.Second, RedisPrefix: "exe:"},
 		Log: Log{Level: "info"},
-		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
-			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
 	}
 }
 
@@ -117,6 +101,7 @@ var options = []option{
 	{"api", "pid_file", func(c *Config, v string) error { c.API.PidFile = v; return nil }},
 	{"api", "auth_token_file", func(c *Config, v string) error { c.API.AuthTokenFile = v; return nil }},
 	{"api", "allow_insecure", func(c *Config, v string) error { return setBool(&c.API.AllowInsecure, v) }},
+	{"api", "server_names", func(c *Config, v string) error { c.API.ServerNames = section.SplitList(v); return nil }},
 	{"api", "max_body_bytes", func(c *Config, v string) error { return setInt64(&c.API.MaxBodyBytes, v, 1) }},
 	{"api", "sync_timeout", func(c *Config, v string) error { return setDuration(&c.API.SyncTimeout, v) }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
@@ -134,18 +119,6 @@ var options = []option{
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
-	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
-	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
-	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
-	{"sshnative", "roles", func(c *Config, v string) error { c.SSHNative.Roles = v; return nil }},
-	{"sshnative", "remote_user", func(c *Config, v string) error { c.SSHNative.RemoteUser = v; return nil }},
-	{"sshnative", "private_key_file", func(c *Config, v string) error { c.SSHNative.PrivateKeyFiles = splitList(v); return nil }},
-	{"sshnative", "known_hosts", func(c *Config, v string) error { c.SSHNative.KnownHosts = splitList(v); return nil }},
-	{"sshnative", "host_key_checking", func(c *Config, v string) error { return setBool(&c.SSHNative.HostKeyChecking, v) }},
-	{"sshnative", "use_agent", func(c *Config, v string) error { return setBool(&c.SSHNative.UseAgent, v) }},
-	{"sshnative", "connect_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.ConnectTimeout, v) }},
-	{"sshnative", "keepalive", func(c *Config, v string) error { return setDuration(&c.SSHNative.KeepAlive, v) }},
-	{"sshnative", "idle_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.IdleTimeout, v) }},
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
@@ -207,40 +180,6 @@ func Load(path string) (*Config, []string, error) {
 // belongs to a plugin of that name.
 var ServerSections = map[string]bool{"api": true, "runner": true, "log": true}
 
-// SSHNativeFrom parses the key/values of an [sshnative] section, as the
-// sshnative plugin receives them, over the defaults. Unknown keys are
-// ignored (the server already warned of them); "concurrency" is the
-// server's [runner] concurrency.
-func SSHNativeFrom(values map[string]string) (SSHNative, int, error) {
-	c := Default()
-	for _, o := range options {
-		v, ok := values[o.key]
-		if o.section != "sshnative" || !ok || v == "" {
-			continue
-		}
-		if err := o.set(c, v); err != nil {
-			return SSHNative{}, 0, fmt.Errorf("[sshnative] %s: %w", o.key, err)
-		}
-	}
-	if v, ok := values["concurrency"]; ok {
-		if err := setInt(&c.Runner.Concurrency, v, 1); err != nil {
-			return SSHNative{}, 0, fmt.Errorf("[runner] concurrency: %w", err)
-		}
-	}
-	return c.SSHNative, c.Runner.Concurrency, nil
-}
-
-// splitList splits a comma-separated list of paths.
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // unquote strips one pair of matching quotes, which ini leaves on single-
 // quoted values.
 func unquote(v string) string {
@@ -272,12 +211,11 @@ func setPort(dst *int, v string) error {
 }
 
 func setInt(dst *int, v string, min int) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < min {
-		return fmt.Errorf("%q is not a whole number of at least %d", v, min)
+	n, err := section.ParseInt(v, min)
+	if err == nil {
+		*dst = n
 	}
-	*dst = n
-	return nil
+	return err
 }
 
 func setInt64(dst *int64, v string, min int64) error {
@@ -313,36 +251,21 @@ func setBytes(dst *int64, v string) error {
 }
 
 func setBool(dst *bool, v string) error {
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		*dst = true
-	case "0", "false", "no", "off":
-		*dst = false
-	default:
-		return fmt.Errorf("%q is not a boolean (true/false, yes/no, 1/0)", v)
+	b, err := section.ParseBool(v)
+	if err == nil {
+		*dst = b
 	}
-	return nil
+	return err
 }
 
 // setDuration takes a Go duration ("90s", "1h30m"), a number of days ("7d")
-// or a plain number of seconds.
+// or a plain number of seconds, as plugins' sections do (package section).
 func setDuration(dst *time.Duration, v string) error {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		*dst = time.Duration(n) * time.Second
-		return nil
+	d, err := section.ParseDuration(v)
+	if err == nil {
+		*dst = d
 	}
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			*dst = time.Duration(n) * 24 * time.Hour
-			return nil
-		}
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 7d, or seconds)", v)
-	}
-	*dst = d
-	return nil
+	return err
 }
 
 func setName(dst *string, v string) error {

@@ -65,7 +65,7 @@ command_timeout = 120
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
 	assert.Equal(t, "debug", c.Log.Level)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
-	assert.Equal(t, 120*time.Second, c.SSHNative.CommandTimeout)
+	assert.Equal(t, map[string]string{"command_timeout": "120"}, c.Sections["sshnative"], "the plugin's section, for the plugin")
 }
 
 func TestUnknownOptionsWarn(t *testing.T) {
@@ -75,17 +75,6 @@ func TestUnknownOptionsWarn(t *testing.T) {
 	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], `unknown option "listen_prot" in [api]`)
 	assert.Equal(t, map[string]string{"a": "b"}, c.Sections["myplugin"], "a plugin's section is kept for it, unquoted")
-}
-
-func TestSSHNativeFrom(t *testing.T) {
-	sn, conc, err := config.SSHNativeFrom(map[string]string{"connect_timeout": "3s", "remote_user": "ops", "concurrency": "7", "other": "x"})
-	require.NoError(t, err)
-	assert.Equal(t, 3*time.Second, sn.ConnectTimeout)
-	assert.Equal(t, "ops", sn.RemoteUser)
-	assert.Equal(t, 7, conc)
-	assert.True(t, sn.HostKeyChecking, "defaults for what is not given")
-	_, _, err = config.SSHNativeFrom(map[string]string{"keepalive": "soon"})
-	assert.EqualError(t, err, `[sshnative] keepalive: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
 }
 
 func TestBadValuesNameTheOption(t *testing.T) {
