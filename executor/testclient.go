@@ -19,8 +19,10 @@ func TestClient(t testing.TB, impl exe.Executor, config map[string]string) exe.E
 	t.Helper()
 	client, server := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}})
 	t.Cleanup(func() {
-		client.Close()
+		// The server first: the client's Close asks a live server to stop
+		// itself, and that Stop would race with this one.
 		server.Stop()
+		client.Close()
 	})
 	raw, err := client.Dispense(pluginKey)
 	if err != nil {

@@ -15,7 +15,9 @@
 //
 // Each plugin gets its own section of exed.conf (the section named after
 // it) and the server's concurrency, after every start; a plugin that dies
-// is started again on the next call.
+// is started again at once. The executor also gets a state directory of
+// its own, where the sshnative executor keeps its journal of running
+// commands, so that those a dead plugin left running are ended.
 //
 // An embedder that has its own in-process executor loads task plugins only:
 //
@@ -246,6 +248,11 @@ type Options struct {
 	// Concurrency is sent to every plugin as "concurrency" unless its
 	// section sets one; zero: not sent.
 	Concurrency int
+	// StateDir holds the executor plugin's state directory,
+	// StateDir/executor-NAME (see executor.StateDir), which must be the
+	// same for the server's next run. "": the executor gets none, and the
+	// commands of a plugin that dies may go on running.
+	StateDir string
 	// Logger receives the plugins' own log lines and stderr, tagged with
 	// their names, and Discover's warnings. Nil: discarded.
 	Logger hclog.Logger
@@ -260,7 +267,13 @@ type Set struct {
 	// Tasks are the task plugins by the task type each serves.
 	Tasks map[string]exe.Task
 
-	procs []interface{ Close() error }
+	procs []process // the executor first
+}
+
+// process is a plugin process: *executor.Client or *task.Client.
+type process interface {
+	Shutdown(context.Context) error
+	Close() error
 }
 
 // Load discovers the plugins, then starts and configures the executor and
@@ -292,8 +305,12 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		if !ok {
 			return nil, &NotFoundError{KindExecutor, opts.Executor, sortedKeys(cat.Executors), opts.Modules}
 		}
+		var state string
+		if opts.StateDir != "" {
+			state = filepath.Join(opts.StateDir, KindExecutor+"-"+ref.Name)
+		}
 		x, err := executor.Start(ctx, executor.Options{Name: ref.Name, Path: ref.Path, Args: ref.Args,
-			Config: config(ref.Name), Logger: log.Named("plugin")})
+			Config: config(ref.Name), StateDir: state, Logger: log.Named("plugin")})
 		if err != nil {
 			return nil, err
 		}
@@ -331,7 +348,20 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	return s, nil
 }
 
-// Close stops every plugin process Load started. It is safe to call more
+// Shutdown stops the plugins once nothing uses them: the task plugins
+// first (their runs drive the executor), then the executor, each given
+// until ctx is done to end what it was doing (the executor: the commands
+// of the operations that were cancelled) and exit, then killed. It is safe
+// to call more than once, and with Close.
+func (s *Set) Shutdown(ctx context.Context) error {
+	var errs []error
+	for i := len(s.procs) - 1; i >= 0; i-- {
+		errs = append(errs, s.procs[i].Shutdown(ctx))
+	}
+	return errors.Join(errs...)
+}
+
+// Close kills every plugin process Load started. It is safe to call more
 // than once.
 func (s *Set) Close() error {
 	var errs []error

@@ -16,6 +16,7 @@ import (
 	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/loader"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -23,6 +24,21 @@ import (
 // streamGrace is how long shutdown waits for in-flight requests before it
 // ends follow streams.
 const streamGrace = 3 * time.Second
+
+// pluginGrace bounds how long shutdown waits for the plugins to end what
+// they were doing (the executor: the commands of cancelled operations,
+// HUP, TERM, then KILL to each process group) before it kills them.
+const pluginGrace = 30 * time.Second
+
+// stopPlugins stops the plugins once nothing uses them, each given until
+// pluginGrace has passed or ctx is done to end what it was doing.
+func stopPlugins(ctx context.Context, plugs *loader.Set, log hclog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, pluginGrace)
+	defer cancel()
+	if err := plugs.Shutdown(ctx); err != nil {
+		log.Warn("plugin shutdown", "error", err)
+	}
+}
 
 // openLog opens a log destination: a file path (appended to) or def.
 func openLog(path string, def io.Writer) (io.Writer, func(), error) {
@@ -152,17 +168,20 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		log.Error("server stopped", "error", err)
 		code = exitFailure
 	}
-	// A second signal skips the grace period.
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Runner.ShutdownGrace+10*time.Second)
-	defer cancel()
+	// A second signal skips the grace periods: the plugins are killed, and
+	// the commands they ran are ended by the executor's next start.
+	hurry, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
 	go func() {
 		select {
 		case <-sigs:
 			log.Warn("second signal: stopping now")
-			cancel()
-		case <-ctx.Done():
+			stopNow()
+		case <-hurry.Done():
 		}
 	}()
+	ctx, cancel := context.WithTimeout(hurry, cfg.Runner.ShutdownGrace+10*time.Second)
+	defer cancel()
 	// In-flight sync requests get a few seconds to finish; follow streams,
 	// which last as long as their job, are then ended through the base
 	// context so they cannot hold the shutdown.
@@ -174,7 +193,10 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := disp.Shutdown(ctx); err != nil {
 		log.Warn("dispatcher shutdown", "error", err)
 	}
-	plugs.Close()
+	// Only now that no job runs: the jobs returned as soon as they were
+	// cancelled, but the executor is still ending their commands, and
+	// exits once it has.
+	stopPlugins(hurry, plugs, log)
 	_ = store.Close()
 	log.Info("exed stopped")
 	return code

@@ -63,6 +63,7 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	}
 	stop()
 	<-done
+	stopPlugins(context.Background(), plugs, log)
 	log.Info("exed worker stopped")
 	return 0
 }

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
@@ -24,6 +25,10 @@ import (
 //	          test to write it), emits a second
 //	block     emits one event, then waits for cancellation and records
 //	          it as the file "cancelled" in [testexec] marker_dir
+//	linger D  emits one event, waits for cancellation, then goes on
+//	          working for the duration D (as an executor ends its
+//	          commands) and records that it finished as the file
+//	          "lingered" in marker_dir
 //	crash     emits one event, then exits with status 3
 //	print H   emits one event per host whose every string (name, msg,
 //	          stdout, stderr, facts and extra keys and values) is the
@@ -138,6 +143,15 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 			_ = os.WriteFile(filepath.Join(x.markerDir, "cancelled"), []byte(ctx.Err().Error()), 0o644)
 		}
 		return ctx.Err()
+	case "linger":
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "linger: %v", err)
+		}
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+		<-ctx.Done()
+		time.Sleep(d) // the work a cancel still has to do
+		return os.WriteFile(filepath.Join(x.markerDir, "lingered"), []byte(arg), 0o644)
 	case "crash":
 		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "last words"})
 		fmt.Fprintln(os.Stderr, "testexec: crashing on request")

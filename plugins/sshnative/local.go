@@ -19,6 +19,16 @@ type command struct {
 	// raw runs script as the whole remote command, without the wrapper
 	// that makes cancellation reach every process (ping's "true").
 	raw bool
+	// runID, when set, names the command in the journal: the command
+	// exports EXE_RUN_ID=<runID>:<its shell's pid> (runIDExport).
+	runID string
+}
+
+// runIDExport is the shell line that marks a command's processes with its
+// run ID and process group (the shell's $$, expanded by the shell), for
+// scripts/reap.sh.
+func runIDExport(id string) string {
+	return "export " + runIDVar + "=" + id + ":$$\n"
 }
 
 // result is a finished command. rtc is -1 when the command was killed.
@@ -27,6 +37,9 @@ type result struct {
 	stdout    string
 	stderr    string
 	truncated bool
+	// started tells that the command was started, whether or not it
+	// ended.
+	started bool
 }
 
 // conn runs commands on one host.
@@ -39,7 +52,11 @@ type conn interface {
 type localConn struct{}
 
 func (localConn) run(ctx context.Context, c command, limit int) (result, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", c.script, "exe"}, c.args...)...)
+	script := c.script
+	if c.runID != "" {
+		script = runIDExport(c.runID) + script
+	}
+	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", script, "exe"}, c.args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
 	// A grandchild that keeps stdout open must not hold us after a kill.
@@ -51,7 +68,8 @@ func (localConn) run(ctx context.Context, c command, limit int) (result, error) 
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+	res := result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+		started: cmd.Process != nil}
 	var exit *exec.ExitError
 	switch {
 	case err == nil:

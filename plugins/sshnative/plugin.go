@@ -2,10 +2,12 @@ package sshnative
 
 import (
 	"context"
+	"io"
 	"os"
 	"strings"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/section"
 	"github.com/hashicorp/go-hclog"
@@ -65,10 +67,22 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 
 // Plugin is the sshnative executor as exed runs it in a plugin process:
 // built from its [sshnative] section when the server configures it (see
-// executor.Configurer). Warnings go to the plugin's stderr as hclog JSON
-// lines, which the server shows in its own log.
+// executor.Configurer), with the state directory the server gives the
+// plugin (executor.StateDir) for its journal of running commands.
+// Warnings go to the plugin's stderr as hclog JSON lines, which the server
+// shows in its own log.
 type Plugin struct {
 	exe.Executor
+}
+
+// Close closes the executor; executor.Serve calls it once every operation
+// has returned, and it waits until the commands that were cancelled have
+// ended.
+func (p *Plugin) Close() error {
+	if c, ok := p.Executor.(io.Closer); ok {
+		return c.Close()
+	}
+	return nil
 }
 
 // Configure implements executor.Configurer.
@@ -85,6 +99,7 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
 	}
 	cfg.Logger = log
+	cfg.StateDir = executor.StateDir()
 	x, err := New(cfg)
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "[sshnative]: %v", err)

@@ -26,6 +26,9 @@ func (e *unreachableError) Unwrap() error { return e.err }
 // and works for every login user: sshd refuses signal requests for root.
 const pidMarker = "__exe_pid__="
 
+// mayStillRun ends the message of a command exed lost contact with.
+const mayStillRun = "the remote command may still be running"
+
 // maxCommandBytes is what Linux accepts as one argument (the command line
 // sshd hands to the login shell as `shell -c line`).
 const maxCommandBytes = 128<<10 - 1
@@ -48,6 +51,9 @@ func remoteCommand(c command, posix bool) string {
 	}
 	var b strings.Builder
 	b.WriteString(`printf '` + pidMarker + `%d\n' "$$" >&2` + "\n")
+	if c.runID != "" {
+		b.WriteString(runIDExport(c.runID))
+	}
 	for _, kv := range c.env {
 		k, v, _ := strings.Cut(kv, "=")
 		b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
@@ -122,7 +128,8 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 	go func() { done <- sess.Wait() }()
 	collect := func() result {
 		pids.flush()
-		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+			started: true}
 	}
 	var err error
 	select {
@@ -156,10 +163,10 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 		return res, nil
 	case errors.As(err, &missing):
 		res.rtc = -1
-		return res, &unreachableError{errors.New("connection lost while the command ran")}
+		return res, &unreachableError{errors.New("connection lost while the command ran; " + mayStillRun)}
 	}
 	res.rtc = -1
-	return res, &unreachableError{fmt.Errorf("connection lost while the command ran: %v", err)}
+	return res, &unreachableError{fmt.Errorf("connection lost while the command ran (%v); %s", err, mayStillRun)}
 }
 
 // hangup sends SIGHUP to the process group of a cancelled command, from a

@@ -51,8 +51,17 @@ type Config struct {
 	// (roles/<role>/main.sh, roles/<role>/tags/<tag>.sh); empty: "roles".
 	Roles string
 	// SSH configures connections to hosts that are not local.
-	SSH    SSHOptions
-	Logger hclog.Logger
+	SSH SSHOptions
+	// StateDir is where the executor keeps its journal of running
+	// commands (created if missing). Set, a command never outlives the
+	// process that ran it for long: when an Executor starts, it ends
+	// (SIGHUP, SIGTERM, SIGKILL to the process group) the commands that
+	// dead processes using the same directory left running, and after a
+	// cancel, a timeout or a lost connection it makes sure the command's
+	// process group is gone. Several processes may share one directory.
+	// Empty: no journal.
+	StateDir string
+	Logger   hclog.Logger
 }
 
 // Executor implements exe.Executor.
@@ -61,6 +70,10 @@ type Executor struct {
 	log   hclog.Logger
 	local conn
 	pool  *pool
+	// journal is nil without Config.StateDir.
+	journal *journal
+	// reaping counts the reaps in flight; Close waits for them.
+	reaping sync.WaitGroup
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -87,12 +100,27 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	return &Executor{cfg: cfg, log: log, local: localConn{}, pool: p}, nil
+	x := &Executor{cfg: cfg, log: log, local: localConn{}, pool: p}
+	if cfg.StateDir != "" {
+		if x.journal, err = openJournal(cfg.StateDir, log); err != nil {
+			p.close()
+			return nil, fmt.Errorf("sshnative: %w", err)
+		}
+		x.reaping.Add(1)
+		go func() { defer x.reaping.Done(); x.reapDead() }()
+	}
+	return x, nil
 }
 
-// Close closes every pooled SSH connection.
+// Close waits until the process groups of cancelled commands and those
+// dead processes left running are dealt with, then closes every pooled SSH
+// connection and the journal. Call it once no operation runs.
 func (x *Executor) Close() error {
+	x.reaping.Wait()
 	x.pool.close()
+	if x.journal != nil {
+		x.journal.close()
+	}
 	return nil
 }
 
@@ -101,8 +129,18 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 	return x.cfg.Inventory.Match(pattern)
 }
 
-// connFor returns the connection that reaches host.
+// connFor returns the connection that runs an operation's commands on
+// host: journaled when the executor keeps a journal.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
+	c, err := x.hostConn(h)
+	if err != nil || x.journal == nil {
+		return c, err
+	}
+	return tracked{conn: c, x: x, host: h}, nil
+}
+
+// hostConn returns the connection that reaches host.
+func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
 	if h.Local() {
 		return x.local, nil
 	}
@@ -183,6 +221,9 @@ func runErr(err error) exe.Event {
 // not worth a process.
 func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
 	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
+		if t, ok := c.(tracked); ok {
+			c = t.conn
+		}
 		if _, ok := c.(localConn); ok {
 			return exe.Event{Status: exe.OK}
 		}

@@ -10,6 +10,7 @@ import (
 	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -68,6 +69,10 @@ type Runner struct {
 	// heartbeat: after a worker dies, its jobs fail as "worker lost"
 	// within about this long.
 	Lease time.Duration
+	// StateDir holds what plugins keep across their restarts and the
+	// server's (the sshnative executor's journal of running commands),
+	// one subdirectory per plugin.
+	StateDir string
 }
 
 // Log is the [log] section.
@@ -84,7 +89,7 @@ func Default() *Config {
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
-			Lease: 10 * time.Second, RedisPrefix: "exe:"},
+			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
 		Log: Log{Level: "info"},
 	}
 }
@@ -116,6 +121,7 @@ var options = []option{
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
+	{"runner", "state_dir", func(c *Config, v string) error { return setDir(&c.Runner.StateDir, v) }},
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
@@ -266,6 +272,17 @@ func setDuration(dst *time.Duration, v string) error {
 		*dst = d
 	}
 	return err
+}
+
+// setDir takes a directory, made absolute so that it means the same to
+// the server and to the plugins it starts.
+func setDir(dst *string, v string) error {
+	abs, err := filepath.Abs(v)
+	if err != nil {
+		return err
+	}
+	*dst = abs
+	return nil
 }
 
 func setName(dst *string, v string) error {

@@ -29,6 +29,9 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
 	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, exeredis.DefaultPrefix, c.Runner.RedisPrefix)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "state"), c.Runner.StateDir)
 	assert.True(t, c.API.Loopback())
 }
 
@@ -44,6 +47,7 @@ concurrency = 8
 modules = /opt/exed/modules
 job_ttl = 3d
 shutdown_grace = 90s
+state_dir = /var/lib/exed
 
 [log]
 log_level = DEBUG
@@ -63,6 +67,7 @@ command_timeout = 120
 	assert.Equal(t, "/opt/exed/modules", c.Runner.Modules)
 	assert.Equal(t, 72*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
+	assert.Equal(t, "/var/lib/exed", c.Runner.StateDir)
 	assert.Equal(t, "debug", c.Log.Level)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
 	assert.Equal(t, map[string]string{"command_timeout": "120"}, c.Sections["sshnative"], "the plugin's section, for the plugin")
@@ -179,4 +184,13 @@ func TestMaxJobBytes(t *testing.T) {
 		_, _, err := config.Load(write(t, "[runner]\nmax_job_bytes = "+v+"\n"))
 		assert.ErrorContains(t, err, "[runner] max_job_bytes: ", v)
 	}
+}
+
+// A relative state_dir means the same to the server and to its plugins.
+func TestStateDirIsAbsolute(t *testing.T) {
+	c, _, err := config.Load(write(t, "[runner]\nstate_dir = run/exed\n"))
+	require.NoError(t, err)
+	cwd, err := os.Getwd()
+	require.NoError(t, err)
+	assert.Equal(t, filepath.Join(cwd, "run", "exed"), c.Runner.StateDir)
 }
