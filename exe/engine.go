@@ -109,13 +109,25 @@ func (e *Engine) resolve(ctx context.Context, targets []string) error {
 	return nil
 }
 
+// validateRequest asks the executor, if it is a RequestValidator, whether
+// it would refuse req: a refusal now is a 400 with nothing stored, where
+// the same refusal at run time would be a job that fails after a 201.
+func (e *Engine) validateRequest(ctx context.Context, req Request) error {
+	v, ok := e.cfg.Executor.(RequestValidator)
+	if !ok {
+		return nil
+	}
+	return v.ValidateRequest(ctx, req)
+}
+
 // Run performs a ping, facter, service or execute operation synchronously and
-// returns one event per target. When the sync timeout passes, the executor
-// is interrupted (its context's deadline): the targets that had answered
-// keep their results, those it stopped are FAILED as it reports them (with
-// their partial output), and those with no result are FAILED "timed out".
-// A timeout is not an error: only a request that cannot run, or an
-// operation that failed as a whole before the timeout, is.
+// returns one event per target. The request is validated as Submit does.
+// When the sync timeout passes, the executor is interrupted (its context's
+// deadline): the targets that had answered keep their results, those it
+// stopped are FAILED as it reports them (with their partial output), and
+// those with no result are FAILED "timed out". A timeout is not an error:
+// only a request that cannot run, or an operation that failed as a whole
+// before the timeout, is.
 func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -125,6 +137,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	}
 	if !Supports(e.cfg.Executor, req.Operate) {
 		return nil, notSupported(req.Operate)
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return nil, err
 	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return nil, err
@@ -166,7 +181,9 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	return out, nil
 }
 
-// Submit validates req, resolves its targets, stores it as a Running job
+// Submit validates req (Request.Validate, the task's options schema, and
+// the executor if it is a RequestValidator), resolves its targets, stores
+// it as a Running job
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
@@ -194,6 +211,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 			return "", err
 		}
 		req.Task.Options = opts
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return "", err
 	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return "", err

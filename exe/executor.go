@@ -37,6 +37,20 @@ type HealthChecker interface {
 	Health(ctx context.Context) error
 }
 
+// RequestValidator is implemented by executors that can tell before a
+// request is stored or run that they would refuse it: a deploy's role that
+// does not exist, extra_vars the executor reserves. Engine.Submit and
+// Engine.Run call it after Request.Validate and before the targets are
+// resolved, for every operation, task included; an executor returns nil
+// for what it does not check. An ErrInvalid error refuses the request (400
+// on the HTTP API) and nothing is stored; the executor must still check at
+// run time, since a role can vanish between the two. Executor plugins get
+// it through the plugin protocol; a plugin built before it has no
+// objections.
+type RequestValidator interface {
+	ValidateRequest(ctx context.Context, req Request) error
+}
+
 // Capabilities is implemented by executors that do not perform every
 // operation: the Engine asks before it runs or stores a request, so an
 // unsupported operation is refused at once (ErrNotSupported, HTTP 501) for

@@ -7,8 +7,11 @@ import (
 )
 
 var (
-	hostNameRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
-	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:-]{1,256}$`)
+	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
+	// A service name is an argument of systemctl, service(8) or an init
+	// script, all of which read a leading '-' as an option ("--help" exits
+	// 0 having restarted nothing), so it may not start with one.
+	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:][A-Za-z0-9@._:-]{0,255}$`)
 	// Role and tag names become file names (roles/<role>/tags/<tag>.sh) and
 	// command-line values, so they are held to a strict alphabet.
 	roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -24,7 +27,8 @@ func ValidHostName(name string) bool {
 }
 
 // ValidServiceName reports whether name is a service name exed accepts:
-// 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names.
+// 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names, not
+// starting with '-' (service managers read that as an option).
 func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
 
 // Validate checks the request's shape and arguments and normalises it:
@@ -56,7 +60,7 @@ func (r *Request) Validate() error {
 			return Errorf(ErrInvalid, "name: a service name is required")
 		}
 		if !ValidServiceName(r.Service.Name) {
-			return Errorf(ErrInvalid, "name: %q is not a valid service name (1-256 of A-Z a-z 0-9 @ . _ : -)", truncate(r.Service.Name, 64))
+			return Errorf(ErrInvalid, "name: %q is not a valid service name (1-256 of A-Z a-z 0-9 @ . _ : -, not starting with -)", truncate(r.Service.Name, 64))
 		}
 		if r.Service.State < ServiceStarted || r.Service.State > ServiceRestarted {
 			return Errorf(ErrInvalid, "state: must be 0 (started), 1 (stopped) or 2 (restarted)")

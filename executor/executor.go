@@ -152,7 +152,10 @@ type Client struct {
 	ops  atomic.Pointer[exe.Only] // asked after every start
 }
 
-var _ exe.Executor = (*Client)(nil)
+var (
+	_ exe.Executor         = (*Client)(nil)
+	_ exe.RequestValidator = (*Client)(nil)
+)
 
 // Start starts the plugin and configures it: a binary that is not a
 // plugin, speaks another protocol version or refuses its config is an
@@ -271,6 +274,13 @@ func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn 
 		}
 	}
 	return err
+}
+
+// ValidateRequest implements exe.RequestValidator: it asks the plugin
+// whether it would refuse req. A plugin built before the call existed, or
+// one whose executor does not implement it, has no objections.
+func (c *Client) ValidateRequest(ctx context.Context, req exe.Request) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.ValidateRequest(ctx, req) })
 }
 
 // Health asks the plugin (starting it if it is not running).

@@ -85,12 +85,18 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, "%v", err)
 	}
 	defer backend.Close()
-	tokens, err := cfg.API.Tokens()
+	tokens, tokenWarnings, err := cfg.API.Tokens()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
+	for _, w := range tokenWarnings {
+		log.Warn(w)
+	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+	for _, w := range cfg.API.AccessWarnings(len(tokens) > 0) {
+		log.Warn(w)
 	}
 
 	plugs, err := startPlugins(context.Background(), cfg, log)
@@ -148,7 +154,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// net/http's own answers to requests it cannot read are JSON too.
+	go func() { served <- srv.Serve(exehttp.JSONErrorListener(ln)) }()
 	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", backend.name,
 		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())

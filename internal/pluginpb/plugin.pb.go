@@ -683,12 +683,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
 	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id2\x8c\x03\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id2\xd6\x03\n" +
 	"\bExecutor\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\n" +
 	"Operations\x12\x15.exed.plugin.v1.Empty\x1a\x1d.exed.plugin.v1.OperationList\x12D\n" +
-	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12B\n" +
+	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12H\n" +
+	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
 	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty\x12>\n" +
 	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty2\xf7\x01\n" +
@@ -729,25 +730,27 @@ var file_plugin_proto_depIdxs = []int32{
 	1,  // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
 	0,  // 2: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
 	2,  // 3: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
-	4,  // 4: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
-	0,  // 5: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
-	5,  // 6: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	1,  // 7: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0,  // 8: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	9,  // 9: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	5,  // 10: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	0,  // 11: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	7,  // 12: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
-	3,  // 13: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	6,  // 14: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0,  // 15: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0,  // 16: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
-	0,  // 17: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	8,  // 18: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	6,  // 19: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	0,  // 20: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
-	11, // [11:21] is the sub-list for method output_type
-	1,  // [1:11] is the sub-list for method input_type
+	4,  // 4: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
+	4,  // 5: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
+	0,  // 6: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
+	5,  // 7: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	1,  // 8: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 9: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	9,  // 10: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	5,  // 11: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	0,  // 12: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	7,  // 13: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
+	3,  // 14: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0,  // 15: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	6,  // 16: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	0,  // 17: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0,  // 18: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
+	0,  // 19: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	8,  // 20: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	6,  // 21: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	0,  // 22: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
+	12, // [12:23] is the sub-list for method output_type
+	1,  // [1:12] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name

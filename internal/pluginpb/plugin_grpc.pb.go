@@ -24,12 +24,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Executor_Configure_FullMethodName  = "/exed.plugin.v1.Executor/Configure"
-	Executor_Operations_FullMethodName = "/exed.plugin.v1.Executor/Operations"
-	Executor_Match_FullMethodName      = "/exed.plugin.v1.Executor/Match"
-	Executor_Operate_FullMethodName    = "/exed.plugin.v1.Executor/Operate"
-	Executor_Health_FullMethodName     = "/exed.plugin.v1.Executor/Health"
-	Executor_Cancel_FullMethodName     = "/exed.plugin.v1.Executor/Cancel"
+	Executor_Configure_FullMethodName       = "/exed.plugin.v1.Executor/Configure"
+	Executor_Operations_FullMethodName      = "/exed.plugin.v1.Executor/Operations"
+	Executor_Match_FullMethodName           = "/exed.plugin.v1.Executor/Match"
+	Executor_ValidateRequest_FullMethodName = "/exed.plugin.v1.Executor/ValidateRequest"
+	Executor_Operate_FullMethodName         = "/exed.plugin.v1.Executor/Operate"
+	Executor_Health_FullMethodName          = "/exed.plugin.v1.Executor/Health"
+	Executor_Cancel_FullMethodName          = "/exed.plugin.v1.Executor/Cancel"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -41,6 +42,12 @@ type ExecutorClient interface {
 	// existed answers Unimplemented: it is taken to support every operation.
 	Operations(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OperationList, error)
 	Match(ctx context.Context, in *MatchRequest, opts ...grpc.CallOption) (*MatchResponse, error)
+	// ValidateRequest asks the executor whether it would refuse a request
+	// before exed stores or runs it (exe.RequestValidator): operate is any
+	// operation of the API, task included (args_json then holds
+	// exe.TaskArgs). An error refuses the request; a plugin built before
+	// this call answers Unimplemented, which exed takes as no objection.
+	ValidateRequest(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
@@ -82,6 +89,16 @@ func (c *executorClient) Match(ctx context.Context, in *MatchRequest, opts ...gr
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MatchResponse)
 	err := c.cc.Invoke(ctx, Executor_Match_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *executorClient) ValidateRequest(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Executor_ValidateRequest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -136,6 +153,12 @@ type ExecutorServer interface {
 	// existed answers Unimplemented: it is taken to support every operation.
 	Operations(context.Context, *Empty) (*OperationList, error)
 	Match(context.Context, *MatchRequest) (*MatchResponse, error)
+	// ValidateRequest asks the executor whether it would refuse a request
+	// before exed stores or runs it (exe.RequestValidator): operate is any
+	// operation of the API, task included (args_json then holds
+	// exe.TaskArgs). An error refuses the request; a plugin built before
+	// this call answers Unimplemented, which exed takes as no objection.
+	ValidateRequest(context.Context, *OperateRequest) (*Empty, error)
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error
@@ -161,6 +184,9 @@ func (UnimplementedExecutorServer) Operations(context.Context, *Empty) (*Operati
 }
 func (UnimplementedExecutorServer) Match(context.Context, *MatchRequest) (*MatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Match not implemented")
+}
+func (UnimplementedExecutorServer) ValidateRequest(context.Context, *OperateRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateRequest not implemented")
 }
 func (UnimplementedExecutorServer) Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Operate not implemented")
@@ -246,6 +272,24 @@ func _Executor_Match_Handler(srv interface{}, ctx context.Context, dec func(inte
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_ValidateRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OperateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).ValidateRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_ValidateRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).ValidateRequest(ctx, req.(*OperateRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Executor_Operate_Handler(srv interface{}, stream grpc.ServerStream) error {
 	m := new(OperateRequest)
 	if err := stream.RecvMsg(m); err != nil {
@@ -311,6 +355,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Match",
 			Handler:    _Executor_Match_Handler,
+		},
+		{
+			MethodName: "ValidateRequest",
+			Handler:    _Executor_ValidateRequest_Handler,
 		},
 		{
 			MethodName: "Health",

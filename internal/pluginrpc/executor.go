@@ -67,33 +67,75 @@ func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*plugin
 	return &pluginpb.Empty{}, nil
 }
 
+// requestFromPB decodes an OperateRequest; tasks are requests only for
+// ValidateRequest, since executors do not run them.
+func requestFromPB(req *pluginpb.OperateRequest, task bool) (exe.Request, error) {
+	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
+	var args any
+	switch {
+	case r.Operate == exe.OpService:
+		args = &r.Service
+	case r.Operate == exe.OpExecute:
+		args = &r.Execute
+	case r.Operate == exe.OpDeploy:
+		args = &r.Deploy
+	case r.Operate == exe.OpTask && task:
+		args = &r.Task
+	case r.Operate == exe.OpPing, r.Operate == exe.OpFacter:
+	default:
+		return r, exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate)
+	}
+	if args != nil {
+		if err := json.Unmarshal(req.GetArgsJson(), args); err != nil {
+			return r, exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err)
+		}
+	}
+	return r, nil
+}
+
+// requestToPB encodes a request's operation, hosts and arguments.
+func requestToPB(op exe.Operate, hosts []string, args any) (*pluginpb.OperateRequest, error) {
+	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return nil, err
+		}
+		req.ArgsJson = b
+	}
+	return req, nil
+}
+
+// ValidateRequest asks the implementation, if it is an
+// exe.RequestValidator, whether it would refuse the request.
+func (s *ExecutorServer) ValidateRequest(ctx context.Context, req *pluginpb.OperateRequest) (*pluginpb.Empty, error) {
+	v, ok := s.Impl.(exe.RequestValidator)
+	if !ok {
+		return &pluginpb.Empty{}, nil
+	}
+	r, err := requestFromPB(req, true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := v.ValidateRequest(ctx, r); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
 // Operate runs one operation and streams each event as it is emitted. The
 // operation's context ends with the stream's (the host went away) or with
 // a Cancel of its ID, after which the stream carries the events of the
 // interruption.
 func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
-	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
-	var args any
-	switch r.Operate {
-	case exe.OpService:
-		args = &r.Service
-	case exe.OpExecute:
-		args = &r.Execute
-	case exe.OpDeploy:
-		args = &r.Deploy
-	case exe.OpPing, exe.OpFacter:
-	default:
-		return toStatus(exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate))
-	}
-	if args != nil {
-		if err := json.Unmarshal(req.GetArgsJson(), args); err != nil {
-			return toStatus(exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err))
-		}
+	r, err := requestFromPB(req, false)
+	if err != nil {
+		return toStatus(err)
 	}
 	ctx, cancel, done := s.ops.start(stream.Context(), req.GetId())
 	defer done()
 	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
-	err := exe.Perform(ctx, s.Impl, nil, r, send.emit)
+	err = exe.Perform(ctx, s.Impl, nil, r, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
 	}
@@ -147,7 +189,10 @@ type ExecutorClient struct {
 	RPC pluginpb.ExecutorClient
 }
 
-var _ exe.Executor = (*ExecutorClient)(nil)
+var (
+	_ exe.Executor         = (*ExecutorClient)(nil)
+	_ exe.RequestValidator = (*ExecutorClient)(nil)
+)
 
 // Configure sends the plugin its config section.
 func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) error {
@@ -209,14 +254,35 @@ func (c *ExecutorClient) Deploy(ctx context.Context, hosts []string, args exe.De
 	return c.operate(ctx, exe.OpDeploy, hosts, args, emit)
 }
 
+// ValidateRequest implements exe.RequestValidator. A plugin built before
+// the call existed answers Unimplemented: it has no objections.
+func (c *ExecutorClient) ValidateRequest(ctx context.Context, r exe.Request) error {
+	var args any
+	switch r.Operate {
+	case exe.OpService:
+		args = r.Service
+	case exe.OpExecute:
+		args = r.Execute
+	case exe.OpDeploy:
+		args = r.Deploy
+	case exe.OpTask:
+		args = r.Task
+	}
+	req, err := requestToPB(r.Operate, r.Targets, args)
+	if err != nil {
+		return err
+	}
+	_, err = c.RPC.ValidateRequest(ctx, req)
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	return fromStatus(ctx, err)
+}
+
 func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
-	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
-	if args != nil {
-		b, err := json.Marshal(args)
-		if err != nil {
-			return err
-		}
-		req.ArgsJson = b
+	req, err := requestToPB(op, hosts, args)
+	if err != nil {
+		return err
 	}
 	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (func() (*pluginpb.Event, error), error) {
 		req.Id = id

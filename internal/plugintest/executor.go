@@ -39,6 +39,8 @@ import (
 //	fail      returns an error
 //	error H   returns an ErrInvalid error whose message is the bytes of H
 //	say X     writes X to stderr and Logger, and returns
+//	refuse X  is refused by ValidateRequest (exe.RequestValidator) with
+//	          the message "cmd: refused: X"; Execute runs it as any other
 //
 // Match("hex:H") returns one host named by the bytes of H. A config key
 // "fail" makes Configure refuse.
@@ -82,6 +84,14 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ValidateRequest implements exe.RequestValidator.
+func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
+	if arg, ok := strings.CutPrefix(req.Execute.Cmd, "refuse "); ok && req.Operate == exe.OpExecute {
+		return exe.Errorf(exe.ErrInvalid, "cmd: refused: %s", arg)
+	}
+	return nil
 }
 
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {

@@ -75,7 +75,10 @@ type Executor struct {
 	callbackDir string
 }
 
-var _ exe.Executor = (*Executor)(nil)
+var (
+	_ exe.Executor         = (*Executor)(nil)
+	_ exe.RequestValidator = (*Executor)(nil)
+)
 
 // New checks that ansible runs and that <playbooks>/_deploy.yml exists,
 // and installs the callback plugin in a private temporary directory
@@ -397,6 +400,11 @@ func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) er
 
 // Service implements exe.Executor with the service module.
 func (x *Executor) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	// Ansible's service modules put the name on the service manager's
+	// command line, where a leading '-' is an option.
+	if !exe.ValidServiceName(args.Name) {
+		return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", args.Name)
+	}
 	state := map[exe.ServiceState]string{exe.ServiceStarted: "started", exe.ServiceStopped: "stopped", exe.ServiceRestarted: "restarted"}[args.State]
 	if args.State == exe.ServiceRestarted && args.Graceful {
 		state = "reloaded"
@@ -435,15 +443,44 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 		})
 }
 
+// checkExtraVars refuses the variables a request may not set: ansible_*
+// would change how Ansible reaches a host, and _* are the playbook's own
+// (_targets, _role).
+func checkExtraVars(vars map[string]any) error {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names) // the same request, the same message
+	for _, k := range names {
+		if strings.HasPrefix(k, "ansible_") || strings.HasPrefix(k, "_") {
+			return exe.Errorf(exe.ErrInvalid, "extra_vars: %q: names starting with ansible_ or _ are reserved", k)
+		}
+	}
+	return nil
+}
+
+// ValidateRequest implements exe.RequestValidator: what Deploy and Service
+// would refuse is refused before the job is stored.
+func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
+	switch req.Operate {
+	case exe.OpDeploy:
+		return checkExtraVars(req.Deploy.ExtraVars)
+	case exe.OpService:
+		if !exe.ValidServiceName(req.Service.Name) {
+			return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", req.Service.Name)
+		}
+	}
+	return nil
+}
+
 // Deploy implements exe.Executor: ansible-playbook <playbooks>/_deploy.yml
 // with _targets, _role and the request's extra_vars, partial as --tags.
 // Each task's start is an ANNOUNCE event and each host result an event
 // named after its task.
 func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployArgs, emit exe.Emit) error {
-	for k := range args.ExtraVars {
-		if strings.HasPrefix(k, "ansible_") || strings.HasPrefix(k, "_") {
-			return exe.Errorf(exe.ErrInvalid, "extra_vars: %q: names starting with ansible_ or _ are reserved", k)
-		}
+	if err := checkExtraVars(args.ExtraVars); err != nil {
+		return err
 	}
 	vars := map[string]any{}
 	for k, v := range args.ExtraVars {

@@ -136,6 +136,12 @@ func TestOperations(t *testing.T) {
 	require.NoError(t, f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceStarted}, c.emit))
 	assert.Equal(t, exe.Failed, c.byHost()["loc"][0].Status)
 	assert.NotEmpty(t, c.byHost()["loc"][0].Msg)
+
+	// A leading '-' would be an option of the service manager.
+	c = collector{}
+	err = f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "--help", State: exe.ServiceRestarted}, c.emit)
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+	assert.Empty(t, c.byHost(), "nothing ran")
 }
 
 func TestDeployPartialAndUnsafeExtraVars(t *testing.T) {

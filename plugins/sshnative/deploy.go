@@ -64,6 +64,7 @@ func varEnv(vars map[string]any) ([]string, error) {
 	}
 	sort.Strings(keys)
 	env := make([]string, 0, len(keys))
+	from := make(map[string]string, len(keys)) // variable name -> extra_vars name
 	for _, k := range keys {
 		name := strings.Map(func(r rune) rune {
 			switch {
@@ -74,6 +75,12 @@ func varEnv(vars map[string]any) ([]string, error) {
 			}
 			return '_'
 		}, k)
+		// Two names that map to one variable would leave the script one
+		// of the values, silently.
+		if other, ok := from[name]; ok {
+			return nil, exe.Errorf(exe.ErrInvalid, "extra_vars: %q and %q both become EXE_VAR_%s", other, k, name)
+		}
+		from[name] = k
 		var val string
 		if s, ok := vars[k].(string); ok {
 			val = s

@@ -132,3 +132,12 @@ func (p *Plugin) Health(ctx context.Context) error {
 	}
 	return nil
 }
+
+// ValidateRequest implements exe.RequestValidator: the executor's checks
+// (a deploy's role exists) reach the server through the plugin protocol.
+func (p *Plugin) ValidateRequest(ctx context.Context, req exe.Request) error {
+	if v, ok := p.Executor.(exe.RequestValidator); ok {
+		return v.ValidateRequest(ctx, req)
+	}
+	return nil
+}

@@ -7,6 +7,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
 	"path/filepath"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/0ops/exed/section"
 	"gopkg.in/ini.v1"
@@ -55,9 +57,12 @@ type Runner struct {
 	BrokerURL   string
 	// RedisPrefix starts every key exed keeps in Redis, so that several
 	// installations can share one Redis.
-	RedisPrefix   string
-	QueueSize     int
-	MaxJobs       int
+	RedisPrefix string
+	QueueSize   int
+	MaxJobs     int
+	// MaxJobBytes is the memory store's budget for the jobs it keeps, in
+	// bytes; 0: an eighth of the machine's (or cgroup's) memory.
+	MaxJobBytes   int64
 	JobTTL        time.Duration
 	ShutdownGrace time.Duration
 	// Lease is how long a worker's hold on a running job lasts without a
@@ -112,6 +117,7 @@ var options = []option{
 	{"runner", "redis_prefix", func(c *Config, v string) error { return setKeyPrefix(&c.Runner.RedisPrefix, v) }},
 	{"runner", "queue_size", func(c *Config, v string) error { return setInt(&c.Runner.QueueSize, v, 1) }},
 	{"runner", "max_jobs", func(c *Config, v string) error { return setInt(&c.Runner.MaxJobs, v, 1) }},
+	{"runner", "max_job_bytes", func(c *Config, v string) error { return setBytes(&c.Runner.MaxJobBytes, v) }},
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
@@ -227,6 +233,29 @@ func setInt64(dst *int64, v string, min int64) error {
 	return nil
 }
 
+// byteUnits are the units setBytes takes, all powers of 1024.
+var byteUnits = map[string]int64{
+	"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+}
+
+// setBytes takes a size of at least 1 byte: a number of bytes, or one
+// with a binary unit (512MiB, 2G, 64k).
+func setBytes(dst *int64, v string) error {
+	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.ToLower(strings.TrimSpace(v[i:]))
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult, ok := byteUnits[unit]
+	if err != nil || !ok || n < 1 || n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)", v)
+	}
+	*dst = n * mult
+	return nil
+}
+
 func setBool(dst *bool, v string) error {
 	b, err := section.ParseBool(v)
 	if err == nil {
@@ -302,27 +331,60 @@ func setLevel(dst *string, v string) error {
 	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", v)
 }
 
+// MinTokenLength is the length under which a bearer token is warned about:
+// 16 random characters are beyond guessing over HTTP; "s3cret" is not.
+const MinTokenLength = 16
+
 // Tokens reads the bearer tokens of AuthTokenFile: one per line, blank
-// lines and # comments ignored.
-func (a API) Tokens() ([]string, error) {
+// lines and # comments ignored. A file that group or others can write is
+// an error, since whoever can write it can let themselves in; warnings
+// (never the tokens themselves) say when others can read it and which
+// lines hold tokens shorter than MinTokenLength.
+func (a API) Tokens() (tokens, warnings []string, err error) {
 	if a.AuthTokenFile == "" {
-		return nil, nil
+		return nil, nil, nil
+	}
+	st, err := os.Stat(a.AuthTokenFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s is writable by group or others (mode %04o): anyone who can write it can add a token; chmod go-w %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile)
+	} else if perm&0o004 != 0 {
+		warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s is readable by others (mode %04o): every local user can read the tokens; chmod o-r %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile))
 	}
 	b, err := os.ReadFile(a.AuthTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("[api] auth_token_file: %w", err)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
 	}
-	var tokens []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			tokens = append(tokens, line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tokens = append(tokens, line)
+		if n := utf8.RuneCountInString(line); n < MinTokenLength {
+			warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s line %d: a token of %d characters is easy to guess; use at least %d random ones (e.g. openssl rand -hex 32)",
+				a.AuthTokenFile, i+1, n, MinTokenLength))
 		}
 	}
 	if len(tokens) == 0 {
-		return nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
 	}
-	return tokens, nil
+	return tokens, warnings, nil
+}
+
+// AccessWarnings says when the API serves without authentication where
+// others can reach it: allow_insecure in effect, on an address that is not
+// loopback, with no tokens.
+func (a API) AccessWarnings(haveTokens bool) []string {
+	if !a.AllowInsecure || haveTokens || a.Loopback() {
+		return nil
+	}
+	return []string{fmt.Sprintf("[api] allow_insecure = true: listening on %s WITHOUT AUTHENTICATION: anyone who can reach it can run commands on every host of the inventory; set auth_token_file",
+		net.JoinHostPort(a.ListenAddr, strconv.Itoa(a.ListenPort)))}
 }
 
 // Loopback reports whether the listen address only accepts local clients.
