@@ -2,13 +2,21 @@
 // port, with throwaway host and client keys, key-only login for the current
 // user (root when tests run as root), and a known_hosts file that trusts it.
 // It counts the TCP connections sshd accepts, from sshd's own log, so tests
-// can prove connection reuse.
+// can prove connection reuse, and tells which of its processes holds a
+// connection, so tests can prove a connection went through it (a jump
+// host). It also sets up what privilege escalation tests need: system
+// accounts, their passwords and sudoers rules.
 package sshtest
 
 import (
 	"bufio"
+	"crypto"
+	"crypto/ecdsa"
 	"crypto/ed25519"
+	"crypto/elliptic"
 	"crypto/rand"
+	"crypto/rsa"
+	"encoding/hex"
 	"encoding/pem"
 	"fmt"
 	"net"
@@ -25,6 +33,7 @@ import (
 
 	"github.com/0ops/exed/internal/testenv"
 	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/agent"
 	"golang.org/x/crypto/ssh/knownhosts"
 )
 
@@ -37,6 +46,12 @@ type Server struct {
 	ClientKey  string // private key file of that user
 	KnownHosts string // known_hosts trusting this server at Addr:Port
 	HostKey    ssh.PublicKey
+	// HostKeys are all the host keys sshd offers, by key type
+	// (ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoRSA).
+	HostKeys map[string]ssh.PublicKey
+	// HostCA is the certificate authority that signed the host keys, with
+	// Options.HostCA; nil otherwise.
+	HostCA ssh.PublicKey
 
 	sshd   string
 	config string
@@ -60,6 +75,18 @@ type Options struct {
 	// instead of TestUser: for tests that need its rights, such as
 	// managing services.
 	CurrentUser bool
+	// User is the account Server.User names instead of TestUser, created
+	// like it (EnsureUser) when tests run as root. Every account can log
+	// in with the client key: the authorized_keys file is shared.
+	User string
+	// HostKeyTypes are the host keys sshd offers, among "ed25519",
+	// "ecdsa" and "rsa", in sshd_config's order; default ed25519 only.
+	// known_hosts lists them all.
+	HostKeyTypes []string
+	// HostCA signs the host keys with a throwaway certificate authority
+	// (principal Addr) and has sshd present the certificates;
+	// known_hosts then holds only a @cert-authority line for [Addr]:Port.
+	HostCA bool
 	// ExtraConfig lines are appended to sshd_config.
 	ExtraConfig []string
 }
@@ -91,35 +118,74 @@ func Start(t testing.TB, opts Options) *Server {
 	t.Cleanup(func() { os.RemoveAll(dir) })
 	login := u.Username
 	if os.Geteuid() == 0 && !opts.CurrentUser {
-		if err := ensureTestUser(); err != nil {
-			t.Fatal(err)
-		}
 		login = TestUser
+		if opts.User != "" {
+			login = opts.User
+		}
+		EnsureUser(t, login)
 		// The test user reads the files sshd serves it from this dir.
 		if err := os.Chmod(dir, 0o755); err != nil {
 			t.Fatal(err)
 		}
 	}
-	s := &Server{Dir: dir, Addr: "127.0.0.1", User: login, sshd: sshd}
-	hostPub := writeKey(t, filepath.Join(dir, "host_ed25519"))
-	s.HostKey = hostPub
-	clientPub := writeKey(t, filepath.Join(dir, "client_ed25519"))
+	s := &Server{Dir: dir, Addr: "127.0.0.1", User: login, sshd: sshd, HostKeys: map[string]ssh.PublicKey{}}
+	types := opts.HostKeyTypes
+	if len(types) == 0 {
+		types = []string{"ed25519"}
+	}
+	var ca ssh.Signer
+	if opts.HostCA {
+		caPub := writeKey(t, filepath.Join(dir, "host_ca"), "ed25519")
+		s.HostCA = caPub
+		ca = readSigner(t, filepath.Join(dir, "host_ca"))
+	}
+	var hostKeyLines []string
+	for _, typ := range types {
+		path := filepath.Join(dir, "host_"+typ)
+		pub := writeKey(t, path, typ)
+		s.HostKeys[pub.Type()] = pub
+		if s.HostKey == nil {
+			s.HostKey = pub
+		}
+		hostKeyLines = append(hostKeyLines, "HostKey "+path)
+		if ca != nil {
+			cert := &ssh.Certificate{Key: pub, CertType: ssh.HostCert, KeyId: "exe-sshtest " + typ,
+				ValidPrincipals: []string{s.Addr}, ValidBefore: ssh.CertTimeInfinity}
+			if err := cert.SignCert(rand.Reader, ca); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(path+"-cert.pub", ssh.MarshalAuthorizedKey(cert), 0o644); err != nil {
+				t.Fatal(err)
+			}
+			hostKeyLines = append(hostKeyLines, "HostCertificate "+path+"-cert.pub")
+		}
+	}
+	clientPub := writeKey(t, filepath.Join(dir, "client_ed25519"), "ed25519")
 	s.ClientKey = filepath.Join(dir, "client_ed25519")
 	if err := os.WriteFile(filepath.Join(dir, "authorized_keys"), ssh.MarshalAuthorizedKey(clientPub), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	s.Port = freePort(t)
 	s.KnownHosts = filepath.Join(dir, "known_hosts")
-	line := knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", s.Addr, s.Port))}, hostPub)
-	if err := os.WriteFile(s.KnownHosts, []byte(line+"\n"), 0o600); err != nil {
+	var known []string
+	if ca != nil {
+		known = append(known, "@cert-authority "+s.KnownHostsLine(s.HostCA))
+	} else {
+		for _, typ := range types {
+			known = append(known, s.KnownHostsLine(s.HostKeys[keyType(typ)]))
+		}
+	}
+	if err := os.WriteFile(s.KnownHosts, []byte(strings.Join(known, "\n")+"\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	cfg := []string{
 		fmt.Sprintf("Port %d", s.Port),
 		"ListenAddress " + s.Addr,
-		"HostKey " + filepath.Join(dir, "host_ed25519"),
-		"PidFile " + filepath.Join(dir, "sshd.pid"),
-		"AuthorizedKeysFile " + filepath.Join(dir, "authorized_keys"),
+	}
+	cfg = append(cfg, hostKeyLines...)
+	cfg = append(cfg,
+		"PidFile "+filepath.Join(dir, "sshd.pid"),
+		"AuthorizedKeysFile "+filepath.Join(dir, "authorized_keys"),
 		"AuthenticationMethods publickey",
 		"PubkeyAuthentication yes",
 		"PasswordAuthentication no",
@@ -131,7 +197,7 @@ func Start(t testing.TB, opts Options) *Server {
 		"MaxStartups 2000",
 		"MaxSessions 1000",
 		"LogLevel VERBOSE",
-	}
+	)
 	cfg = append(cfg, opts.ExtraConfig...)
 	for _, line := range cfg {
 		if addr, ok := strings.CutPrefix(line, "ListenAddress "); ok {
@@ -147,36 +213,95 @@ func Start(t testing.TB, opts Options) *Server {
 	return s
 }
 
-// testUserHome is TestUser's home: it must exist (sshd complains on stderr
-// otherwise) and holds no rc files.
-const testUserHome = "/var/lib/exe-sshtest"
+// usersMu serialises account changes: useradd and chpasswd lock
+// /etc/passwd and fail when another test of the process holds it.
+var usersMu sync.Mutex
 
-// ensureTestUser creates TestUser once per machine: a system account with
-// an empty home, shell /bin/sh, and the password field "*" (no password,
-// but not "locked", which sshd would refuse even for key logins).
-func ensureTestUser() error {
-	if _, err := user.Lookup(TestUser); err != nil {
-		out, err := exec.Command("useradd", "--system", "--home-dir", testUserHome,
-			"--shell", "/bin/sh", "--password", "*", TestUser).CombinedOutput()
-		if _, lookErr := user.Lookup(TestUser); lookErr != nil {
-			return fmt.Errorf("create test user %s: %v: %s", TestUser, err, out)
+// EnsureUser creates a test account once per machine (it needs root): a
+// system account with an empty home /var/lib/NAME (sshd complains on
+// stderr when it is missing; it holds no rc files), shell /bin/sh, and the
+// password field "*" (no password, but not "locked", which sshd would
+// refuse even for key logins).
+func EnsureUser(t testing.TB, name string) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	usersMu.Lock()
+	defer usersMu.Unlock()
+	home := "/var/lib/" + name
+	if _, err := user.Lookup(name); err != nil {
+		out, err := exec.Command("useradd", "--system", "--home-dir", home,
+			"--shell", "/bin/sh", "--password", "*", name).CombinedOutput()
+		if _, lookErr := user.Lookup(name); lookErr != nil {
+			t.Fatalf("create test user %s: %v: %s", name, err, out)
 		}
 	}
-	u, err := user.Lookup(TestUser)
+	u, err := user.Lookup(name)
 	if err != nil {
-		return err
+		t.Fatal(err)
 	}
-	if u.HomeDir != testUserHome {
-		if out, err := exec.Command("usermod", "--home", testUserHome, TestUser).CombinedOutput(); err != nil {
-			return fmt.Errorf("set home of %s: %v: %s", TestUser, err, out)
+	if u.HomeDir != home {
+		if out, err := exec.Command("usermod", "--home", home, name).CombinedOutput(); err != nil {
+			t.Fatalf("set home of %s: %v: %s", name, err, out)
 		}
 	}
-	if err := os.MkdirAll(testUserHome, 0o755); err != nil {
-		return err
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		t.Fatal(err)
 	}
 	uid, _ := strconv.Atoi(u.Uid)
 	gid, _ := strconv.Atoi(u.Gid)
-	return os.Chown(testUserHome, uid, gid)
+	if err := os.Chown(home, uid, gid); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// SetPassword gives a test account a password until the test ends (then
+// "*" again): sudo asks for it, and su for the target's.
+func SetPassword(t testing.TB, name, password string) {
+	t.Helper()
+	usersMu.Lock()
+	defer usersMu.Unlock()
+	cmd := exec.Command("chpasswd")
+	cmd.Stdin = strings.NewReader(name + ":" + password + "\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("chpasswd %s: %v: %s", name, err, out)
+	}
+	t.Cleanup(func() {
+		usersMu.Lock()
+		defer usersMu.Unlock()
+		_ = exec.Command("usermod", "--password", "*", name).Run()
+	})
+}
+
+// Sudoers installs sudoers lines until the test ends, in a file of their
+// own under /etc/sudoers.d, checked with visudo first. It needs sudo.
+func Sudoers(t testing.TB, lines ...string) {
+	t.Helper()
+	testenv.NeedRoot(t)
+	_, err := os.Stat("/usr/bin/sudo")
+	testenv.Need(t, err == nil, "sudo at /usr/bin/sudo (Debian package sudo)")
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	// sudo skips files in sudoers.d whose names hold a dot.
+	path := "/etc/sudoers.d/exe-sshtest-" + hex.EncodeToString(b)
+	tmp := filepath.Join(t.TempDir(), "sudoers")
+	if err := os.WriteFile(tmp, []byte(strings.Join(lines, "\n")+"\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("visudo", "-c", "-q", "-f", tmp).CombinedOutput(); err != nil {
+		t.Fatalf("sudoers lines %q: %v: %s", lines, err, out)
+	}
+	if err := os.WriteFile(path, []byte(strings.Join(lines, "\n")+"\n"), 0o440); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(path) })
+}
+
+// KnownHostsLine is the known_hosts line that trusts key for this server,
+// as OpenSSH writes it: [127.0.0.1]:PORT KEY.
+func (s *Server) KnownHostsLine(key ssh.PublicKey) string {
+	return knownhosts.Line([]string{knownhosts.Normalize(fmt.Sprintf("%s:%d", s.Addr, s.Port))}, key)
 }
 
 // WritableDir returns a fresh directory the login user can write to, for
@@ -193,9 +318,38 @@ func (s *Server) WritableDir(t testing.TB) string {
 	return d
 }
 
-func writeKey(t testing.TB, path string) ssh.PublicKey {
+// keyType is the SSH key type of a HostKeyTypes name.
+func keyType(name string) string {
+	switch name {
+	case "ecdsa":
+		return ssh.KeyAlgoECDSA256
+	case "rsa":
+		return ssh.KeyAlgoRSA
+	}
+	return ssh.KeyAlgoED25519
+}
+
+// WriteKey writes a new private key of type "ed25519", "ecdsa" or "rsa"
+// to path (OpenSSH format, no passphrase) and its public key to path.pub.
+func WriteKey(t testing.TB, path, typ string) ssh.PublicKey {
 	t.Helper()
-	pub, priv, err := ed25519.GenerateKey(rand.Reader)
+	return writeKey(t, path, typ)
+}
+
+func writeKey(t testing.TB, path, typ string) ssh.PublicKey {
+	t.Helper()
+	var priv crypto.Signer
+	var err error
+	switch typ {
+	case "ed25519":
+		_, priv, err = ed25519.GenerateKey(rand.Reader)
+	case "ecdsa":
+		priv, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	case "rsa":
+		priv, err = rsa.GenerateKey(rand.Reader, 2048)
+	default:
+		err = fmt.Errorf("unknown key type %q", typ)
+	}
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -206,7 +360,7 @@ func writeKey(t testing.TB, path string) ssh.PublicKey {
 	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	sshPub, err := ssh.NewPublicKey(pub)
+	sshPub, err := ssh.NewPublicKey(priv.Public())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -214,6 +368,19 @@ func writeKey(t testing.TB, path string) ssh.PublicKey {
 		t.Fatal(err)
 	}
 	return sshPub
+}
+
+func readSigner(t testing.TB, path string) ssh.Signer {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	signer, err := ssh.ParsePrivateKey(b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return signer
 }
 
 func freePort(t testing.TB) int {
@@ -364,4 +531,119 @@ func descendants(pid int) []int {
 		}
 	}
 	return out
+}
+
+// HoldsConnectionFrom tells whether one of this sshd's processes holds a
+// TCP socket whose local port is port: with the client port another sshd
+// reports in SSH_CONNECTION, it proves that this sshd (a jump host) opened
+// that connection. It reads /proc/net/tcp and the processes' descriptors.
+func (s *Server) HoldsConnectionFrom(port int) bool {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		return false
+	}
+	inodes := map[string]bool{}
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			f := strings.Fields(line)
+			if len(f) < 10 {
+				continue
+			}
+			// local_address is HEXIP:HEXPORT; the inode is the tenth field.
+			_, hexPort, ok := strings.Cut(f[1], ":")
+			if p, err := strconv.ParseUint(hexPort, 16, 16); ok && err == nil && int(p) == port {
+				inodes["socket:["+f[9]+"]"] = true
+			}
+		}
+	}
+	for _, pid := range append([]int{cmd.Process.Pid}, descendants(cmd.Process.Pid)...) {
+		fds, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds {
+			if target, err := os.Readlink(fmt.Sprintf("/proc/%d/fd/%s", pid, fd.Name())); err == nil && inodes[target] {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// Authorize lets key log in too, as any account.
+func (s *Server) Authorize(t testing.TB, key ssh.PublicKey) {
+	t.Helper()
+	f, err := os.OpenFile(filepath.Join(s.Dir, "authorized_keys"), os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.Write(ssh.MarshalAuthorizedKey(key)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Agent runs a real ssh-agent until the test ends, holding keys, and
+// returns its socket (for SSH_AUTH_SOCK).
+func Agent(t testing.TB, keys ...any) string {
+	t.Helper()
+	bin, err := exec.LookPath("ssh-agent")
+	testenv.Need(t, err == nil, "ssh-agent (Debian package openssh-client)")
+	sock := filepath.Join(t.TempDir(), "agent.sock")
+	cmd := exec.Command(bin, "-D", "-a", sock)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(10 * time.Second)
+	var c net.Conn
+	for {
+		if c, err = net.Dial("unix", sock); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("ssh-agent did not listen on %s: %v", sock, err)
+		}
+		time.Sleep(10 * time.Millisecond) // polling for the socket the agent creates
+	}
+	defer c.Close()
+	ac := agent.NewClient(c)
+	for _, k := range keys {
+		if err := ac.Add(agent.AddedKey{PrivateKey: k, Comment: "exe-sshtest"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return sock
+}
+
+// WriteEncryptedKey writes a new ed25519 private key encrypted with
+// passphrase to path (and its public key to path.pub) and returns the
+// private key, for Agent.
+func WriteEncryptedKey(t testing.TB, path, passphrase string) (ssh.PublicKey, any) {
+	t.Helper()
+	_, priv, err := ed25519.GenerateKey(rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	block, err := ssh.MarshalPrivateKeyWithPassphrase(priv, "", []byte(passphrase))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, pem.EncodeToMemory(block), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := ssh.NewPublicKey(priv.Public())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path+".pub", ssh.MarshalAuthorizedKey(pub), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return pub, priv
 }

@@ -54,11 +54,20 @@ func (c *capped) Truncated() bool {
 
 // pidFilter passes a remote command's stderr on to next, less the line
 // that reports the command's pid (see pidMarker), which it delivers on
-// pid. Lines before it (a login shell's rc files may print some) pass
-// through; after maxPIDScan bytes without it, everything does.
+// pid (and by closing started). Lines before it (a login shell's rc files
+// may print some) pass through; after maxPIDScan bytes without it,
+// everything does. With a become method, output before the marker is
+// sudo's or su's: a password prompt there is taken out and signalled on
+// prompts.
 type pidFilter struct {
-	next io.Writer
-	pid  chan int
+	next    io.Writer
+	pid     chan int
+	started chan struct{}
+	// isPrompt, when set, tells whether output held back ends in a
+	// password prompt; dropPrompt removes it.
+	isPrompt   func([]byte) bool
+	dropPrompt func([]byte) []byte
+	prompts    chan struct{}
 
 	mu    sync.Mutex
 	buf   []byte
@@ -68,7 +77,7 @@ type pidFilter struct {
 const maxPIDScan = 4 << 10
 
 func newPIDFilter(next io.Writer) *pidFilter {
-	return &pidFilter{next: next, pid: make(chan int, 1)}
+	return &pidFilter{next: next, pid: make(chan int, 1), started: make(chan struct{}), prompts: make(chan struct{}, 8)}
 }
 
 func (f *pidFilter) Write(p []byte) (int, error) {
@@ -81,6 +90,13 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 	for {
 		i := bytes.IndexByte(f.buf, '\n')
 		if i < 0 {
+			if f.isPrompt != nil && f.isPrompt(f.buf) {
+				f.buf = f.dropPrompt(f.buf)
+				select {
+				case f.prompts <- struct{}{}:
+				default:
+				}
+			}
 			if len(f.buf) > maxPIDScan {
 				f.found = true
 				_, _ = f.next.Write(f.buf)
@@ -93,6 +109,7 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 			if pid, err := strconv.Atoi(string(rest)); err == nil && pid > 1 {
 				f.found = true
 				f.pid <- pid
+				close(f.started)
 				if tail := f.buf[i+1:]; len(tail) > 0 {
 					_, _ = f.next.Write(tail)
 				}
@@ -102,6 +119,16 @@ func (f *pidFilter) Write(p []byte) (int, error) {
 		}
 		_, _ = f.next.Write(f.buf[:i+1])
 		f.buf = f.buf[i+1:]
+	}
+}
+
+// hasStarted tells whether the command reported its pid.
+func (f *pidFilter) hasStarted() bool {
+	select {
+	case <-f.started:
+		return true
+	default:
+		return false
 	}
 }
 

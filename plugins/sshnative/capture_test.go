@@ -43,10 +43,10 @@ func TestPIDFilter(t *testing.T) {
 
 func TestRemoteCommandQuotesEverything(t *testing.T) {
 	c := command{script: `echo "$1"`, args: []string{`a'b $(x)`}, env: []string{"EXE_VAR_N=it's"}}
-	line := remoteCommand(c, true)
+	line := remoteCommand(c, true, nil, "")
 	assert.Equal(t, "printf '"+pidMarker+"%d\\n' \"$$\" >&2\nexport EXE_VAR_N='it'\\''s'\nset -- 'a'\\''b $(x)'\neval 'echo \"$1\"'", line)
-	assert.Equal(t, "exec /bin/sh -c "+shellQuote(line), remoteCommand(c, false))
-	assert.Equal(t, "true", remoteCommand(command{script: "true", raw: true}, true))
+	assert.Equal(t, "exec /bin/sh -c "+shellQuote(line), remoteCommand(c, false, nil, ""))
+	assert.Equal(t, "true", remoteCommand(command{script: "true", raw: true}, true, nil, ""))
 }
 
 func TestCappedNeverCutsACharacter(t *testing.T) {

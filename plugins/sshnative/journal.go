@@ -24,10 +24,16 @@ import (
 const runIDVar = "EXE_RUN_ID"
 
 // connectionVars are the host variables a journal keeps for each command:
-// what reaching the host again takes, even if the inventory has changed
-// since.
-var connectionVars = []string{"ansible_connection", "ansible_host", "ansible_port", "ansible_user",
-	"ansible_ssh_private_key_file", "ansible_shell_type"}
+// what reaching the host again takes, as the same user and with the same
+// become user, even if the inventory has changed since. Passwords are
+// never written: a command on a host whose sudo needs one is reaped
+// through the inventory's current settings.
+var connectionVars = []string{"ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_port",
+	"ansible_ssh_port", "ansible_user", "ansible_ssh_user", "ansible_private_key_file",
+	"ansible_ssh_private_key_file", "ansible_shell_type", "ansible_ssh_args", "ansible_ssh_common_args",
+	"ansible_ssh_extra_args", "ansible_become", "ansible_become_method", "ansible_become_user",
+	"ansible_sudo_user", "ansible_su_user", "ansible_become_exe", "ansible_sudo_exe", "ansible_su_exe",
+	"ansible_become_flags", "ansible_sudo_flags", "ansible_su_flags"}
 
 // compactAt is the journal size from which a journal that is mostly ended
 // commands is rewritten with only the running ones.

@@ -6,18 +6,12 @@ import (
 	"fmt"
 	"net"
 	"os"
-	"os/user"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
 
-	"github.com/0ops/exed/inventory"
 	"golang.org/x/crypto/ssh"
-	"golang.org/x/crypto/ssh/agent"
-	"golang.org/x/crypto/ssh/knownhosts"
 )
 
 // Defaults for SSHOptions.
@@ -29,30 +23,55 @@ const (
 
 // SSHOptions configure connections to hosts that are not local.
 type SSHOptions struct {
-	// User logs in when the host sets no ansible_user; empty: the current user.
+	// User logs in when the host sets no ansible_user (nor
+	// ansible_ssh_user); empty: ssh's choice, ssh_config's User, else the
+	// current user. As Ansible's remote_user, it is also the user become
+	// compares its user with.
 	User string
-	// KeyFiles are private keys tried for every host (a host's
-	// ansible_ssh_private_key_file comes first); empty: ~/.ssh/id_ed25519,
-	// id_ecdsa and id_rsa, those that exist.
+	// KeyFiles are private keys tried for every host, after the host's own
+	// (ansible_private_key_file, ssh_config's IdentityFile); empty: the
+	// host's own, or ssh's defaults ~/.ssh/id_ed25519, id_ecdsa and id_rsa
+	// for a host with none. A key that cannot be used is skipped and named
+	// in the message of a failed login.
 	KeyFiles []string
-	// KnownHosts files verify host keys; empty: ~/.ssh/known_hosts.
+	// KnownHosts files verify host keys where ssh_config sets no
+	// UserKnownHostsFile; empty: ~/.ssh/known_hosts (and known_hosts2).
+	// /etc/ssh/ssh_known_hosts is read too, as ssh reads it.
 	KnownHosts []string
 	// InsecureIgnoreHostKey turns host key checking off. It is the explicit
 	// opt-out of [sshnative] host_key_checking = false; never the default.
 	InsecureIgnoreHostKey bool
 	// NoAgent stops the use of ssh-agent (SSH_AUTH_SOCK).
-	NoAgent        bool
-	ConnectTimeout time.Duration // TCP connect plus SSH handshake
-	KeepAlive      time.Duration // interval of keepalive requests on pooled connections
-	IdleTimeout    time.Duration // unused pooled connections are closed after this
+	NoAgent bool
+	// SSHConfig is the ssh_config file applied as ssh applies it (Host and
+	// Match blocks; HostName, Port, User, IdentityFile, IdentitiesOnly,
+	// ProxyJump, UserKnownHostsFile, StrictHostKeyChecking,
+	// ConnectTimeout, ServerAliveInterval): "" for ssh's own,
+	// ~/.ssh/config then /etc/ssh/ssh_config, those that exist; "none"
+	// for none. A host's -F in its ssh arguments replaces it.
+	SSHConfig string
+	// ConnectTimeout bounds TCP connect plus SSH handshake; zero:
+	// ssh_config's ConnectTimeout, else DefaultConnectTimeout. Set, it
+	// wins over ssh_config, as Ansible's timeout does.
+	ConnectTimeout time.Duration
+	// KeepAlive is the interval of keepalive requests on pooled
+	// connections where ssh_config sets no ServerAliveInterval.
+	KeepAlive   time.Duration
+	IdleTimeout time.Duration // unused pooled connections are closed after this
+	// HostDefaults are connection variables every host has unless its
+	// inventory sets them (Ansible's configuration: ansible.cfg's
+	// remote_port, private_key_file, [privilege_escalation] and
+	// [ssh_connection] settings, as ansible_port, ansible_become, ...).
+	HostDefaults map[string]string
 }
 
-// pool keeps one SSH connection per inventory host and reuses it across
-// operations and jobs.
+// pool keeps one SSH connection per inventory host, and one per jump host
+// login shared by the hosts behind it, and reuses them across operations
+// and jobs.
 type pool struct {
 	opts     SSHOptions
-	auth     []ssh.AuthMethod
-	hostKeys ssh.HostKeyCallback
+	keys     *keyring
+	hostKeys *hostKeys
 
 	mu    sync.Mutex
 	conns map[string]*pooled
@@ -61,105 +80,41 @@ type pool struct {
 
 type pooled struct {
 	mu       sync.Mutex // held while dialling
+	name     string     // its key in pool.conns
 	client   *ssh.Client
 	lastUsed time.Time
 	active   int
+	// parent is the jump host connection client runs through; it stays
+	// in use (active) while client lives.
+	parent *pooled
 }
 
 func newPool(opts SSHOptions) (*pool, error) {
-	if opts.ConnectTimeout <= 0 {
-		opts.ConnectTimeout = DefaultConnectTimeout
-	}
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = DefaultKeepAlive
 	}
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	home, _ := os.UserHomeDir()
-	if opts.User == "" {
-		if u, err := user.Current(); err == nil {
-			opts.User = u.Username
+	for _, f := range opts.KnownHosts {
+		if _, err := os.Stat(f); err != nil {
+			return nil, fmt.Errorf("known_hosts file %s: %w", f, err)
 		}
 	}
-	p := &pool{opts: opts, conns: map[string]*pooled{}, stop: make(chan struct{})}
-	if opts.InsecureIgnoreHostKey {
-		p.hostKeys = ssh.InsecureIgnoreHostKey()
-	} else {
-		files := opts.KnownHosts
-		if len(files) == 0 {
-			files = []string{filepath.Join(home, ".ssh", "known_hosts")}
+	p := &pool{opts: opts, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{}, stop: make(chan struct{})}
+	for _, f := range opts.KeyFiles {
+		// A configured key that is not there is a mistake to say at start;
+		// an encrypted one may be in ssh-agent.
+		if s, _, problem := p.keys.load(f); s == nil && !strings.HasPrefix(problem, "passphrase") {
+			return nil, fmt.Errorf("private key %s: %s", f, problem)
 		}
-		var existing []string
-		for _, f := range files {
-			if _, err := os.Stat(f); err == nil {
-				existing = append(existing, f)
-			} else if len(opts.KnownHosts) > 0 {
-				return nil, fmt.Errorf("known_hosts file %s: %w", f, err)
-			}
-		}
-		if len(existing) == 0 {
-			// No file at all: every host is unknown, which is refused.
-			p.hostKeys = func(string, net.Addr, ssh.PublicKey) error {
-				return &knownhosts.KeyError{}
-			}
-		} else {
-			cb, err := knownhosts.New(existing...)
-			if err != nil {
-				return nil, fmt.Errorf("known_hosts: %w", err)
-			}
-			p.hostKeys = cb
-		}
-	}
-	keyFiles := opts.KeyFiles
-	if len(keyFiles) == 0 {
-		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
-			if f := filepath.Join(home, ".ssh", name); fileExists(f) {
-				keyFiles = append(keyFiles, f)
-			}
-		}
-	}
-	var signers []ssh.Signer
-	for _, f := range keyFiles {
-		s, err := loadKey(f)
-		if err != nil {
-			return nil, err
-		}
-		signers = append(signers, s)
-	}
-	if len(signers) > 0 {
-		p.auth = append(p.auth, ssh.PublicKeys(signers...))
-	}
-	if sock := os.Getenv("SSH_AUTH_SOCK"); sock != "" && !opts.NoAgent {
-		p.auth = append(p.auth, ssh.PublicKeysCallback(func() ([]ssh.Signer, error) {
-			c, err := net.Dial("unix", sock)
-			if err != nil {
-				return nil, err
-			}
-			// The agent connection lives as long as the handshake needs it;
-			// the signers keep using it, so it is not closed here.
-			return agent.NewClient(c).Signers()
-		}))
 	}
 	go p.reap()
 	return p, nil
 }
 
-func fileExists(p string) bool { _, err := os.Stat(p); return err == nil }
-
-func loadKey(path string) (ssh.Signer, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("private key: %w", err)
-	}
-	s, err := ssh.ParsePrivateKey(b)
-	if err != nil {
-		return nil, fmt.Errorf("private key %s: %w", path, err)
-	}
-	return s, nil
-}
-
-// reap closes connections unused for longer than the idle timeout.
+// reap closes connections unused for longer than the idle timeout; a jump
+// host's connection is in use while a connection through it lives.
 func (p *pool) reap() {
 	t := time.NewTicker(p.opts.IdleTimeout / 2)
 	defer t.Stop()
@@ -170,42 +125,69 @@ func (p *pool) reap() {
 		case <-t.C:
 		}
 		now := time.Now()
+		var idle []*pooled
 		p.mu.Lock()
 		for name, pc := range p.conns {
 			if pc.active == 0 && pc.client != nil && now.Sub(pc.lastUsed) > p.opts.IdleTimeout {
-				pc.client.Close()
+				idle = append(idle, pc)
 				delete(p.conns, name)
 			}
 		}
 		p.mu.Unlock()
+		for _, pc := range idle {
+			p.closeConn(pc)
+		}
 	}
 }
 
-// close closes every pooled connection.
+// closeConn closes a connection taken out of the pool, and releases the
+// jump host connection it ran through.
+func (p *pool) closeConn(pc *pooled) {
+	pc.mu.Lock()
+	c, parent := pc.client, pc.parent
+	pc.client, pc.parent = nil, nil
+	pc.mu.Unlock()
+	if c != nil {
+		c.Close()
+	}
+	if parent != nil {
+		p.release(parent)
+	}
+}
+
+// close closes every pooled connection, those through jump hosts first.
 func (p *pool) close() {
 	p.mu.Lock()
-	defer p.mu.Unlock()
 	select {
 	case <-p.stop:
 	default:
 		close(p.stop)
 	}
+	var all []*pooled
 	for name, pc := range p.conns {
-		if pc.client != nil {
-			pc.client.Close()
-		}
+		all = append(all, pc)
 		delete(p.conns, name)
+	}
+	p.mu.Unlock()
+	for _, pc := range all {
+		if pc.parent != nil {
+			p.closeConn(pc)
+		}
+	}
+	for _, pc := range all {
+		p.closeConn(pc)
 	}
 }
 
-// acquire returns a connected client for the host, dialling if needed, and
+// acquire returns a connected client for the endpoint pooled under name,
+// dialling if needed (through its jump hosts, themselves pooled), and
 // marks it in use until release.
-func (p *pool) acquire(ctx context.Context, h *inventory.Host) (*ssh.Client, *pooled, error) {
+func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Client, *pooled, error) {
 	p.mu.Lock()
-	pc, ok := p.conns[h.Name]
+	pc, ok := p.conns[name]
 	if !ok {
-		pc = &pooled{}
-		p.conns[h.Name] = pc
+		pc = &pooled{name: name}
+		p.conns[name] = pc
 	}
 	pc.active++
 	p.mu.Unlock()
@@ -213,18 +195,18 @@ func (p *pool) acquire(ctx context.Context, h *inventory.Host) (*ssh.Client, *po
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.client == nil {
-		c, err := p.dial(ctx, h)
+		c, parent, err := p.dial(ctx, ep)
 		if err != nil {
-			p.release(h.Name, pc)
+			p.release(pc)
 			return nil, nil, err
 		}
-		pc.client = c
-		go p.keepAlive(h.Name, pc, c)
+		pc.client, pc.parent = c, parent
+		go p.keepAlive(pc, c, ep.keepAlive, p.timeout(ep))
 	}
 	return pc.client, pc, nil
 }
 
-func (p *pool) release(name string, pc *pooled) {
+func (p *pool) release(pc *pooled) {
 	p.mu.Lock()
 	pc.active--
 	pc.lastUsed = time.Now()
@@ -232,107 +214,177 @@ func (p *pool) release(name string, pc *pooled) {
 }
 
 // drop forgets a connection that failed, so the next use re-dials.
-func (p *pool) drop(name string, pc *pooled, c *ssh.Client) {
+func (p *pool) drop(pc *pooled, c *ssh.Client) {
 	c.Close()
 	pc.mu.Lock()
+	var parent *pooled
 	if pc.client == c {
 		pc.client = nil
+		parent, pc.parent = pc.parent, nil
 	}
 	pc.mu.Unlock()
+	if parent != nil {
+		p.release(parent)
+	}
 }
 
-func (p *pool) keepAlive(name string, pc *pooled, c *ssh.Client) {
-	t := time.NewTicker(p.opts.KeepAlive)
-	defer t.Stop()
+// keepAlive sends keepalive requests every interval (none when it is 0)
+// and drops the connection when one goes unanswered for timeout or the
+// connection ends.
+func (p *pool) keepAlive(pc *pooled, c *ssh.Client, interval, timeout time.Duration) {
 	dead := make(chan struct{})
 	go func() { _ = c.Wait(); close(dead) }()
+	var tick <-chan time.Time
+	if interval > 0 {
+		t := time.NewTicker(interval)
+		defer t.Stop()
+		tick = t.C
+	}
 	for {
 		select {
 		case <-dead:
-			p.drop(name, pc, c)
+			p.drop(pc, c)
 			return
 		case <-p.stop:
 			return
-		case <-t.C:
+		case <-tick:
 			res := make(chan error, 1)
 			go func() { _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
 			select {
 			case err := <-res:
 				if err != nil {
-					p.drop(name, pc, c)
+					p.drop(pc, c)
 					return
 				}
-			case <-time.After(p.opts.ConnectTimeout):
-				p.drop(name, pc, c)
+			case <-time.After(timeout):
+				p.drop(pc, c)
 				return
 			}
 		}
 	}
 }
 
-// dial connects and authenticates, classifying failures for the event's msg.
-func (p *pool) dial(ctx context.Context, h *inventory.Host) (*ssh.Client, error) {
-	addr := h.Vars["ansible_host"]
-	if addr == "" {
-		addr = h.Name
+// timeout is the connect timeout for ep: its ConnectTimeout (for a host,
+// the configured one comes first, as Ansible passes it to ssh), else the
+// configured one (for a jump host), else DefaultConnectTimeout.
+func (p *pool) timeout(ep *endpoint) time.Duration {
+	switch {
+	case ep.connectTimeout > 0:
+		return ep.connectTimeout
+	case p.opts.ConnectTimeout > 0:
+		return p.opts.ConnectTimeout
 	}
-	port := h.Vars["ansible_port"]
-	if port == "" {
-		port = "22"
-	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return nil, fmt.Errorf("ansible_port %q is not a number", port)
-	}
-	u := h.Vars["ansible_user"]
-	if u == "" {
-		u = p.opts.User
-	}
-	auth := p.auth
-	if kf := h.Vars["ansible_ssh_private_key_file"]; kf != "" {
-		s, err := loadKey(expandHome(kf))
-		if err != nil {
-			return nil, err
-		}
-		auth = append([]ssh.AuthMethod{ssh.PublicKeys(s)}, auth...)
-	}
-	if len(auth) == 0 {
-		return nil, errors.New("authentication failed: no private key or ssh-agent available")
-	}
-	target := net.JoinHostPort(addr, port)
-	ctx, cancel := context.WithTimeout(ctx, p.opts.ConnectTimeout)
+	return DefaultConnectTimeout
+}
+
+// jumpName is the pool name of a jump host login.
+func jumpName(ep *endpoint) string { return "\x00jump " + ep.key() }
+
+// dial connects and authenticates to ep, through its jump hosts if it has
+// any, classifying failures for the event's msg. parent is the jump host
+// connection it runs through, held in use for it.
+func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, *pooled, error) {
+	target := ep.addr()
+	timeout := p.timeout(ep)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", target)
-	if err != nil {
-		return nil, classifyDial(err, target)
+	var conn net.Conn
+	var parent *pooled
+	if ep.jump != nil {
+		jc, jpc, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
+		if err != nil {
+			return nil, nil, jumpFailed(ep.jump, err)
+		}
+		conn, err = jc.DialContext(ctx, "tcp", target)
+		if err != nil {
+			p.release(jpc)
+			if ctx.Err() != nil {
+				return nil, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
+			}
+			return nil, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
+		}
+		parent = jpc
+	} else {
+		var d net.Dialer
+		var err error
+		conn, err = d.DialContext(ctx, "tcp", target)
+		if err != nil {
+			return nil, nil, classifyDial(err, target)
+		}
+		if dl, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(dl)
+		}
 	}
-	if dl, ok := ctx.Deadline(); ok {
-		_ = conn.SetDeadline(dl)
+	c, err := p.handshake(ctx, conn, ep, timeout)
+	if err != nil {
+		conn.Close()
+		if parent != nil {
+			p.release(parent)
+		}
+		return nil, nil, err
+	}
+	if ep.jump == nil {
+		_ = conn.SetDeadline(time.Time{})
+	}
+	return c, parent, nil
+}
+
+// jumpLabel names a jump host in messages: "jump host SPEC (user@addr)".
+func jumpLabel(ep *endpoint) string {
+	return fmt.Sprintf("%s (%s@%s)", ep.name, ep.user, ep.addr())
+}
+
+// jumpError is a failure to reach a jump host; a host behind a chain
+// of them names only the hop that failed.
+type jumpError struct {
+	label string
+	err   error
+}
+
+func (e *jumpError) Error() string { return e.label + ": " + e.err.Error() }
+func (e *jumpError) Unwrap() error { return e.err }
+
+func jumpFailed(ep *endpoint, err error) error {
+	var je *jumpError
+	if errors.As(err, &je) {
+		return err
+	}
+	return &jumpError{label: jumpLabel(ep), err: err}
+}
+
+// handshake runs the SSH handshake on conn: host key verified against
+// known_hosts (with the host key algorithms it knows for ep first), and
+// key authentication.
+func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeout time.Duration) (*ssh.Client, error) {
+	target := ep.addr()
+	hostKeyCB, algos, err := p.hostKeys.check(ep, p.opts.InsecureIgnoreHostKey)
+	if err != nil {
+		return nil, err
+	}
+	auth, tried, done := p.keys.authFor(ep)
+	defer done()
+	if len(auth) == 0 {
+		return nil, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
 	}
 	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
 	cc, chans, reqs, err := ssh.NewClientConn(conn, target, &ssh.ClientConfig{
-		User: u, Auth: auth, HostKeyCallback: p.hostKeys, Timeout: p.opts.ConnectTimeout,
+		User: ep.user, Auth: auth, HostKeyCallback: hostKeyCB, HostKeyAlgorithms: algos, Timeout: timeout,
 	})
 	stopWatch()
 	if err != nil {
-		conn.Close()
 		var netErr net.Error
 		if ctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, p.opts.ConnectTimeout)
+			return nil, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, timeout)
 		}
-		return nil, classifyHandshake(err, target)
+		if msg := hostKeyError(err, target); msg != "" {
+			return nil, errors.New(msg)
+		}
+		if strings.Contains(err.Error(), "unable to authenticate") {
+			return nil, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
+		}
+		return nil, fmt.Errorf("ssh handshake with %s failed: %v", target, err)
 	}
-	_ = conn.SetDeadline(time.Time{})
 	return ssh.NewClient(cc, chans, reqs), nil
-}
-
-func expandHome(p string) string {
-	if strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, p[2:])
-		}
-	}
-	return p
 }
 
 func classifyDial(err error, target string) error {
@@ -349,17 +401,4 @@ func classifyDial(err error, target string) error {
 		return fmt.Errorf("no route to host: %s", target)
 	}
 	return fmt.Errorf("cannot connect to %s: %v", target, err)
-}
-
-func classifyHandshake(err error, target string) error {
-	var keyErr *knownhosts.KeyError
-	switch {
-	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-		return fmt.Errorf("host key mismatch for %s: the key offered is not the one in known_hosts (possible man-in-the-middle; fix known_hosts if the host was reinstalled)", target)
-	case errors.As(err, &keyErr):
-		return fmt.Errorf("host key unknown: %s is not in known_hosts", target)
-	case strings.Contains(err.Error(), "unable to authenticate"):
-		return fmt.Errorf("authentication failed for %s", target)
-	}
-	return fmt.Errorf("ssh handshake with %s failed: %v", target, err)
 }

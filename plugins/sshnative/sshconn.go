@@ -4,11 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/0ops/exed/inventory"
 	"golang.org/x/crypto/ssh"
 )
 
@@ -46,40 +46,63 @@ func shellQuote(s string) string {
 // it must be a POSIX shell; posix false (ansible_shell_type other than sh)
 // starts /bin/sh for it instead. The script's arguments and environment are
 // quoted data; the script itself is a fixed one of exed's, a role script or
-// the request's command, quoted and evaluated as sh -c would run it.
-func remoteCommand(c command, posix bool) string {
-	if c.raw {
+// the request's command, quoted and evaluated as sh -c would run it. With
+// b, the script runs as the become user (b.wrap, with sudo's prompt) and
+// reports the process group it runs in, which sudo and su do not lead.
+func remoteCommand(c command, posix bool, b *become, prompt string) string {
+	if c.raw && b == nil {
 		return c.script
 	}
-	var b strings.Builder
-	b.WriteString(`printf '` + pidMarker + `%d\n' "$$" >&2` + "\n")
+	var s strings.Builder
+	pg := `"$$"`
+	if b != nil {
+		s.WriteString(pgidPrologue)
+		pg = `"$__exe_pg"`
+	}
+	s.WriteString(`printf '` + pidMarker + `%d\n' ` + pg + ` >&2` + "\n")
 	if c.runID != "" {
-		b.WriteString(runIDExport(c.runID))
+		if b != nil {
+			s.WriteString("export " + runIDVar + "=" + c.runID + ":$__exe_pg\n")
+		} else {
+			s.WriteString(runIDExport(c.runID))
+		}
 	}
 	for _, kv := range c.env {
 		k, v, _ := strings.Cut(kv, "=")
-		b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
+		s.WriteString("export " + k + "=" + shellQuote(v) + "\n")
 	}
-	b.WriteString("set --")
+	s.WriteString("set --")
 	for _, a := range c.args {
-		b.WriteString(" " + shellQuote(a))
+		s.WriteString(" " + shellQuote(a))
 	}
-	b.WriteString("\neval " + shellQuote(c.script))
+	s.WriteString("\neval " + shellQuote(c.script))
+	line := s.String()
+	if b != nil {
+		line = b.wrap(line, prompt)
+	}
 	if !posix {
-		return "exec /bin/sh -c " + shellQuote(b.String())
+		return "exec /bin/sh -c " + shellQuote(line)
 	}
-	return b.String()
+	return line
 }
 
 // sshConn runs commands on one host over its pooled connection.
 type sshConn struct {
 	pool  *pool
-	host  *inventory.Host
-	grace time.Duration // see Config.KillGrace
+	name  string    // the inventory host: its pooled connection's name
+	ep    *endpoint // where and as whom
+	posix bool      // the login shell is a POSIX sh (ansible_shell_type)
+	// become, when set, runs every command as another user.
+	become *become
+	grace  time.Duration // see Config.KillGrace
 }
 
 func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
-	line := remoteCommand(cmd, c.posixShell())
+	prompt := ""
+	if c.become != nil && c.become.method == "sudo" {
+		prompt = newPrompt()
+	}
+	line := remoteCommand(cmd, c.posix, c.become, prompt)
 	if len(line) > maxCommandBytes {
 		return result{}, fmt.Errorf("the remote command line is %d KiB, more than the %d KiB one argument can hold", len(line)>>10, maxCommandBytes>>10)
 	}
@@ -87,7 +110,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		if ctx.Err() != nil {
 			return result{}, &notStartedError{context.Cause(ctx)}
 		}
-		client, pc, err := c.pool.acquire(ctx, c.host)
+		client, pc, err := c.pool.acquire(ctx, c.name, c.ep)
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{}, &notStartedError{context.Cause(ctx)}
@@ -97,24 +120,17 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		sess, err := client.NewSession()
 		if err != nil {
 			// The server dropped a pooled connection: re-dial once.
-			c.pool.drop(c.host.Name, pc, client)
-			c.pool.release(c.host.Name, pc)
+			c.pool.drop(pc, client)
+			c.pool.release(pc)
 			if attempt == 0 && ctx.Err() == nil {
 				continue
 			}
 			return result{}, &unreachableError{fmt.Errorf("ssh session: %v", err)}
 		}
-		res, err := runSession(ctx, client, sess, line, cmd, limit, c.grace, c.posixShell())
-		c.pool.release(c.host.Name, pc)
+		res, err := c.runSession(ctx, client, sess, line, prompt, cmd, limit)
+		c.pool.release(pc)
 		return res, err
 	}
-}
-
-// posixShell tells whether the host's login shell evaluates POSIX sh, as
-// Ansible assumes unless ansible_shell_type says otherwise.
-func (c sshConn) posixShell() bool {
-	t := c.host.Vars["ansible_shell_type"]
-	return t == "" || t == "sh"
 }
 
 // hangupWait bounds the steps of a stop that do not depend on the grace:
@@ -168,52 +184,135 @@ type stopError struct {
 func (e *stopError) Error() string { return e.cause.Error() + "; " + e.reason }
 func (e *stopError) Unwrap() error { return e.cause }
 
-func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line string, cmd command, limit int, grace time.Duration, posix bool) (result, error) {
-	defer sess.Close()
-	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
-	pids := newPIDFilter(stderr)
-	sess.Stdout, sess.Stderr = stdout, stderr
-	if !cmd.raw {
-		sess.Stderr = pids
+// started is a session whose command has been sent.
+type started struct {
+	sess           *ssh.Session
+	stdout, stderr *capped
+	pids           *pidFilter
+	done           chan error // the session's end, once
+	// prompts counts the password prompts of a become method (after done).
+	prompts func() int
+}
+
+// start starts line on sess. With a become method, stdin is fed by
+// feedBecome: the password when sudo or su prompts for it, then, once
+// the command has started as the become user, the command's stdin.
+func (c sshConn) start(sess *ssh.Session, line, prompt string, cmd command, limit int) (*started, error) {
+	st := &started{sess: sess, stdout: &capped{limit: limit}, stderr: &capped{limit: limit}, done: make(chan error, 1)}
+	st.pids = newPIDFilter(st.stderr)
+	sess.Stdout, sess.Stderr = st.stdout, st.stderr
+	if !cmd.raw || c.become != nil {
+		sess.Stderr = st.pids
 	}
-	sess.Stdin = cmd.stdin
+	var stdin io.WriteCloser
+	if c.become == nil {
+		sess.Stdin = cmd.stdin
+		st.prompts = func() int { return 0 }
+	} else {
+		b := c.become
+		st.pids.isPrompt = func(p []byte) bool { return b.isPrompt(p, prompt) }
+		st.pids.dropPrompt = func(p []byte) []byte { return b.dropPrompt(p, prompt) }
+		var err error
+		if stdin, err = sess.StdinPipe(); err != nil {
+			return nil, &unreachableError{fmt.Errorf("ssh exec: %v", err)}
+		}
+	}
 	if err := sess.Start(line); err != nil {
-		return result{}, &unreachableError{fmt.Errorf("ssh exec: %v", err)}
+		return nil, &unreachableError{fmt.Errorf("ssh exec: %v", err)}
 	}
-	done := make(chan error, 1)
-	go func() { done <- sess.Wait() }()
-	collect := func() result {
-		pids.flush()
-		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
-			started: true}
+	ended := make(chan struct{})
+	go func() { err := sess.Wait(); close(ended); st.done <- err }()
+	if stdin != nil {
+		n := make(chan int, 1)
+		go func() { n <- c.become.feed(stdin, st.pids, cmd.stdin, ended) }()
+		st.prompts = func() int { return <-n }
 	}
-	var err error
+	return st, nil
+}
+
+// feed writes stdin of a become command: the password at each prompt
+// (once: a second prompt means it was refused, and stdin is closed so
+// that sudo or su gives up), the command's own stdin once the command has
+// started. It returns how many prompts it saw.
+func (b *become) feed(w io.WriteCloser, pids *pidFilter, stdin io.Reader, ended <-chan struct{}) int {
+	defer w.Close()
+	prompts := 0
+	for {
+		select {
+		case <-pids.started:
+			if stdin != nil {
+				_, _ = io.Copy(w, stdin)
+			}
+			return prompts
+		case <-pids.prompts:
+			prompts++
+			if b.password == "" || prompts > 1 {
+				return prompts
+			}
+			if _, err := io.WriteString(w, b.password+"\n"); err != nil {
+				return prompts
+			}
+		case <-ended:
+			return prompts
+		}
+	}
+}
+
+func (st *started) collect() result {
+	st.pids.flush()
+	return result{stdout: st.stdout.String(), stderr: st.stderr.String(), truncated: st.stdout.Truncated() || st.stderr.Truncated(),
+		started: true}
+}
+
+func (c sshConn) runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line, prompt string, cmd command, limit int) (result, error) {
+	defer sess.Close()
+	st, err := c.start(sess, line, prompt, cmd, limit)
+	if err != nil {
+		return result{}, err
+	}
 	select {
-	case err = <-done:
+	case err = <-st.done:
 	case <-ctx.Done():
 		select {
-		case err = <-done: // it had ended: its result stands
-			return sessionResult(err, collect())
+		case err = <-st.done: // it had ended: its result stands
+			return c.ended(st, err)
 		default:
 		}
 		cause := context.Cause(ctx)
-		if !cmd.raw {
-			if serr := stopRemote(client, pids, done, grace, posix); serr != nil {
+		if !cmd.raw || c.become != nil {
+			if serr := c.stopRemote(client, st); serr != nil {
 				cause = &stopError{cause: cause, reason: serr.Error()}
 			}
 		}
 		select {
-		case <-done:
+		case <-st.done:
 		case <-time.After(hangupWait):
 			// Closing the channel bounds the wait; the process group has
 			// been stopped (or could not be).
 			_ = sess.Close()
 		}
-		res := collect()
+		res := st.collect()
 		res.rtc = -1
 		return res, cause
 	}
-	return sessionResult(err, collect())
+	return c.ended(st, err)
+}
+
+// ended is the result of a command whose session ended by itself. With a
+// become method, a session that ended before the command reported its
+// start is a become failure: sudo or su refused.
+func (c sshConn) ended(st *started, err error) (result, error) {
+	res, err := sessionResult(err, st.collect())
+	if c.become == nil || st.pids.hasStarted() {
+		st.prompts()
+		return res, err
+	}
+	prompts := st.prompts()
+	if err != nil {
+		return res, err
+	}
+	res.started = false
+	return res, c.become.failure(prompts, res.stderr, res.rtc)
 }
 
 // sessionResult is the result of a command whose session ended by itself.
@@ -238,15 +337,16 @@ func sessionResult(err error, res result) (result, error) {
 }
 
 // stopRemote stops the process group of an interrupted command with
-// stopScript, run in a second session on the same connection, once the
-// command has reported its pid (it does so first thing) or has ended. It
-// says why when it could not.
-func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time.Duration, posix bool) error {
+// stopScript, run in a second session on the same connection (as the
+// become user, when there is one: only it may signal the command), once
+// the command has reported its pid (it does so first thing) or has ended.
+// It says why when it could not.
+func (c sshConn) stopRemote(client *ssh.Client, st *started) error {
 	var pid int
 	select {
-	case pid = <-pids.pid:
-	case err := <-done:
-		done <- err // leave the result for the caller
+	case pid = <-st.pids.pid:
+	case err := <-st.done:
+		st.done <- err // leave the result for the caller
 		return nil
 	case <-time.After(hangupWait):
 		return errors.New("the command did not report its process ID, so it was not stopped; " + mayStillRun)
@@ -256,17 +356,24 @@ func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time
 		return fmt.Errorf("no session to stop the command (%v); %s", err, mayStillRun)
 	}
 	defer stop.Close()
-	tenths := int((grace + 99*time.Millisecond) / (100 * time.Millisecond))
-	line := remoteCommand(command{script: stopScript, args: []string{strconv.Itoa(pid), strconv.Itoa(tenths)}}, posix)
-	ran := make(chan error, 1)
-	go func() { ran <- stop.Run(line) }()
+	tenths := int((c.grace + 99*time.Millisecond) / (100 * time.Millisecond))
+	prompt := ""
+	if c.become != nil && c.become.method == "sudo" {
+		prompt = newPrompt()
+	}
+	stopCmd := command{script: stopScript, args: []string{strconv.Itoa(pid), strconv.Itoa(tenths)}}
+	line := remoteCommand(stopCmd, c.posix, c.become, prompt)
+	sst, err := c.start(stop, line, prompt, stopCmd, DefaultOutputCap)
+	if err != nil {
+		return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
+	}
 	select {
-	case err := <-ran:
-		if err != nil {
+	case err := <-sst.done:
+		if _, err := c.ended(sst, err); err != nil {
 			return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
 		}
 		return nil
-	case <-time.After(2*grace + 3*hangupWait):
+	case <-time.After(2*c.grace + 3*hangupWait):
 		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }

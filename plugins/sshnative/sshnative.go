@@ -2,6 +2,15 @@
 // hosts. Hosts come from an Ansible-style inventory; localhost (and any host
 // with ansible_connection=local) is reached with a local connection.
 //
+// For the same inventory, ansible.cfg and ssh_config, a command reaches the
+// same address, port and user, with the same privilege, as Ansible's ssh
+// connection would: Ansible's connection variables (their ansible_ssh_*
+// spellings too) and ssh arguments are read as Ansible hands them to ssh,
+// ssh_config is applied as ssh applies it (ProxyJump chains included),
+// and become runs commands through sudo or su. What sshnative cannot honour
+// is a warning at load, and a host whose address, user or privilege depend
+// on it is UNREACHABLE or FAILED saying why: never reached some other way.
+//
 // Every operation fans out over its hosts with bounded concurrency and emits
 // each host's event as soon as that host finishes. Request fields reach the
 // host as positional arguments of fixed scripts (or, for execute, as the
@@ -83,6 +92,10 @@ type Executor struct {
 	journal *journal
 	// reaping counts the reaps in flight; Close waits for them.
 	reaping sync.WaitGroup
+
+	resolver *resolver
+	setups   sync.Map // host name -> *hostSetup
+	warnings []string
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -112,7 +125,15 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p}
+	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH)}
+	if err := x.resolver.check(); err != nil {
+		p.close()
+		return nil, fmt.Errorf("sshnative: %w", err)
+	}
+	x.warnings = x.checkInventory()
+	for _, w := range x.warnings {
+		log.Warn(w)
+	}
 	if cfg.StateDir != "" {
 		if x.journal, err = openJournal(cfg.StateDir, log); err != nil {
 			p.close()
@@ -151,18 +172,69 @@ func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	return tracked{conn: c, x: x, host: h}, nil
 }
 
+// hostSetup is how a host's commands run, resolved once per host.
+type hostSetup struct {
+	local  bool
+	ep     *endpoint
+	posix  bool
+	become *become
+	// err is why the host cannot be worked on as the inventory asks: an
+	// *unreachableError (where) or a *failedError (as whom).
+	err error
+}
+
 // hostConn returns the connection that reaches host.
 func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
-	if h.Local() {
+	var hs *hostSetup
+	if v, ok := x.setups.Load(h.Name); ok {
+		hs = v.(*hostSetup)
+	} else {
+		hs = x.setup(h)
+		x.setups.Store(h.Name, hs)
+	}
+	if hs.err != nil {
+		return nil, hs.err
+	}
+	if hs.local {
 		return x.local, nil
 	}
-	switch c := h.Vars["ansible_connection"]; c {
-	case "", "ssh", "smart", "paramiko":
-		return sshConn{pool: x.pool, host: h, grace: x.cfg.KillGrace}, nil
-	default:
-		return nil, fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c)
-	}
+	return sshConn{pool: x.pool, name: h.Name, ep: hs.ep, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
 }
+
+// setup resolves how a host's commands run.
+func (x *Executor) setup(h *inventory.Host) *hostSetup {
+	c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
+	if err != nil {
+		return &hostSetup{err: &unreachableError{err}}
+	}
+	remoteUser := c.User
+	if remoteUser == "" {
+		remoteUser = x.cfg.SSH.User
+	}
+	switch c.Connection {
+	case "local":
+		if c.Become && c.BecomeUser != x.resolver.localUser {
+			return &hostSetup{err: &failedError{fmt.Errorf("become %s is not supported on a local connection (exed runs as %s); the command was not run", c.BecomeUser, x.resolver.localUser)}}
+		}
+		return &hostSetup{local: true}
+	case "ssh", "smart", "paramiko":
+	default:
+		return &hostSetup{err: &unreachableError{fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c.Connection)}}
+	}
+	b, err := newBecome(c, remoteUser)
+	if err != nil {
+		return &hostSetup{err: err}
+	}
+	ep, err := x.resolver.resolve(h.Name, c, remoteUser)
+	if err != nil {
+		return &hostSetup{err: err}
+	}
+	return &hostSetup{ep: ep, become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
+}
+
+// Warnings are what loading noticed that sshnative does not honour (see
+// checkInventory); each is logged at start too.
+func (x *Executor) Warnings() []string { return append([]string(nil), x.warnings...) }
 
 // hostFunc does an operation's work on one host and emits its events.
 type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
@@ -209,7 +281,12 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 			}
 			c, err := x.connFor(h)
 			if err != nil {
-				emit(exe.Event{Host: name, Status: exe.Unreachable, Msg: err.Error()})
+				status := exe.Unreachable
+				var failed *failedError
+				if errors.As(err, &failed) {
+					status = exe.Failed
+				}
+				emit(exe.Event{Host: name, Status: status, Msg: err.Error()})
 				return
 			}
 			hctx, cancel := ctx, context.CancelFunc(func() {})

@@ -1,0 +1,58 @@
+package sshnative_test
+
+import (
+	"fmt"
+	"path/filepath"
+	"testing"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/plugins/sshnative"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A host's own key that cannot be used (missing, passphrase-protected)
+// is skipped as ssh skips it: the other configured keys and ssh-agent's
+// are tried, and a failed login says which keys were tried.
+func TestKeyFallback(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	dir := t.TempDir()
+	encrypted := filepath.Join(dir, "encrypted")
+	encPub, encPriv := sshtest.WriteEncryptedKey(t, encrypted, "secret passphrase")
+	s.Authorize(t, encPub)
+	stranger := filepath.Join(dir, "stranger")
+	sshtest.WriteKey(t, stranger, "ed25519") // not authorized
+	missing := filepath.Join(dir, "missing")
+
+	line := func(name, key string) string {
+		return fmt.Sprintf("%s ansible_host=127.0.0.1 ansible_port=%d ansible_ssh_private_key_file=%s\n", name, s.Port, key)
+	}
+	inv := line("missing", missing) + line("encrypted", encrypted)
+	opts := sshnative.SSHOptions{User: s.User, KnownHosts: []string{s.KnownHosts}, NoAgent: true}
+
+	// The configured keys take over.
+	opts.KeyFiles = []string{s.ClientKey}
+	evs := execOn(t, inv, opts, "echo ok", "missing", "encrypted")
+	for _, h := range []string{"missing", "encrypted"} {
+		require.Equal(t, exe.Changed, evs[h].Status, "%s: %s", h, evs[h].Msg)
+	}
+
+	// ssh-agent holds the encrypted key: it is used through the agent.
+	t.Setenv("SSH_AUTH_SOCK", sshtest.Agent(t, encPriv))
+	opts.KeyFiles, opts.NoAgent = nil, false
+	ev := execOn(t, inv, opts, "echo ok", "encrypted")["encrypted"]
+	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	ev = execOn(t, inv, opts, "echo ok", "missing")["missing"]
+	require.Equal(t, exe.Changed, ev.Status, "the agent's keys after the host's: %s", ev.Msg)
+
+	// Nothing that works: the message names what was tried and what
+	// could not be used.
+	opts.KeyFiles, opts.NoAgent = []string{stranger}, true
+	evs = execOn(t, inv, opts, "echo ok", "missing", "encrypted")
+	assert.Equal(t, exe.Unreachable, evs["missing"].Status)
+	assert.Contains(t, evs["missing"].Msg, fmt.Sprintf("authentication failed for %s@127.0.0.1:%d; keys tried: %s; could not use: %s (no such file)",
+		s.User, s.Port, stranger, missing))
+	assert.Equal(t, exe.Unreachable, evs["encrypted"].Status)
+	assert.Contains(t, evs["encrypted"].Msg, "keys tried: "+stranger+"; could not use: "+encrypted+" (passphrase-protected, and ssh-agent does not hold it)")
+}

@@ -1,0 +1,484 @@
+package sshnative
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// endpoint is where and as whom sshnative connects to reach a host, and
+// how it trusts it: what OpenSSH's ssh uses for the command line Ansible
+// builds and the same ssh_config files.
+type endpoint struct {
+	// name says in messages which host this is: the inventory host, or
+	// "jump host SPEC".
+	name string
+	// alias is the host ssh is given (ansible_host, else the inventory
+	// name; for a jump host, its host as written), which ssh_config's Host
+	// patterns match.
+	alias    string
+	hostname string // what is dialled: ssh_config's HostName, else alias
+	port     int
+	user     string
+	// identities are the private key files tried, in order: the command
+	// line's (ansible_private_key_file, -i), then ssh_config's.
+	identities []string
+	// identitiesOnly (IdentitiesOnly yes) keeps ssh-agent keys that are
+	// not among identities out.
+	identitiesOnly bool
+	knownHosts     []string // user known_hosts files; missing ones are empty
+	strict         string   // StrictHostKeyChecking: "yes", "accept-new" or "no"
+	connectTimeout time.Duration
+	keepAlive      time.Duration // ServerAliveInterval; 0: none
+	// jump is the host this one is reached through (ProxyJump); nil:
+	// directly.
+	jump *endpoint
+}
+
+// addr is the TCP address dialled, and the name known_hosts is searched
+// for ("[host]:port" when the port is not 22).
+func (e *endpoint) addr() string { return net.JoinHostPort(e.hostname, strconv.Itoa(e.port)) }
+
+// key identifies a connection to share: the same login at the same
+// address through the same hops.
+func (e *endpoint) key() string {
+	k := e.user + "@" + e.addr()
+	if e.jump != nil {
+		k += " via " + e.jump.key()
+	}
+	return k
+}
+
+// describe says in messages which hop failed: nothing for the host
+// itself, "jump host NAME (user@addr): " for a jump host.
+func (e *endpoint) describe() string {
+	if e.jump == nil && !strings.HasPrefix(e.name, "jump host ") {
+		return ""
+	}
+	if strings.HasPrefix(e.name, "jump host ") {
+		return fmt.Sprintf("%s (%s@%s): ", e.name, e.user, e.addr())
+	}
+	return ""
+}
+
+// resolver turns a host's connection settings into an endpoint as ssh
+// would: command-line options first (in the order Ansible writes them),
+// then ssh_config, then ssh's defaults.
+type resolver struct {
+	opts SSHOptions
+	// configPaths are the ssh_config files read when the command line has
+	// no -F; nil: none.
+	configPaths []string
+	configs     sshConfigCache
+	localUser   string
+	home        string
+}
+
+func newResolver(opts SSHOptions) *resolver {
+	r := &resolver{opts: opts}
+	if u, err := user.Current(); err == nil {
+		r.localUser, r.home = u.Username, u.HomeDir
+	}
+	if r.home == "" {
+		r.home, _ = os.UserHomeDir()
+	}
+	switch {
+	case opts.SSHConfig == "none":
+	case opts.SSHConfig != "":
+		r.configPaths = []string{opts.SSHConfig}
+	default:
+		r.configPaths = defaultSSHConfigPaths()
+	}
+	return r
+}
+
+// check loads the configured ssh_config files, so that a file that does
+// not parse stops the start; a configured one must exist.
+func (r *resolver) check() error {
+	if r.opts.SSHConfig != "" && r.opts.SSHConfig != "none" {
+		if _, err := os.Stat(r.opts.SSHConfig); err != nil {
+			return fmt.Errorf("ssh_config: %w", err)
+		}
+	}
+	_, err := r.configs.load(r.configPaths)
+	return err
+}
+
+// whereError is a setting that would make ssh connect somewhere else or
+// as someone else than sshnative can: the host is UNREACHABLE with it.
+func whereError(format string, args ...any) error {
+	return &unreachableError{fmt.Errorf(format, args...)}
+}
+
+// argsOf builds what Ansible's ssh connection passes to ssh for a host,
+// in its order: ansible_ssh_args, StrictHostKeyChecking=no when host key
+// checking is off, Port, IdentityFile, User, ConnectTimeout
+// (ansible_ssh_timeout, else SSHOptions.ConnectTimeout),
+// ansible_ssh_common_args, ansible_ssh_extra_args. remoteUser is the
+// login user Ansible knows of ("" when none: ssh chooses).
+func (r *resolver) argsOf(c connSettings, remoteUser string) (*sshArgs, error) {
+	a := &sshArgs{opts: map[string]string{}}
+	words := func(name, value string) error {
+		if value == "" {
+			return nil
+		}
+		w, err := splitShellWords(value)
+		if err != nil {
+			return argsError(name, value, err)
+		}
+		a.parse(w)
+		return nil
+	}
+	if err := words("ansible_ssh_args", c.SSHArgs); err != nil {
+		return nil, err
+	}
+	if c.HostKeyChecking != nil && !*c.HostKeyChecking {
+		a.option("stricthostkeychecking", "no", "")
+	}
+	if c.Port != 0 {
+		a.option("port", strconv.Itoa(c.Port), "")
+	}
+	if c.PrivateKeyFile != "" {
+		a.option("identityfile", c.PrivateKeyFile, "")
+	}
+	if remoteUser != "" {
+		a.option("user", remoteUser, "")
+	}
+	if c.Timeout != "" {
+		a.option("connecttimeout", c.Timeout, "")
+	} else if r.opts.ConnectTimeout > 0 {
+		a.option("connecttimeout", strconv.Itoa(int((r.opts.ConnectTimeout+time.Second-1)/time.Second)), "")
+	}
+	if err := words("ansible_ssh_common_args", c.SSHCommonArgs); err != nil {
+		return nil, err
+	}
+	if err := words("ansible_ssh_extra_args", c.SSHExtraArgs); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// resolve returns the endpoint of an inventory host whose connection
+// settings are c. An error is an *unreachableError saying what cannot be
+// honoured.
+func (r *resolver) resolve(name string, c connSettings, remoteUser string) (*endpoint, error) {
+	a, err := r.argsOf(c, remoteUser)
+	if err != nil {
+		return nil, &unreachableError{err}
+	}
+	if len(a.refused) > 0 {
+		return nil, whereError("sshnative cannot apply %s from the host's ssh arguments: ssh would connect differently", strings.Join(a.refused, ", "))
+	}
+	files, err := r.filesFor(a)
+	if err != nil {
+		return nil, &unreachableError{err}
+	}
+	return r.endpointOf(name, c.Address, a, files, 0)
+}
+
+// filesFor returns the ssh_config files for a command line: its -F file,
+// else the configured ones.
+func (r *resolver) filesFor(a *sshArgs) (*sshConfigFiles, error) {
+	if a.configFile == "" {
+		return r.configs.load(r.configPaths)
+	}
+	p := r.expandPath(a.configFile, nil)
+	if _, err := os.Stat(p); err != nil {
+		return nil, fmt.Errorf("ssh -F %s: %w", a.configFile, err)
+	}
+	return r.configs.load([]string{p})
+}
+
+// maxJumpDepth bounds ProxyJump chains, which ssh_config can make loop.
+const maxJumpDepth = 8
+
+// endpointOf applies the command line a and the ssh_config files to
+// alias. depth counts the hops already resolved.
+func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFiles, depth int) (*endpoint, error) {
+	if depth > maxJumpDepth {
+		return nil, whereError("ProxyJump chain of more than %d hops (does ssh_config make it loop?)", maxJumpDepth)
+	}
+	get := func(key string) (string, bool) {
+		if v, ok := a.opts[key]; ok {
+			return v, true
+		}
+		return files.get(alias, key)
+	}
+	e := &endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser, strict: "yes"}
+	if refused := files.refusedIn(alias); len(refused) > 0 {
+		return nil, whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
+	}
+	if v, ok := get("hostname"); ok {
+		e.hostname = expandTokens(v, map[byte]string{'h': alias})
+	}
+	if v, ok := get("port"); ok {
+		p, err := strconv.Atoi(v)
+		if err != nil || p < 1 || p > 65535 {
+			return nil, whereError("Port %q is not a port number", v)
+		}
+		e.port = p
+	}
+	if v, ok := get("user"); ok {
+		e.user = v
+	}
+	tokens := r.tokens(e)
+	for _, f := range append(append([]string(nil), a.identities...), files.getAll(alias, "identityfile")...) {
+		if strings.EqualFold(f, "none") {
+			continue
+		}
+		e.identities = append(e.identities, r.expandPath(f, tokens))
+	}
+	if v, ok := get("identitiesonly"); ok {
+		e.identitiesOnly = yes(v)
+	}
+	e.knownHosts = r.opts.KnownHosts
+	if len(e.knownHosts) == 0 {
+		e.knownHosts = []string{filepath.Join(r.home, ".ssh", "known_hosts"), filepath.Join(r.home, ".ssh", "known_hosts2")}
+	}
+	if v, ok := get("userknownhostsfile"); ok {
+		e.knownHosts = r.pathList(v, tokens)
+	}
+	global := []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+	if v, ok := get("globalknownhostsfile"); ok {
+		global = r.pathList(v, tokens)
+	}
+	e.knownHosts = append(e.knownHosts, global...)
+	if v, ok := get("stricthostkeychecking"); ok {
+		switch strings.ToLower(v) {
+		case "yes", "ask", "true":
+		case "accept-new":
+			e.strict = "accept-new"
+		case "no", "off", "false":
+			e.strict = "no"
+		default:
+			return nil, whereError("StrictHostKeyChecking %q is not yes, accept-new, no or ask", v)
+		}
+	}
+	if v, ok := get("connecttimeout"); ok && !strings.EqualFold(v, "none") {
+		d, err := parseSSHTime(v)
+		if err != nil {
+			return nil, whereError("ConnectTimeout %q: %v", v, err)
+		}
+		e.connectTimeout = d
+	}
+	e.keepAlive = r.opts.KeepAlive
+	if v, ok := get("serveraliveinterval"); ok {
+		d, err := parseSSHTime(v)
+		if err != nil {
+			return nil, whereError("ServerAliveInterval %q: %v", v, err)
+		}
+		e.keepAlive = d
+	}
+	// ProxyJump and ProxyCommand exclude each other: the first read wins,
+	// the command line before ssh_config.
+	jump, jumpSet := a.opts["proxyjump"]
+	if !jumpSet {
+		if _, cmdSet := a.opts["proxycommand"]; !cmdSet && files.firstOf(alias, "proxyjump", "proxycommand") == "proxycommand" {
+			v, _ := files.get(alias, "proxycommand")
+			if !strings.EqualFold(v, "none") {
+				return nil, whereError("sshnative cannot apply ProxyCommand %s (%s): ssh would connect through it; use ProxyJump", v, strings.Join(files.paths, ", "))
+			}
+		} else if !cmdSet {
+			jump, jumpSet = files.get(alias, "proxyjump")
+		}
+	}
+	if jumpSet && !strings.EqualFold(jump, "none") {
+		hop, err := r.jumpChain(jump, files, depth)
+		if err != nil {
+			return nil, err
+		}
+		e.jump = hop
+	}
+	return e, nil
+}
+
+// jumpChain resolves a ProxyJump value ("[user@]host[:port]", or
+// "ssh://[user@]host[:port]", comma-separated: the first is reached
+// first) into the last hop, each hop linked to the one before. As ssh
+// does for the jump hosts it starts, each hop gets the user and port its
+// spec gives, else ssh_config's for its host, and only the first hop may
+// itself have a ProxyJump (from ssh_config).
+func (r *resolver) jumpChain(value string, files *sshConfigFiles, depth int) (*endpoint, error) {
+	var prev *endpoint
+	specs := strings.Split(value, ",")
+	for i, spec := range specs {
+		spec = strings.TrimSpace(spec)
+		u, host, port, err := parseJumpSpec(spec)
+		if err != nil {
+			return nil, whereError("ProxyJump %q: %v", value, err)
+		}
+		a := &sshArgs{opts: map[string]string{}}
+		if u != "" {
+			a.opts["user"] = u
+		}
+		if port != "" {
+			a.opts["port"] = port
+		}
+		if i > 0 {
+			a.opts["proxyjump"] = "none" // reached through the hop before
+		}
+		hop, err := r.endpointOf("jump host "+host, host, a, files, depth+1)
+		if err != nil {
+			var ue *unreachableError
+			if errors.As(err, &ue) {
+				return nil, whereError("jump host %s: %v", spec, ue.err)
+			}
+			return nil, err
+		}
+		if i > 0 {
+			hop.jump = prev
+		}
+		prev = hop
+	}
+	return prev, nil
+}
+
+// parseJumpSpec splits one ProxyJump hop.
+func parseJumpSpec(spec string) (user, host, port string, err error) {
+	s := strings.TrimPrefix(spec, "ssh://")
+	if i := strings.LastIndexByte(s, '@'); i >= 0 {
+		user, s = s[:i], s[i+1:]
+	}
+	host = s
+	if strings.HasPrefix(s, "[") {
+		end := strings.IndexByte(s, ']')
+		if end < 0 {
+			return "", "", "", errors.New("unterminated [")
+		}
+		host, s = s[1:end], s[end+1:]
+		if s != "" {
+			if !strings.HasPrefix(s, ":") {
+				return "", "", "", fmt.Errorf("%q after ]", s)
+			}
+			port = s[1:]
+		}
+	} else if i := strings.LastIndexByte(s, ':'); i >= 0 && strings.Count(s, ":") == 1 {
+		host, port = s[:i], s[i+1:]
+	}
+	if host == "" {
+		return "", "", "", errors.New("no host")
+	}
+	if port != "" {
+		if p, err := strconv.Atoi(port); err != nil || p < 1 || p > 65535 {
+			return "", "", "", fmt.Errorf("%q is not a port number", port)
+		}
+	}
+	return user, host, port, nil
+}
+
+// tokens are the percent tokens of ssh_config paths for e: %d home, %h
+// host name, %n alias, %p port, %r remote user, %u local user, %i uid, %l
+// local host name.
+func (r *resolver) tokens(e *endpoint) map[byte]string {
+	local, _ := os.Hostname()
+	return map[byte]string{
+		'd': r.home, 'h': e.hostname, 'n': e.alias, 'p': strconv.Itoa(e.port),
+		'r': e.user, 'u': r.localUser, 'i': strconv.Itoa(os.Getuid()), 'l': local,
+	}
+}
+
+// expandTokens replaces %x tokens as ssh does (%% is a percent sign);
+// unknown tokens stay as written.
+func expandTokens(s string, tokens map[byte]string) string {
+	if !strings.Contains(s, "%") {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '%' || i+1 >= len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		i++
+		if s[i] == '%' {
+			b.WriteByte('%')
+		} else if v, ok := tokens[s[i]]; ok {
+			b.WriteString(v)
+		} else {
+			b.WriteByte('%')
+			b.WriteByte(s[i])
+		}
+	}
+	return b.String()
+}
+
+// expandPath expands tokens and a leading ~ as ssh does for a file name.
+func (r *resolver) expandPath(p string, tokens map[byte]string) string {
+	if tokens != nil {
+		p = expandTokens(p, tokens)
+	}
+	if p == "~" {
+		return r.home
+	}
+	if strings.HasPrefix(p, "~/") {
+		return filepath.Join(r.home, p[2:])
+	}
+	if strings.HasPrefix(p, "~") {
+		name, rest, _ := strings.Cut(p[1:], "/")
+		if u, err := user.Lookup(name); err == nil {
+			return filepath.Join(u.HomeDir, rest)
+		}
+	}
+	return p
+}
+
+// pathList reads a list of files (UserKnownHostsFile): words, expanded;
+// "none" is no file.
+func (r *resolver) pathList(v string, tokens map[byte]string) []string {
+	var out []string
+	for _, f := range strings.Fields(v) {
+		if strings.EqualFold(f, "none") {
+			continue
+		}
+		out = append(out, r.expandPath(f, tokens))
+	}
+	return out
+}
+
+func yes(v string) bool {
+	switch strings.ToLower(v) {
+	case "yes", "true", "on":
+		return true
+	}
+	return false
+}
+
+// parseSSHTime reads an ssh_config time: seconds, or a sequence of numbers
+// each with a unit s, m, h, d or w ("1m30s").
+func parseSSHTime(v string) (time.Duration, error) {
+	if n, err := strconv.Atoi(v); err == nil {
+		if n < 0 {
+			return 0, errors.New("negative")
+		}
+		return time.Duration(n) * time.Second, nil
+	}
+	var total time.Duration
+	num := ""
+	for _, c := range strings.ToLower(v) {
+		if c >= '0' && c <= '9' {
+			num += string(c)
+			continue
+		}
+		n, err := strconv.Atoi(num)
+		if err != nil {
+			return 0, fmt.Errorf("not a time")
+		}
+		unit := map[rune]time.Duration{'s': time.Second, 'm': time.Minute, 'h': time.Hour, 'd': 24 * time.Hour, 'w': 7 * 24 * time.Hour}[c]
+		if unit == 0 {
+			return 0, fmt.Errorf("unknown unit %q", c)
+		}
+		total += time.Duration(n) * unit
+		num = ""
+	}
+	if num != "" {
+		n, _ := strconv.Atoi(num)
+		total += time.Duration(n) * time.Second
+	}
+	return total, nil
+}

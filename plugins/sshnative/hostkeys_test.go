@@ -1,0 +1,99 @@
+package sshnative_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/inventory"
+	"github.com/0ops/exed/plugins/sshnative"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"golang.org/x/crypto/ssh"
+	"golang.org/x/crypto/ssh/knownhosts"
+)
+
+// execOn runs cmd on hosts of an inventory text with the given SSH
+// options and returns the events by host.
+func execOn(t *testing.T, invText string, opts sshnative.SSHOptions, cmd string, hosts ...string) map[string]exe.Event {
+	t.Helper()
+	x := newInvExec(t, invText, opts)
+	return collect(t, func(emit exe.Emit) error {
+		return x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: cmd}, emit)
+	})
+}
+
+func newInvExec(t *testing.T, invText string, opts sshnative.SSHOptions) *sshnative.Executor {
+	t.Helper()
+	inv, err := inventory.Parse(strings.NewReader(invText), "hosts.ini")
+	require.NoError(t, err)
+	if opts.SSHConfig == "" {
+		opts.SSHConfig = "none"
+	}
+	opts.NoAgent = opts.NoAgent || os.Getenv("SSH_AUTH_SOCK") == ""
+	x := newExec(t, sshnative.Config{Inventory: inv, SSH: opts})
+	t.Cleanup(func() { _ = x.Close() })
+	return x
+}
+
+func writeFile(t *testing.T, path, text string) string {
+	t.Helper()
+	require.NoError(t, os.WriteFile(path, []byte(text), 0o600))
+	return path
+}
+
+// A stock sshd has rsa, ecdsa and ed25519 host keys; known_hosts often
+// holds only the ed25519 one. The client must ask for the known type
+// first, as OpenSSH does, and still refuse a key that really differs.
+func TestHostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{HostKeyTypes: []string{"rsa", "ecdsa", "ed25519"}})
+	dir := t.TempDir()
+	inv := fmt.Sprintf("multi ansible_host=127.0.0.1 ansible_port=%d\n", s.Port)
+	for _, typ := range []string{ssh.KeyAlgoED25519, ssh.KeyAlgoRSA, ssh.KeyAlgoECDSA256} {
+		t.Run(typ, func(t *testing.T) {
+			kh := writeFile(t, filepath.Join(dir, typ), s.KnownHostsLine(s.HostKeys[typ])+"\n")
+			ev := execOn(t, inv, sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{kh}}, "echo ok", "multi")["multi"]
+			require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+			assert.Equal(t, "ok\n", ev.Exec.Stdout)
+		})
+	}
+
+	// Another ed25519 key for the host: a real mismatch, refused.
+	other := sshtest.WriteKey(t, filepath.Join(dir, "other"), "ed25519")
+	kh := writeFile(t, filepath.Join(dir, "wrong"), s.KnownHostsLine(other)+"\n")
+	ev := execOn(t, inv, sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{kh}}, "echo ok", "multi")["multi"]
+	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Contains(t, ev.Msg, "host key mismatch for 127.0.0.1:")
+}
+
+// known_hosts may trust a host through a certificate authority
+// (@cert-authority) and may revoke keys (@revoked).
+func TestHostCertificatesAndRevokedKeys(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{HostCA: true})
+	inv := fmt.Sprintf("certified ansible_host=127.0.0.1 ansible_port=%d\n", s.Port)
+	opts := sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{s.KnownHosts}}
+	ev := execOn(t, inv, opts, "echo ok", "certified")["certified"]
+	require.Equal(t, exe.Changed, ev.Status, "known_hosts holds only the CA: %s", ev.Msg)
+
+	// The host key the certificate is for is revoked: refused.
+	revoked := writeFile(t, filepath.Join(t.TempDir(), "revoked"), "@cert-authority "+s.KnownHostsLine(s.HostCA)+"\n@revoked "+
+		knownhosts.Line([]string{"*"}, s.HostKey)+"\n")
+	opts.KnownHosts = []string{revoked}
+	ev = execOn(t, inv, opts, "echo ok", "certified")["certified"]
+	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Contains(t, ev.Msg, "is revoked: known_hosts has it in a @revoked line ("+revoked+":2)")
+
+	// A plain host key that known_hosts both lists and revokes.
+	plain := sshtest.Start(t, sshtest.Options{})
+	inv = fmt.Sprintf("plain ansible_host=127.0.0.1 ansible_port=%d\n", plain.Port)
+	both := writeFile(t, filepath.Join(t.TempDir(), "both"), plain.KnownHostsLine(plain.HostKey)+"\n@revoked "+
+		knownhosts.Line([]string{"*"}, plain.HostKey)+"\n")
+	ev = execOn(t, inv, sshnative.SSHOptions{User: plain.User, KeyFiles: []string{plain.ClientKey}, KnownHosts: []string{both}}, "echo ok", "plain")["plain"]
+	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Contains(t, ev.Msg, "is revoked")
+}
