@@ -647,3 +647,26 @@ func WriteEncryptedKey(t testing.TB, path, passphrase string) (ssh.PublicKey, an
 	}
 	return pub, priv
 }
+
+// ClientPorts lists the source ports of the TCP connections sshd has
+// accepted, from its log ("Connection from ADDR port N on ..."), oldest
+// first: with HoldsConnectionFrom on another sshd, they tell who opened
+// them.
+func (s *Server) ClientPorts() []int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []int
+	for _, line := range s.logTail {
+		_, rest, ok := strings.Cut(line, "Connection from ")
+		if !ok {
+			continue
+		}
+		f := strings.Fields(rest)
+		if len(f) >= 3 && f[1] == "port" {
+			if p, err := strconv.Atoi(f[2]); err == nil {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}

@@ -46,9 +46,9 @@ type endpoint struct {
 func (e *endpoint) addr() string { return net.JoinHostPort(e.hostname, strconv.Itoa(e.port)) }
 
 // key identifies a connection to share: the same login at the same
-// address through the same hops.
+// address through the same hops, its host key checked the same way.
 func (e *endpoint) key() string {
-	k := e.user + "@" + e.addr()
+	k := e.user + "@" + e.addr() + " (" + e.strict + " " + strings.Join(e.knownHosts, " ") + ")"
 	if e.jump != nil {
 		k += " via " + e.jump.key()
 	}

@@ -30,15 +30,28 @@ func execOn(t *testing.T, invText string, opts sshnative.SSHOptions, cmd string,
 
 func newInvExec(t *testing.T, invText string, opts sshnative.SSHOptions) *sshnative.Executor {
 	t.Helper()
-	inv, err := inventory.Parse(strings.NewReader(invText), "hosts.ini")
-	require.NoError(t, err)
-	if opts.SSHConfig == "" {
-		opts.SSHConfig = "none"
+	return newCfgExec(t, invText, sshnative.Config{SSH: opts})
+}
+
+// newCfgExec is an executor for cfg on an inventory text, with no
+// ssh_config unless cfg names one.
+func newCfgExec(t *testing.T, invText string, cfg sshnative.Config) *sshnative.Executor {
+	t.Helper()
+	cfg.Inventory = parseInv(t, invText)
+	if cfg.SSH.SSHConfig == "" {
+		cfg.SSH.SSHConfig = "none"
 	}
-	opts.NoAgent = opts.NoAgent || os.Getenv("SSH_AUTH_SOCK") == ""
-	x := newExec(t, sshnative.Config{Inventory: inv, SSH: opts})
+	cfg.SSH.NoAgent = cfg.SSH.NoAgent || os.Getenv("SSH_AUTH_SOCK") == ""
+	x := newExec(t, cfg)
 	t.Cleanup(func() { _ = x.Close() })
 	return x
+}
+
+func parseInv(t *testing.T, text string) *inventory.Inventory {
+	t.Helper()
+	inv, err := inventory.Parse(strings.NewReader(text), "hosts.ini")
+	require.NoError(t, err)
+	return inv
 }
 
 func writeFile(t *testing.T, path, text string) string {

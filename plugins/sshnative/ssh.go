@@ -155,7 +155,8 @@ func (p *pool) closeConn(pc *pooled) {
 	}
 }
 
-// close closes every pooled connection, those through jump hosts first.
+// close closes every pooled connection (closing a jump host's first ends
+// those through it too).
 func (p *pool) close() {
 	p.mu.Lock()
 	select {
@@ -169,11 +170,6 @@ func (p *pool) close() {
 		delete(p.conns, name)
 	}
 	p.mu.Unlock()
-	for _, pc := range all {
-		if pc.parent != nil {
-			p.closeConn(pc)
-		}
-	}
 	for _, pc := range all {
 		p.closeConn(pc)
 	}
