@@ -96,6 +96,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	defer unwatch()
 
 	rec := newRecorder(r, jid, stop, writeCtx)
+	defer rec.release() // a panic skips flush: let the writer end anyway
 	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, rec.emit)
 	if opErr != nil && ctx.Err() == nil {
 		r.logger().Warn("job operation failed", "jid", jid, "error", opErr)
@@ -238,6 +239,13 @@ func (rc *recorder) emit(ev Event) {
 // flush waits until every queued event is stored or given up; no event
 // may be emitted after it.
 func (rc *recorder) flush() {
+	rc.release()
+	<-rc.done
+}
+
+// release tells the writer that no more events come: it ends once the
+// queued ones are stored or given up.
+func (rc *recorder) release() {
 	rc.mu.Lock()
 	rc.flushed = true
 	rc.mu.Unlock()
@@ -245,7 +253,6 @@ func (rc *recorder) flush() {
 	case rc.wake <- struct{}{}:
 	default:
 	}
-	<-rc.done
 }
 
 func (rc *recorder) lostCount() int {

@@ -25,9 +25,10 @@ type LossyProxy struct {
 	drop    atomic.Bool
 	dropped atomic.Int64
 	mu      sync.Mutex
-	conns   []net.Conn
+	conns   []net.Conn     // clients' connections
+	servers []net.Conn     // the proxy's connections to the server
 	holed   bool           // guarded by mu
-	live    []*atomic.Bool // per connection: false once blackholed
+	live    []*atomic.Bool // per client connection: false once blackholed
 }
 
 // NewLossyProxy starts a proxy to target (host:port), closed when the test
@@ -58,11 +59,19 @@ func (p *LossyProxy) Blackhole() {
 	}
 }
 
-// Restore ends a Blackhole for new connections.
+// Restore ends a Blackhole: new connections pass again, and those it
+// held are reset (closed), as a network coming back resets the
+// connections it stalled; their clients see an error at once instead of
+// waiting out their timeouts.
 func (p *LossyProxy) Restore() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.holed = false
+	for i, l := range p.live {
+		if !l.Load() {
+			_ = p.conns[i].Close()
+		}
+	}
 }
 
 // Dropped is how many replies were lost so far.
@@ -90,7 +99,7 @@ func (p *LossyProxy) accept() {
 			continue
 		}
 		p.mu.Lock()
-		p.conns = append(p.conns, server)
+		p.servers = append(p.servers, server)
 		p.mu.Unlock()
 		go func() { // requests pass unchanged, while live
 			pipe(server, client, func() bool { return false }, live)
@@ -150,7 +159,7 @@ func (p *LossyProxy) close() {
 	_ = p.ln.Close()
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, c := range p.conns {
+	for _, c := range append(p.conns, p.servers...) {
 		_ = c.Close()
 	}
 }
