@@ -22,9 +22,9 @@ import (
 	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
 	exehttp "github.com/0ops/exed/transport/http"
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/knownhosts"
@@ -52,8 +52,10 @@ func newSSHFleet(b *testing.B, n int) *sshFleet {
 	return &sshFleet{server: s, inv: inv, targets: targets}
 }
 
+// executor is sshnative as the reference server runs it: with a journal
+// of running commands in a state directory.
 func (f *sshFleet) executor(b *testing.B) *sshnative.Executor {
-	x, err := sshnative.New(sshnative.Config{Inventory: f.inv, Concurrency: fanout, SSH: sshnative.SSHOptions{
+	x, err := sshnative.New(sshnative.Config{Inventory: f.inv, Concurrency: fanout, StateDir: b.TempDir(), SSH: sshnative.SSHOptions{
 		User: f.server.User, KeyFiles: []string{f.server.ClientKey}, KnownHosts: []string{f.server.KnownHosts}, NoAgent: true}})
 	if err != nil {
 		b.Fatal(err)

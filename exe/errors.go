@@ -117,10 +117,66 @@ func (e *causeError) Unwrap() []error {
 	return []error{e.kind, e.cause}
 }
 
+// ErrorKind describes one kind of error that exe's callers tell apart: its
+// sentinel, its name on the wire between a plugin and its host, and the HTTP
+// status the API answers it with. ErrorKinds is the one table of them; the
+// HTTP API and the plugin protocol both derive their mappings from it.
+type ErrorKind struct {
+	// Err is the sentinel: errors.Is(err, Err) tells the kind.
+	Err error
+	// Reason is the kind's stable name, sent as a gRPC ErrorInfo reason so
+	// that errors.Is still holds after an error crossed a plugin boundary.
+	Reason string
+	// HTTPStatus is the status code transport/http answers with.
+	HTTPStatus int
+}
+
+// ErrorKinds lists every error kind in the order KindOf tries them: an
+// error that matches several kinds (a wrapped chain) takes the first.
+var ErrorKinds = []ErrorKind{
+	{ErrInvalid, "invalid", 400},
+	{ErrNoMatch, "no_match", 404},
+	{ErrNotFound, "not_found", 404},
+	{ErrConflict, "conflict", 409},
+	{ErrRunning, "running", 409},
+	{ErrFinished, "finished", 409},
+	{ErrNotSupported, "not_supported", 501},
+	{ErrBusy, "busy", 503},
+	{ErrUnavailable, "unavailable", 503},
+	// Only health checks return it, and /healthz answers it 200 (the
+	// server serves); as any other answer's error it would be a 503.
+	{ErrDegraded, "degraded", 503},
+}
+
+// KindOf returns err's kind from ErrorKinds; ok is false for an unexpected
+// error (a bug or an internal failure), which callers log and show as
+// "internal error".
+func KindOf(err error) (kind ErrorKind, ok bool) {
+	if err == nil {
+		return ErrorKind{}, false
+	}
+	for _, k := range ErrorKinds {
+		if errors.Is(err, k.Err) {
+			return k, true
+		}
+	}
+	return ErrorKind{}, false
+}
+
+// KindByReason returns the kind named reason (ErrorKind.Reason).
+func KindByReason(reason string) (ErrorKind, bool) {
+	for _, k := range ErrorKinds {
+		if k.Reason == reason {
+			return k, true
+		}
+	}
+	return ErrorKind{}, false
+}
+
 // PublicMessage returns the text that may be shown to a client (an HTTP
 // answer, a job's error, an event's msg) for err. An error in the chain
 // that has a PublicMessage() string method (WithCause's) gives its own;
-// the sentinel kinds above give the error's text; anything else gives a
+// the kinds of ErrorKinds give the error's text; anything else gives a
 // generic text, so that unexpected errors never leak paths, addresses or
 // secrets: their details belong in the log.
 func PublicMessage(err error) string {
@@ -128,11 +184,8 @@ func PublicMessage(err error) string {
 	if errors.As(err, &pub) {
 		return pub.PublicMessage()
 	}
-	for _, kind := range []error{ErrInvalid, ErrNotFound, ErrConflict, ErrRunning, ErrFinished,
-		ErrNotSupported, ErrNoMatch, ErrBusy, ErrUnavailable, ErrDegraded} {
-		if errors.Is(err, kind) {
-			return err.Error()
-		}
+	if _, ok := KindOf(err); ok {
+		return err.Error()
 	}
 	return "internal error"
 }

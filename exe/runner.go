@@ -50,9 +50,10 @@ const DefaultMaxUnstoredBytes = 32 << 20
 // skip the events they already hold, by Seq); the outcome is written
 // after them. While the job's context lives the Runner retries without
 // limit (the worker's lease keeps the job its own); once the context is
-// cancelled it retries for 10 more seconds, then gives up: events not
-// stored by then are counted in the job's error, if it can still be
-// written.
+// cancelled it retries failed writes for 10 more seconds, then gives up:
+// events not stored by then are counted in the job's error, if it can
+// still be written. Events that come later (an executor reporting the
+// hosts a cancel interrupted) are still written, once each.
 type Runner struct {
 	Store    JobStore
 	Executor Executor
@@ -89,7 +90,8 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	// Writes outlive the job's context by storeAfterStop at most.
+	// Failed writes are retried until storeAfterStop after the job's
+	// context ended (writeCtx); a write is always tried at least once.
 	writeCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
 	defer giveUp()
 	unwatch := context.AfterFunc(ctx, func() { time.AfterFunc(storeAfterStop, giveUp) })
@@ -113,7 +115,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 // answers or writeCtx ends.
 func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) error {
 	for failures := 0; ; failures++ {
-		actx, cancel := context.WithTimeout(writeCtx, storeTimeout)
+		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
 		err := r.Store.Finish(actx, jid, state, msg)
 		cancel()
 		switch {
@@ -144,6 +146,44 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 		return nil
 	}
 	return err
+}
+
+// Skip finishes a job that was never started (queued at shutdown) as
+// Failure with cause's text, after giving each of its targets the SKIPPED
+// event NotStarted(host, cause). A job that already ended is left as it is.
+func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
+	return endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+}
+
+// endUnrun finishes a job no Runner will finish, as Failure with cause's
+// text, after appending last(host) for each target that has no event yet.
+// A job that already ended is left as it is.
+func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) error {
+	job, err := store.Get(ctx, jid, true)
+	if err != nil {
+		return err
+	}
+	if job.Finished() {
+		return nil
+	}
+	var events []Event
+	for _, h := range job.Targets {
+		if len(job.ReturnData[h]) == 0 {
+			events = append(events, last(h))
+		}
+	}
+	if len(events) > 0 {
+		if err := store.Append(ctx, jid, events...); err != nil {
+			if errors.Is(err, ErrFinished) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := store.Finish(ctx, jid, JobFailure, cause.Error()); err != nil && !errors.Is(err, ErrFinished) {
+		return err
+	}
+	return nil
 }
 
 func (r *Runner) logger() hclog.Logger {
@@ -178,7 +218,7 @@ type recorder struct {
 	runner   *Runner
 	jid      string
 	stop     context.CancelCauseFunc
-	writeCtx context.Context // ends when writes are given up
+	writeCtx context.Context // ends when failed writes are no longer retried
 	max      int64
 
 	mu      sync.Mutex
@@ -289,7 +329,7 @@ func (rc *recorder) write() {
 		batch := rc.queue[:n:n]
 		rc.mu.Unlock()
 
-		ctx, cancel := context.WithTimeout(rc.writeCtx, storeTimeout)
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rc.writeCtx), storeTimeout)
 		err := rc.runner.Store.Append(ctx, rc.jid, batch...)
 		cancel()
 		if err == nil {
@@ -366,18 +406,14 @@ func eventSize(ev Event) int64 {
 }
 
 // outcome applies API.md's rules: Done only if every target ended without
-// FAILED/UNREACHABLE; a target that reported nothing counts as failed.
+// FAILED/UNREACHABLE; a target that reported nothing counts as failed. A
+// job interrupted by its context (cancel, shutdown, lost lease) fails with
+// the cause, and each target without an event gets NotStarted: the
+// executor reported every host it had started (its result, or FAILED with
+// its partial output), so the others never started. The job is finished
+// only after these events are stored, so followers see them before the
+// final job line.
 func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) (JobState, string) {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if cause == nil || errors.Is(cause, context.Canceled) {
-			cause = ErrCancelled
-		}
-		return JobFailure, cause.Error()
-	}
-	if opErr != nil {
-		return JobFailure, operationError(opErr)
-	}
 	var silent []string
 	rc.mu.Lock()
 	for _, h := range targets {
@@ -387,6 +423,20 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 	}
 	rc.mu.Unlock()
 	sort.Strings(silent)
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if cause == nil || errors.Is(cause, context.Canceled) {
+			cause = ErrCancelled
+		}
+		for _, h := range silent {
+			rc.emit(NotStarted(h, cause))
+		}
+		return JobFailure, cause.Error()
+	}
+	if opErr != nil {
+		// A plugin's error may quote what a host printed.
+		return JobFailure, ToValidUTF8(operationError(opErr))
+	}
 	for _, h := range silent {
 		rc.emit(Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"})
 	}
@@ -401,7 +451,11 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 // Perform runs req's operation on its targets with exec, sending events to
 // emit. Tasks are looked up in tasks by type. It is the one place that maps
 // an operation to an Executor method, shared by sync runs and workers.
+// Every event reaches emit with valid UTF-8 strings (Event.ToValidUTF8):
+// what a host prints never fails what carries it on.
 func Perform(ctx context.Context, exec Executor, tasks map[string]Task, req Request, emit Emit) error {
+	raw := emit
+	emit = func(ev Event) { raw(ev.ToValidUTF8()) }
 	switch req.Operate {
 	case OpPing:
 		return exec.Ping(ctx, req.Targets, emit)

@@ -99,7 +99,10 @@ func (d *redisDispatcher) Shutdown(ctx context.Context) error {
 func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	r := cfg.Runner
 	if r.RedisURL == "" && r.BrokerURL == "" {
-		return &backend{name: "memory", store: memory.New(memory.Options{Retention: r.JobTTL, MaxJobs: r.MaxJobs})}, nil
+		store := memory.New(memory.Options{Retention: r.JobTTL, MaxJobs: r.MaxJobs, MaxBytes: r.MaxJobBytes})
+		log.Info("jobs are kept in memory and lost when exed stops or crashes (set [runner] redis_url to keep them)",
+			"max_jobs", r.MaxJobs, "max_job_bytes", store.MaxBytes())
+		return &backend{name: "memory", store: store}, nil
 	}
 	url := r.RedisURL
 	if url == "" {

@@ -57,9 +57,25 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 	return d.s.create(ctx, job, d.s.key("queue"))
 }
 
-// Cancel implements exe.Dispatcher: whichever worker runs the job stops it.
+// Cancel implements exe.Dispatcher: whichever worker runs the job stops
+// it. A job no worker has started, or whose worker's lease has lapsed, is
+// exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
+// stops at its first event, or when its lease is found gone once the job
+// has ended.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
-	return unavailable(ctx, d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err())
+	if err := d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err(); err != nil {
+		return unavailable(ctx, err)
+	}
+	pipe := d.rdb.Pipeline()
+	worker := pipe.HExists(ctx, d.s.jobKey(jid), "worker")
+	leased := pipe.Exists(ctx, d.s.leaseKey(jid))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable(ctx, err)
+	}
+	if !worker.Val() || leased.Val() == 0 {
+		return exe.ErrNotRunning
+	}
+	return nil
 }
 
 // Health implements exe.HealthChecker: exe.ErrUnavailable when Redis does
@@ -209,7 +225,7 @@ func (w *Worker) Run(ctx context.Context) error {
 		stopJobs(exe.ErrShutdown)
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second): // as dispatch/local's afterGrace
 			// An executor that ignores cancellation: fail its jobs here
 			// rather than leave them Running behind a dead worker.
 			w.mu.Lock()

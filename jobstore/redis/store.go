@@ -286,6 +286,9 @@ func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) err
 	args := make([]any, 0, 2+2*len(events))
 	args = append(args, s.token(), base)
 	for _, ev := range events {
+		// What is stored is read back as text. JSON would mend invalid
+		// bytes itself, but the host is a stream field outside it.
+		ev = ev.ToValidUTF8()
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
@@ -314,7 +317,7 @@ func statusErr(res string) error {
 // Finish implements exe.JobStore.
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
-		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, "", 0, 0).Text()
+		int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, "", 0, 0).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -331,7 +334,7 @@ func (s *Store) finishKeys(jid string) []string {
 // errStale otherwise.
 func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
-		int(exe.JobFailure), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
+		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
 		"guard", checkedAt, maxAge.Milliseconds()).Text()
 	if err != nil {
 		return unavailable(ctx, err)

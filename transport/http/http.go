@@ -10,7 +10,6 @@ package http
 
 import (
 	"encoding/json"
-	"errors"
 	"net/http"
 	"sort"
 	"strings"
@@ -39,6 +38,13 @@ type Options struct {
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
 	LineTimeout time.Duration
+	// ServerNames are the host names (Host header, port ignored) the API
+	// answers to besides "localhost" and IP literals, which it always
+	// answers to; "*" allows any name. A request for another name is 403,
+	// which defeats DNS rebinding. Requests a browser marks as coming from
+	// another site (Sec-Fetch-Site, Origin, Referer) are 403 on every
+	// endpoint and method, GET included, since GETs run commands.
+	ServerNames []string
 	// Logger receives unexpected errors. Nil: discarded.
 	Logger hclog.Logger
 }
@@ -49,6 +55,7 @@ type API struct {
 	opts   Options
 	log    hclog.Logger
 	auth   *bearerAuth
+	guard  *originGuard
 }
 
 // New returns a handler serving the API on its own mux.
@@ -69,7 +76,8 @@ func NewAPI(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens)}
+	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
+		guard: newOriginGuard(opts.ServerNames)}
 }
 
 type route struct {
@@ -116,12 +124,13 @@ func (a *API) Register(mux *http.ServeMux) {
 
 // Handler returns a mux serving every endpoint under the prefix, with JSON
 // 405s (and an Allow header) for known paths and a JSON 404 for the rest.
+// Every request first passes the Host and cross-site checks (ServerNames).
 func (a *API) Handler() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range a.routes() {
-		h := http.Handler(rt.handler)
+		h := checkQuery(rt.handler)
 		if !rt.public {
 			h = a.auth.wrap(h)
 		}
@@ -148,7 +157,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return mux
+	return a.guard.wrap(muxErrorsAsJSON(mux))
 }
 
 // writeJSON answers with v as JSON.
@@ -168,19 +177,11 @@ func writeMessage(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"message": msg})
 }
 
-// statusOf maps exe's error kinds to status codes.
+// statusOf maps exe's error kinds to status codes (exe.ErrorKinds); an
+// unexpected error is a 500.
 func statusOf(err error) int {
-	switch {
-	case errors.Is(err, exe.ErrInvalid):
-		return http.StatusBadRequest
-	case errors.Is(err, exe.ErrNoMatch), errors.Is(err, exe.ErrNotFound):
-		return http.StatusNotFound
-	case errors.Is(err, exe.ErrConflict), errors.Is(err, exe.ErrRunning), errors.Is(err, exe.ErrFinished):
-		return http.StatusConflict
-	case errors.Is(err, exe.ErrNotSupported):
-		return http.StatusNotImplemented
-	case errors.Is(err, exe.ErrBusy), errors.Is(err, exe.ErrUnavailable):
-		return http.StatusServiceUnavailable
+	if kind, ok := exe.KindOf(err); ok {
+		return kind.HTTPStatus
 	}
 	return http.StatusInternalServerError
 }

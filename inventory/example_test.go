@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"strings"
 
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 )
 
 // Parse an Ansible INI inventory and select hosts with Ansible's pattern
@@ -23,4 +23,17 @@ web0[1:3].example.com
 	hosts, _ := inv.Match("web*:&prod:!web02*")
 	fmt.Println(hosts)
 	// Output: [web01.example.com web03.example.com]
+}
+
+// A Go executor whose hosts come from elsewhere gets Ansible's patterns
+// from a static inventory.
+func ExampleStatic() {
+	inv, err := inventory.Static("web[1:3]", "db1")
+	if err != nil {
+		fmt.Println(err)
+		return
+	}
+	hosts, _ := inv.Match("web*:db1:!web2")
+	fmt.Println(hosts)
+	// Output: [db1 web1 web3]
 }

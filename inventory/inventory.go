@@ -71,6 +71,31 @@ func Default() *Inventory {
 	return inv
 }
 
+// Static is an inventory of the given hosts in group "ungrouped", for an
+// executor whose hosts come from elsewhere (a service registry, a cloud
+// API): its Match then gives Ansible's pattern semantics in one line. Each
+// entry may use the ranges of Ansible's INI format ("web[01:20]") and a
+// ":port" suffix, which sets ansible_port. An entry that is not a valid host
+// is an error naming it.
+func Static(hosts ...string) (*Inventory, error) {
+	inv := newInventory()
+	for _, h := range hosts {
+		names, port, err := expandHost(h)
+		if err != nil {
+			return nil, fmt.Errorf("inventory: %w", err)
+		}
+		var vars map[string]string
+		if port != "" {
+			vars = map[string]string{"ansible_port": port}
+		}
+		for _, n := range names {
+			inv.addHost(n, "ungrouped", vars)
+		}
+	}
+	inv.reconcile()
+	return inv, nil
+}
+
 // Load parses the inventory file at path.
 func Load(path string) (*Inventory, error) {
 	f, err := os.Open(path)

@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/0ops/exed/exe"
-	"github.com/0ops/exed/plugins/sshnative/inventory"
+	"github.com/0ops/exed/inventory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
