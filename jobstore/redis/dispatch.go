@@ -153,6 +153,10 @@ type Worker struct {
 
 	hurryOnce sync.Once
 	hurry     chan struct{} // closed by Hurry
+	// life ends when Run returns: leases are renewed until a job's run
+	// returns, or until then.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // NewWorker returns a worker that runs jobs of s with runner.
@@ -184,8 +188,9 @@ func NewWorker(rdb goredis.UniversalClient, s *Store, runner JobRunner, opts Wor
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
+	life, endLife := context.WithCancel(context.Background())
 	return &Worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, running: map[string]context.CancelCauseFunc{},
-		hurry: make(chan struct{})}
+		hurry: make(chan struct{}), life: life, endLife: endLife}
 }
 
 // Hurry ends the grace period of a Run that is shutting down (or will):
@@ -200,6 +205,7 @@ func (w *Worker) Name() string { return w.opts.Name }
 // "server shutdown") and returns once they have ended. Redis outages are
 // retried with backoff.
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.endLife()
 	jobCtx, stopJobs := context.WithCancelCause(context.Background())
 	defer stopJobs(nil)
 	var loops sync.WaitGroup
@@ -433,8 +439,14 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 		delete(w.running, jid)
 		w.mu.Unlock()
 	}()
+	// The lease is renewed until the run returns, not until its context
+	// ends: a cancelled job is still this worker's while its executor
+	// reports the hosts the cancel interrupted and the Runner stores
+	// them.
+	hbCtx, hbStop := context.WithCancel(w.life)
+	defer hbStop()
 	hbDone := make(chan struct{})
-	go w.heartbeat(runCtx, jid, cancel, hbDone)
+	go w.heartbeat(hbCtx, jid, cancel, hbDone)
 	w.log.Debug("running job", "jid", jid)
 	run := func() error { return w.runner.Run(runCtx, jid) }
 	if r, ok := w.runner.(jobRunner); ok {
@@ -446,7 +458,7 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 	if err := run(); err != nil {
 		w.log.Error("job run", "jid", jid, "error", err)
 	}
-	cancel(nil)
+	hbStop()
 	<-hbDone
 }
 

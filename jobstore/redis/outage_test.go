@@ -312,15 +312,12 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	lease := 400 * time.Millisecond
 	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err)
-	ghost := exeredis.NewWorker(c.rdb, c.store, blockingRunner{}, exeredis.WorkerOptions{Name: "ghost", Lease: lease,
-		Grace: time.Millisecond, LostMessage: "server lost"})
-	gctx, kill := context.WithCancel(ctx)
-	go func() { _ = ghost.Run(gctx) }()
+	cut := c.ghost(exeredis.WorkerOptions{Lease: lease, LostMessage: "server lost"})
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
-	kill()
+	cut()
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 0
