@@ -232,7 +232,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		// Leave nothing behind: the client is told the job was not taken.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		defer cancel()
-		if ferr := e.cfg.Store.Finish(wctx, job.JID, JobFailure, "not dispatched: "+err.Error()); ferr == nil {
+		if ferr := e.cfg.Store.Finish(wctx, job.JID, JobFailure, "not dispatched: "+PublicMessage(err)); ferr == nil {
 			_ = e.cfg.Store.Delete(wctx, job.JID)
 		}
 		return "", err
@@ -382,18 +382,30 @@ func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
 }
 
 // Health asks the store, the dispatcher and the executor, those of them that
-// implement HealthChecker, whether they can serve.
+// implement HealthChecker, whether they can serve. A part that cannot makes
+// it an ErrUnavailable; when every part serves but one says ErrDegraded
+// (it works, but not all of its work gets done), it is that ErrDegraded.
+// The parts' details go to the log; the error holds their public text.
 func (e *Engine) Health(ctx context.Context) error {
 	parts := []struct {
 		name string
 		part any
 	}{{"store", e.cfg.Store}, {"dispatcher", e.cfg.Dispatcher}, {"executor", e.cfg.Executor}}
+	var degraded error
 	for _, p := range parts {
 		if hc, ok := p.part.(HealthChecker); ok {
-			if err := hc.Health(ctx); err != nil {
+			err := hc.Health(ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrDegraded):
+				if degraded == nil {
+					degraded = Errorf(ErrDegraded, "%s: %s", p.name, PublicMessage(err))
+				}
+			default:
+				e.log.Warn("health check failed", "part", p.name, "error", err)
 				return Errorf(ErrUnavailable, "%s: %s", p.name, PublicMessage(err))
 			}
 		}
 	}
-	return nil
+	return degraded
 }

@@ -304,7 +304,10 @@ func TestStartErrors(t *testing.T) {
 	assert.Equal(t, `executor plugin testexec: [testexec] fail: "x" refused`, err.Error())
 
 	_, err = executor.Start(ctx, executor.Options{Name: "notaplugin", Path: "/bin/true"})
-	assert.ErrorContains(t, err, "executor plugin notaplugin: start /bin/true")
+	assert.ErrorContains(t, err, "executor plugin notaplugin could not be started: start /bin/true")
+	// The log gets the path and go-plugin's text; clients get neither.
+	assert.Equal(t, "executor plugin notaplugin could not be started", exe.PublicMessage(err))
+	assert.ErrorIs(t, err, exe.ErrUnavailable)
 
 	_, err = executor.Start(ctx, executor.Options{Name: "missing", Path: filepath.Join(t.TempDir(), "nope")})
 	assert.ErrorContains(t, err, "executor plugin missing")

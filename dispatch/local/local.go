@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -172,8 +173,9 @@ func (d *Dispatcher) run(ctx context.Context, cancel context.CancelCauseFunc, ji
 		d.mu.Unlock()
 		cancel(nil)
 		if p := recover(); p != nil {
-			d.log.Error("job panicked", "jid", jid, "panic", p)
-			d.fail(jid, fmt.Sprintf("internal error: %v", p))
+			// The panic's text is for the log only: it may name anything.
+			d.log.Error("job panicked", "jid", jid, "panic", p, "stack", string(debug.Stack()))
+			d.fail(jid, "internal error")
 		}
 	}()
 	if err := d.runner.Run(ctx, jid); err != nil {

@@ -13,7 +13,6 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/loader"
@@ -108,16 +107,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	executor := plugs.Executor
 	store := backend.store
 	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
-	var disp interface {
-		exe.Dispatcher
-		Shutdown(context.Context) error
-	}
-	if backend.dispatcher != nil {
-		disp = backend.dispatcher // workers run the jobs: exed worker
-	} else {
-		disp = local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
-			Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
-	}
+	disp := backend.dispatcher(cfg, runner, log)
 	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.Tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
@@ -143,8 +133,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 
 	// Follow streams run as long as their job: cancelling the base context
 	// ends them at shutdown instead of holding Shutdown until they finish.
-	baseCtx, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
+	// Its cause tells each stream to say so on its last line.
+	baseCtx, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	srv := &http.Server{
 		Handler:           accessLog(accessOut, api),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -185,7 +176,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	// In-flight sync requests get a few seconds to finish; follow streams,
 	// which last as long as their job, are then ended through the base
 	// context so they cannot hold the shutdown.
-	stopStreams := time.AfterFunc(streamGrace, cancelBase)
+	stopStreams := time.AfterFunc(streamGrace, func() { cancelBase(exe.ErrShutdown) })
 	defer stopStreams.Stop()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("http shutdown", "error", err)

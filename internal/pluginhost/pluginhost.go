@@ -129,12 +129,14 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, exe.Errorf(exe.ErrUnavailable, "%s: start %s: %v", p.label(), cmd.Path, err)
+		// The binary's path and go-plugin's text go to the log, not to
+		// clients: the public text names the plugin.
+		return nil, exe.WithCause(exe.ErrUnavailable, fmt.Errorf("start %s: %w", cmd.Path, err), "%s could not be started", p.label())
 	}
 	raw, err := rpc.Dispense(p.cfg.Kind)
 	if err != nil {
 		client.Kill()
-		return nil, exe.Errorf(exe.ErrUnavailable, "%s: %v", p.label(), err)
+		return nil, exe.WithCause(exe.ErrUnavailable, err, "%s could not be started", p.label())
 	}
 	if p.cfg.Setup != nil {
 		if err := p.cfg.Setup(ctx, raw); err != nil {
@@ -208,7 +210,7 @@ func (p *Process) Explain(err error) error {
 	deadline := time.Now().Add(2 * time.Second)
 	for !client.Exited() {
 		if time.Now().After(deadline) {
-			return exe.Errorf(exe.ErrUnavailable, "%s: %s", p.label(), transport.Msg)
+			return exe.WithCause(exe.ErrUnavailable, transport, "%s: connection lost", p.label())
 		}
 		time.Sleep(10 * time.Millisecond) // go-plugin offers no exit channel
 	}

@@ -104,6 +104,10 @@ type TransportError struct {
 
 func (e *TransportError) Error() string { return "plugin connection: " + e.Msg }
 
+// PublicMessage is what clients see (exe.PublicMessage): gRPC's own text
+// names sockets and transport details, which go to the log only.
+func (e *TransportError) PublicMessage() string { return "plugin connection lost" }
+
 // Is makes a transport failure an exe.ErrUnavailable.
 func (e *TransportError) Is(target error) bool { return target == exe.ErrUnavailable }
 

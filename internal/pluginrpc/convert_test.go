@@ -1,12 +1,14 @@
 package pluginrpc
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+	"google.golang.org/grpc/codes"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -26,4 +28,12 @@ func TestEventWithAnyBytesCrossesTheWire(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.Event{Host: "h" + text, Status: exe.Changed, Name: text, Msg: text,
 		Exec: &exe.ExecResult{RTC: 2, Stdout: text, Stderr: text}, Facts: map[string]any{text: text}, Extra: map[string]any{"x": text}, Truncated: true}, ev)
+}
+
+// A broken connection's gRPC text names sockets: clients see a fixed text.
+func TestTransportErrorHidesItsText(t *testing.T) {
+	err := fmt.Errorf("call: %w", &TransportError{Code: codes.Unavailable, Msg: "connection error: desc = \"transport: dial unix /tmp/plugin1234: connect: no such file\""})
+	assert.Equal(t, "plugin connection lost", exe.PublicMessage(err))
+	assert.ErrorIs(t, err, exe.ErrUnavailable)
+	assert.Contains(t, err.Error(), "/tmp/plugin1234", "the log keeps the cause")
 }

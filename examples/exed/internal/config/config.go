@@ -66,8 +66,9 @@ type Runner struct {
 	JobTTL        time.Duration
 	ShutdownGrace time.Duration
 	// Lease is how long a worker's hold on a running job lasts without a
-	// heartbeat: after a worker dies, its jobs fail as "worker lost"
-	// within about this long.
+	// heartbeat (on Redis; with redis_url alone the API servers are the
+	// workers): after one dies, its jobs fail as "worker lost" ("server
+	// lost") within about this long.
 	Lease time.Duration
 	// StateDir holds what plugins keep across their restarts and the
 	// server's (the sshnative executor's journal of running commands),
