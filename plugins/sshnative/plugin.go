@@ -3,10 +3,14 @@ package sshnative
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
+	"time"
 
+	"github.com/0ops/exed/ansiblecfg"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/inventory"
@@ -17,14 +21,22 @@ import (
 // Options of the [sshnative] section, with their defaults, as etc/exed.conf
 // documents them:
 //
-//	inventory          Ansible INI inventory file (default: localhost only)
+//	inventory          Ansible inventory (default: ansible.cfg's, else localhost only)
+//	ansible_config     ansible.cfg to take defaults from; empty: Ansible's search
+//	                   order (ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg,
+//	                   /etc/ansible/ansible.cfg); none: no file
+//	ssh_config         ssh_config applied as ssh applies it; empty: ~/.ssh/config
+//	                   and /etc/ssh/ssh_config; none: no file
 //	roles              script roles for deploy (default ./roles)
-//	remote_user        login user when a host sets none (default: current user)
-//	private_key_file   keys tried for every host, comma-separated (default ~/.ssh/id_*)
+//	remote_user        login user when a host sets none (default: ansible.cfg's,
+//	                   else ssh_config's, else the current user)
+//	private_key_file   keys tried for every host, comma-separated (default: the
+//	                   host's own, else ~/.ssh/id_*)
 //	known_hosts        known_hosts files, comma-separated (default ~/.ssh/known_hosts)
 //	host_key_checking  verify host keys (default true)
 //	use_agent          use ssh-agent through SSH_AUTH_SOCK (default true)
-//	connect_timeout    TCP connect plus handshake (default 10s)
+//	connect_timeout    TCP connect plus handshake (default: ansible.cfg's timeout,
+//	                   else ssh_config's ConnectTimeout, else 10s)
 //	keepalive          keepalive interval of pooled connections (default 30s)
 //	idle_timeout       pooled connections unused this long close (default 5m)
 //	command_timeout    bound per command per host (default none)
@@ -33,9 +45,16 @@ import (
 //	output_cap         bytes kept of each output field (default 1048576)
 //	concurrency        hosts at once (the server's [runner] concurrency)
 //
+// The explicit options win over ansible.cfg's settings ([defaults]
+// inventory, remote_user, remote_port, private_key_file,
+// host_key_checking, timeout; [privilege_escalation]; [ssh_connection]
+// ssh_args, ssh_common_args, ssh_extra_args), which in turn apply below
+// every host's own variables, as in Ansible.
+//
 // ConfigFromSection reads them into a Config; unknown returns the options it
 // does not know, which callers warn about. A value that does not parse, or
-// an inventory that does not load, is an ErrInvalid error naming the option.
+// an inventory or ansible.cfg that does not load, is an ErrInvalid error
+// naming the option.
 func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, err error) {
 	s := section.New("sshnative", values)
 	cfg = Config{
@@ -49,6 +68,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 			KnownHosts:            s.List("known_hosts", nil),
 			InsecureIgnoreHostKey: !s.Bool("host_key_checking", true),
 			NoAgent:               !s.Bool("use_agent", true),
+			SSHConfig:             s.String("ssh_config", ""),
 			ConnectTimeout:        s.Duration("connect_timeout", 0),
 			KeepAlive:             s.Duration("keepalive", 0),
 			IdleTimeout:           s.Duration("idle_timeout", 0),
@@ -66,17 +86,108 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 		return nil
 	})
 	path := s.String("inventory", "")
+	acPath := s.String("ansible_config", "")
 	if err := s.Err(); err != nil {
 		return Config{}, nil, exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
+	var sources []string
 	if path != "" {
-		inv, err := inventory.Load(path)
+		sources = []string{path}
+	}
+	ac, warning, err := findAnsibleConfig(acPath)
+	if err != nil {
+		return Config{}, nil, exe.Errorf(exe.ErrInvalid, "[sshnative] ansible_config: %v", err)
+	}
+	if warning != "" {
+		cfg.Warnings = append(cfg.Warnings, warning)
+	}
+	if ac != nil {
+		cfg.AnsibleConfig = ac.Path
+		applyAnsibleConfig(&cfg, ac, s)
+		if len(sources) == 0 {
+			sources = ac.Inventory
+		}
+	}
+	if len(sources) > 0 {
+		inv, err := loadInventory(sources)
 		if err != nil {
 			return Config{}, nil, exe.Errorf(exe.ErrInvalid, "[sshnative] inventory: %v", err)
 		}
 		cfg.Inventory = inv
 	}
 	return cfg, s.Unused(), nil
+}
+
+// loadInventory loads the inventory sources.
+func loadInventory(sources []string) (*inventory.Inventory, error) {
+	if len(sources) > 1 {
+		return nil, fmt.Errorf("%s: one inventory source at a time", strings.Join(sources, ", "))
+	}
+	return inventory.Load(sources[0])
+}
+
+// findAnsibleConfig returns the ansible.cfg named by [sshnative]
+// ansible_config: "" for Ansible's search order, "none" for none.
+func findAnsibleConfig(path string) (*ansiblecfg.Config, string, error) {
+	warning := ""
+	switch path {
+	case "none":
+		return nil, "", nil
+	case "":
+		path, warning = ansiblecfg.Find()
+		if path == "" {
+			return nil, warning, nil
+		}
+	}
+	ac, err := ansiblecfg.Load(path)
+	return ac, warning, err
+}
+
+// applyAnsibleConfig puts ansible.cfg's settings below the [sshnative]
+// options s sets and below every host's variables (HostDefaults), as
+// Ansible puts its configuration below inventory variables.
+func applyAnsibleConfig(cfg *Config, ac *ansiblecfg.Config, s *section.Section) {
+	if !s.Has("remote_user") {
+		cfg.SSH.User = ac.RemoteUser
+	}
+	if !s.Has("connect_timeout") && ac.Timeout > 0 {
+		cfg.SSH.ConnectTimeout = time.Duration(ac.Timeout) * time.Second
+	}
+	d := map[string]string{}
+	if ac.RemotePort != 0 {
+		d["ansible_port"] = strconv.Itoa(ac.RemotePort)
+	}
+	if ac.PrivateKeyFile != "" {
+		d["ansible_private_key_file"] = ac.PrivateKeyFile
+	}
+	if ac.HostKeyChecking != nil && !*ac.HostKeyChecking && !s.Has("host_key_checking") {
+		d["ansible_host_key_checking"] = "false"
+		cfg.Warnings = append(cfg.Warnings, ac.Path+": host_key_checking = False: SSH host keys are NOT verified for hosts that do not set ansible_host_key_checking")
+	}
+	if ac.Become != nil {
+		d["ansible_become"] = strconv.FormatBool(*ac.Become)
+	}
+	for k, v := range map[string]string{
+		"ansible_become_method": ac.BecomeMethod, "ansible_become_user": ac.BecomeUser,
+		"ansible_become_exe": ac.BecomeExe, "ansible_become_flags": ac.BecomeFlags,
+		"ansible_ssh_common_args": ac.SSHCommonArgs, "ansible_ssh_extra_args": ac.SSHExtraArgs,
+	} {
+		if v != "" {
+			d[k] = v
+		}
+	}
+	if ac.SSHArgsSet {
+		d["ansible_ssh_args"] = ac.SSHArgs
+	}
+	if ac.BecomeAskPass {
+		cfg.Warnings = append(cfg.Warnings, ac.Path+": become_ask_pass is not honoured: sshnative cannot ask for a password; set ansible_become_password for the hosts that need one")
+	}
+	if ac.AskPass {
+		cfg.Warnings = append(cfg.Warnings, ac.Path+": ask_pass is not honoured: sshnative logs in with keys and ssh-agent only")
+	}
+	if len(d) > 0 {
+		cfg.SSH.HostDefaults = d
+	}
 }
 
 // Plugin is the sshnative executor as exed runs it in a plugin process:

@@ -54,3 +54,67 @@ func TestPluginConfigure(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, []string{"localhost"}, hosts)
 }
+
+// ansible.cfg's settings apply below the [sshnative] options and below
+// every host's variables; ansible_config = none ignores the file.
+func TestConfigFromSectionReadsAnsibleConfig(t *testing.T) {
+	dir := t.TempDir()
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "hosts"), []byte("[web]\nweb1\n"), 0o600))
+	acfg := filepath.Join(dir, "ansible.cfg")
+	require.NoError(t, os.WriteFile(acfg, []byte(`[defaults]
+inventory = hosts
+remote_user = deploy
+remote_port = 2222
+private_key_file = keys/id
+timeout = 7
+host_key_checking = False
+[privilege_escalation]
+become = true
+become_user = app
+become_ask_pass = true
+[ssh_connection]
+ssh_common_args = -o ProxyJump=bastion
+`), 0o600))
+	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"ansible_config": acfg})
+	require.NoError(t, err)
+	assert.Equal(t, acfg, cfg.AnsibleConfig)
+	assert.Equal(t, "deploy", cfg.SSH.User)
+	assert.Equal(t, 7*time.Second, cfg.SSH.ConnectTimeout)
+	assert.False(t, cfg.SSH.InsecureIgnoreHostKey, "only the hosts that do not say otherwise")
+	assert.Equal(t, map[string]string{
+		"ansible_port": "2222", "ansible_private_key_file": filepath.Join(dir, "keys/id"), "ansible_host_key_checking": "false",
+		"ansible_become": "true", "ansible_become_user": "app", "ansible_ssh_common_args": "-o ProxyJump=bastion",
+	}, cfg.SSH.HostDefaults)
+	require.NotNil(t, cfg.Inventory, "ansible.cfg's inventory, relative to its directory")
+	hosts, err := cfg.Inventory.Match("web")
+	require.NoError(t, err)
+	assert.Equal(t, []string{"web1"}, hosts)
+	assert.Equal(t, []string{
+		acfg + ": host_key_checking = False: SSH host keys are NOT verified for hosts that do not set ansible_host_key_checking",
+		acfg + ": become_ask_pass is not honoured: sshnative cannot ask for a password; set ansible_become_password for the hosts that need one",
+	}, cfg.Warnings)
+
+	// exed.conf's own options win.
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{"ansible_config": acfg, "remote_user": "ops",
+		"connect_timeout": "3s", "host_key_checking": "true", "inventory": filepath.Join(dir, "hosts")})
+	require.NoError(t, err)
+	assert.Equal(t, "ops", cfg.SSH.User)
+	assert.Equal(t, 3*time.Second, cfg.SSH.ConnectTimeout)
+	assert.NotContains(t, cfg.SSH.HostDefaults, "ansible_host_key_checking")
+
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{"ansible_config": "none"})
+	require.NoError(t, err)
+	assert.Empty(t, cfg.AnsibleConfig)
+	assert.Nil(t, cfg.SSH.HostDefaults)
+
+	_, _, err = sshnative.ConfigFromSection(map[string]string{"ansible_config": filepath.Join(dir, "nope.cfg")})
+	assert.ErrorContains(t, err, "[sshnative] ansible_config: ansible.cfg: open "+filepath.Join(dir, "nope.cfg"))
+
+	// Without ansible_config, Ansible's search order: ./ansible.cfg here.
+	t.Chdir(dir)
+	t.Setenv("ANSIBLE_CONFIG", "")
+	os.Unsetenv("ANSIBLE_CONFIG")
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{})
+	require.NoError(t, err)
+	assert.Equal(t, acfg, cfg.AnsibleConfig)
+}

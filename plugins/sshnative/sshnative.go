@@ -75,6 +75,12 @@ type Config struct {
 	// Empty: no journal.
 	StateDir string
 	Logger   hclog.Logger
+	// AnsibleConfig is the ansible.cfg the configuration came from, logged
+	// at start; "" for none.
+	AnsibleConfig string
+	// Warnings are what reading the configuration noticed; New logs them
+	// with its own (see Executor.Warnings).
+	Warnings []string
 }
 
 // DefaultKillGrace is Config.KillGrace when it is zero: a command that
@@ -130,7 +136,10 @@ func New(cfg Config) (*Executor, error) {
 		p.close()
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	x.warnings = x.checkInventory()
+	if cfg.AnsibleConfig != "" {
+		log.Info("using ansible.cfg", "path", cfg.AnsibleConfig)
+	}
+	x.warnings = append(append([]string(nil), cfg.Warnings...), x.checkInventory()...)
 	for _, w := range x.warnings {
 		log.Warn(w)
 	}
