@@ -1,9 +1,10 @@
 # exed build and test entry points. `make test` is what CI runs.
 GO        ?= go
 PACKAGES  ?= ./...
-# Debian packages the integration tests need: a real sshd, redis-server and
-# ansible. Installed only when missing, and only when running as root.
-TEST_DEBS := openssh-server redis-server ansible
+# Debian packages the integration tests need: a real sshd, redis-server,
+# ansible, and sudo (become). Installed only when missing, and only when
+# running as root.
+TEST_DEBS := openssh-server redis-server ansible sudo
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a run at the deadline with "context
 # deadline exceeded" and no crasher (golang/go#75804).
@@ -28,6 +29,7 @@ deps:
 	command -v sshd >/dev/null 2>&1 || [ -x /usr/sbin/sshd ] || missing="$$missing openssh-server"; \
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v ansible >/dev/null 2>&1 || missing="$$missing ansible"; \
+	[ -x /usr/bin/sudo ] || missing="$$missing sudo"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

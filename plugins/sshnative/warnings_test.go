@@ -1,0 +1,77 @@
+package sshnative_test
+
+import (
+	"bytes"
+	"context"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/plugins/sshnative"
+	"github.com/hashicorp/go-hclog"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// What sshnative does not honour is a warning at load naming the variable
+// and the hosts; a host whose address, user or privilege depend on it is
+// UNREACHABLE or FAILED, and never reached some other way.
+func TestUnhonouredSettingsAreWarnedAndRefused(t *testing.T) {
+	sshConfig := writeFile(t, filepath.Join(t.TempDir(), "ssh_config"), "Host legacy-*\n    ProxyCommand nc %h %p\n")
+	inv := `[db]
+db1 ansible_host=db1.invalid ansible_password=secret
+db2 ansible_host=db2.invalid ansible_ssh_pass=secret
+[win]
+win1 ansible_host=win1.invalid ansible_connection=winrm
+[web]
+web1 ansible_host=web1.invalid ansible_ssh_common_args='-o Ciphers=aes128-ctr -o "ProxyCommand=nc %h %p"'
+web2 ansible_host=web2.invalid ansible_ssh_common_args='-o Ciphers=aes128-ctr -o "ProxyCommand=nc %h %p"'
+[app]
+app1 ansible_host=app1.invalid ansible_become=true ansible_become_method=runas
+[old]
+legacy-1 ansible_host=legacy-1.invalid
+`
+	var logs bytes.Buffer
+	cfg := sshnative.Config{SSH: sshnative.SSHOptions{SSHConfig: sshConfig, NoAgent: true},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: &logs, Level: hclog.Warn})}
+	x := newCfgExec(t, inv, cfg)
+	assert.ElementsMatch(t, []string{
+		"ansible_password is not honoured: sshnative logs in with keys and ssh-agent only (host db1)",
+		"ansible_ssh_pass is not honoured: sshnative logs in with keys and ssh-agent only (host db2)",
+		"ansible_connection=winrm is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE (host win1)",
+		"ansible_ssh_common_args: sshnative ignores -o Ciphers=aes128-ctr (hosts web1, web2)",
+		"ansible_ssh_common_args: sshnative cannot apply -o ProxyCommand=nc %h %p, which would change where ssh connects: these hosts are UNREACHABLE (hosts web1, web2)",
+		"ansible_become_method=runas is not supported by sshnative (sudo and su are): these hosts are FAILED (host app1)",
+		"ssh_config " + sshConfig + ":2: sshnative cannot apply ProxyCommand nc %h %p (Host legacy-*): the hosts it matches are UNREACHABLE",
+	}, x.Warnings())
+	for _, w := range x.Warnings() {
+		assert.Contains(t, logs.String(), w, "logged at load")
+	}
+
+	evs := collect(t, func(emit exe.Emit) error {
+		return x.Execute(context.Background(), []string{"win1", "web1", "app1", "legacy-1"}, exe.ExecuteArgs{Cmd: "true"}, emit)
+	})
+	for host, want := range map[string]struct {
+		status exe.OperateState
+		msg    string
+	}{
+		"win1":     {exe.Unreachable, "ansible_connection=winrm is not supported (use ssh or local)"},
+		"web1":     {exe.Unreachable, "sshnative cannot apply -o ProxyCommand=nc %h %p from the host's ssh arguments: ssh would connect differently"},
+		"app1":     {exe.Failed, `become method "runas" is not supported by sshnative (it supports sudo and su); the command was not run`},
+		"legacy-1": {exe.Unreachable, "sshnative cannot apply ProxyCommand nc %h %p (" + sshConfig + "): ssh would connect through it; use ProxyJump"},
+	} {
+		assert.Equal(t, want.status, evs[host].Status, host)
+		assert.Equal(t, want.msg, evs[host].Msg, host)
+	}
+	for _, h := range []string{"win1", "web1", "app1", "legacy-1"} {
+		assert.False(t, strings.Contains(evs[h].Msg, "resolve"), "%s was never dialled", h)
+	}
+}
+
+// A warning names at most ten hosts.
+func TestWarningsNameTenHosts(t *testing.T) {
+	x := newCfgExec(t, "[db]\ndb[01:25] ansible_password=x\n", sshnative.Config{SSH: sshnative.SSHOptions{NoAgent: true}})
+	require.Len(t, x.Warnings(), 1)
+	assert.Equal(t, "ansible_password is not honoured: sshnative logs in with keys and ssh-agent only (hosts db01, db02, db03, db04, db05, db06, db07, db08, db09, db10 and 15 more)", x.Warnings()[0])
+}
