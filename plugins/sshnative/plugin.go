@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -108,6 +109,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 			sources = ac.Inventory
 		}
 	}
+	cfg.Warnings = append(cfg.Warnings, ansibleEnvWarnings()...)
 	if len(sources) > 0 {
 		inv, err := loadInventory(sources)
 		if err != nil {
@@ -124,6 +126,34 @@ func loadInventory(sources []string) (*inventory.Inventory, error) {
 		return nil, fmt.Errorf("%s: one inventory source at a time", strings.Join(sources, ", "))
 	}
 	return inventory.Load(sources[0])
+}
+
+// ansibleEnvWarnings names the ANSIBLE_* environment variables that would
+// change Ansible's inventory, login or privilege and that sshnative does
+// not read (only ANSIBLE_CONFIG is).
+func ansibleEnvWarnings() []string {
+	var set []string
+	for _, kv := range os.Environ() {
+		name, _, _ := strings.Cut(kv, "=")
+		if strings.HasPrefix(name, "ANSIBLE_") && name != "ANSIBLE_CONFIG" && ansibleEnvMatters(name) {
+			set = append(set, name)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	sort.Strings(set)
+	return []string{strings.Join(set, ", ") + " set in exed's environment: not honoured by sshnative; put the settings in ansible.cfg"}
+}
+
+func ansibleEnvMatters(name string) bool {
+	switch name {
+	case "ANSIBLE_INVENTORY", "ANSIBLE_HOSTS", "ANSIBLE_REMOTE_USER", "ANSIBLE_REMOTE_PORT", "ANSIBLE_PRIVATE_KEY_FILE",
+		"ANSIBLE_HOST_KEY_CHECKING", "ANSIBLE_SSH_HOST_KEY_CHECKING", "ANSIBLE_TIMEOUT", "ANSIBLE_SSH_TIMEOUT",
+		"ANSIBLE_SSH_ARGS", "ANSIBLE_SSH_COMMON_ARGS", "ANSIBLE_SSH_EXTRA_ARGS", "ANSIBLE_SSH_EXECUTABLE":
+		return true
+	}
+	return strings.HasPrefix(name, "ANSIBLE_BECOME")
 }
 
 // findAnsibleConfig returns the ansible.cfg named by [sshnative]

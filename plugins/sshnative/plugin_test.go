@@ -107,6 +107,16 @@ ssh_common_args = -o ProxyJump=bastion
 	assert.Empty(t, cfg.AnsibleConfig)
 	assert.Nil(t, cfg.SSH.HostDefaults)
 
+	// Ansible's environment variables are not read: say so.
+	t.Setenv("ANSIBLE_REMOTE_USER", "envuser")
+	t.Setenv("ANSIBLE_BECOME_USER", "envapp")
+	t.Setenv("ANSIBLE_NOCOLOR", "1")
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{"ansible_config": "none"})
+	require.NoError(t, err)
+	assert.Equal(t, []string{"ANSIBLE_BECOME_USER, ANSIBLE_REMOTE_USER set in exed's environment: not honoured by sshnative; put the settings in ansible.cfg"}, cfg.Warnings)
+	os.Unsetenv("ANSIBLE_REMOTE_USER")
+	os.Unsetenv("ANSIBLE_BECOME_USER")
+
 	_, _, err = sshnative.ConfigFromSection(map[string]string{"ansible_config": filepath.Join(dir, "nope.cfg")})
 	assert.ErrorContains(t, err, "[sshnative] ansible_config: ansible.cfg: open "+filepath.Join(dir, "nope.cfg"))
 
