@@ -110,3 +110,29 @@ func TestHostCertificatesAndRevokedKeys(t *testing.T) {
 	assert.Equal(t, exe.Unreachable, ev.Status)
 	assert.Contains(t, ev.Msg, "is revoked")
 }
+
+// ssh_config's StrictHostKeyChecking and UserKnownHostsFile apply per
+// host: accept-new trusts a new host and writes its key, but still refuses
+// a changed one; no checks nothing.
+func TestStrictHostKeyCheckingFromSSHConfig(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	dir := t.TempDir()
+	wrong := writeFile(t, filepath.Join(dir, "wrong"), s.KnownHostsLine(sshtest.WriteKey(t, filepath.Join(dir, "other"), "ed25519"))+"\n")
+	fresh := filepath.Join(dir, "sub", "fresh")
+	block := func(name, known, strict string) string {
+		return fmt.Sprintf("Host %s\n    HostName 127.0.0.1\n    Port %d\n    UserKnownHostsFile %s\n    StrictHostKeyChecking %s\n", name, s.Port, known, strict)
+	}
+	cfg := writeFile(t, filepath.Join(dir, "ssh_config"), block("unknown", filepath.Join(dir, "none"), "yes")+
+		block("tofu", fresh, "accept-new")+block("changed", wrong, "accept-new")+block("unchecked", wrong, "no"))
+	opts := sshnative.SSHOptions{SSHConfig: cfg, User: s.User, KeyFiles: []string{s.ClientKey}}
+	evs := execOn(t, "unknown\ntofu\nchanged\nunchecked\n", opts, "echo ok", "unknown", "tofu", "changed", "unchecked")
+	assert.Equal(t, exe.Unreachable, evs["unknown"].Status)
+	assert.Equal(t, fmt.Sprintf("host key unknown: 127.0.0.1:%d is not in known_hosts", s.Port), evs["unknown"].Msg)
+	assert.Equal(t, exe.Changed, evs["tofu"].Status, evs["tofu"].Msg)
+	b, err := os.ReadFile(fresh)
+	require.NoError(t, err)
+	assert.Equal(t, s.KnownHostsLine(s.HostKey)+"\n", string(b), "accept-new writes the key as ssh does")
+	assert.Equal(t, exe.Unreachable, evs["changed"].Status)
+	assert.Contains(t, evs["changed"].Msg, "host key mismatch")
+	assert.Equal(t, exe.Changed, evs["unchecked"].Status, evs["unchecked"].Msg)
+}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -235,4 +236,46 @@ func parentOf(t *testing.T, pid int) int {
 func cmdlineOf(pid int) string {
 	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
 	return strings.ReplaceAll(string(b), "\x00", " ")
+}
+
+// A dead process's command that ran as a become user is ended as that
+// user: the reap goes through sudo too (the login user may not signal
+// it).
+func TestCommandsOfADeadProcessAreEndedUnderBecome(t *testing.T) {
+	testenv.NeedRoot(t)
+	s := sshtest.Start(t, sshtest.Options{})
+	sshtest.EnsureUser(t, appUser)
+	sshtest.Sudoers(t, sudoerNoPass+" ALL=("+appUser+") NOPASSWD: ALL")
+	state := t.TempDir()
+	dir := s.WritableDir(t)
+	inv := fmt.Sprintf("becomer ansible_host=127.0.0.1 ansible_port=%d ansible_become=true ansible_become_user=%s\n", s.Port, appUser)
+	loop := filepath.Join(dir, "becomer.loop")
+	cfg := helperConfig{StateDir: state, Inventory: inv, User: s.User, KeyFile: s.ClientKey, KnownHosts: s.KnownHosts,
+		Commands: map[string]string{"becomer": loopCmd(loop)}}
+	raw, err := json.Marshal(cfg)
+	require.NoError(t, err)
+	child := exec.Command(os.Args[0], "-test.run=^TestHelperExecutor$")
+	child.Env = append(os.Environ(), helperEnv+"="+string(raw))
+	require.NoError(t, child.Start())
+	exited := make(chan struct{})
+	go func() { _ = child.Wait(); close(exited) }()
+	t.Cleanup(func() { _ = child.Process.Kill(); <-exited })
+
+	pid := testenv.WaitPIDFile(t, loop, 10*time.Second)
+	killAtEnd(t, pid)
+	st, err := os.Stat(fmt.Sprintf("/proc/%d", pid))
+	require.NoError(t, err)
+	app, err := user.Lookup(appUser)
+	require.NoError(t, err)
+	assert.Equal(t, app.Uid, strconv.Itoa(int(st.Sys().(*syscall.Stat_t).Uid)), "the loop runs as the become user")
+	require.NoError(t, child.Process.Signal(syscall.SIGKILL))
+	<-exited
+	require.False(t, gone(pid), "the loop outlives its executor")
+
+	next, err := sshnative.New(sshnative.Config{Inventory: parseInv(t, inv), StateDir: state, SSH: sshnative.SSHOptions{
+		User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{s.KnownHosts}, NoAgent: true, SSHConfig: "none"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = next.Close() })
+	sshnative.WaitReaped(next)
+	assert.True(t, gone(pid), "the become user's loop is ended")
 }
