@@ -94,20 +94,24 @@ func newResolver(opts SSHOptions) *resolver {
 		r.configPaths = []string{opts.SSHConfig}
 	default:
 		r.configPaths = defaultSSHConfigPaths()
+		r.configs.lenient = map[string]bool{systemSSHConfig: true}
 	}
 	return r
 }
 
 // check loads the configured ssh_config files, so that a file that does
-// not parse stops the start; a configured one must exist.
-func (r *resolver) check() error {
+// not parse stops the start (the system's is skipped with a warning); a
+// configured one must exist. It returns the warnings.
+func (r *resolver) check() ([]string, error) {
 	if r.opts.SSHConfig != "" && r.opts.SSHConfig != "none" {
 		if _, err := os.Stat(r.opts.SSHConfig); err != nil {
-			return fmt.Errorf("ssh_config: %w", err)
+			return nil, fmt.Errorf("ssh_config: %w", err)
 		}
 	}
-	_, err := r.configs.load(r.configPaths)
-	return err
+	if _, err := r.configs.load(r.configPaths); err != nil {
+		return nil, err
+	}
+	return r.configs.warnings, nil
 }
 
 // whereError is a setting that would make ssh connect somewhere else or

@@ -132,8 +132,15 @@ func canonicalKeyword(key string) string {
 
 // sshConfigCache parses each ssh_config file once.
 type sshConfigCache struct {
-	mu    sync.Mutex
-	files map[string]*sshConfigFiles // by the paths, joined with NUL
+	// lenient are files that are skipped, with a warning, when they do
+	// not parse: the system's /etc/ssh/ssh_config, which may use Match
+	// criteria the parser does not know for settings sshnative does not
+	// use (crypto policies).
+	lenient map[string]bool
+
+	mu       sync.Mutex
+	files    map[string]*sshConfigFiles // by the paths, joined with NUL
+	warnings []string
 }
 
 // load parses the files that exist among paths (a path that does not exist
@@ -150,6 +157,10 @@ func (cc *sshConfigCache) load(paths []string) (*sshConfigFiles, error) {
 	for _, p := range paths {
 		f, err := parseSSHConfig(p)
 		if errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		if err != nil && cc.lenient[p] {
+			cc.warnings = append(cc.warnings, fmt.Sprintf("%v: the file is not applied", err))
 			continue
 		}
 		if err != nil {
@@ -184,6 +195,9 @@ func parseSSHConfig(path string) (cfg *sshconfig.Config, err error) {
 	return cfg, nil
 }
 
+// systemSSHConfig is the system-wide ssh_config.
+const systemSSHConfig = "/etc/ssh/ssh_config"
+
 // defaultSSHConfigPaths are the files ssh reads without -F: the user's,
 // then the system's.
 func defaultSSHConfigPaths() []string {
@@ -191,5 +205,5 @@ func defaultSSHConfigPaths() []string {
 	if home, err := os.UserHomeDir(); err == nil {
 		out = append(out, filepath.Join(home, ".ssh", "config"))
 	}
-	return append(out, "/etc/ssh/ssh_config")
+	return append(out, systemSSHConfig)
 }

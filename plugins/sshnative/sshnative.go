@@ -132,14 +132,15 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
 	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH)}
-	if err := x.resolver.check(); err != nil {
+	configWarnings, err := x.resolver.check()
+	if err != nil {
 		p.close()
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
 	if cfg.AnsibleConfig != "" {
 		log.Info("using ansible.cfg", "path", cfg.AnsibleConfig)
 	}
-	x.warnings = append(append([]string(nil), cfg.Warnings...), x.checkInventory()...)
+	x.warnings = append(append(append([]string(nil), cfg.Warnings...), configWarnings...), x.checkInventory()...)
 	for _, w := range x.warnings {
 		log.Warn(w)
 	}
