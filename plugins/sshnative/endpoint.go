@@ -55,18 +55,6 @@ func (e *endpoint) key() string {
 	return k
 }
 
-// describe says in messages which hop failed: nothing for the host
-// itself, "jump host NAME (user@addr): " for a jump host.
-func (e *endpoint) describe() string {
-	if e.jump == nil && !strings.HasPrefix(e.name, "jump host ") {
-		return ""
-	}
-	if strings.HasPrefix(e.name, "jump host ") {
-		return fmt.Sprintf("%s (%s@%s): ", e.name, e.user, e.addr())
-	}
-	return ""
-}
-
 // resolver turns a host's connection settings into an endpoint as ssh
 // would: command-line options first (in the order Ansible writes them),
 // then ssh_config, then ssh's defaults.
