@@ -206,8 +206,16 @@ func (c sshConn) start(sess *ssh.Session, line, prompt string, cmd command, limi
 	}
 	var stdin io.WriteCloser
 	if c.become == nil {
-		sess.Stdin = cmd.stdin
 		st.prompts = func() int { return 0 }
+		if cmd.stdin != nil {
+			// Written by a goroutine of ours, not the session's: a command
+			// that exits without reading its stdin has ended, and the
+			// write that then fails is no lost connection.
+			var err error
+			if stdin, err = sess.StdinPipe(); err != nil {
+				return nil, &unreachableError{fmt.Errorf("ssh exec: %v", err)}
+			}
+		}
 	} else {
 		b := c.become
 		st.pids.isPrompt = func(p []byte) bool { return b.isPrompt(p, prompt) }
@@ -222,7 +230,10 @@ func (c sshConn) start(sess *ssh.Session, line, prompt string, cmd command, limi
 	}
 	ended := make(chan struct{})
 	go func() { err := sess.Wait(); close(ended); st.done <- err }()
-	if stdin != nil {
+	switch {
+	case stdin != nil && c.become == nil:
+		go func() { _, _ = io.Copy(stdin, cmd.stdin); stdin.Close() }()
+	case stdin != nil:
 		n := make(chan int, 1)
 		go func() { n <- c.become.feed(stdin, st.pids, cmd.stdin, ended) }()
 		st.prompts = func() int { return <-n }
