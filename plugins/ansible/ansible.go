@@ -296,17 +296,46 @@ func ansibleError(stderr string) (text string, ok bool) {
 	return truncate(strings.TrimSpace(stderr[i:]), maxAbortText), true
 }
 
-// reportAbort gives each host of hosts without a FAILED or UNREACHABLE
-// result a FAILED event with ansible's error, when err is an AbortError,
-// and returns err.
-func reportAbort(hosts []string, err error, emit exe.Emit) error {
+// tracker passes events on to emit and notes the hosts that had one.
+type tracker struct {
+	emit exe.Emit
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func track(emit exe.Emit) *tracker { return &tracker{emit: emit, seen: map[string]bool{}} }
+
+func (t *tracker) Emit(ev exe.Event) {
+	t.mu.Lock()
+	t.seen[ev.Host] = true
+	t.mu.Unlock()
+	t.emit(ev)
+}
+
+// end completes the events of an operation on hosts that run returned
+// err for. When ansible stopped (AbortError), each host without a FAILED
+// or UNREACHABLE result gets FAILED with ansible's error. When ctx ended,
+// the hosts with no event at all had no task started (run reports those
+// it interrupted): they get SKIPPED exe.NotStarted, which the job's
+// Runner cannot know by itself.
+func (t *tracker) end(ctx context.Context, hosts []string, err error) error {
 	var ab *AbortError
-	if !errors.As(err, &ab) {
+	if errors.As(err, &ab) {
+		for _, h := range hosts {
+			if !ab.failed[h] {
+				t.Emit(exe.Event{Host: h, Status: exe.Failed, Msg: "ansible stopped: " + ab.Text})
+			}
+		}
 		return err
 	}
-	for _, h := range hosts {
-		if !ab.failed[h] {
-			emit(exe.Event{Host: h, Status: exe.Failed, Msg: "ansible stopped: " + ab.Text})
+	if ctx.Err() != nil {
+		for _, h := range hosts {
+			t.mu.Lock()
+			seen := t.seen[h]
+			t.mu.Unlock()
+			if !seen {
+				t.Emit(exe.NotStarted(h, context.Cause(ctx)))
+			}
 		}
 	}
 	return err
@@ -403,7 +432,9 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 		defer os.Remove(f)
 		cli = append(cli, "-e", "@"+f)
 	}
-	return reportAbort(hosts, x.run(ctx, "ansible", cli, func(l line) {
+	tr := track(emit)
+	emit = tr.Emit
+	return tr.end(ctx, hosts, x.run(ctx, "ansible", cli, func(l line) {
 		if l.Event == "interrupted" {
 			emit(interrupted(ctx, l.Host, ""))
 			return
@@ -416,7 +447,7 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 			conv(l, &ev)
 		}
 		emit(ev)
-	}), emit)
+	}))
 }
 
 // interrupted is the event of a host whose task ctx's end interrupted:
@@ -557,7 +588,9 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 	if len(args.Partial) > 0 {
 		cli = append(cli, "--tags", strings.Join(args.Partial, ","))
 	}
-	return reportAbort(hosts, x.run(ctx, "ansible-playbook", cli, func(l line) {
+	tr := track(emit)
+	emit = tr.Emit
+	return tr.end(ctx, hosts, x.run(ctx, "ansible-playbook", cli, func(l line) {
 		switch l.Event {
 		case "play", "task":
 			emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: l.Name, Msg: l.Event})
@@ -575,7 +608,7 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 			}
 			emit(ev)
 		}
-	}), emit)
+	}))
 }
 
 // varsFile writes vars as a YAML vars file in which every string is tagged

@@ -110,8 +110,8 @@ func parse(opts map[string]any, hosts int) (options, error) {
 // have failed than max_fail allows, the hosts not yet touched are reported
 // SKIPPED and Run returns an error: the job ends Failure. A cancel
 // interrupts the step under way: the hosts it stopped end FAILED with
-// what they printed so far, and nothing further starts (the job reports
-// the untouched hosts SKIPPED "cancelled before start").
+// what they printed so far, and nothing further starts: the hosts of the
+// later batches end SKIPPED "cancelled before start" (exe.NotStarted).
 func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
 	o, err := parse(args.Options, len(hosts))
 	if err != nil {
@@ -119,21 +119,33 @@ func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.Ta
 	}
 	batches := (len(hosts) + o.batch - 1) / o.batch
 	failed := 0
+	// untouched says the hosts of batches from b on never started: only
+	// the task knows it (the job's Runner cannot).
+	untouched := func(b int) error {
+		cause := context.Cause(ctx)
+		for _, h := range hosts[min(b*o.batch, len(hosts)):] {
+			emit(exe.NotStarted(h, cause))
+		}
+		return cause
+	}
 	for b := 0; b < batches; b++ {
 		if b > 0 && o.pause > 0 {
 			select {
 			case <-ctx.Done():
-				return context.Cause(ctx)
+				return untouched(b)
 			case <-time.After(o.pause):
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
+			return untouched(b)
 		}
 		batch := hosts[b*o.batch : min((b+1)*o.batch, len(hosts))]
 		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: fmt.Sprintf("batch %d/%d", b+1, batches), Msg: strings.Join(batch, ", ")})
 		healthy, err := restartBatch(ctx, x, batch, o, emit)
 		if err != nil {
+			if ctx.Err() != nil {
+				untouched(b + 1)
+			}
 			return err
 		}
 		failed += len(batch) - len(healthy)
