@@ -314,10 +314,18 @@ func TestOptionsValidation(t *testing.T) {
 		`{"service": "x", "pause": -1}`:           `taskopts: option "pause" must be at least 0`,
 		`{"service": "x", "graceful": "yes"}`:     `taskopts: option "graceful" must be of type boolean`,
 		`{"service": "x", "health_retries": 1.5}`: `taskopts: option "health_retries" must be of type integer`,
+		// Past a time.Duration's range a wait would overflow to none.
+		`{"service": "x", "pause": 1e300}`:           `taskopts: option "pause" must be at most 86400`,
+		`{"service": "x", "health_interval": 1e300}`: `taskopts: option "health_interval" must be at most 3600`,
+		`{"service": "x", "health_retries": 1e300}`:  `taskopts: option "health_retries" must be at most 1000`,
 	} {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(o), &m))
 		_, err := info.Options.Validate(m)
 		assert.EqualError(t, err, msg, o)
 	}
+	// Options that did not go through the schema are refused by the task.
+	err = rollingrestart.Task{}.Run(context.Background(), nil, []string{"h1"}, exe.TaskArgs{Options: map[string]any{
+		"service": "x", "batch": 1.0, "max_fail": 0.0, "pause": 1e300}}, func(exe.Event) {})
+	assert.EqualError(t, err, `taskopts: option "pause" must be from 0 to 86400`)
 }
