@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -72,4 +73,19 @@ func TestFailedOperationGivesEveryHostAnEvent(t *testing.T) {
 		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Failed, Seq: job.ReturnData[h][0].Seq,
 			Msg: "not completed: testexec: failed on request; the remote command may still be running"}}, job.ReturnData[h], h)
 	}
+}
+
+// A clean shutdown is quiet: the plugin exits when asked, and nothing
+// warns that it "failed to exit gracefully".
+func TestCleanShutdownIsQuiet(t *testing.T) {
+	c, logs := start(t, executor.Options{})
+	require.NoError(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}))
+	pid := c.PID()
+	require.NotZero(t, pid)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	require.NoError(t, c.Shutdown(ctx))
+	assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the plugin exited")
+	assert.NotContains(t, logs.String(), "[WARN]")
+	assert.NotContains(t, logs.String(), "[ERROR]")
 }
