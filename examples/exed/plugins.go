@@ -252,10 +252,15 @@ func (p *sshnativePlugin) Configure(_ context.Context, values map[string]string)
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
+	// The server parses these JSON lines into its own log.
+	log := hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true})
 	var inv *inventory.Inventory
 	if sn.Inventory != "" {
-		if inv, err = inventory.Load(sn.Inventory); err != nil {
+		if inv, err = inventory.Load(inventory.ParseSources(sn.Inventory)...); err != nil {
 			return exe.Errorf(exe.ErrInvalid, "[sshnative] inventory: %v", err)
+		}
+		for _, w := range inv.Warnings() {
+			log.Warn("inventory: " + w)
 		}
 	}
 	x, err := sshnative.New(sshnative.Config{
@@ -269,8 +274,7 @@ func (p *sshnativePlugin) Configure(_ context.Context, values map[string]string)
 		Concurrency:    concurrency,
 		OutputCap:      sn.OutputCap,
 		CommandTimeout: sn.CommandTimeout,
-		// The server parses these JSON lines into its own log.
-		Logger: hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true}),
+		Logger:         log,
 	})
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "[sshnative]: %v", err)

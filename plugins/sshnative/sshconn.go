@@ -98,7 +98,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 // posixShell tells whether the host's login shell evaluates POSIX sh, as
 // Ansible assumes unless ansible_shell_type says otherwise.
 func (c sshConn) posixShell() bool {
-	t := c.host.Vars["ansible_shell_type"]
+	t, _ := c.host.Vars["ansible_shell_type"].(string)
 	return t == "" || t == "sh"
 }
 

@@ -103,11 +103,14 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 
 // connFor returns the connection that reaches host.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
-	if h.Local() {
-		return x.local, nil
+	hc, err := h.Conn()
+	if err != nil {
+		return nil, err
 	}
-	switch c := h.Vars["ansible_connection"]; c {
-	case "", "ssh", "smart", "paramiko":
+	switch c := hc.Connection; c {
+	case "local":
+		return x.local, nil
+	case "ssh", "smart", "paramiko":
 		return sshConn{pool: x.pool, host: h}, nil
 	default:
 		return nil, fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c)

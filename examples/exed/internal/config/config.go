@@ -75,7 +75,7 @@ type Log struct {
 
 // SSHNative is the [sshnative] section.
 type SSHNative struct {
-	Inventory       string // Ansible INI inventory; "" = localhost only
+	Inventory       string // Ansible inventory sources, comma-separated; "" = localhost only
 	Roles           string // script roles for deploy
 	CommandTimeout  time.Duration
 	OutputCap       int
