@@ -156,7 +156,7 @@ func TestYAMLErrorsNameFileLineAndCause(t *testing.T) {
 		"- a\n- b\n":                                       "hosts.yml:1: a YAML inventory must be a mapping of groups, got a list",
 		"a: 1\n---\nb: 2\n":                                "hosts.yml:2: expected a single document",
 		"all:\n  vars:\n    x: !vault |\n      $ANSIBLE_VAULT;1.1;AES256\n      6162\n  hosts:\n    w1:\n    w2: !bogus x\n": "hosts.yml:8: could not determine a constructor for the tag !bogus",
-		"plugin: constructed\n": "hosts.yml:1: inventory plugin configuration: plugin constructed",
+		"plugin: constructed\n": "hosts.yml:1: the file configures an inventory plugin (constructed), which exed cannot run; export its hosts with ansible-inventory -i hosts.yml --list --yaml --output hosts.yml",
 	} {
 		_, err := inventory.Parse(strings.NewReader(text), "hosts.yml")
 		require.Error(t, err, text)

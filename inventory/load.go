@@ -188,7 +188,7 @@ func (inv *Inventory) parseContent(path string, data []byte) error {
 			return nil
 		}
 		if errors.Is(err, errPluginConfig) {
-			return fmt.Errorf("%v: an inventory plugin configuration, which exed cannot run (it reads INI, YAML and script inventories)", err)
+			return fmt.Errorf("%v, which exed cannot run; export its hosts with ansible-inventory -i %s --list --yaml --output hosts.yml and give exed that file", err, path)
 		}
 		yamlErr = err
 	}

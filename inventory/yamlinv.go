@@ -9,7 +9,7 @@ import (
 
 // errPluginConfig marks a YAML file that configures an inventory plugin
 // (a top-level "plugin:" key) rather than listing hosts.
-var errPluginConfig = errors.New("inventory plugin configuration")
+var errPluginConfig = errors.New("the file configures an inventory plugin")
 
 // yamlKind names a node's type as Python would, for messages.
 func yamlKind(n *yaml.Node, d *yamlDoc) string {
@@ -66,7 +66,7 @@ func (inv *Inventory) parseYAMLInventory(path string, root *yaml.Node, d *yamlDo
 	for _, p := range ps {
 		if p.key == "plugin" {
 			if v, _ := d.value(p.valNode, 0); v != nil && v != "" && v != false {
-				return fmt.Errorf("%s:%d: %w: plugin %v", path, p.keyNode.Line, errPluginConfig, v)
+				return fmt.Errorf("%s:%d: %w (%v)", path, p.keyNode.Line, errPluginConfig, v)
 			}
 		}
 	}
