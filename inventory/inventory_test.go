@@ -406,3 +406,30 @@ func TestRangeWithPort(t *testing.T) {
 	assert.Equal(t, []string{"web01", "web02"}, got)
 	assert.Equal(t, 2222, inv.Host("web02").Vars["ansible_port"])
 }
+
+// TestReadmeWorkedExample checks what the README says of its example
+// (testdata/ansible/33-readme-example, which the corpus also compares
+// with Ansible).
+func TestReadmeWorkedExample(t *testing.T) {
+	inv, err := inventory.Load("testdata/ansible/33-readme-example/inventories/production")
+	require.NoError(t, err)
+	for pattern, want := range map[string]string{
+		"prod:!db": "web01.example.com web02.example.com web03.example.com web04.example.com",
+		"web[0:1]": "web01.example.com web02.example.com",
+		"cloud":    "vm-7",
+	} {
+		got, err := inv.Match(pattern)
+		require.NoError(t, err)
+		assert.Equal(t, strings.Fields(want), got, pattern)
+	}
+	c, err := inv.Host("db1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, inventory.Conn{Connection: "ssh", Address: "10.0.0.5", Port: 2201, User: "postgres",
+		BecomeMethod: "sudo", BecomeUser: "root", BecomeExe: "sudo", BecomeFlags: "-H -S -n"}, c)
+	c, err = inv.Host("127.0.0.1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, "ssh", c.Connection)
+	assert.Equal(t, 2222, c.Port)
+	assert.Equal(t, "vagrant", c.User)
+	assert.Nil(t, inv.Group("old"), "old-hosts.ini is not read")
+}
