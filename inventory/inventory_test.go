@@ -433,3 +433,32 @@ func TestReadmeWorkedExample(t *testing.T) {
 	assert.Equal(t, "vagrant", c.User)
 	assert.Nil(t, inv.Group("old"), "old-hosts.ini is not read")
 }
+
+// FuzzParse feeds arbitrary text to the INI and YAML readers: they answer
+// with an inventory or an error naming the file, never a panic.
+func FuzzParse(f *testing.F) {
+	for _, seed := range []string{sample, "all:\n  hosts:\n    w[1:3]:\n      a: yes\n", "[a:children]\nb\n[b]\nh\n",
+		"x: &a {<<: *a}\n", "h a=\"[1, {'b': (2,)}]\"\n", "all:\n  children:\n    g: {hosts: {'[::1]:22': ~}}\n", "w[a:Z:0]\n"} {
+		f.Add(seed, "hosts")
+	}
+	f.Fuzz(func(t *testing.T, text, name string) {
+		name = "f" + strings.Map(func(r rune) rune {
+			if r == '/' || r == 0 {
+				return '_'
+			}
+			return r
+		}, name)
+		inv, err := inventory.Parse(strings.NewReader(text), name)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), name) {
+				t.Fatalf("error does not name the file %q: %v", name, err)
+			}
+			return
+		}
+		for _, h := range inv.Hosts() {
+			if inv.Host(h) == nil {
+				t.Fatalf("listed host %q has no Host", h)
+			}
+		}
+	})
+}

@@ -121,6 +121,11 @@ func (d *yamlDoc) pairs(n *yaml.Node) ([]pair, error) {
 	out := make([]pair, 0, len(flat))
 	index := make(map[string]int, len(flat))
 	for _, kv := range flat {
+		if kn := resolve(kv[0]); kn == nil || kn.Kind != yaml.ScalarNode {
+			// Python cannot hash a list or a mapping, and a key that is an
+			// alias of its own mapping would never end.
+			return nil, d.errorf(kv[0], "a mapping key must be a scalar")
+		}
 		k, err := d.value(kv[0], 0)
 		if err != nil {
 			return nil, err
