@@ -34,7 +34,6 @@ type varSite struct {
 
 type group struct {
 	name     string
-	idx      int
 	hosts    []*host
 	children []*group
 	parents  []*group
@@ -74,7 +73,7 @@ func (inv *Inventory) addGroup(name string) *group {
 	if g, ok := inv.groupByName[name]; ok {
 		return g
 	}
-	g := &group{name: name, idx: len(inv.groups), vars: map[string]any{}, priority: 1}
+	g := &group{name: name, vars: map[string]any{}, priority: 1}
 	inv.groups = append(inv.groups, g)
 	inv.groupByName[name] = g
 	return g
@@ -194,8 +193,9 @@ func (inv *Inventory) addChild(parent, child *group) error {
 	if parent == child {
 		return fmt.Errorf("group %q cannot be a child of itself", child.name)
 	}
-	for _, c := range parent.children {
-		if c == child {
+	// A group has few parents, where all may have many children.
+	for _, p := range child.parents {
+		if p == parent {
 			return nil
 		}
 	}

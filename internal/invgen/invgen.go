@@ -57,3 +57,13 @@ func YAML(n int) string {
 	}
 	return b.String()
 }
+
+// GroupPerHost writes an INI inventory of n hosts, each in a group of its
+// own, as dynamic inventories make a group per instance or tag.
+func GroupPerHost(n int) string {
+	var b strings.Builder
+	for i := 0; i < n; i++ {
+		fmt.Fprintf(&b, "[g%06d]\n%s\n", i, Host(i))
+	}
+	return b.String()
+}
