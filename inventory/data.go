@@ -398,40 +398,51 @@ func (inv *Inventory) groupsOf(h *host) []*group {
 }
 
 // flatHosts is Group.get_hosts: the group's own hosts, then those of its
-// descendants, level by level, each once. Where Ansible's order among
-// groups of one level depends on Python set order (two or more groups of a
-// level having children), exed takes the groups in declaration order.
+// descendants, level by level, each once; appended to out. Where Ansible's
+// order among groups of one level depends on Python set order (two or more
+// groups of a level having children), exed takes the groups in declaration
+// order. seen is a bitset by host index, clear on entry and on return, so
+// one serves every call of a Match.
 func (inv *Inventory) flatHosts(g *group, out []*host, seen []uint64) []*host {
-	visited := map[*group]bool{g: true}
-	ordered := []*group{g}
-	for _, c := range g.children {
-		if !visited[c] {
-			visited[c] = true
-			ordered = append(ordered, c)
+	start := len(out)
+	out = appendUnseen(out, g.hosts, seen)
+	if len(g.children) > 0 {
+		visited := map[*group]bool{g: true}
+		level := make([]*group, 0, len(g.children))
+		for _, c := range g.children {
+			if !visited[c] {
+				visited[c] = true
+				level = append(level, c)
+			}
 		}
-	}
-	level := g.children
-	for len(level) > 0 {
-		var next []*group
-		for _, l := range level {
-			for _, c := range l.children {
-				if !visited[c] {
-					visited[c] = true
-					ordered = append(ordered, c)
-					next = append(next, c)
+		for len(level) > 0 {
+			var next []*group
+			for _, l := range level {
+				out = appendUnseen(out, l.hosts, seen)
+				for _, c := range l.children {
+					if !visited[c] {
+						visited[c] = true
+						next = append(next, c)
+					}
 				}
 			}
+			level = next
 		}
-		level = next
 	}
-	for _, kid := range ordered {
-		for _, h := range kid.hosts {
-			if seen[h.idx>>6]&(1<<(h.idx&63)) != 0 {
-				continue
-			}
-			seen[h.idx>>6] |= 1 << (h.idx & 63)
-			out = append(out, h)
+	for _, h := range out[start:] {
+		seen[h.idx>>6] &^= 1 << (h.idx & 63)
+	}
+	return out
+}
+
+// appendUnseen appends the hosts not yet in seen, and marks them.
+func appendUnseen(out, hosts []*host, seen []uint64) []*host {
+	for _, h := range hosts {
+		if seen[h.idx>>6]&(1<<(h.idx&63)) != 0 {
+			continue
 		}
+		seen[h.idx>>6] |= 1 << (h.idx & 63)
+		out = append(out, h)
 	}
 	return out
 }

@@ -254,16 +254,17 @@ func (m *matcher) enumerate(expr string) ([]*host, error) {
 	}
 	var results []*host
 	matchedGroup := false
+	seen := make([]uint64, len(inv.hosts)/64+1)
 	if literal {
 		if g, ok := inv.groupByName[expr]; ok {
 			matchedGroup = true
-			results = inv.flatHosts(g, results, make([]uint64, len(inv.hosts)/64+1))
+			results = inv.flatHosts(g, results, seen)
 		}
 	} else {
 		for _, g := range inv.groups {
 			if match(g.name) {
 				matchedGroup = true
-				results = inv.flatHosts(g, results, make([]uint64, len(inv.hosts)/64+1))
+				results = inv.flatHosts(g, results, seen)
 			}
 		}
 	}

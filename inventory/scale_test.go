@@ -69,26 +69,35 @@ func TestLoadGrowsLinearly(t *testing.T) {
 	}
 }
 
-// TestMatchGrowsLinearly does the same for patterns on a loaded inventory.
+// TestMatchGrowsLinearly does the same for patterns on a loaded inventory,
+// also when a pattern matches a group per host.
 func TestMatchGrowsLinearly(t *testing.T) {
 	if testing.Short() {
-		t.Skip("loads 110,000 hosts")
+		t.Skip("loads 220,000 hosts")
 	}
-	small, err := inventory.Parse(strings.NewReader(invgen.INI(10000)), "hosts.ini")
-	require.NoError(t, err)
-	large, err := inventory.Parse(strings.NewReader(invgen.INI(100000)), "hosts.ini")
-	require.NoError(t, err)
-	for _, p := range []string{"all", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"} {
-		match := func(inv *inventory.Inventory) func() {
-			return func() {
-				_, err := inv.Match(p)
-				require.NoError(t, err)
+	for _, c := range []struct {
+		gen      func(int) string
+		patterns []string
+	}{
+		{invgen.INI, []string{"all", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}},
+		{invgen.GroupPerHost, []string{"g0*", "g0*[5:]:!g000007"}},
+	} {
+		small, err := inventory.Parse(strings.NewReader(c.gen(10000)), "hosts.ini")
+		require.NoError(t, err)
+		large, err := inventory.Parse(strings.NewReader(c.gen(100000)), "hosts.ini")
+		require.NoError(t, err)
+		for _, p := range c.patterns {
+			match := func(inv *inventory.Inventory) func() {
+				return func() {
+					_, err := inv.Match(p)
+					require.NoError(t, err)
+				}
 			}
+			ts := minDuration(t, 7, 30, match(small))
+			tl := minDuration(t, 7, 3, match(large))
+			ratio := float64(tl) / float64(ts)
+			t.Logf("%s: 10k: %v, 100k: %v, ratio %.1f", p, ts, tl, ratio)
+			require.Less(t, ratio, 30.0, "%s: matching on 10x the hosts took %.0fx as long", p, ratio)
 		}
-		ts := minDuration(t, 7, 30, match(small))
-		tl := minDuration(t, 7, 3, match(large))
-		ratio := float64(tl) / float64(ts)
-		t.Logf("%s: 10k: %v, 100k: %v, ratio %.1f", p, ts, tl, ratio)
-		require.Less(t, ratio, 30.0, "%s: matching on 10x the hosts took %.0fx as long", p, ratio)
 	}
 }
