@@ -56,10 +56,14 @@ generate:
 check-generated: generate
 	@git diff --exit-code -- internal/pluginpb || { echo "internal/pluginpb is stale: run make generate and commit"; exit 1; }
 
+# An execution of FuzzPluginOutput is six calls to a plugin process:
+# minimising each new input for the default 60 s would take longer than
+# the fuzzing, hence its minimisation budget.
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./transport/http
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./inventory
+	$(GO) test -run '^$$' -fuzz '^FuzzPluginOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./executor
 
 test: deps vet check-generated
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
@@ -15,6 +16,10 @@ import (
 
 // DefaultSyncTimeout bounds a sync operation when Config.SyncTimeout is zero.
 const DefaultSyncTimeout = 60 * time.Second
+
+// DefaultCancelWait is Config.CancelWait when it is zero: longer than a
+// plugin is given to report the hosts a cancel interrupted (30s).
+const DefaultCancelWait = 40 * time.Second
 
 // Config assembles an Engine.
 type Config struct {
@@ -25,8 +30,12 @@ type Config struct {
 	// SyncTimeout bounds Run; hosts that have not answered by then are
 	// reported FAILED. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
-	Logger      hclog.Logger     // nil: no logging
-	Now         func() time.Time // nil: time.Now
+	// CancelWait bounds how long Cancel waits for the worker of a
+	// cancelled job to stop its commands and finish it before ending it
+	// itself. Zero means DefaultCancelWait.
+	CancelWait time.Duration
+	Logger     hclog.Logger     // nil: no logging
+	Now        func() time.Time // nil: time.Now
 }
 
 // Engine is exed's entry point: it validates requests, resolves targets,
@@ -45,6 +54,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.SyncTimeout <= 0 {
 		cfg.SyncTimeout = DefaultSyncTimeout
 	}
+	if cfg.CancelWait <= 0 {
+		cfg.CancelWait = DefaultCancelWait
+	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -59,6 +71,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 	if pattern == "" {
 		pattern = "*"
+	}
+	if !utf8.ValidString(pattern) {
+		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
 	hosts, err := e.cfg.Executor.Match(ctx, pattern)
 	if err != nil {
@@ -94,9 +109,25 @@ func (e *Engine) resolve(ctx context.Context, targets []string) error {
 	return nil
 }
 
+// validateRequest asks the executor, if it is a RequestValidator, whether
+// it would refuse req: a refusal now is a 400 with nothing stored, where
+// the same refusal at run time would be a job that fails after a 201.
+func (e *Engine) validateRequest(ctx context.Context, req Request) error {
+	v, ok := e.cfg.Executor.(RequestValidator)
+	if !ok {
+		return nil
+	}
+	return v.ValidateRequest(ctx, req)
+}
+
 // Run performs a ping, facter, service or execute operation synchronously and
-// returns one event per target. Targets that have not answered within the
-// sync timeout are reported FAILED.
+// returns one event per target. The request is validated as Submit does.
+// When the sync timeout passes, the executor is interrupted (its context's
+// deadline): the targets that had answered keep their results, those it
+// stopped are FAILED as it reports them (with their partial output), and
+// those with no result are FAILED "timed out". A timeout is not an error:
+// only a request that cannot run, or an operation that failed as a whole
+// before the timeout, is.
 func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
 	if err := req.Validate(); err != nil {
 		return nil, err
@@ -104,9 +135,16 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	if !Supports(e.cfg.Executor, req.Operate) {
+		return nil, notSupported(req.Operate)
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return nil, err
+	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return nil, err
 	}
+	parent := ctx
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.SyncTimeout)
 	defer cancel()
 	var mu sync.Mutex
@@ -119,20 +157,33 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		out[ev.Host] = ev
 		mu.Unlock()
 	})
-	if err != nil {
+	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil
+	if err != nil && !timedOut {
 		return nil, err
+	}
+	if err != nil {
+		// The executor's error is its interruption by the timeout, which
+		// every unfinished host's event says.
+		e.log.Debug("sync operation timed out", "operate", req.Operate, "error", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, h := range req.Targets {
-		if _, ok := out[h]; !ok {
-			out[h] = Event{Host: h, Status: Failed, Msg: fmt.Sprintf("no result within %s", e.cfg.SyncTimeout)}
+		if _, ok := out[h]; ok {
+			continue
+		}
+		if timedOut {
+			out[h] = Event{Host: h, Status: Failed, Msg: "timed out"}
+		} else {
+			out[h] = Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"}
 		}
 	}
 	return out, nil
 }
 
-// Submit validates req, resolves its targets, stores it as a Running job
+// Submit validates req (Request.Validate, the task's options schema, and
+// the executor if it is a RequestValidator), resolves its targets, stores
+// it as a Running job
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
@@ -142,6 +193,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	}
 	if e.cfg.Dispatcher == nil {
 		return "", errors.New("exe: engine has no dispatcher")
+	}
+	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
+		return "", notSupported(req.Operate)
 	}
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]
@@ -157,6 +211,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 			return "", err
 		}
 		req.Task.Options = opts
+	}
+	if err := e.validateRequest(ctx, req); err != nil {
+		return "", err
 	}
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return "", err
@@ -175,7 +232,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		// Leave nothing behind: the client is told the job was not taken.
 		wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
 		defer cancel()
-		if ferr := e.cfg.Store.Finish(wctx, job.JID, JobFailure, "not dispatched: "+err.Error()); ferr == nil {
+		if ferr := e.cfg.Store.Finish(wctx, job.JID, JobFailure, "not dispatched: "+PublicMessage(err)); ferr == nil {
 			_ = e.cfg.Store.Delete(wctx, job.JID)
 		}
 		return "", err
@@ -223,22 +280,82 @@ func (e *Engine) Delete(ctx context.Context, jid string) error {
 	return e.cfg.Store.Delete(ctx, jid)
 }
 
-// Cancel ends a running job as Failure "cancelled", which releases its
-// locks at once, then tells the dispatcher to interrupt its executor.
+// Cancel ends a running job as Failure "cancelled" and returns it ended.
+// Every target ends with an event: its result if it finished, FAILED
+// "cancelled" with its partial output if it was interrupted, SKIPPED
+// "cancelled before start" if it never started.
+//
+// A job a worker runs is interrupted through the dispatcher, and its
+// Runner stores those events and finishes it, which releases its locks
+// once its commands have been stopped; Cancel waits for that, up to
+// Config.CancelWait. A job no worker runs (still queued, or its worker is
+// gone), or one whose worker did not finish it in time, is ended here:
+// its targets without an event get SKIPPED "cancelled before start" (or,
+// if a worker had it, FAILED saying the command may still run).
 // ErrFinished when the job had already ended.
 func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
-	if _, err := e.cfg.Store.Get(ctx, jid, false); err != nil {
+	job, err := e.cfg.Store.Get(ctx, jid, false)
+	if err != nil {
 		return nil, err
 	}
-	if err := e.cfg.Store.Finish(ctx, jid, JobFailure, ErrCancelled.Error()); err != nil {
-		return nil, err
+	if job.Finished() {
+		return nil, ErrFinished
 	}
+	started := false
 	if e.cfg.Dispatcher != nil {
-		if err := e.cfg.Dispatcher.Cancel(ctx, jid); err != nil {
-			e.log.Warn("job cancelled, but its worker could not be told", "jid", jid, "error", err)
+		err := e.cfg.Dispatcher.Cancel(ctx, jid)
+		switch {
+		case err == nil:
+			started = true
+		case !errors.Is(err, ErrNotRunning):
+			return nil, err
 		}
 	}
-	return e.cfg.Store.Get(ctx, jid, false)
+	// The wait and the ending below outlive a client that leaves: the job
+	// must not stay Running because its canceller went away.
+	wctx := context.WithoutCancel(ctx)
+	if started {
+		if job, ok := e.waitFinished(wctx, jid, e.cfg.CancelWait); ok {
+			return job, nil
+		}
+		e.log.Warn("cancelled job's worker did not finish it in time; ending it here", "jid", jid, "waited", e.cfg.CancelWait)
+	}
+	last := func(host string) Event { return NotStarted(host, ErrCancelled) }
+	if started {
+		last = func(host string) Event {
+			return Event{Host: host, Status: Failed,
+				Msg: "cancelled; its worker did not report how the command ended, so it may still run"}
+		}
+	}
+	sctx, cancel := context.WithTimeout(wctx, storeTimeout)
+	defer cancel()
+	if err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last); err != nil {
+		return nil, err
+	}
+	if !started && e.cfg.Dispatcher != nil {
+		// A worker that took the job between the check and the end stops
+		// it now (it would also stop at its first event).
+		_ = e.cfg.Dispatcher.Cancel(sctx, jid)
+	}
+	return e.cfg.Store.Get(sctx, jid, false)
+}
+
+// waitFinished polls the job until it has ended, for up to d.
+func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) (*Job, bool) {
+	deadline := time.Now().Add(d)
+	delay := 5 * time.Millisecond
+	for {
+		job, err := e.cfg.Store.Get(ctx, jid, false)
+		if err == nil && job.Finished() {
+			return job, true
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			return nil, false
+		}
+		time.Sleep(min(delay, left))
+		delay = min(2*delay, 200*time.Millisecond)
+	}
 }
 
 // Follow calls fn with every event of the job from the first, blocking for
@@ -265,18 +382,30 @@ func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
 }
 
 // Health asks the store, the dispatcher and the executor, those of them that
-// implement HealthChecker, whether they can serve.
+// implement HealthChecker, whether they can serve. A part that cannot makes
+// it an ErrUnavailable; when every part serves but one says ErrDegraded
+// (it works, but not all of its work gets done), it is that ErrDegraded.
+// The parts' details go to the log; the error holds their public text.
 func (e *Engine) Health(ctx context.Context) error {
 	parts := []struct {
 		name string
 		part any
 	}{{"store", e.cfg.Store}, {"dispatcher", e.cfg.Dispatcher}, {"executor", e.cfg.Executor}}
+	var degraded error
 	for _, p := range parts {
 		if hc, ok := p.part.(HealthChecker); ok {
-			if err := hc.Health(ctx); err != nil {
+			err := hc.Health(ctx)
+			switch {
+			case err == nil:
+			case errors.Is(err, ErrDegraded):
+				if degraded == nil {
+					degraded = Errorf(ErrDegraded, "%s: %s", p.name, PublicMessage(err))
+				}
+			default:
+				e.log.Warn("health check failed", "part", p.name, "error", err)
 				return Errorf(ErrUnavailable, "%s: %s", p.name, PublicMessage(err))
 			}
 		}
 	}
-	return nil
+	return degraded
 }

@@ -3,12 +3,15 @@ package exe_test
 import (
 	"context"
 	"errors"
+	"path/filepath"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/stretchr/testify/assert"
@@ -140,6 +143,22 @@ func TestRunSyncTimeout(t *testing.T) {
 	assert.Equal(t, exe.Failed, out["localhost"].Status)
 }
 
+// An executor that returns its context's error when the sync timeout
+// interrupts it (as a plugin without Cancel, or the ansible executor,
+// does) still gives a result for every host.
+func TestRunSyncTimeoutIsNoError(t *testing.T) {
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: &plugintest.Executor{},
+		SyncTimeout: 200 * time.Millisecond})
+	require.NoError(t, err)
+	out, err := eng.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"},
+		Execute: exe.ExecuteArgs{Cmd: "block"}})
+	require.NoError(t, err)
+	assert.Equal(t, map[string]exe.Event{
+		"a": {Host: "a", Status: exe.Failed, Name: "stopped", Msg: "context deadline exceeded"},
+		"b": {Host: "b", Status: exe.Failed, Msg: "timed out"},
+	}, out)
+}
+
 func TestCancelRunningJob(t *testing.T) {
 	h := newHarness(t, local.Options{}, nil)
 	ctx := context.Background()
@@ -187,17 +206,23 @@ func TestQueueFullIsBusyAndLeavesNothing(t *testing.T) {
 func TestShutdownFailsUnfinishedJobs(t *testing.T) {
 	h := newHarness(t, local.Options{Workers: 1, Queue: 4, Grace: 100 * time.Millisecond}, nil)
 	ctx := context.Background()
-	running, err := h.engine.Submit(ctx, execute("sleep 60"))
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	running, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
 	require.NoError(t, err)
 	queued, err := h.engine.Submit(ctx, execute("echo never"))
 	require.NoError(t, err)
+	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
 
 	require.NoError(t, h.disp.Shutdown(ctx))
-	for _, jid := range []string{running, queued} {
+	for jid, last := range map[string]exe.Event{
+		running: {Host: "localhost", Seq: 1, Status: exe.Failed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
+		queued:  {Host: "localhost", Seq: 1, Status: exe.Skipped, Msg: "not started: server shutdown"},
+	} {
 		job, err := h.engine.Job(ctx, jid, true)
 		require.NoError(t, err)
 		assert.Equal(t, exe.JobFailure, job.State, jid)
 		assert.Equal(t, "server shutdown", job.Error)
+		assert.Equal(t, []exe.Event{last}, job.ReturnData["localhost"], "each host says what happened to it")
 	}
 	_, err = h.engine.Submit(ctx, execute("true"))
 	assert.ErrorIs(t, err, exe.ErrBusy, "no jobs are taken after shutdown")

@@ -39,6 +39,7 @@ func TestErrorKindsListEverySentinel(t *testing.T) {
 		"ErrInvalid": exe.ErrInvalid, "ErrNotFound": exe.ErrNotFound, "ErrConflict": exe.ErrConflict,
 		"ErrRunning": exe.ErrRunning, "ErrFinished": exe.ErrFinished, "ErrNotSupported": exe.ErrNotSupported,
 		"ErrNoMatch": exe.ErrNoMatch, "ErrBusy": exe.ErrBusy, "ErrUnavailable": exe.ErrUnavailable,
+		"ErrDegraded": exe.ErrDegraded,
 	}
 	reasons := map[string]bool{}
 	for _, name := range declared {

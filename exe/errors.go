@@ -33,6 +33,10 @@ var (
 	// ErrUnavailable is returned when a backend (store, broker, plugin) cannot
 	// be reached; the request may succeed later.
 	ErrUnavailable = errors.New("backend unavailable")
+	// ErrDegraded is returned by a HealthChecker whose part answers but
+	// cannot do all of its work (no worker takes queued jobs): the server
+	// still serves, so /healthz says "degraded" rather than unavailable.
+	ErrDegraded = errors.New("degraded")
 )
 
 // Errorf returns an error that matches kind with errors.Is and whose text is
@@ -82,6 +86,37 @@ func (e *ConflictError) Error() string {
 // Is makes errors.Is(err, ErrConflict) true.
 func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
+// WithCause returns an error that matches kind with errors.Is and whose
+// public text (PublicMessage) is the formatted message alone, while its
+// Error() appends cause, for the log. Use it where the cause names what
+// clients must not see: addresses, paths, a backend's own error chain.
+func WithCause(kind, cause error, format string, args ...any) error {
+	return &causeError{kind: kind, msg: fmt.Sprintf(format, args...), cause: cause}
+}
+
+type causeError struct {
+	kind  error
+	msg   string
+	cause error
+}
+
+func (e *causeError) Error() string {
+	if e.cause == nil {
+		return e.msg
+	}
+	return e.msg + ": " + e.cause.Error()
+}
+
+// PublicMessage is the text without the cause.
+func (e *causeError) PublicMessage() string { return e.msg }
+
+func (e *causeError) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
+
 // ErrorKind describes one kind of error that exe's callers tell apart: its
 // sentinel, its name on the wire between a plugin and its host, and the HTTP
 // status the API answers it with. ErrorKinds is the one table of them; the
@@ -108,6 +143,9 @@ var ErrorKinds = []ErrorKind{
 	{ErrNotSupported, "not_supported", 501},
 	{ErrBusy, "busy", 503},
 	{ErrUnavailable, "unavailable", 503},
+	// Only health checks return it, and /healthz answers it 200 (the
+	// server serves); as any other answer's error it would be a 503.
+	{ErrDegraded, "degraded", 503},
 }
 
 // KindOf returns err's kind from ErrorKinds; ok is false for an unexpected
@@ -135,10 +173,17 @@ func KindByReason(reason string) (ErrorKind, bool) {
 	return ErrorKind{}, false
 }
 
-// PublicMessage returns the text that may be shown to a client for err: the
-// error's own text for the kinds of ErrorKinds, a generic text otherwise,
-// so that unexpected errors never leak paths, addresses or secrets.
+// PublicMessage returns the text that may be shown to a client (an HTTP
+// answer, a job's error, an event's msg) for err. An error in the chain
+// that has a PublicMessage() string method (WithCause's) gives its own;
+// the kinds of ErrorKinds give the error's text; anything else gives a
+// generic text, so that unexpected errors never leak paths, addresses or
+// secrets: their details belong in the log.
 func PublicMessage(err error) string {
+	var pub interface{ PublicMessage() string }
+	if errors.As(err, &pub) {
+		return pub.PublicMessage()
+	}
 	if _, ok := KindOf(err); ok {
 		return err.Error()
 	}

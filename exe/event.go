@@ -1,7 +1,9 @@
 package exe
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 )
 
@@ -125,3 +127,20 @@ func (e *Event) UnmarshalJSON(b []byte) error {
 // many goroutines at once; implementations must be safe for concurrent use
 // and must not block for long.
 type Emit func(Event)
+
+// NotStarted returns the SKIPPED event of a host (or, with Name set by the
+// caller, a step) whose work never started because the operation's context
+// ended first with cause (context.Cause): msg "cancelled before start" for
+// a cancel (ErrCancelled, context.Canceled or nil), "timed out before
+// start" for a deadline, "not started: <cause>" otherwise ("not started:
+// server shutdown").
+func NotStarted(host string, cause error) Event {
+	msg := "not started: " + fmt.Sprint(cause)
+	switch {
+	case cause == nil, errors.Is(cause, ErrCancelled), errors.Is(cause, context.Canceled):
+		msg = "cancelled before start"
+	case errors.Is(cause, context.DeadlineExceeded):
+		msg = "timed out before start"
+	}
+	return Event{Host: host, Status: Skipped, Msg: msg}
+}

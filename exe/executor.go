@@ -36,3 +36,94 @@ type Executor interface {
 type HealthChecker interface {
 	Health(ctx context.Context) error
 }
+
+// RequestValidator is implemented by executors that can tell before a
+// request is stored or run that they would refuse it: a deploy's role that
+// does not exist, extra_vars the executor reserves. Engine.Submit and
+// Engine.Run call it after Request.Validate and before the targets are
+// resolved, for every operation, task included; an executor returns nil
+// for what it does not check. An ErrInvalid error refuses the request (400
+// on the HTTP API) and nothing is stored; the executor must still check at
+// run time, since a role can vanish between the two. Executor plugins get
+// it through the plugin protocol; a plugin built before it has no
+// objections.
+type RequestValidator interface {
+	ValidateRequest(ctx context.Context, req Request) error
+}
+
+// Capabilities is implemented by executors that do not perform every
+// operation: the Engine asks before it runs or stores a request, so an
+// unsupported operation is refused at once (ErrNotSupported, HTTP 501) for
+// sync and async requests alike, instead of a job that fails later.
+// Executors without it are taken to support every operation.
+type Capabilities interface {
+	// Supports reports whether the executor performs op (ping, facter,
+	// service, execute or deploy).
+	Supports(op Operate) bool
+}
+
+// Supports reports whether x performs op: what x's Capabilities say, or
+// true when x does not have them.
+func Supports(x Executor, op Operate) bool {
+	if c, ok := x.(Capabilities); ok {
+		return c.Supports(op)
+	}
+	return true
+}
+
+// ExecutorOperations are the operations an Executor performs, in the order
+// of its methods.
+var ExecutorOperations = []Operate{OpPing, OpFacter, OpService, OpExecute, OpDeploy}
+
+// Unsupported is embedded by executors that implement only some operations:
+// each of its operations returns ErrNotSupported, so an executor writes
+// Match and the operations it has, and declares them with Only:
+//
+//	type Executor struct {
+//		exe.Unsupported
+//		exe.Only // Only{exe.OpPing, exe.OpExecute}
+//		inv *inventory.Inventory
+//	}
+//	func (x *Executor) Match(ctx context.Context, p string) ([]string, error) { return x.inv.Match(p) }
+//	func (x *Executor) Ping(...) error    { ... }
+//	func (x *Executor) Execute(...) error { ... }
+type Unsupported struct{}
+
+func notSupported(op Operate) error {
+	return Errorf(ErrNotSupported, "%s is not supported by this executor", op)
+}
+
+// Ping returns ErrNotSupported.
+func (Unsupported) Ping(context.Context, []string, Emit) error { return notSupported(OpPing) }
+
+// Facter returns ErrNotSupported.
+func (Unsupported) Facter(context.Context, []string, Emit) error { return notSupported(OpFacter) }
+
+// Service returns ErrNotSupported.
+func (Unsupported) Service(context.Context, []string, ServiceArgs, Emit) error {
+	return notSupported(OpService)
+}
+
+// Execute returns ErrNotSupported.
+func (Unsupported) Execute(context.Context, []string, ExecuteArgs, Emit) error {
+	return notSupported(OpExecute)
+}
+
+// Deploy returns ErrNotSupported.
+func (Unsupported) Deploy(context.Context, []string, DeployArgs, Emit) error {
+	return notSupported(OpDeploy)
+}
+
+// Only is a set of supported operations that implements Capabilities, to
+// embed beside Unsupported.
+type Only []Operate
+
+// Supports implements Capabilities.
+func (o Only) Supports(op Operate) bool {
+	for _, s := range o {
+		if s == op {
+			return true
+		}
+	}
+	return false
+}

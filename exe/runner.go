@@ -2,6 +2,7 @@ package exe
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"sort"
@@ -17,26 +18,61 @@ var (
 	ErrCancelled  = errors.New("cancelled")
 	ErrShutdown   = errors.New("server shutdown")
 	ErrWorkerLost = errors.New("worker lost")
+	// ErrServerLost is ErrWorkerLost for jobs that an API server ran itself
+	// (a Redis store without separate workers).
+	ErrServerLost = errors.New("server lost")
 )
 
-// storeTimeout bounds each store write a Runner makes on behalf of a job
-// whose own context may already be cancelled.
-const storeTimeout = 10 * time.Second
+const (
+	// storeTimeout bounds each store write a Runner makes on behalf of a
+	// job whose own context may already be cancelled.
+	storeTimeout = 10 * time.Second
+	// storeAfterStop is how long a Runner keeps retrying the writes of a
+	// job whose context was cancelled (cancel, shutdown, lost lease): the
+	// job is ending, and a store that does not answer by then is not
+	// waited for any longer.
+	storeAfterStop = 10 * time.Second
+	// maxBatchEvents and maxBatchBytes bound one Append of queued events.
+	maxBatchEvents = 1000
+	maxBatchBytes  = 4 << 20
+)
+
+// DefaultMaxUnstoredBytes is Runner.MaxUnstoredBytes when it is zero.
+const DefaultMaxUnstoredBytes = 32 << 20
 
 // Runner executes stored jobs: it calls the executor (or task), appends every
 // event to the store as it arrives, and finishes the job with its outcome.
 // Dispatchers' workers call Run; a Runner is safe for concurrent use.
+//
+// A store that fails (a Redis outage) loses nothing and runs nothing
+// twice: a job's events wait in memory, in order, and are written when
+// the store answers again, retried with backoff (each event once: stores
+// skip the events they already hold, by Seq); the outcome is written
+// after them. While the job's context lives the Runner retries without
+// limit (the worker's lease keeps the job its own); once the context is
+// cancelled it retries failed writes for 10 more seconds, then gives up:
+// events not stored by then are counted in the job's error, if it can
+// still be written. Events that come later (an executor reporting the
+// hosts a cancel interrupted) are still written, once each.
 type Runner struct {
 	Store    JobStore
 	Executor Executor
 	Tasks    map[string]Task // by type
 	Logger   hclog.Logger    // nil: no logging
+	// MaxUnstoredBytes bounds the size (about the bytes of their output
+	// and messages) of one job's events that the store has not taken yet.
+	// Past it the executor's emit waits until the store takes some, so a
+	// long outage holds back a job's hosts rather than the server's
+	// memory. One event is always taken, however large. Zero:
+	// DefaultMaxUnstoredBytes.
+	MaxUnstoredBytes int64
 }
 
 // Run executes job jid to completion. A job that is no longer Running (it
 // was cancelled while queued) is left alone. When ctx is cancelled with a
 // cause (ErrCancelled, ErrShutdown, ErrWorkerLost, ...), the job fails with
-// that cause as its error.
+// that cause as its error. Errors it returns are for the log: the job's
+// own error is already written when it could be.
 func (r *Runner) Run(ctx context.Context, jid string) error {
 	job, err := r.Store.Get(ctx, jid, false)
 	if err != nil {
@@ -54,15 +90,52 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	}
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
-	rec := &recorder{runner: r, jid: jid, stop: stop, seen: map[string]bool{}, failed: map[string]bool{}}
+	// Failed writes are retried until storeAfterStop after the job's
+	// context ended (writeCtx); a write is always tried at least once.
+	writeCtx, giveUp := context.WithCancel(context.WithoutCancel(ctx))
+	defer giveUp()
+	unwatch := context.AfterFunc(ctx, func() { time.AfterFunc(storeAfterStop, giveUp) })
+	defer unwatch()
+
+	rec := newRecorder(r, jid, stop, writeCtx)
+	defer rec.release() // a panic skips flush: let the writer end anyway
 	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, rec.emit)
-	state, msg := rec.outcome(ctx, job.Targets, opErr)
-	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), storeTimeout)
-	defer cancel()
-	if err := r.Store.Finish(wctx, jid, state, msg); err != nil && !errors.Is(err, ErrFinished) {
-		return fmt.Errorf("finish job %s: %w", jid, err)
+	if opErr != nil && ctx.Err() == nil {
+		r.logger().Warn("job operation failed", "jid", jid, "error", opErr)
 	}
-	return nil
+	state, msg := rec.outcome(ctx, job.Targets, opErr)
+	rec.flush()
+	if n := rec.lostCount(); n > 0 && ctx.Err() == nil {
+		state, msg = JobFailure, fmt.Sprintf("%d events could not be stored", n)
+	}
+	return r.finish(writeCtx, jid, state, msg)
+}
+
+// finish writes the job's outcome, retrying with backoff until the store
+// answers or writeCtx ends.
+func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) error {
+	for failures := 0; ; failures++ {
+		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
+		err := r.Store.Finish(actx, jid, state, msg)
+		cancel()
+		switch {
+		case err == nil:
+			if failures > 0 {
+				r.logger().Info("stored the job's outcome after a store failure", "jid", jid, "attempts", failures+1)
+			}
+			return nil
+		case errors.Is(err, ErrFinished):
+			return nil // cancelled, or failed as lost: the store has its end
+		case errors.Is(err, ErrNotFound):
+			return fmt.Errorf("finish job %s: %w", jid, err)
+		}
+		if failures == 0 {
+			r.logger().Warn("could not store the job's outcome; keeping it and retrying", "jid", jid, "error", err)
+		}
+		if !sleep(writeCtx, backoff(failures)) {
+			return fmt.Errorf("finish job %s: gave up: %w", jid, err)
+		}
+	}
 }
 
 // Fail finishes a job that will not run (queued at shutdown, lost worker)
@@ -75,6 +148,44 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 	return err
 }
 
+// Skip finishes a job that was never started (queued at shutdown) as
+// Failure with cause's text, after giving each of its targets the SKIPPED
+// event NotStarted(host, cause). A job that already ended is left as it is.
+func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
+	return endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+}
+
+// endUnrun finishes a job no Runner will finish, as Failure with cause's
+// text, after appending last(host) for each target that has no event yet.
+// A job that already ended is left as it is.
+func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) error {
+	job, err := store.Get(ctx, jid, true)
+	if err != nil {
+		return err
+	}
+	if job.Finished() {
+		return nil
+	}
+	var events []Event
+	for _, h := range job.Targets {
+		if len(job.ReturnData[h]) == 0 {
+			events = append(events, last(h))
+		}
+	}
+	if len(events) > 0 {
+		if err := store.Append(ctx, jid, events...); err != nil {
+			if errors.Is(err, ErrFinished) {
+				return nil
+			}
+			return err
+		}
+	}
+	if err := store.Finish(ctx, jid, JobFailure, cause.Error()); err != nil && !errors.Is(err, ErrFinished) {
+		return err
+	}
+	return nil
+}
+
 func (r *Runner) logger() hclog.Logger {
 	if r.Logger == nil {
 		return hclog.NewNullLogger()
@@ -82,19 +193,64 @@ func (r *Runner) logger() hclog.Logger {
 	return r.Logger
 }
 
-// recorder appends a running job's events and keeps what its outcome needs.
-type recorder struct {
-	runner *Runner
-	jid    string
-	stop   context.CancelCauseFunc
-
-	mu     sync.Mutex
-	seen   map[string]bool
-	failed map[string]bool
-	lost   int
+// backoff is the wait after the given number of failed writes before
+// this one: 100ms, doubling, up to 2s.
+func backoff(failures int) time.Duration {
+	return min(100*time.Millisecond<<min(failures, 5), 2*time.Second)
 }
 
+// sleep waits d; false when ctx ended first.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// recorder keeps what a running job's outcome needs, and queues its
+// events for a writer goroutine that appends them in order, retrying
+// while the store fails.
+type recorder struct {
+	runner   *Runner
+	jid      string
+	stop     context.CancelCauseFunc
+	writeCtx context.Context // ends when failed writes are no longer retried
+	max      int64
+
+	mu      sync.Mutex
+	room    *sync.Cond // signalled when queued events were taken or dropped
+	seen    map[string]bool
+	failed  map[string]bool
+	lost    int     // events given up
+	seq     int64   // Seq of the last event queued
+	queue   []Event // emitted, not stored yet
+	queued  int64   // their size
+	flushed bool    // no more events come
+	ended   bool    // the writer ended: further events are not stored
+	wake    chan struct{}
+	done    chan struct{} // closed when the writer ended
+}
+
+func newRecorder(r *Runner, jid string, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
+	rc := &recorder{runner: r, jid: jid, stop: stop, writeCtx: writeCtx, max: r.MaxUnstoredBytes,
+		seen: map[string]bool{}, failed: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
+	if rc.max <= 0 {
+		rc.max = DefaultMaxUnstoredBytes
+	}
+	rc.room = sync.NewCond(&rc.mu)
+	go rc.write()
+	return rc
+}
+
+// emit is the job's Emit: it notes the event for the outcome and queues
+// it for the writer, numbered from 1 in emit order. It waits while the
+// queue is over its size bound.
 func (rc *recorder) emit(ev Event) {
+	size := eventSize(ev)
 	rc.mu.Lock()
 	if ev.Host != AnnounceHost {
 		rc.seen[ev.Host] = true
@@ -102,36 +258,162 @@ func (rc *recorder) emit(ev Event) {
 			rc.failed[ev.Host] = true
 		}
 	}
-	rc.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
-	defer cancel()
-	err := rc.runner.Store.Append(ctx, rc.jid, ev)
-	switch {
-	case err == nil:
-	case errors.Is(err, ErrFinished):
-		// The job ended under us (cancelled, lease lost): stop the work.
-		rc.stop(ErrCancelled)
-	default:
-		rc.mu.Lock()
-		rc.lost++
+	for !rc.ended && len(rc.queue) > 0 && rc.queued+size > rc.max {
+		rc.room.Wait()
+	}
+	if rc.ended {
 		rc.mu.Unlock()
-		rc.runner.logger().Error("could not store event", "jid", rc.jid, "host", ev.Host, "error", err)
+		return
+	}
+	rc.seq++
+	ev.Seq = rc.seq
+	rc.queue = append(rc.queue, ev)
+	rc.queued += size
+	rc.mu.Unlock()
+	select {
+	case rc.wake <- struct{}{}:
+	default:
 	}
 }
 
-// outcome applies API.md's rules: Done only if every target ended without
-// FAILED/UNREACHABLE; a target that reported nothing counts as failed.
-func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) (JobState, string) {
-	if ctx.Err() != nil {
-		cause := context.Cause(ctx)
-		if cause == nil || errors.Is(cause, context.Canceled) {
-			cause = ErrCancelled
+// flush waits until every queued event is stored or given up; no event
+// may be emitted after it.
+func (rc *recorder) flush() {
+	rc.release()
+	<-rc.done
+}
+
+// release tells the writer that no more events come: it ends once the
+// queued ones are stored or given up.
+func (rc *recorder) release() {
+	rc.mu.Lock()
+	rc.flushed = true
+	rc.mu.Unlock()
+	select {
+	case rc.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (rc *recorder) lostCount() int {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.lost
+}
+
+// write appends queued events in batches until flush, in order. A batch
+// that fails stays first in the queue and is sent again, with what was
+// queued since: the store skips events it already holds (by Seq), so a
+// write whose reply was lost stores nothing twice.
+func (rc *recorder) write() {
+	defer close(rc.done)
+	log := rc.runner.logger()
+	failures := 0
+	for {
+		rc.mu.Lock()
+		if len(rc.queue) == 0 {
+			if rc.flushed {
+				rc.ended = true
+				rc.mu.Unlock()
+				return
+			}
+			rc.mu.Unlock()
+			<-rc.wake
+			continue
 		}
-		return JobFailure, cause.Error()
+		n, size := 0, int64(0)
+		for n < len(rc.queue) && n < maxBatchEvents && (n == 0 || size < maxBatchBytes) {
+			size += eventSize(rc.queue[n])
+			n++
+		}
+		batch := rc.queue[:n:n]
+		rc.mu.Unlock()
+
+		ctx, cancel := context.WithTimeout(context.WithoutCancel(rc.writeCtx), storeTimeout)
+		err := rc.runner.Store.Append(ctx, rc.jid, batch...)
+		cancel()
+		if err == nil {
+			if failures > 0 {
+				log.Info("stored a job's events after a store failure", "jid", rc.jid, "attempts", failures+1)
+			}
+			failures = 0
+			rc.mu.Lock()
+			rc.queue = rc.queue[n:]
+			rc.queued -= size
+			rc.room.Broadcast()
+			rc.mu.Unlock()
+			continue
+		}
+		if errors.Is(err, ErrFinished) || errors.Is(err, ErrNotFound) {
+			// The job ended under us (cancelled, failed as lost) or is
+			// gone: stop the work; nothing more can be stored.
+			rc.end(0)
+			rc.stop(ErrCancelled)
+			return
+		}
+		if failures == 0 {
+			log.Warn("could not store a job's events; keeping them and retrying", "jid", rc.jid, "events", len(batch), "error", err)
+		}
+		if !sleep(rc.writeCtx, backoff(failures)) {
+			rc.mu.Lock()
+			n := len(rc.queue)
+			rc.mu.Unlock()
+			log.Error("gave up storing a job's events", "jid", rc.jid, "events", n, "error", err)
+			rc.end(n)
+			return
+		}
+		failures++
 	}
-	if opErr != nil {
-		return JobFailure, opErr.Error()
+}
+
+// end stops the writer: queued events are dropped, lost of them counted,
+// and emit stops queueing.
+func (rc *recorder) end(lost int) {
+	rc.mu.Lock()
+	rc.ended = true
+	rc.lost += lost
+	rc.queue, rc.queued = nil, 0
+	rc.room.Broadcast()
+	rc.mu.Unlock()
+}
+
+// operationError is the job's error for the error its executor or task
+// returned: the public text of an error that has one (see
+// PublicMessage), else the error's text, which executors and tasks write
+// for their users (their details are logged by RunJob).
+func operationError(err error) string {
+	var pub interface{ PublicMessage() string }
+	if errors.As(err, &pub) {
+		return pub.PublicMessage()
 	}
+	return err.Error()
+}
+
+// eventSize is about the bytes an event holds: its texts, and the JSON of
+// its facts and extra fields.
+func eventSize(ev Event) int64 {
+	n := 64 + len(ev.Host) + len(ev.Name) + len(ev.Msg)
+	if ev.Exec != nil {
+		n += len(ev.Exec.Stdout) + len(ev.Exec.Stderr)
+	}
+	for _, m := range []map[string]any{ev.Facts, ev.Extra} {
+		if m != nil {
+			b, _ := json.Marshal(m)
+			n += len(b)
+		}
+	}
+	return int64(n)
+}
+
+// outcome applies API.md's rules: Done only if every target ended without
+// FAILED/UNREACHABLE; a target that reported nothing counts as failed. A
+// job interrupted by its context (cancel, shutdown, lost lease) fails with
+// the cause, and each target without an event gets NotStarted: the
+// executor reported every host it had started (its result, or FAILED with
+// its partial output), so the others never started. The job is finished
+// only after these events are stored, so followers see them before the
+// final job line.
+func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) (JobState, string) {
 	var silent []string
 	rc.mu.Lock()
 	for _, h := range targets {
@@ -141,14 +423,25 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 	}
 	rc.mu.Unlock()
 	sort.Strings(silent)
+	if ctx.Err() != nil {
+		cause := context.Cause(ctx)
+		if cause == nil || errors.Is(cause, context.Canceled) {
+			cause = ErrCancelled
+		}
+		for _, h := range silent {
+			rc.emit(NotStarted(h, cause))
+		}
+		return JobFailure, cause.Error()
+	}
+	if opErr != nil {
+		// A plugin's error may quote what a host printed.
+		return JobFailure, ToValidUTF8(operationError(opErr))
+	}
 	for _, h := range silent {
 		rc.emit(Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"})
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
-	if rc.lost > 0 {
-		return JobFailure, fmt.Sprintf("%d events could not be stored", rc.lost)
-	}
 	if n := len(rc.failed); n > 0 {
 		return JobFailure, fmt.Sprintf("%d of %d hosts failed", n, len(targets))
 	}
@@ -158,7 +451,11 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 // Perform runs req's operation on its targets with exec, sending events to
 // emit. Tasks are looked up in tasks by type. It is the one place that maps
 // an operation to an Executor method, shared by sync runs and workers.
+// Every event reaches emit with valid UTF-8 strings (Event.ToValidUTF8):
+// what a host prints never fails what carries it on.
 func Perform(ctx context.Context, exec Executor, tasks map[string]Task, req Request, emit Emit) error {
+	raw := emit
+	emit = func(ev Event) { raw(ev.ToValidUTF8()) }
 	switch req.Operate {
 	case OpPing:
 		return exec.Ping(ctx, req.Targets, emit)

@@ -1,6 +1,9 @@
 package exe
 
-import "context"
+import (
+	"context"
+	"errors"
+)
 
 // JobStore keeps jobs and their events. Implementations must be safe for
 // concurrent use by many goroutines (and, for shared stores, processes), and
@@ -33,13 +36,24 @@ type JobStore interface {
 	Close() error
 }
 
+// ErrNotRunning is returned by Dispatcher.Cancel when no worker runs the
+// job (it waits in the queue, or its worker is gone): the Engine then ends
+// the job itself. It is between dispatchers and the Engine, never an
+// answer to a client, so it is not one of ErrorKinds.
+var ErrNotRunning = errors.New("no worker runs the job")
+
 // Dispatcher hands stored jobs to workers that run them with a Runner.
 type Dispatcher interface {
 	// Dispatch queues the stored job for execution. ErrBusy when it cannot
 	// take it now (queue full, shutting down).
 	Dispatch(ctx context.Context, jid string) error
-	// Cancel interrupts the job's executor if a worker is running it. The job
-	// has already been finished as cancelled in the store.
+	// Cancel interrupts the job's executor, with cause ErrCancelled, if a
+	// worker is running it; the worker's Runner then stores each host's
+	// last event (its result, FAILED "cancelled" with partial output, or
+	// SKIPPED "cancelled before start") and finishes the job as cancelled.
+	// When no worker runs the job (still queued, or its worker is gone) it
+	// returns ErrNotRunning, and a queued job is not started afterwards:
+	// the Engine ends the job itself.
 	Cancel(ctx context.Context, jid string) error
 }
 

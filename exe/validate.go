@@ -4,11 +4,15 @@ import (
 	"net/netip"
 	"regexp"
 	"strings"
+	"unicode/utf8"
 )
 
 var (
-	hostNameRE    = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
-	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:-]{1,256}$`)
+	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
+	// A service name is an argument of systemctl, service(8) or an init
+	// script, all of which read a leading '-' as an option ("--help" exits
+	// 0 having restarted nothing), so it may not start with one.
+	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:][A-Za-z0-9@._:-]{0,255}$`)
 	// Role and tag names become file names (roles/<role>/tags/<tag>.sh) and
 	// command-line values, so they are held to a strict alphabet.
 	roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
@@ -33,7 +37,8 @@ func ValidHostName(name string) bool {
 }
 
 // ValidServiceName reports whether name is a service name exed accepts:
-// 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names.
+// 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names, not
+// starting with '-' (service managers read that as an option).
 func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
 
 // Validate checks the request's shape and arguments and normalises it:
@@ -65,7 +70,7 @@ func (r *Request) Validate() error {
 			return Errorf(ErrInvalid, "name: a service name is required")
 		}
 		if !ValidServiceName(r.Service.Name) {
-			return Errorf(ErrInvalid, "name: %q is not a valid service name (1-256 of A-Z a-z 0-9 @ . _ : -)", truncate(r.Service.Name, 64))
+			return Errorf(ErrInvalid, "name: %q is not a valid service name (1-256 of A-Z a-z 0-9 @ . _ : -, not starting with -)", truncate(r.Service.Name, 64))
 		}
 		if r.Service.State < ServiceStarted || r.Service.State > ServiceRestarted {
 			return Errorf(ErrInvalid, "state: must be 0 (started), 1 (stopped) or 2 (restarted)")
@@ -76,6 +81,11 @@ func (r *Request) Validate() error {
 		}
 		if strings.IndexByte(r.Execute.Cmd, 0) >= 0 {
 			return Errorf(ErrInvalid, "cmd: must not contain NUL bytes")
+		}
+		// The command is stored and sent to executors as JSON text, which
+		// would silently turn such bytes into U+FFFD: another command.
+		if !utf8.ValidString(r.Execute.Cmd) {
+			return Errorf(ErrInvalid, `cmd: not valid UTF-8; write other bytes as shell escapes (printf '\351')`)
 		}
 	case OpDeploy:
 		if r.Deploy.Role == "" {

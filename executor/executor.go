@@ -9,6 +9,12 @@ package executor
 
 import (
 	"context"
+	"errors"
+	"io"
+	"os"
+	"strings"
+	"sync"
+	"sync/atomic"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginhost"
@@ -62,13 +68,60 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 // Serve serves impl as an executor plugin on the process's stdio, as
 // go-plugin does; it returns when the host is done with the plugin. Call
 // it from main, and print nothing on stdout before it.
+//
+// When the host stops the plugin (Client.Shutdown), every operation is
+// cancelled, and Serve returns only once they have all returned, then
+// closes impl if it is an io.Closer: an executor ends its commands on
+// cancel, and the process must not exit before it has.
 func Serve(impl exe.Executor) {
+	var ops inflight
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: Handshake,
 		Plugins:         plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}},
-		GRPCServer:      plugin.DefaultGRPCServer,
+		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
+			return plugin.DefaultGRPCServer(append(opts,
+				grpc.ChainUnaryInterceptor(ops.unary), grpc.ChainStreamInterceptor(ops.stream)))
+		},
 	})
+	ops.wait()
+	if c, ok := impl.(io.Closer); ok {
+		_ = c.Close()
+	}
 }
+
+// StateDir is the directory the server keeps for this plugin, the same for
+// each of its starts and the server's next run (from the environment
+// variable EXE_PLUGIN_STATE_DIR), or "" when the server gives none. A
+// plugin records there what it must clean up should it die: the sshnative
+// executor, the commands it runs. The directory may not exist yet.
+func StateDir() string { return os.Getenv(pluginhost.StateDirEnv) }
+
+// executorMethods prefixes the gRPC methods of the executor service, the
+// ones Serve waits for (go-plugin's own services never end by themselves).
+var executorMethods = "/" + pluginpb.Executor_ServiceDesc.ServiceName + "/"
+
+// inflight counts the executor calls a plugin serves.
+type inflight struct{ wg sync.WaitGroup }
+
+func (f *inflight) unary(ctx context.Context, req any, info *grpc.UnaryServerInfo, h grpc.UnaryHandler) (any, error) {
+	if strings.HasPrefix(info.FullMethod, executorMethods) {
+		f.wg.Add(1)
+		defer f.wg.Done()
+	}
+	return h(ctx, req)
+}
+
+func (f *inflight) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, h grpc.StreamHandler) error {
+	if strings.HasPrefix(info.FullMethod, executorMethods) {
+		f.wg.Add(1)
+		defer f.wg.Done()
+	}
+	return h(srv, ss)
+}
+
+// wait returns once no call is in flight; the gRPC server has stopped, so
+// none can begin.
+func (f *inflight) wait() { f.wg.Wait() }
 
 // Options say which plugin binary to start and how.
 type Options struct {
@@ -83,33 +136,62 @@ type Options struct {
 	Env []string
 	// Config is the plugin's config section, sent after every start.
 	Config map[string]string
-	Logger hclog.Logger
+	// StateDir is given to the plugin (see StateDir): a directory that
+	// stays the same across its restarts and the server's. Empty: none.
+	StateDir string
+	Logger   hclog.Logger
 }
 
 // Client is an exe.Executor backed by a plugin process. The process starts
 // on Start; when it dies, the calls it was serving fail with an error that
-// names the plugin and its exit, and the next call starts it again.
+// names the plugin and its exit (and hosts that had no event get a FAILED
+// one saying their command may still be running), and it is started again
+// at once, so that it can end what the dead process left running.
 type Client struct {
 	proc *pluginhost.Process
+	ops  atomic.Pointer[exe.Only] // asked after every start
 }
 
-var _ exe.Executor = (*Client)(nil)
+var (
+	_ exe.Executor         = (*Client)(nil)
+	_ exe.RequestValidator = (*Client)(nil)
+)
 
 // Start starts the plugin and configures it: a binary that is not a
 // plugin, speaks another protocol version or refuses its config is an
 // error here, not at the first job.
 func Start(ctx context.Context, opts Options) (*Client, error) {
+	c := &Client{}
 	proc, err := pluginhost.Start(ctx, pluginhost.Config{
-		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env,
+		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env, StateDir: opts.StateDir,
 		Handshake: Handshake, Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}}, Logger: opts.Logger,
 		Setup: func(ctx context.Context, raw any) error {
-			return raw.(*pluginrpc.ExecutorClient).Configure(ctx, opts.Config)
+			x := raw.(*pluginrpc.ExecutorClient)
+			if err := x.Configure(ctx, opts.Config); err != nil {
+				return err
+			}
+			ops, err := x.Operations(ctx)
+			if err != nil {
+				return err
+			}
+			c.ops.Store(&ops)
+			return nil
 		},
 	})
 	if err != nil {
 		return nil, err
 	}
-	return &Client{proc: proc}, nil
+	c.proc = proc
+	return c, nil
+}
+
+// Supports implements exe.Capabilities with what the plugin said it
+// performs when it last started.
+func (c *Client) Supports(op exe.Operate) bool {
+	if ops := c.ops.Load(); ops != nil {
+		return ops.Supports(op)
+	}
+	return true
 }
 
 func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
@@ -132,27 +214,73 @@ func (c *Client) Match(ctx context.Context, pattern string) ([]string, error) {
 
 // Ping implements exe.Executor.
 func (c *Client) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Ping(ctx, hosts, emit) })
+	return c.operate(ctx, hosts, emit, func(x *pluginrpc.ExecutorClient, emit exe.Emit) error { return x.Ping(ctx, hosts, emit) })
 }
 
 // Facter implements exe.Executor.
 func (c *Client) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Facter(ctx, hosts, emit) })
+	return c.operate(ctx, hosts, emit, func(x *pluginrpc.ExecutorClient, emit exe.Emit) error { return x.Facter(ctx, hosts, emit) })
 }
 
 // Service implements exe.Executor.
 func (c *Client) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Service(ctx, hosts, args, emit) })
+	return c.operate(ctx, hosts, emit, func(x *pluginrpc.ExecutorClient, emit exe.Emit) error {
+		return x.Service(ctx, hosts, args, emit)
+	})
 }
 
 // Execute implements exe.Executor.
 func (c *Client) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Execute(ctx, hosts, args, emit) })
+	return c.operate(ctx, hosts, emit, func(x *pluginrpc.ExecutorClient, emit exe.Emit) error {
+		return x.Execute(ctx, hosts, args, emit)
+	})
 }
 
 // Deploy implements exe.Executor.
 func (c *Client) Deploy(ctx context.Context, hosts []string, args exe.DeployArgs, emit exe.Emit) error {
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Deploy(ctx, hosts, args, emit) })
+	return c.operate(ctx, hosts, emit, func(x *pluginrpc.ExecutorClient, emit exe.Emit) error {
+		return x.Deploy(ctx, hosts, args, emit)
+	})
+}
+
+// operate runs an operation in the plugin. When the plugin dies or its
+// connection breaks during it, each host that has no event yet gets a
+// FAILED one that says so: its command may have started and nobody can
+// tell whether it ended.
+func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn func(*pluginrpc.ExecutorClient, exe.Emit) error) error {
+	x, err := c.get(ctx)
+	if err != nil {
+		return err
+	}
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	err = fn(x, func(ev exe.Event) {
+		mu.Lock()
+		seen[ev.Host] = true
+		mu.Unlock()
+		emit(ev)
+	})
+	var transport *pluginrpc.TransportError
+	if err == nil || !errors.As(err, &transport) || ctx.Err() != nil {
+		return c.proc.Explain(err)
+	}
+	err = c.proc.Explain(err)
+	mu.Lock()
+	defer mu.Unlock()
+	for _, h := range hosts {
+		if !seen[h] {
+			seen[h] = true
+			emit(exe.Event{Host: h, Status: exe.Failed, Msg: exe.PublicMessage(err) + "; the remote command may still be running"})
+		}
+	}
+	return err
+}
+
+// ValidateRequest implements exe.RequestValidator: it asks the plugin
+// whether it would refuse req. A plugin built before the call existed, or
+// one whose executor does not implement it, has no objections.
+func (c *Client) ValidateRequest(ctx context.Context, req exe.Request) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.ValidateRequest(ctx, req) })
 }
 
 // Health asks the plugin (starting it if it is not running).
@@ -170,6 +298,11 @@ func (c *Client) call(ctx context.Context, fn func(*pluginrpc.ExecutorClient) er
 
 // PID is the plugin process's ID while it runs, or 0.
 func (c *Client) PID() int { return c.proc.PID() }
+
+// Shutdown stops the plugin: its operations are cancelled and, for a
+// plugin served by Serve, end (with the commands they ran) before it
+// exits. It waits for that until ctx is done, then kills the plugin.
+func (c *Client) Shutdown(ctx context.Context) error { return c.proc.Shutdown(ctx) }
 
 // Close kills the plugin process.
 func (c *Client) Close() error { return c.proc.Close() }

@@ -155,7 +155,11 @@ func TestCancelReachesThePlugin(t *testing.T) {
 	started := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(exe.Event) { close(started) })
+		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			if ev.Name == "started" {
+				close(started)
+			}
+		})
 	}()
 	<-started
 	cancel()
@@ -166,15 +170,65 @@ func TestCancelReachesThePlugin(t *testing.T) {
 	}, 5*time.Second, 5*time.Millisecond, "the plugin's context was cancelled")
 }
 
+// What a plugin reports about the work a cancel interrupted (the hosts it
+// stopped, their partial output) reaches the caller, with the cancel's
+// cause or the caller's deadline.
+func TestInterruptedWorkIsReported(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	run := func(t *testing.T, ctx context.Context, onStart func(), cause string) {
+		t.Helper()
+		var evs events
+		err := c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			evs.emit(ev)
+			if ev.Name == "started" {
+				onStart()
+			}
+		})
+		assert.ErrorIs(t, err, ctx.Err())
+		list := evs.all()
+		require.Len(t, list, 2, "the event the interruption produced arrived")
+		assert.Equal(t, exe.Event{Host: "a", Status: exe.Failed, Name: "stopped", Msg: cause}, list[1])
+	}
+	for _, cause := range []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost} {
+		t.Run(cause.Error(), func(t *testing.T) {
+			ctx, cancel := context.WithCancelCause(context.Background())
+			defer cancel(nil)
+			run(t, ctx, func() { cancel(cause) }, cause.Error())
+		})
+	}
+	t.Run("deadline", func(t *testing.T) {
+		ctx, cancel := context.WithTimeout(context.Background(), 300*time.Millisecond)
+		defer cancel()
+		run(t, ctx, func() {}, context.DeadlineExceeded.Error())
+	})
+}
+
 func TestCrashMidStreamFailsTheCallAndTheNextCallRestarts(t *testing.T) {
 	c, _ := start(t, executor.Options{})
 	first := c.PID()
 	require.NotZero(t, first)
 	var evs events
-	err := c.Execute(context.Background(), []string{"a"}, exe.ExecuteArgs{Cmd: "crash"}, evs.emit)
+	err := c.Execute(context.Background(), []string{"a", "b", "c"}, exe.ExecuteArgs{Cmd: "crash"}, evs.emit)
 	require.Error(t, err)
 	assert.ErrorIs(t, err, exe.ErrUnavailable)
 	assert.Equal(t, "executor plugin testexec exited (exit status 3)", err.Error())
+	// Every host has one event: a its last words if they crossed before
+	// the exit, and the others (and a otherwise) a FAILED one, since
+	// their commands may have started and nothing can tell whether they
+	// ended.
+	byHost := map[string]exe.Event{}
+	for _, ev := range evs.all() {
+		_, dup := byHost[ev.Host]
+		assert.False(t, dup, ev.Host)
+		byHost[ev.Host] = ev
+	}
+	require.Len(t, byHost, 3)
+	for _, h := range []string{"a", "b", "c"} {
+		if ev := byHost[h]; h != "a" || ev.Name != "last words" {
+			assert.Equal(t, exe.Failed, ev.Status, h)
+			assert.Equal(t, "executor plugin testexec exited (exit status 3); the remote command may still be running", ev.Msg, h)
+		}
+	}
 
 	require.NoError(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}))
 	assert.NotEqual(t, first, c.PID(), "a new process")
@@ -206,6 +260,39 @@ func TestKilledPluginFailsRunningCall(t *testing.T) {
 	require.NoError(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}))
 }
 
+// A plugin that dies is started again at once, with no call to prompt
+// it: it may have work left to clean up.
+func TestDeadPluginIsStartedAgain(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	first := c.PID()
+	require.NoError(t, syscall.Kill(first, syscall.SIGKILL))
+	require.Eventually(t, func() bool { pid := c.PID(); return pid != 0 && pid != first }, 10*time.Second, 10*time.Millisecond,
+		"a new plugin process")
+}
+
+// Shutdown cancels the plugin's operations and lets them finish what a
+// cancel still has to do before the process exits.
+func TestShutdownWaitsForOperations(t *testing.T) {
+	marker := t.TempDir()
+	c, _ := start(t, executor.Options{Config: map[string]string{"marker_dir": marker}})
+	pid := c.PID()
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Execute(context.Background(), []string{"a"}, exe.ExecuteArgs{Cmd: "linger 500ms"}, func(exe.Event) { close(started) })
+	}()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	require.NoError(t, c.Shutdown(ctx))
+	assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "the plugin has exited")
+	b, err := os.ReadFile(filepath.Join(marker, "lingered"))
+	require.NoError(t, err, "the operation finished before the plugin exited")
+	assert.Equal(t, "500ms", string(b))
+	assert.Error(t, <-done)
+	assert.ErrorIs(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}), exe.ErrUnavailable, "no call after Shutdown")
+}
+
 func TestStartErrors(t *testing.T) {
 	ctx := context.Background()
 	_, err := executor.Start(ctx, executor.Options{Name: "testexec", Path: bins["testexec"], Env: []string{"EXE_TESTPLUGIN_PROTOCOL=2"}})
@@ -217,7 +304,10 @@ func TestStartErrors(t *testing.T) {
 	assert.Equal(t, `executor plugin testexec: [testexec] fail: "x" refused`, err.Error())
 
 	_, err = executor.Start(ctx, executor.Options{Name: "notaplugin", Path: "/bin/true"})
-	assert.ErrorContains(t, err, "executor plugin notaplugin: start /bin/true")
+	assert.ErrorContains(t, err, "executor plugin notaplugin could not be started: start /bin/true")
+	// The log gets the path and go-plugin's text; clients get neither.
+	assert.Equal(t, "executor plugin notaplugin could not be started", exe.PublicMessage(err))
+	assert.ErrorIs(t, err, exe.ErrUnavailable)
 
 	_, err = executor.Start(ctx, executor.Options{Name: "missing", Path: filepath.Join(t.TempDir(), "nope")})
 	assert.ErrorContains(t, err, "executor plugin missing")

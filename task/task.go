@@ -75,8 +75,8 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// Client is an exe.Task backed by a plugin process, restarted on the next
-// call after it died.
+// Client is an exe.Task backed by a plugin process, started again as soon
+// as it dies.
 type Client struct {
 	proc *pluginhost.Process
 }
@@ -120,6 +120,10 @@ func (c *Client) Run(ctx context.Context, exec exe.Executor, hosts []string, arg
 
 // PID is the plugin process's ID while it runs, or 0.
 func (c *Client) PID() int { return c.proc.PID() }
+
+// Shutdown stops the plugin, its runs cancelled; it waits for the process
+// to exit until ctx is done, then kills it.
+func (c *Client) Shutdown(ctx context.Context) error { return c.proc.Shutdown(ctx) }
 
 // Close kills the plugin process.
 func (c *Client) Close() error { return c.proc.Close() }

@@ -2,6 +2,7 @@ package task_test
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"sync"
 	"syscall"
@@ -20,8 +21,9 @@ var bins map[string]string
 
 func TestMain(m *testing.M) {
 	plugintest.Main(m, &bins, map[string]string{
-		"exe-task-pingwave":    "./examples/plugins/exe-task-pingwave",
-		"exe-executor-localsh": "./examples/plugins/exe-executor-localsh",
+		"exe-task-pingwave":       "./examples/plugins/exe-task-pingwave",
+		"exe-executor-localsh":    "./examples/plugins/exe-executor-localsh",
+		"exe-task-rollingrestart": "./plugins/rollingrestart/cmd/exe-task-rollingrestart",
 	})
 }
 
@@ -111,4 +113,85 @@ func TestCrashedTaskPluginRestarts(t *testing.T) {
 	require.NoError(t, err)
 	assert.NotZero(t, c.PID())
 	assert.NotEqual(t, pid, c.PID())
+}
+
+// restartsAll is the test executor with services that always restart.
+type restartsAll struct{ plugintest.Executor }
+
+func (*restartsAll) Service(_ context.Context, hosts []string, _ exe.ServiceArgs, emit exe.Emit) error {
+	for _, h := range hosts {
+		emit(exe.Event{Host: h, Status: exe.Changed})
+	}
+	return nil
+}
+
+// stuckPing answers ping only when its context ends, with the reason: an
+// executor whose hosts a cancel interrupts.
+type stuckPing struct{ plugintest.Executor }
+
+func (*stuckPing) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	<-ctx.Done()
+	for _, h := range hosts {
+		emit(exe.Event{Host: h, Status: exe.Failed, Msg: context.Cause(ctx).Error()})
+	}
+	return nil
+}
+
+// The rolling-restart plugin health-checks hosts through the server's
+// executor; what the check prints is not UTF-8. Every host keeps its
+// health check's output, as text.
+func TestRollingRestartHealthCheckOutputNotUTF8(t *testing.T) {
+	c, err := task.Start(context.Background(), task.Options{Name: "rollingrestart", Path: bins["exe-task-rollingrestart"]})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	ctx := context.Background()
+	info, err := c.Info(ctx)
+	require.NoError(t, err)
+	raw := []byte("caf\xe9 \xff\n")
+	opts, err := info.Options.Validate(map[string]any{"service": "app", "batch": 2.0, "health_cmd": "print " + hex.EncodeToString(raw)})
+	require.NoError(t, err)
+	var mu sync.Mutex
+	byHost := map[string][]exe.Event{}
+	err = c.Run(ctx, &restartsAll{}, []string{"a", "b"}, exe.TaskArgs{Type: "rollingrestart", Options: opts}, func(ev exe.Event) {
+		mu.Lock()
+		defer mu.Unlock()
+		byHost[ev.Host] = append(byHost[ev.Host], ev)
+	})
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		evs := byHost[h]
+		require.Len(t, evs, 2, h)
+		assert.Equal(t, "restart", evs[0].Name)
+		assert.Equal(t, "health check", evs[1].Name)
+		assert.Equal(t, exe.OK, evs[1].Status)
+		assert.Empty(t, plugintest.NotUTF8(evs[1]))
+		assert.Equal(t, string([]rune(string(raw))), evs[1].Exec.Stdout, "each bad byte one U+FFFD")
+	}
+}
+
+// A cancel crosses the whole chain (this process → task plugin → broker →
+// this process's executor) and the events of the interrupted hosts come
+// back along it, with the cancel's cause.
+func TestCancelReachesTheTaskAndItsExecutorCalls(t *testing.T) {
+	c := startTask(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	var mu sync.Mutex
+	var got []exe.Event
+	err := c.Run(ctx, &stuckPing{}, []string{"a", "b"}, exe.TaskArgs{Options: map[string]any{"wave": 2.0}}, func(ev exe.Event) {
+		mu.Lock()
+		got = append(got, ev)
+		mu.Unlock()
+		if ev.Host == exe.AnnounceHost {
+			cancel(exe.ErrShutdown) // the wave's ping has started
+		}
+	})
+	assert.ErrorIs(t, err, context.Canceled)
+	mu.Lock()
+	defer mu.Unlock()
+	require.Len(t, got, 3, "the announcement, then both interrupted hosts: %v", got)
+	for _, ev := range got[1:] {
+		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, "server shutdown", ev.Msg)
+	}
 }

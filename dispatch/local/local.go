@@ -10,6 +10,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,8 +33,10 @@ const (
 	DefaultQueue = 1024
 	DefaultGrace = 30 * time.Second
 	// afterGrace bounds how long Shutdown waits for cancelled jobs to return
-	// before failing them itself.
-	afterGrace = 5 * time.Second
+	// before failing them itself: time for executors to stop their
+	// commands (sshnative's default kill_grace twice, plus round trips)
+	// and report them.
+	afterGrace = 10 * time.Second
 )
 
 // Options configure a Dispatcher.
@@ -58,6 +61,15 @@ type Dispatcher struct {
 	mu       sync.Mutex
 	closed   bool
 	running  map[string]context.CancelCauseFunc
+	// queued holds the jobs waiting in queue; true once cancelled there,
+	// so that no worker starts them.
+	queued map[string]bool
+}
+
+// skipper is a JobRunner that can also end a job that never started with
+// an event for each of its hosts; *exe.Runner is one.
+type skipper interface {
+	Skip(ctx context.Context, jid string, cause error) error
 }
 
 var _ exe.Dispatcher = (*Dispatcher)(nil)
@@ -79,7 +91,7 @@ func New(runner JobRunner, opts Options) *Dispatcher {
 	}
 	base, abort := context.WithCancelCause(context.Background())
 	d := &Dispatcher{runner: runner, opts: opts, log: log, queue: make(chan string, opts.Queue),
-		base: base, abort: abort, running: map[string]context.CancelCauseFunc{}}
+		base: base, abort: abort, running: map[string]context.CancelCauseFunc{}, queued: map[string]bool{}}
 	d.wg.Add(opts.Workers)
 	for i := 0; i < opts.Workers; i++ {
 		go d.work()
@@ -97,21 +109,27 @@ func (d *Dispatcher) Dispatch(_ context.Context, jid string) error {
 	}
 	select {
 	case d.queue <- jid:
+		d.queued[jid] = false
 		return nil
 	default:
 		return exe.Errorf(exe.ErrBusy, "job queue is full (%d jobs waiting); try again later", cap(d.queue))
 	}
 }
 
-// Cancel interrupts the job's executor if a worker here runs it.
+// Cancel interrupts the job's executor if a worker here runs it. A job
+// still in the queue is left there to be dropped when it comes up, and,
+// like a job this dispatcher does not hold, answered exe.ErrNotRunning.
 func (d *Dispatcher) Cancel(_ context.Context, jid string) error {
 	d.mu.Lock()
-	cancel := d.running[jid]
-	d.mu.Unlock()
-	if cancel != nil {
+	defer d.mu.Unlock()
+	if cancel := d.running[jid]; cancel != nil {
 		cancel(exe.ErrCancelled)
+		return nil
 	}
-	return nil
+	if _, ok := d.queued[jid]; ok {
+		d.queued[jid] = true
+	}
+	return exe.ErrNotRunning
 }
 
 // Health reports exe.ErrBusy once shutdown has begun.
@@ -125,32 +143,58 @@ func (d *Dispatcher) Health(context.Context) error {
 func (d *Dispatcher) work() {
 	defer d.wg.Done()
 	for jid := range d.queue {
-		if d.stopping.Load() {
-			d.fail(jid, exe.ErrShutdown.Error())
-			continue
+		// Taken off the queue and marked running in one step: a cancel
+		// either finds it queued or reaches its run.
+		d.mu.Lock()
+		cancelled := d.queued[jid]
+		delete(d.queued, jid)
+		stopping := d.stopping.Load()
+		var ctx context.Context
+		var cancel context.CancelCauseFunc
+		if !cancelled && !stopping {
+			ctx, cancel = context.WithCancelCause(d.base)
+			d.running[jid] = cancel
 		}
-		d.run(jid)
+		d.mu.Unlock()
+		switch {
+		case cancelled: // ended by the canceller
+		case stopping:
+			d.skip(jid, exe.ErrShutdown)
+		default:
+			d.run(ctx, cancel, jid)
+		}
 	}
 }
 
-func (d *Dispatcher) run(jid string) {
-	ctx, cancel := context.WithCancelCause(d.base)
-	d.mu.Lock()
-	d.running[jid] = cancel
-	d.mu.Unlock()
+func (d *Dispatcher) run(ctx context.Context, cancel context.CancelCauseFunc, jid string) {
 	defer func() {
 		d.mu.Lock()
 		delete(d.running, jid)
 		d.mu.Unlock()
 		cancel(nil)
 		if p := recover(); p != nil {
-			d.log.Error("job panicked", "jid", jid, "panic", p)
-			d.fail(jid, fmt.Sprintf("internal error: %v", p))
+			// The panic's text is for the log only: it may name anything.
+			d.log.Error("job panicked", "jid", jid, "panic", p, "stack", string(debug.Stack()))
+			d.fail(jid, "internal error")
 		}
 	}()
 	if err := d.runner.Run(ctx, jid); err != nil {
 		d.log.Error("job run failed", "jid", jid, "error", err)
 		d.fail(jid, exe.PublicMessage(err))
+	}
+}
+
+// skip ends a job that was never started: each host SKIPPED with cause.
+func (d *Dispatcher) skip(jid string, cause error) {
+	s, ok := d.runner.(skipper)
+	if !ok {
+		d.fail(jid, cause.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := s.Skip(ctx, jid, cause); err != nil {
+		d.log.Error("could not fail job", "jid", jid, "error", err)
 	}
 }
 

@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/loader"
 )
 
 // version is set at build time with -ldflags "-X main.version=...".
@@ -46,8 +47,14 @@ func versionString() string {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
-	if len(args) > 0 && args[0] == "plugin" {
-		return servePlugin(args[1:], stderr)
+	// exed starts itself as "exed plugin KIND NAME" to run a built-in
+	// plugin in a process of its own.
+	if served, err := loader.Standard.Serve(args); served || err != nil {
+		if err != nil {
+			fmt.Fprintln(stderr, "exed:", err)
+			return exitUsage
+		}
+		return 0
 	}
 	worker := false
 	if len(args) > 0 && args[0] == "worker" {

@@ -269,8 +269,9 @@ func TestBadConfigurationExits2(t *testing.T) {
 	for text, want := range map[string]string{
 		"[api]\nlisten_port = many\n":                     `[api] listen_port: "many" is not a port number`,
 		"[api]\nlisten_addr = 0.0.0.0\nlisten_port = 1\n": "is not a loopback address: set auth_token_file",
-		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: no executor plugin "nosuch" (built-in: ansible, sshnative;`,
+		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: no executor plugin "nosuch" (found: ansible, sshnative;`,
 		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
+		"[sshnative]\nconnect_timeout = soon\n":           `[sshnative] connect_timeout: "soon" is not a duration`,
 	} {
 		out, err := exec.Command(binary, "-c", writeConf(t, dir, text)).CombinedOutput()
 		assert.Equal(t, 2, exitCode(t, err), text)
@@ -285,9 +286,14 @@ func TestUnknownOptionWarnsAndAuth(t *testing.T) {
 	dir := t.TempDir()
 	tokens := filepath.Join(dir, "tokens")
 	require.NoError(t, os.WriteFile(tokens, []byte("s3cret\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\nauth_token_file = %s\nfrobnicate = 1\n", freePort(t), tokens))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\nauth_token_file = %s\nfrobnicate = 1\n[sshnative]\nfrobs = 2\n", freePort(t), tokens))
 	p := start(t, dir, "-c", conf)
 	assert.Contains(t, p.logs.String(), `unknown option "frobnicate" in [api] ignored`)
+	// The plugin warns of its own options; its stderr reaches the log
+	// through a pipe, so the line may follow "exed listening".
+	assert.Eventually(t, func() bool {
+		return strings.Contains(p.logs.String(), `unknown options in [sshnative] ignored: frobs`)
+	}, 10*time.Second, 10*time.Millisecond, "the plugin warns of its own options")
 	code, _ := httpDo(t, "GET", "http://"+p.addr+"/target", "")
 	assert.Equal(t, 401, code)
 	req, _ := http.NewRequest("GET", "http://"+p.addr+"/target", nil)

@@ -125,12 +125,15 @@ shutdown_grace = 2s
 	start := time.Now()
 	code, body = httpDo(t, "GET", base+"/jobs", "")
 	assert.Equal(t, 503, code)
-	assert.Contains(t, string(body), `"message":"job store: redis:`)
+	assert.JSONEq(t, `{"message":"job store: redis is not reachable"}`, string(body), "the public text names no address")
 	assert.Less(t, time.Since(start), 15*time.Second)
-	code, _ = httpDo(t, "GET", base+"/healthz", "")
+	code, body = httpDo(t, "GET", base+"/healthz", "")
 	assert.Equal(t, 503, code)
+	assert.NotContains(t, string(body), redis.Addr)
 	code, body = httpDo(t, "POST", base+"/execute", `{"targets":["localhost"],"cmd":"true"}`)
 	assert.Equal(t, 503, code, string(body))
+	assert.NotContains(t, string(body), redis.Addr)
+	assert.Contains(t, api.logs.String(), redis.Addr, "the log has the details")
 
 	redis.Restart(t)
 	require.Eventually(t, func() bool {

@@ -13,9 +13,9 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/loader"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -23,6 +23,21 @@ import (
 // streamGrace is how long shutdown waits for in-flight requests before it
 // ends follow streams.
 const streamGrace = 3 * time.Second
+
+// pluginGrace bounds how long shutdown waits for the plugins to end what
+// they were doing (the executor: the commands of cancelled operations,
+// HUP, TERM, then KILL to each process group) before it kills them.
+const pluginGrace = 30 * time.Second
+
+// stopPlugins stops the plugins once nothing uses them, each given until
+// pluginGrace has passed or ctx is done to end what it was doing.
+func stopPlugins(ctx context.Context, plugs *loader.Set, log hclog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, pluginGrace)
+	defer cancel()
+	if err := plugs.Shutdown(ctx); err != nil {
+		log.Warn("plugin shutdown", "error", err)
+	}
+}
 
 // openLog opens a log destination: a file path (appended to) or def.
 func openLog(path string, def io.Writer) (io.Writer, func(), error) {
@@ -69,15 +84,18 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, "%v", err)
 	}
 	defer backend.Close()
-	tokens, err := cfg.API.Tokens()
+	tokens, tokenWarnings, err := cfg.API.Tokens()
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	if !cfg.SSHNative.HostKeyChecking {
-		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
+	for _, w := range tokenWarnings {
+		log.Warn(w)
 	}
 	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
 		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+	for _, w := range cfg.API.AccessWarnings(len(tokens) > 0) {
+		log.Warn(w)
 	}
 
 	plugs, err := startPlugins(context.Background(), cfg, log)
@@ -86,20 +104,11 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	// Plugins are killed on every way out, so none outlives the server.
 	defer plugs.Close()
-	executor := plugs.executor
+	executor := plugs.Executor
 	store := backend.store
-	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
-	var disp interface {
-		exe.Dispatcher
-		Shutdown(context.Context) error
-	}
-	if backend.dispatcher != nil {
-		disp = backend.dispatcher // workers run the jobs: exed worker
-	} else {
-		disp = local.New(runner, local.Options{Workers: cfg.Runner.Concurrency, Queue: cfg.Runner.QueueSize,
-			Grace: cfg.Runner.ShutdownGrace, Logger: log.Named("dispatcher")})
-	}
-	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.tasks,
+	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
+	disp := backend.dispatcher(cfg, runner, log)
+	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.Tasks,
 		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
@@ -124,8 +133,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 
 	// Follow streams run as long as their job: cancelling the base context
 	// ends them at shutdown instead of holding Shutdown until they finish.
-	baseCtx, cancelBase := context.WithCancel(context.Background())
-	defer cancelBase()
+	// Its cause tells each stream to say so on its last line.
+	baseCtx, cancelBase := context.WithCancelCause(context.Background())
+	defer cancelBase(nil)
 	srv := &http.Server{
 		Handler:           accessLog(accessOut, api),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -135,7 +145,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
+	// net/http's own answers to requests it cannot read are JSON too.
+	go func() { served <- srv.Serve(exehttp.JSONErrorListener(ln)) }()
 	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", backend.name,
 		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
@@ -148,21 +159,24 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		log.Error("server stopped", "error", err)
 		code = exitFailure
 	}
-	// A second signal skips the grace period.
-	ctx, cancel := context.WithTimeout(context.Background(), cfg.Runner.ShutdownGrace+10*time.Second)
-	defer cancel()
+	// A second signal skips the grace periods: the plugins are killed, and
+	// the commands they ran are ended by the executor's next start.
+	hurry, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
 	go func() {
 		select {
 		case <-sigs:
 			log.Warn("second signal: stopping now")
-			cancel()
-		case <-ctx.Done():
+			stopNow()
+		case <-hurry.Done():
 		}
 	}()
+	ctx, cancel := context.WithTimeout(hurry, cfg.Runner.ShutdownGrace+10*time.Second)
+	defer cancel()
 	// In-flight sync requests get a few seconds to finish; follow streams,
 	// which last as long as their job, are then ended through the base
 	// context so they cannot hold the shutdown.
-	stopStreams := time.AfterFunc(streamGrace, cancelBase)
+	stopStreams := time.AfterFunc(streamGrace, func() { cancelBase(exe.ErrShutdown) })
 	defer stopStreams.Stop()
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("http shutdown", "error", err)
@@ -170,7 +184,10 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := disp.Shutdown(ctx); err != nil {
 		log.Warn("dispatcher shutdown", "error", err)
 	}
-	plugs.Close()
+	// Only now that no job runs: the jobs returned as soon as they were
+	// cancelled, but the executor is still ending their commands, and
+	// exits once it has.
+	stopPlugins(hurry, plugs, log)
 	_ = store.Close()
 	log.Info("exed stopped")
 	return code

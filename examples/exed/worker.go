@@ -48,7 +48,7 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer plugs.Close()
-	runner := &exe.Runner{Store: backend.store, Executor: plugs.executor, Tasks: plugs.tasks, Logger: log.Named("runner")}
+	runner := &exe.Runner{Store: backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
 	w := exeredis.NewWorker(backend.rdb, backend.redisStore, runner, exeredis.WorkerOptions{
 		Concurrency: cfg.Runner.Concurrency, Lease: cfg.Runner.Lease, Grace: cfg.Runner.ShutdownGrace, Logger: log,
 	})
@@ -63,6 +63,7 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	}
 	stop()
 	<-done
+	stopPlugins(context.Background(), plugs, log)
 	log.Info("exed worker stopped")
 	return 0
 }

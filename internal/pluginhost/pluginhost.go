@@ -1,7 +1,9 @@
 // Package pluginhost runs one plugin binary for the server through
-// go-plugin: started on first use, configured after every start, restarted
-// on the next call after it died, and killed on Close. It is shared by the
-// executor and task packages, which add the typed interface on top.
+// go-plugin: started on first use, configured after every start, started
+// again as soon as it dies (so that it can clean up after itself: the
+// sshnative executor ends the commands it left running), and stopped on
+// Shutdown or killed on Close. It is shared by the executor and task
+// packages, which add the typed interface on top.
 package pluginhost
 
 import (
@@ -27,6 +29,10 @@ type Config struct {
 	// server's environment for it.
 	Path      string
 	Args, Env []string
+	// StateDir, when set, is passed to the plugin in StateDirEnv: a
+	// directory that is the same for every start of the plugin and for
+	// the server's next run.
+	StateDir  string
 	Handshake plugin.HandshakeConfig
 	// Plugins is the go-plugin plugin set; Dispense takes Kind from it.
 	Plugins plugin.PluginSet
@@ -36,15 +42,32 @@ type Config struct {
 	Logger hclog.Logger
 }
 
+// StateDirEnv is the environment variable that gives a plugin its state
+// directory (Config.StateDir).
+const StateDirEnv = "EXE_PLUGIN_STATE_DIR"
+
+// Restarting a plugin that died: at once if it had run for shortLife;
+// otherwise after restartMin, a delay that doubles up to restartMax while
+// it keeps dying that soon after its start.
+const (
+	restartMin   = time.Second
+	restartMax   = time.Minute
+	shortLife    = 10 * time.Second
+	exitPollTime = 250 * time.Millisecond
+)
+
 // Process is one managed plugin process.
 type Process struct {
 	cfg Config
 
-	mu     sync.Mutex
-	client *plugin.Client
-	cmd    *exec.Cmd
-	raw    any
-	closed bool
+	mu      sync.Mutex
+	client  *plugin.Client
+	cmd     *exec.Cmd
+	raw     any
+	closed  bool
+	started time.Time
+	backoff time.Duration
+	stop    chan struct{} // closed by Shutdown and Close
 }
 
 // Start returns a Process whose plugin has started and been configured:
@@ -54,7 +77,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
-	p := &Process{cfg: cfg}
+	p := &Process{cfg: cfg, stop: make(chan struct{})}
 	if _, err := p.Get(ctx); err != nil {
 		p.Close()
 		return nil, err
@@ -83,6 +106,9 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 	// Each start needs a fresh exec.Cmd.
 	cmd := exec.Command(p.cfg.Path, p.cfg.Args...)
 	cmd.Env = append(cmd.Environ(), p.cfg.Env...)
+	if p.cfg.StateDir != "" {
+		cmd.Env = append(cmd.Env, StateDirEnv+"="+p.cfg.StateDir)
+	}
 	dieWithParent(cmd)
 	logger := p.cfg.Logger.Named(p.cfg.Name)
 	// What the plugin writes to stdout and stderr after go-plugin took them
@@ -103,12 +129,14 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 	rpc, err := client.Client()
 	if err != nil {
 		client.Kill()
-		return nil, exe.Errorf(exe.ErrUnavailable, "%s: start %s: %v", p.label(), cmd.Path, err)
+		// The binary's path and go-plugin's text go to the log, not to
+		// clients: the public text names the plugin.
+		return nil, exe.WithCause(exe.ErrUnavailable, fmt.Errorf("start %s: %w", cmd.Path, err), "%s could not be started", p.label())
 	}
 	raw, err := rpc.Dispense(p.cfg.Kind)
 	if err != nil {
 		client.Kill()
-		return nil, exe.Errorf(exe.ErrUnavailable, "%s: %v", p.label(), err)
+		return nil, exe.WithCause(exe.ErrUnavailable, err, "%s could not be started", p.label())
 	}
 	if p.cfg.Setup != nil {
 		if err := p.cfg.Setup(ctx, raw); err != nil {
@@ -117,7 +145,51 @@ func (p *Process) Get(ctx context.Context) (any, error) {
 		}
 	}
 	p.client, p.cmd, p.raw = client, cmd, raw
+	p.started = time.Now()
+	go p.watch(client)
 	return raw, nil
+}
+
+// watch starts the plugin again as soon as client's process exits, rather
+// than on the next call: a plugin that died may have left work to clean
+// up (the sshnative executor ends the commands it ran), and nothing else
+// would start it while no job comes. A plugin that keeps dying soon after
+// it starts is started again after a growing delay; one that fails to
+// start is left to the next call.
+func (p *Process) watch(client *plugin.Client) {
+	// go-plugin offers no exit channel; Exited is a cheap flag read.
+	t := time.NewTicker(exitPollTime)
+	defer t.Stop()
+	for !client.Exited() {
+		select {
+		case <-p.stop:
+			return
+		case <-t.C:
+		}
+	}
+	p.mu.Lock()
+	if p.closed || p.client != client {
+		p.mu.Unlock()
+		return
+	}
+	delay := time.Duration(0)
+	if time.Since(p.started) < shortLife {
+		p.backoff = min(max(2*p.backoff, restartMin), restartMax)
+		delay = p.backoff
+	} else {
+		p.backoff = 0
+	}
+	p.mu.Unlock()
+	if delay > 0 {
+		select {
+		case <-p.stop:
+			return
+		case <-time.After(delay):
+		}
+	}
+	if _, err := p.Get(context.Background()); err != nil {
+		p.cfg.Logger.Error("plugin could not be started again; the next call tries again", "plugin", p.cfg.Name, "error", err)
+	}
 }
 
 // Explain turns a failed call into what happened: when the process died
@@ -138,7 +210,7 @@ func (p *Process) Explain(err error) error {
 	deadline := time.Now().Add(2 * time.Second)
 	for !client.Exited() {
 		if time.Now().After(deadline) {
-			return exe.Errorf(exe.ErrUnavailable, "%s: %s", p.label(), transport.Msg)
+			return exe.WithCause(exe.ErrUnavailable, transport, "%s: connection lost", p.label())
 		}
 		time.Sleep(10 * time.Millisecond) // go-plugin offers no exit channel
 	}
@@ -163,15 +235,56 @@ func (p *Process) PID() int {
 	return p.cmd.Process.Pid
 }
 
+// Shutdown refuses further calls and asks the plugin to stop: its gRPC
+// server stops, which cancels what it is doing, and a plugin served by
+// this module's SDK exits once its operations have returned (for the
+// sshnative executor: once the commands they ran have ended). Shutdown
+// waits for the process to exit; when ctx is done first, it kills it and
+// returns ctx's error.
+func (p *Process) Shutdown(ctx context.Context) error {
+	client := p.close()
+	if client == nil {
+		return nil
+	}
+	defer client.Kill() // releases go-plugin's resources; the process is gone or must go
+	rpc, err := client.Client()
+	if err != nil {
+		return nil
+	}
+	// What go-plugin's Kill does first, but Kill then gives the plugin
+	// two seconds: too few for commands to end.
+	_ = rpc.Close()
+	t := time.NewTicker(10 * time.Millisecond)
+	defer t.Stop()
+	for !client.Exited() {
+		select {
+		case <-ctx.Done():
+			p.cfg.Logger.Warn("plugin did not stop in time; killing it", "plugin", p.cfg.Name)
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
+	return nil
+}
+
 // Close kills the process (gracefully first, as go-plugin does) and
 // refuses further calls.
 func (p *Process) Close() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.closed = true
-	if p.client != nil {
-		p.client.Kill()
-		p.client = nil
+	if client := p.close(); client != nil {
+		client.Kill()
 	}
 	return nil
+}
+
+// close marks p closed and returns the client it held, if any.
+func (p *Process) close() *plugin.Client {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.closed {
+		p.closed = true
+		close(p.stop)
+	}
+	client := p.client
+	p.client = nil
+	return client
 }

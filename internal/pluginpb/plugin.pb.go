@@ -198,11 +198,13 @@ func (x *MatchResponse) GetHosts() []string {
 // OperateRequest runs one executor operation: operate is the API's
 // operation name (ping, facter, service, execute, deploy); args_json the
 // operation's arguments (exe.ServiceArgs, exe.ExecuteArgs, exe.DeployArgs).
+// id, chosen by the caller, names the operation in a later Cancel.
 type OperateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Operate       string                 `protobuf:"bytes,1,opt,name=operate,proto3" json:"operate,omitempty"`
 	Hosts         []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	ArgsJson      []byte                 `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -258,6 +260,78 @@ func (x *OperateRequest) GetArgsJson() []byte {
 	return nil
 }
 
+func (x *OperateRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+// CancelRequest interrupts the running operation or task run id, as a
+// cancel of its context would in process, while its stream stays open for
+// the events the interruption produces (hosts stopped with their partial
+// output). cause is the text of the cancel's cause ("cancelled", "server
+// shutdown"); deadline says the caller's deadline passed instead.
+type CancelRequest struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Id            string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	Cause         string                 `protobuf:"bytes,2,opt,name=cause,proto3" json:"cause,omitempty"`
+	Deadline      bool                   `protobuf:"varint,3,opt,name=deadline,proto3" json:"deadline,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *CancelRequest) Reset() {
+	*x = CancelRequest{}
+	mi := &file_plugin_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *CancelRequest) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*CancelRequest) ProtoMessage() {}
+
+func (x *CancelRequest) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use CancelRequest.ProtoReflect.Descriptor instead.
+func (*CancelRequest) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *CancelRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *CancelRequest) GetCause() string {
+	if x != nil {
+		return x.Cause
+	}
+	return ""
+}
+
+func (x *CancelRequest) GetDeadline() bool {
+	if x != nil {
+		return x.Deadline
+	}
+	return false
+}
+
 // Event is exe.Event; facts and extra are JSON objects.
 type Event struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -278,7 +352,7 @@ type Event struct {
 
 func (x *Event) Reset() {
 	*x = Event{}
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[6]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -290,7 +364,7 @@ func (x *Event) String() string {
 func (*Event) ProtoMessage() {}
 
 func (x *Event) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[5]
+	mi := &file_plugin_proto_msgTypes[6]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -303,7 +377,7 @@ func (x *Event) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Event.ProtoReflect.Descriptor instead.
 func (*Event) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{5}
+	return file_plugin_proto_rawDescGZIP(), []int{6}
 }
 
 func (x *Event) GetHost() string {
@@ -383,6 +457,51 @@ func (x *Event) GetExtraJson() []byte {
 	return nil
 }
 
+// Operations lists the operations an executor performs (exe.Capabilities).
+type OperationList struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Operates      []string               `protobuf:"bytes,1,rep,name=operates,proto3" json:"operates,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperationList) Reset() {
+	*x = OperationList{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperationList) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperationList) ProtoMessage() {}
+
+func (x *OperationList) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperationList.ProtoReflect.Descriptor instead.
+func (*OperationList) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *OperationList) GetOperates() []string {
+	if x != nil {
+		return x.Operates
+	}
+	return nil
+}
+
 // TaskInfo is exe.TaskInfo; options_json is its exe.Schema.
 type TaskInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -395,7 +514,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -407,7 +526,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[6]
+	mi := &file_plugin_proto_msgTypes[8]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -420,7 +539,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{6}
+	return file_plugin_proto_rawDescGZIP(), []int{8}
 }
 
 func (x *TaskInfo) GetType() string {
@@ -451,13 +570,14 @@ type RunRequest struct {
 	Executor      uint32                 `protobuf:"varint,1,opt,name=executor,proto3" json:"executor,omitempty"`
 	Hosts         []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	ArgsJson      []byte                 `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
+	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"` // names the run in a later Cancel
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -469,7 +589,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -482,7 +602,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *RunRequest) GetExecutor() uint32 {
@@ -506,6 +626,13 @@ func (x *RunRequest) GetArgsJson() []byte {
 	return nil
 }
 
+func (x *RunRequest) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
 var File_plugin_proto protoreflect.FileDescriptor
 
 const file_plugin_proto_rawDesc = "" +
@@ -520,11 +647,16 @@ const file_plugin_proto_rawDesc = "" +
 	"\fMatchRequest\x12\x18\n" +
 	"\apattern\x18\x01 \x01(\tR\apattern\"%\n" +
 	"\rMatchResponse\x12\x14\n" +
-	"\x05hosts\x18\x01 \x03(\tR\x05hosts\"]\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\"m\n" +
 	"\x0eOperateRequest\x12\x18\n" +
 	"\aoperate\x18\x01 \x01(\tR\aoperate\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
-	"\targs_json\x18\x03 \x01(\fR\bargsJson\"\x92\x02\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\"Q\n" +
+	"\rCancelRequest\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
+	"\x05cause\x18\x02 \x01(\tR\x05cause\x12\x1a\n" +
+	"\bdeadline\x18\x03 \x01(\bR\bdeadline\"\x92\x02\n" +
 	"\x05Event\x12\x12\n" +
 	"\x04host\x18\x01 \x01(\tR\x04host\x12\x16\n" +
 	"\x06status\x18\x02 \x01(\x05R\x06status\x12\x12\n" +
@@ -539,25 +671,33 @@ const file_plugin_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\bR\ttruncated\x12\x1d\n" +
 	"\n" +
-	"extra_json\x18\v \x01(\fR\textraJson\"c\n" +
+	"extra_json\x18\v \x01(\fR\textraJson\"+\n" +
+	"\rOperationList\x12\x1a\n" +
+	"\boperates\x18\x01 \x03(\tR\boperates\"c\n" +
 	"\bTaskInfo\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12!\n" +
-	"\foptions_json\x18\x03 \x01(\fR\voptionsJson\"[\n" +
+	"\foptions_json\x18\x03 \x01(\fR\voptionsJson\"k\n" +
 	"\n" +
 	"RunRequest\x12\x1a\n" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
-	"\targs_json\x18\x03 \x01(\fR\bargsJson2\x88\x02\n" +
+	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id2\xd6\x03\n" +
 	"\bExecutor\x12:\n" +
-	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12D\n" +
-	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12B\n" +
+	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
+	"\n" +
+	"Operations\x12\x15.exed.plugin.v1.Empty\x1a\x1d.exed.plugin.v1.OperationList\x12D\n" +
+	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12H\n" +
+	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
-	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty2\xb7\x01\n" +
+	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty\x12>\n" +
+	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty2\xf7\x01\n" +
 	"\x04Task\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x127\n" +
 	"\x04Info\x12\x15.exed.plugin.v1.Empty\x1a\x18.exed.plugin.v1.TaskInfo\x12:\n" +
-	"\x03Run\x12\x1a.exed.plugin.v1.RunRequest\x1a\x15.exed.plugin.v1.Event0\x01B(Z&github.com/0ops/exed/internal/pluginpbb\x06proto3"
+	"\x03Run\x12\x1a.exed.plugin.v1.RunRequest\x1a\x15.exed.plugin.v1.Event0\x01\x12>\n" +
+	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.EmptyB(Z&github.com/0ops/exed/internal/pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -571,39 +711,49 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 9)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: exed.plugin.v1.Empty
 	(*Config)(nil),         // 1: exed.plugin.v1.Config
 	(*MatchRequest)(nil),   // 2: exed.plugin.v1.MatchRequest
 	(*MatchResponse)(nil),  // 3: exed.plugin.v1.MatchResponse
 	(*OperateRequest)(nil), // 4: exed.plugin.v1.OperateRequest
-	(*Event)(nil),          // 5: exed.plugin.v1.Event
-	(*TaskInfo)(nil),       // 6: exed.plugin.v1.TaskInfo
-	(*RunRequest)(nil),     // 7: exed.plugin.v1.RunRequest
-	nil,                    // 8: exed.plugin.v1.Config.ValuesEntry
+	(*CancelRequest)(nil),  // 5: exed.plugin.v1.CancelRequest
+	(*Event)(nil),          // 6: exed.plugin.v1.Event
+	(*OperationList)(nil),  // 7: exed.plugin.v1.OperationList
+	(*TaskInfo)(nil),       // 8: exed.plugin.v1.TaskInfo
+	(*RunRequest)(nil),     // 9: exed.plugin.v1.RunRequest
+	nil,                    // 10: exed.plugin.v1.Config.ValuesEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	8, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
-	1, // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
-	2, // 2: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
-	4, // 3: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
-	0, // 4: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
-	1, // 5: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0, // 6: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	7, // 7: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	0, // 8: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	3, // 9: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	5, // 10: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0, // 11: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0, // 12: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	6, // 13: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	5, // 14: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	8, // [8:15] is the sub-list for method output_type
-	1, // [1:8] is the sub-list for method input_type
-	1, // [1:1] is the sub-list for extension type_name
-	1, // [1:1] is the sub-list for extension extendee
-	0, // [0:1] is the sub-list for field type_name
+	10, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
+	1,  // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 2: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
+	2,  // 3: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
+	4,  // 4: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
+	4,  // 5: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
+	0,  // 6: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
+	5,  // 7: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	1,  // 8: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 9: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	9,  // 10: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	5,  // 11: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	0,  // 12: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	7,  // 13: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
+	3,  // 14: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0,  // 15: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	6,  // 16: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	0,  // 17: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0,  // 18: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
+	0,  // 19: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	8,  // 20: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	6,  // 21: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	0,  // 22: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
+	12, // [12:23] is the sub-list for method output_type
+	1,  // [1:12] is the sub-list for method input_type
+	1,  // [1:1] is the sub-list for extension type_name
+	1,  // [1:1] is the sub-list for extension extendee
+	0,  // [0:1] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -617,7 +767,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   9,
+			NumMessages:   11,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -24,10 +24,13 @@ import (
 const _ = grpc.SupportPackageIsVersion9
 
 const (
-	Executor_Configure_FullMethodName = "/exed.plugin.v1.Executor/Configure"
-	Executor_Match_FullMethodName     = "/exed.plugin.v1.Executor/Match"
-	Executor_Operate_FullMethodName   = "/exed.plugin.v1.Executor/Operate"
-	Executor_Health_FullMethodName    = "/exed.plugin.v1.Executor/Health"
+	Executor_Configure_FullMethodName       = "/exed.plugin.v1.Executor/Configure"
+	Executor_Operations_FullMethodName      = "/exed.plugin.v1.Executor/Operations"
+	Executor_Match_FullMethodName           = "/exed.plugin.v1.Executor/Match"
+	Executor_ValidateRequest_FullMethodName = "/exed.plugin.v1.Executor/ValidateRequest"
+	Executor_Operate_FullMethodName         = "/exed.plugin.v1.Executor/Operate"
+	Executor_Health_FullMethodName          = "/exed.plugin.v1.Executor/Health"
+	Executor_Cancel_FullMethodName          = "/exed.plugin.v1.Executor/Cancel"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -35,11 +38,23 @@ const (
 // For semantics around ctx use and closing/ending streaming RPCs, please refer to https://pkg.go.dev/google.golang.org/grpc/?tab=doc#ClientConn.NewStream.
 type ExecutorClient interface {
 	Configure(ctx context.Context, in *Config, opts ...grpc.CallOption) (*Empty, error)
+	// Operations is asked after every Configure. A plugin built before it
+	// existed answers Unimplemented: it is taken to support every operation.
+	Operations(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OperationList, error)
 	Match(ctx context.Context, in *MatchRequest, opts ...grpc.CallOption) (*MatchResponse, error)
+	// ValidateRequest asks the executor whether it would refuse a request
+	// before exed stores or runs it (exe.RequestValidator): operate is any
+	// operation of the API, task included (args_json then holds
+	// exe.TaskArgs). An error refuses the request; a plugin built before
+	// this call answers Unimplemented, which exed takes as no objection.
+	ValidateRequest(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	Health(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
+	// Cancel interrupts a running Operate; an unknown id (it has ended) is
+	// no error.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type executorClient struct {
@@ -60,10 +75,30 @@ func (c *executorClient) Configure(ctx context.Context, in *Config, opts ...grpc
 	return out, nil
 }
 
+func (c *executorClient) Operations(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*OperationList, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(OperationList)
+	err := c.cc.Invoke(ctx, Executor_Operations_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 func (c *executorClient) Match(ctx context.Context, in *MatchRequest, opts ...grpc.CallOption) (*MatchResponse, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(MatchResponse)
 	err := c.cc.Invoke(ctx, Executor_Match_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+func (c *executorClient) ValidateRequest(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Executor_ValidateRequest_FullMethodName, in, out, cOpts...)
 	if err != nil {
 		return nil, err
 	}
@@ -99,16 +134,38 @@ func (c *executorClient) Health(ctx context.Context, in *Empty, opts ...grpc.Cal
 	return out, nil
 }
 
+func (c *executorClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Executor_Cancel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
 type ExecutorServer interface {
 	Configure(context.Context, *Config) (*Empty, error)
+	// Operations is asked after every Configure. A plugin built before it
+	// existed answers Unimplemented: it is taken to support every operation.
+	Operations(context.Context, *Empty) (*OperationList, error)
 	Match(context.Context, *MatchRequest) (*MatchResponse, error)
+	// ValidateRequest asks the executor whether it would refuse a request
+	// before exed stores or runs it (exe.RequestValidator): operate is any
+	// operation of the API, task included (args_json then holds
+	// exe.TaskArgs). An error refuses the request; a plugin built before
+	// this call answers Unimplemented, which exed takes as no objection.
+	ValidateRequest(context.Context, *OperateRequest) (*Empty, error)
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error
 	Health(context.Context, *Empty) (*Empty, error)
+	// Cancel interrupts a running Operate; an unknown id (it has ended) is
+	// no error.
+	Cancel(context.Context, *CancelRequest) (*Empty, error)
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -122,14 +179,23 @@ type UnimplementedExecutorServer struct{}
 func (UnimplementedExecutorServer) Configure(context.Context, *Config) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Configure not implemented")
 }
+func (UnimplementedExecutorServer) Operations(context.Context, *Empty) (*OperationList, error) {
+	return nil, status.Error(codes.Unimplemented, "method Operations not implemented")
+}
 func (UnimplementedExecutorServer) Match(context.Context, *MatchRequest) (*MatchResponse, error) {
 	return nil, status.Error(codes.Unimplemented, "method Match not implemented")
+}
+func (UnimplementedExecutorServer) ValidateRequest(context.Context, *OperateRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method ValidateRequest not implemented")
 }
 func (UnimplementedExecutorServer) Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Operate not implemented")
 }
 func (UnimplementedExecutorServer) Health(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
+}
+func (UnimplementedExecutorServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -170,6 +236,24 @@ func _Executor_Configure_Handler(srv interface{}, ctx context.Context, dec func(
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_Operations_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Operations(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Operations_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Operations(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 func _Executor_Match_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(MatchRequest)
 	if err := dec(in); err != nil {
@@ -184,6 +268,24 @@ func _Executor_Match_Handler(srv interface{}, ctx context.Context, dec func(inte
 	}
 	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
 		return srv.(ExecutorServer).Match(ctx, req.(*MatchRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
+func _Executor_ValidateRequest_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(OperateRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).ValidateRequest(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_ValidateRequest_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).ValidateRequest(ctx, req.(*OperateRequest))
 	}
 	return interceptor(ctx, in, info, handler)
 }
@@ -217,6 +319,24 @@ func _Executor_Health_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Cancel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -229,12 +349,24 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			Handler:    _Executor_Configure_Handler,
 		},
 		{
+			MethodName: "Operations",
+			Handler:    _Executor_Operations_Handler,
+		},
+		{
 			MethodName: "Match",
 			Handler:    _Executor_Match_Handler,
 		},
 		{
+			MethodName: "ValidateRequest",
+			Handler:    _Executor_ValidateRequest_Handler,
+		},
+		{
 			MethodName: "Health",
 			Handler:    _Executor_Health_Handler,
+		},
+		{
+			MethodName: "Cancel",
+			Handler:    _Executor_Cancel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{
@@ -251,6 +383,7 @@ const (
 	Task_Configure_FullMethodName = "/exed.plugin.v1.Task/Configure"
 	Task_Info_FullMethodName      = "/exed.plugin.v1.Task/Info"
 	Task_Run_FullMethodName       = "/exed.plugin.v1.Task/Run"
+	Task_Cancel_FullMethodName    = "/exed.plugin.v1.Task/Cancel"
 )
 
 // TaskClient is the client API for Task service.
@@ -260,6 +393,8 @@ type TaskClient interface {
 	Configure(ctx context.Context, in *Config, opts ...grpc.CallOption) (*Empty, error)
 	Info(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*TaskInfo, error)
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
+	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
 }
 
 type taskClient struct {
@@ -309,6 +444,16 @@ func (c *taskClient) Run(ctx context.Context, in *RunRequest, opts ...grpc.CallO
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Task_RunClient = grpc.ServerStreamingClient[Event]
 
+func (c *taskClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(Empty)
+	err := c.cc.Invoke(ctx, Task_Cancel_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskServer is the server API for Task service.
 // All implementations must embed UnimplementedTaskServer
 // for forward compatibility.
@@ -316,6 +461,8 @@ type TaskServer interface {
 	Configure(context.Context, *Config) (*Empty, error)
 	Info(context.Context, *Empty) (*TaskInfo, error)
 	Run(*RunRequest, grpc.ServerStreamingServer[Event]) error
+	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
+	Cancel(context.Context, *CancelRequest) (*Empty, error)
 	mustEmbedUnimplementedTaskServer()
 }
 
@@ -334,6 +481,9 @@ func (UnimplementedTaskServer) Info(context.Context, *Empty) (*TaskInfo, error) 
 }
 func (UnimplementedTaskServer) Run(*RunRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Run not implemented")
+}
+func (UnimplementedTaskServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
+	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
 }
 func (UnimplementedTaskServer) mustEmbedUnimplementedTaskServer() {}
 func (UnimplementedTaskServer) testEmbeddedByValue()              {}
@@ -403,6 +553,24 @@ func _Task_Run_Handler(srv interface{}, stream grpc.ServerStream) error {
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Task_RunServer = grpc.ServerStreamingServer[Event]
 
+func _Task_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(CancelRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskServer).Cancel(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Task_Cancel_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskServer).Cancel(ctx, req.(*CancelRequest))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Task_ServiceDesc is the grpc.ServiceDesc for Task service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -417,6 +585,10 @@ var Task_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Info",
 			Handler:    _Task_Info_Handler,
+		},
+		{
+			MethodName: "Cancel",
+			Handler:    _Task_Cancel_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

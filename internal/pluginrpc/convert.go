@@ -25,7 +25,11 @@ type Configurer interface {
 	Configure(ctx context.Context, config map[string]string) error
 }
 
+// eventToPB converts an event for the wire. Its strings are made valid
+// UTF-8 first: proto3 refuses to marshal any other string, and the error
+// would end the whole operation, every host's result with it.
 func eventToPB(ev exe.Event) (*pluginpb.Event, error) {
+	ev = ev.ToValidUTF8()
 	out := &pluginpb.Event{Host: ev.Host, Status: int32(ev.Status), Name: ev.Name, Msg: ev.Msg, Truncated: ev.Truncated}
 	var err error
 	if ev.Facts != nil {
@@ -65,26 +69,29 @@ func eventFromPB(in *pluginpb.Event) (exe.Event, error) {
 // errorDomain marks the ErrorInfo details that carry an exe error kind.
 const errorDomain = "exed"
 
-// toStatus turns an implementation's error into a gRPC status error.
+// toStatus turns an implementation's error into a gRPC status error. The
+// message is made valid UTF-8: it may quote what a host printed, and a
+// status whose message is not cannot carry its error kind.
 func toStatus(err error) error {
 	if err == nil {
 		return nil
 	}
+	msg := exe.ToValidUTF8(err.Error())
 	switch {
 	case errors.Is(err, context.Canceled):
-		return status.Error(codes.Canceled, err.Error())
+		return status.Error(codes.Canceled, msg)
 	case errors.Is(err, context.DeadlineExceeded):
-		return status.Error(codes.DeadlineExceeded, err.Error())
+		return status.Error(codes.DeadlineExceeded, msg)
 	}
 	// The kind crosses as an ErrorInfo reason (exe.ErrorKinds), so that a
 	// plugin's errors.Is(err, exe.ErrInvalid) is still true on the host.
 	if kind, ok := exe.KindOf(err); ok {
-		st, derr := status.New(codes.Unknown, err.Error()).WithDetails(&errdetails.ErrorInfo{Reason: kind.Reason, Domain: errorDomain})
+		st, derr := status.New(codes.Unknown, msg).WithDetails(&errdetails.ErrorInfo{Reason: kind.Reason, Domain: errorDomain})
 		if derr == nil {
 			return st.Err()
 		}
 	}
-	return status.Error(codes.Unknown, err.Error())
+	return status.Error(codes.Unknown, msg)
 }
 
 // TransportError is a failure of the connection to the plugin rather than
@@ -96,6 +103,10 @@ type TransportError struct {
 }
 
 func (e *TransportError) Error() string { return "plugin connection: " + e.Msg }
+
+// PublicMessage is what clients see (exe.PublicMessage): gRPC's own text
+// names sockets and transport details, which go to the log only.
+func (e *TransportError) PublicMessage() string { return "plugin connection lost" }
 
 // Is makes a transport failure an exe.ErrUnavailable.
 func (e *TransportError) Is(target error) bool { return target == exe.ErrUnavailable }
@@ -112,10 +123,12 @@ func fromStatus(ctx context.Context, err error) error {
 	if !ok {
 		return err
 	}
+	// A plugin built without this package's conversions may send any bytes.
+	msg := exe.ToValidUTF8(st.Message())
 	for _, d := range st.Details() {
 		if info, ok := d.(*errdetails.ErrorInfo); ok && info.Domain == errorDomain {
 			if kind, ok := exe.KindByReason(info.Reason); ok {
-				return exe.Errorf(kind.Err, "%s", st.Message())
+				return exe.Errorf(kind.Err, "%s", msg)
 			}
 		}
 	}
@@ -125,7 +138,7 @@ func fromStatus(ctx context.Context, err error) error {
 	case codes.DeadlineExceeded:
 		return context.DeadlineExceeded
 	case codes.Unavailable, codes.Internal:
-		return &TransportError{Code: st.Code(), Msg: st.Message()}
+		return &TransportError{Code: st.Code(), Msg: msg}
 	}
-	return errors.New(st.Message())
+	return errors.New(msg)
 }

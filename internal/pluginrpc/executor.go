@@ -9,6 +9,8 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // ExecutorServer serves an exe.Executor over gRPC, in the plugin process
@@ -16,6 +18,8 @@ import (
 type ExecutorServer struct {
 	pluginpb.UnimplementedExecutorServer
 	Impl exe.Executor
+
+	ops running
 }
 
 // Configure passes the config section to the implementation if it takes one.
@@ -28,12 +32,30 @@ func (s *ExecutorServer) Configure(ctx context.Context, cfg *pluginpb.Config) (*
 	return &pluginpb.Empty{}, nil
 }
 
+// Operations lists what the implementation performs (exe.Capabilities).
+func (s *ExecutorServer) Operations(context.Context, *pluginpb.Empty) (*pluginpb.OperationList, error) {
+	out := &pluginpb.OperationList{}
+	for _, op := range exe.ExecutorOperations {
+		if exe.Supports(s.Impl, op) {
+			out.Operates = append(out.Operates, string(op))
+		}
+	}
+	return out, nil
+}
+
 func (s *ExecutorServer) Match(ctx context.Context, req *pluginpb.MatchRequest) (*pluginpb.MatchResponse, error) {
 	hosts, err := s.Impl.Match(ctx, req.GetPattern())
 	if err != nil {
 		return nil, toStatus(err)
 	}
-	return &pluginpb.MatchResponse{Hosts: hosts}, nil
+	// An inventory may name hosts in another encoding; a name that is not
+	// UTF-8 cannot be sent, and would fail every match. The list may be
+	// the implementation's own: it is copied, not changed.
+	valid := make([]string, len(hosts))
+	for i, h := range hosts {
+		valid[i] = exe.ToValidUTF8(h)
+	}
+	return &pluginpb.MatchResponse{Hosts: valid}, nil
 }
 
 func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Empty, error) {
@@ -45,35 +67,85 @@ func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*plugin
 	return &pluginpb.Empty{}, nil
 }
 
-// Operate runs one operation and streams each event as it is emitted. The
-// stream's context is the operation's: a cancel on the host cancels it.
-func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+// requestFromPB decodes an OperateRequest; tasks are requests only for
+// ValidateRequest, since executors do not run them.
+func requestFromPB(req *pluginpb.OperateRequest, task bool) (exe.Request, error) {
 	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
 	var args any
-	switch r.Operate {
-	case exe.OpService:
+	switch {
+	case r.Operate == exe.OpService:
 		args = &r.Service
-	case exe.OpExecute:
+	case r.Operate == exe.OpExecute:
 		args = &r.Execute
-	case exe.OpDeploy:
+	case r.Operate == exe.OpDeploy:
 		args = &r.Deploy
-	case exe.OpPing, exe.OpFacter:
+	case r.Operate == exe.OpTask && task:
+		args = &r.Task
+	case r.Operate == exe.OpPing, r.Operate == exe.OpFacter:
 	default:
-		return toStatus(exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate))
+		return r, exe.Errorf(exe.ErrNotSupported, "executor plugins do not run %q", r.Operate)
 	}
 	if args != nil {
 		if err := json.Unmarshal(req.GetArgsJson(), args); err != nil {
-			return toStatus(exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err))
+			return r, exe.Errorf(exe.ErrInvalid, "%s arguments: %v", r.Operate, err)
 		}
 	}
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	send := &sender{send: stream.Send, cancel: cancel}
-	err := exe.Perform(ctx, s.Impl, nil, r, send.emit)
+	return r, nil
+}
+
+// requestToPB encodes a request's operation, hosts and arguments.
+func requestToPB(op exe.Operate, hosts []string, args any) (*pluginpb.OperateRequest, error) {
+	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
+	if args != nil {
+		b, err := json.Marshal(args)
+		if err != nil {
+			return nil, err
+		}
+		req.ArgsJson = b
+	}
+	return req, nil
+}
+
+// ValidateRequest asks the implementation, if it is an
+// exe.RequestValidator, whether it would refuse the request.
+func (s *ExecutorServer) ValidateRequest(ctx context.Context, req *pluginpb.OperateRequest) (*pluginpb.Empty, error) {
+	v, ok := s.Impl.(exe.RequestValidator)
+	if !ok {
+		return &pluginpb.Empty{}, nil
+	}
+	r, err := requestFromPB(req, true)
+	if err != nil {
+		return nil, toStatus(err)
+	}
+	if err := v.ValidateRequest(ctx, r); err != nil {
+		return nil, toStatus(err)
+	}
+	return &pluginpb.Empty{}, nil
+}
+
+// Operate runs one operation and streams each event as it is emitted. The
+// operation's context ends with the stream's (the host went away) or with
+// a Cancel of its ID, after which the stream carries the events of the
+// interruption.
+func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+	r, err := requestFromPB(req, false)
+	if err != nil {
+		return toStatus(err)
+	}
+	ctx, cancel, done := s.ops.start(stream.Context(), req.GetId())
+	defer done()
+	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
+	err = exe.Perform(ctx, s.Impl, nil, r, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
 	}
 	return toStatus(err)
+}
+
+// Cancel interrupts the operation req names, if it still runs.
+func (s *ExecutorServer) Cancel(_ context.Context, req *pluginpb.CancelRequest) (*pluginpb.Empty, error) {
+	s.ops.cancel(req)
+	return &pluginpb.Empty{}, nil
 }
 
 // sender serialises emits onto a stream: executors emit from one goroutine
@@ -81,7 +153,7 @@ func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.E
 // emit after the operation returned is dropped.
 type sender struct {
 	send   func(*pluginpb.Event) error
-	cancel context.CancelFunc
+	cancel func()
 
 	mu     sync.Mutex
 	err    error
@@ -117,12 +189,32 @@ type ExecutorClient struct {
 	RPC pluginpb.ExecutorClient
 }
 
-var _ exe.Executor = (*ExecutorClient)(nil)
+var (
+	_ exe.Executor         = (*ExecutorClient)(nil)
+	_ exe.RequestValidator = (*ExecutorClient)(nil)
+)
 
 // Configure sends the plugin its config section.
 func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) error {
 	_, err := c.RPC.Configure(ctx, &pluginpb.Config{Values: cfg})
 	return fromStatus(ctx, err)
+}
+
+// Operations asks which operations the plugin performs. A plugin built
+// before the question existed performs every operation it was asked to.
+func (c *ExecutorClient) Operations(ctx context.Context) (exe.Only, error) {
+	res, err := c.RPC.Operations(ctx, &pluginpb.Empty{})
+	if status.Code(err) == codes.Unimplemented {
+		return append(exe.Only(nil), exe.ExecutorOperations...), nil
+	}
+	if err != nil {
+		return nil, fromStatus(ctx, err)
+	}
+	ops := exe.Only{}
+	for _, op := range res.GetOperates() {
+		ops = append(ops, exe.Operate(op))
+	}
+	return ops, nil
 }
 
 func (c *ExecutorClient) Match(ctx context.Context, pattern string) ([]string, error) {
@@ -162,20 +254,44 @@ func (c *ExecutorClient) Deploy(ctx context.Context, hosts []string, args exe.De
 	return c.operate(ctx, exe.OpDeploy, hosts, args, emit)
 }
 
-func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
-	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
-	if args != nil {
-		b, err := json.Marshal(args)
-		if err != nil {
-			return err
-		}
-		req.ArgsJson = b
+// ValidateRequest implements exe.RequestValidator. A plugin built before
+// the call existed answers Unimplemented: it has no objections.
+func (c *ExecutorClient) ValidateRequest(ctx context.Context, r exe.Request) error {
+	var args any
+	switch r.Operate {
+	case exe.OpService:
+		args = r.Service
+	case exe.OpExecute:
+		args = r.Execute
+	case exe.OpDeploy:
+		args = r.Deploy
+	case exe.OpTask:
+		args = r.Task
 	}
-	stream, err := c.RPC.Operate(ctx, req)
+	req, err := requestToPB(r.Operate, r.Targets, args)
 	if err != nil {
-		return fromStatus(ctx, err)
+		return err
 	}
-	return receive(ctx, stream.Recv, emit)
+	_, err = c.RPC.ValidateRequest(ctx, req)
+	if status.Code(err) == codes.Unimplemented {
+		return nil
+	}
+	return fromStatus(ctx, err)
+}
+
+func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
+	req, err := requestToPB(op, hosts, args)
+	if err != nil {
+		return err
+	}
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (func() (*pluginpb.Event, error), error) {
+		req.Id = id
+		stream, err := c.RPC.Operate(sctx, req)
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv, nil
+	}, emit)
 }
 
 // receive delivers a stream's events to emit as they arrive.

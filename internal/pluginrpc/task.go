@@ -17,6 +17,8 @@ type TaskServer struct {
 	pluginpb.UnimplementedTaskServer
 	Impl   exe.Task
 	Broker *plugin.GRPCBroker
+
+	runs running
 }
 
 // Configure passes the config section to the implementation if it takes one.
@@ -38,7 +40,7 @@ func (s *TaskServer) Info(ctx context.Context, _ *pluginpb.Empty) (*pluginpb.Tas
 	if err != nil {
 		return nil, toStatus(fmt.Errorf("task options schema: %w", err))
 	}
-	return &pluginpb.TaskInfo{Type: info.Type, Description: info.Description, OptionsJson: opts}, nil
+	return &pluginpb.TaskInfo{Type: exe.ToValidUTF8(info.Type), Description: exe.ToValidUTF8(info.Description), OptionsJson: opts}, nil
 }
 
 // Run dials the host's executor on the broker and runs the task with it,
@@ -53,14 +55,21 @@ func (s *TaskServer) Run(req *pluginpb.RunRequest, stream pluginpb.Task_RunServe
 		return toStatus(fmt.Errorf("reach the server's executor: %w", err))
 	}
 	defer conn.Close()
-	ctx, cancel := context.WithCancel(stream.Context())
-	defer cancel()
-	send := &sender{send: stream.Send, cancel: cancel}
+	ctx, cancel, done := s.runs.start(stream.Context(), req.GetId())
+	defer done()
+	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
 	err = s.Impl.Run(ctx, &ExecutorClient{RPC: pluginpb.NewExecutorClient(conn)}, req.GetHosts(), args, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
 	}
 	return toStatus(err)
+}
+
+// Cancel interrupts the run req names, if it still runs: the task's
+// context ends, and so do the executor calls it makes with it.
+func (s *TaskServer) Cancel(_ context.Context, req *pluginpb.CancelRequest) (*pluginpb.Empty, error) {
+	s.runs.cancel(req)
+	return &pluginpb.Empty{}, nil
 }
 
 // TaskClient is an exe.Task run by a TaskServer in a plugin process.
@@ -119,9 +128,11 @@ func (c *TaskClient) Run(ctx context.Context, exec exe.Executor, hosts []string,
 		}
 		<-served
 	}()
-	stream, err := c.RPC.Run(ctx, &pluginpb.RunRequest{Executor: id, Hosts: hosts, ArgsJson: b})
-	if err != nil {
-		return fromStatus(ctx, err)
-	}
-	return receive(ctx, stream.Recv, emit)
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, runID string) (func() (*pluginpb.Event, error), error) {
+		stream, err := c.RPC.Run(sctx, &pluginpb.RunRequest{Executor: id, Hosts: hosts, ArgsJson: b, Id: runID})
+		if err != nil {
+			return nil, err
+		}
+		return stream.Recv, nil
+	}, emit)
 }

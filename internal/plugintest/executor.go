@@ -2,12 +2,15 @@ package plugintest
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
 	"github.com/hashicorp/go-hclog"
@@ -20,14 +23,27 @@ import (
 //	stream N  emits N events per host, numbered in Extra["n"]
 //	gate F    emits one event, reads the named pipe F (so waits for the
 //	          test to write it), emits a second
-//	block     emits one event, then waits for cancellation and records
-//	          it as the file "cancelled" in [testexec] marker_dir
+//	block     emits one event named "started", then waits for
+//	          cancellation, records it as the file "cancelled" in
+//	          [testexec] marker_dir, and emits a last event named
+//	          "stopped" whose msg is the cancel's cause
+//	linger D  emits one event, waits for cancellation, then goes on
+//	          working for the duration D (as an executor ends its
+//	          commands) and records that it finished as the file
+//	          "lingered" in marker_dir
 //	crash     emits one event, then exits with status 3
+//	print H   emits one event per host whose every string (name, msg,
+//	          stdout, stderr, facts and extra keys and values) is the
+//	          bytes of hex string H, as a host's output may be
 //
 //	fail      returns an error
+//	error H   returns an ErrInvalid error whose message is the bytes of H
 //	say X     writes X to stderr and Logger, and returns
+//	refuse X  is refused by ValidateRequest (exe.RequestValidator) with
+//	          the message "cmd: refused: X"; Execute runs it as any other
 //
-// A config key "fail" makes Configure refuse.
+// Match("hex:H") returns one host named by the bytes of H. A config key
+// "fail" makes Configure refuse.
 type Executor struct {
 	Logger    hclog.Logger
 	markerDir string
@@ -48,6 +64,13 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 	if pattern == "all" {
 		return hosts, nil
 	}
+	if h, ok := strings.CutPrefix(pattern, "hex:"); ok {
+		b, err := hex.DecodeString(h)
+		if err != nil {
+			return nil, exe.Errorf(exe.ErrInvalid, "pattern: %v", err)
+		}
+		return []string{string(b)}, nil
+	}
 	if strings.HasPrefix(pattern, "~") {
 		return nil, exe.Errorf(exe.ErrInvalid, "pattern: regexes are not supported here")
 	}
@@ -61,6 +84,14 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// ValidateRequest implements exe.RequestValidator.
+func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
+	if arg, ok := strings.CutPrefix(req.Execute.Cmd, "refuse "); ok && req.Operate == exe.OpExecute {
+		return exe.Errorf(exe.ErrInvalid, "cmd: refused: %s", arg)
+	}
+	return nil
 }
 
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {
@@ -113,11 +144,34 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		if x.markerDir != "" {
 			_ = os.WriteFile(filepath.Join(x.markerDir, "cancelled"), []byte(ctx.Err().Error()), 0o644)
 		}
+		emit(exe.Event{Host: hs[0], Status: exe.Failed, Name: "stopped", Msg: context.Cause(ctx).Error()})
 		return ctx.Err()
+	case "linger":
+		d, err := time.ParseDuration(arg)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "linger: %v", err)
+		}
+		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+		<-ctx.Done()
+		time.Sleep(d) // the work a cancel still has to do
+		return os.WriteFile(filepath.Join(x.markerDir, "lingered"), []byte(arg), 0o644)
 	case "crash":
 		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "last words"})
 		fmt.Fprintln(os.Stderr, "testexec: crashing on request")
 		os.Exit(3)
+	case "print":
+		b, err := hex.DecodeString(arg)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "print: %v", err)
+		}
+		out := string(b)
+		for _, h := range hs {
+			emit(exe.Event{Host: h, Status: exe.Changed, Name: out, Msg: out,
+				Exec:  &exe.ExecResult{Stdout: out, Stderr: out},
+				Facts: map[string]any{out: out, "nested": map[string]any{"list": []any{out}, out: []string{out}}},
+				Extra: map[string]any{"x-" + out: out}})
+		}
+		return nil
 	case "say":
 		fmt.Fprintln(os.Stderr, "stderr: "+arg)
 		if x.Logger != nil {
@@ -125,6 +179,12 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		}
 		emit(exe.Event{Host: hs[0], Status: exe.Changed})
 		return nil
+	case "error":
+		b, err := hex.DecodeString(arg)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "error: %v", err)
+		}
+		return exe.Errorf(exe.ErrInvalid, "%s", b)
 	case "fail":
 		return errors.New("testexec: failed on request")
 	}
@@ -132,4 +192,45 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
 	}
 	return nil
+}
+
+// NotUTF8 lists the strings of ev that are not valid UTF-8: host, name,
+// msg, stdout, stderr, and the keys and string values of Facts and Extra
+// at any depth. Tests of what carries a host's output expect none.
+func NotUTF8(ev exe.Event) []string {
+	strs := []string{ev.Host, ev.Name, ev.Msg}
+	if ev.Exec != nil {
+		strs = append(strs, ev.Exec.Stdout, ev.Exec.Stderr)
+	}
+	var walk func(v any)
+	walk = func(v any) {
+		switch v := v.(type) {
+		case string:
+			strs = append(strs, v)
+		case map[string]any:
+			for k, x := range v {
+				strs = append(strs, k)
+				walk(x)
+			}
+		case map[string]string:
+			for k, x := range v {
+				strs = append(strs, k, x)
+			}
+		case []any:
+			for _, x := range v {
+				walk(x)
+			}
+		case []string:
+			strs = append(strs, v...)
+		}
+	}
+	walk(ev.Facts)
+	walk(ev.Extra)
+	var bad []string
+	for _, s := range strs {
+		if !utf8.ValidString(s) {
+			bad = append(bad, s)
+		}
+	}
+	return bad
 }

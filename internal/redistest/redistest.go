@@ -1,5 +1,6 @@
 // Package redistest runs a real redis-server for tests: on a free
-// 127.0.0.1 port, persisting nothing, stopped (by PID) when the test ends.
+// 127.0.0.1 port, persisting nothing unless asked, stopped (by PID) when
+// the test ends.
 package redistest
 
 import (
@@ -9,6 +10,7 @@ import (
 	"os/exec"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -20,15 +22,30 @@ type Server struct {
 	Addr string // 127.0.0.1:port
 	URL  string // redis://127.0.0.1:port/0
 
-	bin string
-	mu  sync.Mutex
-	cmd *exec.Cmd
-	out chan struct{}
+	bin  string
+	dir  string
+	opts Options
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	out  chan struct{}
+}
+
+// Options change how the server runs.
+type Options struct {
+	// AppendOnly turns AOF on, every write synced before its reply: a
+	// Restart keeps every job, as a production Redis with AOF does.
+	AppendOnly bool
 }
 
 // Start starts redis-server; the test fails (or skips, without
 // EXE_REQUIRE_INTEGRATION=1) when it is not installed.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	testenv.Need(t, err == nil, "redis-server (Debian package redis-server)")
@@ -38,7 +55,7 @@ func Start(t testing.TB) *Server {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	s := &Server{Addr: addr, URL: "redis://" + addr + "/0", bin: bin}
+	s := &Server{Addr: addr, URL: "redis://" + addr + "/0", bin: bin, dir: t.TempDir(), opts: opts}
 	s.start(t)
 	t.Cleanup(s.Stop)
 	return s
@@ -47,8 +64,12 @@ func Start(t testing.TB) *Server {
 func (s *Server) start(t testing.TB) {
 	t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	cmd := exec.Command(s.bin, "--port", port, "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-		"--dir", t.TempDir(), "--loglevel", "warning")
+	aof := []string{"--appendonly", "no"}
+	if s.opts.AppendOnly {
+		aof = []string{"--appendonly", "yes", "--appendfsync", "always"}
+	}
+	args := append([]string{"--port", port, "--bind", "127.0.0.1", "--save", "", "--dir", s.dir, "--loglevel", "warning"}, aof...)
+	cmd := exec.Command(s.bin, args...)
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -108,8 +129,37 @@ func ping(addr string) bool {
 	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
-// Stop kills the server (the one this Server started, by PID); its data is
-// gone, as after a restart of a Redis without persistence.
+// Pause stops the server's process (SIGSTOP, by PID): connections stay
+// open and the kernel still accepts new ones and buffers what clients
+// send, but nothing is answered until Resume, as in a Redis stalled by a
+// fork, a slow disk or a VM pause. Its clock runs on meanwhile: keys
+// expire by it.
+func (s *Server) Pause(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGSTOP)
+}
+
+// Resume continues a paused server (SIGCONT).
+func (s *Server) Resume(t testing.TB) {
+	t.Helper()
+	s.signal(t, syscall.SIGCONT)
+}
+
+func (s *Server) signal(t testing.TB, sig syscall.Signal) {
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		t.Fatalf("redis-server is not running: cannot send %v", sig)
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		t.Fatalf("signal redis-server: %v", err)
+	}
+}
+
+// Stop kills the server (the one this Server started, by PID); unless
+// it runs with AppendOnly its data is gone, as after a restart of a Redis
+// without persistence.
 func (s *Server) Stop() {
 	s.mu.Lock()
 	cmd, exited := s.cmd, s.out
@@ -122,7 +172,8 @@ func (s *Server) Stop() {
 	<-exited
 }
 
-// Restart stops the server and starts a new, empty one on the same port.
+// Restart stops the server and starts a new one on the same port: empty,
+// or with every write of the old one with AppendOnly.
 func (s *Server) Restart(t testing.TB) {
 	t.Helper()
 	s.Stop()

@@ -1,7 +1,9 @@
 // Package memory is an in-process exe.JobStore: the embedded default, and the
 // store tests use. It is safe for concurrent use and bounds its memory: a
-// finished job is kept for a retention period, and at most MaxJobs jobs are
-// kept at once (the oldest finished ones make room for new ones).
+// finished job is kept for a retention period, at most MaxJobs jobs are
+// kept at once, and the jobs kept hold at most MaxBytes of events (the
+// first finished make room for new ones). It keeps nothing on disk: every
+// job, running or finished, is lost when the process ends.
 package memory
 
 import (
@@ -27,6 +29,21 @@ type Options struct {
 	// job is dropped; when every job is running, Create fails with
 	// exe.ErrBusy. Zero: DefaultMaxJobs.
 	MaxJobs int
+	// MaxBytes caps the bytes the kept jobs hold: their events (output,
+	// messages, facts) and requests, estimated as the heap they occupy
+	// (see Store.Bytes). Counting jobs alone does not bound memory: one
+	// job of many hosts with large output holds tens of megabytes.
+	//
+	// When an Append or a Create takes the total past MaxBytes, finished
+	// jobs are dropped, the first to finish first, until it fits. A
+	// running job is never dropped and its events are never refused, so
+	// that no result of a command that ran is lost: running jobs may hold
+	// more than MaxBytes between them, and while they do (with no finished
+	// job left to drop) Create fails with exe.ErrBusy.
+	//
+	// Zero: DefaultMaxBytes(), an eighth of the machine's memory; negative:
+	// no byte budget.
+	MaxBytes int64
 	// Now is the clock; nil: time.Now.
 	Now func() time.Time
 }
@@ -40,19 +57,27 @@ type Store struct {
 	order []string          // jids in creation order, oldest first; may hold deleted ones
 	ended []expiry          // finished jobs in finishing order, so in expiry order
 	locks map[string]string // host -> jid of the running mutex job holding it
+	bytes int64             // sum of the kept entries' bytes
+	gen   uint64            // last entry generation handed out
 }
 
 type entry struct {
 	job     exe.Job // ReturnData always nil here
 	events  []exe.Event
 	expires time.Time // zero while running
+	bytes   int64     // estimated heap held by job and events
+	gen     uint64    // tells this entry from an earlier one of the same jid
 	// changed is closed and replaced on every append and on finish, waking
 	// followers.
 	changed chan struct{}
 }
 
+// expiry is a finished job in ended. It names its entry by jid and
+// generation, not by pointer, so that a job dropped early (Delete, the
+// budgets) is not kept alive by its place in the queue.
 type expiry struct {
 	jid string
+	gen uint64
 	at  time.Time
 }
 
@@ -66,6 +91,9 @@ func New(opts Options) *Store {
 	if opts.MaxJobs <= 0 {
 		opts.MaxJobs = DefaultMaxJobs
 	}
+	if opts.MaxBytes == 0 {
+		opts.MaxBytes = DefaultMaxBytes()
+	}
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
@@ -76,15 +104,56 @@ func New(opts Options) *Store {
 func (s *Store) sweep(now time.Time) {
 	i := 0
 	for ; i < len(s.ended) && !s.ended[i].at.After(now); i++ {
-		s.drop(s.ended[i].jid)
+		s.dropEnded(s.ended[i])
 	}
 	if i > 0 {
 		s.ended = append(s.ended[:0], s.ended[i:]...)
 	}
 }
 
+// dropEnded drops the finished job x names, if it is still that entry.
+// Callers hold mu.
+func (s *Store) dropEnded(x expiry) bool {
+	if e, ok := s.jobs[x.jid]; ok && e.gen == x.gen {
+		s.drop(x.jid)
+		return true
+	}
+	return false
+}
+
+// dropOldestFinished drops the first job to have finished among those
+// kept; false when no finished job is left. Callers hold mu.
+func (s *Store) dropOldestFinished() bool {
+	for len(s.ended) > 0 {
+		x := s.ended[0]
+		s.ended = s.ended[1:]
+		if s.dropEnded(x) {
+			return true
+		}
+	}
+	return false
+}
+
+// fitBytes drops finished jobs, the first to finish first, until the kept
+// jobs plus extra bytes fit the byte budget or no finished job is left;
+// it reports whether they fit. Callers hold mu.
+func (s *Store) fitBytes(extra int64) bool {
+	if s.opts.MaxBytes < 0 {
+		return true
+	}
+	for s.bytes+extra > s.opts.MaxBytes {
+		if !s.dropOldestFinished() {
+			return false
+		}
+	}
+	return true
+}
+
 // drop removes a job; its jid stays in order until compaction. Callers hold mu.
 func (s *Store) drop(jid string) {
+	if e, ok := s.jobs[jid]; ok {
+		s.bytes -= e.bytes
+	}
 	delete(s.jobs, jid)
 	if len(s.order) > 64 && len(s.order) > 2*len(s.jobs) {
 		kept := s.order[:0]
@@ -126,11 +195,14 @@ func (s *Store) Create(_ context.Context, job *exe.Job) error {
 		}
 	}
 	for len(s.jobs) >= s.opts.MaxJobs {
-		if len(s.ended) == 0 {
+		if !s.dropOldestFinished() {
 			return exe.Errorf(exe.ErrBusy, "job table full: %d jobs are running", len(s.jobs))
 		}
-		s.drop(s.ended[0].jid)
-		s.ended = s.ended[1:]
+	}
+	size := requestBytes(job)
+	if !s.fitBytes(size) {
+		return exe.Errorf(exe.ErrBusy, "job store full: running jobs hold %s of output, over its budget of %s",
+			byteSize(s.bytes), byteSize(s.opts.MaxBytes))
 	}
 	if job.Operate.Mutex() {
 		for _, h := range job.Targets {
@@ -143,7 +215,9 @@ func (s *Store) Create(_ context.Context, job *exe.Job) error {
 	stored.Error = ""
 	stored.ReturnData = nil
 	stored.Targets = append([]string(nil), job.Targets...)
-	s.jobs[job.JID] = &entry{job: stored, changed: make(chan struct{})}
+	s.gen++
+	s.jobs[job.JID] = &entry{job: stored, changed: make(chan struct{}), bytes: size, gen: s.gen}
+	s.bytes += size
 	s.order = append(s.order, job.JID)
 	return nil
 }
@@ -191,10 +265,17 @@ func (s *Store) Append(_ context.Context, jid string, events ...exe.Event) error
 	if e.job.Finished() {
 		return exe.ErrFinished
 	}
+	var added int64
 	for _, ev := range events {
 		ev.Seq = int64(len(e.events) + 1)
 		e.events = append(e.events, ev)
+		added += eventBytes(ev)
 	}
+	e.bytes += added
+	s.bytes += added
+	// A running job's events are kept whatever the budget says; finished
+	// jobs make room for them.
+	s.fitBytes(0)
 	close(e.changed)
 	e.changed = make(chan struct{})
 	return nil
@@ -217,7 +298,7 @@ func (s *Store) Finish(_ context.Context, jid string, state exe.JobState, msg st
 	now := s.opts.Now()
 	e.job.State, e.job.Error, e.job.EndAt = state, msg, now.Unix()
 	e.expires = now.Add(s.opts.Retention)
-	s.ended = append(s.ended, expiry{jid: jid, at: e.expires})
+	s.ended = append(s.ended, expiry{jid: jid, gen: e.gen, at: e.expires})
 	for _, h := range e.job.Targets {
 		if s.locks[h] == jid {
 			delete(s.locks, h)
@@ -282,6 +363,18 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 		}
 	}
 }
+
+// Bytes returns the estimated heap the kept jobs hold: every string's
+// bytes and a fixed overhead per event, job and value, the quantity
+// Options.MaxBytes bounds.
+func (s *Store) Bytes() int64 {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.bytes
+}
+
+// MaxBytes returns the byte budget in effect (negative: none).
+func (s *Store) MaxBytes() int64 { return s.opts.MaxBytes }
 
 // Close does nothing: the store lives as long as the process.
 func (s *Store) Close() error { return nil }

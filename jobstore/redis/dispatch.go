@@ -19,9 +19,19 @@ import (
 // group is the consumer group every worker reads the queue through.
 const group = "workers"
 
+// DefaultLease is WorkerOptions.Lease when it is zero.
+const DefaultLease = 10 * time.Second
+
 // Dispatcher is the API side of Redis dispatch: it queues jobs on the
 // queue stream and broadcasts cancels. It runs nothing itself.
 type Dispatcher struct {
+	// WorkerTimeout is how long no worker may have been seen before Health
+	// reports the dispatch degraded (queued jobs wait until a worker
+	// starts); zero: 10s, the default lease. Workers are seen every
+	// quarter lease, so the lease time is a good value. Set it before
+	// use.
+	WorkerTimeout time.Duration
+
 	rdb goredis.UniversalClient
 	s   *Store
 }
@@ -47,14 +57,47 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 	return d.s.create(ctx, job, d.s.key("queue"))
 }
 
-// Cancel implements exe.Dispatcher: whichever worker runs the job stops it.
+// Cancel implements exe.Dispatcher: whichever worker runs the job stops
+// it. A job no worker has started, or whose worker's lease has lapsed, is
+// exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
+// stops at its first event, or when its lease is found gone once the job
+// has ended.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
-	return unavailable(ctx, d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err())
+	if err := d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err(); err != nil {
+		return unavailable(ctx, err)
+	}
+	pipe := d.rdb.Pipeline()
+	worker := pipe.HExists(ctx, d.s.jobKey(jid), "worker")
+	leased := pipe.Exists(ctx, d.s.leaseKey(jid))
+	if _, err := pipe.Exec(ctx); err != nil {
+		return unavailable(ctx, err)
+	}
+	if !worker.Val() || leased.Val() == 0 {
+		return exe.ErrNotRunning
+	}
+	return nil
 }
 
-// Health implements exe.HealthChecker.
+// Health implements exe.HealthChecker: exe.ErrUnavailable when Redis does
+// not answer, exe.ErrDegraded when no worker has been seen for
+// WorkerTimeout.
 func (d *Dispatcher) Health(ctx context.Context) error {
-	return unavailable(ctx, d.rdb.Ping(ctx).Err())
+	ago, err := lastSeenScript.Run(ctx, d.rdb, []string{d.s.key("workers")}).Int64()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	timeout := d.WorkerTimeout
+	if timeout <= 0 {
+		timeout = DefaultLease
+	}
+	switch {
+	case ago < 0:
+		return exe.Errorf(exe.ErrDegraded, "no worker has been seen yet: queued jobs wait until one starts")
+	case time.Duration(ago)*time.Millisecond > timeout:
+		return exe.Errorf(exe.ErrDegraded, "no worker has been seen for %s: queued jobs wait until one starts",
+			(time.Duration(ago) * time.Millisecond).Round(time.Second))
+	}
+	return nil
 }
 
 // JobRunner runs stored jobs; *exe.Runner is one. A runner that also has
@@ -75,12 +118,18 @@ type WorkerOptions struct {
 	// Concurrency is how many jobs it runs at once; default 4.
 	Concurrency int
 	// Lease is how long a job stays leased without a heartbeat; a worker
-	// renews it every Lease/3. A job whose lease lapses fails with "worker
-	// lost" within about Lease plus RecoverEvery. Default 10s.
+	// renews it every Lease/3, and after a failed renewal every Lease/10
+	// until Redis answers. A job whose lease lapses fails with LostMessage
+	// within about Lease plus RecoverEvery (see Recoverer for when it
+	// waits longer). Default DefaultLease.
 	Lease time.Duration
 	// RecoverEvery is how often the worker looks for lapsed leases of
-	// other workers; default Lease/2.
+	// other workers, and notes itself as seen; default (and at most)
+	// Lease/4.
 	RecoverEvery time.Duration
+	// LostMessage is the error a job of this worker's gets when its lease
+	// lapses (the worker died); default "worker lost" (exe.ErrWorkerLost).
+	LostMessage string
 	// ClaimIdle is how long a queued message may stay read-but-not-started
 	// (its reader died) before another worker claims it; default 30s.
 	ClaimIdle time.Duration
@@ -101,6 +150,13 @@ type Worker struct {
 	mu      sync.Mutex
 	running map[string]context.CancelCauseFunc
 	wg      sync.WaitGroup
+
+	hurryOnce sync.Once
+	hurry     chan struct{} // closed by Hurry
+	// life ends when Run returns: leases are renewed until a job's run
+	// returns, or until then.
+	life    context.Context
+	endLife context.CancelFunc
 }
 
 // NewWorker returns a worker that runs jobs of s with runner.
@@ -115,10 +171,13 @@ func NewWorker(rdb goredis.UniversalClient, s *Store, runner JobRunner, opts Wor
 		opts.Concurrency = 4
 	}
 	if opts.Lease <= 0 {
-		opts.Lease = 10 * time.Second
+		opts.Lease = DefaultLease
 	}
-	if opts.RecoverEvery <= 0 {
-		opts.RecoverEvery = opts.Lease / 2
+	if opts.RecoverEvery <= 0 || opts.RecoverEvery > opts.Lease/4 {
+		opts.RecoverEvery = opts.Lease / 4
+	}
+	if opts.LostMessage == "" {
+		opts.LostMessage = exe.ErrWorkerLost.Error()
 	}
 	if opts.ClaimIdle <= 0 {
 		opts.ClaimIdle = 30 * time.Second
@@ -129,8 +188,14 @@ func NewWorker(rdb goredis.UniversalClient, s *Store, runner JobRunner, opts Wor
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, running: map[string]context.CancelCauseFunc{}}
+	life, endLife := context.WithCancel(context.Background())
+	return &Worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, running: map[string]context.CancelCauseFunc{},
+		hurry: make(chan struct{}), life: life, endLife: endLife}
 }
+
+// Hurry ends the grace period of a Run that is shutting down (or will):
+// its running jobs are cancelled at once.
+func (w *Worker) Hurry() { w.hurryOnce.Do(func() { close(w.hurry) }) }
 
 // Name is the worker's name in the consumer group.
 func (w *Worker) Name() string { return w.opts.Name }
@@ -140,10 +205,13 @@ func (w *Worker) Name() string { return w.opts.Name }
 // "server shutdown") and returns once they have ended. Redis outages are
 // retried with backoff.
 func (w *Worker) Run(ctx context.Context) error {
+	defer w.endLife()
 	jobCtx, stopJobs := context.WithCancelCause(context.Background())
 	defer stopJobs(nil)
 	var loops sync.WaitGroup
-	for _, loop := range []func(context.Context, context.Context){w.readLoop, w.claimLoop, w.recoverLoop, w.cancelLoop} {
+	rec := NewRecoverer(w.rdb, w.s, RecovererOptions{Lease: w.opts.Lease, Every: w.opts.RecoverEvery, Worker: w.opts.Name, Logger: w.log})
+	for _, loop := range []func(context.Context, context.Context){w.readLoop, w.claimLoop, w.cancelLoop,
+		func(ctx, _ context.Context) { rec.Run(ctx) }} {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx, jobCtx) }()
 	}
@@ -153,12 +221,17 @@ func (w *Worker) Run(ctx context.Context) error {
 	go func() { w.wg.Wait(); close(done) }()
 	select {
 	case <-done:
+	case <-w.hurry:
 	case <-time.After(w.opts.Grace):
+	}
+	select {
+	case <-done:
+	default:
 		w.log.Warn("grace period over: cancelling running jobs")
 		stopJobs(exe.ErrShutdown)
 		select {
 		case <-done:
-		case <-time.After(5 * time.Second):
+		case <-time.After(10 * time.Second): // as dispatch/local's afterGrace
 			// An executor that ignores cancellation: fail its jobs here
 			// rather than leave them Running behind a dead worker.
 			w.mu.Lock()
@@ -170,6 +243,10 @@ func (w *Worker) Run(ctx context.Context) error {
 			w.mu.Unlock()
 		}
 	}
+	// No longer a worker that takes jobs: health checks should know.
+	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	_ = w.rdb.ZRem(rctx, w.s.key("workers"), w.opts.Name).Err()
 	return nil
 }
 
@@ -227,7 +304,7 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 		// there are none does the worker block on the queue, and then
 		// starts what it reads one by one (handle).
 		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started"), w.s.key("taken", w.opts.Name)},
-			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token()).Slice()
+			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token(), w.opts.LostMessage).Slice()
 		if err == nil && len(taken) > 0 {
 			failures = 0
 			for ; free > len(taken)/2; free-- {
@@ -300,26 +377,6 @@ func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
 	})
 }
 
-// recoverLoop fails the jobs whose worker's lease lapsed: "worker lost".
-func (w *Worker) recoverLoop(ctx, _ context.Context) {
-	every(ctx, w.opts.RecoverEvery, func() bool {
-		jids, err := w.rdb.SMembers(ctx, w.s.key("started")).Result()
-		if err != nil {
-			return true
-		}
-		for _, jid := range jids {
-			err := w.s.finish(ctx, jid, exe.JobFailure, exe.ErrWorkerLost.Error(), true)
-			switch {
-			case err == nil:
-				w.log.Warn("job failed: its worker's lease lapsed", "jid", jid)
-			case errors.Is(err, exe.ErrNotFound):
-				w.rdb.SRem(ctx, w.s.key("started"), jid)
-			}
-		}
-		return true
-	})
-}
-
 // cancelLoop stops the jobs this worker runs when the API cancels them.
 func (w *Worker) cancelLoop(ctx, _ context.Context) {
 	sub := w.rdb.Subscribe(ctx, w.s.key("cancel"))
@@ -350,7 +407,7 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 	// and acknowledged): a job is never delivered again after this, so it
 	// runs at most once.
 	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started"), w.s.key("queue")},
-		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID).Result()
+		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID, w.opts.LostMessage).Result()
 	if err != nil {
 		// Left pending: another worker claims it after ClaimIdle.
 		w.log.Warn("could not start a job; it stays queued", "jid", jid, "error", err)
@@ -382,8 +439,14 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 		delete(w.running, jid)
 		w.mu.Unlock()
 	}()
+	// The lease is renewed until the run returns, not until its context
+	// ends: a cancelled job is still this worker's while its executor
+	// reports the hosts the cancel interrupted and the Runner stores
+	// them.
+	hbCtx, hbStop := context.WithCancel(w.life)
+	defer hbStop()
 	hbDone := make(chan struct{})
-	go w.heartbeat(runCtx, jid, cancel, hbDone)
+	go w.heartbeat(hbCtx, jid, cancel, hbDone)
 	w.log.Debug("running job", "jid", jid)
 	run := func() error { return w.runner.Run(runCtx, jid) }
 	if r, ok := w.runner.(jobRunner); ok {
@@ -395,23 +458,51 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 	if err := run(); err != nil {
 		w.log.Error("job run", "jid", jid, "error", err)
 	}
-	cancel(nil)
+	hbStop()
 	<-hbDone
 }
 
-// heartbeat renews the job's lease until the run ends; a lease found
-// taken or gone means the job was failed as lost: stop running it.
+// heartbeat renews the job's lease until the run ends. While Redis does
+// not answer it tries again every Lease/10, and takes the lease again if
+// it lapsed meanwhile while the job still runs as this worker's. A lease
+// found taken, or a job found ended, means the job was cancelled or
+// failed as lost: stop running it.
 func (w *Worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
 	defer close(done)
-	every(ctx, w.opts.Lease/3, func() bool {
-		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
-		if err == nil && held == 0 {
-			w.log.Warn("lost the lease of a running job; stopping it", "jid", jid)
-			cancel(exe.ErrWorkerLost)
-			return false
+	every, retry := w.opts.Lease/3, w.opts.Lease/10
+	t := time.NewTimer(every)
+	defer t.Stop()
+	failing := false
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
 		}
-		return true
-	})
+		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid), w.s.jobKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
+		switch {
+		case err != nil:
+			if ctx.Err() != nil {
+				return
+			}
+			if !failing {
+				w.log.Warn("could not renew the lease of a running job; retrying", "jid", jid, "error", err)
+			}
+			failing = true
+			t.Reset(retry)
+			continue
+		case held == 0:
+			w.log.Warn("the job is no longer this worker's (cancelled, or failed as lost); stopping it", "jid", jid)
+			cancel(exe.ErrWorkerLost)
+			return
+		case held == 2:
+			w.log.Warn("took the lease of a running job again after it lapsed", "jid", jid)
+		case failing:
+			w.log.Info("renewed the lease of a running job again", "jid", jid)
+		}
+		failing = false
+		t.Reset(every)
+	}
 }
 
 // every calls fn every d until ctx ends or fn returns false.

@@ -17,6 +17,7 @@ import (
 // cluster is an API-side engine and a way to start workers, on one Redis.
 type cluster struct {
 	t      *testing.T
+	srv    *redistest.Server
 	rdb    *goredis.Client
 	store  *exeredis.Store
 	engine *exe.Engine
@@ -29,12 +30,17 @@ func newCluster(t *testing.T) *cluster {
 	x := &plugintest.Executor{}
 	eng, err := exe.NewEngine(exe.Config{Store: s, Dispatcher: exeredis.NewDispatcher(rdb, s), Executor: x})
 	require.NoError(t, err)
-	return &cluster{t: t, rdb: rdb, store: s, engine: eng, prefix: prefix}
+	return &cluster{t: t, srv: srv, rdb: rdb, store: s, engine: eng, prefix: prefix}
 }
 
 // worker starts a worker; stop ends it (as on SIGTERM) and waits.
 func (c *cluster) worker(opts exeredis.WorkerOptions) (stop func()) {
-	runner := &exe.Runner{Store: c.store, Executor: &plugintest.Executor{}}
+	return c.workerWith(&plugintest.Executor{}, opts)
+}
+
+// workerWith is worker with executor x.
+func (c *cluster) workerWith(x exe.Executor, opts exeredis.WorkerOptions) (stop func()) {
+	runner := &exe.Runner{Store: c.store, Executor: x}
 	if opts.Lease == 0 {
 		opts.Lease = 600 * time.Millisecond
 	}
@@ -94,23 +100,38 @@ func TestWorkersRunQueuedJobs(t *testing.T) {
 	assert.Zero(t, n, "queue entries left behind")
 }
 
+// ghost starts a worker that takes jobs and never finishes them, on its
+// own connection to Redis through a proxy; cut (the proxy's Blackhole)
+// makes it a worker that no longer answers: its leases lapse.
+func (c *cluster) ghost(opts exeredis.WorkerOptions) (cut func()) {
+	proxy := redistest.NewLossyProxy(c.t, c.srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, DialTimeout: 100 * time.Millisecond,
+		ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
+	c.t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: c.prefix})
+	opts.Name, opts.Grace = "ghost", time.Millisecond
+	w := exeredis.NewWorker(rdb, s, blockingRunner{}, opts)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { _ = w.Run(ctx); close(done) }()
+	// Restore resets the stalled connections, so its Redis calls end.
+	c.t.Cleanup(func() { cancel(); proxy.Restore(); <-done })
+	return proxy.Blackhole
+}
+
 func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err)
-	// A worker that started the job and died: it read the message, took a
-	// short lease and never renewed it.
-	ghost := exeredis.NewWorker(c.rdb, c.store, blockingRunner{}, exeredis.WorkerOptions{Name: "ghost", Lease: 300 * time.Millisecond, Grace: time.Millisecond})
-	gctx, kill := context.WithCancel(ctx)
-	go func() { _ = ghost.Run(gctx) }()
+	// A worker that started the job and died: it took the job and its
+	// lease, then stopped answering.
+	cut := c.ghost(exeredis.WorkerOptions{Lease: 300 * time.Millisecond})
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
-	// Stopping it cancels the job's context, which ends its heartbeat;
-	// the runner hangs on like a process that no longer answers.
-	kill()
+	cut()
 
 	c.worker(exeredis.WorkerOptions{RecoverEvery: 100 * time.Millisecond})
 	job := c.wait(jid)
@@ -122,10 +143,52 @@ func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	assert.NotEqual(t, jid, jid2)
 }
 
-// blockingRunner starts jobs and never finishes them.
+// TestLeaseHeldWhileACancelledJobEnds: a cancelled job is still its
+// worker's while its executor reports what the cancel interrupted, for
+// longer than a lease: it is not failed as lost meanwhile, and ends
+// "cancelled" with that report.
+func TestLeaseHeldWhileACancelledJobEnds(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	lease := 300 * time.Millisecond
+	c.workerWith(&lingerExecutor{linger: 3 * lease}, exeredis.WorkerOptions{Lease: lease})
+	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "linger"}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool {
+		j, err := c.store.Get(ctx, jid, true)
+		return err == nil && len(j.ReturnData["a"]) > 0
+	}, 10*time.Second, 5*time.Millisecond, "the job starts")
+	job, err := c.engine.Cancel(ctx, jid)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "cancelled", job.Error)
+	full, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	evs := full.ReturnData["a"]
+	require.Len(t, evs, 2)
+	assert.Equal(t, "interrupted", evs[1].Msg)
+}
+
+// lingerExecutor's execute runs until cancelled, then takes its time
+// (linger) to report its host as interrupted, as a plugin stopping a
+// remote command does.
+type lingerExecutor struct {
+	plugintest.Executor
+	linger time.Duration
+}
+
+func (x *lingerExecutor) Execute(ctx context.Context, hs []string, _ exe.ExecuteArgs, emit exe.Emit) error {
+	emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+	<-ctx.Done()
+	time.Sleep(x.linger) // stopping the command
+	emit(exe.Event{Host: hs[0], Status: exe.Failed, Msg: "interrupted"})
+	return ctx.Err()
+}
+
+// blockingRunner starts jobs and finishes them only when cancelled.
 type blockingRunner struct{}
 
-func (blockingRunner) Run(context.Context, string) error { select {} }
+func (blockingRunner) Run(ctx context.Context, _ string) error { <-ctx.Done(); return nil }
 
 func TestReadButNotStartedIsClaimed(t *testing.T) {
 	c := newCluster(t)

@@ -36,18 +36,28 @@ if KEYS[4] ~= '' then redis.call('XADD', KEYS[4], '*', 'jid', ARGV[1]) end
 return {'ok'}
 `)
 
-// appendScript adds events to a Running job's stream, in order. Each call
-// carries a token, kept as the job's last append: the same token again is
-// the call retried by the client after its reply was lost, and adds
-// nothing.
-// KEYS: job, events. ARGV: token, host, event JSON, host, event JSON, ...
+// appendScript adds events to a Running job's stream, in order. A call
+// with a base (the number of events the job had before the first one, as
+// its writer numbers them) skips the events the stream already holds: the
+// call retried after its reply was lost, or after a timeout that Redis
+// outlived, stores each event once. A call without one (base -1) carries
+// a token instead, kept as the job's last append: the same token again is
+// the call retried by the client, and adds nothing.
+// KEYS: job, events. ARGV: token, base or -1, host, event JSON, host,
+// event JSON, ...
 var appendScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
-if redis.call('HGET', KEYS[1], 'appended') == ARGV[1] then return 'ok' end
-redis.call('HSET', KEYS[1], 'appended', ARGV[1])
-for i = 2, #ARGV, 2 do
+local first = 3
+if ARGV[2] == '-1' then
+	if redis.call('HGET', KEYS[1], 'appended') == ARGV[1] then return 'ok' end
+	redis.call('HSET', KEYS[1], 'appended', ARGV[1])
+else
+	local have = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[2])
+	if have > 0 then first = first + 2 * have end
+end
+for i = first, #ARGV, 2 do
 	redis.call('XADD', KEYS[2], '*', 'h', ARGV[i], 'e', ARGV[i + 1])
 end
 return 'ok'
@@ -55,18 +65,29 @@ return 'ok'
 
 // finishScript ends a Running job: outcome, end time, locks released, an
 // end marker on its stream (followers stop there), and every key of the job
-// set to expire after the retention period. With a lease key given, it
-// finishes only if that lease has lapsed (the worker-lost check).
+// set to expire after the retention period. Guarded, it is the lost-lease
+// recovery: it finishes the job only if its lease has lapsed, and only if
+// Redis runs it within max age ms of the Redis time at which the caller
+// saw the lease lapsed (a call held up by an outage decides nothing), and
+// with the message its holder left in the job's "lost" field, if any.
 // The end marker carries the outcome, so a follower needs no further read.
 // KEYS: job, events, expiry (zset), started (set), lease, jobs (zset).
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
-// finish only if the lease lapsed (or an empty string).
+// finish only if the lease lapsed (or an empty string), checked at (Redis
+// ms), max age ms.
 var finishScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
-if ARGV[7] == 'guard' and redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', ARGV[2], 'endat', ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local msg = ARGV[2]
+if ARGV[7] == 'guard' then
+	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
+	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
+	msg = redis.call('HGET', KEYS[1], 'lost') or msg
+end
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3])
 local locks = redis.call('HGET', KEYS[1], 'locks')
 if locks then
 	for h in string.gmatch(locks, '[^\n]+') do
@@ -74,12 +95,10 @@ if locks then
 		if redis.call('GET', k) == ARGV[6] then redis.call('DEL', k) end
 	end
 end
-redis.call('XADD', KEYS[2], '*', 'end', '1', 'state', ARGV[1], 'error', ARGV[2], 'endat', ARGV[3])
+redis.call('XADD', KEYS[2], '*', 'end', '1', 'state', ARGV[1], 'error', msg, 'endat', ARGV[3])
 redis.call('DEL', KEYS[5])
 redis.call('PEXPIRE', KEYS[1], ARGV[4])
 redis.call('PEXPIRE', KEYS[2], ARGV[4])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 redis.call('ZADD', KEYS[3], now + tonumber(ARGV[4]), ARGV[6])
 redis.call('SREM', KEYS[4], ARGV[6])
 -- Each finish also drops up to two expired jobs from the lists, so they
@@ -124,9 +143,10 @@ return 'ok'
 // again once the job started, and the queue holds only waiting jobs. So
 // a job found started by this same worker is this call again, retried by
 // the client after its reply was lost: it returns the job as the first
-// call did.
+// call did. The job keeps the error recovery gives it if the worker's
+// lease lapses ("lost").
 // KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
-// group, message id.
+// group, message id, lost message.
 var startScript = goredis.NewScript(`
 redis.call('XACK', KEYS[4], ARGV[4], ARGV[5])
 redis.call('XDEL', KEYS[4], ARGV[5])
@@ -136,18 +156,62 @@ if st ~= '1' then return 'finished' end
 local by = redis.call('HGET', KEYS[1], 'worker')
 if by == ARGV[1] then return redis.call('HGETALL', KEYS[1]) end
 if by then return 'started' end
-redis.call('HSET', KEYS[1], 'worker', ARGV[1])
+redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'lost', ARGV[6])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return redis.call('HGETALL', KEYS[1])
 `)
 
-// renewScript extends a lease its holder still holds. KEYS: lease.
-// ARGV: worker, lease ms.
+// renewScript extends a lease its holder still holds. A lease that lapsed
+// while its job still runs, started by this holder, is taken again: the
+// holder could not reach Redis for a while (an outage), and nobody failed
+// the job meanwhile (see Recoverer for why nobody did). It returns 1 when
+// renewed, 2 when taken again, 0 when the job is no longer the holder's
+// (finished, failed as lost, gone).
+// KEYS: lease, job. ARGV: worker, lease ms.
 var renewScript = goredis.NewScript(`
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-redis.call('PEXPIRE', KEYS[1], ARGV[2])
-return 1
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+	redis.call('PEXPIRE', KEYS[1], ARGV[2])
+	return 1
+end
+if holder then return 0 end
+if redis.call('HGET', KEYS[2], 'state') == '1' and redis.call('HGET', KEYS[2], 'worker') == ARGV[1] then
+	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+	return 2
+end
+return 0
+`)
+
+// lapsedScript is a recovery round's look: it returns Redis's time (ms),
+// then the running jobs whose lease has lapsed. With a worker name, it
+// also notes that worker as seen now (the workers set, which health
+// checks read), and forgets workers not seen for a day.
+// KEYS: started (set), workers (zset). ARGV: key prefix, worker or "".
+var lapsedScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if ARGV[2] ~= '' then
+	redis.call('ZADD', KEYS[2], now, ARGV[2])
+	redis.call('ZREMRANGEBYSCORE', KEYS[2], '-inf', now - 86400000)
+end
+local out = {now}
+for _, jid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+	if redis.call('EXISTS', ARGV[1] .. 'lease:' .. jid) == 0 then
+		table.insert(out, jid)
+	end
+end
+return out
+`)
+
+// lastSeenScript returns how long ago (ms) the most recently seen worker
+// was seen, or -1 when none ever was. KEYS: workers (zset).
+var lastSeenScript = goredis.NewScript(`
+local last = redis.call('ZREVRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #last == 0 then return -1 end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+return now - tonumber(last[2])
 `)
 
 // takeScript reads up to count waiting jobs for a worker and starts each
@@ -158,7 +222,7 @@ return 1
 // this call, retried by the client after its reply was lost, and gets the
 // same jobs rather than new ones.
 // KEYS: queue, started, taken. ARGV: group, worker, count, lease ms, key
-// prefix, token. It returns jid, job hash, jid, job hash, ...
+// prefix, token, lost message. It returns jid, job hash, jid, job hash, ...
 var takeScript = goredis.NewScript(`
 local out = {}
 local prev = redis.call('GET', KEYS[3])
@@ -186,7 +250,7 @@ for _, m in ipairs(res[1][2]) do
 	if jid then
 		local job = ARGV[5] .. 'job:' .. jid
 		if redis.call('HGET', job, 'state') == '1' and redis.call('HEXISTS', job, 'worker') == 0 then
-			redis.call('HSET', job, 'worker', ARGV[2])
+			redis.call('HSET', job, 'worker', ARGV[2], 'lost', ARGV[7])
 			redis.call('SET', ARGV[5] .. 'lease:' .. jid, ARGV[2], 'PX', ARGV[4])
 			redis.call('SADD', KEYS[2], jid)
 			table.insert(out, jid)

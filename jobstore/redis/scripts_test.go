@@ -26,7 +26,7 @@ func queue(t *testing.T, s *Store) string {
 func take(t *testing.T, s *Store, worker, token string, count int) []string {
 	t.Helper()
 	res, err := takeScript.Run(context.Background(), s.rdb, []string{s.key("queue"), s.key("started"), s.key("taken", worker)},
-		group, worker, count, 10000, s.opts.Prefix, token).Slice()
+		group, worker, count, 10000, s.opts.Prefix, token, "worker lost").Slice()
 	require.NoError(t, err)
 	var jids []string
 	for i := 0; i < len(res); i += 2 {
@@ -58,7 +58,7 @@ func TestStartRetriedGetsTheJob(t *testing.T) {
 	id := msgs[0].Messages[0].ID
 	start := func(worker string) any {
 		res, err := startScript.Run(ctx, s.rdb, []string{s.jobKey(jid), s.leaseKey(jid), s.key("started"), s.key("queue")},
-			worker, 10000, jid, group, id).Result()
+			worker, 10000, jid, group, id, "worker lost").Result()
 		require.NoError(t, err)
 		return res
 	}

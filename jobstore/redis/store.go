@@ -5,9 +5,11 @@
 // Keys, all under Options.Prefix (default "exe:"):
 //
 //	job:{jid}     hash: req (the job as JSON), state, error, startat,
-//	              endat, locks (targets locked, one per line), worker,
-//	              created and appended (tokens of the create and of the
-//	              last append, to recognise calls the client retried)
+//	              endat, locks (targets locked, one per line), worker
+//	              (which runs it), lost (its error if that worker's
+//	              lease lapses), created and appended (tokens of the
+//	              create and of the last append, to recognise calls the
+//	              client retried)
 //	events:{jid}  stream: one entry per event (h = host, e = event JSON),
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
@@ -20,6 +22,9 @@
 //	              entry is deleted when a worker takes its job
 //	lease:{jid}   the worker running the job; expires unless renewed
 //	started       set of running jobs a worker has started
+//	workers       sorted set: every worker by when it was last seen
+//	              (Redis ms), for health checks; a day without a sign
+//	              forgets it
 //	taken:{name}  the jobs a worker took by its last take, for a retry of
 //	              that call; expires after the lease time
 //	cancel        pub/sub channel of cancelled jids
@@ -29,6 +34,13 @@
 // A finished job's keys expire after Options.Retention. Redis restarted
 // without persistence loses every job, event, lock and queued job:
 // followers and workers see them vanish (not found) and carry on.
+//
+// A Redis that does not answer for a while (a restart with AOF, a stall,
+// a network cut) loses nothing: an exe.Runner keeps a job's events and
+// outcome and writes them, each once, when Redis is back; workers keep
+// their leases (see Recoverer for the rule that decides when a lapsed
+// lease means a lost worker); follows wait and read on
+// (Options.FollowOutage).
 package redis
 
 import (
@@ -51,6 +63,8 @@ import (
 const (
 	DefaultPrefix    = "exe:"
 	DefaultRetention = 7 * 24 * time.Hour
+	// DefaultFollowOutage outlasts a Redis restart or failover.
+	DefaultFollowOutage = time.Minute
 )
 
 // Options configure a Store.
@@ -64,6 +78,9 @@ type Options struct {
 	// how often a follow that saw nothing new checks that its job still
 	// exists; default 500ms.
 	PollInterval time.Duration
+	// FollowOutage is how long a follow waits for Redis to answer again
+	// before it ends with exe.ErrUnavailable; default DefaultFollowOutage.
+	FollowOutage time.Duration
 }
 
 // Store is the Redis exe.JobStore.
@@ -93,6 +110,9 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 500 * time.Millisecond
 	}
+	if opts.FollowOutage <= 0 {
+		opts.FollowOutage = DefaultFollowOutage
+	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	return &Store{rdb: rdb, opts: opts, id: hex.EncodeToString(b) + ":"}
@@ -106,7 +126,9 @@ func (s *Store) eventsKey(jid string) string {
 func (s *Store) leaseKey(jid string) string { return s.key("lease", jid) }
 
 // unavailable reports a Redis failure as exe.ErrUnavailable, so the API
-// answers 503 with a message rather than an internal error.
+// answers 503 with a message rather than an internal error. Its public
+// text says what kind of failure it was; the error itself (an address, a
+// server's reply) is kept as the cause, for the log.
 func unavailable(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
@@ -114,7 +136,14 @@ func unavailable(ctx context.Context, err error) error {
 	if ctx.Err() != nil {
 		return ctx.Err()
 	}
-	return exe.Errorf(exe.ErrUnavailable, "job store: redis: %v", err)
+	var reply goredis.Error
+	if errors.As(err, &reply) {
+		// Redis's own refusal (LOADING, OOM, READONLY, ...): its code
+		// word says why and names nothing internal.
+		code, _, _ := strings.Cut(reply.Error(), " ")
+		return exe.WithCause(exe.ErrUnavailable, err, "job store: redis refused the command (%s)", code)
+	}
+	return exe.WithCause(exe.ErrUnavailable, err, "job store: redis is not reachable")
 }
 
 // Create implements exe.JobStore.
@@ -242,14 +271,24 @@ func (s *Store) List(ctx context.Context) ([]string, error) {
 }
 
 // Append implements exe.JobStore: one script call for all events, so a
-// batch costs one round trip.
+// batch costs one round trip. Events numbered by their writer (Seq set,
+// consecutive from the first) are positions: those the stream already
+// holds are skipped, so a batch sent again after a failure whose outcome
+// was unknown is stored once.
 func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) error {
 	if len(events) == 0 {
 		return nil
 	}
-	args := make([]any, 0, 1+2*len(events))
-	args = append(args, s.token())
+	base := int64(-1)
+	if seq := events[0].Seq; seq > 0 && events[len(events)-1].Seq == seq+int64(len(events))-1 {
+		base = seq - 1
+	}
+	args := make([]any, 0, 2+2*len(events))
+	args = append(args, s.token(), base)
 	for _, ev := range events {
+		// What is stored is read back as text. JSON would mend invalid
+		// bytes itself, but the host is a stream field outside it.
+		ev = ev.ToValidUTF8()
 		b, err := json.Marshal(ev)
 		if err != nil {
 			return err
@@ -277,29 +316,44 @@ func statusErr(res string) error {
 
 // Finish implements exe.JobStore.
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
-	return s.finish(ctx, jid, state, msg, false)
-}
-
-// finish ends the job; with onlyIfLapsed, only when its lease has lapsed.
-func (s *Store) finish(ctx context.Context, jid string, state exe.JobState, msg string, onlyIfLapsed bool) error {
-	guard := ""
-	if onlyIfLapsed {
-		guard = "guard"
-	}
-	res, err := finishScript.Run(ctx, s.rdb,
-		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid), s.key("jobs")},
-		int(state), msg, time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, guard).Text()
+	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
+		int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, "", 0, 0).Text()
 	if err != nil {
 		return unavailable(ctx, err)
-	}
-	if res == "leased" {
-		return errLeased
 	}
 	return statusErr(res)
 }
 
-// errLeased: the job's worker still holds its lease.
-var errLeased = errors.New("job is leased")
+func (s *Store) finishKeys(jid string) []string {
+	return []string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid), s.key("jobs")}
+}
+
+// failLapsed fails a job as lost (with the message its holder left, or
+// msg) if its lease has still lapsed and Redis runs this within maxAge of
+// checkedAt, the Redis time (ms) at which the lapse was seen: errLeased or
+// errStale otherwise.
+func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
+	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
+		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
+		"guard", checkedAt, maxAge.Milliseconds()).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	switch res {
+	case "leased":
+		return errLeased
+	case "stale":
+		return errStale
+	}
+	return statusErr(res)
+}
+
+var (
+	// errLeased: the job's holder still holds its lease.
+	errLeased = errors.New("job is leased")
+	// errStale: the call reached Redis too late to act on what was seen.
+	errStale = errors.New("lapse seen too long ago")
+)
 
 // Delete implements exe.JobStore.
 func (s *Store) Delete(ctx context.Context, jid string) error {
@@ -314,46 +368,105 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 // Follow implements exe.JobStore. It reads the job and the events already
 // stored, then waits for the others on a hub shared with other follows
 // (see follow.go); entries are handed on by stream id, so there is no gap and
-// no duplicate between the stored events and the live ones.
+// no duplicate between the stored events and the live ones. While Redis
+// does not answer, it waits and reads on from the last entry handed to fn
+// once Redis is back, for up to Options.FollowOutage; a longer outage ends
+// it with exe.ErrUnavailable.
 func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
 	key := s.eventsKey(jid)
-	var hash *goredis.MapStringStringCmd
-	var page *goredis.XMessageSliceCmd
-	_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		hash = p.HGetAll(ctx, s.jobKey(jid))
-		page = p.XRangeN(ctx, key, "-", "+", pageSize)
-		return nil
-	})
-	job, err := jobFrom(ctx, jid, hash)
-	if err != nil {
-		return nil, err
+	out := outage{max: s.opts.FollowOutage}
+	var job *exe.Job
+	var msgs []goredis.XMessage
+	for {
+		var hash *goredis.MapStringStringCmd
+		var page *goredis.XMessageSliceCmd
+		_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			hash = p.HGetAll(ctx, s.jobKey(jid))
+			page = p.XRangeN(ctx, key, "-", "+", pageSize)
+			return nil
+		})
+		var err error
+		if job, err = jobFrom(ctx, jid, hash); err == nil {
+			msgs, err = page.Result()
+			err = unavailable(ctx, err)
+		}
+		if err == nil {
+			break
+		}
+		if !out.wait(ctx, err) {
+			return nil, err
+		}
 	}
 	f := follow{s: s, jid: jid, key: key, job: job, fn: fn}
-	msgs, err := page.Result()
+	// readOn reads the entries after the last one handed to fn.
+	readOn := func() ([]goredis.XMessage, error) {
+		msgs, err := s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
+		return msgs, unavailable(ctx, err)
+	}
+	var err error
 	for {
-		// Read the backlog page by page, then wait on a hub for the rest.
-		for {
-			if err != nil {
-				return nil, unavailable(ctx, err)
+		if err != nil {
+			if !out.wait(ctx, err) {
+				return nil, err
 			}
-			done, err := f.deliver(msgs)
-			if err != nil || done {
-				return f.result(done, err)
-			}
-			if len(msgs) < pageSize {
-				break
-			}
-			msgs, err = s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
+			msgs, err = readOn()
+			continue
 		}
-		done, err := f.wait(ctx)
-		if err != nil || done {
+		out.over()
+		done, derr := f.deliver(msgs)
+		if derr != nil || done {
+			return f.result(done, derr)
+		}
+		if len(msgs) == pageSize {
+			msgs, err = readOn() // more of the backlog
+			continue
+		}
+		// Caught up: wait on a hub for the rest.
+		done, err = f.wait(ctx)
+		if done || (err != nil && !errors.Is(err, exe.ErrUnavailable)) {
 			return f.result(done, err)
 		}
-		// Dropped by the hub for reading too slowly: read on from the
-		// last entry handed to fn.
-		msgs, err = s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
+		if err == nil {
+			// Dropped by the hub for reading too slowly: read on from
+			// the last entry handed to fn.
+			msgs, err = readOn()
+		}
 	}
 }
+
+// outage tracks a follow's wait for Redis to answer again.
+type outage struct {
+	max      time.Duration
+	since    time.Time // zero: Redis answers
+	failures int
+}
+
+// wait sleeps before the next try after err, and reports whether to try
+// again: only for an unavailable Redis, for up to max in all.
+func (o *outage) wait(ctx context.Context, err error) bool {
+	if !errors.Is(err, exe.ErrUnavailable) || ctx.Err() != nil {
+		return false
+	}
+	if o.since.IsZero() {
+		o.since = time.Now()
+	}
+	if time.Since(o.since) > o.max {
+		return false
+	}
+	d := min(50*time.Millisecond<<min(o.failures, 5), time.Second)
+	o.failures++
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// over notes that Redis answered.
+func (o *outage) over() { o.since, o.failures = time.Time{}, 0 }
 
 // follow is one Follow call's position.
 type follow struct {

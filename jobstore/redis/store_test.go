@@ -74,7 +74,8 @@ func TestRedisDownIsUnavailable(t *testing.T) {
 	srv.Stop()
 	_, err := s.List(ctx)
 	assert.ErrorIs(t, err, exe.ErrUnavailable)
-	assert.Contains(t, err.Error(), "job store: redis:")
+	assert.Equal(t, "job store: redis is not reachable", exe.PublicMessage(err), "its public text names no address")
+	assert.Contains(t, err.Error(), srv.Addr, "the log gets the cause")
 	assert.ErrorIs(t, s.Health(ctx), exe.ErrUnavailable)
 	srv.Restart(t)
 	require.Eventually(t, func() bool { return s.Health(ctx) == nil }, 10*time.Second, 10*time.Millisecond, "recovers by itself")
@@ -201,18 +202,76 @@ func TestFollowOfAVanishedJob(t *testing.T) {
 	}
 }
 
+// TestFollowWhenRedisStops: a follow waits for Redis for FollowOutage,
+// then ends with ErrUnavailable.
 func TestFollowWhenRedisStops(t *testing.T) {
 	srv := redistest.Start(t)
-	s, _, _ := newStore(t, srv)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "w:", FollowOutage: 500 * time.Millisecond})
 	jid := runningJob(t, s)
 	done := followLive(t, s, jid)
 	srv.Stop()
 	select {
 	case err := <-done:
 		assert.ErrorIs(t, err, exe.ErrUnavailable)
-	case <-time.After(10 * time.Second):
+		assert.Equal(t, "job store: redis is not reachable", exe.PublicMessage(err))
+	case <-time.After(20 * time.Second):
 		t.Fatal("the follow hangs on a stopped Redis")
 	}
+}
+
+// TestFollowResumesAfterAnOutage: Redis stops answering (paused, then
+// restarted with its AOF) while a follow waits; the follow waits too and
+// then hands on every event once, in order, to the end.
+func TestFollowResumesAfterAnOutage(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "f:", PollInterval: 100 * time.Millisecond})
+	ctx := context.Background()
+	jid := runningJob(t, s)
+	seen := make(chan string, 100)
+	ended := make(chan error, 1)
+	var final *exe.Job
+	go func() {
+		var err error
+		final, err = s.Follow(ctx, jid, func(ev exe.Event) error { seen <- ev.Msg; return nil })
+		ended <- err
+	}()
+	next := 0
+	appendAndSee := func() {
+		next++
+		msg := strconv.Itoa(next)
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Seq: int64(next), Status: exe.OK, Msg: msg}))
+		select {
+		case got := <-seen:
+			require.Equal(t, msg, got, "in order, none skipped, none twice")
+		case err := <-ended:
+			t.Fatalf("the follow ended: %v", err)
+		case <-time.After(20 * time.Second):
+			t.Fatal("the follow did not hand on event " + msg)
+		}
+	}
+	appendAndSee()
+	srv.Pause(t)
+	time.Sleep(2500 * time.Millisecond) // the outage: longer than the client's timeouts
+	srv.Resume(t)
+	appendAndSee()
+	srv.Stop()
+	time.Sleep(2 * time.Second) // the outage
+	srv.Restart(t)
+	appendAndSee()
+	appendAndSee()
+	require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	select {
+	case err := <-ended:
+		require.NoError(t, err)
+		assert.Equal(t, exe.JobDone, final.State)
+	case <-time.After(20 * time.Second):
+		t.Fatal("the follow did not end with its job")
+	}
+	assert.Empty(t, seen, "no event handed on twice")
 }
 
 // TestExpiredJobsLeaveTheListWithoutList: finishing jobs prunes expired

@@ -26,10 +26,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/procgroup"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -51,12 +53,20 @@ type Config struct {
 	Forks int
 	// Timeout bounds each operation; zero: none beyond the caller's.
 	Timeout time.Duration
+	// KillGrace is how long ansible's process group (ansible, its
+	// workers and ssh clients, and the commands of local-connection
+	// hosts) gets after SIGHUP before SIGTERM, and after SIGTERM before
+	// SIGKILL, when an operation is interrupted; zero: DefaultKillGrace.
+	KillGrace time.Duration
 	// OutputCap bounds each output field of an event; default 1 MiB.
 	OutputCap int
 	// Env is added to ansible's environment (KEY=value).
 	Env    []string
 	Logger hclog.Logger
 }
+
+// DefaultKillGrace is Config.KillGrace when it is zero.
+const DefaultKillGrace = 2 * time.Second
 
 // Executor implements exe.Executor with the Ansible CLIs.
 type Executor struct {
@@ -65,7 +75,10 @@ type Executor struct {
 	callbackDir string
 }
 
-var _ exe.Executor = (*Executor)(nil)
+var (
+	_ exe.Executor         = (*Executor)(nil)
+	_ exe.RequestValidator = (*Executor)(nil)
+)
 
 // New checks that ansible runs and that <playbooks>/_deploy.yml exists,
 // and installs the callback plugin in a private temporary directory
@@ -85,6 +98,9 @@ func New(cfg Config) (*Executor, error) {
 	}
 	if cfg.OutputCap <= 0 {
 		cfg.OutputCap = 1 << 20
+	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = DefaultKillGrace
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
@@ -134,7 +150,11 @@ var statuses = map[string]exe.OperateState{
 
 // run runs an ansible CLI with the callback plugin, in a session of its own
 // (no terminal: nothing can prompt), and calls fn with each JSON line as it
-// is printed. Cancelling ctx kills the whole process group.
+// is printed. When ctx ends, the whole process group is stopped
+// (procgroup.Stop), and fn gets an "interrupted" line for each host whose
+// task had started and not reported, so that the host still ends with an
+// event. Ansible has no means to stop what a task started on a remote
+// host; local-connection tasks are in the group and stop with it.
 func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(line)) error {
 	if x.cfg.Timeout > 0 {
 		var cancel context.CancelFunc
@@ -147,8 +167,19 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = x.cfg.Workdir
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	cmd.WaitDelay = 2 * time.Second
+	var stopping atomic.Bool
+	stopped := make(chan struct{})
+	cmd.Cancel = func() error {
+		stopping.Store(true)
+		go func() {
+			defer close(stopped)
+			procgroup.Stop(cmd.Process.Pid, x.cfg.KillGrace)
+		}()
+		return nil
+	}
+	// Past the escalation, pipes still held by a process outside the
+	// group are closed.
+	cmd.WaitDelay = 2*x.cfg.KillGrace + 2*time.Second
 	cmd.Env = append(os.Environ(),
 		"ANSIBLE_CALLBACK_PLUGINS="+x.callbackDir,
 		"ANSIBLE_STDOUT_CALLBACK=exe_events",
@@ -173,11 +204,18 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 32<<20)
 	results := 0
+	open := map[string]string{} // host -> its task that started and has not reported
 	for sc.Scan() {
 		var l line
 		if err := json.Unmarshal(sc.Bytes(), &l); err != nil || l.Event == "" {
 			x.log.Debug("ansible output", "line", truncate(sc.Text(), 500))
 			continue
+		}
+		switch {
+		case l.Event == "start":
+			open[l.Host] = l.Task
+		case l.Event == "result" && !l.Item:
+			delete(open, l.Host)
 		}
 		if l.Event == "result" {
 			results++
@@ -186,6 +224,17 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	}
 	err = cmd.Wait()
 	if ctx.Err() != nil {
+		if stopping.Load() {
+			<-stopped // bounded by the escalation: about twice KillGrace
+		}
+		hosts := make([]string, 0, len(open))
+		for h := range open {
+			hosts = append(hosts, h)
+		}
+		sort.Strings(hosts)
+		for _, h := range hosts {
+			fn(line{Event: "interrupted", Host: h, Task: open[h]})
+		}
 		return context.Cause(ctx)
 	}
 	var exit *exec.ExitError
@@ -203,12 +252,8 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	return err
 }
 
-func truncate(s string, n int) string {
-	if len(s) > n {
-		return s[:n]
-	}
-	return s
-}
+// truncate cuts s to at most n bytes, never inside a character.
+func truncate(s string, n int) string { return exe.TruncateUTF8(s, n) }
 
 func lastLines(s string, n int) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
@@ -299,6 +344,10 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 		cli = append(cli, "-e", "@"+f)
 	}
 	return x.run(ctx, "ansible", cli, func(l line) {
+		if l.Event == "interrupted" {
+			emit(interrupted(ctx, l.Host, ""))
+			return
+		}
 		if l.Event != "result" || l.Item {
 			return
 		}
@@ -308,6 +357,21 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 		}
 		emit(ev)
 	})
+}
+
+// interrupted is the event of a host whose task ctx's end interrupted:
+// FAILED with the reason. Ansible reports no partial output of a task.
+func interrupted(ctx context.Context, host, task string) exe.Event {
+	cause := context.Cause(ctx)
+	msg := cause.Error()
+	switch {
+	case errors.Is(cause, context.Canceled), errors.Is(cause, exe.ErrCancelled):
+		msg = "cancelled"
+	case errors.Is(cause, context.DeadlineExceeded):
+		msg = "timed out"
+	}
+	return exe.Event{Host: host, Status: exe.Failed, Name: task,
+		Msg: msg + "; ansible cannot stop what the task started on a remote host, so that may still run"}
 }
 
 // event is a host result as an exe.Event: status and message.
@@ -336,6 +400,11 @@ func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) er
 
 // Service implements exe.Executor with the service module.
 func (x *Executor) Service(ctx context.Context, hosts []string, args exe.ServiceArgs, emit exe.Emit) error {
+	// Ansible's service modules put the name on the service manager's
+	// command line, where a leading '-' is an option.
+	if !exe.ValidServiceName(args.Name) {
+		return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", args.Name)
+	}
 	state := map[exe.ServiceState]string{exe.ServiceStarted: "started", exe.ServiceStopped: "stopped", exe.ServiceRestarted: "restarted"}[args.State]
 	if args.State == exe.ServiceRestarted && args.Graceful {
 		state = "reloaded"
@@ -360,7 +429,7 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 			cut := func(s string) string {
 				if len(s) > x.cfg.OutputCap {
 					ev.Truncated = true
-					return s[:x.cfg.OutputCap]
+					return exe.TruncateUTF8(s, x.cfg.OutputCap)
 				}
 				return s
 			}
@@ -374,15 +443,44 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 		})
 }
 
+// checkExtraVars refuses the variables a request may not set: ansible_*
+// would change how Ansible reaches a host, and _* are the playbook's own
+// (_targets, _role).
+func checkExtraVars(vars map[string]any) error {
+	names := make([]string, 0, len(vars))
+	for k := range vars {
+		names = append(names, k)
+	}
+	sort.Strings(names) // the same request, the same message
+	for _, k := range names {
+		if strings.HasPrefix(k, "ansible_") || strings.HasPrefix(k, "_") {
+			return exe.Errorf(exe.ErrInvalid, "extra_vars: %q: names starting with ansible_ or _ are reserved", k)
+		}
+	}
+	return nil
+}
+
+// ValidateRequest implements exe.RequestValidator: what Deploy and Service
+// would refuse is refused before the job is stored.
+func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
+	switch req.Operate {
+	case exe.OpDeploy:
+		return checkExtraVars(req.Deploy.ExtraVars)
+	case exe.OpService:
+		if !exe.ValidServiceName(req.Service.Name) {
+			return exe.Errorf(exe.ErrInvalid, "name: %q is not a valid service name", req.Service.Name)
+		}
+	}
+	return nil
+}
+
 // Deploy implements exe.Executor: ansible-playbook <playbooks>/_deploy.yml
 // with _targets, _role and the request's extra_vars, partial as --tags.
 // Each task's start is an ANNOUNCE event and each host result an event
 // named after its task.
 func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployArgs, emit exe.Emit) error {
-	for k := range args.ExtraVars {
-		if strings.HasPrefix(k, "ansible_") || strings.HasPrefix(k, "_") {
-			return exe.Errorf(exe.ErrInvalid, "extra_vars: %q: names starting with ansible_ or _ are reserved", k)
-		}
+	if err := checkExtraVars(args.ExtraVars); err != nil {
+		return err
 	}
 	vars := map[string]any{}
 	for k, v := range args.ExtraVars {
@@ -403,6 +501,8 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 		switch l.Event {
 		case "play", "task":
 			emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: l.Name, Msg: l.Event})
+		case "interrupted":
+			emit(interrupted(ctx, l.Host, l.Task))
 		case "result":
 			if l.Item {
 				return

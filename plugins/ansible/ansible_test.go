@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -89,10 +90,12 @@ func TestStartChecks(t *testing.T) {
 	assert.ErrorContains(t, err, "has no _deploy.yml")
 	p := &ansible.Plugin{}
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "timeout": "soon"})
-	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration`)
+	assert.EqualError(t, err, `[ansible] timeout: "soon" is not a duration (e.g. 30s, 5m, 7d, or seconds)`)
+	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "kill_grace": "0"})
+	assert.EqualError(t, err, `[ansible] kill_grace: must be more than 0`)
 	err = p.Configure(context.Background(), map[string]string{"workdir": "testdata", "frobs": "1"})
 	assert.EqualError(t, err, `[ansible] frobs: unknown option`)
-	require.NoError(t, p.Configure(context.Background(), map[string]string{"workdir": "testdata", "concurrency": "8"}))
+	require.NoError(t, p.Configure(context.Background(), map[string]string{"workdir": "testdata", "concurrency": "8", "kill_grace": "500ms"}))
 	p.Close()
 }
 
@@ -133,6 +136,12 @@ func TestOperations(t *testing.T) {
 	require.NoError(t, f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceStarted}, c.emit))
 	assert.Equal(t, exe.Failed, c.byHost()["loc"][0].Status)
 	assert.NotEmpty(t, c.byHost()["loc"][0].Msg)
+
+	// A leading '-' would be an option of the service manager.
+	c = collector{}
+	err = f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "--help", State: exe.ServiceRestarted}, c.emit)
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+	assert.Empty(t, c.byHost(), "nothing ran")
 }
 
 func TestDeployPartialAndUnsafeExtraVars(t *testing.T) {
@@ -218,4 +227,111 @@ func TestCancelKillsAnsible(t *testing.T) {
 	}
 	require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 5*time.Second, 10*time.Millisecond,
 		"the task's process was killed with ansible's process group")
+}
+
+// The hosts a cancel interrupts end FAILED "cancelled" (naming the task
+// that was cut short); a host that had answered keeps its result; the
+// interrupted local task, which ignores SIGHUP, is stopped with ansible's
+// process group.
+func TestCancelReportsInterruptedHosts(t *testing.T) {
+	f := newFixture(t)
+	t.Run("execute", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var c collector
+		answered := make(chan struct{})
+		done := make(chan error, 1)
+		go func() {
+			done <- f.x.Execute(ctx, []string{"loc", "h1"}, exe.ExecuteArgs{Cmd: fmt.Sprintf(
+				`if [ -z "$SSH_CONNECTION" ]; then trap '' HUP; echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; while :; do sleep 1; done; fi; echo done`, pidFile)},
+				func(ev exe.Event) {
+					c.emit(ev)
+					if ev.Host == "h1" {
+						close(answered)
+					}
+				})
+		}()
+		pid := testenv.WaitPIDFile(t, pidFile, 60*time.Second)
+		select {
+		case <-answered:
+		case <-time.After(60 * time.Second):
+			t.Fatal("h1 did not answer")
+		}
+		cancel()
+		select {
+		case err := <-done:
+			assert.ErrorIs(t, err, context.Canceled)
+		case <-time.After(30 * time.Second):
+			t.Fatal("execute did not return after cancel")
+		}
+		evs := c.byHost()
+		require.Len(t, evs["h1"], 1)
+		assert.Equal(t, exe.Changed, evs["h1"][0].Status)
+		require.Len(t, evs["loc"], 1, "the interrupted host has its event")
+		assert.Equal(t, exe.Failed, evs["loc"][0].Status)
+		assert.True(t, strings.HasPrefix(evs["loc"][0].Msg, "cancelled;"), evs["loc"][0].Msg)
+		require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 10*time.Second, 10*time.Millisecond,
+			"the task that ignores SIGHUP was stopped")
+	})
+	t.Run("deploy", func(t *testing.T) {
+		pidFile := filepath.Join(t.TempDir(), "pid")
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		var c collector
+		done := make(chan error, 1)
+		go func() {
+			done <- f.x.Deploy(ctx, []string{"loc"}, exe.DeployArgs{Role: "web", Partial: []string{"slow"},
+				ExtraVars: map[string]any{"pid_file": pidFile}}, c.emit)
+		}()
+		testenv.WaitPIDFile(t, pidFile, 60*time.Second)
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(30 * time.Second):
+			t.Fatal("deploy did not return after cancel")
+		}
+		evs := c.byHost()["loc"]
+		require.NotEmpty(t, evs)
+		last := evs[len(evs)-1]
+		assert.Equal(t, exe.Failed, last.Status)
+		assert.Equal(t, "web : record pid and sleep", last.Name)
+		assert.True(t, strings.HasPrefix(last.Msg, "cancelled;"), last.Msg)
+	})
+}
+
+// Ansible reports output that is not UTF-8 with one \udcXX escape per
+// byte; the executor passes on one U+FFFD per byte, as sshnative does, and
+// its output cap never cuts a character in two.
+func TestOutputNotUTF8(t *testing.T) {
+	_, err := exec.LookPath("ansible")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("[all:vars]\nansible_python_interpreter=/usr/bin/python3\n[local]\nloc1 ansible_connection=local\nloc2 ansible_connection=local\n"), 0o600))
+	wd, err := filepath.Abs("testdata")
+	require.NoError(t, err)
+	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, OutputCap: 9})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = x.Close() })
+	hosts := []string{"loc1", "loc2"}
+
+	var c collector
+	require.NoError(t, x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: `printf 'caf\351\n'; printf '\342\202 e' >&2`}, c.emit))
+	for _, h := range hosts {
+		evs := c.byHost()[h]
+		require.Len(t, evs, 1, h)
+		assert.Equal(t, exe.Changed, evs[0].Status, "%s: %s", h, evs[0].Msg)
+		// Ansible strips the last newline.
+		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD", Stderr: "\uFFFD\uFFFD e"}, *evs[0].Exec, h)
+		assert.False(t, evs[0].Truncated)
+	}
+
+	c = collector{}
+	require.NoError(t, x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: `printf 'ééééé'; printf '12345678€' >&2`}, c.emit))
+	for _, h := range hosts {
+		ev := c.byHost()[h][0]
+		assert.Equal(t, exe.ExecResult{Stdout: "éééé", Stderr: "12345678"}, *ev.Exec, h)
+		assert.True(t, ev.Truncated, h)
+	}
 }

@@ -2,12 +2,13 @@ package ansible
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"os"
-	"strconv"
 	"strings"
-	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/section"
 	"github.com/hashicorp/go-hclog"
 )
 
@@ -24,53 +25,48 @@ type Plugin struct {
 //	inventory    passed as -i (default: ansible's own configuration)
 //	env          extra environment for ansible: KEY=value, comma-separated
 //	timeout      bound per operation (Go duration or seconds; default none)
+//	kill_grace   an interrupted ansible's process group gets SIGHUP, then
+//	             SIGTERM after this long, then SIGKILL (default 2s)
 //	output_cap   bytes kept of each output field (default 1048576)
 //	concurrency  the server's [runner] concurrency: ansible's --forks
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
-	cfg := Config{Logger: hclog.New(&hclog.LoggerOptions{Name: "ansible", Output: os.Stderr, JSONFormat: true})}
-	for k, v := range values {
-		switch k {
-		case "workdir":
-			cfg.Workdir = v
-		case "playbooks":
-			cfg.Playbooks = v
-		case "inventory":
-			cfg.Inventory = v
-		case "env":
-			for _, kv := range strings.Split(v, ",") {
-				kv = strings.TrimSpace(kv)
-				if kv == "" {
-					continue
-				}
-				if !strings.Contains(kv, "=") {
-					return exe.Errorf(exe.ErrInvalid, "[ansible] env: %q is not KEY=value", kv)
-				}
-				cfg.Env = append(cfg.Env, kv)
-			}
-		case "timeout":
-			d, err := time.ParseDuration(v)
-			if n, nerr := strconv.Atoi(v); nerr == nil {
-				d, err = time.Duration(n)*time.Second, nil
-			}
-			if err != nil || d < 0 {
-				return exe.Errorf(exe.ErrInvalid, "[ansible] timeout: %q is not a duration", v)
-			}
-			cfg.Timeout = d
-		case "output_cap":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return exe.Errorf(exe.ErrInvalid, "[ansible] output_cap: %q is not a positive number", v)
-			}
-			cfg.OutputCap = n
-		case "concurrency":
-			n, err := strconv.Atoi(v)
-			if err != nil || n < 1 {
-				return exe.Errorf(exe.ErrInvalid, "[runner] concurrency: %q is not a positive number", v)
-			}
-			cfg.Forks = n
-		default:
-			return exe.Errorf(exe.ErrInvalid, "[ansible] %s: unknown option", k)
+	s := section.New("ansible", values)
+	cfg := Config{
+		Workdir:   s.String("workdir", ""),
+		Playbooks: s.String("playbooks", ""),
+		Inventory: s.String("inventory", ""),
+		Timeout:   s.Duration("timeout", 0),
+		OutputCap: s.Int("output_cap", 0, 1),
+		Forks:     s.Int("concurrency", 0, 1),
+		Logger:    hclog.New(&hclog.LoggerOptions{Name: "ansible", Output: os.Stderr, JSONFormat: true}),
+	}
+	s.Check("kill_grace", func(v string) error {
+		d, err := section.ParseDuration(v)
+		if err != nil {
+			return err
 		}
+		if d <= 0 {
+			return errors.New("must be more than 0")
+		}
+		cfg.KillGrace = d
+		return nil
+	})
+	s.Check("env", func(v string) error {
+		for _, kv := range section.SplitList(v) {
+			if !strings.Contains(kv, "=") {
+				return fmt.Errorf("%q is not KEY=value", kv)
+			}
+			cfg.Env = append(cfg.Env, kv)
+		}
+		return nil
+	})
+	if err := s.Err(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
+	}
+	// Ansible's own options belong in ansible.cfg or [ansible] env; a
+	// misspelt option here is refused rather than silently ignored.
+	if err := s.StrictUnused(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
 	x, err := New(cfg)
 	if err != nil {

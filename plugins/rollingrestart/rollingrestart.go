@@ -108,8 +108,10 @@ func parse(opts map[string]any, hosts int) (options, error) {
 // Run restarts the service batch by batch. Each batch is announced; each
 // host's restart and health check are events of that host. When more hosts
 // have failed than max_fail allows, the hosts not yet touched are reported
-// SKIPPED and Run returns an error: the job ends Failure. A cancel stops
-// it between steps.
+// SKIPPED and Run returns an error: the job ends Failure. A cancel
+// interrupts the step under way: the hosts it stopped end FAILED with
+// what they printed so far, and nothing further starts (the job reports
+// the untouched hosts SKIPPED "cancelled before start").
 func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
 	o, err := parse(args.Options, len(hosts))
 	if err != nil {
@@ -159,6 +161,11 @@ func restartBatch(ctx context.Context, x exe.Executor, batch []string, o options
 		mu.Unlock()
 		emit(ev)
 	})
+	if ctx.Err() != nil {
+		// The restarts it interrupted were reported; the hosts it never
+		// started have no result to report.
+		return nil, context.Cause(ctx)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -186,23 +193,54 @@ func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options,
 		if attempt > 0 {
 			select {
 			case <-ctx.Done():
+				for _, h := range pending {
+					emit(unhealthyThen(ctx, h, last[h], attempt))
+				}
 				return nil, context.Cause(ctx)
 			case <-time.After(o.healthInterval):
 			}
 		}
 		var mu sync.Mutex
+		this := map[string]exe.Event{}
+		interrupted := map[string]bool{}
 		err := x.Execute(ctx, pending, exe.ExecuteArgs{Cmd: o.healthCmd}, func(ev exe.Event) {
 			mu.Lock()
-			last[ev.Host] = ev
+			last[ev.Host], this[ev.Host] = ev, ev
+			interrupted[ev.Host] = ctx.Err() != nil
 			mu.Unlock()
 		})
+		if ctx.Err() != nil {
+			// Each pending host ends with what the cancel left: this
+			// attempt's result, its interruption as the executor reported
+			// it (with the partial output), or, for a host this attempt
+			// never reached, the earlier failures or no check at all.
+			for _, h := range pending {
+				ev, ok := this[h]
+				prev, checked := last[h]
+				switch {
+				case ok && passed(ev):
+					emit(exe.Event{Host: h, Status: exe.OK, Name: "health check", Exec: ev.Exec})
+				case ok && interrupted[h]:
+					emit(exe.Event{Host: h, Status: exe.Failed, Name: "health check", Msg: ev.Msg, Exec: ev.Exec, Truncated: ev.Truncated})
+				case ok:
+					emit(unhealthyThen(ctx, h, ev, attempt+1))
+				case checked:
+					emit(unhealthyThen(ctx, h, prev, attempt))
+				default:
+					skipped := exe.NotStarted(h, context.Cause(ctx))
+					skipped.Name = "health check"
+					emit(skipped)
+				}
+			}
+			return nil, context.Cause(ctx)
+		}
 		if err != nil {
 			return nil, err
 		}
 		var still []string
 		for _, h := range pending {
 			ev := last[h]
-			if ev.Exec != nil && ev.Exec.RTC == 0 && ev.Status != exe.Unreachable {
+			if passed(ev) {
 				healthy = append(healthy, h)
 				emit(exe.Event{Host: h, Status: exe.OK, Name: "health check", Exec: ev.Exec})
 			} else {
@@ -220,4 +258,16 @@ func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options,
 		emit(exe.Event{Host: h, Status: exe.Failed, Name: "health check", Msg: msg, Exec: ev.Exec})
 	}
 	return healthy, nil
+}
+
+// passed tells whether a health check's event is a pass.
+func passed(ev exe.Event) bool {
+	return ev.Exec != nil && ev.Exec.RTC == 0 && ev.Status != exe.Unreachable
+}
+
+// unhealthyThen is the last event of a host whose health checks failed
+// attempts times before ctx ended the retries.
+func unhealthyThen(ctx context.Context, host string, last exe.Event, attempts int) exe.Event {
+	return exe.Event{Host: host, Status: exe.Failed, Name: "health check", Exec: last.Exec, Truncated: last.Truncated,
+		Msg: fmt.Sprintf("unhealthy after %d attempts; %v", attempts, context.Cause(ctx))}
 }

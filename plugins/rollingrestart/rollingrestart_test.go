@@ -3,11 +3,13 @@ package rollingrestart_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,6 +252,53 @@ func TestCancelBetweenBatches(t *testing.T) {
 		assert.Equal(t, before[h], after[h], "%s untouched", h)
 	}
 	sameSet(t, []string{"h1", "h2"}, f.starts(t), "only batch 1 ran")
+}
+
+// A cancel during a health check: the check ends FAILED "cancelled" with
+// what it printed, its processes are stopped (it ignores SIGHUP), and the
+// later batches never start, so their hosts get no event from the task
+// (the job reports them SKIPPED).
+func TestCancelInterruptsHealthCheck(t *testing.T) {
+	f := newFleet(t)
+	pidFile := filepath.Join(f.dir, "check.pid")
+	check := fmt.Sprintf(`echo checking; trap '' HUP; echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; while :; do sleep 1; done`, pidFile)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	defer cancel(nil)
+	done := make(chan error, 1)
+	var r run
+	go func() {
+		done <- rollingrestart.Task{}.Run(ctx, f.x, f.hosts, opts(t, map[string]any{
+			"service": f.service, "batch": 1.0, "health_cmd": check}), r.emit)
+	}()
+	pid := testenv.WaitPIDFile(t, pidFile, 30*time.Second)
+	cancel(exe.ErrCancelled)
+	select {
+	case err := <-done:
+		assert.ErrorIs(t, err, exe.ErrCancelled)
+	case <-time.After(30 * time.Second):
+		t.Fatal("the task did not stop on cancel")
+	}
+	h1 := r.of("h1")
+	require.Len(t, h1, 2)
+	assert.Equal(t, "restart", h1[0].Name)
+	assert.Equal(t, exe.Event{Host: "h1", Status: exe.Failed, Name: "health check", Msg: "cancelled",
+		Exec: &exe.ExecResult{RTC: -1, Stdout: "checking\n"}}, h1[1])
+	for _, h := range f.hosts[1:] {
+		assert.Empty(t, r.of(h), "%s was never started", h)
+	}
+	sameSet(t, []string{"h1"}, f.starts(t), "only h1 was restarted")
+	require.Eventually(t, func() bool {
+		return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || zombie(pid)
+	}, 10*time.Second, 10*time.Millisecond, "the interrupted health check's process is gone")
+}
+
+func zombie(pid int) bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return true
+	}
+	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
+	return len(f) > 0 && f[0] == "Z"
 }
 
 func TestOptionsValidation(t *testing.T) {

@@ -5,6 +5,9 @@ import (
 	"io"
 	"strconv"
 	"sync"
+	"unicode/utf8"
+
+	"github.com/0ops/exed/exe"
 )
 
 // DefaultOutputCap is the default limit on each captured output field.
@@ -23,22 +26,24 @@ type capped struct {
 func (c *capped) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	room := c.limit - len(c.buf)
-	if room >= len(p) {
-		c.buf = append(c.buf, p...)
-		return len(p), nil
+	if len(c.buf)+len(p) > c.limit {
+		c.truncated = true
 	}
-	if room > 0 {
-		c.buf = append(c.buf, p[:room]...)
+	// Up to utf8.UTFMax-1 bytes past the cap are kept: they tell String
+	// whether the cap falls inside a character.
+	if room := c.limit + utf8.UTFMax - 1 - len(c.buf); room > 0 {
+		c.buf = append(c.buf, p[:min(room, len(p))]...)
 	}
-	c.truncated = true
 	return len(p), nil
 }
 
+// String is the output as text: cut at the cap without cutting a character
+// in two, and valid UTF-8 (exe.ToValidUTF8), so that everything built from
+// it (messages, facts) is text too.
 func (c *capped) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return string(c.buf)
+	return exe.ToValidUTF8(exe.TruncateUTF8(string(c.buf), c.limit))
 }
 
 func (c *capped) Truncated() bool {

@@ -48,3 +48,34 @@ func TestRemoteCommandQuotesEverything(t *testing.T) {
 	assert.Equal(t, "exec /bin/sh -c "+shellQuote(line), remoteCommand(c, false))
 	assert.Equal(t, "true", remoteCommand(command{script: "true", raw: true}, true))
 }
+
+func TestCappedNeverCutsACharacter(t *testing.T) {
+	for name, tc := range map[string]struct {
+		limit     int
+		writes    []string
+		want      string
+		truncated bool
+	}{
+		"under the cap":               {limit: 10, writes: []string{"ééé"}, want: "ééé"},
+		"exactly the cap":             {limit: 6, writes: []string{"ééé"}, want: "ééé"},
+		"cap inside a character":      {limit: 5, writes: []string{"ééé"}, want: "éé", truncated: true},
+		"cap on a boundary":           {limit: 4, writes: []string{"ééé"}, want: "éé", truncated: true},
+		"character split over writes": {limit: 3, writes: []string{"ab\xe2", "\x82", "\xac!"}, want: "ab", truncated: true},
+		"filled, then more":           {limit: 3, writes: []string{"ab\xe2", "\x82\xac"}, want: "ab", truncated: true},
+		"four bytes":                  {limit: 2, writes: []string{"🎉"}, want: "", truncated: true},
+		"not UTF-8 at the cap":        {limit: 4, writes: []string{"caf\xe9\xe9"}, want: "caf\uFFFD", truncated: true},
+		"not UTF-8 within":            {limit: 64, writes: []string{"caf\xe9\n"}, want: "caf\uFFFD\n"},
+		"a partial last character":    {limit: 64, writes: []string{"ab\xe2\x82"}, want: "ab\uFFFD\uFFFD"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			c := &capped{limit: tc.limit}
+			for _, w := range tc.writes {
+				n, err := c.Write([]byte(w))
+				assert.NoError(t, err)
+				assert.Equal(t, len(w), n)
+			}
+			assert.Equal(t, tc.want, c.String())
+			assert.Equal(t, tc.truncated, c.Truncated())
+		})
+	}
+}

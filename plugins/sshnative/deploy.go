@@ -3,6 +3,7 @@ package sshnative
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -63,6 +64,7 @@ func varEnv(vars map[string]any) ([]string, error) {
 	}
 	sort.Strings(keys)
 	env := make([]string, 0, len(keys))
+	from := make(map[string]string, len(keys)) // variable name -> extra_vars name
 	for _, k := range keys {
 		name := strings.Map(func(r rune) rune {
 			switch {
@@ -73,6 +75,12 @@ func varEnv(vars map[string]any) ([]string, error) {
 			}
 			return '_'
 		}, k)
+		// Two names that map to one variable would leave the script one
+		// of the values, silently.
+		if other, ok := from[name]; ok {
+			return nil, exe.Errorf(exe.ErrInvalid, "extra_vars: %q and %q both become EXE_VAR_%s", other, k, name)
+		}
+		from[name] = k
 		var val string
 		if s, ok := vars[k].(string); ok {
 			val = s
@@ -119,14 +127,23 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 	emit(exe.Event{Host: exe.AnnounceHost, Status: exe.Announce, Name: "deploy " + args.Role,
 		Msg: "scripts: " + strings.Join(names, ", ")})
 	return x.each(ctx, hosts, emit, func(ctx context.Context, host string, c conn, emit exe.Emit) {
-		for _, step := range steps {
+		for i, step := range steps {
 			cmd := command{script: step.script, stdin: strings.NewReader(string(input)), env: env}
 			res, err := c.run(ctx, cmd, x.cfg.OutputCap)
 			ev := exe.Event{Name: step.name, Truncated: res.truncated,
 				Exec: &exe.ExecResult{RTC: res.rtc, Stdout: res.stdout, Stderr: res.stderr}}
+			var notStarted *notStartedError
 			switch {
+			case errors.As(err, &notStarted):
+				if i > 0 {
+					// The host ran earlier steps: say this one never did.
+					ev := exe.NotStarted(host, notStarted.cause)
+					ev.Name = step.name
+					emit(ev)
+				}
+				return // a host with no step started has no event
 			case err != nil:
-				e := runErr(err)
+				e, _ := runErr(err)
 				ev.Status, ev.Msg = e.Status, e.Msg
 			case res.rtc != 0:
 				ev.Status, ev.Msg = exe.Failed, fmt.Sprintf("%s exited %d: %s", step.name, res.rtc, lastLine(res.stderr))

@@ -7,6 +7,8 @@ import (
 	"os/exec"
 	"syscall"
 	"time"
+
+	"github.com/0ops/exed/internal/procgroup"
 )
 
 // command is what a connection runs: a POSIX sh script with positional
@@ -19,6 +21,16 @@ type command struct {
 	// raw runs script as the whole remote command, without the wrapper
 	// that makes cancellation reach every process (ping's "true").
 	raw bool
+	// runID, when set, names the command in the journal: the command
+	// exports EXE_RUN_ID=<runID>:<its shell's pid> (runIDExport).
+	runID string
+}
+
+// runIDExport is the shell line that marks a command's processes with its
+// run ID and process group (the shell's $$, expanded by the shell), for
+// scripts/reap.sh.
+func runIDExport(id string) string {
+	return "export " + runIDVar + "=" + id + ":$$\n"
 }
 
 // result is a finished command. rtc is -1 when the command was killed.
@@ -27,22 +39,44 @@ type result struct {
 	stdout    string
 	stderr    string
 	truncated bool
+	// started tells that the command was started, whether or not it
+	// ended.
+	started bool
 }
 
-// conn runs commands on one host.
+// conn runs commands on one host. When ctx ends while the command runs,
+// run stops its process group (see DefaultKillGrace) and returns what it
+// printed so far with context.Cause(ctx); when ctx ends before the
+// command started, it returns a *notStartedError.
 type conn interface {
 	run(ctx context.Context, cmd command, limit int) (result, error)
 }
 
-// localConn runs commands on this machine, in their own process group so
-// that cancelling kills the whole tree, not just sh.
-type localConn struct{}
+// notStartedError says a command was never started on the host: its
+// context ended first (while waiting for a connection, say).
+type notStartedError struct{ cause error }
 
-func (localConn) run(ctx context.Context, c command, limit int) (result, error) {
-	cmd := exec.CommandContext(ctx, "/bin/sh", append([]string{"-c", c.script, "exe"}, c.args...)...)
+func (e *notStartedError) Error() string { return "not started: " + e.cause.Error() }
+func (e *notStartedError) Unwrap() error { return e.cause }
+
+// localConn runs commands on this machine, in their own process group so
+// that stopping reaches the whole tree, not just sh.
+type localConn struct {
+	grace time.Duration // see Config.KillGrace
+}
+
+func (lc localConn) run(ctx context.Context, c command, limit int) (result, error) {
+	if ctx.Err() != nil {
+		return result{}, &notStartedError{context.Cause(ctx)}
+	}
+	script := c.script
+	if c.runID != "" {
+		script = runIDExport(c.runID) + script
+	}
+	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "exe"}, c.args...)...)
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
-	cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
-	// A grandchild that keeps stdout open must not hold us after a kill.
+	// A process outside the group (a daemon an init script started) that
+	// keeps stdout open must not hold us once sh has exited.
 	cmd.WaitDelay = time.Second
 	cmd.Stdin = c.stdin
 	if len(c.env) > 0 {
@@ -50,14 +84,39 @@ func (localConn) run(ctx context.Context, c command, limit int) (result, error) 
 	}
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
-	err := cmd.Run()
-	res := result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+	if err := cmd.Start(); err != nil {
+		return result{}, err
+	}
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	collect := func() result {
+		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+			started: true}
+	}
+	var err error
+	select {
+	case err = <-done:
+	case <-ctx.Done():
+		select {
+		case err = <-done: // it had ended: its result stands
+			return localResult(cmd, err, collect())
+		default:
+		}
+		procgroup.Stop(cmd.Process.Pid, lc.grace)
+		<-done // every process of the group is gone; WaitDelay bounds the rest
+		res := collect()
+		res.rtc = -1
+		return res, context.Cause(ctx)
+	}
+	return localResult(cmd, err, collect())
+}
+
+// localResult is the result of a command that ended by itself.
+func localResult(cmd *exec.Cmd, err error, res result) (result, error) {
 	var exit *exec.ExitError
 	switch {
 	case err == nil:
 		return res, nil
-	case ctx.Err() != nil:
-		return res, ctx.Err()
 	case errors.Is(err, exec.ErrWaitDelay) && cmd.ProcessState != nil:
 		// sh exited but something it started (a daemon from an init script
 		// that did not close its descriptors) still holds the output pipes.

@@ -240,18 +240,17 @@ func sentinel(t *testing.T, s *sshtest.Server) {
 	require.Eventually(t, func() bool { return s.Connections() > before }, 10*time.Second, 5*time.Millisecond)
 }
 
-func TestSSHCancelHangsUpRemoteProcesses(t *testing.T) {
+func TestSSHCancelStopsRemoteProcesses(t *testing.T) {
 	for _, root := range []bool{false, true} {
 		t.Run(fmt.Sprintf("root=%v", root), func(t *testing.T) {
-			// sshd refuses signal requests for root logins: the hang-up
-			// must not depend on them.
+			// sshd refuses signal requests for root logins: stopping must
+			// not depend on them.
 			f := newFleetAs(t, 1, sshnative.Config{}, root)
 			for _, host := range []string{"h01", "viash"} {
-				pid, cancelled := cancelSleep(t, f.exec, host, filepath.Join(f.server.WritableDir(t), "pid"))
+				pid := cancelSleep(t, f.exec, host, filepath.Join(f.server.WritableDir(t), "pid"))
 				require.Eventually(t, func() bool {
 					return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) || isZombie(pid)
-				}, 5*time.Second, 10*time.Millisecond, "%s: the remote sleep must get SIGHUP", host)
-				assert.Less(t, time.Since(cancelled), 2*time.Second, host)
+				}, 10*time.Second, 10*time.Millisecond, "%s: the remote sleep must be stopped with its group", host)
 			}
 		})
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -21,10 +22,14 @@ func (e *unreachableError) Unwrap() error { return e.err }
 // pidMarker starts the line a remote command prints first on stderr: the
 // process ID of the login shell that runs it. sshd makes that shell a
 // session leader, so the ID names the command's whole process group, and a
-// cancel hangs the group up from a second session on the same connection.
+// cancel stops the group (stopScript) from a second session on the same
+// connection.
 // That costs the command nothing on the host (no extra process, no watcher)
 // and works for every login user: sshd refuses signal requests for root.
 const pidMarker = "__exe_pid__="
+
+// mayStillRun ends the message of a command exed lost contact with.
+const mayStillRun = "the remote command may still be running"
 
 // maxCommandBytes is what Linux accepts as one argument (the command line
 // sshd hands to the login shell as `shell -c line`).
@@ -48,6 +53,9 @@ func remoteCommand(c command, posix bool) string {
 	}
 	var b strings.Builder
 	b.WriteString(`printf '` + pidMarker + `%d\n' "$$" >&2` + "\n")
+	if c.runID != "" {
+		b.WriteString(runIDExport(c.runID))
+	}
 	for _, kv := range c.env {
 		k, v, _ := strings.Cut(kv, "=")
 		b.WriteString("export " + k + "=" + shellQuote(v) + "\n")
@@ -65,8 +73,9 @@ func remoteCommand(c command, posix bool) string {
 
 // sshConn runs commands on one host over its pooled connection.
 type sshConn struct {
-	pool *pool
-	host *inventory.Host
+	pool  *pool
+	host  *inventory.Host
+	grace time.Duration // see Config.KillGrace
 }
 
 func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
@@ -75,8 +84,14 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		return result{}, fmt.Errorf("the remote command line is %d KiB, more than the %d KiB one argument can hold", len(line)>>10, maxCommandBytes>>10)
 	}
 	for attempt := 0; ; attempt++ {
+		if ctx.Err() != nil {
+			return result{}, &notStartedError{context.Cause(ctx)}
+		}
 		client, pc, err := c.pool.acquire(ctx, c.host)
 		if err != nil {
+			if ctx.Err() != nil {
+				return result{}, &notStartedError{context.Cause(ctx)}
+			}
 			return result{}, &unreachableError{err}
 		}
 		sess, err := client.NewSession()
@@ -89,7 +104,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 			}
 			return result{}, &unreachableError{fmt.Errorf("ssh session: %v", err)}
 		}
-		res, err := runSession(ctx, client, sess, line, cmd, limit)
+		res, err := runSession(ctx, client, sess, line, cmd, limit, c.grace, c.posixShell())
 		c.pool.release(c.host.Name, pc)
 		return res, err
 	}
@@ -102,11 +117,58 @@ func (c sshConn) posixShell() bool {
 	return t == "" || t == "sh"
 }
 
-// hangupWait bounds each step of a cancel: waiting for the command's pid,
-// the kill session, and the command's end after the hangup.
+// hangupWait bounds the steps of a stop that do not depend on the grace:
+// waiting for the command's pid, opening the stop session, and the
+// command's session ending once its processes are gone.
 const hangupWait = time.Second
 
-func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line string, cmd command, limit int) (result, error) {
+// stopScript ends the process group $1 as procgroup.Stop does locally:
+// SIGHUP, then SIGTERM once $2 tenths of a second have passed with a
+// process of the group still alive, then SIGKILL after as long again;
+// SIGCONT after each so that a stopped process acts on it. Where /proc
+// shows it, a group left with zombies only (their parent died and init
+// has not reaped them) has ended. A sleep that takes no fractions waits
+// whole seconds.
+const stopScript = `g=$1 n=$2
+alive() {
+	kill -s 0 -- "-$g" 2>/dev/null || return 1
+	[ -r /proc/self/stat ] || return 0
+	z=0
+	for f in /proc/[0-9]*/stat; do
+		{ read -r l < "$f"; } 2>/dev/null || continue
+		set -- ${l##*) }
+		[ "$3" = "$g" ] || continue
+		[ "$1" = Z ] || return 0
+		z=1
+	done
+	[ "$z" = 0 ]
+}
+gone() {
+	i=0
+	while alive; do
+		[ "$i" -ge "$n" ] && return 1
+		if sleep 0.1 2>/dev/null; then i=$((i + 1)); else sleep 1; i=$((i + 10)); fi
+	done
+}
+for s in HUP TERM; do
+	kill -s "$s" -- "-$g" 2>/dev/null || exit 0
+	kill -s CONT -- "-$g" 2>/dev/null
+	gone && exit 0
+done
+kill -s KILL -- "-$g" 2>/dev/null
+exit 0`
+
+// stopError is the cause of an interrupted command whose processes could
+// not be stopped for certain.
+type stopError struct {
+	cause  error
+	reason string
+}
+
+func (e *stopError) Error() string { return e.cause.Error() + "; " + e.reason }
+func (e *stopError) Unwrap() error { return e.cause }
+
+func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line string, cmd command, limit int, grace time.Duration, posix bool) (result, error) {
 	defer sess.Close()
 	stdout, stderr := &capped{limit: limit}, &capped{limit: limit}
 	pids := newPIDFilter(stderr)
@@ -122,27 +184,40 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 	go func() { done <- sess.Wait() }()
 	collect := func() result {
 		pids.flush()
-		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated()}
+		return result{stdout: stdout.String(), stderr: stderr.String(), truncated: stdout.Truncated() || stderr.Truncated(),
+			started: true}
 	}
 	var err error
 	select {
 	case err = <-done:
 	case <-ctx.Done():
+		select {
+		case err = <-done: // it had ended: its result stands
+			return sessionResult(err, collect())
+		default:
+		}
+		cause := context.Cause(ctx)
 		if !cmd.raw {
-			hangup(client, pids, done)
+			if serr := stopRemote(client, pids, done, grace, posix); serr != nil {
+				cause = &stopError{cause: cause, reason: serr.Error()}
+			}
 		}
 		select {
 		case <-done:
 		case <-time.After(hangupWait):
 			// Closing the channel bounds the wait; the process group has
-			// had its SIGHUP.
+			// been stopped (or could not be).
 			_ = sess.Close()
 		}
 		res := collect()
 		res.rtc = -1
-		return res, ctx.Err()
+		return res, cause
 	}
-	res := collect()
+	return sessionResult(err, collect())
+}
+
+// sessionResult is the result of a command whose session ended by itself.
+func sessionResult(err error, res result) (result, error) {
 	var exit *ssh.ExitError
 	var missing *ssh.ExitMissingError
 	switch {
@@ -156,37 +231,42 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 		return res, nil
 	case errors.As(err, &missing):
 		res.rtc = -1
-		return res, &unreachableError{errors.New("connection lost while the command ran")}
+		return res, &unreachableError{errors.New("connection lost while the command ran; " + mayStillRun)}
 	}
 	res.rtc = -1
-	return res, &unreachableError{fmt.Errorf("connection lost while the command ran: %v", err)}
+	return res, &unreachableError{fmt.Errorf("connection lost while the command ran (%v); %s", err, mayStillRun)}
 }
 
-// hangup sends SIGHUP to the process group of a cancelled command, from a
-// second session on the same connection, once the command has reported its
-// pid (it does so first thing) or has ended.
-func hangup(client *ssh.Client, pids *pidFilter, done chan error) {
+// stopRemote stops the process group of an interrupted command with
+// stopScript, run in a second session on the same connection, once the
+// command has reported its pid (it does so first thing) or has ended. It
+// says why when it could not.
+func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time.Duration, posix bool) error {
 	var pid int
 	select {
 	case pid = <-pids.pid:
 	case err := <-done:
 		done <- err // leave the result for the caller
-		return
+		return nil
 	case <-time.After(hangupWait):
-		return
+		return errors.New("the command did not report its process ID, so it was not stopped; " + mayStillRun)
 	}
-	kill, err := client.NewSession()
+	stop, err := client.NewSession()
 	if err != nil {
-		return
+		return fmt.Errorf("no session to stop the command (%v); %s", err, mayStillRun)
 	}
-	defer kill.Close()
-	ran := make(chan struct{})
-	go func() {
-		_ = kill.Run(fmt.Sprintf("kill -s HUP -- -%d", pid))
-		close(ran)
-	}()
+	defer stop.Close()
+	tenths := int((grace + 99*time.Millisecond) / (100 * time.Millisecond))
+	line := remoteCommand(command{script: stopScript, args: []string{strconv.Itoa(pid), strconv.Itoa(tenths)}}, posix)
+	ran := make(chan error, 1)
+	go func() { ran <- stop.Run(line) }()
 	select {
-	case <-ran:
-	case <-time.After(hangupWait):
+	case err := <-ran:
+		if err != nil {
+			return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
+		}
+		return nil
+	case <-time.After(2*grace + 3*hangupWait):
+		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }

@@ -47,13 +47,31 @@ type Config struct {
 	// CommandTimeout bounds each command on each host; zero means no bound
 	// beyond the caller's context.
 	CommandTimeout time.Duration
+	// KillGrace is how long the process group of an interrupted command
+	// (cancelled, timed out, shut down) gets after SIGHUP before SIGTERM,
+	// and after SIGTERM before SIGKILL; zero means DefaultKillGrace.
+	KillGrace time.Duration
 	// Roles is the directory of script roles for deploy
 	// (roles/<role>/main.sh, roles/<role>/tags/<tag>.sh); empty: "roles".
 	Roles string
 	// SSH configures connections to hosts that are not local.
-	SSH    SSHOptions
-	Logger hclog.Logger
+	SSH SSHOptions
+	// StateDir is where the executor keeps its journal of running
+	// commands (created if missing). Set, a command never outlives the
+	// process that ran it for long: when an Executor starts, it ends
+	// (SIGHUP, SIGTERM, SIGKILL to the process group) the commands that
+	// dead processes using the same directory left running, and after a
+	// cancel, a timeout or a lost connection it makes sure the command's
+	// process group is gone. Several processes may share one directory.
+	// Empty: no journal.
+	StateDir string
+	Logger   hclog.Logger
 }
+
+// DefaultKillGrace is Config.KillGrace when it is zero: a command that
+// ignores SIGHUP and SIGTERM is killed at most twice this long after it
+// was interrupted.
+const DefaultKillGrace = 2 * time.Second
 
 // Executor implements exe.Executor.
 type Executor struct {
@@ -61,6 +79,10 @@ type Executor struct {
 	log   hclog.Logger
 	local conn
 	pool  *pool
+	// journal is nil without Config.StateDir.
+	journal *journal
+	// reaping counts the reaps in flight; Close waits for them.
+	reaping sync.WaitGroup
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -79,6 +101,9 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.OutputCap <= 0 {
 		cfg.OutputCap = DefaultOutputCap
 	}
+	if cfg.KillGrace <= 0 {
+		cfg.KillGrace = DefaultKillGrace
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -87,12 +112,27 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	return &Executor{cfg: cfg, log: log, local: localConn{}, pool: p}, nil
+	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p}
+	if cfg.StateDir != "" {
+		if x.journal, err = openJournal(cfg.StateDir, log); err != nil {
+			p.close()
+			return nil, fmt.Errorf("sshnative: %w", err)
+		}
+		x.reaping.Add(1)
+		go func() { defer x.reaping.Done(); x.reapDead() }()
+	}
+	return x, nil
 }
 
-// Close closes every pooled SSH connection.
+// Close waits until the process groups of cancelled commands and those
+// dead processes left running are dealt with, then closes every pooled SSH
+// connection and the journal. Call it once no operation runs.
 func (x *Executor) Close() error {
+	x.reaping.Wait()
 	x.pool.close()
+	if x.journal != nil {
+		x.journal.close()
+	}
 	return nil
 }
 
@@ -101,8 +141,18 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 	return x.cfg.Inventory.Match(pattern)
 }
 
-// connFor returns the connection that reaches host.
+// connFor returns the connection that runs an operation's commands on
+// host: journaled when the executor keeps a journal.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
+	c, err := x.hostConn(h)
+	if err != nil || x.journal == nil {
+		return c, err
+	}
+	return tracked{conn: c, x: x, host: h}, nil
+}
+
+// hostConn returns the connection that reaches host.
+func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
 	hc, err := h.Conn()
 	if err != nil {
 		return nil, err
@@ -111,7 +161,7 @@ func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	case "local":
 		return x.local, nil
 	case "ssh", "smart", "paramiko":
-		return sshConn{pool: x.pool, host: h}, nil
+		return sshConn{pool: x.pool, host: h, grace: x.cfg.KillGrace}, nil
 	default:
 		return nil, fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c)
 	}
@@ -120,10 +170,15 @@ func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 // hostFunc does an operation's work on one host and emits its events.
 type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
 
-// single adapts an operation with exactly one event per host.
-func single(fn func(ctx context.Context, c conn) exe.Event) hostFunc {
+// single adapts an operation with one event per host: none for a host
+// whose command never started (fn returns false), which its caller
+// accounts for (a job's Runner reports it SKIPPED, a sync run FAILED).
+func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 	return func(ctx context.Context, host string, c conn, emit exe.Emit) {
-		ev := fn(ctx, c)
+		ev, ok := fn(ctx, c)
+		if !ok {
+			return
+		}
 		ev.Host = host
 		emit(ev)
 	}
@@ -131,7 +186,8 @@ func single(fn func(ctx context.Context, c conn) exe.Event) hostFunc {
 
 // each runs fn for every host with bounded concurrency; fn emits each
 // result as soon as it is ready. Hosts missing from the inventory and hosts
-// whose connection cannot be set up are reported UNREACHABLE.
+// whose connection cannot be set up are reported UNREACHABLE. Once ctx
+// ends no further host is started, and those get no event.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
 	sem := make(chan struct{}, x.cfg.Concurrency)
 	var wg sync.WaitGroup
@@ -141,6 +197,10 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 		case <-ctx.Done():
 			wg.Wait()
 			return nil
+		}
+		if ctx.Err() != nil {
+			<-sem
+			break
 		}
 		wg.Add(1)
 		go func(name string) {
@@ -168,54 +228,68 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 }
 
 // runErr turns a command that could not run (or was interrupted) into a
-// FAILED event saying why.
-func runErr(err error) exe.Event {
+// FAILED event saying why: "command timed out", "cancelled", or the
+// cause the caller cancelled with ("server shutdown"). It returns false
+// for a command that never started, which gets no event.
+func runErr(err error) (exe.Event, bool) {
 	var unreachable *unreachableError
-	switch {
-	case errors.As(err, &unreachable):
-		return exe.Event{Status: exe.Unreachable, Msg: unreachable.Error()}
-	case errors.Is(err, context.DeadlineExceeded):
-		return exe.Event{Status: exe.Failed, Msg: "command timed out"}
-	case errors.Is(err, context.Canceled):
-		return exe.Event{Status: exe.Failed, Msg: "cancelled"}
+	var notStarted *notStartedError
+	var stop *stopError
+	suffix := ""
+	if errors.As(err, &stop) {
+		suffix = "; " + stop.reason
+		err = stop.cause
 	}
-	return exe.Event{Status: exe.Failed, Msg: err.Error()}
+	switch {
+	case errors.As(err, &notStarted):
+		return exe.Event{}, false
+	case errors.As(err, &unreachable):
+		return exe.Event{Status: exe.Unreachable, Msg: unreachable.Error()}, true
+	case errors.Is(err, context.DeadlineExceeded):
+		return exe.Event{Status: exe.Failed, Msg: "command timed out" + suffix}, true
+	case errors.Is(err, context.Canceled):
+		return exe.Event{Status: exe.Failed, Msg: "cancelled" + suffix}, true
+	}
+	return exe.Event{Status: exe.Failed, Msg: err.Error() + suffix}, true
 }
 
 // Ping checks each host answers. A local connection always does; it is
 // not worth a process.
 func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) (exe.Event, bool) {
+		if t, ok := c.(tracked); ok {
+			c = t.conn
+		}
 		if _, ok := c.(localConn); ok {
-			return exe.Event{Status: exe.OK}
+			return exe.Event{Status: exe.OK}, true
 		}
 		res, err := c.run(ctx, command{script: "true", raw: true}, x.cfg.OutputCap)
 		if err != nil {
 			return runErr(err)
 		}
 		if res.rtc != 0 {
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}, true
 		}
-		return exe.Event{Status: exe.OK}
+		return exe.Event{Status: exe.OK}, true
 	}))
 }
 
 // Facter gathers facts with one embedded script that prints JSON.
 func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) (exe.Event, bool) {
 		// The facts document is never cut: a cut JSON is no facts at all.
 		res, err := c.run(ctx, command{script: factsScript}, DefaultOutputCap)
 		if err != nil {
 			return runErr(err)
 		}
 		if res.rtc != 0 {
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("facts script exited %d: %s", res.rtc, firstLine(res.stderr))}
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("facts script exited %d: %s", res.rtc, firstLine(res.stderr))}, true
 		}
 		var facts map[string]any
 		if err := json.Unmarshal([]byte(res.stdout), &facts); err != nil {
-			return exe.Event{Status: exe.Failed, Msg: "facts script printed invalid JSON: " + err.Error()}
+			return exe.Event{Status: exe.Failed, Msg: "facts script printed invalid JSON: " + err.Error()}, true
 		}
-		return exe.Event{Status: exe.OK, Facts: facts}
+		return exe.Event{Status: exe.OK, Facts: facts}, true
 	}))
 }
 
@@ -232,36 +306,42 @@ func (x *Executor) Service(ctx context.Context, hosts []string, args exe.Service
 	if args.State < exe.ServiceStarted || args.State > exe.ServiceRestarted {
 		return exe.Errorf(exe.ErrInvalid, "state: must be 0, 1 or 2")
 	}
-	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) (exe.Event, bool) {
 		res, err := c.run(ctx, command{script: serviceScript, args: []string{args.Name, action}}, x.cfg.OutputCap)
 		if err != nil {
-			return runErr(err)
+			ev, ok := runErr(err)
+			if res.stdout != "" || res.stderr != "" {
+				// What the service manager printed before the interruption.
+				ev.Exec, ev.Truncated = &exe.ExecResult{RTC: -1, Stdout: res.stdout, Stderr: res.stderr}, res.truncated
+			}
+			return ev, ok
 		}
 		if res.rtc != 0 {
 			msg := firstLine(res.stderr)
 			if msg == "" {
 				msg = firstLine(res.stdout)
 			}
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("%s %s failed (exit %d): %s", action, args.Name, res.rtc, msg)}
+			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("%s %s failed (exit %d): %s", action, args.Name, res.rtc, msg)}, true
 		}
 		if strings.TrimSpace(lastLine(res.stdout)) == "ok" {
-			return exe.Event{Status: exe.OK}
+			return exe.Event{Status: exe.OK}, true
 		}
-		return exe.Event{Status: exe.Changed}
+		return exe.Event{Status: exe.Changed}, true
 	}))
 }
 
 // Execute runs args.Cmd with sh -c on each host.
 func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
-	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) exe.Event {
+	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) (exe.Event, bool) {
 		// The command arrives as data ("$1") and is evaluated with no
 		// positional parameters, as sh -c would run it.
 		res, err := c.run(ctx, command{script: executeScript, args: []string{args.Cmd}}, x.cfg.OutputCap)
 		if err != nil {
-			ev := runErr(err)
+			// An interrupted command keeps what it printed so far.
+			ev, ok := runErr(err)
 			ev.Exec = &exe.ExecResult{RTC: -1, Stdout: res.stdout, Stderr: res.stderr}
 			ev.Truncated = res.truncated
-			return ev
+			return ev, ok
 		}
 		ev := exe.Event{Status: exe.Changed, Truncated: res.truncated,
 			Exec: &exe.ExecResult{RTC: res.rtc, Stdout: res.stdout, Stderr: res.stderr}}
@@ -269,7 +349,7 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 			ev.Status = exe.Failed
 			ev.Msg = fmt.Sprintf("command exited %d", res.rtc)
 		}
-		return ev
+		return ev, true
 	}))
 }
 

@@ -10,6 +10,8 @@ import (
 	"net/http"
 	"net/url"
 	"strconv"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
 )
@@ -36,6 +38,56 @@ func parseBool(q url.Values, name string) (bool, error) {
 		return false, nil
 	}
 	return false, exe.Errorf(exe.ErrInvalid, "%s: %q is not a boolean (use 1/true/True/yes or 0/false/False/no)", name, v)
+}
+
+// singleValued are the query parameters that take one value; a second one
+// would be silently ignored by url.Values.Get, so it is refused. target and
+// targets are lists and may repeat.
+var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail"}
+
+// checkQuery answers 400 for a query string that does not parse, before
+// the handler reads it: url.ParseQuery drops a pair that holds an unencoded
+// ';' or a bad %-escape, and the handler would then answer for a request
+// without it ("cmd: a command is required") instead of naming the cause.
+func checkQuery(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := queryError(r.URL.RawQuery); err != nil {
+			writeMessage(w, http.StatusBadRequest, err.Error())
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// queryError returns an ErrInvalid error naming the first pair of the raw
+// query that url.ParseQuery would drop, or a single-valued parameter given
+// more than once.
+func queryError(raw string) error {
+	for pair := range strings.SplitSeq(raw, "&") {
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			return exe.Errorf(exe.ErrInvalid, "query: unencoded \";\" in %q: encode it as %%3B (parameters are separated by \"&\")", clip(pair, 64))
+		}
+		key, value, _ := strings.Cut(pair, "=")
+		for _, part := range []string{key, value} {
+			if _, err := url.QueryUnescape(part); err != nil {
+				return exe.Errorf(exe.ErrInvalid, "query: %v in %q: encode \"%%\" as %%25", err, clip(pair, 64))
+			}
+		}
+	}
+	q, err := url.ParseQuery(raw)
+	if err != nil {
+		// Not reached: every cause ParseQuery reports is named above.
+		return exe.Errorf(exe.ErrInvalid, "query: %v", err)
+	}
+	for _, name := range singleValued {
+		if len(q[name]) > 1 {
+			return exe.Errorf(exe.ErrInvalid, "%s: given %d times; give it once", name, len(q[name]))
+		}
+	}
+	return nil
 }
 
 // flexBool is a JSON boolean that also takes the seed clients' forms:
@@ -154,9 +206,14 @@ var fieldTypes = map[string]string{
 func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request, error) {
 	req := exe.Request{Operate: op}
 	if contentType != "" {
-		mt, _, err := mime.ParseMediaType(contentType)
+		mt, params, err := mime.ParseMediaType(contentType)
 		if err != nil || mt != "application/json" {
 			return req, errUnsupportedType
+		}
+		// JSON is UTF-8 (RFC 8259); a body that says otherwise would be
+		// read as something else than its sender wrote.
+		if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") && !strings.EqualFold(cs, "utf8") {
+			return req, fmt.Errorf("%w in UTF-8, not charset %q", errUnsupportedType, clip(cs, 32))
 		}
 	}
 	raw, err := io.ReadAll(body)
@@ -170,6 +227,11 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 	raw = bytes.TrimSpace(raw)
 	if len(raw) == 0 || raw[0] != '{' {
 		return req, exe.Errorf(exe.ErrInvalid, "request body must be a JSON object")
+	}
+	// encoding/json would replace each invalid byte with U+FFFD: a command
+	// would run with other bytes than were sent.
+	if !utf8.Valid(raw) {
+		return req, exe.Errorf(exe.ErrInvalid, "request body is not valid UTF-8 (at byte %d)", invalidUTF8At(raw))
 	}
 	var (
 		dst     any
@@ -194,12 +256,8 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 	default:
 		dst, targets = &pb, &pb
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if err := dec.Decode(dst); err != nil {
-		return req, jsonError(err)
-	}
-	if dec.More() {
-		return req, exe.Errorf(exe.ErrInvalid, "request body must hold a single JSON object")
+	if err := decodeExact(raw, dst); err != nil {
+		return req, err
 	}
 	req.Targets = targets.targets()
 	switch op {
@@ -216,6 +274,156 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 		req.Task = exe.TaskArgs{Name: tb.TaskName, Type: tb.TaskType, Options: tb.TaskOpts}
 	}
 	return req, req.Validate()
+}
+
+// decodeExact decodes the JSON object raw (trimmed) into dst, one of the
+// body structs, by exact field names: encoding/json matches names without
+// regard to case ("CMD" would set cmd) and lets a repeated name override
+// the first, so a body could mean something other than what a reader of
+// it sees. Here a member whose name is not exactly a field name is unknown
+// and ignored, as API.md says of unknown fields, and a name repeated in any
+// object of the body, nested ones included, is a 400.
+func decodeExact(raw []byte, dst any) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	var members map[string]json.RawMessage
+	if err := dec.Decode(&members); err != nil {
+		return jsonError(err)
+	}
+	// More is false before a stray ']' or '}', so compare offsets: raw is
+	// trimmed, and anything after the object is a second value or junk.
+	if dec.InputOffset() != int64(len(raw)) {
+		return exe.Errorf(exe.ErrInvalid, "request body must hold a single JSON object")
+	}
+	if err := checkDuplicateKeys(raw); err != nil {
+		return err
+	}
+	// Only members named exactly as a field reach the case-insensitive
+	// decoder; field names differ from each other in more than case, so
+	// none of them can then be matched to another field.
+	known := make(map[string]json.RawMessage, len(members))
+	for name, v := range members {
+		if _, ok := fieldTypes[name]; ok {
+			known[name] = v
+		}
+	}
+	exact, err := json.Marshal(known)
+	if err != nil {
+		return exe.Errorf(exe.ErrInvalid, "request body is not valid JSON: %s", err)
+	}
+	if err := json.Unmarshal(exact, dst); err != nil {
+		return jsonError(err)
+	}
+	return nil
+}
+
+// jsonFrame is an open object or array while checkDuplicateKeys walks a
+// document.
+type jsonFrame struct {
+	path    string // "" for the body, else "extra_vars", "extra_vars.a[2]"...
+	object  bool
+	keys    map[string]bool // object: names seen so far
+	key     string          // object: the member being read
+	wantKey bool            // object: the next token is a name or '}'
+	index   int             // array: the element being read
+}
+
+// checkDuplicateKeys walks valid JSON token by token and returns a 400
+// naming the first name that occurs twice in one object, with the path of
+// that object.
+func checkDuplicateKeys(raw []byte) error {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber() // numbers are only skipped: none may fail to convert
+	var stack []*jsonFrame
+	top := func() *jsonFrame {
+		if len(stack) == 0 {
+			return nil
+		}
+		return stack[len(stack)-1]
+	}
+	valueDone := func(f *jsonFrame) {
+		switch {
+		case f == nil:
+		case f.object:
+			f.wantKey = true
+		default:
+			f.index++
+		}
+	}
+	for {
+		tok, err := dec.Token()
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return jsonError(err)
+		}
+		f := top()
+		if f != nil && f.object && f.wantKey {
+			if tok == json.Delim('}') {
+				stack = stack[:len(stack)-1]
+				valueDone(top())
+				continue
+			}
+			name, _ := tok.(string)
+			if f.keys[name] {
+				if f.path == "" {
+					return exe.Errorf(exe.ErrInvalid, "duplicate key %q in the request body", clip(name, 64))
+				}
+				return exe.Errorf(exe.ErrInvalid, "%s: duplicate key %q", clip(f.path, 128), clip(name, 64))
+			}
+			f.keys[name], f.key, f.wantKey = true, name, false
+			continue
+		}
+		switch tok {
+		case json.Delim('{'), json.Delim('['):
+			path := ""
+			switch {
+			case f == nil:
+			case f.object && f.path == "":
+				path = f.key
+			case f.object:
+				path = f.path + "." + f.key
+			default:
+				path = f.path + "[" + strconv.Itoa(f.index) + "]"
+			}
+			obj := tok == json.Delim('{')
+			nf := &jsonFrame{path: path, object: obj, wantKey: obj}
+			if obj {
+				nf.keys = map[string]bool{}
+			}
+			stack = append(stack, nf)
+		case json.Delim(']'), json.Delim('}'):
+			stack = stack[:len(stack)-1]
+			valueDone(top())
+		default:
+			valueDone(f)
+		}
+	}
+}
+
+// invalidUTF8At is the offset of the first byte of b that is not part of
+// a valid UTF-8 sequence.
+func invalidUTF8At(b []byte) int {
+	for i := 0; i < len(b); {
+		r, size := utf8.DecodeRune(b[i:])
+		if r == utf8.RuneError && size <= 1 {
+			return i
+		}
+		i += size
+	}
+	return len(b)
+}
+
+// clip shortens s to at most n bytes for a message, never inside a
+// character.
+func clip(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "..."
 }
 
 // jsonError turns a decoding error into a 400 that names the field.

@@ -1,6 +1,7 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -137,17 +138,32 @@ func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusAccepted, job)
 }
 
+// health answers 200 {"status": "ok"}; 200 {"status": "degraded",
+// "message"} when the server serves but not all of its work gets done (no
+// worker takes queued jobs): taking this server out of a load balancer, or
+// restarting it, would not help, so its status code stays 200 and
+// monitors read the body; 503 {"status": "unavailable", "message"} when a
+// part it needs (the store, the executor) does not answer.
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	if err := a.engine.Health(r.Context()); err != nil {
+	err := a.engine.Health(r.Context())
+	switch {
+	case err == nil:
+		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	case errors.Is(err, exe.ErrDegraded) && !errors.Is(err, exe.ErrUnavailable):
+		writeJSON(w, http.StatusOK, map[string]string{"status": "degraded", "message": exe.PublicMessage(err)})
+	default:
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "message": exe.PublicMessage(err)})
-		return
 	}
-	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 
 // follow streams a job as NDJSON: the job object, then every event as
 // {"host": event} from the first one, then the final job object. Each line is
 // flushed as written; the stream ends when the job does or the client leaves.
+// A stream that ends before its job does (the server shuts down, the store
+// stays unreachable, the job vanishes) ends with the job object as last
+// known, still Running, plus "message" saying why: a client that reads the
+// last line as the final job sees that the job has not ended, and follows
+// again.
 func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 	ctx := r.Context()
 	job, err := a.engine.Job(ctx, jid, false)
@@ -176,16 +192,60 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 	if err := line(job); err != nil {
 		return
 	}
+	var writeErr error
 	final, err := a.engine.Follow(ctx, jid, func(ev exe.Event) error {
-		return line(map[string]exe.Event{ev.Host: ev})
+		writeErr = line(map[string]exe.Event{ev.Host: ev})
+		return writeErr
 	})
-	if err != nil {
-		if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) {
-			a.log.Warn("follow stream ended early", "jid", jid, "error", err)
-		}
+	if err == nil {
+		_ = line(final)
 		return
 	}
-	_ = line(final)
+	if writeErr != nil {
+		return // the client is gone, or too slow to take a line
+	}
+	reason := followEndReason(ctx, err)
+	if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) {
+		a.log.Warn("follow stream ended early", "jid", jid, "error", err)
+	}
+	// Best effort: a client that left gets nothing, and needs nothing.
+	_ = line(streamEnd{job: job, message: "stream ended: " + reason})
+}
+
+// followEndReason says why a follow ended with err before its job did.
+func followEndReason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(context.Cause(ctx), exe.ErrShutdown):
+		return "server shutting down"
+	case ctx.Err() != nil:
+		return "stream cancelled"
+	case errors.Is(err, exe.ErrNotFound):
+		return "the job is gone (deleted, expired, or lost by the job store)"
+	}
+	return exe.PublicMessage(err)
+}
+
+// streamEnd is a follow stream's last line when it ends before its job:
+// the job object with "message" added.
+type streamEnd struct {
+	job     *exe.Job
+	message string
+}
+
+func (e streamEnd) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(e.job)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	fields["message"], err = json.Marshal(e.message)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(fields)
 }
 
 func byteSize(n int64) string {

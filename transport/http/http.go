@@ -130,7 +130,7 @@ func (a *API) Handler() http.Handler {
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range a.routes() {
-		h := http.Handler(rt.handler)
+		h := checkQuery(rt.handler)
 		if !rt.public {
 			h = a.auth.wrap(h)
 		}
@@ -157,7 +157,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return a.guard.wrap(mux)
+	return a.guard.wrap(muxErrorsAsJSON(mux))
 }
 
 // writeJSON answers with v as JSON.

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -33,12 +34,13 @@ type serverOpts struct {
 	api   exehttp.Options
 	disp  local.Options
 	tasks map[string]exe.Task
+	roles string // sshnative's roles directory
 }
 
 func newServer(t *testing.T, o serverOpts) *server {
 	t.Helper()
 	store := memory.New(memory.Options{})
-	x, err := sshnative.New(sshnative.Config{})
+	x, err := sshnative.New(sshnative.Config{Roles: o.roles})
 	require.NoError(t, err)
 	disp := local.New(&exe.Runner{Store: store, Executor: x, Tasks: o.tasks}, o.disp)
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, Tasks: o.tasks})
@@ -191,7 +193,10 @@ func TestSyncEndpoints(t *testing.T) {
 }
 
 func TestAsyncEndpointsAndJobs(t *testing.T) {
-	s := newServer(t, serverOpts{})
+	roles := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(roles, "nginx", "tags"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(roles, "nginx", "tags", "reconfig.sh"), []byte("echo port $EXE_VAR_PORT\n"), 0o755))
+	s := newServer(t, serverOpts{roles: roles})
 	ping := s.submit("/ping", `{"targets":["localhost"]}`)
 	job := s.waitJob(ping)
 	assert.Equal(t, exe.JobDone, job.State)
@@ -210,14 +215,16 @@ func TestAsyncEndpointsAndJobs(t *testing.T) {
 	assert.Equal(t, exe.JobFailure, job.State, "restarting an unknown service fails")
 	assert.Equal(t, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted, Graceful: true}, job.Service)
 
+	r := s.post("/deploy", `{"targets":["localhost"],"role":"nginx2","extra_vars":{"port":80}}`)
+	assert.Equal(t, http.StatusBadRequest, r.status, "the executor refuses a missing role before the job is stored")
+	assert.Equal(t, `role: "nginx2" not found in the roles directory`, r.message(t))
 	deploy := s.submit("/deploy", `{"targets":["localhost"],"role":"nginx","partial":["reconfig"],"extra_vars":{"port":80}}`)
 	job = s.waitJob(deploy)
-	assert.Equal(t, exe.JobFailure, job.State, "there is no role nginx in the roles directory")
-	assert.Contains(t, job.Error, `role: "nginx" not found`)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
 	assert.Equal(t, exe.DeployArgs{Role: "nginx", Partial: []string{"reconfig"}, ExtraVars: map[string]any{"port": 80.0}}, job.Deploy)
 
 	// GET /jobs/{jid} with and without outputs.
-	r := s.get("/jobs/" + exec)
+	r = s.get("/jobs/" + exec)
 	require.Equal(t, http.StatusOK, r.status)
 	var plain map[string]any
 	r.json(t, &plain)

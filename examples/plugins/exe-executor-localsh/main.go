@@ -16,59 +16,49 @@ import (
 	"errors"
 	"os"
 	"os/exec"
-	"path"
 	"strings"
+	"syscall"
+	"time"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/inventory"
+	"github.com/0ops/exed/section"
 )
 
-// localsh implements exe.Executor and executor.Configurer.
+// localsh implements exe.Executor and executor.Configurer. It performs
+// ping, facter and execute: exe.Unsupported answers the other operations
+// with exe.ErrNotSupported, and exe.Only tells exed up front, so requests
+// for them are refused (501) before any job is stored.
 type localsh struct {
-	hosts []string
+	exe.Unsupported
+	exe.Only
+	inv *inventory.Inventory
 }
 
 // Configure reads the [localsh] section. exed calls it at start, so a bad
 // value stops the server with this message instead of failing jobs later.
 func (l *localsh) Configure(_ context.Context, cfg map[string]string) error {
-	l.hosts = []string{"local"}
-	for key, value := range cfg {
-		switch key {
-		case "hosts":
-			l.hosts = nil
-			for _, h := range strings.Split(value, ",") {
-				if h = strings.TrimSpace(h); h != "" {
-					l.hosts = append(l.hosts, h)
-				}
-			}
-			if len(l.hosts) == 0 {
-				return exe.Errorf(exe.ErrInvalid, "[localsh] hosts: at least one host name is required")
-			}
-		case "concurrency": // every plugin receives the server's [runner] concurrency
-		default:
-			return exe.Errorf(exe.ErrInvalid, "[localsh] %s: unknown option", key)
-		}
+	s := section.New("localsh", cfg)
+	hosts := s.List("hosts", []string{"local"})
+	s.Has("concurrency") // every plugin receives the server's [runner] concurrency
+	if err := s.Err(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
+	if err := s.StrictUnused(); err != nil {
+		return exe.Errorf(exe.ErrInvalid, "%v", err)
+	}
+	inv, err := inventory.Static(hosts...)
+	if err != nil {
+		return exe.Errorf(exe.ErrInvalid, "[localsh] hosts: %v", err)
+	}
+	l.inv = inv
 	return nil
 }
 
-// Match selects hosts by a comma-separated union of globs ("all" selects
-// every host). exed resolves a request's targets with one such union.
+// Match selects hosts with Ansible's patterns ("web*:!web2", "all").
 func (l *localsh) Match(_ context.Context, pattern string) ([]string, error) {
-	out := []string{}
-	for _, h := range l.hosts {
-		for _, p := range strings.Split(pattern, ",") {
-			ok, err := path.Match(p, h)
-			if err != nil {
-				return nil, exe.Errorf(exe.ErrInvalid, "pattern: %v", err)
-			}
-			if ok || p == "all" {
-				out = append(out, h)
-				break
-			}
-		}
-	}
-	return out, nil
+	return l.inv.Match(pattern)
 }
 
 func (l *localsh) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
@@ -91,13 +81,28 @@ func (l *localsh) Facter(_ context.Context, hosts []string, emit exe.Emit) error
 
 // Execute runs the command with sh -c (the command is one argument, never
 // spliced into a script) and emits each host's result as soon as it ends.
+// A cancel ends the command's whole process group, since the command may
+// have started others, and reports the host it interrupted FAILED with
+// what it printed so far; exed reports the hosts never started SKIPPED.
 func (l *localsh) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	for _, h := range hosts {
+		if ctx.Err() != nil {
+			return ctx.Err()
+		}
 		var stdout, stderr strings.Builder
 		cmd := exec.CommandContext(ctx, "/bin/sh", "-c", args.Cmd)
 		cmd.Stdout, cmd.Stderr = &stdout, &stderr
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+		cmd.Cancel = func() error { return syscall.Kill(-cmd.Process.Pid, syscall.SIGKILL) }
+		cmd.WaitDelay = time.Second // a process outside the group may hold the output
 		err := cmd.Run()
 		if ctx.Err() != nil {
+			msg := "cancelled"
+			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+				msg = "timed out"
+			}
+			emit(exe.Event{Host: h, Status: exe.Failed, Msg: msg,
+				Exec: &exe.ExecResult{RTC: -1, Stdout: stdout.String(), Stderr: stderr.String()}})
 			return ctx.Err()
 		}
 		ev := exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: stdout.String(), Stderr: stderr.String()}}
@@ -112,16 +117,7 @@ func (l *localsh) Execute(ctx context.Context, hosts []string, args exe.ExecuteA
 	return nil
 }
 
-// Service and Deploy are not offered: the API answers them with
-// "operation not supported by this executor".
-func (l *localsh) Service(context.Context, []string, exe.ServiceArgs, exe.Emit) error {
-	return exe.ErrNotSupported
-}
-
-func (l *localsh) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) error {
-	return exe.ErrNotSupported
-}
-
 func main() {
-	executor.Serve(&localsh{hosts: []string{"local"}})
+	inv, _ := inventory.Static("local")
+	executor.Serve(&localsh{Only: exe.Only{exe.OpPing, exe.OpFacter, exe.OpExecute}, inv: inv})
 }

@@ -1,16 +1,24 @@
 // Command testexec serves plugintest.Executor as an executor plugin, for
 // exed's own tests. EXE_TESTPLUGIN_PROTOCOL=N makes it speak protocol
-// version N, for the version-mismatch test.
+// version N, for the version-mismatch test; EXE_TESTPLUGIN_OLD=1 makes it
+// a plugin built before the ValidateRequest call, which answers it
+// Unimplemented.
 package main
 
 import (
+	"context"
+	"errors"
 	"os"
 	"strconv"
 
+	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/0ops/exed/internal/pluginrpc"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
+	"google.golang.org/grpc"
 )
 
 func main() {
@@ -25,5 +33,34 @@ func main() {
 			Plugins: plugin.PluginSet{"executor": &executor.GRPCPlugin{Impl: impl}}})
 		return
 	}
+	if os.Getenv("EXE_TESTPLUGIN_OLD") == "1" {
+		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: executor.Handshake, GRPCServer: plugin.DefaultGRPCServer,
+			Plugins: plugin.PluginSet{"executor": &oldPlugin{impl: impl}}})
+		return
+	}
 	executor.Serve(impl)
+}
+
+// oldPlugin serves the executor service as a plugin built before the
+// ValidateRequest call did: without that method, which gRPC then answers
+// Unimplemented ("unknown method").
+type oldPlugin struct {
+	plugin.NetRPCUnsupportedPlugin
+	impl exe.Executor
+}
+
+func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
+	desc := pluginpb.Executor_ServiceDesc
+	desc.Methods = nil
+	for _, m := range pluginpb.Executor_ServiceDesc.Methods {
+		if m.MethodName != "ValidateRequest" {
+			desc.Methods = append(desc.Methods, m)
+		}
+	}
+	s.RegisterService(&desc, &pluginrpc.ExecutorServer{Impl: p.impl})
+	return nil
+}
+
+func (p *oldPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {
+	return nil, errors.New("testexec: plugin side only")
 }

@@ -1,6 +1,6 @@
 # exe_events: an Ansible stdout callback that prints one JSON object per
-# line for exed: play and task starts, and every host result (loop items
-# included) as it arrives. exed writes this file into a private directory
+# line for exed: play and task starts, each host's start of a task, and
+# every host result (loop items included) as it arrives. exed writes this file into a private directory
 # and selects it with ANSIBLE_STDOUT_CALLBACK=exe_events.
 from __future__ import absolute_import, division, print_function
 __metaclass__ = type
@@ -46,6 +46,10 @@ class CallbackModule(CallbackBase):
 
     def v2_playbook_on_task_start(self, task, is_conditional):
         self._emit({'event': 'task', 'name': task.get_name()})
+
+    def v2_runner_on_start(self, host, task):
+        # exed reports a host whose task an interruption cut short.
+        self._emit({'event': 'start', 'host': host.get_name(), 'task': task.get_name()})
 
     def v2_runner_on_ok(self, result):
         self._result('ok', result)

@@ -7,13 +7,17 @@ package config
 import (
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
+	"github.com/0ops/exed/section"
 	"gopkg.in/ini.v1"
 )
 
@@ -22,8 +26,6 @@ type Config struct {
 	API    API
 	Runner Runner
 	Log    Log
-	// SSHNative is the [sshnative] executor section.
-	SSHNative SSHNative
 	// Path is the file the configuration came from ("" for defaults).
 	Path string
 	// Sections holds every section's key/values as written (unquoted,
@@ -55,15 +57,23 @@ type Runner struct {
 	BrokerURL   string
 	// RedisPrefix starts every key exed keeps in Redis, so that several
 	// installations can share one Redis.
-	RedisPrefix   string
-	QueueSize     int
-	MaxJobs       int
+	RedisPrefix string
+	QueueSize   int
+	MaxJobs     int
+	// MaxJobBytes is the memory store's budget for the jobs it keeps, in
+	// bytes; 0: an eighth of the machine's (or cgroup's) memory.
+	MaxJobBytes   int64
 	JobTTL        time.Duration
 	ShutdownGrace time.Duration
 	// Lease is how long a worker's hold on a running job lasts without a
-	// heartbeat: after a worker dies, its jobs fail as "worker lost"
-	// within about this long.
+	// heartbeat (on Redis; with redis_url alone the API servers are the
+	// workers): after one dies, its jobs fail as "worker lost" ("server
+	// lost") within about this long.
 	Lease time.Duration
+	// StateDir holds what plugins keep across their restarts and the
+	// server's (the sshnative executor's journal of running commands),
+	// one subdirectory per plugin.
+	StateDir string
 }
 
 // Log is the [log] section.
@@ -73,22 +83,6 @@ type Log struct {
 	AccessLog string // "" = stdout
 }
 
-// SSHNative is the [sshnative] section.
-type SSHNative struct {
-	Inventory       string // Ansible inventory sources, comma-separated; "" = localhost only
-	Roles           string // script roles for deploy
-	CommandTimeout  time.Duration
-	OutputCap       int
-	RemoteUser      string   // "" = the current user
-	PrivateKeyFiles []string // "" = ~/.ssh/id_ed25519, id_ecdsa, id_rsa
-	KnownHosts      []string // "" = ~/.ssh/known_hosts
-	HostKeyChecking bool
-	UseAgent        bool
-	ConnectTimeout  time.Duration
-	KeepAlive       time.Duration
-	IdleTimeout     time.Duration
-}
-
 // Default returns the embedded default configuration.
 func Default() *Config {
 	cwd, _ := os.Getwd()
@@ -96,10 +90,8 @@ func Default() *Config {
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
 		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
-			Lease: 10 * time.Second, RedisPrefix: "exe:"},
+			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
 		Log: Log{Level: "info"},
-		SSHNative: SSHNative{Roles: cwd + "/roles", OutputCap: 1 << 20, HostKeyChecking: true, UseAgent: true,
-			ConnectTimeout: 10 * time.Second, KeepAlive: 30 * time.Second, IdleTimeout: 5 * time.Minute},
 	}
 }
 
@@ -115,7 +107,7 @@ var options = []option{
 	{"api", "pid_file", func(c *Config, v string) error { c.API.PidFile = v; return nil }},
 	{"api", "auth_token_file", func(c *Config, v string) error { c.API.AuthTokenFile = v; return nil }},
 	{"api", "allow_insecure", func(c *Config, v string) error { return setBool(&c.API.AllowInsecure, v) }},
-	{"api", "server_names", func(c *Config, v string) error { c.API.ServerNames = splitList(v); return nil }},
+	{"api", "server_names", func(c *Config, v string) error { c.API.ServerNames = section.SplitList(v); return nil }},
 	{"api", "max_body_bytes", func(c *Config, v string) error { return setInt64(&c.API.MaxBodyBytes, v, 1) }},
 	{"api", "sync_timeout", func(c *Config, v string) error { return setDuration(&c.API.SyncTimeout, v) }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
@@ -126,24 +118,14 @@ var options = []option{
 	{"runner", "redis_prefix", func(c *Config, v string) error { return setKeyPrefix(&c.Runner.RedisPrefix, v) }},
 	{"runner", "queue_size", func(c *Config, v string) error { return setInt(&c.Runner.QueueSize, v, 1) }},
 	{"runner", "max_jobs", func(c *Config, v string) error { return setInt(&c.Runner.MaxJobs, v, 1) }},
+	{"runner", "max_job_bytes", func(c *Config, v string) error { return setBytes(&c.Runner.MaxJobBytes, v) }},
 	{"runner", "job_ttl", func(c *Config, v string) error { return setDuration(&c.Runner.JobTTL, v) }},
 	{"runner", "shutdown_grace", func(c *Config, v string) error { return setDuration(&c.Runner.ShutdownGrace, v) }},
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
+	{"runner", "state_dir", func(c *Config, v string) error { return setDir(&c.Runner.StateDir, v) }},
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
-	{"sshnative", "inventory", func(c *Config, v string) error { c.SSHNative.Inventory = v; return nil }},
-	{"sshnative", "command_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.CommandTimeout, v) }},
-	{"sshnative", "output_cap", func(c *Config, v string) error { return setInt(&c.SSHNative.OutputCap, v, 1) }},
-	{"sshnative", "roles", func(c *Config, v string) error { c.SSHNative.Roles = v; return nil }},
-	{"sshnative", "remote_user", func(c *Config, v string) error { c.SSHNative.RemoteUser = v; return nil }},
-	{"sshnative", "private_key_file", func(c *Config, v string) error { c.SSHNative.PrivateKeyFiles = splitList(v); return nil }},
-	{"sshnative", "known_hosts", func(c *Config, v string) error { c.SSHNative.KnownHosts = splitList(v); return nil }},
-	{"sshnative", "host_key_checking", func(c *Config, v string) error { return setBool(&c.SSHNative.HostKeyChecking, v) }},
-	{"sshnative", "use_agent", func(c *Config, v string) error { return setBool(&c.SSHNative.UseAgent, v) }},
-	{"sshnative", "connect_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.ConnectTimeout, v) }},
-	{"sshnative", "keepalive", func(c *Config, v string) error { return setDuration(&c.SSHNative.KeepAlive, v) }},
-	{"sshnative", "idle_timeout", func(c *Config, v string) error { return setDuration(&c.SSHNative.IdleTimeout, v) }},
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
@@ -205,40 +187,6 @@ func Load(path string) (*Config, []string, error) {
 // belongs to a plugin of that name.
 var ServerSections = map[string]bool{"api": true, "runner": true, "log": true}
 
-// SSHNativeFrom parses the key/values of an [sshnative] section, as the
-// sshnative plugin receives them, over the defaults. Unknown keys are
-// ignored (the server already warned of them); "concurrency" is the
-// server's [runner] concurrency.
-func SSHNativeFrom(values map[string]string) (SSHNative, int, error) {
-	c := Default()
-	for _, o := range options {
-		v, ok := values[o.key]
-		if o.section != "sshnative" || !ok || v == "" {
-			continue
-		}
-		if err := o.set(c, v); err != nil {
-			return SSHNative{}, 0, fmt.Errorf("[sshnative] %s: %w", o.key, err)
-		}
-	}
-	if v, ok := values["concurrency"]; ok {
-		if err := setInt(&c.Runner.Concurrency, v, 1); err != nil {
-			return SSHNative{}, 0, fmt.Errorf("[runner] concurrency: %w", err)
-		}
-	}
-	return c.SSHNative, c.Runner.Concurrency, nil
-}
-
-// splitList splits a comma-separated list of paths.
-func splitList(v string) []string {
-	var out []string
-	for _, p := range strings.Split(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
-
 // unquote strips one pair of matching quotes, which ini leaves on single-
 // quoted values.
 func unquote(v string) string {
@@ -270,12 +218,11 @@ func setPort(dst *int, v string) error {
 }
 
 func setInt(dst *int, v string, min int) error {
-	n, err := strconv.Atoi(v)
-	if err != nil || n < min {
-		return fmt.Errorf("%q is not a whole number of at least %d", v, min)
+	n, err := section.ParseInt(v, min)
+	if err == nil {
+		*dst = n
 	}
-	*dst = n
-	return nil
+	return err
 }
 
 func setInt64(dst *int64, v string, min int64) error {
@@ -287,36 +234,55 @@ func setInt64(dst *int64, v string, min int64) error {
 	return nil
 }
 
-func setBool(dst *bool, v string) error {
-	switch strings.ToLower(v) {
-	case "1", "true", "yes", "on":
-		*dst = true
-	case "0", "false", "no", "off":
-		*dst = false
-	default:
-		return fmt.Errorf("%q is not a boolean (true/false, yes/no, 1/0)", v)
+// byteUnits are the units setBytes takes, all powers of 1024.
+var byteUnits = map[string]int64{
+	"": 1, "k": 1 << 10, "kib": 1 << 10, "m": 1 << 20, "mib": 1 << 20,
+	"g": 1 << 30, "gib": 1 << 30, "t": 1 << 40, "tib": 1 << 40,
+}
+
+// setBytes takes a size of at least 1 byte: a number of bytes, or one
+// with a binary unit (512MiB, 2G, 64k).
+func setBytes(dst *int64, v string) error {
+	i := strings.IndexFunc(v, func(r rune) bool { return r < '0' || r > '9' })
+	num, unit := v, ""
+	if i >= 0 {
+		num, unit = v[:i], strings.ToLower(strings.TrimSpace(v[i:]))
 	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	mult, ok := byteUnits[unit]
+	if err != nil || !ok || n < 1 || n > math.MaxInt64/mult {
+		return fmt.Errorf("%q is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)", v)
+	}
+	*dst = n * mult
 	return nil
 }
 
+func setBool(dst *bool, v string) error {
+	b, err := section.ParseBool(v)
+	if err == nil {
+		*dst = b
+	}
+	return err
+}
+
 // setDuration takes a Go duration ("90s", "1h30m"), a number of days ("7d")
-// or a plain number of seconds.
+// or a plain number of seconds, as plugins' sections do (package section).
 func setDuration(dst *time.Duration, v string) error {
-	if n, err := strconv.Atoi(v); err == nil && n >= 0 {
-		*dst = time.Duration(n) * time.Second
-		return nil
+	d, err := section.ParseDuration(v)
+	if err == nil {
+		*dst = d
 	}
-	if days, ok := strings.CutSuffix(v, "d"); ok {
-		if n, err := strconv.Atoi(days); err == nil && n >= 0 {
-			*dst = time.Duration(n) * 24 * time.Hour
-			return nil
-		}
+	return err
+}
+
+// setDir takes a directory, made absolute so that it means the same to
+// the server and to the plugins it starts.
+func setDir(dst *string, v string) error {
+	abs, err := filepath.Abs(v)
+	if err != nil {
+		return err
 	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d < 0 {
-		return fmt.Errorf("%q is not a duration (e.g. 30s, 5m, 7d, or seconds)", v)
-	}
-	*dst = d
+	*dst = abs
 	return nil
 }
 
@@ -366,27 +332,60 @@ func setLevel(dst *string, v string) error {
 	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", v)
 }
 
+// MinTokenLength is the length under which a bearer token is warned about:
+// 16 random characters are beyond guessing over HTTP; "s3cret" is not.
+const MinTokenLength = 16
+
 // Tokens reads the bearer tokens of AuthTokenFile: one per line, blank
-// lines and # comments ignored.
-func (a API) Tokens() ([]string, error) {
+// lines and # comments ignored. A file that group or others can write is
+// an error, since whoever can write it can let themselves in; warnings
+// (never the tokens themselves) say when others can read it and which
+// lines hold tokens shorter than MinTokenLength.
+func (a API) Tokens() (tokens, warnings []string, err error) {
 	if a.AuthTokenFile == "" {
-		return nil, nil
+		return nil, nil, nil
+	}
+	st, err := os.Stat(a.AuthTokenFile)
+	if err != nil {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
+	}
+	if perm := st.Mode().Perm(); perm&0o022 != 0 {
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s is writable by group or others (mode %04o): anyone who can write it can add a token; chmod go-w %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile)
+	} else if perm&0o004 != 0 {
+		warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s is readable by others (mode %04o): every local user can read the tokens; chmod o-r %s",
+			a.AuthTokenFile, perm, a.AuthTokenFile))
 	}
 	b, err := os.ReadFile(a.AuthTokenFile)
 	if err != nil {
-		return nil, fmt.Errorf("[api] auth_token_file: %w", err)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
 	}
-	var tokens []string
-	for _, line := range strings.Split(string(b), "\n") {
+	for i, line := range strings.Split(string(b), "\n") {
 		line = strings.TrimSpace(line)
-		if line != "" && !strings.HasPrefix(line, "#") {
-			tokens = append(tokens, line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		tokens = append(tokens, line)
+		if n := utf8.RuneCountInString(line); n < MinTokenLength {
+			warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s line %d: a token of %d characters is easy to guess; use at least %d random ones (e.g. openssl rand -hex 32)",
+				a.AuthTokenFile, i+1, n, MinTokenLength))
 		}
 	}
 	if len(tokens) == 0 {
-		return nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
+		return nil, nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
 	}
-	return tokens, nil
+	return tokens, warnings, nil
+}
+
+// AccessWarnings says when the API serves without authentication where
+// others can reach it: allow_insecure in effect, on an address that is not
+// loopback, with no tokens.
+func (a API) AccessWarnings(haveTokens bool) []string {
+	if !a.AllowInsecure || haveTokens || a.Loopback() {
+		return nil
+	}
+	return []string{fmt.Sprintf("[api] allow_insecure = true: listening on %s WITHOUT AUTHENTICATION: anyone who can reach it can run commands on every host of the inventory; set auth_token_file",
+		net.JoinHostPort(a.ListenAddr, strconv.Itoa(a.ListenPort)))}
 }
 
 // Loopback reports whether the listen address only accepts local clients.

@@ -1,0 +1,79 @@
+package executor_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/jobstore/memory"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// engineOn is an Engine whose executor is the plugin c.
+func engineOn(t *testing.T, c exe.Executor) (*exe.Engine, *memory.Store) {
+	t.Helper()
+	store := memory.New(memory.Options{})
+	disp := local.New(&exe.Runner{Store: store, Executor: c}, local.Options{})
+	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: c, SyncTimeout: 10 * time.Second})
+	require.NoError(t, err)
+	return eng, store
+}
+
+func refused(cmd string) exe.Request {
+	return exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: cmd}}
+}
+
+// A plugin's executor refuses a request before it is stored or run: the
+// refusal keeps its kind and message across the process boundary.
+func TestValidateRequestCrossesTheBoundary(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	ctx := context.Background()
+	err := c.ValidateRequest(ctx, refused("refuse rm -rf"))
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+	assert.EqualError(t, err, "cmd: refused: rm -rf")
+	for _, ok := range []exe.Request{
+		refused("echo hi"),
+		{Operate: exe.OpPing, Targets: []string{"a"}},
+		{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r", ExtraVars: map[string]any{"k": []any{1.0}}}},
+		{Operate: exe.OpTask, Targets: []string{"a"}, Task: exe.TaskArgs{Type: "t", Options: map[string]any{"x": "y"}}},
+	} {
+		assert.NoError(t, c.ValidateRequest(ctx, ok), ok.Operate)
+	}
+
+	eng, store := engineOn(t, c)
+	_, err = eng.Submit(ctx, refused("refuse rm -rf"))
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+	assert.EqualError(t, err, "cmd: refused: rm -rf")
+	ids, err := store.List(ctx)
+	require.NoError(t, err)
+	assert.Empty(t, ids, "nothing was stored")
+	_, err = eng.Run(ctx, refused("refuse rm -rf"))
+	assert.EqualError(t, err, "cmd: refused: rm -rf", "sync runs are checked too")
+
+	out, err := eng.Run(ctx, refused("echo hi"))
+	require.NoError(t, err)
+	assert.Equal(t, "echo hi", out["a"].Exec.Stdout)
+}
+
+// A plugin built before ValidateRequest existed answers it Unimplemented:
+// it has no objections, and its requests run as before.
+func TestValidateRequestOfAnOlderPlugin(t *testing.T) {
+	c, _ := start(t, executor.Options{Env: []string{"EXE_TESTPLUGIN_OLD=1"}})
+	ctx := context.Background()
+	assert.NoError(t, c.ValidateRequest(ctx, refused("refuse rm -rf")))
+
+	eng, _ := engineOn(t, c)
+	jid, err := eng.Submit(ctx, refused("refuse x"))
+	require.NoError(t, err)
+	var evs []exe.Event
+	job, err := eng.Follow(ctx, jid, func(ev exe.Event) error { evs = append(evs, ev); return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+	require.Len(t, evs, 1)
+	assert.Equal(t, "refuse x", evs[0].Exec.Stdout)
+}

@@ -1,0 +1,132 @@
+package pluginrpc
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/google/uuid"
+	"google.golang.org/grpc"
+)
+
+// DrainTimeout bounds how long a caller whose context ended keeps reading
+// an operation's (or task run's) stream after it asked the plugin to
+// interrupt the work: long enough for an executor to stop its commands
+// (sshnative's kill_grace twice, plus round trips) and report them; a
+// plugin that takes longer has its stream cancelled.
+const DrainTimeout = 30 * time.Second
+
+// cancelCallTimeout bounds the Cancel call itself.
+const cancelCallTimeout = 5 * time.Second
+
+// running tracks the operations (or task runs) a server runs, by the ID
+// their caller gave them, so that Cancel can reach them.
+type running struct {
+	mu  sync.Mutex
+	ops map[string]context.CancelCauseFunc
+}
+
+// start returns ctx's child that Cancel(id) interrupts, and a func to call
+// when the work has ended. An empty id (a caller that never cancels this
+// way) tracks nothing.
+func (r *running) start(ctx context.Context, id string) (context.Context, context.CancelCauseFunc, func()) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	if id == "" {
+		return ctx, cancel, func() { cancel(nil) }
+	}
+	r.mu.Lock()
+	if r.ops == nil {
+		r.ops = map[string]context.CancelCauseFunc{}
+	}
+	r.ops[id] = cancel
+	r.mu.Unlock()
+	return ctx, cancel, func() {
+		r.mu.Lock()
+		delete(r.ops, id)
+		r.mu.Unlock()
+		cancel(nil)
+	}
+}
+
+// cancel interrupts the work named by req with the cause it carries.
+func (r *running) cancel(req *pluginpb.CancelRequest) {
+	r.mu.Lock()
+	cancel := r.ops[req.GetId()]
+	r.mu.Unlock()
+	if cancel != nil {
+		cancel(causeFromPB(req))
+	}
+}
+
+// causes are the cancellation causes a plugin recognises with errors.Is.
+var causes = []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost}
+
+// causeToPB describes why ctx ended for a CancelRequest.
+func causeToPB(ctx context.Context, id string) *pluginpb.CancelRequest {
+	req := &pluginpb.CancelRequest{Id: id}
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		req.Deadline = true
+		return req
+	}
+	if cause := context.Cause(ctx); cause != nil && !errors.Is(cause, context.Canceled) {
+		req.Cause = cause.Error()
+	}
+	return req
+}
+
+// causeFromPB is the cause the plugin's context is cancelled with: the
+// caller's deadline, one of exe's causes, or the caller's text.
+func causeFromPB(req *pluginpb.CancelRequest) error {
+	if req.GetDeadline() {
+		return context.DeadlineExceeded
+	}
+	if req.GetCause() == "" {
+		return exe.ErrCancelled
+	}
+	for _, c := range causes {
+		if c.Error() == req.GetCause() {
+			return c
+		}
+	}
+	return errors.New(req.GetCause())
+}
+
+// cancelFunc is a Cancel RPC of the generated clients.
+type cancelFunc func(ctx context.Context, req *pluginpb.CancelRequest, opts ...grpc.CallOption) (*pluginpb.Empty, error)
+
+// interruptible reads a server-streaming call (open) until it ends,
+// delivering each event to emit. The stream does not end with ctx: when
+// ctx ends, the plugin is asked to interrupt the work (cancel) and the
+// stream is read on for the events that produces (the hosts it stopped,
+// with their partial output) for up to DrainTimeout. A plugin built
+// without Cancel has its stream cancelled at once, as a cancel of ctx did
+// before.
+func interruptible(ctx context.Context, cancel cancelFunc, open func(ctx context.Context, id string) (func() (*pluginpb.Event, error), error), emit exe.Emit) error {
+	id := uuid.NewString()
+	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
+	defer stop()
+	recv, err := open(sctx, id)
+	if err != nil {
+		return fromStatus(ctx, err)
+	}
+	watch := context.AfterFunc(ctx, func() {
+		cctx, done := context.WithTimeout(sctx, cancelCallTimeout)
+		defer done()
+		if _, err := cancel(cctx, causeToPB(ctx, id)); err != nil {
+			stop() // no Cancel in this plugin, or it cannot be reached
+			return
+		}
+		drain := time.AfterFunc(DrainTimeout, stop)
+		context.AfterFunc(sctx, func() { drain.Stop() })
+	})
+	defer watch()
+	err = receive(sctx, recv, emit)
+	if err != nil && ctx.Err() != nil {
+		// The work was interrupted: say so as an executor in process does.
+		return ctx.Err()
+	}
+	return err
+}

@@ -1,0 +1,405 @@
+package redis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/internal/redistest"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// serverClient is a client with the options exed's server and workers
+// use: calls fail within seconds while Redis does not answer.
+func serverClient(t *testing.T, addr string) *goredis.Client {
+	return clientWithin(t, addr, 3*time.Second)
+}
+
+// clientWithin is serverClient with calls failing after timeout.
+func clientWithin(t *testing.T, addr string, timeout time.Duration) *goredis.Client {
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, DialTimeout: timeout, ReadTimeout: timeout,
+		WriteTimeout: timeout, PoolTimeout: timeout, MaxRetries: 1})
+	t.Cleanup(func() { rdb.Close() })
+	return rdb
+}
+
+// gatedExecutor runs "execute" as a command that starts, waits for the
+// gate to open, and ends with its command line as output. It counts the
+// runs of each command line.
+type gatedExecutor struct {
+	plugintest.Executor
+
+	mu   sync.Mutex
+	gate chan struct{}
+	runs map[string]int
+}
+
+func newGatedExecutor() *gatedExecutor {
+	return &gatedExecutor{gate: make(chan struct{}), runs: map[string]int{}}
+}
+
+// open lets the commands started so far end; later ones wait again.
+func (x *gatedExecutor) open() {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	close(x.gate)
+	x.gate = make(chan struct{})
+}
+
+func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	x.mu.Lock()
+	x.runs[args.Cmd]++
+	gate := x.gate
+	x.mu.Unlock()
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.Changed, Name: "started"})
+	}
+	select {
+	case <-gate:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
+	}
+	return nil
+}
+
+func (x *gatedExecutor) runsOf(cmd string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.runs[cmd]
+}
+
+// outageCluster is an API engine with the lost-lease recovery an API
+// process runs, and two workers running gated commands, each process
+// with its own Redis client, on one redis-server.
+type outageCluster struct {
+	engine *exe.Engine
+	store  *exeredis.Store
+	x      *gatedExecutor
+	prefix string
+}
+
+func newOutageCluster(t *testing.T, addr string, lease time.Duration) *outageCluster {
+	return newOutageClusterOn(t, addr, addr, lease, 3*time.Second)
+}
+
+// newOutageClusterOn is newOutageCluster with the API process on apiAddr
+// and the workers on workerAddr, their calls failing after timeout.
+func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout time.Duration) *outageCluster {
+	prefix := "o" + uuid.NewString()[:8] + ":"
+	apiRdb := clientWithin(t, apiAddr, timeout)
+	apiStore := exeredis.New(apiRdb, exeredis.Options{Prefix: prefix})
+	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Dispatcher: exeredis.NewDispatcher(apiRdb, apiStore), Executor: &plugintest.Executor{}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	t.Cleanup(func() { cancel(); wg.Wait() })
+	rec := exeredis.NewRecoverer(apiRdb, apiStore, exeredis.RecovererOptions{Lease: lease, LostMessage: "server lost"})
+	wg.Add(1)
+	go func() { defer wg.Done(); rec.Run(ctx) }()
+	x := newGatedExecutor()
+	for i := 0; i < 2; i++ {
+		rdb := clientWithin(t, workerAddr, timeout)
+		s := exeredis.New(rdb, exeredis.Options{Prefix: prefix})
+		w := exeredis.NewWorker(rdb, s, &exe.Runner{Store: s, Executor: x}, exeredis.WorkerOptions{Lease: lease, Concurrency: 8, Grace: time.Second})
+		wg.Add(1)
+		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+	}
+	return &outageCluster{engine: eng, store: apiStore, x: x, prefix: prefix}
+}
+
+// startJobs submits n jobs on hosts a and b and waits until each has
+// stored its "started" events.
+func (c *outageCluster) startJobs(t *testing.T, n int, tag string) map[string]string {
+	ctx := context.Background()
+	jobs := map[string]string{} // jid: command
+	for i := 0; i < n; i++ {
+		cmd := fmt.Sprintf("%s-%d", tag, i)
+		jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"}, Execute: exe.ExecuteArgs{Cmd: cmd}})
+		require.NoError(t, err)
+		jobs[jid] = cmd
+	}
+	for jid := range jobs {
+		require.Eventually(t, func() bool {
+			j, err := c.store.Get(ctx, jid, true)
+			return err == nil && len(j.ReturnData["a"]) > 0 && len(j.ReturnData["b"]) > 0
+		}, 20*time.Second, 10*time.Millisecond, "job %s starts", jid)
+	}
+	return jobs
+}
+
+// checkDone asserts that every job ended Done with its output, its
+// events stored once each, having run once.
+func (c *outageCluster) checkDone(t *testing.T, jobs map[string]string) {
+	ctx := context.Background()
+	for jid, cmd := range jobs {
+		fctx, cancel := context.WithTimeout(ctx, 60*time.Second)
+		final, err := c.engine.Follow(fctx, jid, func(exe.Event) error { return nil })
+		cancel()
+		require.NoError(t, err)
+		assert.Equal(t, exe.JobDone, final.State, "%s: %s", jid, final.Error)
+		j, err := c.store.Get(ctx, jid, true)
+		require.NoError(t, err)
+		for _, h := range []string{"a", "b"} {
+			evs := j.ReturnData[h]
+			if assert.Len(t, evs, 2, "%s %s: each event stored once", jid, h) {
+				assert.Equal(t, "started", evs[0].Name)
+				if assert.NotNil(t, evs[1].Exec) {
+					assert.Equal(t, cmd, evs[1].Exec.Stdout, "the output is kept")
+				}
+			}
+		}
+		assert.Equal(t, 1, c.x.runsOf(cmd), "%s ran once", cmd)
+	}
+}
+
+// TestRedisOutageLosesNothing: Redis does not answer for 3s, then for 5s
+// (less than the 10s lease), while jobs run; some end during the outage,
+// some after it. Every job ends Done with all its output, none runs
+// twice, none is failed as lost. Two kinds of outage: Redis paused
+// (SIGSTOP: what clients send waits in the kernel and runs when it
+// continues) and the network cut (nothing sent during the outage ever
+// arrives).
+func TestRedisOutageLosesNothing(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	for _, kind := range []struct {
+		name       string
+		addr       string
+		start, end func()
+		outages    []time.Duration
+	}{
+		{"pause", srv.Addr, func() { srv.Pause(t) }, func() { srv.Resume(t) }, []time.Duration{3 * time.Second, 5 * time.Second}},
+		{"cut", proxy.Addr, proxy.Blackhole, proxy.Restore, []time.Duration{5 * time.Second}},
+	} {
+		c := newOutageCluster(t, kind.addr, 10*time.Second)
+		for _, outage := range kind.outages {
+			t.Run(kind.name+outage.String(), func(t *testing.T) {
+				endDuring := c.startJobs(t, 5, kind.name+"during"+outage.String())
+				kind.start()
+				// The commands end while Redis does not answer: their
+				// results and outcomes must wait in the workers.
+				c.x.open()
+				time.Sleep(outage) // the outage's length; nothing to wait for
+				kind.end()
+				c.checkDone(t, endDuring)
+
+				endAfter := c.startJobs(t, 5, kind.name+"after"+outage.String())
+				kind.start()
+				time.Sleep(outage)
+				kind.end()
+				c.x.open()
+				c.checkDone(t, endAfter)
+			})
+		}
+	}
+}
+
+// TestOutageLongerThanTheLease: Redis stops answering for one and a half
+// leases, and the workers' network stays cut for a third of a lease
+// after it is back, while the API process's recovery reaches Redis at
+// once. Every lease has lapsed by Redis's clock, but the recovery lost
+// touch with Redis too, so it waits a lease before it fails any: the
+// workers are back in time, take their leases again and finish their jobs.
+func TestOutageLongerThanTheLease(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	lease := 3 * time.Second
+	c := newOutageClusterOn(t, srv.Addr, proxy.Addr, lease, 200*time.Millisecond)
+	jobs := c.startJobs(t, 5, "long")
+	srv.Pause(t)
+	proxy.Blackhole()
+	time.Sleep(lease * 3 / 2) // the outage's length
+	srv.Resume(t)
+	time.Sleep(lease / 3) // the workers' longer cut
+	proxy.Restore()
+	// Once every lease is held again, nothing can fail the jobs as lost.
+	rdb := serverClient(t, srv.Addr)
+	for jid := range jobs {
+		require.Eventually(t, func() bool {
+			n, err := rdb.Exists(context.Background(), c.prefix+"lease:"+jid).Result()
+			return err == nil && n == 1
+		}, 20*time.Second, 10*time.Millisecond, "the lease of %s is taken again", jid)
+	}
+	c.x.open()
+	c.checkDone(t, jobs)
+}
+
+// TestRedisRestartWithAOFLosesNothing: Redis is killed and restarted with
+// its AOF while jobs end; the connections break instead of hanging.
+func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
+	srv := redistest.StartWith(t, redistest.Options{AppendOnly: true})
+	c := newOutageCluster(t, srv.Addr, 10*time.Second)
+	jobs := c.startJobs(t, 5, "restart")
+	srv.Stop()
+	c.x.open()
+	time.Sleep(3 * time.Second) // the outage's length
+	srv.Restart(t)
+	c.checkDone(t, jobs)
+}
+
+// TestAppendRetriedStoresEachEventOnce: events numbered by their writer
+// are positions; a batch sent again (its first reply lost) stores only
+// what the stream does not hold yet.
+func TestAppendRetriedStoresEachEventOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newStore(t, srv)
+	ctx := context.Background()
+	jid := runningJob(t, s)
+	ev := func(seq int64) exe.Event {
+		return exe.Event{Host: "a", Seq: seq, Status: exe.OK, Msg: fmt.Sprint(seq)}
+	}
+	require.NoError(t, s.Append(ctx, jid, ev(1), ev(2), ev(3)))
+	require.NoError(t, s.Append(ctx, jid, ev(2), ev(3), ev(4), ev(5)), "a retry with more events")
+	require.NoError(t, s.Append(ctx, jid, ev(4), ev(5)), "a retry of what is stored")
+	j, err := s.Get(ctx, jid, true)
+	require.NoError(t, err)
+	var msgs []string
+	for _, e := range j.ReturnData["a"] {
+		msgs = append(msgs, e.Msg)
+	}
+	assert.Equal(t, []string{"1", "2", "3", "4", "5"}, msgs)
+}
+
+// TestRunnerRetriesAfterALostReply: the reply to the Runner's append is
+// lost (the client does not retry by itself); the Runner sends it again,
+// and every event is stored once.
+func TestRunnerRetriesAfterALostReply(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	ctx := context.Background()
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "hello"}}}
+	require.NoError(t, s.Create(ctx, job))
+	// The append script is loaded, so the reply lost is that of the
+	// append that stores the events.
+	require.NoError(t, s.Append(ctx, runningJob(t, s), exe.Event{Host: "a"}))
+	proxy.DropNextReply()
+	r := &exe.Runner{Store: s, Executor: &plugintest.Executor{}}
+	require.NoError(t, r.RunJob(ctx, job))
+	require.Equal(t, 1, proxy.Dropped())
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	for _, h := range job.Targets {
+		assert.Len(t, j.ReturnData[h], 1, "%s: its event stored once", h)
+	}
+}
+
+// TestRecovererOfAnAPIProcess: with no worker alive, a job whose holder
+// died is failed by the API process's Recoverer, with the message its
+// holder left, and its lock released; a restarted Recoverer fails nothing
+// during its first lease.
+func TestRecovererOfAnAPIProcess(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	lease := 400 * time.Millisecond
+	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
+	require.NoError(t, err)
+	cut := c.ghost(exeredis.WorkerOptions{Lease: lease, LostMessage: "server lost"})
+	require.Eventually(t, func() bool {
+		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
+		return n == 1
+	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
+	cut()
+	require.Eventually(t, func() bool {
+		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
+		return n == 0
+	}, 10*time.Second, 5*time.Millisecond, "the lease lapses")
+
+	rctx, stop := context.WithCancel(ctx)
+	defer stop()
+	started := time.Now()
+	rec := exeredis.NewRecoverer(c.rdb, c.store, exeredis.RecovererOptions{Lease: lease})
+	go rec.Run(rctx)
+	job := c.wait(jid)
+	assert.GreaterOrEqual(t, time.Since(started), lease, "nothing is failed during a recoverer's first lease")
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "server lost", job.Error)
+	_, err = c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
+	require.NoError(t, err, "the lost job's lock was released")
+}
+
+// TestHealthDegradedWithoutWorkers: the dispatcher is degraded until a
+// worker is seen, fine while one runs, degraded again once none has been
+// seen for WorkerTimeout.
+func TestHealthDegradedWithoutWorkers(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	d := exeredis.NewDispatcher(c.rdb, c.store)
+	d.WorkerTimeout = 600 * time.Millisecond
+	err := d.Health(ctx)
+	assert.ErrorIs(t, err, exe.ErrDegraded)
+	assert.Equal(t, "no worker has been seen yet: queued jobs wait until one starts", exe.PublicMessage(err))
+	stop := c.worker(exeredis.WorkerOptions{Lease: 600 * time.Millisecond})
+	require.Eventually(t, func() bool { return d.Health(ctx) == nil }, 10*time.Second, 10*time.Millisecond)
+	eng, err := exe.NewEngine(exe.Config{Store: c.store, Dispatcher: d, Executor: &plugintest.Executor{}})
+	require.NoError(t, err)
+	require.NoError(t, eng.Health(ctx))
+	stop()
+	require.Eventually(t, func() bool { return errors.Is(d.Health(ctx), exe.ErrDegraded) }, 10*time.Second, 10*time.Millisecond)
+	err = eng.Health(ctx)
+	assert.ErrorIs(t, err, exe.ErrDegraded)
+	assert.NotErrorIs(t, err, exe.ErrUnavailable)
+	assert.Contains(t, exe.PublicMessage(err), "dispatcher: no worker has been seen")
+}
+
+// chattyExecutor's execute emits n events of 10 KiB on host a, counting
+// the emits that returned.
+type chattyExecutor struct {
+	plugintest.Executor
+	n       int
+	emitted atomic.Int64
+}
+
+func (x *chattyExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	out := strings.Repeat("x", 10<<10)
+	for i := 0; i < x.n; i++ {
+		emit(exe.Event{Host: "a", Status: exe.Changed, Exec: &exe.ExecResult{Stdout: out}})
+		x.emitted.Add(1)
+	}
+	return nil
+}
+
+// TestRunnerBoundsUnstoredEvents: while Redis does not answer, a job's
+// events wait in memory up to MaxUnstoredBytes; then its executor waits
+// too. All of them are stored once Redis is back.
+func TestRunnerBoundsUnstoredEvents(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newStore(t, srv)
+	ctx := context.Background()
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "talk"}}}
+	require.NoError(t, s.Create(ctx, job))
+	x := &chattyExecutor{n: 100}
+	r := &exe.Runner{Store: s, Executor: x, MaxUnstoredBytes: 64 << 10}
+	srv.Pause(t)
+	done := make(chan error, 1)
+	go func() { done <- r.RunJob(ctx, job) }()
+	// 64 KiB hold six events of a little over 10 KiB.
+	require.Eventually(t, func() bool { return x.emitted.Load() == 6 }, 10*time.Second, time.Millisecond)
+	time.Sleep(time.Second) // the rest of the outage
+	assert.EqualValues(t, 6, x.emitted.Load(), "the executor waits while the bound is reached")
+	srv.Resume(t)
+	require.NoError(t, <-done)
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	assert.Len(t, j.ReturnData["a"], 100)
+}

@@ -1,0 +1,95 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/redistest"
+	"github.com/0ops/exed/jobstore/memory"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	"github.com/0ops/exed/plugins/sshnative"
+	exehttp "github.com/0ops/exed/transport/http"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// TestFollowSaysWhyItEndsEarly: a stream cut by the server's shutdown
+// (its base context cancelled with exe.ErrShutdown) ends with the job as
+// last known, Running, and a message saying why.
+func TestFollowSaysWhyItEndsEarly(t *testing.T) {
+	store := memory.New(memory.Options{})
+	x, err := sshnative.New(sshnative.Config{})
+	require.NoError(t, err)
+	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
+	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	require.NoError(t, err)
+	base, stop := context.WithCancelCause(context.Background())
+	defer stop(nil)
+	ts := httptest.NewUnstartedServer(exehttp.New(eng, exehttp.Options{}))
+	ts.Config.BaseContext = func(net.Listener) context.Context { return base }
+	ts.Start()
+	t.Cleanup(ts.Close)
+
+	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"localhost"}, Execute: exe.ExecuteArgs{Cmd: "sleep 60"}})
+	require.NoError(t, err)
+	defer func() { _, _ = eng.Cancel(context.Background(), jid) }()
+	res, err := ts.Client().Get(ts.URL + "/jobs/" + jid + "?follow=1")
+	require.NoError(t, err)
+	defer res.Body.Close()
+	rd := bufio.NewReader(res.Body)
+	_, err = rd.ReadBytes('\n')
+	require.NoError(t, err)
+
+	stop(exe.ErrShutdown)
+	last, err := rd.ReadBytes('\n')
+	require.NoError(t, err, "a last line comes")
+	var end map[string]any
+	require.NoError(t, json.Unmarshal(last, &end), string(last))
+	assert.Equal(t, "stream ended: server shutting down", end["message"])
+	assert.Equal(t, jid, end["jid"], "the line is the job object")
+	assert.EqualValues(t, exe.JobRunning, end["state"], "as last known: not ended")
+	var job exe.Job
+	require.NoError(t, json.Unmarshal(last, &job), "clients that read it as a job get one")
+	assert.Equal(t, exe.JobRunning, job.State)
+	_, err = rd.ReadByte()
+	assert.ErrorIs(t, err, io.EOF)
+}
+
+// TestHealthzDegraded: with a Redis dispatcher and no worker, the server
+// still serves: /healthz is 200 and says "degraded", and why.
+func TestHealthzDegraded(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	store := exeredis.New(rdb, exeredis.Options{})
+	x, err := sshnative.New(sshnative.Config{})
+	require.NoError(t, err)
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store), Executor: x})
+	require.NoError(t, err)
+	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	t.Cleanup(ts.Close)
+	res, err := http.Get(ts.URL + "/healthz")
+	require.NoError(t, err)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode)
+	assert.JSONEq(t, `{"status":"degraded","message":"dispatcher: no worker has been seen yet: queued jobs wait until one starts"}`, string(body))
+
+	srv.Stop()
+	res, err = http.Get(ts.URL + "/healthz")
+	require.NoError(t, err)
+	body, _ = io.ReadAll(res.Body)
+	res.Body.Close()
+	assert.Equal(t, http.StatusServiceUnavailable, res.StatusCode)
+	assert.JSONEq(t, `{"status":"unavailable","message":"store: job store: redis is not reachable"}`, string(body))
+}
