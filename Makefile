@@ -67,6 +67,7 @@ fuzz:
 
 test: deps vet check-generated
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
+	$(GO) test -count=1 -run 'GrowsLinearly' ./inventory
 	$(MAKE) --no-print-directory fuzz
 
 bench:

@@ -50,14 +50,23 @@ func cpuTime(tb testing.TB) time.Duration {
 // to 160.
 const maxGrowth = 50.0
 
+// skipSlow skips the growth tests in -short runs and under the race
+// detector, whose cost they would measure; make test runs them without it.
+func skipSlow(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 300,000 hosts")
+	}
+	if raceEnabled {
+		t.Skip("measured without the race detector (make test runs them so)")
+	}
+}
+
 // TestLoadGrowsLinearly loads 10,000 and 100,000 hosts: ten times the hosts
 // must take about ten times as long, not a hundred (a host added to a group
 // used to be checked against every host already in it, a group added to
 // all against every group already there).
 func TestLoadGrowsLinearly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 220,000 hosts")
-	}
+	skipSlow(t)
 	for _, format := range []struct {
 		name string
 		gen  func(int) string
@@ -86,9 +95,7 @@ func TestLoadGrowsLinearly(t *testing.T) {
 // TestMatchGrowsLinearly does the same for patterns on a loaded inventory,
 // also when a pattern matches a group per host.
 func TestMatchGrowsLinearly(t *testing.T) {
-	if testing.Short() {
-		t.Skip("loads 220,000 hosts")
-	}
+	skipSlow(t)
 	for _, c := range []struct {
 		gen      func(int) string
 		patterns []string
