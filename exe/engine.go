@@ -169,7 +169,12 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, h := range req.Targets {
-		if _, ok := out[h]; ok {
+		if ev, ok := out[h]; ok {
+			if ns := NotStarted(h, context.DeadlineExceeded); timedOut && ev.Status == ns.Status && ev.Msg == ns.Msg && ev.Name == "" {
+				// API.md: a sync answer's unfinished hosts are FAILED
+				// "timed out", started or not.
+				out[h] = Event{Host: h, Status: Failed, Msg: "timed out"}
+			}
 			continue
 		}
 		if timedOut {

@@ -170,13 +170,14 @@ func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
 // hostFunc does an operation's work on one host and emits its events.
 type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
 
-// single adapts an operation with one event per host: none for a host
-// whose command never started (fn returns false), which its caller
-// accounts for (a job's Runner reports it SKIPPED, a sync run FAILED).
+// single adapts an operation with one event per host: SKIPPED
+// exe.NotStarted for a host whose command never started (fn returns
+// false), which says so to the job's Runner (which cannot know it).
 func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 	return func(ctx context.Context, host string, c conn, emit exe.Emit) {
 		ev, ok := fn(ctx, c)
 		if !ok {
+			emit(exe.NotStarted(host, context.Cause(ctx)))
 			return
 		}
 		ev.Host = host
@@ -187,21 +188,32 @@ func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 // each runs fn for every host with bounded concurrency; fn emits each
 // result as soon as it is ready. Hosts missing from the inventory and hosts
 // whose connection cannot be set up are reported UNREACHABLE. Once ctx
-// ends no further host is started, and those get no event.
+// ends no further host is started, and those end SKIPPED exe.NotStarted,
+// after the hosts under way have reported.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
 	sem := make(chan struct{}, x.cfg.Concurrency)
 	var wg sync.WaitGroup
+	started := 0
+	defer func() {
+		wg.Wait()
+		for _, name := range hosts[started:] {
+			emit(exe.NotStarted(name, context.Cause(ctx)))
+		}
+	}()
 	for _, name := range hosts {
+		acquired := false
 		select {
 		case sem <- struct{}{}:
+			acquired = true
 		case <-ctx.Done():
-			wg.Wait()
-			return nil
 		}
 		if ctx.Err() != nil {
-			<-sem
-			break
+			if acquired {
+				<-sem
+			}
+			return nil
 		}
+		started++
 		wg.Add(1)
 		go func(name string) {
 			defer func() { <-sem; wg.Done() }()
@@ -223,7 +235,6 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 			fn(hctx, name, c, emit)
 		}(name)
 	}
-	wg.Wait()
 	return nil
 }
 
