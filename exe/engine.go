@@ -183,7 +183,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 
 // Submit validates req (Request.Validate, the task's options schema, and
 // the executor if it is a RequestValidator), resolves its targets, stores
-// it as a Running job
+// it as a Running job owned by UserFrom(ctx)
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
@@ -218,7 +218,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return "", err
 	}
-	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req}
+	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req, User: UserFrom(ctx)}
 	if cd, ok := e.cfg.Dispatcher.(CreateDispatcher); ok {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {
 			return "", err

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -51,13 +52,18 @@ func openLog(path string, def io.Writer) (io.Writer, func(), error) {
 	return f, func() { f.Close() }, nil
 }
 
-// serve runs the server until SIGTERM or SIGINT.
+// serve runs the server until SIGTERM or SIGINT; SIGHUP reloads the
+// credentials and TLS files.
 func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int {
 	// Before anything else: a SIGTERM that arrives while exed starts must
-	// still shut it down gracefully, not kill it.
+	// still shut it down gracefully, not kill it, and a SIGHUP must not
+	// end it (its default action).
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	fail := func(code int, format string, args ...any) int {
 		msg := fmt.Sprintf(format, args...)
 		fmt.Fprintln(stderr, "exed:", msg)
@@ -84,18 +90,23 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return fail(exitUsage, "%v", err)
 	}
 	defer backend.Close()
-	tokens, tokenWarnings, err := cfg.API.Tokens()
+	sec, err := loadSecurity(cfg, log)
 	if err != nil {
 		return fail(exitUsage, "%v", err)
 	}
-	for _, w := range tokenWarnings {
+	if !cfg.API.Loopback() && !sec.authenticates() && !cfg.API.AllowInsecure {
+		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file or tls_client_ca, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+	for _, w := range cfg.API.AccessWarnings(sec.authenticates()) {
 		log.Warn(w)
 	}
-	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
-		return fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	auditOut, closeAudit, err := openAudit(cfg.Log.AuditLog)
+	if err != nil {
+		return fail(exitUsage, "%v", err)
 	}
-	for _, w := range cfg.API.AccessWarnings(len(tokens) > 0) {
-		log.Warn(w)
+	defer closeAudit()
+	if auditOut != nil {
+		sec.audit = exehttp.NewAudit(auditOut, log.Named("audit"))
 	}
 
 	plugs, err := startPlugins(context.Background(), cfg, log)
@@ -113,7 +124,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
-	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens,
+	api := exehttp.New(engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Credentials: sec.creds,
+		ClientCerts: cfg.API.TLSClientCA != "", Audit: sec.audit,
 		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), Logger: log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
@@ -145,19 +157,33 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
-	// net/http's own answers to requests it cannot read are JSON too.
-	go func() { served <- srv.Serve(exehttp.JSONErrorListener(ln)) }()
+	// net/http's own answers to requests it cannot read are JSON too
+	// (over plain HTTP: under TLS they are encrypted).
+	serveLn := exehttp.JSONErrorListener(ln)
+	if sec.tls != nil {
+		serveLn = tls.NewListener(ln, sec.tls.config())
+	}
+	go func() { served <- srv.Serve(serveLn) }()
 	log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", backend.name,
-		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
+		"version", versionString(), "auth", sec.authenticates(), "tls", sec.tls != nil, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
 
 	code := 0
-	select {
-	case sig := <-sigs:
-		log.Info("shutting down", "signal", sig.String())
-	case err := <-served:
-		log.Error("server stopped", "error", err)
-		code = exitFailure
+wait:
+	for {
+		select {
+		case <-hups:
+			log.Info("SIGHUP: reloading")
+			sec.reload(log)
+			log.Info("reload done (the inventory is read at start only: restart exed to change it)")
+		case sig := <-sigs:
+			log.Info("shutting down", "signal", sig.String())
+			break wait
+		case err := <-served:
+			log.Error("server stopped", "error", err)
+			code = exitFailure
+			break wait
+		}
 	}
 	// A second signal skips the grace periods: the plugins are killed, and
 	// the commands they ran are ended by the executor's next start.
@@ -184,6 +210,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := disp.Shutdown(ctx); err != nil {
 		log.Warn("dispatcher shutdown", "error", err)
 	}
+	// The jobs have ended (or stay queued for another server): the
+	// audit trail gets the end of each that ended here.
+	sec.audit.Close(ctx)
 	// Only now that no job runs: the jobs returned as soon as they were
 	// cancelled, but the executor is still ending their commands, and
 	// exits once it has.

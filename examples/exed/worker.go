@@ -22,6 +22,11 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
 	defer signal.Stop(sigs)
+	// SIGHUP reloads the API server; it must not end a worker (its
+	// default action), which has nothing of it to reload.
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	defer signal.Stop(hups)
 	errOut, closeErr, err := openLog(cfg.Log.ErrorLog, stderr)
 	if err != nil {
 		fmt.Fprintln(stderr, "exed worker: [log] error_log:", err)
@@ -56,10 +61,17 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	done := make(chan struct{})
 	go func() { _ = w.Run(ctx); close(done) }()
 	log.Info("exed worker running", "name", w.Name(), "executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency)
-	select {
-	case sig := <-sigs:
-		log.Info("worker shutting down", "signal", sig.String())
-	case <-done:
+wait:
+	for {
+		select {
+		case <-hups:
+			log.Info("SIGHUP: a worker has nothing to reload (the inventory is read at start only: restart it to change it)")
+		case sig := <-sigs:
+			log.Info("worker shutting down", "signal", sig.String())
+			break wait
+		case <-done:
+			break wait
+		}
 	}
 	stop()
 	<-done

@@ -22,11 +22,24 @@ const DrainTimeout = 30 * time.Second
 // cancelCallTimeout bounds the Cancel call itself.
 const cancelCallTimeout = 5 * time.Second
 
+// earlyCancelTTL is how long a Cancel that arrived before its operation
+// is kept for it. gRPC gives no order between a stream's start on the
+// server and a later unary call, so a cancel sent right after a submit can
+// overtake the operation it names; kept, it ends the operation as soon as
+// it starts instead of being lost (the command would run to its end).
+const earlyCancelTTL = time.Minute
+
 // running tracks the operations (or task runs) a server runs, by the ID
 // their caller gave them, so that Cancel can reach them.
 type running struct {
-	mu  sync.Mutex
-	ops map[string]context.CancelCauseFunc
+	mu    sync.Mutex
+	ops   map[string]context.CancelCauseFunc
+	early map[string]earlyCancel // cancels that overtook their operation
+}
+
+type earlyCancel struct {
+	cause error
+	at    time.Time
 }
 
 // start returns ctx's child that Cancel(id) interrupts, and a func to call
@@ -42,7 +55,12 @@ func (r *running) start(ctx context.Context, id string) (context.Context, contex
 		r.ops = map[string]context.CancelCauseFunc{}
 	}
 	r.ops[id] = cancel
+	early, overtaken := r.early[id]
+	delete(r.early, id)
 	r.mu.Unlock()
+	if overtaken {
+		cancel(early.cause)
+	}
 	return ctx, cancel, func() {
 		r.mu.Lock()
 		delete(r.ops, id)
@@ -52,12 +70,27 @@ func (r *running) start(ctx context.Context, id string) (context.Context, contex
 }
 
 // cancel interrupts the work named by req with the cause it carries.
+// A cancel for an ID that is not running yet is kept for earlyCancelTTL,
+// in case its operation is still on its way.
 func (r *running) cancel(req *pluginpb.CancelRequest) {
+	cause := causeFromPB(req)
 	r.mu.Lock()
 	cancel := r.ops[req.GetId()]
+	if cancel == nil && req.GetId() != "" {
+		now := time.Now()
+		if r.early == nil {
+			r.early = map[string]earlyCancel{}
+		}
+		for id, e := range r.early {
+			if now.Sub(e.at) > earlyCancelTTL {
+				delete(r.early, id)
+			}
+		}
+		r.early[req.GetId()] = earlyCancel{cause: cause, at: now}
+	}
 	r.mu.Unlock()
 	if cancel != nil {
-		cancel(causeFromPB(req))
+		cancel(cause)
 	}
 }
 

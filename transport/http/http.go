@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 	"github.com/hashicorp/go-hclog"
 )
@@ -32,8 +33,19 @@ type Options struct {
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Tokens, when not empty, are the bearer tokens accepted on every
-	// endpoint but /healthz.
+	// endpoint but /healthz, each with full access. Credentials, when set,
+	// take their place.
 	Tokens []string
+	// Credentials are the named, scoped tokens and client certificate
+	// names accepted on every endpoint but /healthz (package auth); a
+	// Reload of them holds for every request that starts after it.
+	Credentials *auth.Keeper
+	// ClientCerts makes a client certificate that the TLS server verified
+	// authenticate a request: by its cert: line in Credentials, or, with no
+	// Credentials, with full access under its Common Name.
+	ClientCerts bool
+	// Audit, when set, records who asked for what (NewAudit).
+	Audit *Audit
 	// LineTimeout is the write deadline of each line of a follow stream, so
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
@@ -54,7 +66,8 @@ type API struct {
 	engine *exe.Engine
 	opts   Options
 	log    hclog.Logger
-	auth   *bearerAuth
+	authn  *authenticator
+	audit  *Audit
 	guard  *originGuard
 }
 
@@ -76,7 +89,7 @@ func NewAPI(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
+	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
 		guard: newOriginGuard(opts.ServerNames)}
 }
 
@@ -132,7 +145,7 @@ func (a *API) Handler() http.Handler {
 	for _, rt := range a.routes() {
 		h := checkQuery(rt.handler)
 		if !rt.public {
-			h = a.auth.wrap(h)
+			h = a.authorize(rt, h)
 		}
 		mux.Handle(rt.method+" "+a.opts.Prefix+rt.path, h)
 		if _, ok := allowed[rt.path]; !ok {
@@ -157,7 +170,7 @@ func (a *API) Handler() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return a.guard.wrap(muxErrorsAsJSON(mux))
+	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
 }
 
 // writeJSON answers with v as JSON.
