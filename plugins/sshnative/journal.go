@@ -2,6 +2,7 @@ package sshnative
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/0ops/exed/inventory"
@@ -92,11 +94,11 @@ func openJournal(dir string, log hclog.Logger) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
+	id, err := randomID()
+	if err != nil {
 		return nil, err
 	}
-	j := &journal{dir: dir, id: hex.EncodeToString(b), live: map[string][]byte{}, log: log}
+	j := &journal{dir: dir, id: id, live: map[string][]byte{}, log: log}
 	j.path = filepath.Join(dir, "run-"+j.id+".journal")
 	f, err := createLocked(j.path)
 	if err != nil {
@@ -337,4 +339,39 @@ func (dj *deadJournal) done() {
 // validRunID tells whether s can be a run ID: it reaches a shell unquoted.
 func validRunID(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789abcdefghijklmnopqrstuvwxyz.") == ""
+}
+
+// randomID is the prefix of a process's run IDs: 12 hex digits, so that
+// the IDs of different processes on one host differ.
+func randomID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// runIDs hands out the run IDs of an executor that keeps no journal.
+type runIDs struct {
+	prefix string
+	seq    atomic.Uint64
+}
+
+func (r *runIDs) next() string {
+	return r.prefix + "." + strconv.FormatUint(r.seq.Add(1), 36)
+}
+
+// marked runs commands on a host with a run ID each, as tracked does, but
+// keeps no journal: a stop still finds, by the ID, the process groups the
+// command's processes moved to.
+type marked struct {
+	conn
+	ids *runIDs
+}
+
+func (m marked) run(ctx context.Context, cmd command, limit int) (result, error) {
+	if !cmd.raw && cmd.runID == "" {
+		cmd.runID = m.ids.next()
+	}
+	return m.conn.run(ctx, cmd, limit)
 }

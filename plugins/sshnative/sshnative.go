@@ -83,6 +83,9 @@ type Executor struct {
 	journal *journal
 	// reaping counts the reaps in flight; Close waits for them.
 	reaping sync.WaitGroup
+	// runIDs names the commands of an executor without a journal (see
+	// marked).
+	runIDs runIDs
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -113,6 +116,10 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
 	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p}
+	if x.runIDs.prefix, err = randomID(); err != nil {
+		p.close()
+		return nil, fmt.Errorf("sshnative: %w", err)
+	}
 	if cfg.StateDir != "" {
 		if x.journal, err = openJournal(cfg.StateDir, log); err != nil {
 			p.close()
@@ -142,11 +149,16 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 }
 
 // connFor returns the connection that runs an operation's commands on
-// host: journaled when the executor keeps a journal.
+// host: journaled when the executor keeps a journal, and in any case with
+// each command marked by a run ID, by which a stop finds the process
+// groups the command's processes moved to.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	c, err := x.hostConn(h)
-	if err != nil || x.journal == nil {
+	if err != nil {
 		return c, err
+	}
+	if x.journal == nil {
+		return marked{conn: c, ids: &x.runIDs}, nil
 	}
 	return tracked{conn: c, x: x, host: h}, nil
 }
