@@ -229,19 +229,7 @@ func yamlFalsy(n *yaml.Node, d *yamlDoc) bool {
 	if err != nil {
 		return false
 	}
-	switch x := v.(type) {
-	case nil:
-		return true
-	case string:
-		return x == ""
-	case bool:
-		return !x
-	case int:
-		return x == 0
-	case float64:
-		return x == 0
-	}
-	return false
+	return yamlFalsyValue(v)
 }
 
 // varName writes a variable name that YAML typed (on: is true) as
