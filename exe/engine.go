@@ -86,8 +86,8 @@ func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 }
 
 // resolve checks that every target is an inventory host, in one Match call:
-// valid host names contain no pattern characters, so their comma-joined list
-// is an exact union.
+// valid host names contain no ',' or pattern characters (an IPv6 address's
+// ':' stays within its term), so their comma-joined list is an exact union.
 func (e *Engine) resolve(ctx context.Context, targets []string) error {
 	known, err := e.cfg.Executor.Match(ctx, strings.Join(targets, ","))
 	if err != nil {

@@ -94,6 +94,8 @@ Host *
 	mainPort, secondPort := strconv.Itoa(e.main.Port), strconv.Itoa(e.second.Port)
 	e.inventory = writeFile(t, filepath.Join(e.dir, "hosts"), fmt.Sprintf(`[legacy]
 node-0 ansible_ssh_host=127.0.0.1 ansible_ssh_port=%[2]d ansible_ssh_user=%[3]s ansible_host=192.0.2.1 ansible_port=1
+[listed]
+127.0.0.1:%[1]d ansible_user=%[4]s
 [aliases]
 alias-main
 alias-second
@@ -107,6 +109,7 @@ ansible_ssh_common_args=-F %[8]s
 `, e.main.Port, e.second.Port, secondUser, sshtest.TestUser, appUser, sudoerPass, pw, e.sshConfig))
 	e.want = map[string][2]string{
 		"node-0":        {secondUser, secondPort},
+		"127.0.0.1":     {sshtest.TestUser, mainPort},
 		"alias-main":    {sshtest.TestUser, mainPort},
 		"alias-second":  {secondUser, secondPort},
 		"behind-jumps":  {secondUser, secondPort},
@@ -164,7 +167,7 @@ func (e *estate) ansibleRaw(t *testing.T, cmd string) map[string]string {
 
 // For the same inventory and ssh_config, exed runs a command as the same
 // user through the same sshd as `ansible -m raw`: legacy ansible_ssh_*
-// variables, ssh_config aliases, a two-hop
+// variables, a listed 127.0.0.1:PORT, ssh_config aliases, a two-hop
 // ProxyJump chain, sudo with and without a password, and an sshd with
 // rsa, ecdsa and ed25519 keys that known_hosts knows only by ed25519.
 func TestSameHostsAndUsersAsAnsible(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/inventory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -127,7 +128,7 @@ Host aliased
 `
 	// The first HostName obtained wins, even if a later block is more
 	// specific: here the first Host web* block's.
-	e, err := resolveWith(t, config, SSHOptions{}, connSettings{Address: "web1"})
+	e, err := resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "web1"}})
 	require.NoError(t, err)
 	assert.Equal(t, "10.0.0.web1-ignored", e.hostname)
 	assert.Equal(t, 2201, e.port)
@@ -139,27 +140,27 @@ Host aliased
 	assert.Equal(t, 15*time.Second, e.keepAlive)
 
 	// Ansible's variables come first on the command line: they win.
-	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "web1", Port: 22, User: "ansible", PrivateKeyFile: "/keys/host"})
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "web1", Port: 22, User: "ansible", PrivateKeyFile: "/keys/host"}})
 	require.NoError(t, err)
 	assert.Equal(t, 22, e.port)
 	assert.Equal(t, "ansible", e.user)
 	assert.Equal(t, "/keys/host", e.identities[0])
 
 	// [sshnative] remote_user is Ansible's remote_user: it wins too.
-	e, err = resolveWith(t, config, SSHOptions{User: "configured"}, connSettings{Address: "web1"})
+	e, err = resolveWith(t, config, SSHOptions{User: "configured"}, connSettings{Conn: inventory.Conn{Address: "web1"}})
 	require.NoError(t, err)
 	assert.Equal(t, "configured", e.user)
 
 	// ssh_args come before Ansible's own options, common args after.
-	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "web2", SSHArgs: "-o Port=2300", Port: 2400,
-		SSHCommonArgs: "-o User=common -o HostName=10.9.9.9"})
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "web2", SSHArgs: "-o Port=2300", Port: 2400,
+		SSHCommonArgs: "-o User=common -o HostName=10.9.9.9"}})
 	require.NoError(t, err)
 	assert.Equal(t, 2300, e.port)
 	assert.Equal(t, "common", e.user)
 	assert.Equal(t, "10.9.9.9", e.hostname)
 
 	// No ssh_config block: ssh's defaults.
-	e, err = resolveWith(t, config, SSHOptions{KnownHosts: []string{"/kh"}}, connSettings{Address: "192.0.2.7"})
+	e, err = resolveWith(t, config, SSHOptions{KnownHosts: []string{"/kh"}}, connSettings{Conn: inventory.Conn{Address: "192.0.2.7"}})
 	require.NoError(t, err)
 	assert.Equal(t, "192.0.2.7:22", e.addr())
 	assert.Equal(t, "me", e.user)
@@ -169,7 +170,7 @@ Host aliased
 
 	// A ProxyJump chain: the first hop's own ssh_config applies, with the
 	// spec's user and port; a later hop's ProxyJump does not.
-	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "db"})
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "db"}})
 	require.NoError(t, err)
 	assert.Equal(t, "dbadmin@db:22", e.user+"@"+e.addr())
 	require.NotNil(t, e.jump)
@@ -183,7 +184,7 @@ Host aliased
 	assert.Equal(t, "me@10.1.0.1:22 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2) via ops@192.0.2.1:2222 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2)", inner.key())
 
 	// -J in the host's ssh arguments wins over ssh_config.
-	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "db", SSHExtraArgs: "-J bastion"})
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "db", SSHExtraArgs: "-J bastion"}})
 	require.NoError(t, err)
 	assert.Equal(t, "192.0.2.1:22", e.jump.addr())
 	assert.Nil(t, e.jump.jump)
@@ -193,16 +194,16 @@ Host aliased
 		"proxied": "sshnative cannot apply ProxyCommand ssh -W %h:%p gw",
 		"aliased": "sshnative cannot apply HostKeyAlias other",
 	} {
-		_, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: addr})
+		_, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: addr}})
 		var ue *unreachableError
 		require.ErrorAs(t, err, &ue, addr)
 		assert.Contains(t, err.Error(), msg, addr)
 	}
 	// ProxyJump read first: ProxyCommand is ignored, as by ssh.
-	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "both"})
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "both"}})
 	require.NoError(t, err)
 	assert.Equal(t, "gw:22", e.jump.addr())
-	_, err = resolveWith(t, config, SSHOptions{}, connSettings{Address: "x", SSHCommonArgs: `-o "ProxyCommand=nc %h %p"`})
+	_, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "x", SSHCommonArgs: `-o "ProxyCommand=nc %h %p"`}})
 	assert.ErrorContains(t, err, "sshnative cannot apply -o ProxyCommand=nc %h %p")
 }
 
@@ -210,11 +211,11 @@ func TestResolveCommandLineConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	own := filepath.Join(dir, "own")
 	require.NoError(t, os.WriteFile(own, []byte("Host app\n  HostName 10.2.0.1\n  Port 2022\n"), 0o600))
-	e, err := resolveWith(t, "Host app\n  HostName 10.3.0.1\n", SSHOptions{}, connSettings{Address: "app", SSHCommonArgs: "-F " + own})
+	e, err := resolveWith(t, "Host app\n  HostName 10.3.0.1\n", SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "app", SSHCommonArgs: "-F " + own}})
 	require.NoError(t, err)
 	assert.Equal(t, "10.2.0.1:2022", e.addr(), "-F replaces the configured ssh_config")
 
-	_, err = resolveWith(t, "", SSHOptions{}, connSettings{Address: "app", SSHCommonArgs: "-F " + filepath.Join(dir, "nope")})
+	_, err = resolveWith(t, "", SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "app", SSHCommonArgs: "-F " + filepath.Join(dir, "nope")}})
 	assert.ErrorContains(t, err, "ssh -F "+filepath.Join(dir, "nope"))
 }
 
@@ -235,7 +236,7 @@ func TestSystemSSHConfigThatDoesNotParseIsSkipped(t *testing.T) {
 	require.Len(t, warnings, 1)
 	assert.Contains(t, warnings[0], "ssh_config "+system+": ")
 	assert.Contains(t, warnings[0], "the file is not applied")
-	e, err := r.resolve("app", connSettings{Address: "app"}, "")
+	e, err := r.resolve("app", connSettings{Conn: inventory.Conn{Address: "app"}}, "")
 	require.NoError(t, err)
 	assert.Equal(t, 2022, e.port)
 

@@ -3,7 +3,6 @@ package sshnative
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"os"
 	"sort"
@@ -22,7 +21,8 @@ import (
 // Options of the [sshnative] section, with their defaults, as etc/exed.conf
 // documents them:
 //
-//	inventory          Ansible inventory (default: ansible.cfg's, else localhost only)
+//	inventory          Ansible inventory sources, comma-separated like repeated
+//	                   -i (default: ansible.cfg's, else localhost only)
 //	ansible_config     ansible.cfg to take defaults from; empty: Ansible's search
 //	                   order (ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg,
 //	                   /etc/ansible/ansible.cfg); none: no file
@@ -93,7 +93,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 	}
 	var sources []string
 	if path != "" {
-		sources = []string{path}
+		sources = inventory.ParseSources(path)
 	}
 	ac, warning, err := findAnsibleConfig(acPath)
 	if err != nil {
@@ -122,10 +122,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 
 // loadInventory loads the inventory sources.
 func loadInventory(sources []string) (*inventory.Inventory, error) {
-	if len(sources) > 1 {
-		return nil, fmt.Errorf("%s: one inventory source at a time", strings.Join(sources, ", "))
-	}
-	return inventory.Load(sources[0])
+	return inventory.Load(sources...)
 }
 
 // ansibleEnvWarnings names the ANSIBLE_* environment variables that would
@@ -252,6 +249,11 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	}
 	if cfg.SSH.InsecureIgnoreHostKey {
 		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
+	}
+	if cfg.Inventory != nil {
+		for _, w := range cfg.Inventory.Warnings() {
+			log.Warn("inventory: " + w)
+		}
 	}
 	cfg.Logger = log
 	cfg.StateDir = executor.StateDir()

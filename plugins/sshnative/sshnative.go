@@ -102,6 +102,9 @@ type Executor struct {
 	resolver *resolver
 	setups   sync.Map // host name -> *hostSetup
 	warnings []string
+	// runIDs names the commands of an executor without a journal (see
+	// marked).
+	runIDs runIDs
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -132,6 +135,10 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
 	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH)}
+	if x.runIDs.prefix, err = randomID(); err != nil {
+		p.close()
+		return nil, fmt.Errorf("sshnative: %w", err)
+	}
 	configWarnings, err := x.resolver.check()
 	if err != nil {
 		p.close()
@@ -173,11 +180,16 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 }
 
 // connFor returns the connection that runs an operation's commands on
-// host: journaled when the executor keeps a journal.
+// host: journaled when the executor keeps a journal, and in any case with
+// each command marked by a run ID, by which a stop finds the process
+// groups the command's processes moved to.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	c, err := x.hostConn(h)
-	if err != nil || x.journal == nil {
+	if err != nil {
 		return c, err
+	}
+	if x.journal == nil {
+		return marked{conn: c, ids: &x.runIDs}, nil
 	}
 	return tracked{conn: c, x: x, host: h}, nil
 }

@@ -84,7 +84,7 @@ func latin1Role(t *testing.T) string {
 }
 
 func TestExecuteOutputNotUTF8(t *testing.T) {
-	inv, err := inventory.Parse(strings.NewReader("localhost\nother ansible_connection=local\n"), "t")
+	inv, err := inventory.Parse(strings.NewReader("localhost ansible_connection=local\nother ansible_connection=local\n"), "t")
 	require.NoError(t, err)
 	checkNotUTF8(t, newExec(t, sshnative.Config{Inventory: inv, OutputCap: 9, Roles: latin1Role(t)}), []string{"localhost", "other"})
 }

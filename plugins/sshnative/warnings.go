@@ -89,10 +89,7 @@ func (w *warnings) list() []string {
 // targeted.
 func (x *Executor) checkInventory() []string {
 	var w warnings
-	hosts, err := x.cfg.Inventory.Match("all")
-	if err != nil {
-		return nil
-	}
+	hosts := x.cfg.Inventory.Hosts()
 	type argsKey struct{ name, value string }
 	argNotes := map[argsKey][]string{}
 	for _, name := range hosts {
