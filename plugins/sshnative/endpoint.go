@@ -196,14 +196,15 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	if depth > maxJumpDepth {
 		return nil, whereError("ProxyJump chain of more than %d hops (does ssh_config make it loop?)", maxJumpDepth)
 	}
+	hc := files.settings(alias)
 	get := func(key string) (string, bool) {
 		if v, ok := a.opts[key]; ok {
 			return v, true
 		}
-		return files.get(alias, key)
+		return hc.get(key)
 	}
 	e := &endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser, strict: "yes"}
-	if refused := files.refusedIn(alias); len(refused) > 0 {
+	if refused := hc.refused(); len(refused) > 0 {
 		return nil, whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
 	}
 	if v, ok := get("hostname"); ok {
@@ -220,7 +221,7 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		e.user = v
 	}
 	tokens := r.tokens(e)
-	for _, f := range append(append([]string(nil), a.identities...), files.getAll(alias, "identityfile")...) {
+	for _, f := range append(append([]string(nil), a.identities...), hc.identities...) {
 		if strings.EqualFold(f, "none") {
 			continue
 		}
@@ -270,14 +271,14 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	// ProxyJump and ProxyCommand exclude each other: the first read wins,
 	// the command line before ssh_config.
 	jump, jumpSet := a.opts["proxyjump"]
-	if !jumpSet {
-		if _, cmdSet := a.opts["proxycommand"]; !cmdSet && files.firstOf(alias, "proxyjump", "proxycommand") == "proxycommand" {
-			v, _ := files.get(alias, "proxycommand")
-			if !strings.EqualFold(v, "none") {
-				return nil, whereError("sshnative cannot apply ProxyCommand %s (%s): ssh would connect through it; use ProxyJump", v, strings.Join(files.paths, ", "))
+	if _, cmdSet := a.opts["proxycommand"]; !jumpSet && !cmdSet {
+		cmd, cmdInConfig := hc.get("proxycommand")
+		jump, jumpSet = hc.get("proxyjump")
+		if cmdInConfig && (!jumpSet || hc.seq["proxycommand"] < hc.seq["proxyjump"]) {
+			jumpSet = false
+			if !strings.EqualFold(cmd, "none") {
+				return nil, whereError("sshnative cannot apply ProxyCommand %s (%s): ssh would connect through it; use ProxyJump", cmd, hc.from["proxycommand"])
 			}
-		} else if !cmdSet {
-			jump, jumpSet = files.get(alias, "proxyjump")
 		}
 	}
 	if jumpSet && !strings.EqualFold(jump, "none") {

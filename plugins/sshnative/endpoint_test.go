@@ -1,6 +1,7 @@
 package sshnative
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"testing"
@@ -205,6 +206,33 @@ Host aliased
 	assert.Equal(t, "gw:22", e.jump.addr())
 	_, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "x", SSHCommonArgs: `-o "ProxyCommand=nc %h %p"`}})
 	assert.ErrorContains(t, err, "sshnative cannot apply -o ProxyCommand=nc %h %p")
+}
+
+// A Match host block compares the host name set so far (HostName), a
+// Host block the name given, as in ssh; an Include is followed.
+func TestResolveMatchHostAndInclude(t *testing.T) {
+	dir := t.TempDir()
+	included := filepath.Join(dir, "included")
+	require.NoError(t, os.WriteFile(included, []byte("Host inc\n  Port 2300\n  IdentityFile /keys/inc\n"), 0o600))
+	config := fmt.Sprintf(`Host web1
+    HostName 10.0.0.7
+Match host 10.0.0.*
+    User netops
+    Port 2200
+Host 10.0.0.*
+    User never
+Match all
+    IdentityFile /keys/all
+Include %s
+`, included)
+	e, err := resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "web1"}})
+	require.NoError(t, err)
+	assert.Equal(t, "netops@10.0.0.7:2200", e.user+"@"+e.addr())
+	assert.Equal(t, []string{"/keys/all"}, e.identities)
+	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "inc"}})
+	require.NoError(t, err)
+	assert.Equal(t, "me@inc:2300", e.user+"@"+e.addr())
+	assert.Equal(t, []string{"/keys/all", "/keys/inc"}, e.identities)
 }
 
 func TestResolveCommandLineConfigFile(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 
@@ -17,94 +18,110 @@ import (
 type sshConfigFiles struct {
 	paths []string
 	files []*sshconfig.Config
+	// blocks are each file's Host and Match blocks, in order.
+	blocks [][]configBlock
 }
 
-// get returns the first value of key (case-insensitive) for the host
-// alias, and whether any file sets it.
-func (c *sshConfigFiles) get(alias, key string) (string, bool) {
-	if c == nil {
-		return "", false
-	}
-	for _, f := range c.files {
-		if v, err := f.Get(alias, key); err == nil && v != "" {
-			return v, true
-		}
-	}
-	return "", false
+// configBlock is a Host or Match block.
+type configBlock struct {
+	host *sshconfig.Host
+	// match is a "Match host" (or "Match all") block: ssh compares it
+	// with the host name set so far (HostName, %h expanded), not with the
+	// name given, as a Host block.
+	match bool
 }
 
-// getAll returns every value of a keyword that adds up (IdentityFile).
-func (c *sshConfigFiles) getAll(alias, key string) []string {
-	if c == nil {
-		return nil
-	}
-	var out []string
-	for _, f := range c.files {
-		if vs, err := f.GetAll(alias, key); err == nil {
-			out = append(out, vs...)
-		}
+func blocksOf(f *sshconfig.Config) []configBlock {
+	out := make([]configBlock, len(f.Hosts))
+	for i, h := range f.Hosts {
+		out[i] = configBlock{host: h, match: strings.HasPrefix(strings.TrimSpace(h.String()), "Match")}
 	}
 	return out
 }
 
-// firstOf tells which of two keywords comes first for alias, as OpenSSH
-// reads the files (ProxyJump and ProxyCommand exclude each other: the
-// first one read wins); "" when neither is set.
-func (c *sshConfigFiles) firstOf(alias, a, b string) string {
-	if c == nil {
-		return ""
-	}
-	for _, f := range c.files {
-		for _, h := range f.Hosts {
-			if !h.Matches(alias) {
-				continue
-			}
-			for _, n := range h.Nodes {
-				switch n := n.(type) {
-				case *sshconfig.KV:
-					switch {
-					case strings.EqualFold(n.Key, a):
-						return a
-					case strings.EqualFold(n.Key, b):
-						return b
-					}
-				case *sshconfig.Include:
-					// An Include does not say where in it a value is:
-					// the keyword it sets first in our order wins.
-					if n.Get(alias, a) != "" {
-						return a
-					}
-					if n.Get(alias, b) != "" {
-						return b
-					}
-				}
-			}
-		}
-	}
-	return ""
+// hostConfig is what the files set for one host.
+type hostConfig struct {
+	first      map[string]string // lower-case keyword -> first value
+	seq        map[string]int    // the order keywords were first set in
+	from       map[string]string // lower-case keyword -> the file that set it
+	identities []string          // every IdentityFile, in order
 }
 
-// refusedIn lists, as "Keyword value" with the file, the keywords set for
-// alias that change where or as whom a command runs and that sshnative
-// cannot apply (see refusedKeywords).
-func (c *sshConfigFiles) refusedIn(alias string) []string {
+func (hc *hostConfig) get(key string) (string, bool) {
+	v, ok := hc.first[key]
+	return v, ok
+}
+
+// includedKeywords are looked up in an Include's files, which the parser
+// does not let us walk: it matches them against the name given.
+var includedKeywords = []string{"hostname", "port", "user", "identitiesonly", "proxyjump", "proxycommand",
+	"userknownhostsfile", "globalknownhostsfile", "stricthostkeychecking", "connecttimeout", "serveraliveinterval",
+	"remotecommand", "hostkeyalias", "canonicalizehostname", "tunnel", "localforward", "remoteforward", "dynamicforward"}
+
+// settings reads the files for alias in one pass, as ssh does: blocks in
+// order, a Host block matched against alias, a Match block against the
+// host name set so far; the first value of each keyword wins, and
+// IdentityFile values add up.
+func (c *sshConfigFiles) settings(alias string) *hostConfig {
+	hc := &hostConfig{first: map[string]string{}, seq: map[string]int{}, from: map[string]string{}}
 	if c == nil {
-		return nil
+		return hc
 	}
-	var out []string
-	for key := range refusedKeywords {
-		if key == "proxycommand" {
-			continue // weighed against ProxyJump by the caller
+	set := func(key, value, path string) {
+		if key == "identityfile" {
+			hc.identities = append(hc.identities, value)
+			return
 		}
-		for i, f := range c.files {
-			if v, err := f.Get(alias, key); err == nil && v != "" {
-				if keywordRefused(key, v) {
-					out = append(out, fmt.Sprintf("%s %s (%s)", canonicalKeyword(key), v, c.paths[i]))
+		if _, ok := hc.first[key]; !ok {
+			hc.first[key], hc.seq[key], hc.from[key] = value, len(hc.seq), path
+		}
+	}
+	for i, blocks := range c.blocks {
+		path := c.paths[i]
+		for _, b := range blocks {
+			target := alias
+			if b.match {
+				if hn, ok := hc.first["hostname"]; ok {
+					target = expandTokens(hn, map[byte]string{'h': alias})
 				}
-				break
+			}
+			if !b.host.Matches(target) {
+				continue
+			}
+			for _, n := range b.host.Nodes {
+				switch n := n.(type) {
+				case *sshconfig.KV:
+					set(strings.ToLower(n.Key), n.Value, path)
+				case *sshconfig.Include:
+					for _, key := range includedKeywords {
+						if v := n.Get(target, key); v != "" {
+							set(key, v, path)
+						}
+					}
+					if vs, err := n.GetAll(target, "identityfile"); err == nil {
+						for _, v := range vs {
+							set("identityfile", v, path)
+						}
+					}
+				}
 			}
 		}
 	}
+	return hc
+}
+
+// refused lists, as "Keyword value" with the file, the keywords set that
+// change where or as whom a command runs and that sshnative cannot apply
+// (see refusedKeywords); ProxyCommand is weighed against ProxyJump by the
+// caller.
+func (hc *hostConfig) refused() []string {
+	var out []string
+	for key := range refusedKeywords {
+		if v, ok := hc.first[key]; ok && key != "proxycommand" && keywordRefused(key, v) {
+			out = append(out, fmt.Sprintf("%s %s (%s)", canonicalKeyword(key), v, hc.from[key]))
+		}
+	}
+	sort.Strings(out)
 	return out
 }
 
@@ -168,6 +185,7 @@ func (cc *sshConfigCache) load(paths []string) (*sshConfigFiles, error) {
 		}
 		out.paths = append(out.paths, p)
 		out.files = append(out.files, f)
+		out.blocks = append(out.blocks, blocksOf(f))
 	}
 	if cc.files == nil {
 		cc.files = map[string]*sshConfigFiles{}

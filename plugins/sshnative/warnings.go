@@ -170,8 +170,13 @@ func sshArgNotes(name, value string) []string {
 // sshnative cannot apply and that would change where ssh connects.
 func sshConfigNotes(files *sshConfigFiles) []string {
 	var out []string
-	for i, f := range files.files {
-		for _, h := range f.Hosts {
+	for i, blocks := range files.blocks {
+		for _, b := range blocks {
+			h := b.host
+			block := "Host " + patterns(h)
+			if b.match {
+				block = "Match host " + patterns(h)
+			}
 			for _, n := range h.Nodes {
 				kv, ok := n.(*sshconfig.KV)
 				if !ok {
@@ -179,8 +184,8 @@ func sshConfigNotes(files *sshConfigFiles) []string {
 				}
 				key := strings.ToLower(kv.Key)
 				if keywordRefused(key, kv.Value) {
-					out = append(out, fmt.Sprintf("ssh_config %s:%d: sshnative cannot apply %s %s (Host %s): the hosts it matches are UNREACHABLE",
-						files.paths[i], kv.Pos().Line, kv.Key, kv.Value, patterns(h)))
+					out = append(out, fmt.Sprintf("ssh_config %s:%d: sshnative cannot apply %s %s (%s): the hosts it matches are UNREACHABLE",
+						files.paths[i], kv.Pos().Line, kv.Key, kv.Value, block))
 				}
 			}
 		}
