@@ -9,11 +9,13 @@
 // The module is laid out by dependency:
 //
 //   - exe: the domain types and interfaces (Job, Event, Executor, Task,
-//     JobStore, Dispatcher) and the Engine that ties them together. It depends
-//     on nothing but the standard library and hclog.
+//     JobStore, Dispatcher), the Engine that ties them together, and the
+//     in-process LocalDispatcher that runs asynchronous jobs by default. It
+//     depends on nothing but the standard library and hclog.
 //   - jobstore/memory: the in-process JobStore; jobstore/storetest: the
 //     conformance suite every JobStore passes.
-//   - dispatch/local: the in-process worker pool that runs asynchronous jobs.
+//   - jobstore/redis: the JobStore and Dispatcher on Redis, for several
+//     servers and workers.
 //   - plugins/sshnative: the default executor (local connection for
 //     localhost; SSH for remote hosts).
 //   - transport/http: the HTTP API of API.md as a plain http.Handler.

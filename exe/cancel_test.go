@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/inventory"
@@ -23,18 +22,17 @@ import (
 
 // localFleet is the embedded default on an inventory of three hosts with
 // a local connection, worked on one at a time.
-func localFleet(t *testing.T, opts local.Options) *harness {
+func localFleet(t *testing.T, opts exe.LocalOptions) *harness {
 	t.Helper()
 	inv, err := inventory.Parse(strings.NewReader("[fleet]\na ansible_connection=local\nb ansible_connection=local\nc ansible_connection=local\n"), "fleet.ini")
 	require.NoError(t, err)
 	x, err := sshnative.New(sshnative.Config{Inventory: inv, Concurrency: 1, KillGrace: 300 * time.Millisecond})
 	require.NoError(t, err)
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, opts)
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(opts), Executor: x})
 	require.NoError(t, err)
-	return &harness{engine: eng, store: store, disp: disp}
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	return &harness{engine: eng, store: store}
 }
 
 // firstFastThenStuck is a command for hosts run one at a time: the first
@@ -61,7 +59,7 @@ func processGone(pid int) bool {
 // ended: the host that had finished its result, the host that was running
 // FAILED "cancelled" with what it printed, the host never started SKIPPED.
 func TestCancelReportsEveryHost(t *testing.T) {
-	h := localFleet(t, local.Options{})
+	h := localFleet(t, exe.LocalOptions{})
 	ctx := context.Background()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
@@ -102,7 +100,7 @@ func TestCancelReportsEveryHost(t *testing.T) {
 
 // A job cancelled while queued never runs; its hosts are SKIPPED.
 func TestCancelQueuedJob(t *testing.T) {
-	h := localFleet(t, local.Options{Workers: 1})
+	h := localFleet(t, exe.LocalOptions{Workers: 1})
 	ctx := context.Background()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")

@@ -21,12 +21,18 @@ const DefaultSyncTimeout = 60 * time.Second
 // plugin is given to report the hosts a cancel interrupted (30s).
 const DefaultCancelWait = 40 * time.Second
 
-// Config assembles an Engine.
+// Config assembles an Engine. The Engine takes the parts' wiring on
+// itself: it builds the Runner that executes jobs from Store, Executor and
+// Tasks, and gives it to Dispatcher, so that a job runs with the very
+// parts it was validated against.
 type Config struct {
-	Store      JobStore        // required
-	Dispatcher Dispatcher      // required for Submit
-	Executor   Executor        // required
-	Tasks      map[string]Task // by type; may be nil
+	Store    JobStore        // required
+	Executor Executor        // required
+	Tasks    map[string]Task // by type; may be nil
+	// Dispatcher runs async jobs. Nil: a LocalDispatcher with default
+	// options (NewLocalDispatcher(LocalOptions{})). NewEngine starts it;
+	// Engine.Shutdown stops it.
+	Dispatcher Dispatcher
 	// SyncTimeout bounds Run; hosts that have not answered by then are
 	// reported FAILED. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
@@ -34,19 +40,31 @@ type Config struct {
 	// cancelled job to stop its commands and finish it before ending it
 	// itself. Zero means DefaultCancelWait.
 	CancelWait time.Duration
-	Logger     hclog.Logger     // nil: no logging
-	Now        func() time.Time // nil: time.Now
+	// MaxUnstoredBytes bounds a running job's events that the store has
+	// not taken yet (see Runner.MaxUnstoredBytes). Zero:
+	// DefaultMaxUnstoredBytes.
+	MaxUnstoredBytes int64
+	Logger           hclog.Logger     // nil: no logging
+	Now              func() time.Time // nil: time.Now
 }
 
 // Engine is exed's entry point: it validates requests, resolves targets,
 // runs sync operations, stores and dispatches async jobs, and answers job
-// queries. It is safe for concurrent use.
+// queries. It owns the lifecycle of what runs jobs: NewEngine starts its
+// dispatcher, Shutdown stops it. It is safe for concurrent use.
 type Engine struct {
 	cfg Config
 	log hclog.Logger
+
+	// life ends, with cause ErrShutdown, when Shutdown begins: intake
+	// stops and follows end.
+	life     context.Context
+	stopLife context.CancelCauseFunc
 }
 
-// NewEngine checks cfg and returns an Engine.
+// NewEngine checks cfg, builds the Runner that executes jobs from its
+// store, executor and tasks, and starts the dispatcher with it (the
+// LocalDispatcher when cfg has none). Call Shutdown to stop it.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Executor == nil {
 		return nil, errors.New("exe: Config needs a Store and an Executor")
@@ -64,7 +82,37 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Engine{cfg: cfg, log: log}, nil
+	if cfg.Dispatcher == nil {
+		cfg.Dispatcher = NewLocalDispatcher(LocalOptions{Logger: log.Named("dispatcher")})
+	}
+	runner := &Runner{Store: cfg.Store, Executor: cfg.Executor, Tasks: cfg.Tasks,
+		Logger: log.Named("runner"), MaxUnstoredBytes: cfg.MaxUnstoredBytes}
+	if err := cfg.Dispatcher.Start(runner); err != nil {
+		return nil, err
+	}
+	life, stop := context.WithCancelCause(context.Background())
+	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
+}
+
+// Shutdown stops the Engine: Submit and Run refuse new requests (ErrBusy
+// "server is shutting down"), follows end (Follow returns an error that
+// matches ErrShutdown), and the dispatcher stops: running jobs get its
+// grace period, or until ctx is done if sooner, then are cancelled and
+// end Failure "server shutdown"; queued jobs end as never started (or
+// stay queued for another process, with a shared queue). Queries (Job,
+// Jobs, Cancel, Delete) still answer. It returns once no job runs here.
+// Calling it again is harmless.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.stopLife(ErrShutdown)
+	return e.cfg.Dispatcher.Shutdown(ctx)
+}
+
+// shuttingDown is ErrBusy once Shutdown has begun.
+func (e *Engine) shuttingDown() error {
+	if e.life.Err() != nil {
+		return Errorf(ErrBusy, "server is shutting down")
+	}
+	return nil
 }
 
 // Match lists the inventory hosts that pattern selects ("*" when empty).
@@ -129,6 +177,9 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 // only a request that cannot run, or an operation that failed as a whole
 // before the timeout, is.
 func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
+	if err := e.shuttingDown(); err != nil {
+		return nil, err
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -188,11 +239,11 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
 func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
-	if err := req.Validate(); err != nil {
+	if err := e.shuttingDown(); err != nil {
 		return "", err
 	}
-	if e.cfg.Dispatcher == nil {
-		return "", errors.New("exe: engine has no dispatcher")
+	if err := req.Validate(); err != nil {
+		return "", err
 	}
 	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
 		return "", notSupported(req.Operate)
@@ -302,14 +353,11 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 		return nil, ErrFinished
 	}
 	started := false
-	if e.cfg.Dispatcher != nil {
-		err := e.cfg.Dispatcher.Cancel(ctx, jid)
-		switch {
-		case err == nil:
-			started = true
-		case !errors.Is(err, ErrNotRunning):
-			return nil, err
-		}
+	switch err := e.cfg.Dispatcher.Cancel(ctx, jid); {
+	case err == nil:
+		started = true
+	case !errors.Is(err, ErrNotRunning):
+		return nil, err
 	}
 	// The wait and the ending below outlive a client that leaves: the job
 	// must not stay Running because its canceller went away.
@@ -332,7 +380,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	if err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last); err != nil {
 		return nil, err
 	}
-	if !started && e.cfg.Dispatcher != nil {
+	if !started {
 		// A worker that took the job between the check and the end stops
 		// it now (it would also stop at its first event).
 		_ = e.cfg.Dispatcher.Cancel(sctx, jid)
@@ -359,9 +407,19 @@ func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) 
 }
 
 // Follow calls fn with every event of the job from the first, blocking for
-// new ones until the job ends, and returns the final job.
+// new ones until the job ends, and returns the final job. It stops early
+// with ctx's error, with fn's error, or, once Shutdown has begun, with an
+// error that matches ErrShutdown.
 func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error) {
-	return e.cfg.Store.Follow(ctx, jid, fn)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
+	defer stop()
+	job, err := e.cfg.Store.Follow(ctx, jid, fn)
+	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+		return job, fmt.Errorf("follow ended: %w", ErrShutdown)
+	}
+	return job, err
 }
 
 // TaskInfos describes every task, sorted by type.

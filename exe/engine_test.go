@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/testenv"
@@ -21,22 +20,20 @@ import (
 type harness struct {
 	engine *exe.Engine
 	store  *memory.Store
-	disp   *local.Dispatcher
 }
 
 // newHarness wires the embedded default: memory store, local dispatcher,
 // sshnative with localhost, plus the given tasks.
-func newHarness(t *testing.T, opts local.Options, tasks map[string]exe.Task) *harness {
+func newHarness(t *testing.T, opts exe.LocalOptions, tasks map[string]exe.Task) *harness {
 	t.Helper()
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	runner := &exe.Runner{Store: store, Executor: x, Tasks: tasks}
-	disp := local.New(runner, opts)
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, Tasks: tasks, SyncTimeout: 5 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(opts), Executor: x, Tasks: tasks,
+		SyncTimeout: 5 * time.Second})
 	require.NoError(t, err)
-	return &harness{engine: eng, store: store, disp: disp}
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	return &harness{engine: eng, store: store}
 }
 
 func (h *harness) wait(t *testing.T, jid string) (*exe.Job, []exe.Event) {
@@ -54,7 +51,7 @@ func execute(cmd string) exe.Request {
 }
 
 func TestSubmitRunsToDone(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	jid, err := h.engine.Submit(context.Background(), execute("echo hi"))
 	require.NoError(t, err)
 	job, evs := h.wait(t, jid)
@@ -71,7 +68,7 @@ func TestSubmitRunsToDone(t *testing.T) {
 }
 
 func TestOutcomeCountsFailedHosts(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	jid, err := h.engine.Submit(context.Background(), execute("exit 4"))
 	require.NoError(t, err)
 	job, evs := h.wait(t, jid)
@@ -82,7 +79,7 @@ func TestOutcomeCountsFailedHosts(t *testing.T) {
 }
 
 func TestSubmitRefusalsLeaveNothing(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	_, err := h.engine.Submit(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost", "ghost1", "ghost2"}})
 	var nm *exe.NoMatchError
@@ -110,7 +107,7 @@ func TestSubmitRefusalsLeaveNothing(t *testing.T) {
 }
 
 func TestRunSync(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	out, err := h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
 	require.NoError(t, err)
@@ -160,7 +157,7 @@ func TestRunSyncTimeoutIsNoError(t *testing.T) {
 }
 
 func TestCancelRunningJob(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	jid, err := h.engine.Submit(ctx, execute("sleep 60"))
 	require.NoError(t, err)
@@ -179,7 +176,7 @@ func TestCancelRunningJob(t *testing.T) {
 }
 
 func TestQueueFullIsBusyAndLeavesNothing(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 1, Queue: 1}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 1, Queue: 1}, nil)
 	ctx := context.Background()
 	var accepted []string
 	var busy error
@@ -204,7 +201,7 @@ func TestQueueFullIsBusyAndLeavesNothing(t *testing.T) {
 }
 
 func TestShutdownFailsUnfinishedJobs(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 1, Queue: 4, Grace: 100 * time.Millisecond}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 1, Queue: 4, Grace: 100 * time.Millisecond}, nil)
 	ctx := context.Background()
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	running, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
@@ -213,7 +210,7 @@ func TestShutdownFailsUnfinishedJobs(t *testing.T) {
 	require.NoError(t, err)
 	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
 
-	require.NoError(t, h.disp.Shutdown(ctx))
+	require.NoError(t, h.engine.Shutdown(ctx))
 	for jid, last := range map[string]exe.Event{
 		running: {Host: "localhost", Seq: 1, Status: exe.Failed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
 		queued:  {Host: "localhost", Seq: 1, Status: exe.Skipped, Msg: "not started: server shutdown"},
@@ -255,7 +252,7 @@ func (echoTask) Run(ctx context.Context, x exe.Executor, hosts []string, args ex
 }
 
 func TestTaskJob(t *testing.T) {
-	h := newHarness(t, local.Options{}, map[string]exe.Task{"echo": echoTask{}})
+	h := newHarness(t, exe.LocalOptions{}, map[string]exe.Task{"echo": echoTask{}})
 	ctx := context.Background()
 	task := func(opts map[string]any) exe.Request {
 		return exe.Request{Operate: exe.OpTask, Targets: []string{"localhost"},
@@ -321,7 +318,7 @@ func TestSilentHostsFail(t *testing.T) {
 }
 
 func TestConcurrentSubmitsAllFinish(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 4, Queue: 256}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 4, Queue: 256}, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -348,4 +345,62 @@ func TestConcurrentSubmitsAllFinish(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// Shutdown ends the follows at once, with a cause that says why, and
+// stops intake, while the running job gets its grace.
+func TestShutdownEndsFollowsAndIntake(t *testing.T) {
+	h := newHarness(t, exe.LocalOptions{Grace: 100 * time.Millisecond}, nil)
+	ctx := context.Background()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	jid, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
+	require.NoError(t, err)
+	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	followed := make(chan error, 1)
+	go func() {
+		_, err := h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
+		followed <- err
+	}()
+
+	require.NoError(t, h.engine.Shutdown(ctx))
+	select {
+	case err := <-followed:
+		assert.ErrorIs(t, err, exe.ErrShutdown)
+	case <-time.After(10 * time.Second):
+		t.Fatal("the follow did not end")
+	}
+	_, err = h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
+	assert.NoError(t, err, "a follow of a job that ended still ends with it")
+	_, err = h.engine.Submit(ctx, execute("true"))
+	assert.ErrorIs(t, err, exe.ErrBusy)
+	assert.Equal(t, "server is shutting down", exe.PublicMessage(err))
+	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	assert.ErrorIs(t, err, exe.ErrBusy, "sync requests too")
+	job, err := h.engine.Job(ctx, jid, false)
+	require.NoError(t, err, "queries still answer")
+	assert.Equal(t, "server shutdown", job.Error)
+	require.NoError(t, h.engine.Shutdown(ctx), "a second Shutdown is harmless")
+}
+
+// The Engine builds the runner and starts its dispatcher, which serves it
+// alone; without one, jobs run in process.
+func TestEngineStartsItsDispatcher(t *testing.T) {
+	store := memory.New(memory.Options{})
+	x := &plugintest.Executor{}
+	d := exe.NewLocalDispatcher(exe.LocalOptions{})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, Dispatcher: d})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	_, err = exe.NewEngine(exe.Config{Store: store, Executor: x, Dispatcher: d})
+	assert.ErrorContains(t, err, "a dispatcher serves one engine")
+
+	def, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = def.Shutdown(context.Background()) })
+	ctx := context.Background()
+	jid, err := def.Submit(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"a"}})
+	require.NoError(t, err)
+	job, err := def.Follow(ctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State)
 }

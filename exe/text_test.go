@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -105,10 +104,9 @@ func TestEventToValidUTF8(t *testing.T) {
 func TestInProcessOutputNotUTF8(t *testing.T) {
 	store := memory.New(memory.Options{})
 	x := &plugintest.Executor{}
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, SyncTimeout: 5 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, SyncTimeout: 5 * time.Second})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req := exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"}, Execute: exe.ExecuteArgs{Cmd: "print " + hex.EncodeToString([]byte(raw))}}
@@ -144,7 +142,7 @@ func TestInProcessOutputNotUTF8(t *testing.T) {
 }
 
 func TestInputNotUTF8IsRefused(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	_, err := h.engine.Run(ctx, execute("printf '\xe9'"))
 	assert.ErrorIs(t, err, exe.ErrInvalid)

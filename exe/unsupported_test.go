@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
@@ -37,10 +36,9 @@ func TestCapabilitiesRefuseUpFront(t *testing.T) {
 	require.NoError(t, err)
 	x := &pingOnly{Only: exe.Only{exe.OpPing}, inv: inv}
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	defer disp.Shutdown(context.Background())
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
 	ctx := context.Background()
 
 	out, err := eng.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"web1", "web2"}})

@@ -104,12 +104,9 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	// Plugins are killed on every way out, so none outlives the server.
 	defer plugs.Close()
-	executor := plugs.Executor
 	store := backend.store
-	runner := &exe.Runner{Store: store, Executor: executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
-	disp := backend.dispatcher(cfg, runner, log)
-	engine, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: executor, Tasks: plugs.Tasks,
-		SyncTimeout: cfg.API.SyncTimeout, Logger: log})
+	engine, err := exe.NewEngine(exe.Config{Store: store, Executor: plugs.Executor, Tasks: plugs.Tasks,
+		Dispatcher: backend.dispatcher(cfg, false, log), SyncTimeout: cfg.API.SyncTimeout, Logger: log})
 	if err != nil {
 		return fail(exitFailure, "%v", err)
 	}
@@ -119,13 +116,13 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		_ = disp.Shutdown(context.Background())
+		_ = engine.Shutdown(context.Background())
 		return fail(exitFailure, "cannot listen on %s: %v", addr, err)
 	}
 	if cfg.API.PidFile != "" {
 		if err := writePidFile(cfg.API.PidFile); err != nil {
 			ln.Close()
-			_ = disp.Shutdown(context.Background())
+			_ = engine.Shutdown(context.Background())
 			return fail(exitFailure, "%v", err)
 		}
 		defer removePidFile(cfg.API.PidFile)
@@ -181,8 +178,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		log.Warn("http shutdown", "error", err)
 	}
-	if err := disp.Shutdown(ctx); err != nil {
-		log.Warn("dispatcher shutdown", "error", err)
+	if err := engine.Shutdown(ctx); err != nil {
+		log.Warn("engine shutdown", "error", err)
 	}
 	// Only now that no job runs: the jobs returned as soon as they were
 	// cancelled, but the executor is still ending their commands, and

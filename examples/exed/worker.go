@@ -48,21 +48,20 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		return exitUsage
 	}
 	defer plugs.Close()
-	runner := &exe.Runner{Store: backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks, Logger: log.Named("runner")}
-	w := exeredis.NewWorker(backend.rdb, backend.redisStore, runner, exeredis.WorkerOptions{
-		Concurrency: cfg.Runner.Concurrency, Lease: cfg.Runner.Lease, Grace: cfg.Runner.ShutdownGrace, Logger: log,
-	})
-	ctx, stop := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	log.Info("exed worker running", "name", w.Name(), "executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency)
-	select {
-	case sig := <-sigs:
-		log.Info("worker shutting down", "signal", sig.String())
-	case <-done:
+	disp := backend.dispatcher(cfg, true, log)
+	// A worker is an Engine that serves no API: its dispatcher takes the
+	// jobs the servers queue and runs them.
+	engine, err := exe.NewEngine(exe.Config{Store: backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
+		Dispatcher: disp, Logger: log})
+	if err != nil {
+		fmt.Fprintln(stderr, "exed worker:", err)
+		return exitFailure
 	}
-	stop()
-	<-done
+	log.Info("exed worker running", "name", disp.(*exeredis.Dispatcher).Name(), "executor", cfg.Runner.Executor,
+		"concurrency", cfg.Runner.Concurrency)
+	sig := <-sigs
+	log.Info("worker shutting down", "signal", sig.String())
+	_ = engine.Shutdown(context.Background())
 	stopPlugins(context.Background(), plugs, log)
 	log.Info("exed worker stopped")
 	return 0

@@ -1,6 +1,6 @@
 // Package redis is an exe.JobStore on Redis (go-redis v9), shared by any
-// number of API servers and workers, and the Redis dispatcher and worker
-// that run jobs across machines (see Dispatcher and Worker).
+// number of API servers and workers, and the exe.Dispatcher that runs
+// their jobs across machines (see Dispatcher).
 //
 // Keys, all under Options.Prefix (default "exe:"):
 //
@@ -38,7 +38,7 @@
 // A Redis that does not answer for a while (a restart with AOF, a stall,
 // a network cut) loses nothing: an exe.Runner keeps a job's events and
 // outcome and writes them, each once, when Redis is back; workers keep
-// their leases (see Recoverer for the rule that decides when a lapsed
+// their leases (see recover.go for the rule that decides when a lapsed
 // lease means a lost worker); follows wait and read on
 // (Options.FollowOutage).
 package redis

@@ -10,7 +10,6 @@ import (
 	"net/http/httptest"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/redistest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -29,10 +28,9 @@ func TestFollowSaysWhyItEndsEarly(t *testing.T) {
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	base, stop := context.WithCancelCause(context.Background())
 	defer stop(nil)
 	ts := httptest.NewUnstartedServer(exehttp.New(eng, exehttp.Options{}))
@@ -74,8 +72,9 @@ func TestHealthzDegraded(t *testing.T) {
 	store := exeredis.New(rdb, exeredis.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store), Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{}), Executor: x})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
 	t.Cleanup(ts.Close)
 	res, err := http.Get(ts.URL + "/healthz")
