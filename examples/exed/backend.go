@@ -70,9 +70,9 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	// instead of hanging, and every call retries once.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	opts.PoolTimeout, opts.MaxRetries = 3*time.Second, 1
-	// Each request in flight holds a connection for its round trip, and
-	// each 256 followed jobs one more for their shared blocking read: room
-	// for bursts well beyond go-redis's default of 10 per CPU.
+	// Each request in flight holds a connection for its round trip: room
+	// for bursts well beyond go-redis's default of 10 per CPU. (Follows
+	// wait on connections of the store's own.)
 	if opts.PoolSize < 256 {
 		opts.PoolSize = 256
 	}
@@ -89,8 +89,9 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	return b, nil
 }
 
-// Close closes the Redis client.
+// Close closes the store and the Redis client.
 func (b *backend) Close() {
+	_ = b.store.Close()
 	if b.rdb != nil {
 		_ = b.rdb.Close()
 	}

@@ -185,7 +185,6 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	// cancelled, but the executor is still ending their commands, and
 	// exits once it has.
 	stopPlugins(hurry, plugs, log)
-	_ = store.Close()
 	log.Info("exed stopped")
 	return code
 }

@@ -21,7 +21,9 @@ func testStore(t *testing.T, opts Options) *Store {
 	srv := redistest.Start(t)
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	return New(rdb, opts)
+	s := New(rdb, opts)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // slowStore is a store whose shared reads end only after a minute on

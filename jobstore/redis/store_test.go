@@ -36,7 +36,9 @@ func newStore(t *testing.T, srv *redistest.Server) (*exeredis.Store, *goredis.Cl
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	prefix := "t" + uuid.NewString()[:8] + ":"
-	return exeredis.New(rdb, exeredis.Options{Prefix: prefix, Retention: time.Hour}), rdb, prefix
+	s := exeredis.New(rdb, exeredis.Options{Prefix: prefix, Retention: time.Hour})
+	t.Cleanup(func() { s.Close() })
+	return s, rdb, prefix
 }
 
 func TestKeysUnderPrefixAndExpiring(t *testing.T) {
