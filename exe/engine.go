@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/0ops/exed/internal/running"
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 )
@@ -60,6 +62,14 @@ type Engine struct {
 	// stops and follows end.
 	life     context.Context
 	stopLife context.CancelCauseFunc
+
+	// syncs are the sync operations under way, which Shutdown waits for
+	// and then cancels; closed (set by Shutdown) refuses new ones.
+	syncs  *running.Jobs
+	syncWG sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	nsync  uint64
 }
 
 // NewEngine checks cfg, builds the Runner that executes jobs from its
@@ -91,20 +101,58 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	life, stop := context.WithCancelCause(context.Background())
-	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
+	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop, syncs: running.New()}, nil
 }
 
 // Shutdown stops the Engine: Submit and Run refuse new requests (ErrBusy
 // "server is shutting down"), follows end (Follow returns an error that
-// matches ErrShutdown), and the dispatcher stops: running jobs get its
-// grace period, or until ctx is done if sooner, then are cancelled and
-// end Failure "server shutdown"; queued jobs end as never started (or
-// stay queued for another process, with a shared queue). Queries (Job,
-// Jobs, Cancel, Delete) still answer. It returns once no job runs here.
-// Calling it again is harmless.
+// matches ErrShutdown), and the work under way stops: jobs and sync
+// operations get until ctx is done (jobs at most the dispatcher's grace
+// period), then are cancelled with cause ErrShutdown. A job cut short
+// ends Failure "server shutdown"; a sync operation cut short answers its
+// unfinished hosts FAILED "server shutdown". Queued jobs end as never
+// started (or stay queued for another process, with a shared queue).
+// Queries (Job, Jobs, Cancel, Delete) still answer. It returns once no
+// work runs here, waiting up to 10s more for work that ignores its
+// cancellation. Calling it again is harmless.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
 	e.stopLife(ErrShutdown)
-	return e.cfg.Dispatcher.Shutdown(ctx)
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- e.cfg.Dispatcher.Shutdown(ctx) }()
+	idle := make(chan struct{})
+	go func() { e.syncWG.Wait(); close(idle) }()
+	if stuck := e.syncs.Drain(ctx, idle, e.cfg.SyncTimeout, ErrShutdown, func(string) {}); len(stuck) > 0 {
+		e.log.Warn("sync operations did not stop after their cancel", "operations", len(stuck))
+	}
+	return <-dispatched
+}
+
+// beginSync registers a sync operation with ctx: the context it returns
+// ends with ctx, or with cause ErrShutdown when Shutdown cancels it. end
+// must be called when the operation has returned. ErrBusy once Shutdown
+// has begun.
+func (e *Engine) beginSync(ctx context.Context) (_ context.Context, end func(), _ error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, nil, Errorf(ErrBusy, "server is shutting down")
+	}
+	e.syncWG.Add(1)
+	e.nsync++
+	id := strconv.FormatUint(e.nsync, 10)
+	e.mu.Unlock()
+	sctx, _, done := e.syncs.Begin(id)
+	ctx, cancel := context.WithCancelCause(ctx)
+	stop := context.AfterFunc(sctx, func() { cancel(context.Cause(sctx)) })
+	return ctx, func() {
+		stop()
+		cancel(nil)
+		done()
+		e.syncWG.Done()
+	}, nil
 }
 
 // shuttingDown is ErrBusy once Shutdown has begun.
@@ -173,9 +221,10 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 // When the sync timeout passes, the executor is interrupted (its context's
 // deadline): the targets that had answered keep their results, those it
 // stopped are FAILED as it reports them (with their partial output), and
-// those with no result are FAILED "timed out". A timeout is not an error:
-// only a request that cannot run, or an operation that failed as a whole
-// before the timeout, is.
+// those with no result are FAILED "timed out"; likewise, with "server
+// shutdown", when Shutdown cancels it. A timeout is not an error: only a
+// request that cannot run, or an operation that failed as a whole before
+// the timeout, is.
 func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
 	if err := e.shuttingDown(); err != nil {
 		return nil, err
@@ -196,11 +245,16 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		return nil, err
 	}
 	parent := ctx
+	ctx, end, err := e.beginSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.SyncTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]Event, len(req.Targets))
-	err := Perform(ctx, e.cfg.Executor, nil, req, func(ev Event) {
+	err = Perform(ctx, e.cfg.Executor, nil, req, func(ev Event) {
 		if ev.Host == AnnounceHost {
 			return
 		}
@@ -208,14 +262,23 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		out[ev.Host] = ev
 		mu.Unlock()
 	})
-	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil
-	if err != nil && !timedOut {
+	// Cut short by the timeout or the Engine's shutdown (not by the
+	// caller, who is gone): every host still gets an event.
+	stopped := ""
+	switch {
+	case parent.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		stopped = "timed out"
+	case errors.Is(context.Cause(ctx), ErrShutdown):
+		stopped = ErrShutdown.Error()
+	}
+	if err != nil && stopped == "" {
 		return nil, err
 	}
 	if err != nil {
-		// The executor's error is its interruption by the timeout, which
-		// every unfinished host's event says.
-		e.log.Debug("sync operation timed out", "operate", req.Operate, "error", err)
+		// The executor's error is its interruption, which every
+		// unfinished host's event says.
+		e.log.Debug("sync operation cut short", "operate", req.Operate, "why", stopped, "error", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
@@ -223,8 +286,8 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		if _, ok := out[h]; ok {
 			continue
 		}
-		if timedOut {
-			out[h] = Event{Host: h, Status: Failed, Msg: "timed out"}
+		if stopped != "" {
+			out[h] = Event{Host: h, Status: Failed, Msg: stopped}
 		} else {
 			out[h] = Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"}
 		}

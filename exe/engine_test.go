@@ -404,3 +404,36 @@ func TestEngineStartsItsDispatcher(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobDone, job.State)
 }
+
+// A sync operation under way when Shutdown begins gets until Shutdown's
+// context is done; then it is cancelled, and every host still answers:
+// the one done with its result, the one running FAILED with what it
+// printed, the one never started FAILED "server shutdown", as a timeout
+// would have them.
+func TestShutdownCancelsSyncOperations(t *testing.T) {
+	h := localFleet(t, exe.LocalOptions{})
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	answered := make(chan map[string]exe.Event, 1)
+	go func() {
+		out, err := h.engine.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"},
+			Execute: exe.ExecuteArgs{Cmd: firstFastThenStuck(dir, pidFile)}})
+		assert.NoError(t, err)
+		answered <- out
+	}()
+	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.NoError(t, h.engine.Shutdown(ctx))
+	select {
+	case out := <-answered:
+		require.Len(t, out, 3)
+		assert.Equal(t, exe.Changed, out["a"].Status)
+		assert.Equal(t, exe.Failed, out["b"].Status)
+		assert.Equal(t, "server shutdown", out["b"].Msg)
+		assert.Equal(t, "started\n", out["b"].Exec.Stdout)
+		assert.Equal(t, exe.Event{Host: "c", Status: exe.Failed, Msg: "server shutdown"}, out["c"])
+	default:
+		t.Fatal("Shutdown returned before the sync operation it cancelled")
+	}
+}

@@ -20,10 +20,6 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// streamGrace is how long shutdown waits for in-flight requests before it
-// ends follow streams.
-const streamGrace = 3 * time.Second
-
 // pluginGrace bounds how long shutdown waits for the plugins to end what
 // they were doing (the executor: the commands of cancelled operations,
 // HUP, TERM, then KILL to each process group) before it kills them.
@@ -128,17 +124,11 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		defer removePidFile(cfg.API.PidFile)
 	}
 
-	// Follow streams run as long as their job: cancelling the base context
-	// ends them at shutdown instead of holding Shutdown until they finish.
-	// Its cause tells each stream to say so on its last line.
-	baseCtx, cancelBase := context.WithCancelCause(context.Background())
-	defer cancelBase(nil)
 	srv := &http.Server{
 		Handler:           accessLog(accessOut, api),
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       60 * time.Second,
 		IdleTimeout:       120 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return baseCtx },
 		ErrorLog:          log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
@@ -168,19 +158,24 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		case <-hurry.Done():
 		}
 	}()
+	// The server stops taking connections and ends its follow streams,
+	// each with a last line saying why, while the engine stops: the jobs
+	// and sync requests under way get shutdown_grace, then are cancelled.
+	grace, cancelGrace := context.WithTimeout(hurry, cfg.Runner.ShutdownGrace)
+	defer cancelGrace()
 	ctx, cancel := context.WithTimeout(hurry, cfg.Runner.ShutdownGrace+10*time.Second)
 	defer cancel()
-	// In-flight sync requests get a few seconds to finish; follow streams,
-	// which last as long as their job, are then ended through the base
-	// context so they cannot hold the shutdown.
-	stopStreams := time.AfterFunc(streamGrace, func() { cancelBase(exe.ErrShutdown) })
-	defer stopStreams.Stop()
-	if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("http shutdown", "error", err)
-	}
-	if err := engine.Shutdown(ctx); err != nil {
+	httpDone := make(chan struct{})
+	go func() {
+		defer close(httpDone)
+		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("http shutdown", "error", err)
+		}
+	}()
+	if err := engine.Shutdown(grace); err != nil {
 		log.Warn("engine shutdown", "error", err)
 	}
+	<-httpDone
 	// Only now that no job runs: the jobs returned as soon as they were
 	// cancelled, but the executor is still ending their commands, and
 	// exits once it has.

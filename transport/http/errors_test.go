@@ -191,7 +191,7 @@ func TestMountUnderPrefix(t *testing.T) {
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("host app")) })
-	exehttp.NewAPI(eng, exehttp.Options{Prefix: "/exed/"}).Register(mux)
+	exehttp.New(eng, exehttp.Options{Prefix: "/exed/"}).Register(mux)
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	s := &server{Server: ts, t: t}

@@ -21,7 +21,7 @@ func ExampleAPI_Register() {
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "my service") })
-	exehttp.NewAPI(engine, exehttp.Options{Prefix: "/exed"}).Register(mux)
+	exehttp.New(engine, exehttp.Options{Prefix: "/exed"}).Register(mux)
 
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

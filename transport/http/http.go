@@ -9,10 +9,12 @@
 package http
 
 import (
+	"context"
 	"encoding/json"
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -49,22 +51,33 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// API serves the endpoints of API.md for one Engine.
+// API serves the endpoints of API.md for one Engine. It is an
+// http.Handler serving every endpoint under Options.Prefix, and Register
+// mounts it on a mux of the caller's.
+//
+// Follow streams last as long as their job, so http.Server.Shutdown would
+// wait for them: the API ends them itself, with a last line that says the
+// server is shutting down, when the http.Server that serves them shuts
+// down (it registers with each server it serves, through
+// RegisterOnShutdown), and when its Engine shuts down.
 type API struct {
-	engine *exe.Engine
-	opts   Options
-	log    hclog.Logger
-	auth   *bearerAuth
-	guard  *originGuard
+	engine  *exe.Engine
+	opts    Options
+	log     hclog.Logger
+	auth    *bearerAuth
+	guard   *originGuard
+	handler http.Handler
+
+	mu sync.Mutex
+	// servers are the http.Servers that served a follow, each with a
+	// context cancelled (cause exe.ErrShutdown) when it shuts down.
+	servers map[*http.Server]context.Context
 }
 
-// New returns a handler serving the API on its own mux.
-func New(engine *exe.Engine, opts Options) http.Handler {
-	return NewAPI(engine, opts).Handler()
-}
+var _ http.Handler = (*API)(nil)
 
-// NewAPI returns the API, to Register on a mux of the caller's.
-func NewAPI(engine *exe.Engine, opts Options) *API {
+// New returns the API of engine.
+func New(engine *exe.Engine, opts Options) *API {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -76,8 +89,37 @@ func NewAPI(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
-		guard: newOriginGuard(opts.ServerNames)}
+	a := &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
+		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
+	a.handler = a.build()
+	return a
+}
+
+// ServeHTTP serves every endpoint under the prefix, with JSON 405s (and
+// an Allow header) for known paths and a JSON 404 for the rest. Every
+// request first passes the Host and cross-site checks (ServerNames).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// serverShutdown returns a context that ends, with cause exe.ErrShutdown,
+// when the http.Server that serves r shuts down; nil when r does not say
+// which server serves it.
+func (a *API) serverShutdown(r *http.Request) context.Context {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx, ok := a.servers[srv]
+	if !ok {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(context.Background())
+		a.servers[srv] = ctx
+		// Kept once cancelled: a stream that starts while the server
+		// shuts down ends at once.
+		srv.RegisterOnShutdown(func() { cancel(exe.ErrShutdown) })
+	}
+	return ctx
 }
 
 type route struct {
@@ -116,16 +158,13 @@ var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
 // Register mounts the API on mux under the prefix; the host application's
 // other routes are untouched.
 func (a *API) Register(mux *http.ServeMux) {
-	h := a.Handler()
 	for _, m := range methods {
-		mux.Handle(m+" "+a.opts.Prefix+"/", h)
+		mux.Handle(m+" "+a.opts.Prefix+"/", a)
 	}
 }
 
-// Handler returns a mux serving every endpoint under the prefix, with JSON
-// 405s (and an Allow header) for known paths and a JSON 404 for the rest.
-// Every request first passes the Host and cross-site checks (ServerNames).
-func (a *API) Handler() http.Handler {
+// build returns the mux of every endpoint.
+func (a *API) build() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	var paths []string
