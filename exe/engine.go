@@ -65,7 +65,7 @@ type Engine struct {
 
 	// syncs are the sync operations under way, which Shutdown waits for
 	// and then cancels; closed (set by Shutdown) refuses new ones.
-	syncs  *running.Jobs
+	syncs  running.Jobs
 	syncWG sync.WaitGroup
 	mu     sync.Mutex
 	closed bool
@@ -79,12 +79,8 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Executor == nil {
 		return nil, errors.New("exe: Config needs a Store and an Executor")
 	}
-	if cfg.SyncTimeout <= 0 {
-		cfg.SyncTimeout = DefaultSyncTimeout
-	}
-	if cfg.CancelWait <= 0 {
-		cfg.CancelWait = DefaultCancelWait
-	}
+	cfg.SyncTimeout = orDefault(cfg.SyncTimeout, DefaultSyncTimeout)
+	cfg.CancelWait = orDefault(cfg.CancelWait, DefaultCancelWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -101,7 +97,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, err
 	}
 	life, stop := context.WithCancelCause(context.Background())
-	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop, syncs: running.New()}, nil
+	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
 }
 
 // Shutdown stops the Engine: Submit and Run refuse new requests (ErrBusy
@@ -144,12 +140,8 @@ func (e *Engine) beginSync(ctx context.Context) (_ context.Context, end func(), 
 	e.nsync++
 	id := strconv.FormatUint(e.nsync, 10)
 	e.mu.Unlock()
-	sctx, _, done := e.syncs.Begin(id)
-	ctx, cancel := context.WithCancelCause(ctx)
-	stop := context.AfterFunc(sctx, func() { cancel(context.Cause(sctx)) })
+	ctx, _, done := e.syncs.Begin(ctx, id)
 	return ctx, func() {
-		stop()
-		cancel(nil)
 		done()
 		e.syncWG.Done()
 	}, nil

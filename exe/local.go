@@ -39,7 +39,7 @@ type LocalDispatcher struct {
 	opts  LocalOptions
 	log   hclog.Logger
 	queue chan string
-	jobs  *running.Jobs
+	jobs  running.Jobs
 	wg    sync.WaitGroup
 
 	runner   JobRunner // set by Start
@@ -57,21 +57,15 @@ var _ Dispatcher = (*LocalDispatcher)(nil)
 // NewLocalDispatcher returns a dispatcher whose workers start when an
 // Engine starts it.
 func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
-	if opts.Workers <= 0 {
-		opts.Workers = runtime.NumCPU()
-	}
-	if opts.Queue <= 0 {
-		opts.Queue = DefaultLocalQueue
-	}
-	if opts.Grace <= 0 {
-		opts.Grace = DefaultLocalGrace
-	}
+	opts.Workers = orDefault(opts.Workers, runtime.NumCPU())
+	opts.Queue = orDefault(opts.Queue, DefaultLocalQueue)
+	opts.Grace = orDefault(opts.Grace, DefaultLocalGrace)
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &LocalDispatcher{opts: opts, log: log, queue: make(chan string, opts.Queue),
-		jobs: running.New(), queued: map[string]bool{}}
+		queued: map[string]bool{}}
 }
 
 // Start implements Dispatcher: it starts the workers.
@@ -145,7 +139,7 @@ func (d *LocalDispatcher) work() {
 		var ctx context.Context
 		var end func()
 		if !cancelled && !stopping {
-			ctx, _, end = d.jobs.Begin(jid)
+			ctx, _, end = d.jobs.Begin(context.Background(), jid)
 		}
 		d.mu.Unlock()
 		switch {
@@ -213,4 +207,13 @@ func (d *LocalDispatcher) Shutdown(ctx context.Context) error {
 		return fmt.Errorf("local dispatcher: %d jobs did not stop within the grace period", len(stuck))
 	}
 	return nil
+}
+
+// orDefault is v, or def when v is zero or less: options' zero means the
+// default.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
 }

@@ -3,11 +3,11 @@ package pluginrpc
 import (
 	"context"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/0ops/exed/internal/running"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 )
@@ -22,43 +22,11 @@ const DrainTimeout = 30 * time.Second
 // cancelCallTimeout bounds the Cancel call itself.
 const cancelCallTimeout = 5 * time.Second
 
-// running tracks the operations (or task runs) a server runs, by the ID
-// their caller gave them, so that Cancel can reach them.
-type running struct {
-	mu  sync.Mutex
-	ops map[string]context.CancelCauseFunc
-}
-
-// start returns ctx's child that Cancel(id) interrupts, and a func to call
-// when the work has ended. An empty id (a caller that never cancels this
-// way) tracks nothing.
-func (r *running) start(ctx context.Context, id string) (context.Context, context.CancelCauseFunc, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	if id == "" {
-		return ctx, cancel, func() { cancel(nil) }
-	}
-	r.mu.Lock()
-	if r.ops == nil {
-		r.ops = map[string]context.CancelCauseFunc{}
-	}
-	r.ops[id] = cancel
-	r.mu.Unlock()
-	return ctx, cancel, func() {
-		r.mu.Lock()
-		delete(r.ops, id)
-		r.mu.Unlock()
-		cancel(nil)
-	}
-}
-
-// cancel interrupts the work named by req with the cause it carries.
-func (r *running) cancel(req *pluginpb.CancelRequest) {
-	r.mu.Lock()
-	cancel := r.ops[req.GetId()]
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel(causeFromPB(req))
-	}
+// cancelRunning interrupts the work (an operation, a task run) named by
+// req with the cause it carries; ops keeps the work by the ID its caller
+// gave it.
+func cancelRunning(ops *running.Jobs, req *pluginpb.CancelRequest) {
+	ops.Cancel(req.GetId(), causeFromPB(req))
 }
 
 // causes are the cancellation causes a plugin recognises with errors.Is.

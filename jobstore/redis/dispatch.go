@@ -241,7 +241,7 @@ type worker struct {
 	runner exe.JobRunner
 	opts   DispatcherOptions
 	log    hclog.Logger
-	jobs   *running.Jobs
+	jobs   running.Jobs
 	wg     sync.WaitGroup // the goroutines that start and run jobs
 
 	// loops stop the loops that take jobs; loopsDone ends when they
@@ -256,8 +256,7 @@ type worker struct {
 
 func newWorker(rdb goredis.UniversalClient, s *Store, runner exe.JobRunner, opts DispatcherOptions) *worker {
 	life, endLife := context.WithCancel(context.Background())
-	return &worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, jobs: running.New(),
-		life: life, endLife: endLife}
+	return &worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, life: life, endLife: endLife}
 }
 
 // start starts taking and running jobs. Redis outages are retried with
@@ -475,7 +474,7 @@ func (w *worker) run(jid string, fields []any) {
 		v, _ := fields[i+1].(string)
 		hash[k] = v
 	}
-	runCtx, cancel, end := w.jobs.Begin(jid)
+	runCtx, cancel, end := w.jobs.Begin(context.Background(), jid)
 	defer end()
 	// The lease is renewed until the run returns, not until its context
 	// ends: a cancelled job is still this worker's while its executor

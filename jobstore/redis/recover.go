@@ -54,14 +54,7 @@ func (r *recoverer) run(ctx context.Context) {
 	slow := r.opts.RecoverEvery / 2
 	var lastOK, since time.Time // the last look in time; the start of the touch
 	failing := false
-	t := time.NewTicker(r.opts.RecoverEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, r.opts.RecoverEvery, func() bool {
 		start := time.Now()
 		res, err := lapsedScript.Run(ctx, r.rdb, []string{r.s.key("started"), r.s.key("workers")}, r.s.opts.Prefix, r.worker).Slice()
 		end := time.Now()
@@ -70,7 +63,7 @@ func (r *recoverer) run(ctx context.Context) {
 				r.log.Warn("lost-lease recovery: redis unavailable; retrying", "error", err)
 			}
 			failing, lastOK = true, time.Time{}
-			continue
+			return true
 		}
 		if lastOK.IsZero() || end.Sub(start) > slow || end.Sub(lastOK) > 2*r.opts.RecoverEvery {
 			if !since.IsZero() {
@@ -79,24 +72,29 @@ func (r *recoverer) run(ctx context.Context) {
 			since = end
 		}
 		failing, lastOK = false, end
-		if end.Sub(since) < r.opts.Lease || len(res) < 2 {
-			continue
+		if end.Sub(since) >= r.opts.Lease && len(res) >= 2 {
+			now, _ := res[0].(int64)
+			r.failLapsed(ctx, res[1:], now, slow)
 		}
-		now, _ := res[0].(int64)
-		for _, v := range res[1:] {
-			jid, _ := v.(string)
-			err := r.s.failLapsed(ctx, jid, r.opts.LostMessage, now, slow)
-			switch {
-			case err == nil:
-				r.log.Warn("job failed: the lease of the process running it lapsed", "jid", jid)
-			case errors.Is(err, exe.ErrNotFound):
-				r.rdb.SRem(ctx, r.s.key("started"), jid)
-			case errors.Is(err, errStale):
-				// Held up on the way: the next look decides.
-			case errors.Is(err, errLeased), errors.Is(err, exe.ErrFinished):
-			default:
-				r.log.Debug("lost-lease recovery", "jid", jid, "error", err)
-			}
+		return true
+	})
+}
+
+// failLapsed fails the jobs whose lapse a look at Redis's time now saw.
+func (r *recoverer) failLapsed(ctx context.Context, jids []any, now int64, slow time.Duration) {
+	for _, v := range jids {
+		jid, _ := v.(string)
+		err := r.s.failLapsed(ctx, jid, r.opts.LostMessage, now, slow)
+		switch {
+		case err == nil:
+			r.log.Warn("job failed: the lease of the process running it lapsed", "jid", jid)
+		case errors.Is(err, exe.ErrNotFound):
+			r.rdb.SRem(ctx, r.s.key("started"), jid)
+		case errors.Is(err, errStale):
+			// Held up on the way: the next look decides.
+		case errors.Is(err, errLeased), errors.Is(err, exe.ErrFinished):
+		default:
+			r.log.Debug("lost-lease recovery", "jid", jid, "error", err)
 		}
 	}
 }
