@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/dispatchtest"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/testenv"
@@ -436,4 +437,10 @@ func TestShutdownCancelsSyncOperations(t *testing.T) {
 	default:
 		t.Fatal("Shutdown returned before the sync operation it cancelled")
 	}
+}
+
+func TestLocalDispatcherConformance(t *testing.T) {
+	dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
+		return memory.New(memory.Options{}), exe.NewLocalDispatcher(exe.LocalOptions{Workers: opts.Workers, Grace: opts.Grace})
+	})
 }

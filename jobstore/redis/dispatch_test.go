@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/dispatchtest"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
@@ -246,4 +247,13 @@ func TestShutdownFailsRunningJobsAfterGrace(t *testing.T) {
 	job := c.wait(jid)
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "server shutdown", job.Error)
+}
+
+func TestDispatcherConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
+		s, rdb, _ := newStore(t, srv)
+		return s, exeredis.NewDispatcher(rdb, s, exeredis.DispatcherOptions{RunJobs: true, Concurrency: opts.Workers,
+			Grace: opts.Grace, Lease: 2 * time.Second})
+	})
 }
