@@ -58,13 +58,14 @@ type Engine struct {
 	cfg Config
 	log hclog.Logger
 
-	// life ends, with cause ErrShutdown, when Shutdown begins: intake
-	// stops and follows end.
+	// life ends, with cause ErrShutdown, once Shutdown has stopped the
+	// work: the follows still waiting end.
 	life     context.Context
 	stopLife context.CancelCauseFunc
 
 	// syncs are the sync operations under way, which Shutdown waits for
-	// and then cancels; closed (set by Shutdown) refuses new ones.
+	// and then cancels. closed, set when Shutdown begins, refuses new
+	// requests.
 	syncs  running.Jobs
 	syncWG sync.WaitGroup
 	mu     sync.Mutex
@@ -100,22 +101,26 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
 }
 
-// Shutdown stops the Engine: Submit and Run refuse new requests (ErrBusy
-// "server is shutting down"), follows end (Follow returns an error that
-// matches ErrShutdown), and the work under way stops: jobs and sync
-// operations get until ctx is done (jobs at most the dispatcher's grace
-// period), then are cancelled with cause ErrShutdown. A job cut short
-// ends Failure "server shutdown"; a sync operation cut short answers its
-// unfinished hosts FAILED "server shutdown". Queued jobs end as never
-// started (or stay queued for another process, with a shared queue).
+// Shutdown stops the Engine. Submit and Run refuse new requests at once
+// (ErrBusy "server is shutting down"); then the work under way stops:
+// jobs and sync operations get until ctx is done (jobs at most the
+// dispatcher's grace period), then are cancelled with cause ErrShutdown.
+// A job cut short ends Failure "server shutdown", and a sync operation
+// cut short answers its unfinished hosts FAILED "server shutdown"; queued
+// jobs end as never started (or stay queued for another process, with a
+// shared queue). Follows of the jobs that ended meanwhile have seen them
+// end; then the follows still waiting (their jobs run elsewhere, or
+// will not end here) end too, with an error that matches ErrShutdown.
 // Queries (Job, Jobs, Cancel, Delete) still answer. It returns once no
 // work runs here, waiting up to 10s more for work that ignores its
 // cancellation. Calling it again is harmless.
+//
+// An HTTP front (transport/http) ends its follow streams itself when its
+// server shuts down, which can be at the same time.
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
-	e.stopLife(ErrShutdown)
 	dispatched := make(chan error, 1)
 	go func() { dispatched <- e.cfg.Dispatcher.Shutdown(ctx) }()
 	idle := make(chan struct{})
@@ -123,7 +128,9 @@ func (e *Engine) Shutdown(ctx context.Context) error {
 	if stuck := e.syncs.Drain(ctx, idle, e.cfg.SyncTimeout, ErrShutdown, func(string) {}); len(stuck) > 0 {
 		e.log.Warn("sync operations did not stop after their cancel", "operations", len(stuck))
 	}
-	return <-dispatched
+	err := <-dispatched
+	e.stopLife(ErrShutdown)
+	return err
 }
 
 // beginSync registers a sync operation with ctx: the context it returns
@@ -149,7 +156,9 @@ func (e *Engine) beginSync(ctx context.Context) (_ context.Context, end func(), 
 
 // shuttingDown is ErrBusy once Shutdown has begun.
 func (e *Engine) shuttingDown() error {
-	if e.life.Err() != nil {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
 		return Errorf(ErrBusy, "server is shutting down")
 	}
 	return nil
@@ -289,7 +298,7 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 
 // Submit validates req (Request.Validate, the task's options schema, and
 // the executor if it is a RequestValidator), resolves its targets, stores
-// it as a Running job
+// it as a Running job owned by UserFrom(ctx)
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
@@ -324,7 +333,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	if err := e.resolve(ctx, req.Targets); err != nil {
 		return "", err
 	}
-	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req}
+	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req, User: UserFrom(ctx)}
 	if cd, ok := e.cfg.Dispatcher.(CreateDispatcher); ok {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {
 			return "", err
@@ -463,8 +472,9 @@ func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) 
 
 // Follow calls fn with every event of the job from the first, blocking for
 // new ones until the job ends, and returns the final job. It stops early
-// with ctx's error, with fn's error, or, once Shutdown has begun, with an
-// error that matches ErrShutdown.
+// with ctx's error, with fn's error, or, once Shutdown has stopped the
+// work here and the job still has not ended, with an error that matches
+// ErrShutdown.
 func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)

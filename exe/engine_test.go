@@ -348,30 +348,50 @@ func TestConcurrentSubmitsAllFinish(t *testing.T) {
 	}
 }
 
-// Shutdown ends the follows at once, with a cause that says why, and
-// stops intake, while the running job gets its grace.
-func TestShutdownEndsFollowsAndIntake(t *testing.T) {
+// Shutdown stops intake at once; the running job gets its grace, and a
+// follow of it sees it end; then the follows of jobs that do not end here
+// (another process runs them) end, with a cause that says why.
+func TestShutdownStopsIntakeThenEndsFollows(t *testing.T) {
 	h := newHarness(t, exe.LocalOptions{Grace: 100 * time.Millisecond}, nil)
 	ctx := context.Background()
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	jid, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
 	require.NoError(t, err)
 	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
-	followed := make(chan error, 1)
-	go func() {
-		_, err := h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
-		followed <- err
-	}()
+	elsewhere := &exe.Job{JID: "elsewhere", State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}
+	require.NoError(t, h.store.Create(ctx, elsewhere))
+	type result struct {
+		job *exe.Job
+		err error
+	}
+	follow := func(jid string) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			job, err := h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
+			ch <- result{job, err}
+		}()
+		return ch
+	}
+	mine, other := follow(jid), follow(elsewhere.JID)
 
 	require.NoError(t, h.engine.Shutdown(ctx))
-	select {
-	case err := <-followed:
-		assert.ErrorIs(t, err, exe.ErrShutdown)
-	case <-time.After(10 * time.Second):
-		t.Fatal("the follow did not end")
+	for _, c := range []struct {
+		ch   chan result
+		name string
+	}{{mine, "the follow of the job that ended"}, {other, "the follow of the job run elsewhere"}} {
+		select {
+		case r := <-c.ch:
+			if c.ch == mine {
+				require.NoError(t, r.err, c.name)
+				assert.Equal(t, "server shutdown", r.job.Error, c.name)
+			} else {
+				assert.ErrorIs(t, r.err, exe.ErrShutdown, c.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not end", c.name)
+		}
 	}
-	_, err = h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
-	assert.NoError(t, err, "a follow of a job that ended still ends with it")
 	_, err = h.engine.Submit(ctx, execute("true"))
 	assert.ErrorIs(t, err, exe.ErrBusy)
 	assert.Equal(t, "server is shutting down", exe.PublicMessage(err))

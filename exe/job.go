@@ -14,6 +14,11 @@ type Job struct {
 	StartAt int64    // Unix seconds
 	EndAt   int64    // Unix seconds; 0 while running
 	Request          // what runs, on which hosts
+	// User is who submitted the job: the name of the bearer token or of
+	// the client certificate that authenticated the request, "" when the
+	// API serves without authentication. The server sets it from the
+	// request's credentials (WithUser); no field of a request body can.
+	User string
 	// ReturnData holds every event grouped by host (AnnounceHost included),
 	// each host's events in the order they were recorded. Stores fill it only
 	// when asked for outputs.
@@ -32,6 +37,7 @@ type jobJSON struct {
 	Operate     Operate            `json:"operate"`
 	OperateArgs json.RawMessage    `json:"operate_args"`
 	Targets     []string           `json:"targets"`
+	User        string             `json:"user"`
 	ReturnData  map[string][]Event `json:"return_data"`
 }
 
@@ -51,7 +57,7 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(jobJSON{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
-		Operate: j.Operate, OperateArgs: args, Targets: targets, ReturnData: rd,
+		Operate: j.Operate, OperateArgs: args, Targets: targets, User: j.User, ReturnData: rd,
 	})
 }
 
@@ -62,7 +68,7 @@ func (j *Job) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	out := Job{JID: w.JID, State: w.State, Error: w.Error, StartAt: w.StartAt, EndAt: w.EndAt}
+	out := Job{JID: w.JID, State: w.State, Error: w.Error, StartAt: w.StartAt, EndAt: w.EndAt, User: w.User}
 	out.Operate, out.Targets = w.Operate, w.Targets
 	if err := out.Request.setArgs(w.OperateArgs); err != nil {
 		return err

@@ -28,7 +28,7 @@ func TestEventWireForm(t *testing.T) {
 }
 
 func TestJobWireForm(t *testing.T) {
-	job := exe.Job{JID: "c4f6acd3-4dda-44d0-8f99-76b4587e55d0", State: exe.JobDone, StartAt: 1488272314, EndAt: 1488272320,
+	job := exe.Job{JID: "c4f6acd3-4dda-44d0-8f99-76b4587e55d0", State: exe.JobDone, StartAt: 1488272314, EndAt: 1488272320, User: "deployer",
 		Request: exe.Request{Operate: exe.OpDeploy, Targets: []string{"molten-core.0ops.io", "karazhan.0ops.io"},
 			Deploy: exe.DeployArgs{Role: "nginx"}},
 		ReturnData: map[string][]exe.Event{"molten-core.0ops.io": {{Host: "molten-core.0ops.io", Status: exe.Changed, Name: "main.sh"}}}}
@@ -36,7 +36,7 @@ func TestJobWireForm(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"jid":"c4f6acd3-4dda-44d0-8f99-76b4587e55d0","state":0,"error":"","startat":1488272314,"endat":1488272320,
 		"operate":"deploy","operate_args":{"role":"nginx","partial":null,"extra_vars":{}},
-		"targets":["molten-core.0ops.io","karazhan.0ops.io"],
+		"targets":["molten-core.0ops.io","karazhan.0ops.io"],"user":"deployer",
 		"return_data":{"molten-core.0ops.io":[{"status":5,"name":"main.sh"}]}}`, string(b))
 	var back exe.Job
 	require.NoError(t, json.Unmarshal(b, &back))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -14,7 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 )
 
-// serve runs the server until SIGTERM or SIGINT.
+// serve runs the server until SIGTERM or SIGINT; SIGHUP reloads the
+// credentials and TLS files.
 func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int {
 	p, code := startProcess("exed", "exed", cfg, warnings, stderr)
 	if p == nil {
@@ -28,23 +30,29 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	if err := p.openBackend(); err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
-	tokens, tokenWarnings, err := cfg.API.Tokens()
+	sec, err := loadSecurity(cfg, p.log)
 	if err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
-	for _, w := range tokenWarnings {
+	if !cfg.API.Loopback() && !sec.authenticates() && !cfg.API.AllowInsecure {
+		return p.fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file or tls_client_ca, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	}
+	for _, w := range cfg.API.AccessWarnings(sec.authenticates()) {
 		p.log.Warn(w)
 	}
-	if !cfg.API.Loopback() && len(tokens) == 0 && !cfg.API.AllowInsecure {
-		return p.fail(exitUsage, "[api] listen_addr %s is not a loopback address: set auth_token_file, or allow_insecure = true to serve without authentication", cfg.API.ListenAddr)
+	auditOut, closeAudit, err := openAudit(cfg.Log.AuditLog)
+	if err != nil {
+		return p.fail(exitUsage, "%v", err)
 	}
-	for _, w := range cfg.API.AccessWarnings(len(tokens) > 0) {
-		p.log.Warn(w)
+	defer closeAudit()
+	if auditOut != nil {
+		sec.audit = exehttp.NewAudit(auditOut, p.log.Named("audit"))
 	}
 	if err := p.startEngine(false); err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
-	api := exehttp.New(p.engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Tokens: tokens,
+	api := exehttp.New(p.engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Credentials: sec.creds,
+		ClientCerts: cfg.API.TLSClientCA != "", Audit: sec.audit,
 		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), Logger: p.log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
@@ -67,24 +75,40 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		ErrorLog:          p.log.Named("http").StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true}),
 	}
 	served := make(chan error, 1)
-	// net/http's own answers to requests it cannot read are JSON too.
-	go func() { served <- srv.Serve(exehttp.JSONErrorListener(ln)) }()
+	// net/http's own answers to requests it cannot read are JSON too
+	// (over plain HTTP: under TLS they are encrypted).
+	serveLn := exehttp.JSONErrorListener(ln)
+	if sec.tls != nil {
+		serveLn = tls.NewListener(ln, sec.tls.config())
+	}
+	go func() { served <- srv.Serve(serveLn) }()
 	p.log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", p.backend.name,
-		"version", versionString(), "auth", len(tokens) > 0, "config", cfg.Path)
+		"version", versionString(), "auth", sec.authenticates(), "tls", sec.tls != nil, "config", cfg.Path)
 	notifyReady("ok " + ln.Addr().String())
 
 	code = 0
-	if err := p.wait(served); err != nil {
+	err = p.wait(served, func() {
+		p.log.Info("SIGHUP: reloading")
+		sec.reload(p.log)
+		p.log.Info("reload done (the inventory is read at start only: restart exed to change it)")
+	})
+	if err != nil {
 		p.log.Error("server stopped", "error", err)
 		code = exitFailure
 	}
-	// The server stops taking connections and ends its follow streams,
-	// each with a last line saying why (the API registered with it).
-	p.stop(func(ctx context.Context) error {
-		if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
-			return err
-		}
-		return nil
+	p.stop(stopping{
+		// The server stops taking connections and ends its follow
+		// streams, each with a last line saying why (the API registered
+		// with it).
+		front: func(ctx context.Context) error {
+			if err := srv.Shutdown(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		},
+		// The jobs have ended (or stay queued for another server): the
+		// audit trail gets the end of each that ended here.
+		afterJobs: sec.audit.Close,
 	})
 	p.log.Info("exed stopped")
 	return code

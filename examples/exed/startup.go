@@ -28,6 +28,7 @@ type process struct {
 	cfg     *config.Config
 	stderr  io.Writer
 	sigs    chan os.Signal
+	hups    chan os.Signal
 	log     hclog.Logger
 	backend *backend
 	plugins *loader.Set
@@ -38,13 +39,14 @@ type process struct {
 
 // startProcess begins a process: before anything else it takes SIGTERM and
 // SIGINT (one that arrives while it starts must still stop it gracefully,
-// not kill it), then opens the error log and logs the configuration's
-// warnings. nil and the exit code when it cannot; close releases what it
-// opened.
+// not kill it) and SIGHUP (which must not end it, its default action),
+// then opens the error log and logs the configuration's warnings. nil and
+// the exit code when it cannot; close releases what it opened.
 func startProcess(name, logName string, cfg *config.Config, warnings []string, stderr io.Writer) (*process, int) {
-	p := &process{name: name, cfg: cfg, stderr: stderr, sigs: make(chan os.Signal, 2)}
+	p := &process{name: name, cfg: cfg, stderr: stderr, sigs: make(chan os.Signal, 2), hups: make(chan os.Signal, 1)}
 	signal.Notify(p.sigs, syscall.SIGTERM, syscall.SIGINT)
-	p.closers = append(p.closers, func() { signal.Stop(p.sigs) })
+	signal.Notify(p.hups, syscall.SIGHUP)
+	p.closers = append(p.closers, func() { signal.Stop(p.sigs); signal.Stop(p.hups) })
 	errOut, err := p.openLog(cfg.Log.ErrorLog, stderr)
 	if err != nil {
 		code := p.fail(exitUsage, "[log] error_log: %v", err)
@@ -114,26 +116,39 @@ func (p *process) startEngine(runJobs bool) error {
 	return nil
 }
 
-// wait returns when a signal comes, or stopped (the server's own end)
-// does: its error, nil after a signal.
-func (p *process) wait(stopped <-chan error) error {
-	select {
-	case sig := <-p.sigs:
-		p.log.Info("shutting down", "signal", sig.String())
-		return nil
-	case err := <-stopped:
-		return err
+// wait returns when SIGTERM or SIGINT comes, or stopped (the server's own
+// end) does: its error, nil after a signal. SIGHUP calls hup.
+func (p *process) wait(stopped <-chan error, hup func()) error {
+	for {
+		select {
+		case <-p.hups:
+			hup()
+		case sig := <-p.sigs:
+			p.log.Info("shutting down", "signal", sig.String())
+			return nil
+		case err := <-stopped:
+			return err
+		}
 	}
 }
 
-// stop shuts the process down gracefully: front (the HTTP server) stops
+// stopping is what a process stops besides its engine and plugins.
+type stopping struct {
+	// front stops taking requests (the HTTP server), while the engine
+	// stops.
+	front func(ctx context.Context) error
+	// afterJobs runs once no job runs here, before the plugins stop.
+	afterJobs func(ctx context.Context)
+}
+
+// stop shuts the process down gracefully: s.front (the HTTP server) stops
 // taking requests while the engine stops: the jobs and sync operations
 // under way get [runner] shutdown_grace, then are cancelled. Only once no
 // job runs are the plugins stopped, given pluginGrace to end what they
 // were doing (the executor ends the commands of cancelled operations). A
 // second signal skips the grace periods: the plugins are killed, and the
 // commands they ran are ended by the executor's next start.
-func (p *process) stop(front func(ctx context.Context) error) {
+func (p *process) stop(s stopping) {
 	hurry, stopNow := context.WithCancel(context.Background())
 	defer stopNow()
 	go func() {
@@ -146,15 +161,15 @@ func (p *process) stop(front func(ctx context.Context) error) {
 	}()
 	grace, cancelGrace := context.WithTimeout(hurry, p.cfg.Runner.ShutdownGrace)
 	defer cancelGrace()
+	ctx, cancel := context.WithTimeout(hurry, p.cfg.Runner.ShutdownGrace+10*time.Second)
+	defer cancel()
 	frontDone := make(chan struct{})
 	go func() {
 		defer close(frontDone)
-		if front == nil {
+		if s.front == nil {
 			return
 		}
-		ctx, cancel := context.WithTimeout(hurry, p.cfg.Runner.ShutdownGrace+10*time.Second)
-		defer cancel()
-		if err := front(ctx); err != nil {
+		if err := s.front(ctx); err != nil {
 			p.log.Warn("shutdown", "error", err)
 		}
 	}()
@@ -162,7 +177,10 @@ func (p *process) stop(front func(ctx context.Context) error) {
 		p.log.Warn("engine shutdown", "error", err)
 	}
 	<-frontDone
-	ctx, cancel := context.WithTimeout(hurry, pluginGrace)
+	if s.afterJobs != nil {
+		s.afterJobs(ctx)
+	}
+	ctx, cancel = context.WithTimeout(hurry, pluginGrace)
 	defer cancel()
 	if err := p.plugins.Shutdown(ctx); err != nil {
 		p.log.Warn("plugin shutdown", "error", err)

@@ -70,7 +70,7 @@ func ctxT(t *testing.T) context.Context {
 
 func newJob(op exe.Operate, targets ...string) *exe.Job {
 	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
-		Request: exe.Request{Operate: op, Targets: targets}}
+		Request: exe.Request{Operate: op, Targets: targets}, User: "user-" + string(op)}
 	switch op {
 	case exe.OpExecute:
 		j.Execute = exe.ExecuteArgs{Cmd: "uname -a"}
@@ -109,6 +109,7 @@ func testCreateGetList(t *testing.T, newStore NewStore) {
 		assert.Equal(t, want.StartAt, got.StartAt)
 		assert.Zero(t, got.EndAt)
 		assert.Equal(t, want.Request, got.Request, "the request must round-trip unchanged")
+		assert.Equal(t, want.User, got.User, "the job's owner must round-trip unchanged")
 		assert.Empty(t, got.ReturnData)
 	}
 	ids, err = s.List(ctx)
@@ -156,6 +157,7 @@ func testFinishRules(t *testing.T, newStore NewStore) {
 	assert.Equal(t, exe.JobFailure, got.State)
 	assert.Equal(t, "1 of 2 hosts failed", got.Error)
 	assert.GreaterOrEqual(t, got.EndAt, before)
+	assert.Equal(t, j.User, got.User, "an ended job keeps its owner")
 
 	assert.ErrorIs(t, s.Finish(ctx, j.JID, exe.JobDone, ""), exe.ErrFinished, "finishing twice")
 	assert.ErrorIs(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.OK}), exe.ErrFinished,

@@ -1,52 +1,143 @@
 package http
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"context"
+	"crypto/rand"
+	"crypto/x509"
+	"encoding/hex"
 	"net/http"
 	"strings"
+
+	"github.com/0ops/exed/auth"
+	"github.com/0ops/exed/exe"
 )
 
-// bearerAuth checks "Authorization: Bearer <token>" against a fixed set of
-// tokens in constant time. Tokens are never logged.
-type bearerAuth struct {
-	sums [][sha256.Size]byte
+// authenticator finds who makes a request: the bearer token's line of the
+// credentials in force, or a verified client certificate's. Tokens are
+// never logged.
+type authenticator struct {
+	creds *auth.Keeper // nil: no token file
+	// certs: a verified client certificate authenticates; with no
+	// credentials file, every certificate the client CA signed has full
+	// access under its Common Name.
+	certs bool
 }
 
-func newBearerAuth(tokens []string) *bearerAuth {
-	a := &bearerAuth{}
-	for _, t := range tokens {
-		if t = strings.TrimSpace(t); t != "" {
-			a.sums = append(a.sums, sha256.Sum256([]byte(t)))
-		}
+func newAuthenticator(opts Options) *authenticator {
+	a := &authenticator{creds: opts.Credentials, certs: opts.ClientCerts}
+	if a.creds == nil && len(opts.Tokens) > 0 {
+		a.creds = auth.KeeperOf(auth.FromTokens(opts.Tokens))
 	}
 	return a
 }
 
-// ok compares the hashes of every token, always all of them, so neither the
-// token's length nor which token matched shows in the timing.
-func (a *bearerAuth) ok(r *http.Request) bool {
-	h := r.Header.Get("Authorization")
-	scheme, token, found := strings.Cut(h, " ")
-	if !found || !strings.EqualFold(scheme, "Bearer") {
-		return false
+// required reports whether requests must authenticate.
+func (a *authenticator) required() bool { return a.creds != nil || a.certs }
+
+// anonymous is the identity of every request when the API has no
+// credentials: full access, no name.
+var anonymous = &auth.Identity{Scope: auth.Full}
+
+// identify returns the caller's identity, or "" and why it is refused. A
+// bearer token, when sent, must be valid even if a client certificate is
+// also presented.
+func (a *authenticator) identify(r *http.Request) (*auth.Identity, string) {
+	if !a.required() {
+		return anonymous, ""
 	}
-	sum := sha256.Sum256([]byte(strings.TrimSpace(token)))
-	match := 0
-	for i := range a.sums {
-		match |= subtle.ConstantTimeCompare(sum[:], a.sums[i][:])
+	if h := r.Header.Get("Authorization"); h != "" {
+		scheme, token, found := strings.Cut(h, " ")
+		if !found || !strings.EqualFold(scheme, "Bearer") || a.creds == nil {
+			return nil, "missing or invalid bearer token"
+		}
+		if id, ok := a.creds.File().Token(strings.TrimSpace(token)); ok {
+			return id, ""
+		}
+		return nil, "missing or invalid bearer token"
 	}
-	return match == 1
+	if a.certs && r.TLS != nil && len(r.TLS.VerifiedChains) > 0 && len(r.TLS.VerifiedChains[0]) > 0 {
+		leaf := r.TLS.VerifiedChains[0][0]
+		if a.creds == nil {
+			return &auth.Identity{Name: certName(leaf), Scope: auth.Full}, ""
+		}
+		if id, ok := a.creds.File().Cert(certNames(leaf)); ok {
+			return id, ""
+		}
+		return nil, "client certificate is not in the credentials file"
+	}
+	return nil, "missing or invalid bearer token"
 }
 
-func (a *bearerAuth) wrap(next http.Handler) http.Handler {
-	if len(a.sums) == 0 {
-		return next
+// certNames are the names a certificate may be known by in the
+// credentials file: its Common Name, then its DNS and e-mail Subject
+// Alternative Names.
+func certNames(c *x509.Certificate) []string {
+	var names []string
+	if c.Subject.CommonName != "" {
+		names = append(names, c.Subject.CommonName)
 	}
+	names = append(names, c.DNSNames...)
+	return append(names, c.EmailAddresses...)
+}
+
+func certName(c *x509.Certificate) string {
+	if n := certNames(c); len(n) > 0 {
+		return n[0]
+	}
+	return c.SerialNumber.String()
+}
+
+type identityKey struct{}
+type requestIDKey struct{}
+
+// identityOf is the identity the API authenticated for r.
+func identityOf(r *http.Request) *auth.Identity {
+	if id, ok := r.Context().Value(identityKey{}).(*auth.Identity); ok {
+		return id
+	}
+	return anonymous
+}
+
+// requestID is the ID the API gave r (X-Request-Id of its answer).
+func requestID(r *http.Request) string {
+	id, _ := r.Context().Value(requestIDKey{}).(string)
+	return id
+}
+
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	return hex.EncodeToString(b[:])
+}
+
+// withRequestID gives every request an ID of the server's, answered in
+// X-Request-Id and written in the audit trail. One a client sends is not
+// taken: the trail's IDs are the server's own.
+func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !a.ok(r) {
+		id := newRequestID()
+		w.Header().Set("X-Request-Id", id)
+		next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
+	})
+}
+
+// wrap authenticates every request and checks the permission the
+// endpoint needs; the identity then travels in the request's context
+// (and its name as exe.UserFrom, which Submit records as the job's user).
+func (a *API) authorize(rt route, next http.Handler) http.Handler {
+	need := permissionOf(rt)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id, why := a.authn.identify(r)
+		if id == nil {
+			a.audit.deny(r, nil, http.StatusUnauthorized, why)
 			w.Header().Set("WWW-Authenticate", `Bearer realm="exed"`)
-			writeMessage(w, http.StatusUnauthorized, "missing or invalid bearer token")
+			writeMessage(w, http.StatusUnauthorized, why)
+			return
+		}
+		ctx := context.WithValue(r.Context(), identityKey{}, id)
+		r = r.WithContext(exe.WithUser(ctx, id.Name))
+		if msg := need.check(id); msg != "" {
+			a.forbid(w, r, msg)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -18,6 +18,11 @@ func (a *API) target(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
+	hosts, err = a.filterHosts(r, hosts)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
 	writeJSON(w, http.StatusOK, hosts)
 }
 
@@ -29,7 +34,11 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 			a.writeError(w, r, err)
 			return
 		}
+		if !a.permit(w, r, req) {
+			return
+		}
 		out, err := a.engine.Run(r.Context(), req)
+		a.audit.done(r, "run", &req, "", err)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
@@ -54,11 +63,16 @@ func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 			a.writeError(w, r, err)
 			return
 		}
+		if !a.permit(w, r, req) {
+			return
+		}
 		jid, err := a.engine.Submit(r.Context(), req)
+		a.audit.done(r, "submit", &req, jid, err)
 		if err != nil {
 			a.writeError(w, r, err)
 			return
 		}
+		a.audit.watch(a.engine, r, req, jid)
 		w.Header().Set("Location", a.opts.Prefix+"/jobs/"+jid)
 		writeJSON(w, http.StatusCreated, map[string]string{"jid": jid})
 	}
@@ -85,10 +99,13 @@ func (a *API) jobs(w http.ResponseWriter, r *http.Request) {
 			a.writeError(w, r, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, jobs)
+		writeJSON(w, http.StatusOK, visibleJobs(identityOf(r), jobs))
 		return
 	}
 	ids, err := a.engine.Jobs(r.Context())
+	if err == nil {
+		ids, err = a.visibleIDs(r, ids)
+	}
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -113,7 +130,7 @@ func (a *API) job(w http.ResponseWriter, r *http.Request) {
 		a.follow(w, r, jid)
 		return
 	}
-	job, err := a.engine.Job(r.Context(), jid, outputs)
+	job, err := a.visibleJob(r, jid, outputs)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -122,7 +139,14 @@ func (a *API) job(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) deleteJob(w http.ResponseWriter, r *http.Request) {
-	if err := a.engine.Delete(r.Context(), r.PathValue("jid")); err != nil {
+	jid := r.PathValue("jid")
+	job, ok := a.permitJob(w, r, jid)
+	if !ok {
+		return
+	}
+	err := a.engine.Delete(r.Context(), jid)
+	a.audit.done(r, "delete", &job.Request, jid, err)
+	if err != nil {
 		a.writeError(w, r, err)
 		return
 	}
@@ -130,7 +154,13 @@ func (a *API) deleteJob(w http.ResponseWriter, r *http.Request) {
 }
 
 func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
-	job, err := a.engine.Cancel(r.Context(), r.PathValue("jid"))
+	jid := r.PathValue("jid")
+	asked, ok := a.permitJob(w, r, jid)
+	if !ok {
+		return
+	}
+	job, err := a.engine.Cancel(r.Context(), jid)
+	a.audit.done(r, "cancel", &asked.Request, jid, err)
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -173,7 +203,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 		stop := context.AfterFunc(down, func() { cancel(context.Cause(down)) })
 		defer stop()
 	}
-	job, err := a.engine.Job(ctx, jid, false)
+	job, err := a.visibleJob(r, jid, false)
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -17,6 +17,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 	"github.com/hashicorp/go-hclog"
 )
@@ -34,8 +35,19 @@ type Options struct {
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Tokens, when not empty, are the bearer tokens accepted on every
-	// endpoint but /healthz.
+	// endpoint but /healthz, each with full access. Credentials, when set,
+	// take their place.
 	Tokens []string
+	// Credentials are the named, scoped tokens and client certificate
+	// names accepted on every endpoint but /healthz (package auth); a
+	// Reload of them holds for every request that starts after it.
+	Credentials *auth.Keeper
+	// ClientCerts makes a client certificate that the TLS server verified
+	// authenticate a request: by its cert: line in Credentials, or, with no
+	// Credentials, with full access under its Common Name.
+	ClientCerts bool
+	// Audit, when set, records who asked for what (NewAudit).
+	Audit *Audit
 	// LineTimeout is the write deadline of each line of a follow stream, so
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
@@ -64,7 +76,8 @@ type API struct {
 	engine  *exe.Engine
 	opts    Options
 	log     hclog.Logger
-	auth    *bearerAuth
+	authn   *authenticator
+	audit   *Audit
 	guard   *originGuard
 	handler http.Handler
 
@@ -89,7 +102,7 @@ func New(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &API{engine: engine, opts: opts, log: log, auth: newBearerAuth(opts.Tokens),
+	a := &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
 		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
 	a.handler = a.build()
 	return a
@@ -171,7 +184,7 @@ func (a *API) build() http.Handler {
 	for _, rt := range a.routes() {
 		h := checkQuery(rt.handler)
 		if !rt.public {
-			h = a.auth.wrap(h)
+			h = a.authorize(rt, h)
 		}
 		mux.Handle(rt.method+" "+a.opts.Prefix+rt.path, h)
 		if _, ok := allowed[rt.path]; !ok {
@@ -196,7 +209,7 @@ func (a *API) build() http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return a.guard.wrap(muxErrorsAsJSON(mux))
+	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
 }
 
 // writeJSON answers with v as JSON.

@@ -24,9 +24,9 @@ import (
 
 // TestFollowEndsOnShutdown: a follow stream ends, before its job does,
 // when the http.Server that serves it shuts down (no BaseContext of the
-// embedder's needed: Shutdown returns at once) or when the Engine does:
-// its last line is the job as last known, Running, with a message saying
-// why.
+// embedder's needed: Shutdown returns at once), or when the Engine shuts
+// down and the job runs elsewhere: its last line is the job as last
+// known, Running, with a message saying why.
 func TestFollowEndsOnShutdown(t *testing.T) {
 	for _, stop := range []struct {
 		name string
@@ -38,8 +38,8 @@ func TestFollowEndsOnShutdown(t *testing.T) {
 		t.Run(stop.name, func(t *testing.T) {
 			x, err := sshnative.New(sshnative.Config{})
 			require.NoError(t, err)
-			eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x,
-				Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Grace: 100 * time.Millisecond})})
+			store := memory.New(memory.Options{})
+			eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 			require.NoError(t, err)
 			t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -48,10 +48,11 @@ func TestFollowEndsOnShutdown(t *testing.T) {
 			go func() { _ = srv.Serve(ln) }()
 			t.Cleanup(func() { _ = srv.Close() })
 
-			jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"localhost"},
-				Execute: exe.ExecuteArgs{Cmd: "sleep 60"}})
-			require.NoError(t, err)
-			defer func() { _, _ = eng.Cancel(context.Background(), jid) }()
+			// A running job that no worker of this engine runs (another
+			// process's worker would): it does not end with the engine.
+			jid := "elsewhere"
+			require.NoError(t, store.Create(context.Background(), &exe.Job{JID: jid, State: exe.JobRunning,
+				StartAt: time.Now().Unix(), Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}))
 			res, err := http.Get("http://" + ln.Addr().String() + "/jobs/" + jid + "?follow=1")
 			require.NoError(t, err)
 			defer res.Body.Close()

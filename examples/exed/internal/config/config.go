@@ -15,7 +15,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/0ops/exed/section"
 	"gopkg.in/ini.v1"
@@ -46,6 +45,11 @@ type API struct {
 	ServerNames  []string
 	MaxBodyBytes int64
 	SyncTimeout  time.Duration
+	// TLSCert and TLSKey are the PEM files of the server's certificate
+	// (its chain) and key: set both to serve HTTPS. TLSClientCA, a PEM
+	// file of CA certificates, asks clients for a certificate and accepts
+	// those it signed (mutual TLS).
+	TLSCert, TLSKey, TLSClientCA string
 }
 
 // Runner is the [runner] section.
@@ -81,6 +85,8 @@ type Log struct {
 	Level     string
 	ErrorLog  string // "" = stderr
 	AccessLog string // "" = stdout
+	// AuditLog is the file of the audit trail (JSON lines); "" = none.
+	AuditLog string
 }
 
 // Default returns the embedded default configuration.
@@ -110,6 +116,9 @@ var options = []option{
 	{"api", "server_names", func(c *Config, v string) error { c.API.ServerNames = section.SplitList(v); return nil }},
 	{"api", "max_body_bytes", func(c *Config, v string) error { return setInt64(&c.API.MaxBodyBytes, v, 1) }},
 	{"api", "sync_timeout", func(c *Config, v string) error { return setDuration(&c.API.SyncTimeout, v) }},
+	{"api", "tls_cert", func(c *Config, v string) error { c.API.TLSCert = v; return nil }},
+	{"api", "tls_key", func(c *Config, v string) error { c.API.TLSKey = v; return nil }},
+	{"api", "tls_client_ca", func(c *Config, v string) error { c.API.TLSClientCA = v; return nil }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
 	{"runner", "concurrency", func(c *Config, v string) error { return setInt(&c.Runner.Concurrency, v, 1) }},
 	{"runner", "modules", func(c *Config, v string) error { c.Runner.Modules = v; return nil }},
@@ -126,6 +135,7 @@ var options = []option{
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
+	{"log", "audit_log", func(c *Config, v string) error { c.Log.AuditLog = v; return nil }},
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
@@ -180,8 +190,17 @@ func Load(path string) (*Config, []string, error) {
 			}
 		}
 	}
+	if (c.API.TLSCert == "") != (c.API.TLSKey == "") {
+		return nil, warnings, fmt.Errorf("%s: [api] tls_cert and tls_key: set both to serve HTTPS, or neither", path)
+	}
+	if c.API.TLSClientCA != "" && c.API.TLSCert == "" {
+		return nil, warnings, fmt.Errorf("%s: [api] tls_client_ca needs tls_cert and tls_key: client certificates are asked for over HTTPS", path)
+	}
 	return c, warnings, nil
 }
+
+// TLS reports whether the API is served over HTTPS.
+func (a API) TLS() bool { return a.TLSCert != "" }
 
 // ServerSections are the sections exed itself reads; any other section
 // belongs to a plugin of that name.
@@ -332,60 +351,23 @@ func setLevel(dst *string, v string) error {
 	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", v)
 }
 
-// MinTokenLength is the length under which a bearer token is warned about:
-// 16 random characters are beyond guessing over HTTP; "s3cret" is not.
-const MinTokenLength = 16
-
-// Tokens reads the bearer tokens of AuthTokenFile: one per line, blank
-// lines and # comments ignored. A file that group or others can write is
-// an error, since whoever can write it can let themselves in; warnings
-// (never the tokens themselves) say when others can read it and which
-// lines hold tokens shorter than MinTokenLength.
-func (a API) Tokens() (tokens, warnings []string, err error) {
-	if a.AuthTokenFile == "" {
-		return nil, nil, nil
+// AccessWarnings says when the API serves where others can reach it
+// without protection: allow_insecure in effect with no credentials
+// (haveAuth: tokens or client certificates), or bearer tokens sent over
+// plain HTTP, where anyone on the network path can read and replay them.
+func (a API) AccessWarnings(haveAuth bool) []string {
+	if a.Loopback() {
+		return nil
 	}
-	st, err := os.Stat(a.AuthTokenFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
+	addr := net.JoinHostPort(a.ListenAddr, strconv.Itoa(a.ListenPort))
+	if haveAuth && !a.TLS() {
+		return []string{fmt.Sprintf("[api] listening on %s over PLAIN HTTP: bearer tokens and commands cross the network unencrypted, anyone on the path can read and replay them; set tls_cert and tls_key", addr)}
 	}
-	if perm := st.Mode().Perm(); perm&0o022 != 0 {
-		return nil, nil, fmt.Errorf("[api] auth_token_file: %s is writable by group or others (mode %04o): anyone who can write it can add a token; chmod go-w %s",
-			a.AuthTokenFile, perm, a.AuthTokenFile)
-	} else if perm&0o004 != 0 {
-		warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s is readable by others (mode %04o): every local user can read the tokens; chmod o-r %s",
-			a.AuthTokenFile, perm, a.AuthTokenFile))
-	}
-	b, err := os.ReadFile(a.AuthTokenFile)
-	if err != nil {
-		return nil, nil, fmt.Errorf("[api] auth_token_file: %w", err)
-	}
-	for i, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		tokens = append(tokens, line)
-		if n := utf8.RuneCountInString(line); n < MinTokenLength {
-			warnings = append(warnings, fmt.Sprintf("[api] auth_token_file: %s line %d: a token of %d characters is easy to guess; use at least %d random ones (e.g. openssl rand -hex 32)",
-				a.AuthTokenFile, i+1, n, MinTokenLength))
-		}
-	}
-	if len(tokens) == 0 {
-		return nil, nil, fmt.Errorf("[api] auth_token_file: %s holds no token", a.AuthTokenFile)
-	}
-	return tokens, warnings, nil
-}
-
-// AccessWarnings says when the API serves without authentication where
-// others can reach it: allow_insecure in effect, on an address that is not
-// loopback, with no tokens.
-func (a API) AccessWarnings(haveTokens bool) []string {
-	if !a.AllowInsecure || haveTokens || a.Loopback() {
+	if !a.AllowInsecure || haveAuth {
 		return nil
 	}
 	return []string{fmt.Sprintf("[api] allow_insecure = true: listening on %s WITHOUT AUTHENTICATION: anyone who can reach it can run commands on every host of the inventory; set auth_token_file",
-		net.JoinHostPort(a.ListenAddr, strconv.Itoa(a.ListenPort)))}
+		addr)}
 }
 
 // Loopback reports whether the listen address only accepts local clients.

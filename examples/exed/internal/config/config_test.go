@@ -1,7 +1,6 @@
 package config_test
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -94,6 +93,8 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
 		"[runner]\nmax_job_bytes = lots\n":  `[runner] max_job_bytes: "lots" is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)`,
+		"[api]\ntls_cert = c.pem\n":         "[api] tls_cert and tls_key: set both to serve HTTPS, or neither",
+		"[api]\ntls_client_ca = ca.pem\n":   "[api] tls_client_ca needs tls_cert and tls_key",
 	} {
 		_, _, err := config.Load(write(t, text))
 		require.Error(t, err, text)
@@ -101,55 +102,6 @@ func TestBadValuesNameTheOption(t *testing.T) {
 	}
 	_, _, err := config.Load(filepath.Join(t.TempDir(), "missing.conf"))
 	assert.Error(t, err)
-}
-
-func TestTokens(t *testing.T) {
-	p := write(t, "# operators\nalpha\n\n  beta  \n")
-	tokens, _, err := config.API{AuthTokenFile: p}.Tokens()
-	require.NoError(t, err)
-	assert.Equal(t, []string{"alpha", "beta"}, tokens)
-	_, _, err = config.API{AuthTokenFile: write(t, "# none\n")}.Tokens()
-	assert.ErrorContains(t, err, "holds no token")
-}
-
-// A token file that group or others can write is refused, naming the
-// file and its mode; one that others can read, or that holds short
-// tokens, is warned about without showing a token.
-func TestTokenFileChecks(t *testing.T) {
-	long1, long2 := "0123456789abcdef0123", "fedcba9876543210"
-	for _, mode := range []os.FileMode{0o666, 0o622, 0o620, 0o602, 0o660, 0o777} {
-		p := write(t, long1+"\n")
-		require.NoError(t, os.Chmod(p, mode))
-		tokens, _, err := config.API{AuthTokenFile: p}.Tokens()
-		assert.Nil(t, tokens)
-		require.Error(t, err, "%04o", mode)
-		assert.Equal(t, fmt.Sprintf("[api] auth_token_file: %s is writable by group or others (mode %04o): anyone who can write it can add a token; chmod go-w %s", p, mode, p), err.Error())
-	}
-
-	p := write(t, "# operators\n"+long1+"\n\n"+long2+"\n")
-	tokens, warnings, err := config.API{AuthTokenFile: p}.Tokens()
-	require.NoError(t, err)
-	assert.Equal(t, []string{long1, long2}, tokens)
-	assert.Empty(t, warnings, "0600 and tokens of 16 or more: nothing to say")
-	require.NoError(t, os.Chmod(p, 0o640))
-	_, warnings, err = config.API{AuthTokenFile: p}.Tokens()
-	require.NoError(t, err)
-	assert.Empty(t, warnings, "group-readable is how a service group is given the file")
-
-	p = write(t, "# operators\n"+long1+"\n  s3cret  \n"+long2[:15]+"\n")
-	require.NoError(t, os.Chmod(p, 0o644))
-	tokens, warnings, err = config.API{AuthTokenFile: p}.Tokens()
-	require.NoError(t, err)
-	assert.Equal(t, []string{long1, "s3cret", long2[:15]}, tokens, "short tokens still work")
-	assert.Equal(t, []string{
-		fmt.Sprintf("[api] auth_token_file: %s is readable by others (mode 0644): every local user can read the tokens; chmod o-r %s", p, p),
-		fmt.Sprintf("[api] auth_token_file: %s line 3: a token of 6 characters is easy to guess; use at least 16 random ones (e.g. openssl rand -hex 32)", p),
-		fmt.Sprintf("[api] auth_token_file: %s line 4: a token of 15 characters is easy to guess; use at least 16 random ones (e.g. openssl rand -hex 32)", p),
-	}, warnings)
-	for _, w := range warnings {
-		assert.NotContains(t, w, "s3cret")
-		assert.NotContains(t, w, long2[:15])
-	}
 }
 
 // allow_insecure is warned about when it takes effect: no tokens on an
@@ -161,9 +113,14 @@ func TestAccessWarnings(t *testing.T) {
 	v6 := config.API{ListenAddr: "::", ListenPort: 1, AllowInsecure: true}
 	assert.Len(t, v6.AccessWarnings(false), 1)
 	assert.Contains(t, v6.AccessWarnings(false)[0], "[::]:1 WITHOUT AUTHENTICATION")
-	assert.Empty(t, open.AccessWarnings(true), "tokens are required")
+	assert.Equal(t, []string{"[api] listening on 0.0.0.0:16808 over PLAIN HTTP: bearer tokens and commands cross the network unencrypted, anyone on the path can read and replay them; set tls_cert and tls_key"},
+		open.AccessWarnings(true), "tokens without TLS off loopback")
+	tls := open
+	tls.TLSCert, tls.TLSKey = "cert.pem", "key.pem"
+	assert.Empty(t, tls.AccessWarnings(true), "tokens over TLS")
 	loop := config.API{ListenAddr: "127.0.0.1", ListenPort: 16808, AllowInsecure: true}
 	assert.Empty(t, loop.AccessWarnings(false), "loopback: it has no effect")
+	assert.Empty(t, loop.AccessWarnings(true), "loopback: plain HTTP stays on the machine")
 	off := config.API{ListenAddr: "0.0.0.0", ListenPort: 16808}
 	assert.Empty(t, off.AccessWarnings(false), "refused at start instead")
 }

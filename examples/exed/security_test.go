@@ -1,0 +1,452 @@
+package main
+
+import (
+	"bufio"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/hex"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"io"
+	"math/big"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// Tokens of the security tests: long enough not to be warned about.
+const (
+	adminToken  = "admin-0123456789abcdef"
+	ciToken     = "ci-0123456789abcdef"
+	otherToken  = "other-0123456789abcdef"
+	readerToken = "reader-0123456789abcdef"
+)
+
+// secured is a running exed with a credentials file, an audit trail and
+// an inventory of web1, web2 and db1, all on this machine, where every
+// way of changing a host leaves a canary file.
+type secured struct {
+	*proc
+	dir, tokens, audit, canaries string
+	base                         string
+	client                       *http.Client
+}
+
+func sha(s string) string { b := sha256.Sum256([]byte(s)); return hex.EncodeToString(b[:]) }
+
+// startSecured starts exed with the credentials file text; extra is
+// added to the [api] section.
+func startSecured(t *testing.T, tokens, extraAPI string) *secured {
+	t.Helper()
+	dir := t.TempDir()
+	s := &secured{dir: dir, tokens: filepath.Join(dir, "tokens"), audit: filepath.Join(dir, "audit.log"),
+		canaries: filepath.Join(dir, "canaries"), client: http.DefaultClient}
+	require.NoError(t, os.Mkdir(s.canaries, 0o755))
+	require.NoError(t, os.MkdirAll(filepath.Join(dir, "roles", "web"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(dir, "roles", "web", "main.sh"),
+		[]byte("#!/bin/sh\ntouch "+s.canaries+"/deploy-$$\n"), 0o755))
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb1 ansible_connection=local\nweb2 ansible_connection=local\n[db]\ndb1 ansible_connection=local\n"), 0o600))
+	require.NoError(t, os.WriteFile(s.tokens, []byte(tokens), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+listen_port = %d
+auth_token_file = %s
+%s
+[log]
+audit_log = %s
+[runner]
+shutdown_grace = 2s
+[sshnative]
+inventory = %s
+roles = %s
+`, freePort(t), s.tokens, extraAPI, s.audit, inv, filepath.Join(dir, "roles")))
+	s.proc = start(t, dir, "-c", conf)
+	s.base = "http://" + s.addr
+	return s
+}
+
+// call sends a request with a bearer token ("" for none).
+func (s *secured) call(t *testing.T, method, path, token, body string) (int, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, s.base+path, strings.NewReader(body))
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := s.client.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	return res.StatusCode, b
+}
+
+func (s *secured) submit(t *testing.T, path, token, body string) string {
+	t.Helper()
+	code, b := s.call(t, "POST", path, token, body)
+	require.Equal(t, http.StatusCreated, code, string(b))
+	var out map[string]string
+	require.NoError(t, json.Unmarshal(b, &out))
+	return out["jid"]
+}
+
+// finished waits (bounded) for a job to end and returns it.
+func (s *secured) finished(t *testing.T, jid, token string) map[string]any {
+	t.Helper()
+	code, b := s.call(t, "GET", "/jobs/"+jid+"?follow=1", token, "")
+	require.Equal(t, http.StatusOK, code, string(b))
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var job map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &job))
+	return job
+}
+
+func (s *secured) canaryFiles(t *testing.T) []string {
+	t.Helper()
+	entries, err := os.ReadDir(s.canaries)
+	require.NoError(t, err)
+	var names []string
+	for _, e := range entries {
+		names = append(names, e.Name())
+	}
+	return names
+}
+
+// auditLines reads the audit trail.
+func (s *secured) auditLines(t *testing.T) []map[string]any {
+	t.Helper()
+	f, err := os.Open(s.audit)
+	require.NoError(t, err)
+	defer f.Close()
+	var out []map[string]any
+	sc := bufio.NewScanner(f)
+	for sc.Scan() {
+		var m map[string]any
+		require.NoError(t, json.Unmarshal(sc.Bytes(), &m), sc.Text())
+		out = append(out, m)
+	}
+	return out
+}
+
+// hup sends SIGHUP and waits (bounded) for the log line that says the
+// reload is done; the server must still be running.
+func (s *secured) hup(t *testing.T, want string) {
+	t.Helper()
+	before := strings.Count(s.logs.String(), want)
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Count(s.logs.String(), want) > before },
+		10*time.Second, 10*time.Millisecond, "no %q after SIGHUP\n%s", want, s.logs)
+	select {
+	case err := <-s.done:
+		t.Fatalf("SIGHUP ended exed: %v\n%s", err, s.logs)
+	default:
+	}
+}
+
+const scopedTokens = "# operators\n" +
+	adminToken + " name=admin\n" +
+	ciToken + " name=ci ops=execute hosts=web* jobs=own\n" +
+	"sha256:%s name=other ops=execute jobs=own\n" +
+	readerToken + " name=reader ops=read\n"
+
+// A token limited to execute on web* is refused, with nothing run,
+// deploy and any db host: sync and async, by name or in a list with an
+// allowed host. /target shows it only its hosts.
+func TestScopedTokenRunsNothingOutsideItsScope(t *testing.T) {
+	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
+	touch := "touch " + s.canaries + "/execute-$$"
+	for _, tc := range []struct{ method, path, body, want string }{
+		{"POST", "/deploy", `{"targets":["web1"],"role":"web"}`, `not allowed: operation "deploy" is not allowed`},
+		{"POST", "/execute", `{"targets":["db1"],"cmd":"` + touch + `"}`, "not allowed: targets outside the hosts this credential may use: db1"},
+		{"POST", "/execute", `{"targets":["web1","db1"],"cmd":"` + touch + `"}`, "not allowed: targets outside the hosts this credential may use: db1"},
+		{"GET", "/execute?target=db1&cmd=" + strings.ReplaceAll(touch, " ", "%20"), "", "not allowed: targets outside the hosts this credential may use: db1"},
+		{"GET", "/ping?target=web1", "", `not allowed: operation "ping" is not allowed`},
+		{"POST", "/execute", `{"targets":["nosuchhost"],"cmd":"` + touch + `"}`, "not allowed: targets outside the hosts this credential may use: nosuchhost"},
+	} {
+		code, b := s.call(t, tc.method, tc.path, ciToken, tc.body)
+		assert.Equal(t, http.StatusForbidden, code, "%s %s: %s", tc.method, tc.path, b)
+		assert.JSONEq(t, fmt.Sprintf(`{"message":%q}`, tc.want), string(b), "%s %s", tc.method, tc.path)
+	}
+	// The read-only token cannot run anything either.
+	code, b := s.call(t, "POST", "/execute", readerToken, `{"targets":["web1"],"cmd":"`+touch+`"}`)
+	assert.Equal(t, http.StatusForbidden, code, string(b))
+
+	// What it may do, it does: the canary of an allowed run is there.
+	job := s.finished(t, s.submit(t, "/execute", ciToken, `{"targets":["web1"],"cmd":"touch `+s.canaries+`/allowed"}`), ciToken)
+	assert.Equal(t, "ci", job["user"])
+	assert.Equal(t, []string{"allowed"}, s.canaryFiles(t), "only the allowed command ran")
+
+	code, b = s.call(t, "GET", "/target", ciToken, "")
+	require.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `["web1","web2"]`, string(b), "/target shows only the hosts the token may use")
+	code, b = s.call(t, "GET", "/target?pattern=db", ciToken, "")
+	require.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `[]`, string(b))
+	code, b = s.call(t, "GET", "/target", adminToken, "")
+	require.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, `["db1","web1","web2"]`, string(b))
+}
+
+// A token limited to its own jobs gets, for another token's job, exactly
+// the answer for a job that does not exist, on every job endpoint; the
+// listing leaves it out.
+func TestOwnJobsOnlyIsNotFoundForOthers(t *testing.T) {
+	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
+	running := s.submit(t, "/execute", otherToken, `{"targets":["web1"],"cmd":"sleep 30"}`)
+	t.Cleanup(func() { s.call(t, "POST", "/jobs/"+running+"/cancel", otherToken, "") })
+	finished := s.submit(t, "/execute", otherToken, `{"targets":["web1"],"cmd":"true"}`)
+	s.finished(t, finished, otherToken)
+	mine := s.submit(t, "/execute", ciToken, `{"targets":["web1"],"cmd":"true"}`)
+	s.finished(t, mine, ciToken)
+
+	_, missing := s.call(t, "GET", "/jobs/00000000-0000-4000-8000-000000000000", adminToken, "")
+	for _, jid := range []string{running, finished} {
+		for _, req := range []struct{ method, path string }{
+			{"GET", "/jobs/" + jid},
+			{"GET", "/jobs/" + jid + "?outputs=1"},
+			{"GET", "/jobs/" + jid + "?follow=1"},
+			{"POST", "/jobs/" + jid + "/cancel"},
+			{"DELETE", "/jobs/" + jid},
+		} {
+			code, b := s.call(t, req.method, req.path, ciToken, "")
+			assert.Equal(t, http.StatusNotFound, code, "%s %s: %s", req.method, req.path, b)
+			assert.Equal(t, string(missing), string(b), "%s %s: the answer for a job that does not exist", req.method, req.path)
+		}
+	}
+	code, b := s.call(t, "GET", "/jobs", ciToken, "")
+	require.Equal(t, http.StatusOK, code)
+	assert.JSONEq(t, fmt.Sprintf(`[%q]`, mine), string(b))
+	code, b = s.call(t, "GET", "/jobs?detail=1", ciToken, "")
+	require.Equal(t, http.StatusOK, code)
+	var detail []map[string]any
+	require.NoError(t, json.Unmarshal(b, &detail))
+	require.Len(t, detail, 1)
+	assert.Equal(t, mine, detail[0]["jid"])
+
+	// The owner, and a token that sees every job, still reach them.
+	code, b = s.call(t, "GET", "/jobs/"+running, adminToken, "")
+	require.Equal(t, http.StatusOK, code, string(b))
+	var job map[string]any
+	require.NoError(t, json.Unmarshal(b, &job))
+	assert.Equal(t, "other", job["user"], "the hashed token's name")
+	code, _ = s.call(t, "GET", "/jobs/"+running+"?follow=0", otherToken, "")
+	assert.Equal(t, http.StatusOK, code)
+	code, b = s.call(t, "DELETE", "/jobs/"+finished, otherToken, "")
+	assert.Equal(t, http.StatusNoContent, code, string(b))
+	code, b = s.call(t, "POST", "/jobs/"+running+"/cancel", otherToken, "")
+	assert.Equal(t, http.StatusAccepted, code, string(b))
+}
+
+// SIGHUP re-reads the credentials file: a revoked token is 401 as soon as
+// the reload is logged; a file that does not load leaves the credentials
+// in force. The server keeps running, a job running across it included.
+func TestSIGHUPReloadsCredentials(t *testing.T) {
+	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
+	running := s.submit(t, "/execute", adminToken, `{"targets":["web1"],"cmd":"sleep 1; echo survived"}`)
+
+	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"+ciToken+" name=ci ops=nonsense\n"), 0o600))
+	s.hup(t, "not reloaded")
+	assert.Contains(t, s.logs.String(), `line 2: ops: unknown \"nonsense\"`)
+	code, b := s.call(t, "GET", "/jobs", readerToken, "")
+	assert.Equal(t, http.StatusOK, code, "a broken file keeps the old tokens: %s", b)
+
+	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
+	s.hup(t, "credentials reloaded")
+	for _, token := range []string{ciToken, readerToken, otherToken} {
+		code, b = s.call(t, "GET", "/jobs", token, "")
+		assert.Equal(t, http.StatusUnauthorized, code, "a revoked token: %s", b)
+	}
+	job := s.finished(t, running, adminToken)
+	assert.Equal(t, float64(0), job["state"], "the job running across SIGHUP ends Done: %v", job)
+	assert.NotContains(t, s.logs.String(), adminToken, "tokens are never logged")
+	assert.NotContains(t, s.logs.String(), ciToken)
+	s.stop(t)
+}
+
+// The audit trail has one line per submitted job, denied request, cancel,
+// delete and job end, each with the identity the server authenticated
+// whatever the request claims, and no extra_vars or task option value.
+func TestAuditTrail(t *testing.T) {
+	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
+	jid := s.submit(t, "/deploy", adminToken, `{"targets":["web1"],"role":"web","extra_vars":{"db_password":"hunter2-secret"},"user":"mallory"}`)
+	job := s.finished(t, jid, adminToken)
+	assert.Equal(t, "admin", job["user"], "a body field cannot set the user")
+	code, _ := s.call(t, "DELETE", "/jobs/"+jid, adminToken, "")
+	require.Equal(t, http.StatusNoContent, code)
+	code, _ = s.call(t, "POST", "/deploy", ciToken, `{"targets":["web1"],"role":"web"}`)
+	require.Equal(t, http.StatusForbidden, code)
+	code, _ = s.call(t, "GET", "/jobs", "wrong-0123456789abcdef", "")
+	require.Equal(t, http.StatusUnauthorized, code)
+	running := s.submit(t, "/execute", otherToken, `{"targets":["web2"],"cmd":"touch `+s.canaries+`/started; sleep 30"}`)
+	// Cancelled once its command runs: a cancel in the first
+	// milliseconds of a job can wait for its command to end.
+	require.Eventually(t, func() bool { return len(s.canaryFiles(t)) > 0 }, 10*time.Second, 10*time.Millisecond)
+	code, _ = s.call(t, "POST", "/jobs/"+running+"/cancel", otherToken, "")
+	require.Equal(t, http.StatusAccepted, code)
+
+	var lines []map[string]any
+	require.Eventually(t, func() bool { lines = s.auditLines(t); return len(lines) >= 7 }, 10*time.Second, 10*time.Millisecond)
+	type key struct{ action, user, jid, outcome string }
+	var got []key
+	for _, l := range lines {
+		jid, _ := l["jid"].(string)
+		got = append(got, key{l["action"].(string), l["user"].(string), jid, l["outcome"].(string)})
+		assert.NotEmpty(t, l["remote_addr"])
+		assert.NotEmpty(t, l["time"])
+	}
+	assert.ElementsMatch(t, []key{
+		{"submit", "admin", jid, "accepted"},
+		{"end", "admin", jid, "done"},
+		{"delete", "admin", jid, "accepted"},
+		{"deny", "ci", "", "denied"},
+		{"deny", "", "", "denied"},
+		{"submit", "other", running, "accepted"},
+		{"cancel", "other", running, "accepted"},
+		{"end", "other", running, "failure"},
+	}, got)
+	trail, err := os.ReadFile(s.audit)
+	require.NoError(t, err)
+	assert.Contains(t, string(trail), `"option_names":["db_password"]`)
+	assert.Contains(t, string(trail), `"role":"web"`)
+	assert.NotContains(t, string(trail), "hunter2-secret", "extra_vars values are never written")
+	assert.NotContains(t, string(trail), "mallory")
+	for _, token := range []string{adminToken, ciToken, otherToken, "wrong-0123456789abcdef"} {
+		assert.NotContains(t, string(trail), token, "tokens are never written")
+	}
+	for _, l := range lines {
+		if l["action"] == "deny" && l["status"] == float64(403) {
+			assert.Equal(t, "deploy", l["operation"])
+			assert.Equal(t, `operation "deploy" is not allowed`, l["message"])
+		}
+	}
+}
+
+// pki is a throwaway certificate authority.
+type pki struct {
+	key  *ecdsa.PrivateKey
+	cert *x509.Certificate
+	pem  []byte
+}
+
+func newPKI(t *testing.T) *pki {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exed test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
+		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	require.NoError(t, err)
+	cert, err := x509.ParseCertificate(der)
+	require.NoError(t, err)
+	return &pki{key: key, cert: cert, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue writes a certificate and key signed by the CA: a server one for
+// 127.0.0.1 with client false, else a client one named cn.
+func (p *pki) issue(t *testing.T, certPath, keyPath string, serial int64, cn string, client bool) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
+	if client {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
+	} else {
+		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
+		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
+	require.NoError(t, err)
+	kder, err := x509.MarshalECPrivateKey(key)
+	require.NoError(t, err)
+	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
+	if certPath != "" {
+		require.NoError(t, os.WriteFile(certPath+".tmp", certPEM, 0o600))
+		require.NoError(t, os.WriteFile(keyPath+".tmp", keyPEM, 0o600))
+		require.NoError(t, os.Rename(certPath+".tmp", certPath))
+		require.NoError(t, os.Rename(keyPath+".tmp", keyPath))
+	}
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	require.NoError(t, err)
+	return pair
+}
+
+// servedSerial is the serial number of the certificate a new TLS
+// connection to addr gets.
+func servedSerial(t *testing.T, addr string, roots *x509.CertPool) int64 {
+	t.Helper()
+	c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+	require.NoError(t, err)
+	defer c.Close()
+	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
+}
+
+// Over TLS, a renewed certificate is served after SIGHUP, a broken one
+// leaves the one in force, and a client certificate the client CA signed
+// authenticates under its name as mapped in the credentials file.
+func TestTLSReloadAndClientCertificates(t *testing.T) {
+	ca := newPKI(t)
+	dir := t.TempDir()
+	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+	ca.issue(t, certPath, keyPath, 100, "exed", false)
+	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
+	s := startSecured(t, adminToken+" name=admin\ncert:alice ops=execute hosts=web1 jobs=own\n",
+		fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	s.base = "https://" + s.addr
+	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+
+	assert.Equal(t, int64(100), servedSerial(t, s.addr, roots))
+	code, b := s.call(t, "GET", "/jobs", adminToken, "")
+	assert.Equal(t, http.StatusOK, code, string(b))
+	code, _ = s.call(t, "GET", "/jobs", "", "")
+	assert.Equal(t, http.StatusUnauthorized, code, "no token, no certificate")
+
+	// Renewed: new handshakes get the new certificate.
+	ca.issue(t, certPath, keyPath, 101, "exed", false)
+	s.hup(t, "TLS certificate reloaded")
+	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
+	// Broken: the renewed one stays.
+	require.NoError(t, os.WriteFile(certPath, []byte("not a certificate"), 0o600))
+	s.hup(t, "TLS files not reloaded")
+	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
+
+	// alice's certificate: her scope and her name; bob's, signed by the
+	// same CA but not in the file, is refused.
+	for _, tc := range []struct {
+		cn   string
+		want int
+	}{{"alice", http.StatusCreated}, {"bob", http.StatusUnauthorized}} {
+		pair := ca.issue(t, "", "", 200, tc.cn, true)
+		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
+		code, b = s.call(t, "POST", "/execute", "", `{"targets":["web1"],"cmd":"true"}`)
+		require.Equal(t, tc.want, code, "%s: %s", tc.cn, b)
+		if tc.cn == "alice" {
+			var created map[string]string
+			require.NoError(t, json.Unmarshal(b, &created))
+			assert.Equal(t, "alice", s.finished(t, created["jid"], "")["user"])
+			code, b = s.call(t, "POST", "/execute", "", `{"targets":["web2"],"cmd":"true"}`)
+			assert.Equal(t, http.StatusForbidden, code, string(b))
+		}
+	}
+}
