@@ -245,7 +245,8 @@ func testShutdownGrace(t *testing.T, newDispatcher New) {
 func (s *suite) waitShuttingDown() {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
-		_, err := s.engine.Run(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"a"}})
+		_, err := s.engine.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a"},
+			Execute: exe.ExecuteArgs{Cmd: "echo probe"}})
 		return errors.Is(err, exe.ErrBusy)
 	}, wait, time.Millisecond, "Shutdown begins")
 }
@@ -336,19 +337,12 @@ type executor struct {
 func newExecutor(t *testing.T) *executor {
 	inv, err := inventory.Static("a", "b", "c")
 	require.NoError(t, err)
-	return &executor{Only: exe.Only{exe.OpPing, exe.OpExecute}, t: t, inv: inv, counts: map[string]int{},
+	return &executor{Only: exe.Only{exe.OpExecute}, t: t, inv: inv, counts: map[string]int{},
 		gates: map[string]chan struct{}{}, started: map[string]chan struct{}{}, done: make(chan struct{})}
 }
 
 func (x *executor) Match(_ context.Context, pattern string) ([]string, error) {
 	return x.inv.Match(pattern)
-}
-
-func (x *executor) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
-	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.OK})
-	}
-	return nil
 }
 
 func (x *executor) Execute(ctx context.Context, hosts []string, args exe.ExecuteArgs, emit exe.Emit) error {
@@ -395,22 +389,18 @@ func (x *executor) runs(cmd string) int {
 	return x.counts[cmd]
 }
 
-func (x *executor) gate(name string) chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if x.gates[name] == nil {
-		x.gates[name] = make(chan struct{})
-	}
-	return x.gates[name]
-}
+func (x *executor) gate(name string) chan struct{} { return x.channel(x.gates, name) }
 
-func (x *executor) startedOf(cmd string) chan struct{} {
+func (x *executor) startedOf(cmd string) chan struct{} { return x.channel(x.started, cmd) }
+
+// channel returns m's channel for key, made on first use.
+func (x *executor) channel(m map[string]chan struct{}, key string) chan struct{} {
 	x.mu.Lock()
 	defer x.mu.Unlock()
-	if x.started[cmd] == nil {
-		x.started[cmd] = make(chan struct{})
+	if m[key] == nil {
+		m[key] = make(chan struct{})
 	}
-	return x.started[cmd]
+	return m[key]
 }
 
 // markStarted notes that a run of cmd has started.

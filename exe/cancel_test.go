@@ -2,12 +2,9 @@ package exe_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,18 +38,6 @@ func localFleet(t *testing.T, opts exe.LocalOptions) *harness {
 func firstFastThenStuck(dir, pidFile string) string {
 	return fmt.Sprintf(`if mkdir %[1]s/first 2>/dev/null; then echo fast; else
 	echo started; trap '' HUP; echo $$ > %[2]s.tmp; mv %[2]s.tmp %[2]s; while :; do sleep 1; done; fi`, dir, pidFile)
-}
-
-func processGone(pid int) bool {
-	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] == "Z"
 }
 
 // After a cancel every host has its last event, stored before the job
@@ -94,7 +79,7 @@ func TestCancelReportsEveryHost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the follow did not end with the job")
 	}
-	require.Eventually(t, func() bool { return processGone(pid) }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return testenv.Ended(pid) }, 5*time.Second, 10*time.Millisecond,
 		"the command that ignores SIGHUP was stopped")
 }
 
