@@ -1,9 +1,10 @@
 # exed build and test entry points. `make test` is what CI runs.
 GO        ?= go
 PACKAGES  ?= ./...
-# Debian packages the integration tests need: a real sshd, redis-server and
-# ansible. Installed only when missing, and only when running as root.
-TEST_DEBS := openssh-server redis-server ansible
+# Debian packages the integration tests need: a real sshd, redis-server,
+# ansible and python3 (a command calling setpgid). Installed only when
+# missing, and only when running as root.
+TEST_DEBS := openssh-server redis-server ansible python3
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a run at the deadline with "context
 # deadline exceeded" and no crasher (golang/go#75804).
@@ -62,10 +63,12 @@ check-generated: generate
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeRequest$$' -fuzztime $(FUZZTIME) ./transport/http
 	$(GO) test -run '^$$' -fuzz '^FuzzMatch$$' -fuzztime $(FUZZTIME) ./inventory
+	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzPluginOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./executor
 
 test: deps vet check-generated
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
+	$(GO) test -count=1 -run 'GrowsLinearly' ./inventory
 	$(MAKE) --no-print-directory fuzz
 
 bench:

@@ -183,8 +183,8 @@ func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 }
 
 // resolve checks that every target is an inventory host, in one Match call:
-// valid host names contain no pattern characters, so their comma-joined list
-// is an exact union.
+// valid host names contain no ',' or pattern characters (an IPv6 address's
+// ':' stays within its term), so their comma-joined list is an exact union.
 func (e *Engine) resolve(ctx context.Context, targets []string) error {
 	known, err := e.cfg.Executor.Match(ctx, strings.Join(targets, ","))
 	if err != nil {
@@ -265,13 +265,13 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	})
 	// Cut short by the timeout or the Engine's shutdown (not by the
 	// caller, who is gone): every host still gets an event.
-	stopped := ""
+	stopped, cause := "", error(nil)
 	switch {
 	case parent.Err() != nil:
 	case errors.Is(ctx.Err(), context.DeadlineExceeded):
-		stopped = "timed out"
+		stopped, cause = "timed out", context.DeadlineExceeded
 	case errors.Is(context.Cause(ctx), ErrShutdown):
-		stopped = ErrShutdown.Error()
+		stopped, cause = ErrShutdown.Error(), ErrShutdown
 	}
 	if err != nil && stopped == "" {
 		return nil, err
@@ -284,7 +284,15 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 	mu.Lock()
 	defer mu.Unlock()
 	for _, h := range req.Targets {
-		if _, ok := out[h]; ok {
+		if ev, ok := out[h]; ok {
+			if stopped == "" {
+				continue
+			}
+			if ns := NotStarted(h, cause); ev.Status == ns.Status && ev.Msg == ns.Msg && ev.Name == "" {
+				// API.md: a sync answer's unfinished hosts are FAILED
+				// "timed out" (or "server shutdown"), started or not.
+				out[h] = Event{Host: h, Status: Failed, Msg: stopped}
+			}
 			continue
 		}
 		if stopped != "" {

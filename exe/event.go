@@ -130,7 +130,9 @@ type Emit func(Event)
 
 // NotStarted returns the SKIPPED event of a host (or, with Name set by the
 // caller, a step) whose work never started because the operation's context
-// ended first with cause (context.Cause): msg "cancelled before start" for
+// ended first with cause (context.Cause). Executors and tasks emit it for
+// the hosts they never started: a Runner cannot know, and reports a host
+// without an event FAILED (NoResult). Its msg is "cancelled before start" for
 // a cancel (ErrCancelled, context.Canceled or nil), "timed out before
 // start" for a deadline, "not started: <cause>" otherwise ("not started:
 // server shutdown").
@@ -143,4 +145,20 @@ func NotStarted(host string, cause error) Event {
 		msg = "timed out before start"
 	}
 	return Event{Host: host, Status: Skipped, Msg: msg}
+}
+
+// NoResult returns the FAILED event of a host that has no result after
+// the operation's context ended with cause, when whether its command had
+// started is unknown (the executor did not say): msg "cancelled; no
+// result was reported, the command may have been running" for a cancel,
+// "timed out; ..." for a deadline, "<cause>; ..." otherwise.
+func NoResult(host string, cause error) Event {
+	what := fmt.Sprint(cause)
+	switch {
+	case cause == nil, errors.Is(cause, ErrCancelled), errors.Is(cause, context.Canceled):
+		what = "cancelled"
+	case errors.Is(cause, context.DeadlineExceeded):
+		what = "timed out"
+	}
+	return Event{Host: host, Status: Failed, Msg: what + "; no result was reported, the command may have been running"}
 }

@@ -99,6 +99,9 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 
 	rec := newRecorder(r, jid, stop, writeCtx)
 	defer rec.release() // a panic skips flush: let the writer end anyway
+	// A job whose context ended before the operation was called started
+	// nothing: its hosts are SKIPPED as not started.
+	rec.started = ctx.Err() == nil
 	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, rec.emit)
 	if opErr != nil && ctx.Err() == nil {
 		r.logger().Warn("job operation failed", "jid", jid, "error", opErr)
@@ -220,6 +223,7 @@ type recorder struct {
 	stop     context.CancelCauseFunc
 	writeCtx context.Context // ends when failed writes are no longer retried
 	max      int64
+	started  bool // the operation was called: any host may have started
 
 	mu      sync.Mutex
 	room    *sync.Cond // signalled when queued events were taken or dropped
@@ -406,13 +410,25 @@ func eventSize(ev Event) int64 {
 }
 
 // outcome applies API.md's rules: Done only if every target ended without
-// FAILED/UNREACHABLE; a target that reported nothing counts as failed. A
-// job interrupted by its context (cancel, shutdown, lost lease) fails with
-// the cause, and each target without an event gets NotStarted: the
-// executor reported every host it had started (its result, or FAILED with
-// its partial output), so the others never started. The job is finished
-// only after these events are stored, so followers see them before the
-// final job line.
+// FAILED/UNREACHABLE; a target that reported nothing counts as failed.
+// Every target ends with an event, emitted here for those that have none:
+//
+//   - a job interrupted by its context (cancel, shutdown, lost lease)
+//     fails with the cause; its silent targets are SKIPPED NotStarted only
+//     when nothing had started (the context ended before the operation was
+//     called), else FAILED saying no result was reported and the command
+//     may have been running: an executor reports the hosts it never
+//     started itself (NotStarted), and one that ignores the cancel, or a
+//     plugin that dies, leaves the Runner unable to tell;
+//   - an operation that failed as a whole (its executor or task returned
+//     an error) fails with the error's public text; its silent targets are
+//     SKIPPED when the request was refused (ErrInvalid, ErrNotSupported:
+//     nothing runs), else FAILED "not completed: <error>; the remote
+//     command may still be running";
+//   - otherwise a silent target is UNREACHABLE "no result was reported".
+//
+// The job is finished only after these events are stored, so followers see
+// them before the final job line.
 func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) (JobState, string) {
 	var silent []string
 	rc.mu.Lock()
@@ -429,13 +445,25 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 			cause = ErrCancelled
 		}
 		for _, h := range silent {
-			rc.emit(NotStarted(h, cause))
+			if rc.started {
+				rc.emit(NoResult(h, cause))
+			} else {
+				rc.emit(NotStarted(h, cause))
+			}
 		}
 		return JobFailure, cause.Error()
 	}
 	if opErr != nil {
 		// A plugin's error may quote what a host printed.
-		return JobFailure, ToValidUTF8(operationError(opErr))
+		text := ToValidUTF8(operationError(opErr))
+		for _, h := range silent {
+			if errors.Is(opErr, ErrInvalid) || errors.Is(opErr, ErrNotSupported) {
+				rc.emit(Event{Host: h, Status: Skipped, Msg: "not started: " + text})
+			} else {
+				rc.emit(Event{Host: h, Status: Failed, Msg: "not completed: " + text + "; the remote command may still be running"})
+			}
+		}
+		return JobFailure, text
 	}
 	for _, h := range silent {
 		rc.emit(Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"})

@@ -25,6 +25,10 @@ type Property struct {
 	Default     any      `json:"default,omitempty"`
 	// Minimum bounds numeric values (JSON Schema "minimum").
 	Minimum *float64 `json:"minimum,omitempty"`
+	// Maximum bounds numeric values (JSON Schema "maximum"): give one to
+	// every number that becomes a duration or a count, so that a huge
+	// value is refused rather than overflowing.
+	Maximum *float64 `json:"maximum,omitempty"`
 	// Pattern is a regular expression string values must match (JSON
 	// Schema "pattern", RE2 syntax).
 	Pattern string `json:"pattern,omitempty"`
@@ -67,10 +71,13 @@ func (s Schema) Validate(opts map[string]any) (map[string]any, error) {
 	return out, nil
 }
 
-// check applies Minimum and Pattern.
+// check applies Minimum, Maximum and Pattern.
 func (p Property) check(name string, v any) error {
 	if n, ok := toFloat(v); ok && p.Minimum != nil && n < *p.Minimum {
 		return Errorf(ErrInvalid, "taskopts: option %q must be at least %v", name, *p.Minimum)
+	}
+	if n, ok := toFloat(v); ok && p.Maximum != nil && n > *p.Maximum {
+		return Errorf(ErrInvalid, "taskopts: option %q must be at most %v", name, *p.Maximum)
 	}
 	if s, ok := v.(string); ok && p.Pattern != "" {
 		re, err := regexp.Compile(p.Pattern)

@@ -159,3 +159,15 @@ func validSlice[V any](l []V, valid func(V) (V, bool)) (any, bool) {
 	}
 	return out, true
 }
+
+// CapUTF8 is s as valid UTF-8 (ToValidUTF8) cut to at most n bytes without
+// cutting a character in two (TruncateUTF8), and whether it was cut. The
+// conversion comes first: each invalid byte becomes a 3-byte U+FFFD, so a
+// cap applied to the raw bytes could give a field three times its size.
+func CapUTF8(s string, n int) (string, bool) {
+	s = ToValidUTF8(s)
+	if len(s) <= n {
+		return s, false
+	}
+	return TruncateUTF8(s, n), true
+}

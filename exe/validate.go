@@ -1,6 +1,7 @@
 package exe
 
 import (
+	"net/netip"
 	"regexp"
 	"strings"
 	"unicode/utf8"
@@ -19,11 +20,20 @@ var (
 )
 
 // ValidHostName reports whether name is acceptable as a target: an inventory
-// name made of letters, digits, '_', '.' and '-'. Pattern characters
-// (* ? [ ] : , ! & ~) are never part of a host name, so a list of valid names
-// can be matched as an exact union.
+// name made of letters, digits, '_', '.' and '-', or an IPv6 address as
+// Ansible inventories name hosts (::1, 2001:db8::10, fe80::1%eth0). Other
+// pattern characters (* ? [ ] , ! & ~) are never part of a host name, and
+// Ansible's pattern rules keep an IPv6 address whole, so a comma-separated
+// list of valid names is matched as an exact union.
 func ValidHostName(name string) bool {
-	return name != AnnounceHost && hostNameRE.MatchString(name)
+	if name == AnnounceHost {
+		return false
+	}
+	if hostNameRE.MatchString(name) {
+		return true
+	}
+	a, err := netip.ParseAddr(name)
+	return err == nil && a.Is6() && len(name) <= 253 && !strings.ContainsAny(name, ",*?[]!&~ \t")
 }
 
 // ValidServiceName reports whether name is a service name exed accepts:

@@ -1,445 +1,262 @@
-// Package inventory reads Ansible's INI inventory format and selects hosts
-// with Ansible's pattern semantics, so that users can point exed at the
-// inventories they already have.
+// Package inventory reads Ansible inventories and selects hosts with
+// Ansible's pattern semantics, so that exed works on the inventories teams
+// already have. The rules are ansible-core 2.14's, checked against the real
+// ansible-inventory and ansible by the tests in this package:
 //
-// Supported: hosts before any section (group "ungrouped"), [group],
-// [group:children], [group:vars], host variables on the host line,
-// "name:port", numeric and alphabetic ranges with optional step and
-// zero-padding (web[01:50].example.com, db-[a:f], n[0:10:2]), and the
-// implicit localhost (reachable by name with a local connection, not part of
-// "all"). Variables resolve as Ansible does: group "all", then groups from
-// the shallowest to the deepest (by name within a depth), then the host.
+// Sources (Load; several sources are read in turn, like repeated -i):
+//   - INI files: hosts before any section (group "ungrouped"), [group],
+//     [group:children], [group:vars], host variables on the host line,
+//     "name:port", "[v6addr]:port", numeric and alphabetic ranges with
+//     optional step and zero-padding (web[01:50], db-[a:f], n[0:10:2]).
+//     Values are typed as Ansible types them (Python literals: 22 is a
+//     number, True a boolean, anything else a string).
+//   - YAML (and JSON) files: all:/children:/hosts:/vars:, ranges in host
+//     keys, read with YAML 1.1's types as Ansible reads them (yes is true).
+//     A file is YAML when its name has no extension or .yml, .yaml or .json
+//     and its content is a YAML inventory; otherwise INI.
+//   - executable scripts: "--list" JSON, with _meta.hostvars or one
+//     "--host NAME" run per host, each run bounded by Options.ScriptTimeout.
+//   - directories: their entries in name order, recursively, except hidden
+//     names, group_vars, host_vars, vars_plugins and names ending in .pyc,
+//     .pyo, .swp, .bak, ~, .rpm, .md, .txt, .rst, .orig, .ini, .cfg, .retry.
+//   - group_vars/ and host_vars/ beside each source (or in it, for a
+//     directory): NAME, NAME.yml, NAME.yaml or NAME.json (the first found),
+//     or every such file under the directory NAME/.
+//
+// Variables resolve as for "ansible-inventory --host": group all, then the
+// host's groups by depth, ansible_group_priority and name; then
+// group_vars/all and group_vars/GROUP in that order, source by source; then
+// the host's own variables and host_vars/HOST.
+//
+// A host defined twice keeps the first definition's port (name:port) and
+// takes every variable from the later definition, as in Ansible; Warnings
+// names both places when that changes where or as whom a command runs.
+//
+// The implicit localhost (localhost, 127.0.0.1, ::1 when not listed) has a
+// local connection and is not part of "all". A listed localhost is a host
+// like any other: it is reached over SSH unless ansible_connection says
+// otherwise.
+//
+// Not supported: inventory plugins other than these (a YAML file with a
+// "plugin:" key is an error), TOML inventories, ansible-vault encrypted
+// files (!vault values are kept as Vaulted), Jinja2 templates in
+// connection variables (Conn refuses them).
 package inventory
 
 import (
-	"bufio"
-	"fmt"
-	"io"
-	"os"
-	"regexp"
 	"sort"
 	"strings"
-
-	"github.com/0ops/exed/exe"
 )
+
+// Inventory is a loaded inventory. It is immutable and safe for concurrent
+// use.
+type Inventory struct {
+	hosts       []*host
+	hostByName  map[string]*host
+	groups      []*group
+	groupByName map[string]*group
+	// localhost is the first listed localhost-like host, which answers for
+	// every localhost name, as in Ansible.
+	localhost *host
+	// sorted are the hosts by name, for Match's result.
+	sorted   []*host
+	varDirs  []*varsDir
+	warnings []string
+}
 
 // Host is an inventory host with its variables resolved.
 type Host struct {
 	Name string
-	Vars map[string]string
+	// Vars are the host's variables as "ansible-inventory --host" gives
+	// them: string, bool, int (or *big.Int), float64, nil, []any,
+	// map[string]any or Vaulted values. They are shared with the
+	// inventory: read them, do not change them. Conn reads the connection
+	// variables with Ansible's precedence between their spellings.
+	Vars map[string]any
 	// Implicit is set for the implicit localhost that the inventory does
 	// not list.
 	Implicit bool
 }
 
+// Group is an inventory group as "ansible-inventory --list" shows it.
+type Group struct {
+	Name string
+	// Hosts are the group's own hosts, in the order they were added.
+	Hosts []string
+	// Children are its child groups, in the order they were added.
+	Children []string
+	// Vars are the variables the inventory sources give the group (not
+	// group_vars/ files).
+	Vars map[string]any
+}
+
 // Local reports whether the host is reached with a local connection.
 func (h *Host) Local() bool { return h.Vars["ansible_connection"] == "local" }
-
-// Inventory is a parsed inventory. It is immutable and safe for concurrent use.
-type Inventory struct {
-	hosts  map[string]map[string]string // host -> its own variables
-	order  []string                     // hosts in the order first seen
-	groups map[string]*group
-}
-
-type group struct {
-	name     string
-	hosts    []string
-	children []string
-	parents  []string
-	vars     map[string]string
-}
-
-// localNames are the names that resolve to the implicit localhost.
-var localNames = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
-
-var groupNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]*$`)
-
-func newInventory() *Inventory {
-	inv := &Inventory{hosts: map[string]map[string]string{}, groups: map[string]*group{}}
-	inv.group("all")
-	inv.group("ungrouped")
-	return inv
-}
 
 // Default is the inventory used when none is configured: localhost, listed
 // explicitly (so patterns like "*" show it) with a local connection.
 func Default() *Inventory {
 	inv := newInventory()
-	inv.addHost("localhost", "ungrouped", map[string]string{"ansible_connection": "local"})
+	h, _ := inv.addHost("localhost", inv.groupByName["ungrouped"], 0, "default inventory")
+	h.vars["ansible_connection"] = "local"
 	inv.reconcile()
+	inv.freeze()
 	return inv
 }
 
 // Static is an inventory of the given hosts in group "ungrouped", for an
 // executor whose hosts come from elsewhere (a service registry, a cloud
 // API): its Match then gives Ansible's pattern semantics in one line. Each
-// entry may use the ranges of Ansible's INI format ("web[01:20]") and a
-// ":port" suffix, which sets ansible_port. An entry that is not a valid host
-// is an error naming it.
+// entry is read like the first word of an INI host line: ranges
+// ("web[01:20]") and a port ("db1:2222", "[::1]:2222") set ansible_port.
 func Static(hosts ...string) (*Inventory, error) {
 	inv := newInventory()
-	for _, h := range hosts {
-		names, port, err := expandHost(h)
+	ungrouped := inv.groupByName["ungrouped"]
+	for _, entry := range hosts {
+		names, port, _, err := expandHostPattern(entry)
 		if err != nil {
-			return nil, fmt.Errorf("inventory: %w", err)
-		}
-		var vars map[string]string
-		if port != "" {
-			vars = map[string]string{"ansible_port": port}
+			return nil, err
 		}
 		for _, n := range names {
-			inv.addHost(n, "ungrouped", vars)
+			if _, err := inv.addHost(n, ungrouped, port, "static"); err != nil {
+				return nil, err
+			}
 		}
 	}
 	inv.reconcile()
+	inv.freeze()
 	return inv, nil
 }
 
-// Load parses the inventory file at path.
-func Load(path string) (*Inventory, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("inventory: %w", err)
-	}
-	defer f.Close()
-	return Parse(f, path)
+func (inv *Inventory) freeze() {
+	inv.sorted = make([]*host, len(inv.hosts))
+	copy(inv.sorted, inv.hosts)
+	sort.Slice(inv.sorted, func(i, j int) bool { return inv.sorted[i].name < inv.sorted[j].name })
 }
 
-func (inv *Inventory) group(name string) *group {
-	g, ok := inv.groups[name]
-	if !ok {
-		g = &group{name: name, vars: map[string]string{}}
-		inv.groups[name] = g
-	}
-	return g
+// Warnings lists what loading noticed and Ansible would accept silently or
+// with a warning of its own: a host defined twice with a different address,
+// port or user, a port Ansible ignores, a file an inventory directory
+// ignores, a YAML key that is skipped. Each names the file and line.
+func (inv *Inventory) Warnings() []string {
+	return append([]string(nil), inv.warnings...)
 }
 
-func (inv *Inventory) addHost(name, groupName string, vars map[string]string) {
-	own, ok := inv.hosts[name]
-	if !ok {
-		own = map[string]string{}
-		inv.hosts[name] = own
-		inv.order = append(inv.order, name)
+// Hosts lists every host in the inventory's order (as "ansible all
+// --list-hosts" does), without the implicit localhost.
+func (inv *Inventory) Hosts() []string {
+	hs := inv.flatHosts(inv.groupByName["all"], nil, make([]uint64, len(inv.hosts)/64+1))
+	out := make([]string, len(hs))
+	for i, h := range hs {
+		out[i] = h.name
 	}
-	for k, v := range vars {
-		own[k] = v
-	}
-	g := inv.group(groupName)
-	for _, h := range g.hosts {
-		if h == name {
-			return
-		}
-	}
-	g.hosts = append(g.hosts, name)
-}
-
-// Parse reads an INI inventory; name is used in error messages.
-func Parse(r io.Reader, name string) (*Inventory, error) {
-	inv := newInventory()
-	errorf := func(line int, format string, args ...any) error {
-		return fmt.Errorf("%s:%d: %s", name, line, fmt.Sprintf(format, args...))
-	}
-	section, kind := "ungrouped", "hosts"
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 64*1024), 1<<20)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || line[0] == '#' || line[0] == ';' {
-			continue
-		}
-		if line[0] == '[' {
-			if !strings.HasSuffix(line, "]") {
-				return nil, errorf(n, "malformed section header %q", line)
-			}
-			head := strings.TrimSpace(line[1 : len(line)-1])
-			section, kind = head, "hosts"
-			if g, k, ok := strings.Cut(head, ":"); ok {
-				section, kind = g, k
-			}
-			if kind != "hosts" && kind != "vars" && kind != "children" {
-				return nil, errorf(n, "unknown section type %q (want :vars or :children)", kind)
-			}
-			if !groupNameRE.MatchString(section) {
-				return nil, errorf(n, "invalid group name %q", section)
-			}
-			if kind == "hosts" && section == "all" {
-				return nil, errorf(n, "hosts cannot be listed under [all]; every host is in it")
-			}
-			inv.group(section)
-			continue
-		}
-		switch kind {
-		case "vars":
-			k, v, ok := strings.Cut(line, "=")
-			k = strings.TrimSpace(k)
-			if !ok || k == "" {
-				return nil, errorf(n, "expected key=value in [%s:vars], got %q", section, line)
-			}
-			inv.group(section).vars[k] = unquote(strings.TrimSpace(v))
-		case "children":
-			child := strings.Fields(line)[0]
-			if !groupNameRE.MatchString(child) || child == "all" {
-				return nil, errorf(n, "invalid child group name %q", child)
-			}
-			if child == section {
-				return nil, errorf(n, "group %q cannot be its own child", child)
-			}
-			p, c := inv.group(section), inv.group(child)
-			p.children = appendUniq(p.children, child)
-			c.parents = appendUniq(c.parents, section)
-		default:
-			fields, err := splitFields(line)
-			if err != nil {
-				return nil, errorf(n, "%v", err)
-			}
-			names, port, err := expandHost(fields[0])
-			if err != nil {
-				return nil, errorf(n, "%v", err)
-			}
-			vars := map[string]string{}
-			if port != "" {
-				vars["ansible_port"] = port
-			}
-			for _, kv := range fields[1:] {
-				k, v, ok := strings.Cut(kv, "=")
-				if !ok || k == "" {
-					return nil, errorf(n, "expected key=value after the host name, got %q", kv)
-				}
-				vars[k] = v
-			}
-			for _, h := range names {
-				if !exe.ValidHostName(h) {
-					return nil, errorf(n, "host name %q: use letters, digits, '.', '_' and '-' (alias other addresses with ansible_host)", h)
-				}
-				inv.addHost(h, section, vars)
-			}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	if err := inv.checkCycles(); err != nil {
-		return nil, fmt.Errorf("%s: %w", name, err)
-	}
-	inv.reconcile()
-	return inv, nil
-}
-
-// reconcile makes every parentless group a child of all, and puts in
-// ungrouped exactly the hosts that belong to no other group.
-func (inv *Inventory) reconcile() {
-	all := inv.group("all")
-	for name, g := range inv.groups {
-		if name != "all" && len(g.parents) == 0 {
-			all.children = appendUniq(all.children, name)
-			g.parents = []string{"all"}
-		}
-	}
-	inGroup := map[string]bool{}
-	for name, g := range inv.groups {
-		if name == "all" || name == "ungrouped" {
-			continue
-		}
-		for _, h := range g.hosts {
-			inGroup[h] = true
-		}
-	}
-	var ungrouped []string
-	for _, h := range inv.order {
-		if !inGroup[h] {
-			ungrouped = append(ungrouped, h)
-		}
-	}
-	inv.groups["ungrouped"].hosts = ungrouped
-}
-
-func (inv *Inventory) checkCycles() error {
-	state := map[string]int{} // 1 visiting, 2 done
-	var visit func(string) error
-	visit = func(name string) error {
-		switch state[name] {
-		case 1:
-			return fmt.Errorf("group %q is its own ancestor", name)
-		case 2:
-			return nil
-		}
-		state[name] = 1
-		for _, c := range inv.groups[name].children {
-			if err := visit(c); err != nil {
-				return err
-			}
-		}
-		state[name] = 2
-		return nil
-	}
-	names := make([]string, 0, len(inv.groups))
-	for n := range inv.groups {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
-		if err := visit(n); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// Host returns the named host with its variables resolved, the implicit
-// localhost for localhost/127.0.0.1/::1 when the inventory does not list
-// them, or nil.
-func (inv *Inventory) Host(name string) *Host {
-	own, ok := inv.hosts[name]
-	if !ok {
-		if localNames[name] {
-			return &Host{Name: name, Implicit: true, Vars: map[string]string{"ansible_connection": "local"}}
-		}
-		return nil
-	}
-	vars := map[string]string{}
-	for _, g := range inv.groupsOf(name) {
-		for k, v := range inv.groups[g].vars {
-			vars[k] = v
-		}
-	}
-	for k, v := range own {
-		vars[k] = v
-	}
-	if localNames[name] {
-		if _, set := vars["ansible_connection"]; !set {
-			vars["ansible_connection"] = "local"
-		}
-	}
-	return &Host{Name: name, Vars: vars}
-}
-
-// groupsOf lists the host's groups and their ancestors, ordered for
-// variable precedence: by depth below all, then by name.
-func (inv *Inventory) groupsOf(host string) []string {
-	seen := map[string]bool{}
-	var add func(string)
-	add = func(g string) {
-		if seen[g] {
-			return
-		}
-		seen[g] = true
-		for _, p := range inv.groups[g].parents {
-			add(p)
-		}
-	}
-	for name, g := range inv.groups {
-		for _, h := range g.hosts {
-			if h == host {
-				add(name)
-			}
-		}
-	}
-	add("all")
-	out := make([]string, 0, len(seen))
-	for g := range seen {
-		out = append(out, g)
-	}
-	depth := map[string]int{}
-	for _, g := range out {
-		depth[g] = inv.depth(g, map[string]int{})
-	}
-	sort.Slice(out, func(i, j int) bool {
-		if depth[out[i]] != depth[out[j]] {
-			return depth[out[i]] < depth[out[j]]
-		}
-		return out[i] < out[j]
-	})
 	return out
 }
 
-func (inv *Inventory) depth(g string, memo map[string]int) int {
-	if g == "all" {
-		return 0
+// Groups lists the group names, sorted; all and ungrouped are among them.
+func (inv *Inventory) Groups() []string {
+	out := make([]string, 0, len(inv.groups))
+	for _, g := range inv.groups {
+		out = append(out, g.name)
 	}
-	if d, ok := memo[g]; ok {
-		return d
-	}
-	d := 0
-	for _, p := range inv.groups[g].parents {
-		if pd := inv.depth(p, memo) + 1; pd > d {
-			d = pd
-		}
-	}
-	memo[g] = d
-	return d
+	sort.Strings(out)
+	return out
 }
 
-// hostsOf lists the hosts of a group and of its descendants.
-func (inv *Inventory) hostsOf(name string, out map[string]bool, seen map[string]bool) {
-	if seen[name] {
-		return
+// Group returns the named group, or nil.
+func (inv *Inventory) Group(name string) *Group {
+	g, ok := inv.groupByName[name]
+	if !ok {
+		return nil
 	}
-	seen[name] = true
-	g := inv.groups[name]
+	out := &Group{Name: g.name, Vars: g.vars}
 	for _, h := range g.hosts {
-		out[h] = true
+		out.Hosts = append(out.Hosts, h.name)
 	}
 	for _, c := range g.children {
-		inv.hostsOf(c, out, seen)
+		out.Children = append(out.Children, c.name)
 	}
+	return out
 }
 
-func appendUniq(list []string, s string) []string {
-	for _, x := range list {
-		if x == s {
-			return list
+// Host returns the named host with its variables resolved; for
+// localhost, 127.0.0.1 or ::1 when the inventory does not list that name,
+// the first of them it lists, else the implicit localhost; or nil.
+func (inv *Inventory) Host(name string) *Host {
+	h, ok := inv.hostByName[name]
+	if !ok {
+		if !localNames[name] {
+			return nil
+		}
+		if inv.localhost == nil {
+			return inv.implicitHost(name)
+		}
+		h = inv.localhost
+	}
+	return &Host{Name: h.name, Vars: inv.hostVars(h)}
+}
+
+// hostVars resolves a listed host's variables.
+func (inv *Inventory) hostVars(h *host) map[string]any {
+	groups := inv.groupsOf(h)
+	vars := map[string]any{}
+	merge := func(m map[string]any) {
+		for k, v := range m {
+			vars[k] = v
 		}
 	}
-	return append(list, s)
-}
-
-// splitFields splits a host line into words, honouring single and double
-// quotes in values (key="a b").
-func splitFields(line string) ([]string, error) {
-	var fields []string
-	var cur strings.Builder
-	var quote rune
-	inField := false
-	for _, r := range line {
-		switch {
-		case quote != 0:
-			if r == quote {
-				quote = 0
-			} else {
-				cur.WriteRune(r)
-			}
-		case r == '"' || r == '\'':
-			quote, inField = r, true
-		case r == '#' && !inField:
-			return finish(fields, &cur, inField), nil
-		case r == ' ' || r == '\t':
-			if inField {
-				fields = append(fields, cur.String())
-				cur.Reset()
-				inField = false
-			}
-		default:
-			cur.WriteRune(r)
-			inField = true
+	merge(inv.groupByName["all"].vars)
+	for _, g := range groups {
+		merge(g.vars)
+	}
+	for _, vd := range inv.varDirs {
+		merge(vd.groups["all"])
+	}
+	for _, vd := range inv.varDirs {
+		for _, g := range groups {
+			merge(vd.groups[g.name])
 		}
 	}
-	if quote != 0 {
-		return nil, fmt.Errorf("unterminated quote in %q", line)
+	merge(h.vars)
+	for _, vd := range inv.varDirs {
+		merge(vd.hosts[h.name])
 	}
-	return finish(fields, &cur, inField), nil
+	return vars
 }
 
-func finish(fields []string, cur *strings.Builder, inField bool) []string {
-	if inField {
-		fields = append(fields, cur.String())
+// implicitHost is the implicit localhost: group all's variables and its
+// own, with a local connection.
+func (inv *Inventory) implicitHost(name string) *Host {
+	vars := map[string]any{}
+	for k, v := range inv.groupByName["all"].vars {
+		vars[k] = v
 	}
-	return fields
+	for _, vd := range inv.varDirs {
+		for k, v := range vd.groups["all"] {
+			vars[k] = v
+		}
+	}
+	vars["ansible_connection"] = "local"
+	for _, vd := range inv.varDirs {
+		for k, v := range vd.hosts[name] {
+			vars[k] = v
+		}
+	}
+	return &Host{Name: name, Vars: vars, Implicit: true}
 }
 
-func unquote(v string) string {
-	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {
-		return v[1 : len(v)-1]
+// sortedKeys lists a map's keys in order.
+func sortedKeys(m map[string]any) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
 	}
-	return v
+	sort.Strings(out)
+	return out
+}
+
+// hasTemplate tells whether a value is a Jinja2 template, which Ansible
+// renders when it uses the value and exed does not.
+func hasTemplate(s string) bool {
+	return strings.Contains(s, "{{") || strings.Contains(s, "{%")
 }

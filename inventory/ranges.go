@@ -6,117 +6,133 @@ import (
 	"strings"
 )
 
-// maxExpansion bounds what one host line may expand to, so that a typo such
-// as web[1:9999999] is an error rather than an out-of-memory.
-const maxExpansion = 100000
+// maxExpansion bounds what one host word may expand to, so that a typo such
+// as web[1:99999999] is an error rather than an out-of-memory. Ansible has
+// no bound.
+const maxExpansion = 1 << 20
 
-const letters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+const asciiLetters = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
-// expandHost expands the ranges of a host word and splits off a ":port"
-// suffix: "web[01:03]:2222" gives web01, web02, web03 and port 2222.
-func expandHost(word string) ([]string, string, error) {
-	port := ""
-	// A ':' is a port separator only outside every [...] range.
-	if i := strings.LastIndexByte(word, ':'); i >= 0 && strings.Count(word[:i], "[") == strings.Count(word[:i], "]") {
-		p := word[i+1:]
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return nil, "", fmt.Errorf("host %q: %q is not a port", word, p)
-		}
-		word, port = word[:i], p
+// expandHostPattern is Ansible's _expand_hostpattern: the port comes off
+// with parseAddress (ranges allowed); when the word is no valid address it
+// is kept whole, with no port, as Ansible does (ok is then false). Ranges
+// are then expanded.
+func expandHostPattern(word string) (names []string, port int, ok bool, err error) {
+	pattern, port, perr := parseAddress(word, true)
+	ok = perr == nil
+	if !ok {
+		pattern, port = word, 0
 	}
-	names, err := expand(word)
-	return names, port, err
+	if !strings.Contains(pattern, "[") {
+		return []string{pattern}, port, ok, nil
+	}
+	names, err = expandHostnameRange(pattern, 0)
+	return names, port, ok, err
 }
 
-// expand expands the first [begin:end(:step)] of word, then the rest.
-func expand(word string) ([]string, error) {
-	open := strings.IndexByte(word, '[')
-	if open < 0 {
-		if strings.IndexByte(word, ']') >= 0 {
-			return nil, fmt.Errorf("host %q: unbalanced ']'", word)
-		}
-		return []string{word}, nil
+// expandHostnameRange is Ansible's expand_hostname_range: the first [...]
+// is begin:end or begin:end:step, numeric (a begin with a leading zero pads
+// to its width) or alphabetic (one letter each); the rest of the name is
+// expanded in turn. A numeric range whose begin is after its end is empty,
+// as in Ansible.
+func expandHostnameRange(line string, total int) ([]string, error) {
+	open := strings.IndexByte(line, '[')
+	replaced := strings.Replace(line, "[", "|", 1)
+	closeAt := strings.IndexByte(replaced, ']')
+	if open >= 0 && closeAt < 0 {
+		return nil, fmt.Errorf("host %q: unterminated range", line)
 	}
-	closeAt := strings.IndexByte(word[open:], ']')
-	if closeAt < 0 {
-		return nil, fmt.Errorf("host %q: unterminated range", word)
+	if open < 0 || closeAt < 0 || strings.Count(line, "|") > 0 {
+		return nil, fmt.Errorf("host range in %q must be [begin:end] or [begin:end:step]", line)
 	}
-	head, spec, tail := word[:open], word[open+1:open+closeAt], word[open+closeAt+1:]
-	seq, err := rangeSeq(spec)
-	if err != nil {
-		return nil, fmt.Errorf("host %q: %v", word, err)
+	first, second := open, closeAt
+	if second < first {
+		first, second = second, first
 	}
-	rest, err := expand(tail)
-	if err != nil {
-		return nil, err
+	head, nrange, tail := line[:first], line[first+1:second], line[second+1:]
+	bounds := strings.Split(nrange, ":")
+	if len(bounds) != 2 && len(bounds) != 3 {
+		return nil, fmt.Errorf("host range [%s] in %q must be begin:end or begin:end:step", nrange, line)
 	}
-	if len(seq)*len(rest) > maxExpansion {
-		return nil, fmt.Errorf("host %q expands to more than %d hosts", word, maxExpansion)
+	beg, end, step := bounds[0], bounds[1], "1"
+	if len(bounds) == 3 {
+		step = bounds[2]
 	}
-	out := make([]string, 0, len(seq)*len(rest))
-	for _, s := range seq {
-		for _, r := range rest {
-			out = append(out, head+s+r)
-		}
-	}
-	return out, nil
-}
-
-// rangeSeq expands "01:10", "a:f" or "0:10:2" as Ansible does: a begin with
-// a leading zero pads every number to its width.
-func rangeSeq(spec string) ([]string, error) {
-	parts := strings.Split(spec, ":")
-	if len(parts) != 2 && len(parts) != 3 {
-		return nil, fmt.Errorf("range [%s] must be begin:end or begin:end:step", spec)
-	}
-	beg, end, step := parts[0], parts[1], 1
 	if beg == "" {
 		beg = "0"
 	}
 	if end == "" {
-		return nil, fmt.Errorf("range [%s] has no end", spec)
-	}
-	if len(parts) == 3 {
-		s, err := strconv.Atoi(parts[2])
-		if err != nil || s < 1 {
-			return nil, fmt.Errorf("range [%s]: step must be a positive number", spec)
-		}
-		step = s
-	}
-	if len(beg) == 1 && len(end) == 1 && strings.Contains(letters, beg) && strings.Contains(letters, end) &&
-		!(beg[0] >= '0' && beg[0] <= '9') {
-		bi, ei := strings.IndexByte(letters, beg[0]), strings.IndexByte(letters, end[0])
-		if bi > ei {
-			return nil, fmt.Errorf("range [%s]: begin is after end", spec)
-		}
-		var out []string
-		for i := bi; i <= ei; i += step {
-			out = append(out, string(letters[i]))
-		}
-		return out, nil
-	}
-	b, err1 := strconv.Atoi(beg)
-	e, err2 := strconv.Atoi(end)
-	if err1 != nil || err2 != nil || b < 0 || e < 0 {
-		return nil, fmt.Errorf("range [%s] must be numbers or single letters", spec)
-	}
-	if b > e {
-		return nil, fmt.Errorf("range [%s]: begin is after end", spec)
-	}
-	if (e-b)/step+1 > maxExpansion {
-		return nil, fmt.Errorf("range [%s] is larger than %d", spec, maxExpansion)
+		return nil, fmt.Errorf("host range [%s] in %q must specify an end value", nrange, line)
 	}
 	width := 0
 	if beg[0] == '0' && len(beg) > 1 {
-		if len(beg) != len(end) {
-			return nil, fmt.Errorf("range [%s]: zero-padded begin and end must have the same width", spec)
-		}
 		width = len(beg)
+		if width != len(end) {
+			return nil, fmt.Errorf("host range [%s] in %q must have begin and end of equal length", nrange, line)
+		}
 	}
-	var out []string
-	for i := b; i <= e; i += step {
-		out = append(out, fmt.Sprintf("%0*d", width, i))
+	var seq []string
+	ib, ie := strings.Index(asciiLetters, beg), strings.Index(asciiLetters, end)
+	st, stErr := pyInt(step)
+	if ib >= 0 && ie >= 0 && stErr == nil && st > 0 {
+		if ib > ie {
+			return nil, fmt.Errorf("host range [%s] in %q must have begin <= end", nrange, line)
+		}
+		for i := ib; i <= ie; i += st {
+			seq = append(seq, asciiLetters[i:i+1])
+		}
+	} else {
+		b, err1 := pyInt(beg)
+		e, err2 := pyInt(end)
+		if err1 != nil || err2 != nil || stErr != nil || st == 0 {
+			return nil, fmt.Errorf("host range [%s] in %q must be numbers or single letters", nrange, line)
+		}
+		// Python's range(b, e+1, st).
+		stop := e + 1
+		for i := b; st > 0 && i < stop || st < 0 && i > stop; i += st {
+			if len(seq) >= maxExpansion {
+				return nil, fmt.Errorf("host range [%s] in %q gives more than %d hosts", nrange, line, maxExpansion)
+			}
+			seq = append(seq, zfill(strconv.Itoa(i), width))
+		}
+	}
+	out := []string{}
+	for _, s := range seq {
+		name := head + s + tail
+		if strings.Contains(name, "[") {
+			more, err := expandHostnameRange(name, total+len(out))
+			if err != nil {
+				return nil, err
+			}
+			out = append(out, more...)
+		} else {
+			out = append(out, name)
+		}
+		if total+len(out) > maxExpansion {
+			return nil, fmt.Errorf("host %q expands to more than %d hosts", line, maxExpansion)
+		}
 	}
 	return out, nil
+}
+
+// pyInt parses an integer as Python's int() does for text: blanks around,
+// an optional sign, '_' between digits.
+func pyInt(s string) (int, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "__") || strings.HasPrefix(strings.TrimLeft(s, "+-"), "_") || strings.HasSuffix(s, "_") {
+		return 0, strconv.ErrSyntax
+	}
+	return strconv.Atoi(strings.ReplaceAll(s, "_", ""))
+}
+
+// zfill pads with zeros after any sign, as Python's str.zfill does.
+func zfill(s string, width int) string {
+	if len(s) >= width {
+		return s
+	}
+	sign := ""
+	if s[0] == '-' || s[0] == '+' {
+		sign, s = s[:1], s[1:]
+	}
+	return sign + strings.Repeat("0", width-len(s)-len(sign)) + s
 }

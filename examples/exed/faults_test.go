@@ -70,6 +70,24 @@ func followWithin(t *testing.T, base, jid string, d time.Duration) map[string]an
 	return lines[len(lines)-1]
 }
 
+// lostHostEvent checks that the job's host has one event, FAILED with
+// "<lost>: the remote command may still be running": its holder died
+// before reporting it.
+func lostHostEvent(t *testing.T, base, jid, host, lost string) {
+	t.Helper()
+	code, body := httpDo(t, "GET", base+"/jobs/"+jid+"?outputs=1", "")
+	require.Equal(t, 200, code, string(body))
+	var j struct {
+		ReturnData map[string][]map[string]any `json:"return_data"`
+	}
+	require.NoError(t, json.Unmarshal(body, &j))
+	evs := j.ReturnData[host]
+	if assert.Len(t, evs, 1, "%s: one event, in %s", host, body) {
+		assert.EqualValues(t, 3, evs[0]["status"], "FAILED")
+		assert.Equal(t, lost+": the remote command may still be running", evs[0]["msg"])
+	}
+}
+
 // holderPid is the pid of the process that runs the job (its worker name
 // is host-pid-random).
 func holderPid(t *testing.T, rdb *goredis.Client, key string) int {
@@ -126,6 +144,7 @@ func TestAPIKilledWithRedisURL(t *testing.T) {
 	t.Logf("the killed server's job failed %s after the kill (lease %s)", time.Since(killed).Round(10*time.Millisecond), faultLease)
 	assert.EqualValues(t, 2, final["state"])
 	assert.Equal(t, "server lost", final["error"])
+	lostHostEvent(t, base, jid, "localhost", "server lost")
 
 	// Its lock is free: a new deploy on the host is taken, and runs on the
 	// surviving server.
@@ -143,6 +162,7 @@ func TestAPIKilledWithRedisURL(t *testing.T) {
 	t.Logf("restarted, the server failed its old job %s after the kill", time.Since(killed).Round(10*time.Millisecond))
 	assert.EqualValues(t, 2, final["state"])
 	assert.Equal(t, "server lost", final["error"])
+	lostHostEvent(t, "http://"+restarted.addr, jid2, "localhost", "server lost")
 	code, body := httpDo(t, "POST", "http://"+restarted.addr+"/deploy",
 		fmt.Sprintf(`{"targets":["localhost"],"role":"slow","extra_vars":{"mark":%q}}`, filepath.Join(dir, "mark3")))
 	require.Equal(t, 201, code, "the lock is released: %s", body)
@@ -188,6 +208,7 @@ func TestOnlyWorkerKilled(t *testing.T) {
 	t.Logf("the killed worker's job failed %s after the kill (lease %s)", time.Since(killed).Round(10*time.Millisecond), faultLease)
 	assert.EqualValues(t, 2, final["state"])
 	assert.Equal(t, "worker lost", final["error"])
+	lostHostEvent(t, base, jid, "localhost", "worker lost")
 
 	require.Eventually(t, func() bool { code, h = health(); return h["status"] == "degraded" }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 200, code, "the API still serves")

@@ -26,7 +26,7 @@ func TestOutputNotUTF8KeepsEveryHost(t *testing.T) {
 	dir := t.TempDir()
 	inv := filepath.Join(dir, "hosts.ini")
 	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(
-		"localhost\nother ansible_connection=local\nnode[01:02] ansible_host=127.0.0.1 ansible_port=%d\n", s.Port)), 0o600))
+		"localhost ansible_connection=local\nother ansible_connection=local\nnode[01:02] ansible_host=127.0.0.1 ansible_port=%d\n", s.Port)), 0o600))
 	roles := filepath.Join(dir, "roles")
 	require.NoError(t, os.MkdirAll(filepath.Join(roles, "latin1"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(roles, "latin1", "main.sh"), []byte(`printf '\377\n' >&2; printf 'ok \351\n'`), 0o644))

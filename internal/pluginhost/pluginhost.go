@@ -259,13 +259,17 @@ func (p *Process) Shutdown(ctx context.Context) error {
 	if client == nil {
 		return nil
 	}
-	defer client.Kill() // releases go-plugin's resources; the process is gone or must go
 	rpc, err := client.Client()
 	if err != nil {
+		client.Kill()
 		return nil
 	}
 	// What go-plugin's Kill does first, but Kill then gives the plugin
-	// two seconds: too few for commands to end.
+	// two seconds: too few for commands to end. Kill is called only for a
+	// plugin that did not exit: after this Close its own Close fails, and
+	// it would log that the plugin "failed to exit gracefully" at every
+	// clean shutdown. A plugin that exited needs nothing more: go-plugin's
+	// goroutines end with the process and its output.
 	_ = rpc.Close()
 	t := time.NewTicker(10 * time.Millisecond)
 	defer t.Stop()
@@ -273,6 +277,7 @@ func (p *Process) Shutdown(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			p.cfg.Logger.Warn("plugin did not stop in time; killing it", "plugin", p.cfg.Name)
+			client.Kill()
 			return ctx.Err()
 		case <-t.C:
 		}

@@ -3,6 +3,7 @@ package pluginrpc
 import (
 	"context"
 	"errors"
+	"sync"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -22,11 +23,61 @@ const DrainTimeout = 30 * time.Second
 // cancelCallTimeout bounds the Cancel call itself.
 const cancelCallTimeout = 5 * time.Second
 
-// cancelRunning interrupts the work (an operation, a task run) named by
-// req with the cause it carries; ops keeps the work by the ID its caller
-// gave it.
-func cancelRunning(ops *running.Jobs, req *pluginpb.CancelRequest) {
-	ops.Cancel(req.GetId(), causeFromPB(req))
+// earlyCancelTTL is how long a Cancel that arrived before its operation
+// is kept for it. gRPC gives no order between a stream's start on the
+// server and a later unary call, so a cancel sent right after a submit can
+// overtake the operation it names; kept, it ends the operation as soon as
+// it starts instead of being lost (the command would run to its end).
+const earlyCancelTTL = time.Minute
+
+// ops tracks the operations (or task runs) a server runs, by the ID their
+// caller gave them, so that Cancel can reach them, and the cancels that
+// overtook their operation.
+type ops struct {
+	mu    sync.Mutex // orders a start against a cancel of the same ID
+	jobs  running.Jobs
+	early map[string]earlyCancel
+}
+
+type earlyCancel struct {
+	cause error
+	at    time.Time
+}
+
+// start returns ctx's child that cancel(id) interrupts, and a func to call
+// when the work has ended. An empty id (a caller that never cancels this
+// way) tracks nothing.
+func (o *ops) start(ctx context.Context, id string) (context.Context, context.CancelCauseFunc, func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ctx, cancel, end := o.jobs.Begin(ctx, id)
+	if early, overtaken := o.early[id]; overtaken && id != "" {
+		delete(o.early, id)
+		cancel(early.cause)
+	}
+	return ctx, cancel, end
+}
+
+// cancel interrupts the work named by req with the cause it carries. A
+// cancel for an ID that is not running yet is kept for earlyCancelTTL, in
+// case its operation is still on its way.
+func (o *ops) cancel(req *pluginpb.CancelRequest) {
+	cause := causeFromPB(req)
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.jobs.Cancel(req.GetId(), cause) || req.GetId() == "" {
+		return
+	}
+	now := time.Now()
+	if o.early == nil {
+		o.early = map[string]earlyCancel{}
+	}
+	for id, e := range o.early {
+		if now.Sub(e.at) > earlyCancelTTL {
+			delete(o.early, id)
+		}
+	}
+	o.early[req.GetId()] = earlyCancel{cause: cause, at: now}
 }
 
 // causes are the cancellation causes a plugin recognises with errors.Is.

@@ -9,7 +9,6 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
-	"github.com/0ops/exed/internal/running"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
 )
@@ -20,7 +19,7 @@ type ExecutorServer struct {
 	pluginpb.UnimplementedExecutorServer
 	Impl exe.Executor
 
-	ops running.Jobs // by the ID their caller gave them, for Cancel
+	ops ops
 }
 
 // Configure passes the config section to the implementation if it takes one.
@@ -133,7 +132,7 @@ func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.E
 	if err != nil {
 		return toStatus(err)
 	}
-	ctx, cancel, done := s.ops.Begin(stream.Context(), req.GetId())
+	ctx, cancel, done := s.ops.start(stream.Context(), req.GetId())
 	defer done()
 	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
 	err = exe.Perform(ctx, s.Impl, nil, r, send.emit)
@@ -145,7 +144,7 @@ func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.E
 
 // Cancel interrupts the operation req names, if it still runs.
 func (s *ExecutorServer) Cancel(_ context.Context, req *pluginpb.CancelRequest) (*pluginpb.Empty, error) {
-	cancelRunning(&s.ops, req)
+	s.ops.cancel(req)
 	return &pluginpb.Empty{}, nil
 }
 

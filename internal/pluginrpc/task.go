@@ -7,7 +7,6 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
-	"github.com/0ops/exed/internal/running"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
@@ -19,7 +18,7 @@ type TaskServer struct {
 	Impl   exe.Task
 	Broker *plugin.GRPCBroker
 
-	runs running.Jobs // by the ID their caller gave them, for Cancel
+	runs ops
 }
 
 // Configure passes the config section to the implementation if it takes one.
@@ -56,7 +55,7 @@ func (s *TaskServer) Run(req *pluginpb.RunRequest, stream pluginpb.Task_RunServe
 		return toStatus(fmt.Errorf("reach the server's executor: %w", err))
 	}
 	defer conn.Close()
-	ctx, cancel, done := s.runs.Begin(stream.Context(), req.GetId())
+	ctx, cancel, done := s.runs.start(stream.Context(), req.GetId())
 	defer done()
 	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
 	err = s.Impl.Run(ctx, &ExecutorClient{RPC: pluginpb.NewExecutorClient(conn)}, req.GetHosts(), args, send.emit)
@@ -69,7 +68,7 @@ func (s *TaskServer) Run(req *pluginpb.RunRequest, stream pluginpb.Task_RunServe
 // Cancel interrupts the run req names, if it still runs: the task's
 // context ends, and so do the executor calls it makes with it.
 func (s *TaskServer) Cancel(_ context.Context, req *pluginpb.CancelRequest) (*pluginpb.Empty, error) {
-	cancelRunning(&s.runs, req)
+	s.runs.cancel(req)
 	return &pluginpb.Empty{}, nil
 }
 

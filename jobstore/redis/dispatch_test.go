@@ -127,24 +127,39 @@ func (*stuckExecutor) Deploy(ctx context.Context, _ []string, _ exe.DeployArgs, 
 	return ctx.Err()
 }
 
+// A job whose worker died is failed "worker lost" once; each of its hosts
+// without an event gets a FAILED one saying its command may still run, and
+// a host that had reported keeps its event.
 func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
+	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a", "b", "c"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err)
 	// A worker that started the job and died: it took the job and its
-	// lease, then stopped answering.
+	// lease, reported host b, then stopped answering.
 	cut := c.ghost(exeredis.DispatcherOptions{Lease: 300 * time.Millisecond})
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
+	require.NoError(t, c.store.Append(ctx, jid, exe.Event{Host: "b", Status: exe.Changed, Msg: "done"}))
 	cut()
 
 	c.worker(exeredis.DispatcherOptions{RecoverEvery: 100 * time.Millisecond})
 	job := c.wait(jid)
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "worker lost", job.Error)
+	full, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "c"} {
+		if assert.Len(t, full.ReturnData[h], 1, h) {
+			assert.Equal(t, exe.Failed, full.ReturnData[h][0].Status, h)
+			assert.Equal(t, "worker lost: the remote command may still be running", full.ReturnData[h][0].Msg, h)
+		}
+	}
+	if assert.Len(t, full.ReturnData["b"], 1) {
+		assert.Equal(t, exe.Changed, full.ReturnData["b"][0].Status, "a host that reported keeps its event")
+	}
 	// Its lock is released, and it never runs again.
 	jid2, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err, "the lost job's lock was released")

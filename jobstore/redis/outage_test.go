@@ -338,6 +338,12 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	assert.GreaterOrEqual(t, time.Since(started), lease, "nothing is failed during a recoverer's first lease")
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "server lost", job.Error)
+	full, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	if assert.Len(t, full.ReturnData["a"], 1, "the host gets an event") {
+		assert.Equal(t, exe.Failed, full.ReturnData["a"][0].Status)
+		assert.Equal(t, "server lost: the remote command may still be running", full.ReturnData["a"][0].Msg)
+	}
 	_, err = c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err, "the lost job's lock was released")
 }

@@ -70,11 +70,16 @@ return 'ok'
 // Redis runs it within max age ms of the Redis time at which the caller
 // saw the lease lapsed (a call held up by an outage decides nothing), and
 // with the message its holder left in the job's "lost" field, if any.
+// A job failed so gets, in the same step, an event for each of its targets
+// that has none: status ARGV[10] (FAILED) and msg "<lost message>" +
+// ARGV[11] (": the remote command may still be running"), since nobody
+// knows how far its holder got on those hosts. Hosts that have events keep
+// them as they are.
 // The end marker carries the outcome, so a follower needs no further read.
 // KEYS: job, events, expiry (zset), started (set), lease, jobs (zset).
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
 // finish only if the lease lapsed (or an empty string), checked at (Redis
-// ms), max age ms.
+// ms), max age ms, host event status, host event msg suffix.
 var finishScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
@@ -86,6 +91,22 @@ if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
 	msg = redis.call('HGET', KEYS[1], 'lost') or msg
+	local ok, req = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'req') or '')
+	if ok and type(req) == 'table' and type(req.targets) == 'table' then
+		local seen = {}
+		for _, e in ipairs(redis.call('XRANGE', KEYS[2], '-', '+')) do
+			for i = 1, #e[2], 2 do
+				if e[2][i] == 'h' then seen[e[2][i + 1]] = true end
+			end
+		end
+		local ev = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[11]})
+		for _, h in ipairs(req.targets) do
+			if type(h) == 'string' and not seen[h] then
+				seen[h] = true
+				redis.call('XADD', KEYS[2], '*', 'h', h, 'e', ev)
+			end
+		end
+	end
 end
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3])
 local locks = redis.call('HGET', KEYS[1], 'locks')

@@ -368,14 +368,20 @@ func (s *Store) finishKeys(jid string) []string {
 	return []string{s.jobKey(jid), s.eventsKey(jid), s.key("expiry"), s.key("started"), s.leaseKey(jid), s.key("jobs")}
 }
 
+// lostHostSuffix ends the msg of the FAILED event a job failed as lost gives
+// each target that has no event: "worker lost: the remote command may still
+// be running".
+const lostHostSuffix = ": the remote command may still be running"
+
 // failLapsed fails a job as lost (with the message its holder left, or
 // msg) if its lease has still lapsed and Redis runs this within maxAge of
 // checkedAt, the Redis time (ms) at which the lapse was seen: errLeased or
-// errStale otherwise.
+// errStale otherwise. Each target without an event gets a FAILED one
+// saying its command may still run, in the same step.
 func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
 		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
-		"guard", checkedAt, maxAge.Milliseconds()).Text()
+		"guard", checkedAt, maxAge.Milliseconds(), int(exe.Failed), lostHostSuffix).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

@@ -203,7 +203,7 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	}
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(make([]byte, 64<<10), 32<<20)
-	results := 0
+	failed := map[string]bool{} // hosts with a FAILED or UNREACHABLE result
 	open := map[string]string{} // host -> its task that started and has not reported
 	for sc.Scan() {
 		var l line
@@ -217,8 +217,8 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 		case l.Event == "result" && !l.Item:
 			delete(open, l.Host)
 		}
-		if l.Event == "result" {
-			results++
+		if l.Event == "result" && !l.Item && (l.Status == "failed" || l.Status == "unreachable") {
+			failed[l.Host] = true
 		}
 		fn(l)
 	}
@@ -239,15 +239,104 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	}
 	var exit *exec.ExitError
 	if errors.As(err, &exit) {
-		// 2: some host failed, 4: some host unreachable; their events say so.
-		// Anything else is ansible itself failing.
+		// 2: some host failed, 4: some host unreachable, 8: a play broke
+		// on a failure; the events of those hosts say so. The same codes
+		// also come from ansible itself stopping (2 for a role it cannot
+		// find, 4 for a file it cannot parse), and then it prints an
+		// "ERROR!" on stderr and no host explains the exit: that is an
+		// abort, whatever the code, and every host not reported failed
+		// must say so, or a deploy that never ran would look done.
+		text, aborted := ansibleError(stderr.String())
 		switch exit.ExitCode() {
 		case 2, 4, 8:
-			if results > 0 {
+			if len(failed) > 0 && !aborted {
 				return nil
 			}
 		}
-		return fmt.Errorf("%s exited %d: %s", bin, exit.ExitCode(), lastLines(stderr.String(), 3))
+		if text == "" {
+			text = lastLines(stderr.String(), 3)
+		}
+		return &AbortError{Command: bin, ExitCode: exit.ExitCode(), Text: text, failed: failed}
+	}
+	return err
+}
+
+// AbortError is the error of an operation that ansible ended with a
+// non-zero exit status that its hosts' results do not explain: it stopped
+// (a role it cannot find, a file it cannot parse, a bad setting) before
+// or while running the hosts' tasks. Every host without a FAILED or
+// UNREACHABLE result gets FAILED with Text.
+type AbortError struct {
+	Command  string // ansible or ansible-playbook
+	ExitCode int
+	// Text is ansible's error: stderr from its first "ERROR!" on, at most
+	// 2 KiB, or its last lines when it printed no "ERROR!".
+	Text   string
+	failed map[string]bool
+}
+
+func (e *AbortError) Error() string {
+	return fmt.Sprintf("%s exited %d: %s", e.Command, e.ExitCode, firstLine(e.Text))
+}
+
+// maxAbortText bounds AbortError.Text.
+const maxAbortText = 2 << 10
+
+// ansibleError returns ansible's own error from its stderr: the text from
+// its first line starting "ERROR!" (ansible's prefix for the errors that
+// stop it) to the end, trimmed; ok is false when there is none.
+func ansibleError(stderr string) (text string, ok bool) {
+	i := 0
+	if !strings.HasPrefix(stderr, "ERROR!") {
+		if i = strings.Index(stderr, "\nERROR!"); i < 0 {
+			return "", false
+		}
+		i++
+	}
+	return truncate(strings.TrimSpace(stderr[i:]), maxAbortText), true
+}
+
+// tracker passes events on to emit and notes the hosts that had one.
+type tracker struct {
+	emit exe.Emit
+	mu   sync.Mutex
+	seen map[string]bool
+}
+
+func track(emit exe.Emit) *tracker { return &tracker{emit: emit, seen: map[string]bool{}} }
+
+func (t *tracker) Emit(ev exe.Event) {
+	t.mu.Lock()
+	t.seen[ev.Host] = true
+	t.mu.Unlock()
+	t.emit(ev)
+}
+
+// end completes the events of an operation on hosts that run returned
+// err for. When ansible stopped (AbortError), each host without a FAILED
+// or UNREACHABLE result gets FAILED with ansible's error. When ctx ended,
+// the hosts with no event at all had no task started (run reports those
+// it interrupted): they get SKIPPED exe.NotStarted, which the job's
+// Runner cannot know by itself.
+func (t *tracker) end(ctx context.Context, hosts []string, err error) error {
+	var ab *AbortError
+	if errors.As(err, &ab) {
+		for _, h := range hosts {
+			if !ab.failed[h] {
+				t.Emit(exe.Event{Host: h, Status: exe.Failed, Msg: "ansible stopped: " + ab.Text})
+			}
+		}
+		return err
+	}
+	if ctx.Err() != nil {
+		for _, h := range hosts {
+			t.mu.Lock()
+			seen := t.seen[h]
+			t.mu.Unlock()
+			if !seen {
+				t.Emit(exe.NotStarted(h, context.Cause(ctx)))
+			}
+		}
 	}
 	return err
 }
@@ -343,7 +432,9 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 		defer os.Remove(f)
 		cli = append(cli, "-e", "@"+f)
 	}
-	return x.run(ctx, "ansible", cli, func(l line) {
+	tr := track(emit)
+	emit = tr.Emit
+	return tr.end(ctx, hosts, x.run(ctx, "ansible", cli, func(l line) {
 		if l.Event == "interrupted" {
 			emit(interrupted(ctx, l.Host, ""))
 			return
@@ -356,7 +447,7 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 			conv(l, &ev)
 		}
 		emit(ev)
-	})
+	}))
 }
 
 // interrupted is the event of a host whose task ctx's end interrupted:
@@ -497,7 +588,9 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 	if len(args.Partial) > 0 {
 		cli = append(cli, "--tags", strings.Join(args.Partial, ","))
 	}
-	return x.run(ctx, "ansible-playbook", cli, func(l line) {
+	tr := track(emit)
+	emit = tr.Emit
+	return tr.end(ctx, hosts, x.run(ctx, "ansible-playbook", cli, func(l line) {
 		switch l.Event {
 		case "play", "task":
 			emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: l.Name, Msg: l.Event})
@@ -515,7 +608,7 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 			}
 			emit(ev)
 		}
-	})
+	}))
 }
 
 // varsFile writes vars as a YAML vars file in which every string is tagged

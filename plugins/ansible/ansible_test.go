@@ -335,3 +335,54 @@ func TestOutputNotUTF8(t *testing.T) {
 		assert.True(t, ev.Truncated, h)
 	}
 }
+
+// When ansible itself stops (a role it cannot find, a role that does not
+// parse, a bad setting), its exit status is one of those of host failures
+// but no host failed: each host ends FAILED with ansible's error and the
+// operation fails, as the run by hand does.
+func TestAnsibleStoppingFailsEveryHost(t *testing.T) {
+	f := newFixture(t)
+	ctx := context.Background()
+	for role, want := range map[string]string{
+		"nonexistent": "ERROR! the role 'nonexistent' was not found",
+		"badsyntax":   "Syntax Error while loading YAML",
+	} {
+		t.Run(role, func(t *testing.T) {
+			var c collector
+			err := f.x.Deploy(ctx, []string{"h1", "loc"}, exe.DeployArgs{Role: role}, c.emit)
+			var ab *ansible.AbortError
+			require.ErrorAs(t, err, &ab)
+			assert.Contains(t, err.Error(), "ansible-playbook exited")
+			assert.Contains(t, err.Error(), "ERROR!")
+			for _, h := range []string{"h1", "loc"} {
+				evs := c.byHost()[h]
+				require.NotEmpty(t, evs, h)
+				last := evs[len(evs)-1]
+				assert.Equal(t, exe.Failed, last.Status, h)
+				assert.Contains(t, last.Msg, want, h)
+			}
+		})
+	}
+
+	// An ad hoc operation that ansible refuses to run.
+	x, err := ansible.New(ansible.Config{Workdir: "testdata", Inventory: "testdata/local.ini", Env: []string{"ANSIBLE_STRATEGY=nosuch"}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = x.Close() })
+	ops := map[string]func(exe.Emit) error{
+		"ping":    func(e exe.Emit) error { return x.Ping(ctx, []string{"loc"}, e) },
+		"facter":  func(e exe.Emit) error { return x.Facter(ctx, []string{"loc"}, e) },
+		"execute": func(e exe.Emit) error { return x.Execute(ctx, []string{"loc"}, exe.ExecuteArgs{Cmd: "true"}, e) },
+		"service": func(e exe.Emit) error {
+			return x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceStarted}, e)
+		},
+	}
+	for name, op := range ops {
+		var c collector
+		err := op(c.emit)
+		assert.ErrorContains(t, err, "ERROR! Invalid play strategy specified: nosuch", name)
+		evs := c.byHost()["loc"]
+		require.Len(t, evs, 1, name)
+		assert.Equal(t, exe.Failed, evs[0].Status, name)
+		assert.Contains(t, evs[0].Msg, "ERROR! Invalid play strategy specified: nosuch", name)
+	}
+}

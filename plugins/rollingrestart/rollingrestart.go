@@ -37,13 +37,36 @@ func (Task) Info(context.Context) (exe.TaskInfo, error) {
 			"service":         {Type: []string{"string"}, Description: "the service to restart", Pattern: `^[A-Za-z0-9_][A-Za-z0-9_.@:-]*$`},
 			"batch":           {Type: []string{"integer", "string"}, Description: `hosts per batch, or a percentage of the targets ("25%")`, Default: 1.0, Minimum: ptr(1), Pattern: countOrPercent},
 			"graceful":        {Type: []string{"boolean"}, Description: "reload instead of restart", Default: false},
-			"pause":           {Type: []string{"number"}, Description: "seconds to wait between batches", Default: 0.0, Minimum: ptr(0)},
+			"pause":           {Type: []string{"number"}, Description: "seconds to wait between batches", Default: 0.0, Minimum: ptr(0), Maximum: ptr(maxPause)},
 			"health_cmd":      {Type: []string{"string"}, Description: "command run on each restarted host; a non-zero exit is unhealthy"},
-			"health_retries":  {Type: []string{"integer"}, Description: "further attempts of an unhealthy check", Default: 0.0, Minimum: ptr(0)},
-			"health_interval": {Type: []string{"number"}, Description: "seconds between health check attempts", Default: 1.0, Minimum: ptr(0)},
+			"health_retries":  {Type: []string{"integer"}, Description: "further attempts of an unhealthy check", Default: 0.0, Minimum: ptr(0), Maximum: ptr(maxHealthRetries)},
+			"health_interval": {Type: []string{"number"}, Description: "seconds between health check attempts", Default: 1.0, Minimum: ptr(0), Maximum: ptr(maxHealthInterval)},
 			"max_fail":        {Type: []string{"integer", "string"}, Description: `hosts (or a percentage, "10%") that may fail before the rollout stops`, Default: 0.0, Minimum: ptr(0), Pattern: countOrPercent},
 		}},
 	}, nil
+}
+
+// The options' upper bounds: a day's pause, an hour between checks, a
+// thousand retries. Beyond them a value is a mistake, and a number of
+// seconds past about 292 years would overflow a time.Duration (to a
+// zero or negative wait).
+const (
+	maxPause          = 86400
+	maxHealthInterval = 3600
+	maxHealthRetries  = 1000
+)
+
+// seconds converts a validated option to a duration; a value out of
+// [0, max] (options that did not go through the schema) is an error.
+func seconds(opts map[string]any, name string, max float64) (time.Duration, error) {
+	f, ok := opts[name].(float64)
+	if !ok {
+		return 0, nil
+	}
+	if !(f >= 0 && f <= max) { // also refuses NaN
+		return 0, exe.Errorf(exe.ErrInvalid, "taskopts: option %q must be from 0 to %v", name, max)
+	}
+	return time.Duration(f * float64(time.Second)), nil
 }
 
 // options are the validated options.
@@ -92,15 +115,18 @@ func parse(opts map[string]any, hosts int) (options, error) {
 		return o, exe.Errorf(exe.ErrInvalid, "taskopts: option \"max_fail\": %v", err)
 	}
 	o.graceful, _ = opts["graceful"].(bool)
-	if p, ok := opts["pause"].(float64); ok {
-		o.pause = time.Duration(p * float64(time.Second))
+	if o.pause, err = seconds(opts, "pause", maxPause); err != nil {
+		return o, err
 	}
 	o.healthCmd, _ = opts["health_cmd"].(string)
 	if r, ok := opts["health_retries"].(float64); ok {
+		if !(r >= 0 && r <= maxHealthRetries) {
+			return o, exe.Errorf(exe.ErrInvalid, "taskopts: option \"health_retries\" must be from 0 to %v", maxHealthRetries)
+		}
 		o.healthRetries = int(r)
 	}
-	if i, ok := opts["health_interval"].(float64); ok {
-		o.healthInterval = time.Duration(i * float64(time.Second))
+	if o.healthInterval, err = seconds(opts, "health_interval", maxHealthInterval); err != nil {
+		return o, err
 	}
 	return o, nil
 }
@@ -110,8 +136,8 @@ func parse(opts map[string]any, hosts int) (options, error) {
 // have failed than max_fail allows, the hosts not yet touched are reported
 // SKIPPED and Run returns an error: the job ends Failure. A cancel
 // interrupts the step under way: the hosts it stopped end FAILED with
-// what they printed so far, and nothing further starts (the job reports
-// the untouched hosts SKIPPED "cancelled before start").
+// what they printed so far, and nothing further starts: the hosts of the
+// later batches end SKIPPED "cancelled before start" (exe.NotStarted).
 func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
 	o, err := parse(args.Options, len(hosts))
 	if err != nil {
@@ -119,21 +145,33 @@ func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.Ta
 	}
 	batches := (len(hosts) + o.batch - 1) / o.batch
 	failed := 0
+	// untouched says the hosts of batches from b on never started: only
+	// the task knows it (the job's Runner cannot).
+	untouched := func(b int) error {
+		cause := context.Cause(ctx)
+		for _, h := range hosts[min(b*o.batch, len(hosts)):] {
+			emit(exe.NotStarted(h, cause))
+		}
+		return cause
+	}
 	for b := 0; b < batches; b++ {
 		if b > 0 && o.pause > 0 {
 			select {
 			case <-ctx.Done():
-				return context.Cause(ctx)
+				return untouched(b)
 			case <-time.After(o.pause):
 			}
 		}
 		if err := ctx.Err(); err != nil {
-			return context.Cause(ctx)
+			return untouched(b)
 		}
 		batch := hosts[b*o.batch : min((b+1)*o.batch, len(hosts))]
 		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: fmt.Sprintf("batch %d/%d", b+1, batches), Msg: strings.Join(batch, ", ")})
 		healthy, err := restartBatch(ctx, x, batch, o, emit)
 		if err != nil {
+			if ctx.Err() != nil {
+				untouched(b + 1)
+			}
 			return err
 		}
 		failed += len(batch) - len(healthy)

@@ -250,14 +250,15 @@ func TestCancelBetweenBatches(t *testing.T) {
 	after := f.pids(t)
 	for _, h := range []string{"h3", "h4", "h5"} {
 		assert.Equal(t, before[h], after[h], "%s untouched", h)
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Skipped, Msg: "cancelled before start"}}, r.of(h), "the task says %s never started", h)
 	}
 	sameSet(t, []string{"h1", "h2"}, f.starts(t), "only batch 1 ran")
 }
 
 // A cancel during a health check: the check ends FAILED "cancelled" with
 // what it printed, its processes are stopped (it ignores SIGHUP), and the
-// later batches never start, so their hosts get no event from the task
-// (the job reports them SKIPPED).
+// later batches never start, which the task says: SKIPPED "cancelled
+// before start".
 func TestCancelInterruptsHealthCheck(t *testing.T) {
 	f := newFleet(t)
 	pidFile := filepath.Join(f.dir, "check.pid")
@@ -284,7 +285,7 @@ func TestCancelInterruptsHealthCheck(t *testing.T) {
 	assert.Equal(t, exe.Event{Host: "h1", Status: exe.Failed, Name: "health check", Msg: "cancelled",
 		Exec: &exe.ExecResult{RTC: -1, Stdout: "checking\n"}}, h1[1])
 	for _, h := range f.hosts[1:] {
-		assert.Empty(t, r.of(h), "%s was never started", h)
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Skipped, Msg: "cancelled before start"}}, r.of(h), "%s was never started", h)
 	}
 	sameSet(t, []string{"h1"}, f.starts(t), "only h1 was restarted")
 	require.Eventually(t, func() bool {
@@ -313,10 +314,18 @@ func TestOptionsValidation(t *testing.T) {
 		`{"service": "x", "pause": -1}`:           `taskopts: option "pause" must be at least 0`,
 		`{"service": "x", "graceful": "yes"}`:     `taskopts: option "graceful" must be of type boolean`,
 		`{"service": "x", "health_retries": 1.5}`: `taskopts: option "health_retries" must be of type integer`,
+		// Past a time.Duration's range a wait would overflow to none.
+		`{"service": "x", "pause": 1e300}`:           `taskopts: option "pause" must be at most 86400`,
+		`{"service": "x", "health_interval": 1e300}`: `taskopts: option "health_interval" must be at most 3600`,
+		`{"service": "x", "health_retries": 1e300}`:  `taskopts: option "health_retries" must be at most 1000`,
 	} {
 		var m map[string]any
 		require.NoError(t, json.Unmarshal([]byte(o), &m))
 		_, err := info.Options.Validate(m)
 		assert.EqualError(t, err, msg, o)
 	}
+	// Options that did not go through the schema are refused by the task.
+	err = rollingrestart.Task{}.Run(context.Background(), nil, []string{"h1"}, exe.TaskArgs{Options: map[string]any{
+		"service": "x", "batch": 1.0, "max_fail": 0.0, "pause": 1e300}}, func(exe.Event) {})
+	assert.EqualError(t, err, `taskopts: option "pause" must be from 0 to 86400`)
 }

@@ -37,19 +37,24 @@ func (c *capped) Write(p []byte) (int, error) {
 	return len(p), nil
 }
 
-// String is the output as text: cut at the cap without cutting a character
-// in two, and valid UTF-8 (exe.ToValidUTF8), so that everything built from
-// it (messages, facts) is text too.
+// String is the output as text: valid UTF-8 (exe.ToValidUTF8), so that
+// everything built from it (messages, facts) is text too, then cut to the
+// cap without cutting a character in two (exe.CapUTF8): the field, not
+// the raw bytes, is at most the cap.
 func (c *capped) String() string {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return exe.ToValidUTF8(exe.TruncateUTF8(string(c.buf), c.limit))
+	s, _ := exe.CapUTF8(string(c.buf), c.limit)
+	return s
 }
 
+// Truncated reports whether String lacks some of the output: bytes past
+// the cap were dropped, or their conversion made the text longer than it.
 func (c *capped) Truncated() bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.truncated
+	_, cut := exe.CapUTF8(string(c.buf), c.limit)
+	return c.truncated || cut
 }
 
 // pidFilter passes a remote command's stderr on to next, less the line

@@ -63,7 +63,9 @@ func TestCappedNeverCutsACharacter(t *testing.T) {
 		"character split over writes": {limit: 3, writes: []string{"ab\xe2", "\x82", "\xac!"}, want: "ab", truncated: true},
 		"filled, then more":           {limit: 3, writes: []string{"ab\xe2", "\x82\xac"}, want: "ab", truncated: true},
 		"four bytes":                  {limit: 2, writes: []string{"🎉"}, want: "", truncated: true},
-		"not UTF-8 at the cap":        {limit: 4, writes: []string{"caf\xe9\xe9"}, want: "caf\uFFFD", truncated: true},
+		"not UTF-8 at the cap":        {limit: 4, writes: []string{"caf\xe9\xe9"}, want: "caf", truncated: true},
+		"U+FFFD past the cap":         {limit: 6, writes: []string{"\xff\xff\xff"}, want: "\uFFFD\uFFFD", truncated: true},
+		"U+FFFD up to the cap":        {limit: 6, writes: []string{"\xff\xff"}, want: "\uFFFD\uFFFD"},
 		"not UTF-8 within":            {limit: 64, writes: []string{"caf\xe9\n"}, want: "caf\uFFFD\n"},
 		"a partial last character":    {limit: 64, writes: []string{"ab\xe2\x82"}, want: "ab\uFFFD\uFFFD"},
 	} {

@@ -135,13 +135,13 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 			var notStarted *notStartedError
 			switch {
 			case errors.As(err, &notStarted):
+				// Say this step never ran: the job's Runner cannot know.
+				ev := exe.NotStarted(host, notStarted.cause)
 				if i > 0 {
-					// The host ran earlier steps: say this one never did.
-					ev := exe.NotStarted(host, notStarted.cause)
-					ev.Name = step.name
-					emit(ev)
+					ev.Name = step.name // the host ran earlier steps
 				}
-				return // a host with no step started has no event
+				emit(ev)
+				return
 			case err != nil:
 				e, _ := runErr(err)
 				ev.Status, ev.Msg = e.Status, e.Msg

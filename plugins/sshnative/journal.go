@@ -2,6 +2,7 @@ package sshnative
 
 import (
 	"bufio"
+	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -12,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/0ops/exed/inventory"
@@ -23,11 +25,35 @@ import (
 // by it.
 const runIDVar = "EXE_RUN_ID"
 
-// connectionVars are the host variables a journal keeps for each command:
-// what reaching the host again takes, even if the inventory has changed
-// since.
-var connectionVars = []string{"ansible_connection", "ansible_host", "ansible_port", "ansible_user",
-	"ansible_ssh_private_key_file", "ansible_shell_type"}
+// journalVars are what a journal keeps of a host for each command: its
+// resolved connection (whichever spellings the inventory used), written
+// with the plain variable names, which is what reaching the host again
+// takes, even if the inventory has changed since.
+func journalVars(h *inventory.Host) map[string]string {
+	c, err := h.Conn()
+	if err != nil {
+		return nil
+	}
+	vars := map[string]string{"ansible_connection": c.Connection, "ansible_host": c.Address}
+	for k, v := range map[string]string{"ansible_user": c.User, "ansible_ssh_private_key_file": c.PrivateKeyFile, "ansible_shell_type": c.ShellType} {
+		if v != "" {
+			vars[k] = v
+		}
+	}
+	if c.Port != 0 {
+		vars["ansible_port"] = strconv.Itoa(c.Port)
+	}
+	return vars
+}
+
+// hostFromJournal is the host a journal line describes.
+func hostFromJournal(name string, vars map[string]string) *inventory.Host {
+	h := &inventory.Host{Name: name, Vars: make(map[string]any, len(vars))}
+	for k, v := range vars {
+		h.Vars[k] = v
+	}
+	return h
+}
 
 // compactAt is the journal size from which a journal that is mostly ended
 // commands is rewritten with only the running ones.
@@ -68,11 +94,11 @@ func openJournal(dir string, log hclog.Logger) (*journal, error) {
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, fmt.Errorf("state directory: %w", err)
 	}
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
+	id, err := randomID()
+	if err != nil {
 		return nil, err
 	}
-	j := &journal{dir: dir, id: hex.EncodeToString(b), live: map[string][]byte{}, log: log}
+	j := &journal{dir: dir, id: id, live: map[string][]byte{}, log: log}
 	j.path = filepath.Join(dir, "run-"+j.id+".journal")
 	f, err := createLocked(j.path)
 	if err != nil {
@@ -105,12 +131,7 @@ type journalLine struct {
 
 // begin records a command about to start on h and returns its run ID.
 func (j *journal) begin(h *inventory.Host) string {
-	vars := map[string]string{}
-	for _, k := range connectionVars {
-		if v, ok := h.Vars[k]; ok {
-			vars[k] = v
-		}
-	}
+	vars := journalVars(h)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq++
@@ -295,7 +316,7 @@ func lockDead(p string) (*deadJournal, error) {
 		switch {
 		case l.Begin != "":
 			line := append(append([]byte(nil), sc.Bytes()...), '\n')
-			begun[l.Begin] = journalEntry{id: l.Begin, host: &inventory.Host{Name: l.Host, Vars: l.Vars}, line: line}
+			begun[l.Begin] = journalEntry{id: l.Begin, host: hostFromJournal(l.Host, l.Vars), line: line}
 			order = append(order, l.Begin)
 		case l.End != "":
 			delete(begun, l.End)
@@ -318,4 +339,39 @@ func (dj *deadJournal) done() {
 // validRunID tells whether s can be a run ID: it reaches a shell unquoted.
 func validRunID(s string) bool {
 	return s != "" && strings.Trim(s, "0123456789abcdefghijklmnopqrstuvwxyz.") == ""
+}
+
+// randomID is the prefix of a process's run IDs: 12 hex digits, so that
+// the IDs of different processes on one host differ.
+func randomID() (string, error) {
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(b), nil
+}
+
+// runIDs hands out the run IDs of an executor that keeps no journal.
+type runIDs struct {
+	prefix string
+	seq    atomic.Uint64
+}
+
+func (r *runIDs) next() string {
+	return r.prefix + "." + strconv.FormatUint(r.seq.Add(1), 36)
+}
+
+// marked runs commands on a host with a run ID each, as tracked does, but
+// keeps no journal: a stop still finds, by the ID, the process groups the
+// command's processes moved to.
+type marked struct {
+	conn
+	ids *runIDs
+}
+
+func (m marked) run(ctx context.Context, cmd command, limit int) (result, error) {
+	if !cmd.raw && cmd.runID == "" {
+		cmd.runID = m.ids.next()
+	}
+	return m.conn.run(ctx, cmd, limit)
 }

@@ -17,7 +17,7 @@ func TestJournalCompacts(t *testing.T) {
 	dir := t.TempDir()
 	j, err := openJournal(dir, hclog.NewNullLogger())
 	require.NoError(t, err)
-	h := &inventory.Host{Name: "web1", Vars: map[string]string{"ansible_host": "10.0.0.1", "ansible_port": "2222", "color": "blue"}}
+	h := &inventory.Host{Name: "web1", Vars: map[string]any{"ansible_host": "10.0.0.1", "ansible_port": 2222, "color": "blue"}}
 	running := j.begin(h)
 	for i := 0; i < 20000; i++ {
 		j.end(j.begin(h))
@@ -36,7 +36,7 @@ func TestJournalCompacts(t *testing.T) {
 	require.Len(t, dj.byHost["web1"], 1)
 	e := dj.byHost["web1"][0]
 	assert.Equal(t, running, e.id)
-	assert.Equal(t, map[string]string{"ansible_host": "10.0.0.1", "ansible_port": "2222"}, e.host.Vars,
+	assert.Equal(t, map[string]any{"ansible_connection": "ssh", "ansible_host": "10.0.0.1", "ansible_port": "2222"}, e.host.Vars,
 		"only what reaching the host takes")
 }
 
@@ -45,7 +45,7 @@ func BenchmarkJournalBeginEnd(b *testing.B) {
 	j, err := openJournal(b.TempDir(), hclog.NewNullLogger())
 	require.NoError(b, err)
 	defer j.close()
-	h := &inventory.Host{Name: "web1", Vars: map[string]string{"ansible_host": "10.0.0.1", "ansible_port": "2222"}}
+	h := &inventory.Host{Name: "web1", Vars: map[string]any{"ansible_host": "10.0.0.1", "ansible_port": 2222}}
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"os/exec"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -59,8 +60,8 @@ type notStartedError struct{ cause error }
 func (e *notStartedError) Error() string { return "not started: " + e.cause.Error() }
 func (e *notStartedError) Unwrap() error { return e.cause }
 
-// localConn runs commands on this machine, in their own process group so
-// that stopping reaches the whole tree, not just sh.
+// localConn runs commands on this machine, each in a session of its own
+// so that stopping reaches the whole tree, not just sh.
 type localConn struct {
 	grace time.Duration // see Config.KillGrace
 }
@@ -74,7 +75,10 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 		script = runIDExport(c.runID) + script
 	}
 	cmd := exec.Command("/bin/sh", append([]string{"-c", script, "exe"}, c.args...)...)
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its shell leads a session of its own, as a login shell under sshd
+	// does: stopping it reaches the groups its processes moved to, and the
+	// session is how the reap script tells them from daemons.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	// A process outside the group (a daemon an init script started) that
 	// keeps stdout open must not hold us once sh has exited.
 	cmd.WaitDelay = time.Second
@@ -102,10 +106,17 @@ func (lc localConn) run(ctx context.Context, c command, limit int) (result, erro
 			return localResult(cmd, err, collect())
 		default:
 		}
-		procgroup.Stop(cmd.Process.Pid, lc.grace)
-		<-done // every process of the group is gone; WaitDelay bounds the rest
+		mark := ""
+		if c.runID != "" {
+			mark = runIDVar + "=" + c.runID + ":" + strconv.Itoa(cmd.Process.Pid)
+		}
+		_, ended := procgroup.StopSession(cmd.Process.Pid, mark, lc.grace)
+		<-done // every process of the command is gone; WaitDelay bounds the rest
 		res := collect()
 		res.rtc = -1
+		if !ended {
+			return res, &stopError{cause: context.Cause(ctx), reason: "a process of the command outlived SIGKILL; " + mayStillRun}
+		}
 		return res, context.Cause(ctx)
 	}
 	return localResult(cmd, err, collect())

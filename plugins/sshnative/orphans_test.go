@@ -96,7 +96,8 @@ func loopCmd(pidFile string) string {
 }
 
 // A process killed with kill -9 while its commands run (a nohup'd loop,
-// locally and over SSH) leaves them running: sshd does not signal a
+// GNU timeout and a setpgid(0, 0) child in groups of their own, locally
+// and over SSH) leaves them running: sshd does not signal a
 // command when its connection drops, and a local one is reparented. The
 // next executor on the same state directory ends them; a daemon a command
 // started in a session of its own is left alone, as a cancel leaves it.
@@ -109,8 +110,12 @@ func TestCommandsOfADeadProcessAreEnded(t *testing.T) {
 		Commands: map[string]string{}}
 	for _, host := range []string{"localhost", "remote"} {
 		daemon := filepath.Join(dir, host+".daemon")
-		cfg.Commands[host] = fmt.Sprintf(`setsid sh -c 'echo $$ > %s; while :; do sleep 1; done' >/dev/null 2>&1 & %s`,
-			daemon, loopCmd(filepath.Join(dir, host+".loop")))
+		// GNU timeout and a setpgid(0, 0) child move to process groups
+		// of their own, in the command's session.
+		timeout := fmt.Sprintf(`timeout 300 sh -c 'echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; exec sleep 299'`, filepath.Join(dir, host+".timeout"))
+		setpgid := fmt.Sprintf(setpgidCmd, filepath.Join(dir, host+".setpgid"))
+		cfg.Commands[host] = fmt.Sprintf(`setsid sh -c 'echo $$ > %s; while :; do sleep 1; done' >/dev/null 2>&1 & %s & %s & %s`,
+			daemon, timeout, setpgid, loopCmd(filepath.Join(dir, host+".loop")))
 	}
 	raw, err := json.Marshal(cfg)
 	require.NoError(t, err)
@@ -123,7 +128,7 @@ func TestCommandsOfADeadProcessAreEnded(t *testing.T) {
 
 	pids := map[string]int{}
 	for _, host := range []string{"localhost", "remote"} {
-		for _, kind := range []string{"loop", "daemon"} {
+		for _, kind := range []string{"loop", "timeout", "setpgid", "daemon"} {
 			pid := testenv.WaitPIDFile(t, filepath.Join(dir, host+"."+kind), 10*time.Second)
 			killAtEnd(t, pid)
 			pids[host+"."+kind] = pid
@@ -143,7 +148,11 @@ func TestCommandsOfADeadProcessAreEnded(t *testing.T) {
 	t.Cleanup(func() { _ = next.Close() })
 	sshnative.WaitReaped(next)
 	for _, host := range []string{"localhost", "remote"} {
-		assert.True(t, gone(pids[host+".loop"]), "%s: the command's loop must be ended", host)
+		for _, kind := range []string{"loop", "timeout", "setpgid"} {
+			pid := pids[host+"."+kind]
+			assert.Eventually(t, func() bool { return gone(pid) }, 5*time.Second, 10*time.Millisecond,
+				"%s: the command's %s (pid %d) must be ended", host, kind, pid)
+		}
 		assert.False(t, gone(pids[host+".daemon"]), "%s: a daemon in its own session is not the command's", host)
 	}
 	journals, err := filepath.Glob(filepath.Join(state, "run-*.journal"))

@@ -17,7 +17,8 @@ import (
 // Options of the [sshnative] section, with their defaults, as etc/exed.conf
 // documents them:
 //
-//	inventory          Ansible INI inventory file (default: localhost only)
+//	inventory          Ansible inventory sources, comma-separated like repeated
+//	                   -i (default: localhost only)
 //	roles              script roles for deploy (default ./roles)
 //	remote_user        login user when a host sets none (default: current user)
 //	private_key_file   keys tried for every host, comma-separated (default ~/.ssh/id_*)
@@ -70,7 +71,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 		return Config{}, nil, exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
 	if path != "" {
-		inv, err := inventory.Load(path)
+		inv, err := inventory.Load(inventory.ParseSources(path)...)
 		if err != nil {
 			return Config{}, nil, exe.Errorf(exe.ErrInvalid, "[sshnative] inventory: %v", err)
 		}
@@ -111,6 +112,11 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	}
 	if cfg.SSH.InsecureIgnoreHostKey {
 		log.Warn("[sshnative] host_key_checking = false: SSH host keys are NOT verified")
+	}
+	if cfg.Inventory != nil {
+		for _, w := range cfg.Inventory.Warnings() {
+			log.Warn("inventory: " + w)
+		}
 	}
 	cfg.Logger = log
 	cfg.StateDir = executor.StateDir()

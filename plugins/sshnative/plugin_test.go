@@ -37,7 +37,7 @@ func TestConfigFromSection(t *testing.T) {
 	assert.EqualError(t, err, `[sshnative] kill_grace: must be more than 0 (a process group gets this long after SIGHUP and after SIGTERM)`)
 
 	inv := filepath.Join(t.TempDir(), "hosts")
-	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb1:notaport\n"), 0o600))
+	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[1:x]\n"), 0o600))
 	_, _, err = sshnative.ConfigFromSection(map[string]string{"inventory": inv})
 	require.Error(t, err)
 	assert.Contains(t, err.Error(), "[sshnative] inventory: ")

@@ -5,6 +5,7 @@ import (
 	_ "embed"
 	"errors"
 	"fmt"
+	"maps"
 	"strconv"
 	"strings"
 	"sync"
@@ -161,21 +162,16 @@ func (x *Executor) reapConn(h *inventory.Host) (conn, error) {
 	if cur := x.cfg.Inventory.Host(h.Name); cur != nil && sameConnection(cur, h) {
 		return x.hostConn(cur)
 	}
-	vars := map[string]string{}
+	vars := map[string]any{}
 	for k, v := range h.Vars {
 		vars[k] = v
 	}
-	if vars["ansible_host"] == "" {
+	if vars["ansible_host"] == nil || vars["ansible_host"] == "" {
 		vars["ansible_host"] = h.Name
 	}
 	return x.hostConn(&inventory.Host{Name: "\x00journal " + h.Name, Vars: vars})
 }
 
 func sameConnection(a, b *inventory.Host) bool {
-	for _, k := range connectionVars {
-		if a.Vars[k] != b.Vars[k] {
-			return false
-		}
-	}
-	return true
+	return maps.Equal(journalVars(a), journalVars(b))
 }

@@ -272,23 +272,20 @@ func (p *pool) keepAlive(name string, pc *pooled, c *ssh.Client) {
 
 // dial connects and authenticates, classifying failures for the event's msg.
 func (p *pool) dial(ctx context.Context, h *inventory.Host) (*ssh.Client, error) {
-	addr := h.Vars["ansible_host"]
-	if addr == "" {
-		addr = h.Name
+	hc, err := h.Conn()
+	if err != nil {
+		return nil, err
 	}
-	port := h.Vars["ansible_port"]
-	if port == "" {
-		port = "22"
+	addr, port := hc.Address, "22"
+	if hc.Port != 0 {
+		port = strconv.Itoa(hc.Port)
 	}
-	if _, err := strconv.Atoi(port); err != nil {
-		return nil, fmt.Errorf("ansible_port %q is not a number", port)
-	}
-	u := h.Vars["ansible_user"]
+	u := hc.User
 	if u == "" {
 		u = p.opts.User
 	}
 	auth := p.auth
-	if kf := h.Vars["ansible_ssh_private_key_file"]; kf != "" {
+	if kf := hc.PrivateKeyFile; kf != "" {
 		s, err := loadKey(expandHome(kf))
 		if err != nil {
 			return nil, err

@@ -113,7 +113,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 // posixShell tells whether the host's login shell evaluates POSIX sh, as
 // Ansible assumes unless ansible_shell_type says otherwise.
 func (c sshConn) posixShell() bool {
-	t := c.host.Vars["ansible_shell_type"]
+	t, _ := c.host.Vars["ansible_shell_type"].(string)
 	return t == "" || t == "sh"
 }
 
@@ -122,41 +122,51 @@ func (c sshConn) posixShell() bool {
 // command's session ending once its processes are gone.
 const hangupWait = time.Second
 
-// stopScript ends the process group $1 as procgroup.Stop does locally:
-// SIGHUP, then SIGTERM once $2 tenths of a second have passed with a
-// process of the group still alive, then SIGKILL after as long again;
-// SIGCONT after each so that a stopped process acts on it. Where /proc
-// shows it, a group left with zombies only (their parent died and init
-// has not reaped them) has ended. A sleep that takes no fractions waits
-// whole seconds.
-const stopScript = `g=$1 n=$2
-alive() {
-	kill -s 0 -- "-$g" 2>/dev/null || return 1
-	[ -r /proc/self/stat ] || return 0
-	z=0
-	for f in /proc/[0-9]*/stat; do
-		{ read -r l < "$f"; } 2>/dev/null || continue
+// stopScript ends the command whose login shell is $1 as
+// procgroup.StopSession does locally: sshd makes that shell a session
+// leader, so $1 is its session and its process group. It signals that
+// group and, where /proc shows them, every other group of the session that
+// holds a process whose environment carries $3 (EXE_RUN_ID=<run id>:$1):
+// commands that moved to a group of their own (GNU timeout, a
+// setpgid(0, 0) child) end with the command, while a daemon it started
+// in a session of its own (setsid) is left alone. SIGHUP, then SIGTERM
+// once $2 tenths of a second have passed with such a process alive, then
+// SIGKILL after as long again; SIGCONT after each so that a stopped
+// process acts on it. A group left with zombies only (their parent died
+// and init has not reaped them) has ended. A sleep that takes no
+// fractions waits whole seconds. Exit status 1: something outlived
+// SIGKILL by $2 tenths (or, without /proc, the group still answers).
+const stopScript = `g=$1 n=$2 m=$3
+groups() {
+	if [ ! -r /proc/self/stat ]; then
+		kill -s 0 -- "-$g" 2>/dev/null && echo "$g"
+		return 0
+	fi
+	for d in /proc/[0-9]*; do
+		{ read -r l < "$d/stat"; } 2>/dev/null || continue
 		set -- ${l##*) }
-		[ "$3" = "$g" ] || continue
-		[ "$1" = Z ] || return 0
-		z=1
-	done
-	[ "$z" = 0 ]
+		[ "$4" = "$g" ] && [ "$1" != Z ] || continue
+		if [ "$3" != "$g" ]; then
+			[ -n "$m" ] && grep -a -q -F "$m" "$d/environ" 2>/dev/null || continue
+		fi
+		echo "$3"
+	done | sort -u
 }
-gone() {
+left=$(groups)
+for s in HUP TERM KILL; do
+	[ -n "$left" ] || exit 0
+	for x in $left; do
+		kill -s "$s" -- "-$x" 2>/dev/null && kill -s CONT -- "-$x" 2>/dev/null
+	done
 	i=0
-	while alive; do
-		[ "$i" -ge "$n" ] && return 1
+	while :; do
+		left=$(groups)
+		[ -n "$left" ] || exit 0
+		[ "$i" -ge "$n" ] && break
 		if sleep 0.1 2>/dev/null; then i=$((i + 1)); else sleep 1; i=$((i + 10)); fi
 	done
-}
-for s in HUP TERM; do
-	kill -s "$s" -- "-$g" 2>/dev/null || exit 0
-	kill -s CONT -- "-$g" 2>/dev/null
-	gone && exit 0
 done
-kill -s KILL -- "-$g" 2>/dev/null
-exit 0`
+exit 1`
 
 // stopError is the cause of an interrupted command whose processes could
 // not be stopped for certain.
@@ -198,7 +208,7 @@ func runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line
 		}
 		cause := context.Cause(ctx)
 		if !cmd.raw {
-			if serr := stopRemote(client, pids, done, grace, posix); serr != nil {
+			if serr := stopRemote(client, pids, done, cmd.runID, grace, posix); serr != nil {
 				cause = &stopError{cause: cause, reason: serr.Error()}
 			}
 		}
@@ -241,7 +251,7 @@ func sessionResult(err error, res result) (result, error) {
 // stopScript, run in a second session on the same connection, once the
 // command has reported its pid (it does so first thing) or has ended. It
 // says why when it could not.
-func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time.Duration, posix bool) error {
+func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, runID string, grace time.Duration, posix bool) error {
 	var pid int
 	select {
 	case pid = <-pids.pid:
@@ -257,16 +267,24 @@ func stopRemote(client *ssh.Client, pids *pidFilter, done chan error, grace time
 	}
 	defer stop.Close()
 	tenths := int((grace + 99*time.Millisecond) / (100 * time.Millisecond))
-	line := remoteCommand(command{script: stopScript, args: []string{strconv.Itoa(pid), strconv.Itoa(tenths)}}, posix)
+	mark := ""
+	if runID != "" {
+		mark = runIDVar + "=" + runID + ":" + strconv.Itoa(pid)
+	}
+	line := remoteCommand(command{script: stopScript, args: []string{strconv.Itoa(pid), strconv.Itoa(tenths), mark}}, posix)
 	ran := make(chan error, 1)
 	go func() { ran <- stop.Run(line) }()
 	select {
 	case err := <-ran:
-		if err != nil {
-			return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
+		var exit *ssh.ExitError
+		switch {
+		case err == nil:
+			return nil
+		case errors.As(err, &exit) && exit.ExitStatus() == 1:
+			return errors.New("a process of the command outlived SIGKILL; " + mayStillRun)
 		}
-		return nil
-	case <-time.After(2*grace + 3*hangupWait):
+		return fmt.Errorf("stopping the command failed (%v); %s", err, mayStillRun)
+	case <-time.After(3*grace + 3*hangupWait):
 		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }

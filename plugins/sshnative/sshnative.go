@@ -83,6 +83,9 @@ type Executor struct {
 	journal *journal
 	// reaping counts the reaps in flight; Close waits for them.
 	reaping sync.WaitGroup
+	// runIDs names the commands of an executor without a journal (see
+	// marked).
+	runIDs runIDs
 }
 
 var _ exe.Executor = (*Executor)(nil)
@@ -113,6 +116,10 @@ func New(cfg Config) (*Executor, error) {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
 	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p}
+	if x.runIDs.prefix, err = randomID(); err != nil {
+		p.close()
+		return nil, fmt.Errorf("sshnative: %w", err)
+	}
 	if cfg.StateDir != "" {
 		if x.journal, err = openJournal(cfg.StateDir, log); err != nil {
 			p.close()
@@ -142,22 +149,30 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 }
 
 // connFor returns the connection that runs an operation's commands on
-// host: journaled when the executor keeps a journal.
+// host: journaled when the executor keeps a journal, and in any case with
+// each command marked by a run ID, by which a stop finds the process
+// groups the command's processes moved to.
 func (x *Executor) connFor(h *inventory.Host) (conn, error) {
 	c, err := x.hostConn(h)
-	if err != nil || x.journal == nil {
+	if err != nil {
 		return c, err
+	}
+	if x.journal == nil {
+		return marked{conn: c, ids: &x.runIDs}, nil
 	}
 	return tracked{conn: c, x: x, host: h}, nil
 }
 
 // hostConn returns the connection that reaches host.
 func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
-	if h.Local() {
-		return x.local, nil
+	hc, err := h.Conn()
+	if err != nil {
+		return nil, err
 	}
-	switch c := h.Vars["ansible_connection"]; c {
-	case "", "ssh", "smart", "paramiko":
+	switch c := hc.Connection; c {
+	case "local":
+		return x.local, nil
+	case "ssh", "smart", "paramiko":
 		return sshConn{pool: x.pool, host: h, grace: x.cfg.KillGrace}, nil
 	default:
 		return nil, fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c)
@@ -167,13 +182,14 @@ func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
 // hostFunc does an operation's work on one host and emits its events.
 type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
 
-// single adapts an operation with one event per host: none for a host
-// whose command never started (fn returns false), which its caller
-// accounts for (a job's Runner reports it SKIPPED, a sync run FAILED).
+// single adapts an operation with one event per host: SKIPPED
+// exe.NotStarted for a host whose command never started (fn returns
+// false), which says so to the job's Runner (which cannot know it).
 func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 	return func(ctx context.Context, host string, c conn, emit exe.Emit) {
 		ev, ok := fn(ctx, c)
 		if !ok {
+			emit(exe.NotStarted(host, context.Cause(ctx)))
 			return
 		}
 		ev.Host = host
@@ -184,21 +200,32 @@ func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 // each runs fn for every host with bounded concurrency; fn emits each
 // result as soon as it is ready. Hosts missing from the inventory and hosts
 // whose connection cannot be set up are reported UNREACHABLE. Once ctx
-// ends no further host is started, and those get no event.
+// ends no further host is started, and those end SKIPPED exe.NotStarted,
+// after the hosts under way have reported.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
 	sem := make(chan struct{}, x.cfg.Concurrency)
 	var wg sync.WaitGroup
+	started := 0
+	defer func() {
+		wg.Wait()
+		for _, name := range hosts[started:] {
+			emit(exe.NotStarted(name, context.Cause(ctx)))
+		}
+	}()
 	for _, name := range hosts {
+		acquired := false
 		select {
 		case sem <- struct{}{}:
+			acquired = true
 		case <-ctx.Done():
-			wg.Wait()
-			return nil
 		}
 		if ctx.Err() != nil {
-			<-sem
-			break
+			if acquired {
+				<-sem
+			}
+			return nil
 		}
+		started++
 		wg.Add(1)
 		go func(name string) {
 			defer func() { <-sem; wg.Done() }()
@@ -220,7 +247,6 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 			fn(hctx, name, c, emit)
 		}(name)
 	}
-	wg.Wait()
 	return nil
 }
 

@@ -26,7 +26,20 @@ var stubborn = []struct{ name, cmd string }{
 	{"HUP trap", `trap 'echo hup' HUP; echo started; echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; while :; do sleep 1; done`},
 	// Only SIGKILL ends it.
 	{"HUP and TERM ignored", `trap '' HUP TERM; echo started; echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; while :; do sleep 1; done`},
+	// GNU timeout (without --foreground) moves to a process group of its
+	// own; the pid is that of the sleep it runs.
+	{"timeout", `echo started; timeout 300 sh -c 'echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; exec sleep 299'`},
+	// So does any process that calls setpgid(0, 0).
+	{"setpgid", `echo started; ` + setpgidCmd},
 }
+
+// setpgidCmd moves to a process group of its own, writes its pid to the
+// file %[1]s and sleeps.
+const setpgidCmd = `python3 -c 'import os, sys
+os.setpgid(0, 0)
+open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()) + "\n")
+os.rename(sys.argv[1] + ".tmp", sys.argv[1])
+os.execvp("sleep", ["sleep", "299"])' %[1]s`
 
 // stoppedByPID waits (bounded) until pid has ended on this machine.
 func stoppedByPID(t *testing.T, pid int, what string) {

@@ -40,6 +40,15 @@ func checkNotUTF8(t *testing.T, x *sshnative.Executor, hosts []string) {
 		assert.Equal(t, exe.ExecResult{Stdout: "éééé", Stderr: "12345678"}, *evs[h].Exec, h)
 		assert.True(t, evs[h].Truncated, h)
 	}
+	// The cap bounds the field, not the bytes: 8 bad bytes are within the
+	// cap of 9, their 8 U+FFFD (24 bytes) are not.
+	evs = collect(t, func(emit exe.Emit) error {
+		return x.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: `printf '\377\377\377\377\377\377\377\377'`}, emit)
+	})
+	for _, h := range hosts {
+		assert.Equal(t, exe.ExecResult{Stdout: "\uFFFD\uFFFD\uFFFD"}, *evs[h].Exec, h)
+		assert.True(t, evs[h].Truncated, h)
+	}
 	// Deploy steps' messages are built from their output.
 	var steps []exe.Event
 	var mu sync.Mutex
@@ -75,7 +84,7 @@ func latin1Role(t *testing.T) string {
 }
 
 func TestExecuteOutputNotUTF8(t *testing.T) {
-	inv, err := inventory.Parse(strings.NewReader("localhost\nother ansible_connection=local\n"), "t")
+	inv, err := inventory.Parse(strings.NewReader("localhost ansible_connection=local\nother ansible_connection=local\n"), "t")
 	require.NoError(t, err)
 	checkNotUTF8(t, newExec(t, sshnative.Config{Inventory: inv, OutputCap: 9, Roles: latin1Role(t)}), []string{"localhost", "other"})
 }

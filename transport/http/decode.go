@@ -329,7 +329,9 @@ type jsonFrame struct {
 
 // checkDuplicateKeys walks valid JSON token by token and returns a 400
 // naming the first name that occurs twice in one object, with the path of
-// that object.
+// that object, or the first string that holds a lone UTF-16 surrogate
+// escape ("\ud800"), with its path: encoding/json would replace it with
+// U+FFFD, and a command would run with other text than was sent.
 func checkDuplicateKeys(raw []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.UseNumber() // numbers are only skipped: none may fail to convert
@@ -350,6 +352,7 @@ func checkDuplicateKeys(raw []byte) error {
 		}
 	}
 	for {
+		start := dec.InputOffset()
 		tok, err := dec.Token()
 		if errors.Is(err, io.EOF) {
 			return nil
@@ -358,6 +361,25 @@ func checkDuplicateKeys(raw []byte) error {
 			return jsonError(err)
 		}
 		f := top()
+		if _, ok := tok.(string); ok {
+			if u, bad := loneSurrogate(raw[start:dec.InputOffset()]); bad {
+				where := "request body"
+				switch {
+				case f == nil:
+				case f.object && f.wantKey && f.path == "":
+					where = "a key of the request body"
+				case f.object && f.wantKey:
+					where = f.path + ": a key"
+				case f.object && f.path == "":
+					where = f.key
+				case f.object:
+					where = f.path + "." + f.key
+				default:
+					where = f.path + "[" + strconv.Itoa(f.index) + "]"
+				}
+				return exe.Errorf(exe.ErrInvalid, "%s: \\u%04x is a lone UTF-16 surrogate, not a character", clip(where, 128), u)
+			}
+		}
 		if f != nil && f.object && f.wantKey {
 			if tok == json.Delim('}') {
 				stack = stack[:len(stack)-1]
@@ -401,6 +423,44 @@ func checkDuplicateKeys(raw []byte) error {
 	}
 }
 
+// loneSurrogate finds the first \uXXXX escape in the JSON text b that is
+// a UTF-16 surrogate not paired as RFC 8259 requires (a high one followed
+// by an escaped low one).
+func loneSurrogate(b []byte) (rune, bool) {
+	hex4 := func(i int) (rune, bool) {
+		if i+6 > len(b) || b[i] != '\\' || b[i+1] != 'u' {
+			return 0, false
+		}
+		n, err := strconv.ParseUint(string(b[i+2:i+6]), 16, 16)
+		return rune(n), err == nil
+	}
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] != 'u' {
+			i++ // a two-character escape, "\\" among them
+			continue
+		}
+		u, ok := hex4(i)
+		if !ok {
+			continue
+		}
+		switch {
+		case u >= 0xD800 && u < 0xDC00:
+			if low, ok := hex4(i + 6); ok && low >= 0xDC00 && low <= 0xDFFF {
+				i += 11
+				continue
+			}
+			return u, true
+		case u >= 0xDC00 && u <= 0xDFFF:
+			return u, true
+		}
+		i += 5
+	}
+	return 0, false
+}
+
 // invalidUTF8At is the offset of the first byte of b that is not part of
 // a valid UTF-8 sequence.
 func invalidUTF8At(b []byte) int {
@@ -434,14 +494,15 @@ func jsonError(err error) error {
 	case errors.Is(err, exe.ErrInvalid):
 		return err
 	case errors.As(err, &typeErr):
-		field := typeErr.Field
-		if i := bytes.IndexByte([]byte(field), '.'); i >= 0 {
-			field = field[:i]
+		// Field is a dotted path that also names embedded Go structs
+		// ("targetsBody.targets"): the first JSON name in it is the
+		// field.
+		for _, field := range strings.Split(typeErr.Field, ".") {
+			if want, ok := fieldTypes[field]; ok {
+				return exe.Errorf(exe.ErrInvalid, "%s: must be %s", field, want)
+			}
 		}
-		if want, ok := fieldTypes[field]; ok {
-			return exe.Errorf(exe.ErrInvalid, "%s: must be %s", field, want)
-		}
-		return exe.Errorf(exe.ErrInvalid, "field %q has the wrong type", field)
+		return exe.Errorf(exe.ErrInvalid, "a field has the wrong type")
 	case errors.As(err, &syntaxErr):
 		return exe.Errorf(exe.ErrInvalid, "request body is not valid JSON (at byte %d)", syntaxErr.Offset)
 	case errors.Is(err, io.ErrUnexpectedEOF):

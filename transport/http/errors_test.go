@@ -55,6 +55,8 @@ func TestBadInput(t *testing.T) {
 		{"POST", "/ping", "application/json", `{"targets":["localhost"]} {}`, 400, "request body must hold a single JSON object"},
 		{"POST", "/ping", "application/json", `{"targets":"localhost"}`, 400, "targets: must be a list of host names"},
 		{"POST", "/ping", "application/json", `{"targets":[1]}`, 400, "targets: must be a list of host names"},
+		{"POST", "/execute", "application/json", `{"targets":"localhost","cmd":"true"}`, 400, "targets: must be a list of host names"},
+		{"POST", "/deploy", "application/json", `{"target":{},"role":"r"}`, 400, "target: must be a list of host names"},
 		{"POST", "/ping", "application/json", `{"targets":[]}`, 400, "targets: at least one host is required"},
 		{"POST", "/ping", "application/json", `{}`, 400, "targets: at least one host is required"},
 		{"POST", "/ping", "application/json", `{"targets":["ghost"]}`, 404, "no hosts match that target: ghost"},

@@ -174,8 +174,15 @@ func (a *API) cancelJob(w http.ResponseWriter, r *http.Request) {
 // restarting it, would not help, so its status code stays 200 and
 // monitors read the body; 503 {"status": "unavailable", "message"} when a
 // part it needs (the store, the executor) does not answer.
+//
+// The check does not end with the request's context: net/http cancels that
+// when the client half-closes its connection (a probe that sends its
+// request and shuts down its write side), and a check cut short would
+// report the server unavailable. healthTimeout bounds it instead.
 func (a *API) health(w http.ResponseWriter, r *http.Request) {
-	err := a.engine.Health(r.Context())
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), healthTimeout)
+	defer cancel()
+	err := a.engine.Health(ctx)
 	switch {
 	case err == nil:
 		writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
@@ -185,6 +192,10 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "unavailable", "message": exe.PublicMessage(err)})
 	}
 }
+
+// healthTimeout bounds a /healthz check: a part that has not answered by
+// then is unavailable.
+const healthTimeout = 10 * time.Second
 
 // follow streams a job as NDJSON: the job object, then every event as
 // {"host": event} from the first one, then the final job object. Each line is

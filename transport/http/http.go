@@ -11,6 +11,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sort"
 	"strings"
@@ -238,9 +239,22 @@ func statusOf(err error) int {
 	return http.StatusInternalServerError
 }
 
+// statusClientClosed answers a request whose client went away (or
+// half-closed its connection, which net/http takes for the same) before
+// the answer was ready: nginx's 499 "client closed request". It is no
+// server error, and the client rarely reads it.
+const statusClientClosed = 499
+
 // writeError answers with err's status and public message; unexpected
-// errors are logged in full and shown as a generic message.
+// errors are logged in full and shown as a generic message. An error that
+// comes of the request's context ending (the client went away) is
+// neither: it is answered 499 and logged at debug level.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
+		a.log.Debug("request cancelled: the client closed its connection", "method", r.Method, "path", r.URL.Path, "error", err)
+		writeMessage(w, statusClientClosed, "request cancelled: the client closed its connection")
+		return
+	}
 	status := statusOf(err)
 	if status == http.StatusInternalServerError {
 		a.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "error", err)

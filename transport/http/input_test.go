@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"net/url"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/0ops/exed/exe"
@@ -127,9 +128,29 @@ func TestBodyMustBeUTF8(t *testing.T) {
 	r = s.do("POST", "/execute", "application/json; charset=iso-8859-1", `{"targets":["localhost"],"cmd":"true"}`)
 	assert.Equal(t, http.StatusUnsupportedMediaType, r.status, string(r.body))
 	assert.Equal(t, `Content-Type must be application/json in UTF-8, not charset "iso-8859-1"`, r.message(t))
+	// A lone UTF-16 surrogate escape is no character: encoding/json would
+	// run the command with U+FFFD in its place.
+	for body, msg := range map[string]string{
+		`{"targets":["localhost"],"cmd":"echo \ud800"}`:                          `cmd: \ud800 is a lone UTF-16 surrogate, not a character`,
+		`{"targets":["localhost"],"cmd":"echo \udc00\ud83d"}`:                    `cmd: \udc00 is a lone UTF-16 surrogate, not a character`,
+		`{"targets":["localhost","x\ud83dy"],"cmd":"true"}`:                      `targets[1]: \ud83d is a lone UTF-16 surrogate, not a character`,
+		`{"targets":["localhost"],"role":"r","extra_vars":{"a":{"b":"\udfff"}}}`: `extra_vars.a.b: \udfff is a lone UTF-16 surrogate, not a character`,
+		`{"targets":["localhost"],"role":"r","extra_vars":{"\ud800":1}}`:         `extra_vars: a key: \ud800 is a lone UTF-16 surrogate, not a character`,
+	} {
+		path := "/execute"
+		if strings.Contains(body, "role") {
+			path = "/deploy"
+		}
+		r = s.post(path, body)
+		assert.Equal(t, http.StatusBadRequest, r.status, body)
+		assert.Equal(t, msg, r.message(t), body)
+	}
 	var ids []string
 	s.get("/jobs").json(t, &ids)
 	assert.Empty(t, ids)
+	// A pair is a character; an escaped backslash before "u" is no escape.
+	r = s.post("/execute", `{"targets":["localhost"],"cmd":"echo \ud83d\ude00 \\ud800"}`)
+	assert.Equal(t, http.StatusCreated, r.status, string(r.body))
 	for _, ct := range []string{"application/json; charset=utf-8", "application/json; charset=UTF-8", "application/json"} {
 		r = s.do("POST", "/execute", ct, `{"targets":["localhost"],"cmd":"echo café"}`)
 		assert.Equal(t, http.StatusCreated, r.status, ct)

@@ -4,12 +4,16 @@
 # $1 is how long to wait after each signal, in tenths of a second; the other
 # arguments are run IDs. Every command exed runs exports
 # EXE_RUN_ID=<run id>:<pgid>, where pgid is its shell's $$, which leads the
-# command's process group. So the processes the command started carry the
-# ID in their environment, and its shell carries it (as the text
+# command's session and its first process group (sshd, and exed locally,
+# start the shell with setsid). So the processes the command started carry
+# the ID in their environment, and its shell carries it (as the text
 # EXE_RUN_ID=<run id>:$$) in its command line. A group is signalled only
-# while a process still in it carries one of the IDs: a group number reused
-# by an unrelated process is left alone, and so is a daemon the command
-# started in a session of its own, as a cancel would.
+# while a process still in it carries one of the IDs and sits in the
+# command's session (or, as written by older versions, in its group): the
+# groups commands move to (GNU timeout, setpgid(0, 0)) are ended with the
+# command, while a group number reused by an unrelated process is left
+# alone, and so is a daemon the command started in a session of its own, as
+# a cancel would.
 #
 # Prints "SIGNAL PGID" for each signal sent. Exit status: 0 when no such
 # group is left, 1 when some outlived SIGKILL (processes of another user),
@@ -26,24 +30,32 @@ groups() {
 			pid=${pid%%/*}
 			[ "$pgid" = '$$' ] && pgid=$pid
 			{ read -r stat <"/proc/$pid/stat"; } 2>/dev/null || continue
-			# The fields after the command name: state, ppid, pgrp.
+			# The fields after the command name: state, ppid, pgrp, session.
 			set -- ${stat##*) }
-			[ "$3" = "$pgid" ] && echo "$pgid"
+			[ "$1" = Z ] && continue
+			[ "$3" = "$pgid" ] || [ "$4" = "$pgid" ] && echo "$3"
 		done | sort -u
 }
 # alive prints the groups of $left that still hold a process that is not a
 # zombie (a zombie has ended; its parent has yet to collect it).
 alive() {
+	l=" $(echo $left) " # one line
 	for f in /proc/[0-9]*/stat; do
 		{ read -r stat <"$f"; } 2>/dev/null || continue
 		set -- ${stat##*) }
 		[ "$1" = Z ] && continue
-		case " $left " in *" $3 "*) echo "$3" ;; esac
+		case $l in *" $3 "*) echo "$3" ;; esac
 	done | sort -u
 }
 step=1
-left=$(groups)
+left=
 for sig in HUP TERM KILL; do
+	# Groups made since the last look (a process that moved meanwhile) are
+	# ended too; those already found stay until they have no process left.
+	left=$({
+		alive
+		groups
+	} | sort -u)
 	[ -n "$left" ] || exit 0
 	for g in $left; do
 		kill -s "$sig" -- "-$g" 2>/dev/null && echo "$sig $g"

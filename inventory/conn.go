@@ -1,0 +1,287 @@
+package inventory
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"os/user"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// Conn is how Ansible reaches a host: the settings its ssh connection
+// plugin and its become plugins take from the host's variables. Where a
+// setting has several spellings, the later one in the plugin's list wins
+// when both are set, as in Ansible (ansible_ssh_host over ansible_host,
+// ansible_sudo_user over ansible_become_user). A variable set to null
+// counts as unset.
+type Conn struct {
+	// Connection is ansible_connection: "ssh" when unset, "local" for the
+	// implicit localhost. Other values ("smart", "paramiko", "winrm", ...)
+	// are given as written.
+	Connection string
+	// Address is what to connect to: ansible_ssh_host, else ansible_host,
+	// else the inventory name.
+	Address string
+	// Port is ansible_ssh_port, else ansible_port, 1-65535; 0 when unset
+	// (ssh's own default: ssh_config, else 22).
+	Port int
+	// User is ansible_ssh_user, else ansible_user; "" when unset.
+	User string
+	// PrivateKeyFile is ansible_ssh_private_key_file, else
+	// ansible_private_key_file, resolved as Ansible resolves a path: $VAR
+	// and ~ expanded, then absolute from the working directory.
+	PrivateKeyFile string
+	// Password is ansible_ssh_password, else ansible_ssh_pass, else
+	// ansible_password. Never log it.
+	Password string
+	// SSHArgs, SSHCommonArgs and SSHExtraArgs are ansible_ssh_args,
+	// ansible_ssh_common_args and ansible_ssh_extra_args.
+	SSHArgs, SSHCommonArgs, SSHExtraArgs string
+	// ShellType is ansible_shell_type; "" when unset (sh).
+	ShellType string
+
+	// Become is ansible_become, read as Ansible reads a boolean (yes, on,
+	// true, 1, ... any case).
+	Become bool
+	// BecomeMethod is ansible_become_method; "sudo" when unset.
+	BecomeMethod string
+	// BecomeUser is ansible_become_user, or the method's own spelling
+	// (ansible_sudo_user, ansible_su_user); "root" when unset.
+	BecomeUser string
+	// BecomeExe and BecomeFlags are ansible_become_exe and
+	// ansible_become_flags (or the method's spelling); for sudo they
+	// default to "sudo" and "-H -S -n", for su to "su" and "".
+	BecomeExe, BecomeFlags string
+	// BecomePassword is ansible_sudo_pass or ansible_su_pass, else
+	// ansible_become_pass, else ansible_become_password. Never log it.
+	BecomePassword string
+}
+
+// Escalates tells whether Ansible escalates privileges for a command on
+// the host: Become is set and the become user differs from the remote user
+// (Ansible runs as the login user when they are the same, unless
+// allow_same_user is set). User "" is no remote user set; a caller that
+// applies a default remote user, as Ansible's remote_user setting does,
+// sets User first.
+func (c Conn) Escalates() bool {
+	return c.Become && (c.BecomeUser != c.User || c.BecomeUser == "" && c.User == "")
+}
+
+// becomeVars are the become plugins' variables, each list in the plugin's
+// order (the last one set wins).
+type becomeVars struct {
+	user, exe, flags, pass []string
+	exeDefault, flagsDef   string
+}
+
+var becomeMethods = map[string]becomeVars{
+	"sudo": {
+		user:       []string{"ansible_become_user", "ansible_sudo_user"},
+		exe:        []string{"ansible_become_exe", "ansible_sudo_exe"},
+		flags:      []string{"ansible_become_flags", "ansible_sudo_flags"},
+		pass:       []string{"ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"},
+		exeDefault: "sudo", flagsDef: "-H -S -n",
+	},
+	"su": {
+		user:       []string{"ansible_become_user", "ansible_su_user"},
+		exe:        []string{"ansible_become_exe", "ansible_su_exe"},
+		flags:      []string{"ansible_become_flags", "ansible_su_flags"},
+		pass:       []string{"ansible_become_password", "ansible_become_pass", "ansible_su_pass"},
+		exeDefault: "su",
+	},
+}
+
+// genericBecome is for the methods exed does not know: Ansible's common
+// spellings, no defaults.
+var genericBecome = becomeVars{
+	user:  []string{"ansible_become_user"},
+	exe:   []string{"ansible_become_exe"},
+	flags: []string{"ansible_become_flags"},
+	pass:  []string{"ansible_become_password", "ansible_become_pass"},
+}
+
+// Conn resolves the host's connection. An error names the variable and
+// says what is wrong with it: a port that is not a number from 1 to 65535,
+// a become flag that is not a boolean, a value that is a Jinja2 template
+// (which Ansible renders and exed does not), an ansible-vault encrypted
+// value, a list or mapping where a string is needed.
+func (h *Host) Conn() (Conn, error) {
+	c := Conn{Connection: "ssh", Address: h.Name, BecomeMethod: "sudo", BecomeUser: "root"}
+	var err error
+	str := func(dst *string, names ...string) {
+		if err != nil {
+			return
+		}
+		name, v, ok := lastSet(h.Vars, names)
+		if !ok {
+			return
+		}
+		*dst, err = textVar(name, v)
+	}
+	str(&c.Connection, "ansible_connection")
+	str(&c.Address, "ansible_host", "ansible_ssh_host")
+	str(&c.User, "ansible_user", "ansible_ssh_user")
+	str(&c.PrivateKeyFile, "ansible_private_key_file", "ansible_ssh_private_key_file")
+	str(&c.Password, "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+	str(&c.SSHArgs, "ansible_ssh_args")
+	str(&c.SSHCommonArgs, "ansible_ssh_common_args")
+	str(&c.SSHExtraArgs, "ansible_ssh_extra_args")
+	str(&c.ShellType, "ansible_shell_type")
+	str(&c.BecomeMethod, "ansible_become_method")
+	if err != nil {
+		return Conn{}, err
+	}
+	if c.PrivateKeyFile != "" {
+		c.PrivateKeyFile = ansiblePath(c.PrivateKeyFile)
+	}
+	if c.Address == "" {
+		return Conn{}, fmt.Errorf("the host's address (ansible_host or ansible_ssh_host) is empty")
+	}
+	if name, v, ok := lastSet(h.Vars, []string{"ansible_port", "ansible_ssh_port"}); ok {
+		if c.Port, err = portVar(name, v); err != nil {
+			return Conn{}, err
+		}
+	}
+	if v, ok := h.Vars["ansible_become"]; ok && v != nil {
+		if c.Become, err = boolVar("ansible_become", v); err != nil {
+			return Conn{}, err
+		}
+	}
+	bv, known := becomeMethods[c.BecomeMethod]
+	if !known {
+		bv = genericBecome
+		c.BecomeUser = ""
+	}
+	c.BecomeExe, c.BecomeFlags = bv.exeDefault, bv.flagsDef
+	str(&c.BecomeUser, bv.user...)
+	str(&c.BecomeExe, bv.exe...)
+	str(&c.BecomeFlags, bv.flags...)
+	str(&c.BecomePassword, bv.pass...)
+	if err != nil {
+		return Conn{}, err
+	}
+	return c, nil
+}
+
+// lastSet returns the last of names that vars sets to a non-null value.
+func lastSet(vars map[string]any, names []string) (string, any, bool) {
+	found := false
+	var name string
+	var val any
+	for _, n := range names {
+		if v, ok := vars[n]; ok && v != nil {
+			name, val, found = n, v, true
+		}
+	}
+	return name, val, found
+}
+
+// textVar reads a variable Ansible uses as text: scalars as Python's str()
+// writes them.
+func textVar(name string, v any) (string, error) {
+	switch x := v.(type) {
+	case []any, map[string]any:
+		return "", fmt.Errorf("%s must be a string, not a %s", name, pyTypeName(v))
+	case Vaulted:
+		return "", fmt.Errorf("%s is encrypted with ansible-vault, which exed does not decrypt", name)
+	case Unsafe:
+		return string(x), nil
+	case string:
+		if hasTemplate(x) {
+			return "", fmt.Errorf("%s is a Jinja2 template (%s), which exed does not render", name, x)
+		}
+		return x, nil
+	}
+	return strOf(v), nil
+}
+
+// portVar reads a port as Ansible's int option does.
+func portVar(name string, v any) (int, error) {
+	var p int
+	switch x := v.(type) {
+	case int:
+		p = x
+	case float64:
+		if x != math.Trunc(x) {
+			return 0, fmt.Errorf("%s %v is not a port number", name, x)
+		}
+		p = int(x)
+	case string:
+		if hasTemplate(x) {
+			return 0, fmt.Errorf("%s is a Jinja2 template (%s), which exed does not render", name, x)
+		}
+		n, err := pyInt(x)
+		if err != nil {
+			return 0, fmt.Errorf("%s %q is not a port number", name, x)
+		}
+		p = n
+	default:
+		return 0, fmt.Errorf("%s %v is not a port number", name, v)
+	}
+	if p < 1 || p > 65535 {
+		return 0, fmt.Errorf("%s %d is not a port number (1-65535)", name, p)
+	}
+	return p, nil
+}
+
+// boolVar is Ansible's boolean(value, strict=True).
+func boolVar(name string, v any) (bool, error) {
+	switch x := v.(type) {
+	case bool:
+		return x, nil
+	case int:
+		if x == 0 || x == 1 {
+			return x == 1, nil
+		}
+	case float64:
+		if x == 0 || x == 1 {
+			return x == 1, nil
+		}
+	case string:
+		if hasTemplate(x) {
+			return false, fmt.Errorf("%s is a Jinja2 template (%s), which exed does not render", name, x)
+		}
+		switch strings.ToLower(strings.TrimSpace(x)) {
+		case "y", "yes", "on", "1", "true", "t":
+			return true, nil
+		case "n", "no", "off", "0", "false", "f":
+			return false, nil
+		}
+	}
+	return false, fmt.Errorf("%s %v is not a valid boolean (use true or false)", name, v)
+}
+
+// envRefRE finds $NAME and ${NAME} as Python's os.path.expandvars does.
+var envRefRE = regexp.MustCompile(`\$(?:([A-Za-z0-9_]+)|\{([^}]*)\})`)
+
+// ansiblePath resolves a path option as Ansible's unfrackpath does:
+// environment references expanded (unknown ones kept), then ~ and ~user,
+// then made absolute from the working directory and cleaned.
+func ansiblePath(p string) string {
+	p = envRefRE.ReplaceAllStringFunc(p, func(ref string) string {
+		m := envRefRE.FindStringSubmatch(ref)
+		name := m[1] + m[2]
+		if v, ok := os.LookupEnv(name); ok {
+			return v
+		}
+		return ref
+	})
+	if strings.HasPrefix(p, "~") {
+		name, rest, _ := strings.Cut(p[1:], "/")
+		home := ""
+		if name == "" {
+			home, _ = os.UserHomeDir()
+		} else if u, err := user.Lookup(name); err == nil {
+			home = u.HomeDir
+		}
+		if home != "" {
+			p = filepath.Join(home, rest)
+		}
+	}
+	if abs, err := filepath.Abs(p); err == nil {
+		p = abs
+	}
+	return filepath.Clean(p)
+}

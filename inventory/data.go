@@ -1,0 +1,471 @@
+package inventory
+
+import (
+	"fmt"
+	"math/big"
+	"reflect"
+	"sort"
+	"strconv"
+)
+
+// The model follows Ansible's InventoryData, Group and Host
+// (ansible/inventory/): what it keeps, in which order, and when a second
+// definition replaces or is ignored. Every operation is linear in what it
+// touches, so a group of 100,000 hosts loads in linear time.
+
+type host struct {
+	name string
+	idx  int // order of first definition
+	// vars are the host's own variables (inventory sources only).
+	vars map[string]any
+	// direct lists the groups the host was put in, in order.
+	direct []*group
+	// where is the first definition ("file:line").
+	where string
+	// conn remembers where each connection variable got its value, to warn
+	// when a later definition changes it.
+	conn map[string]varSite
+}
+
+type varSite struct {
+	value any
+	where string
+}
+
+type group struct {
+	name     string
+	hosts    []*host
+	children []*group
+	parents  []*group
+	vars     map[string]any
+	priority int
+	depth    int
+}
+
+// localNames are Ansible's C.LOCALHOST: the names the implicit localhost
+// answers to.
+var localNames = map[string]bool{"localhost": true, "127.0.0.1": true, "::1": true}
+
+// connVars are the variables that decide where and as whom a command runs;
+// a host defined twice with different values of one is warned about.
+var connVars = map[string]bool{
+	"ansible_host": true, "ansible_ssh_host": true, "ansible_port": true, "ansible_ssh_port": true,
+	"ansible_user": true, "ansible_ssh_user": true, "ansible_connection": true,
+}
+
+func newInventory() *Inventory {
+	inv := &Inventory{hostByName: map[string]*host{}, groupByName: map[string]*group{}}
+	all := inv.addGroup("all")
+	ungrouped := inv.addGroup("ungrouped")
+	_ = inv.addChild(all, ungrouped)
+	return inv
+}
+
+func (inv *Inventory) warnf(format string, args ...any) {
+	inv.warnings = append(inv.warnings, fmt.Sprintf(format, args...))
+}
+
+// warn records a warning as written, e.g. by the YAML loader.
+func (inv *Inventory) warn(msg string) { inv.warnings = append(inv.warnings, msg) }
+
+// addGroup returns the named group, creating it if needed.
+func (inv *Inventory) addGroup(name string) *group {
+	if g, ok := inv.groupByName[name]; ok {
+		return g
+	}
+	g := &group{name: name, vars: map[string]any{}, priority: 1}
+	inv.groups = append(inv.groups, g)
+	inv.groupByName[name] = g
+	return g
+}
+
+// addHost returns the named host, creating it (with port as ansible_port
+// when non-zero) if needed, and puts it in g when g is not nil. As in
+// Ansible, the port of a host defined before is ignored.
+func (inv *Inventory) addHost(name string, g *group, port int, where string) (*host, error) {
+	if name == "" {
+		return nil, fmt.Errorf("invalid empty host name")
+	}
+	h, ok := inv.hostByName[name]
+	if !ok {
+		h = &host{name: name, idx: len(inv.hosts), vars: map[string]any{}, where: where}
+		inv.hosts = append(inv.hosts, h)
+		inv.hostByName[name] = h
+		if port != 0 {
+			inv.setHostVar(h, "ansible_port", port, where)
+		}
+		if localNames[name] {
+			if inv.localhost == nil {
+				inv.localhost = h
+			} else {
+				inv.warnf("%s: a duplicate localhost-like entry was found (%s); the first found localhost was %s (%s)", where, name, inv.localhost.name, inv.localhost.where)
+			}
+		}
+	} else if port != 0 {
+		if cur, set := h.vars["ansible_port"]; !set || !sameValue(cur, port) {
+			first := h.where
+			if site, ok := h.conn["ansible_port"]; ok {
+				first = site.where
+			}
+			inv.warnf("%s: host %q is given port %d, which Ansible ignores because the host is defined before (at %s)%s", where, name, port, first, portNote(h))
+		}
+	}
+	if g != nil {
+		g.addHost(h)
+	}
+	return h, nil
+}
+
+func portNote(h *host) string {
+	if p, ok := h.vars["ansible_port"]; ok {
+		return fmt.Sprintf("; its port stays %v", p)
+	}
+	return "; its port stays unset (22)"
+}
+
+func (g *group) addHost(h *host) {
+	for _, d := range h.direct {
+		if d == g {
+			return
+		}
+	}
+	h.direct = append(h.direct, g)
+	g.hosts = append(g.hosts, h)
+}
+
+// setHostVar is Host.set_variable: a later value replaces an earlier one,
+// mappings too (Ansible merges them only with hash_behaviour=merge).
+func (inv *Inventory) setHostVar(h *host, k string, v any, where string) {
+	if connVars[k] {
+		if prev, ok := h.conn[k]; ok && prev.where != where && !sameValue(prev.value, v) {
+			inv.warnf("host %q is defined at %s with %s=%v and at %s with %s=%v; as in Ansible the later one (%v) is used",
+				h.name, prev.where, k, prev.value, where, k, v, v)
+		}
+		if h.conn == nil {
+			h.conn = map[string]varSite{}
+		}
+		h.conn[k] = varSite{value: v, where: where}
+	}
+	h.vars[k] = v
+}
+
+// setGroupVar is Group.set_variable: ansible_group_priority sets the
+// group's priority rather than a variable.
+func (inv *Inventory) setGroupVar(g *group, k string, v any) error {
+	if k == "ansible_group_priority" {
+		p, ok := pyIntValue(v)
+		if !ok {
+			return fmt.Errorf("ansible_group_priority of group %q: %v is not a number", g.name, v)
+		}
+		g.priority = p
+		return nil
+	}
+	g.vars[k] = v
+	return nil
+}
+
+// pyIntValue is Python's int() of a value.
+func pyIntValue(v any) (int, bool) {
+	switch x := v.(type) {
+	case int:
+		return x, true
+	case bool:
+		if x {
+			return 1, true
+		}
+		return 0, true
+	case float64:
+		return int(x), true
+	case string:
+		n, err := pyInt(x)
+		return n, err == nil
+	case *big.Int:
+		return 0, false
+	}
+	return 0, false
+}
+
+func sameValue(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+// addChild makes child a child group of parent. As in Ansible, a group
+// cannot be its own ancestor.
+func (inv *Inventory) addChild(parent, child *group) error {
+	if parent == child {
+		return fmt.Errorf("group %q cannot be a child of itself", child.name)
+	}
+	// A group has few parents, where all may have many children.
+	for _, p := range child.parents {
+		if p == parent {
+			return nil
+		}
+	}
+	if path := ancestorPath(parent, child); path != nil {
+		return fmt.Errorf("adding group %q as a child of %q creates a recursive dependency loop (%s)", child.name, parent.name, loopText(path, child))
+	}
+	parent.children = append(parent.children, child)
+	child.parents = append(child.parents, parent)
+	return nil
+}
+
+// ancestorPath returns the chain from g up to the ancestor a, or nil.
+func ancestorPath(g, a *group) []*group {
+	prev := map[*group]*group{g: nil}
+	queue := []*group{g}
+	for len(queue) > 0 {
+		cur := queue[0]
+		queue = queue[1:]
+		for _, p := range cur.parents {
+			if _, seen := prev[p]; seen {
+				continue
+			}
+			prev[p] = cur
+			if p == a {
+				var path []*group
+				for x := p; x != nil; x = prev[x] {
+					path = append(path, x)
+				}
+				return path
+			}
+			queue = append(queue, p)
+		}
+	}
+	return nil
+}
+
+func loopText(path []*group, child *group) string {
+	s := ""
+	for _, g := range path {
+		s += g.name + " > "
+	}
+	return s + child.name
+}
+
+// reconcile is InventoryData.reconcile_inventory: every group without a
+// parent becomes a child of all; a host in ungrouped and in another group
+// leaves ungrouped; a host in no group (or in all only) joins ungrouped.
+func (inv *Inventory) reconcile() {
+	all, ungrouped := inv.groupByName["all"], inv.groupByName["ungrouped"]
+	for _, g := range inv.groups {
+		if g != all && len(g.parents) == 0 {
+			_ = inv.addChild(all, g)
+		}
+	}
+	// other[g]: g or an ancestor is a group other than all and ungrouped.
+	other := map[*group]bool{}
+	var hasOther func(g *group) bool
+	hasOther = func(g *group) bool {
+		if v, ok := other[g]; ok {
+			return v
+		}
+		other[g] = false // guards against loops, which addChild refuses anyway
+		v := g != all && g != ungrouped
+		for _, p := range g.parents {
+			if !v && hasOther(p) {
+				v = true
+			}
+		}
+		other[g] = v
+		return v
+	}
+	inUngrouped := map[*group]bool{}
+	var viaUngrouped func(g *group) bool
+	viaUngrouped = func(g *group) bool {
+		if v, ok := inUngrouped[g]; ok {
+			return v
+		}
+		inUngrouped[g] = g == ungrouped
+		for _, p := range g.parents {
+			if viaUngrouped(p) {
+				inUngrouped[g] = true
+			}
+		}
+		return inUngrouped[g]
+	}
+	leave := map[*host]bool{}
+	for _, h := range inv.hosts {
+		mineOther, mineUngrouped, onlyAll := false, false, true
+		for _, g := range h.direct {
+			if hasOther(g) {
+				mineOther = true
+			}
+			if viaUngrouped(g) {
+				mineUngrouped = true
+			}
+			if g != all {
+				onlyAll = false
+			}
+		}
+		switch {
+		case mineUngrouped:
+			if mineOther {
+				leave[h] = true
+			}
+		case len(h.direct) == 0 || onlyAll:
+			ungrouped.addHost(h)
+		}
+	}
+	if len(leave) > 0 {
+		kept := ungrouped.hosts[:0]
+		for _, h := range ungrouped.hosts {
+			if leave[h] {
+				h.removeGroup(ungrouped)
+				continue
+			}
+			kept = append(kept, h)
+		}
+		ungrouped.hosts = kept
+	}
+	var both []string
+	for _, h := range inv.hosts {
+		if _, ok := inv.groupByName[h.name]; ok {
+			both = append(both, h.name)
+		}
+	}
+	sort.Strings(both)
+	for _, name := range both {
+		inv.warnf("found both a group and a host named %q", name)
+	}
+	inv.setDepths()
+}
+
+func (h *host) removeGroup(g *group) {
+	for i, d := range h.direct {
+		if d == g {
+			h.direct = append(h.direct[:i:i], h.direct[i+1:]...)
+			return
+		}
+	}
+}
+
+// setDepths gives each group its depth below all: the longest chain of
+// parents, which is what Ansible's incremental depth comes to.
+func (inv *Inventory) setDepths() {
+	done := make(map[*group]bool, len(inv.groups))
+	var depth func(g *group) int
+	depth = func(g *group) int {
+		if done[g] {
+			return g.depth
+		}
+		done[g] = true
+		d := 0
+		for _, p := range g.parents {
+			if pd := depth(p) + 1; pd > d {
+				d = pd
+			}
+		}
+		g.depth = d
+		return d
+	}
+	for _, g := range inv.groups {
+		depth(g)
+	}
+}
+
+// groupsOf lists the host's groups and their ancestors except all, sorted
+// as Ansible's sort_groups does for variable precedence: by depth, then
+// priority, then name.
+func (inv *Inventory) groupsOf(h *host) []*group {
+	all := inv.groupByName["all"]
+	seen := map[*group]bool{}
+	var out []*group
+	var add func(g *group)
+	add = func(g *group) {
+		if seen[g] {
+			return
+		}
+		seen[g] = true
+		if g != all {
+			out = append(out, g)
+		}
+		for _, p := range g.parents {
+			add(p)
+		}
+	}
+	for _, g := range h.direct {
+		add(g)
+	}
+	sort.SliceStable(out, func(i, j int) bool {
+		a, b := out[i], out[j]
+		if a.depth != b.depth {
+			return a.depth < b.depth
+		}
+		if a.priority != b.priority {
+			return a.priority < b.priority
+		}
+		return a.name < b.name
+	})
+	return out
+}
+
+// flatHosts is Group.get_hosts: the group's own hosts, then those of its
+// descendants, level by level, each once; appended to out. Where Ansible's
+// order among groups of one level depends on Python set order (two or more
+// groups of a level having children), exed takes the groups in declaration
+// order. seen is a bitset by host index, clear on entry and on return, so
+// one serves every call of a Match.
+func (inv *Inventory) flatHosts(g *group, out []*host, seen []uint64) []*host {
+	start := len(out)
+	out = appendUnseen(out, g.hosts, seen)
+	if len(g.children) > 0 {
+		visited := map[*group]bool{g: true}
+		level := make([]*group, 0, len(g.children))
+		for _, c := range g.children {
+			if !visited[c] {
+				visited[c] = true
+				level = append(level, c)
+			}
+		}
+		for len(level) > 0 {
+			var next []*group
+			for _, l := range level {
+				out = appendUnseen(out, l.hosts, seen)
+				for _, c := range l.children {
+					if !visited[c] {
+						visited[c] = true
+						next = append(next, c)
+					}
+				}
+			}
+			level = next
+		}
+	}
+	for _, h := range out[start:] {
+		seen[h.idx>>6] &^= 1 << (h.idx & 63)
+	}
+	return out
+}
+
+// appendUnseen appends the hosts not yet in seen, and marks them.
+func appendUnseen(out, hosts []*host, seen []uint64) []*host {
+	for _, h := range hosts {
+		if seen[h.idx>>6]&(1<<(h.idx&63)) != 0 {
+			continue
+		}
+		seen[h.idx>>6] |= 1 << (h.idx & 63)
+		out = append(out, h)
+	}
+	return out
+}
+
+// strOf is Python's str() of a scalar value, used where Ansible turns a
+// variable into text (a user name, a path).
+func strOf(v any) string {
+	switch x := v.(type) {
+	case string:
+		return x
+	case bool:
+		if x {
+			return "True"
+		}
+		return "False"
+	case int:
+		return strconv.Itoa(x)
+	case float64:
+		return pyFloatRepr(x)
+	case nil:
+		return "None"
+	case *big.Int:
+		return x.String()
+	}
+	return fmt.Sprint(v)
+}
