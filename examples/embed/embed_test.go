@@ -118,10 +118,12 @@ func TestEmbedded(t *testing.T) {
 	require.NoError(t, err)
 	task := lines(t, bufio.NewReader(res.Body))
 	res.Body.Close()
-	require.Len(t, task, 3, "%v", task)
+	require.Len(t, task, 4, "%v", task)
 	assert.Equal(t, map[string]any{"msg": "localhost", "name": "batch 1/1", "status": 1.0}, task[1]["__ANNOUNCE__"])
-	assert.EqualValues(t, 2, task[2]["state"])
-	assert.Equal(t, "service is not supported by this executor", task[2]["error"])
+	assert.Equal(t, map[string]any{"msg": "not started: service is not supported by this executor", "status": 2.0},
+		task[2]["localhost"])
+	assert.EqualValues(t, 2, task[3]["state"])
+	assert.Equal(t, "service is not supported by this executor", task[3]["error"])
 
 	// A follow waits for a running job when SIGTERM comes.
 	dir := t.TempDir()
