@@ -266,7 +266,7 @@ func BenchmarkFollowers1000InProcess(b *testing.B) {
 // appendStamped appends one event whose msg is the time it was sent, in
 // nanoseconds, from which the followers measure delivery latency.
 func appendStamped(ctx context.Context, b *testing.B, store exe.JobStore, jid string) {
-	ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
+	ev := exe.Event{Host: "localhost", Status: exe.HostOK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
 	if err := store.Append(ctx, jid, ev); err != nil {
 		b.Fatal(err)
 	}

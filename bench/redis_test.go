@@ -88,7 +88,7 @@ func BenchmarkAppend(b *testing.B) {
 			const batch = 100
 			events := make([]exe.Event, batch)
 			for i := range events {
-				events[i] = exe.Event{Host: fmt.Sprintf("web%02d", i%50), Status: exe.Changed,
+				events[i] = exe.Event{Host: fmt.Sprintf("web%02d", i%50), Status: exe.HostChanged,
 					Exec: &exe.ExecResult{Stdout: "Linux web 6.1.0 x86_64 GNU/Linux\n"}}
 			}
 			ctx := context.Background()

@@ -165,7 +165,7 @@ func testCancelRunning(t *testing.T, newDispatcher New) {
 	assert.Equal(t, "cancelled", job.Error)
 	job = s.end(jid)
 	if assert.Len(t, job.ReturnData["a"], 2) {
-		assert.Equal(t, exe.Event{Host: "a", Seq: 2, Status: exe.Failed, Msg: "stopped: cancelled"}, job.ReturnData["a"][1],
+		assert.Equal(t, exe.Event{Host: "a", Seq: 2, Status: exe.HostFailed, Msg: "stopped: cancelled"}, job.ReturnData["a"][1],
 			"the executor saw the cancel's cause")
 	}
 	assert.Equal(t, exe.JobDone, s.end(s.submit("echo next", "a")).State, "the worker is free again")
@@ -245,7 +245,7 @@ func testShutdownGrace(t *testing.T, newDispatcher New) {
 func (s *suite) waitShuttingDown() {
 	s.t.Helper()
 	require.Eventually(s.t, func() bool {
-		_, err := s.engine.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a"},
+		_, err := s.engine.RunSync(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a"},
 			Execute: exe.ExecuteArgs{Cmd: "echo probe"}})
 		return errors.Is(err, exe.ErrBusy)
 	}, wait, time.Millisecond, "Shutdown begins")
@@ -356,11 +356,11 @@ func (x *executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 	switch verb {
 	case "echo":
 		for _, h := range hosts {
-			emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: arg}})
+			emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: arg}})
 		}
 		return nil
 	case "gate", "block":
-		emit(exe.Event{Host: hosts[0], Status: exe.Changed, Name: "started"})
+		emit(exe.Event{Host: hosts[0], Status: exe.HostChanged, Name: "started"})
 		x.markStarted(args.Cmd)
 		gate := x.gate(arg)
 		if verb == "block" {
@@ -369,11 +369,11 @@ func (x *executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 		select {
 		case <-gate:
 			for _, h := range hosts {
-				emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: "opened"}})
+				emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: "opened"}})
 			}
 			return nil
 		case <-ctx.Done():
-			emit(exe.Event{Host: hosts[0], Status: exe.Failed, Msg: "stopped: " + context.Cause(ctx).Error()})
+			emit(exe.Event{Host: hosts[0], Status: exe.HostFailed, Msg: "stopped: " + context.Cause(ctx).Error()})
 			return ctx.Err()
 		case <-x.done:
 			return errors.New("dispatchtest: the test ended")

@@ -68,10 +68,10 @@ func TestCancelReportsEveryHost(t *testing.T) {
 	job, err = h.engine.Job(ctx, jid, true)
 	require.NoError(t, err)
 	require.Len(t, job.ReturnData, 3, "%v", job.ReturnData)
-	assert.Equal(t, exe.Event{Host: "a", Seq: 1, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: "fast\n"}}, job.ReturnData["a"][0])
-	assert.Equal(t, exe.Event{Host: "b", Seq: 2, Status: exe.Failed, Msg: "cancelled",
+	assert.Equal(t, exe.Event{Host: "a", Seq: 1, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: "fast\n"}}, job.ReturnData["a"][0])
+	assert.Equal(t, exe.Event{Host: "b", Seq: 2, Status: exe.HostFailed, Msg: "cancelled",
 		Exec: &exe.ExecResult{RTC: -1, Stdout: "started\n"}}, job.ReturnData["b"][0])
-	assert.Equal(t, exe.Event{Host: "c", Seq: 3, Status: exe.Skipped, Msg: "cancelled before start"}, job.ReturnData["c"][0])
+	assert.Equal(t, exe.Event{Host: "c", Seq: 3, Status: exe.HostSkipped, Msg: "cancelled before start"}, job.ReturnData["c"][0])
 	select {
 	case evs := <-followed:
 		require.Len(t, evs, 3)
@@ -106,7 +106,7 @@ func TestCancelQueuedJob(t *testing.T) {
 	require.NoError(t, err)
 	for _, host := range []string{"a", "c"} {
 		require.Len(t, job.ReturnData[host], 1, host)
-		assert.Equal(t, exe.Skipped, job.ReturnData[host][0].Status)
+		assert.Equal(t, exe.HostSkipped, job.ReturnData[host][0].Status)
 		assert.Equal(t, "cancelled before start", job.ReturnData[host][0].Msg)
 	}
 

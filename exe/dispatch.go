@@ -62,10 +62,10 @@ type Dispatcher interface {
 	Shutdown(ctx context.Context) error
 }
 
-// CreateDispatcher is implemented by dispatchers that share their backend
+// StoringDispatcher is implemented by dispatchers that share their backend
 // with the job store and can store and queue a job in one step (one round
 // trip to Redis instead of two). The Engine uses it when its Dispatcher has
 // it; it must store the job exactly as the Engine's JobStore.Create would.
-type CreateDispatcher interface {
+type StoringDispatcher interface {
 	CreateAndDispatch(ctx context.Context, job *Job) error
 }

@@ -35,7 +35,7 @@ type Config struct {
 	// options (NewLocalDispatcher(LocalOptions{})). NewEngine starts it;
 	// Engine.Shutdown stops it.
 	Dispatcher Dispatcher
-	// SyncTimeout bounds Run; hosts that have not answered by then are
+	// SyncTimeout bounds RunSync; hosts that have not answered by then are
 	// reported FAILED. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
 	// CancelWait bounds how long Cancel waits for the worker of a
@@ -217,7 +217,7 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 	return v.ValidateRequest(ctx, req)
 }
 
-// Run performs a ping, facter, service or execute operation synchronously and
+// RunSync performs a ping, facter, service or execute operation synchronously and
 // returns one event per target. The request is validated as Submit does.
 // When the sync timeout passes, the executor is interrupted (its context's
 // deadline): the targets that had answered keep their results, those it
@@ -226,7 +226,7 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 // shutdown", when Shutdown cancels it. A timeout is not an error: only a
 // request that cannot run, or an operation that failed as a whole before
 // the timeout, is.
-func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
+func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, error) {
 	if err := e.shuttingDown(); err != nil {
 		return nil, err
 	}
@@ -291,14 +291,14 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 			if ns := NotStarted(h, cause); ev.Status == ns.Status && ev.Msg == ns.Msg && ev.Name == "" {
 				// API.md: a sync answer's unfinished hosts are FAILED
 				// "timed out" (or "server shutdown"), started or not.
-				out[h] = Event{Host: h, Status: Failed, Msg: stopped}
+				out[h] = Event{Host: h, Status: HostFailed, Msg: stopped}
 			}
 			continue
 		}
 		if stopped != "" {
-			out[h] = Event{Host: h, Status: Failed, Msg: stopped}
+			out[h] = Event{Host: h, Status: HostFailed, Msg: stopped}
 		} else {
-			out[h] = Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"}
+			out[h] = Event{Host: h, Status: HostUnreachable, Msg: "no result was reported for this host"}
 		}
 	}
 	return out, nil
@@ -342,7 +342,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req, User: UserFrom(ctx)}
-	if cd, ok := e.cfg.Dispatcher.(CreateDispatcher); ok {
+	if cd, ok := e.cfg.Dispatcher.(StoringDispatcher); ok {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {
 			return "", err
 		}
@@ -443,7 +443,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	last := func(host string) Event { return NotStarted(host, ErrCancelled) }
 	if started {
 		last = func(host string) Event {
-			return Event{Host: host, Status: Failed,
+			return Event{Host: host, Status: HostFailed,
 				Msg: "cancelled; its worker did not report how the command ended, so it may still run"}
 		}
 	}

@@ -110,17 +110,17 @@ func TestSubmitRefusalsLeaveNothing(t *testing.T) {
 func TestRunSync(t *testing.T) {
 	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
-	out, err := h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	out, err := h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]exe.Event{"localhost": {Host: "localhost", Status: exe.OK}}, out)
+	assert.Equal(t, map[string]exe.Event{"localhost": {Host: "localhost", Status: exe.HostOK}}, out)
 
-	out, err = h.engine.Run(ctx, execute("echo sync"))
+	out, err = h.engine.RunSync(ctx, execute("echo sync"))
 	require.NoError(t, err)
 	assert.Equal(t, "sync\n", out["localhost"].Exec.Stdout)
 
-	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"localhost"}, Deploy: exe.DeployArgs{Role: "r"}})
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"localhost"}, Deploy: exe.DeployArgs{Role: "r"}})
 	assert.ErrorIs(t, err, exe.ErrInvalid, "deploy is async only")
-	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"ghost"}})
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"ghost"}})
 	assert.ErrorIs(t, err, exe.ErrNoMatch)
 
 	hosts, err := h.engine.Match(ctx, "")
@@ -135,10 +135,10 @@ func TestRunSyncTimeout(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, SyncTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	start := time.Now()
-	out, err := eng.Run(context.Background(), execute("sleep 30"))
+	out, err := eng.RunSync(context.Background(), execute("sleep 30"))
 	require.NoError(t, err)
 	assert.Less(t, time.Since(start), 10*time.Second)
-	assert.Equal(t, exe.Failed, out["localhost"].Status)
+	assert.Equal(t, exe.HostFailed, out["localhost"].Status)
 }
 
 // An executor that returns its context's error when the sync timeout
@@ -148,12 +148,12 @@ func TestRunSyncTimeoutIsNoError(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: &plugintest.Executor{},
 		SyncTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
-	out, err := eng.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"},
+	out, err := eng.RunSync(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"},
 		Execute: exe.ExecuteArgs{Cmd: "block"}})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]exe.Event{
-		"a": {Host: "a", Status: exe.Failed, Name: "stopped", Msg: "context deadline exceeded"},
-		"b": {Host: "b", Status: exe.Failed, Msg: "timed out"},
+		"a": {Host: "a", Status: exe.HostFailed, Name: "stopped", Msg: "context deadline exceeded"},
+		"b": {Host: "b", Status: exe.HostFailed, Msg: "timed out"},
 	}, out)
 }
 
@@ -213,8 +213,8 @@ func TestShutdownFailsUnfinishedJobs(t *testing.T) {
 
 	require.NoError(t, h.engine.Shutdown(ctx))
 	for jid, last := range map[string]exe.Event{
-		running: {Host: "localhost", Seq: 1, Status: exe.Failed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
-		queued:  {Host: "localhost", Seq: 1, Status: exe.Skipped, Msg: "not started: server shutdown"},
+		running: {Host: "localhost", Seq: 1, Status: exe.HostFailed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
+		queued:  {Host: "localhost", Seq: 1, Status: exe.HostSkipped, Msg: "not started: server shutdown"},
 	} {
 		job, err := h.engine.Job(ctx, jid, true)
 		require.NoError(t, err)
@@ -244,7 +244,7 @@ func (echoTask) Info(context.Context) (exe.TaskInfo, error) {
 
 func (echoTask) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
 	for i := 0; i < int(args.Options["times"].(float64)); i++ {
-		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.Announce, Name: "round"})
+		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostAnnounce, Name: "round"})
 		if err := x.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: args.Options["cmd"].(string)}, emit); err != nil {
 			return err
 		}
@@ -315,7 +315,7 @@ func TestSilentHostsFail(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobFailure, got.State)
 	assert.Equal(t, "1 of 1 hosts failed", got.Error)
-	assert.Equal(t, exe.Unreachable, got.ReturnData["localhost"][0].Status)
+	assert.Equal(t, exe.HostUnreachable, got.ReturnData["localhost"][0].Status)
 }
 
 func TestConcurrentSubmitsAllFinish(t *testing.T) {
@@ -395,7 +395,7 @@ func TestShutdownStopsIntakeThenEndsFollows(t *testing.T) {
 	_, err = h.engine.Submit(ctx, execute("true"))
 	assert.ErrorIs(t, err, exe.ErrBusy)
 	assert.Equal(t, "server is shutting down", exe.PublicMessage(err))
-	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
 	assert.ErrorIs(t, err, exe.ErrBusy, "sync requests too")
 	job, err := h.engine.Job(ctx, jid, false)
 	require.NoError(t, err, "queries still answer")
@@ -437,7 +437,7 @@ func TestShutdownCancelsSyncOperations(t *testing.T) {
 	pidFile := filepath.Join(dir, "pid")
 	answered := make(chan map[string]exe.Event, 1)
 	go func() {
-		out, err := h.engine.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"},
+		out, err := h.engine.RunSync(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"},
 			Execute: exe.ExecuteArgs{Cmd: firstFastThenStuck(dir, pidFile)}})
 		assert.NoError(t, err)
 		answered <- out
@@ -449,11 +449,11 @@ func TestShutdownCancelsSyncOperations(t *testing.T) {
 	select {
 	case out := <-answered:
 		require.Len(t, out, 3)
-		assert.Equal(t, exe.Changed, out["a"].Status)
-		assert.Equal(t, exe.Failed, out["b"].Status)
+		assert.Equal(t, exe.HostChanged, out["a"].Status)
+		assert.Equal(t, exe.HostFailed, out["b"].Status)
 		assert.Equal(t, "server shutdown", out["b"].Msg)
 		assert.Equal(t, "started\n", out["b"].Exec.Stdout)
-		assert.Equal(t, exe.Event{Host: "c", Status: exe.Failed, Msg: "server shutdown"}, out["c"])
+		assert.Equal(t, exe.Event{Host: "c", Status: exe.HostFailed, Msg: "server shutdown"}, out["c"])
 	default:
 		t.Fatal("Shutdown returned before the sync operation it cancelled")
 	}

@@ -35,12 +35,12 @@ func TestIPv6Targets(t *testing.T) {
 	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 
 	for _, targets := range [][]string{{"2001:db8::10"}, {"fe80::1%eth0"}, {"2001:db8::11"}, {"2001:db8::10", "fe80::1%eth0", "2001:db8::11"}} {
-		evs, err := eng.Run(context.Background(), exe.Request{Operate: exe.OpPing, Targets: targets})
+		evs, err := eng.RunSync(context.Background(), exe.Request{Operate: exe.OpPing, Targets: targets})
 		require.NoError(t, err, targets)
 		for _, h := range targets {
-			assert.Equal(t, exe.OK, evs[h].Status, "%s: %+v", h, evs[h])
+			assert.Equal(t, exe.HostOK, evs[h].Status, "%s: %+v", h, evs[h])
 		}
 	}
-	_, err = eng.Run(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"2001:db8::99"}})
+	_, err = eng.RunSync(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"2001:db8::99"}})
 	assert.ErrorIs(t, err, exe.ErrNoMatch)
 }

@@ -24,7 +24,7 @@ func (x *pingOnly) Match(_ context.Context, pattern string) ([]string, error) {
 
 func (x *pingOnly) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.OK})
+		emit(exe.Event{Host: h, Status: exe.HostOK})
 	}
 	return nil
 }
@@ -41,12 +41,12 @@ func TestCapabilitiesRefuseUpFront(t *testing.T) {
 	defer eng.Shutdown(context.Background())
 	ctx := context.Background()
 
-	out, err := eng.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"web1", "web2"}})
+	out, err := eng.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"web1", "web2"}})
 	require.NoError(t, err)
 	assert.Len(t, out, 2)
 	for _, op := range []exe.Operate{exe.OpFacter, exe.OpExecute} {
 		req := exe.Request{Operate: op, Targets: []string{"web1"}, Execute: exe.ExecuteArgs{Cmd: "true"}}
-		_, err = eng.Run(ctx, req)
+		_, err = eng.RunSync(ctx, req)
 		assert.ErrorIs(t, err, exe.ErrNotSupported, op)
 		_, err = eng.Submit(ctx, req)
 		assert.ErrorIs(t, err, exe.ErrNotSupported, op)

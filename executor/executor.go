@@ -154,7 +154,7 @@ func (c *Client) Supports(op exe.Operate) bool {
 }
 
 func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -229,7 +229,7 @@ func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn 
 	for _, h := range hosts {
 		if !seen[h] {
 			seen[h] = true
-			emit(exe.Event{Host: h, Status: exe.Failed, Msg: exe.PublicMessage(err) + "; the remote command may still be running"})
+			emit(exe.Event{Host: h, Status: exe.HostFailed, Msg: exe.PublicMessage(err) + "; the remote command may still be running"})
 		}
 	}
 	return err

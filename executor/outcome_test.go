@@ -48,7 +48,7 @@ func TestCancelledHostsThePluginDidNotReport(t *testing.T) {
 	for _, h := range []string{"b", "c"} {
 		require.Len(t, job.ReturnData[h], 1, h)
 		ev := job.ReturnData[h][0]
-		assert.Equal(t, exe.Failed, ev.Status, h)
+		assert.Equal(t, exe.HostFailed, ev.Status, h)
 		assert.Equal(t, "cancelled; no result was reported, the command may have been running", ev.Msg, h)
 	}
 }
@@ -68,7 +68,7 @@ func TestFailedOperationGivesEveryHostAnEvent(t *testing.T) {
 	job, err = eng.Job(ctx, jid, true)
 	require.NoError(t, err)
 	for _, h := range []string{"a", "b"} {
-		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Failed, Seq: job.ReturnData[h][0].Seq,
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.HostFailed, Seq: job.ReturnData[h][0].Seq,
 			Msg: "not completed: testexec: failed on request; the remote command may still be running"}}, job.ReturnData[h], h)
 	}
 }

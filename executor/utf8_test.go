@@ -57,7 +57,7 @@ func TestExamplePluginLocalshOutputNotUTF8(t *testing.T) {
 		exe.ExecuteArgs{Cmd: `printf 'caf\351\n'; printf '\377' >&2`}, evs.emit))
 	require.Len(t, evs.all(), 2)
 	for _, ev := range evs.all() {
-		assert.Equal(t, exe.Changed, ev.Status)
+		assert.Equal(t, exe.HostChanged, ev.Status)
 		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD\n", Stderr: "\uFFFD"}, *ev.Exec, ev.Host)
 	}
 }
@@ -92,7 +92,7 @@ func FuzzPluginOutput(f *testing.F) {
 		}
 		req := exe.Request{Operate: exe.OpExecute, Targets: hosts, Execute: exe.ExecuteArgs{Cmd: "print " + hex.EncodeToString(out)}}
 
-		res, err := eng.Run(ctx, req)
+		res, err := eng.RunSync(ctx, req)
 		require.NoError(t, err)
 		require.Len(t, res, len(hosts))
 		for _, h := range hosts {

@@ -50,10 +50,10 @@ func TestValidateRequestCrossesTheBoundary(t *testing.T) {
 	ids, err := store.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, ids, "nothing was stored")
-	_, err = eng.Run(ctx, refused("refuse rm -rf"))
+	_, err = eng.RunSync(ctx, refused("refuse rm -rf"))
 	assert.EqualError(t, err, "cmd: refused: rm -rf", "sync runs are checked too")
 
-	out, err := eng.Run(ctx, refused("echo hi"))
+	out, err := eng.RunSync(ctx, refused("echo hi"))
 	require.NoError(t, err)
 	assert.Equal(t, "echo hi", out["a"].Exec.Stdout)
 }

@@ -20,11 +20,21 @@
 // its own, where the sshnative executor keeps its journal of running
 // commands, so that those a dead plugin left running are ended.
 //
-// An embedder that has its own in-process executor loads task plugins only:
+// An embedder that has its own in-process executor loads task plugins only,
+// and stops them once its Engine has stopped (examples/embed):
 //
-//	set, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard})
-//	defer set.Close()
-//	engine, err := exe.NewEngine(exe.Config{Executor: myExecutor, Tasks: set.Tasks, ...})
+//	func main() {
+//		loader.Standard.Serve(os.Args[1:]) // exits when started as a plugin
+//		plugins, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard, Tasks: []string{"rollingrestart"}})
+//		...
+//		engine, err := exe.NewEngine(exe.Config{Executor: myExecutor, Tasks: plugins.Tasks, ...})
+//		...
+//		engine.Shutdown(ctx) // then
+//		plugins.Shutdown(ctx)
+//	}
+//
+// (transport/http's ListenAndServe does the stopping.) A plugin process
+// also dies with the process that started it, so none outlives a crash.
 package loader
 
 import (

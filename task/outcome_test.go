@@ -71,7 +71,7 @@ func TestKilledTaskPluginLeavesNoHostSilent(t *testing.T) {
 	for _, h := range []string{"a", "b", "c"} {
 		evs := job.ReturnData[h]
 		require.Len(t, evs, 1, h)
-		assert.Equal(t, exe.Failed, evs[0].Status, h)
+		assert.Equal(t, exe.HostFailed, evs[0].Status, h)
 		assert.Equal(t, "not completed: task plugin rollingrestart exited (signal: killed); the remote command may still be running", evs[0].Msg, h)
 	}
 }

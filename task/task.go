@@ -63,7 +63,7 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 
 // Info implements exe.Task.
 func (c *Client) Info(ctx context.Context) (exe.TaskInfo, error) {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return exe.TaskInfo{}, err
 	}
@@ -73,7 +73,7 @@ func (c *Client) Info(ctx context.Context) (exe.TaskInfo, error) {
 
 // Run implements exe.Task: exec is served to the plugin for the run.
 func (c *Client) Run(ctx context.Context, exec exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return err
 	}

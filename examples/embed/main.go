@@ -73,8 +73,8 @@ func (s *shell) Match(_ context.Context, pattern string) ([]string, error) {
 // Ping runs `true`: a host that can run a command answers.
 func (s *shell) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
 	return s.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: "true"}, func(ev exe.Event) {
-		if ev.Status == exe.Changed {
-			ev.Status = exe.OK
+		if ev.Status == exe.HostChanged {
+			ev.Status = exe.HostOK
 		}
 		ev.Exec = nil
 		emit(ev)
@@ -94,13 +94,13 @@ func (s *shell) Execute(ctx context.Context, hosts []string, args exe.ExecuteArg
 		var stderr strings.Builder
 		cmd.Stderr = &stderr
 		out, err := cmd.Output()
-		ev := exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: string(out), Stderr: stderr.String()}}
+		ev := exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: string(out), Stderr: stderr.String()}}
 		var exit *exec.ExitError
 		switch {
 		case ctx.Err() != nil:
-			ev.Status, ev.Msg, ev.Exec.RTC = exe.Failed, context.Cause(ctx).Error(), -1
+			ev.Status, ev.Msg, ev.Exec.RTC = exe.HostFailed, context.Cause(ctx).Error(), -1
 		case errors.As(err, &exit):
-			ev.Status, ev.Msg, ev.Exec.RTC = exe.Failed, exit.Error(), exit.ExitCode()
+			ev.Status, ev.Msg, ev.Exec.RTC = exe.HostFailed, exit.Error(), exit.ExitCode()
 		case err != nil:
 			return err
 		}

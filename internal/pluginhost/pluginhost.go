@@ -91,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	p := &Process{cfg: cfg, stop: make(chan struct{})}
-	if _, err := p.Get(ctx); err != nil {
+	if _, err := p.Dispense(ctx); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -100,9 +100,10 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 
 func (p *Process) label() string { return p.cfg.Kind + " plugin " + p.cfg.Name }
 
-// Get returns the dispensed interface of a running, configured process,
-// starting one when there is none or the last one exited.
-func (p *Process) Get(ctx context.Context) (any, error) {
+// Dispense returns the dispensed interface of a running, configured
+// process, starting one (and configuring it) when there is none or the
+// last one exited: every call may start a process.
+func (p *Process) Dispense(ctx context.Context) (any, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -200,7 +201,7 @@ func (p *Process) watch(client *plugin.Client) {
 		case <-time.After(delay):
 		}
 	}
-	if _, err := p.Get(context.Background()); err != nil {
+	if _, err := p.Dispense(context.Background()); err != nil {
 		p.cfg.Logger.Error("plugin could not be started again; the next call tries again", "plugin", p.cfg.Name, "error", err)
 	}
 }

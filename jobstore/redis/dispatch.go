@@ -50,8 +50,8 @@ type Dispatcher struct {
 }
 
 var (
-	_ exe.Dispatcher       = (*Dispatcher)(nil)
-	_ exe.CreateDispatcher = (*Dispatcher)(nil)
+	_ exe.Dispatcher        = (*Dispatcher)(nil)
+	_ exe.StoringDispatcher = (*Dispatcher)(nil)
 )
 
 // DispatcherOptions configure a Dispatcher.
@@ -185,7 +185,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, jid string) error {
 	return unavailable(ctx, err)
 }
 
-// CreateAndDispatch implements exe.CreateDispatcher: the job is stored and
+// CreateAndDispatch implements exe.StoringDispatcher: the job is stored and
 // queued by one script.
 func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error {
 	return d.s.create(ctx, job, d.s.key("queue"))

@@ -142,7 +142,7 @@ func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
-	require.NoError(t, c.store.Append(ctx, jid, exe.Event{Host: "b", Status: exe.Changed, Msg: "done"}))
+	require.NoError(t, c.store.Append(ctx, jid, exe.Event{Host: "b", Status: exe.HostChanged, Msg: "done"}))
 	cut()
 
 	c.worker(exeredis.DispatcherOptions{RecoverEvery: 100 * time.Millisecond})
@@ -153,12 +153,12 @@ func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	require.NoError(t, err)
 	for _, h := range []string{"a", "c"} {
 		if assert.Len(t, full.ReturnData[h], 1, h) {
-			assert.Equal(t, exe.Failed, full.ReturnData[h][0].Status, h)
+			assert.Equal(t, exe.HostFailed, full.ReturnData[h][0].Status, h)
 			assert.Equal(t, "worker lost: the remote command may still be running", full.ReturnData[h][0].Msg, h)
 		}
 	}
 	if assert.Len(t, full.ReturnData["b"], 1) {
-		assert.Equal(t, exe.Changed, full.ReturnData["b"][0].Status, "a host that reported keeps its event")
+		assert.Equal(t, exe.HostChanged, full.ReturnData["b"][0].Status, "a host that reported keeps its event")
 	}
 	// Its lock is released, and it never runs again.
 	jid2, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
@@ -201,10 +201,10 @@ type lingerExecutor struct {
 }
 
 func (x *lingerExecutor) Execute(ctx context.Context, hs []string, _ exe.ExecuteArgs, emit exe.Emit) error {
-	emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+	emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "started"})
 	<-ctx.Done()
 	time.Sleep(x.linger) // stopping the command
-	emit(exe.Event{Host: hs[0], Status: exe.Failed, Msg: "interrupted"})
+	emit(exe.Event{Host: hs[0], Status: exe.HostFailed, Msg: "interrupted"})
 	return ctx.Err()
 }
 

@@ -63,7 +63,7 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 	gate := x.gate
 	x.mu.Unlock()
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.Changed, Name: "started"})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Name: "started"})
 	}
 	select {
 	case <-gate:
@@ -71,7 +71,7 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 		return ctx.Err()
 	}
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: args.Cmd}})
 	}
 	return nil
 }
@@ -267,7 +267,7 @@ func TestAppendRetriedStoresEachEventOnce(t *testing.T) {
 	ctx := context.Background()
 	jid := runningJob(t, s)
 	ev := func(seq int64) exe.Event {
-		return exe.Event{Host: "a", Seq: seq, Status: exe.OK, Msg: fmt.Sprint(seq)}
+		return exe.Event{Host: "a", Seq: seq, Status: exe.HostOK, Msg: fmt.Sprint(seq)}
 	}
 	require.NoError(t, s.Append(ctx, jid, ev(1), ev(2), ev(3)))
 	require.NoError(t, s.Append(ctx, jid, ev(2), ev(3), ev(4), ev(5)), "a retry with more events")
@@ -341,7 +341,7 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	full, err := c.store.Get(ctx, jid, true)
 	require.NoError(t, err)
 	if assert.Len(t, full.ReturnData["a"], 1, "the host gets an event") {
-		assert.Equal(t, exe.Failed, full.ReturnData["a"][0].Status)
+		assert.Equal(t, exe.HostFailed, full.ReturnData["a"][0].Status)
 		assert.Equal(t, "server lost: the remote command may still be running", full.ReturnData["a"][0].Msg)
 	}
 	_, err = c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
@@ -383,7 +383,7 @@ type chattyExecutor struct {
 func (x *chattyExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	out := strings.Repeat("x", 10<<10)
 	for i := 0; i < x.n; i++ {
-		emit(exe.Event{Host: "a", Status: exe.Changed, Exec: &exe.ExecResult{Stdout: out}})
+		emit(exe.Event{Host: "a", Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: out}})
 		x.emitted.Add(1)
 	}
 	return nil

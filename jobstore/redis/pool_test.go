@@ -70,7 +70,7 @@ func TestFollowsOnADefaultClient(t *testing.T) {
 	require.Eventually(t, func() bool { return blockedClients(t, admin) >= reads }, 20*time.Second, 10*time.Millisecond,
 		"every follow's read is under way at once")
 	for _, jid := range jobs {
-		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK}))
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK}))
 		require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
 	}
 	for range jobs {

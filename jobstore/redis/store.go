@@ -2,6 +2,27 @@
 // number of API servers and workers, and the exe.Dispatcher that runs
 // their jobs across machines (see Dispatcher).
 //
+// # Use
+//
+// A store is a go-redis client and a key prefix; the client's pool size
+// does not matter to follows, which read on connections of the store's
+// own (Close closes them). Each process builds an exe.Engine on it with a
+// Dispatcher of its own:
+//
+//	store := redis.New(rdb, redis.Options{})
+//	defer store.Close()
+//	// an API server whose jobs other processes run:
+//	api, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{})})
+//	// a worker (exed worker): an Engine that serves no API and runs them:
+//	worker, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{RunJobs: true})})
+//
+// An API server with RunJobs runs its jobs itself, under leases, so that
+// several such servers share one Redis without workers.
+//
+// # Keys
+//
 // Keys, all under Options.Prefix (default "exe:"):
 //
 //	job:{jid}     hash: req (the job as JSON), state, error, startat,
@@ -381,7 +402,7 @@ const lostHostSuffix = ": the remote command may still be running"
 func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
 		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
-		"guard", checkedAt, maxAge.Milliseconds(), int(exe.Failed), lostHostSuffix).Text()
+		"guard", checkedAt, maxAge.Milliseconds(), int(exe.HostFailed), lostHostSuffix).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

@@ -37,7 +37,7 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 		if !a.permit(w, r, req) {
 			return
 		}
-		out, err := a.engine.Run(r.Context(), req)
+		out, err := a.engine.RunSync(r.Context(), req)
 		a.audit.done(r, "run", &req, "", err)
 		if err != nil {
 			a.writeError(w, r, err)

@@ -1,11 +1,38 @@
-// Package http serves exed's HTTP API (API.md) as a plain http.Handler: every
-// endpoint is registered on a *http.ServeMux with Go 1.22 method patterns,
-// under an optional prefix, so the API can be mounted inside an existing
-// service. Every non-2xx answer, including the mux's own 404 and 405, is
-// {"message": "..."} with Content-Type application/json.
+// Package http serves exed's HTTP API (API.md) for an exe.Engine.
 //
-// Only this package maps exe's sentinel errors to status codes; unexpected
-// errors are logged in full and answered with a generic message.
+// # Mounting
+//
+// New returns the API, an http.Handler serving every endpoint under
+// Options.Prefix; Register mounts it on a mux of the service's own, one
+// pattern per method under the prefix (Go 1.22 method patterns), so it
+// never conflicts with the service's routes such as "GET /":
+//
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("GET /{$}", home)
+//	exehttp.New(engine, exehttp.Options{Prefix: "/exe"}).Register(mux)
+//
+// Options also set who may call it (bearer tokens, scoped credentials,
+// client certificates; package auth), which host names it answers to,
+// and the audit trail.
+//
+// # Errors
+//
+// Every non-2xx answer, including the mux's own 404 and 405, is
+// {"message": "..."} with Content-Type application/json: a kind of
+// exe.ErrorKinds is answered with its status and its message; an
+// unexpected error is logged in full and answered 500 with a generic
+// message. net/http answers requests it cannot read itself, in plain
+// text, unless the server serves on JSONErrorListener.
+//
+// # Lifecycle
+//
+// A follow stream (GET /jobs/{jid}?follow=1) lasts as long as its job, so
+// http.Server.Shutdown would wait for it: the API ends its streams itself,
+// each with the job as last known and "message": "stream ended: server
+// shutting down", when the http.Server serving them shuts down (it
+// registers with each, RegisterOnShutdown) and when its Engine has shut
+// down. ListenAndServe runs a service's server and stops it with the
+// Engine and the plugins in the order that loses nothing.
 package http
 
 import (

@@ -179,14 +179,14 @@ func TestSyncEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status)
 	var facts map[string]exe.Event
 	r.json(t, &facts)
-	assert.Equal(t, exe.OK, facts["localhost"].Status)
+	assert.Equal(t, exe.HostOK, facts["localhost"].Status)
 	assert.NotEmpty(t, facts["localhost"].Facts["hostname"])
 
 	r = s.get("/service?target=localhost&name=exe-no-such-service&state=1")
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var svc map[string]exe.Event
 	r.json(t, &svc)
-	assert.Contains(t, []exe.OperateState{exe.OK, exe.Failed}, svc["localhost"].Status,
+	assert.Contains(t, []exe.HostStatus{exe.HostOK, exe.HostFailed}, svc["localhost"].Status,
 		"stopping an unknown service is either nothing to do or a clear failure")
 }
 

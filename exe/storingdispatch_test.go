@@ -33,7 +33,7 @@ func (d *oneStep) Cancel(context.Context, string) error { return nil }
 func (d *oneStep) Start(exe.JobRunner) error            { return nil }
 func (d *oneStep) Shutdown(context.Context) error       { return nil }
 
-func TestSubmitUsesCreateDispatcher(t *testing.T) {
+func TestSubmitUsesStoringDispatcher(t *testing.T) {
 	store := memory.New(memory.Options{})
 	d := &oneStep{store: store}
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: d, Executor: &plugintest.Executor{}})
