@@ -9,16 +9,28 @@
 // The module is laid out by dependency:
 //
 //   - exe: the domain types and interfaces (Job, Event, Executor, Task,
-//     JobStore, Dispatcher) and the Engine that ties them together. It depends
-//     on nothing but the standard library and hclog.
-//   - jobstore/memory: the in-process JobStore; jobstore/storetest: the
-//     conformance suite every JobStore passes.
-//   - dispatch/local: the in-process worker pool that runs asynchronous jobs.
-//   - plugins/sshnative: the default executor (local connection for
-//     localhost; SSH for remote hosts).
-//   - transport/http: the HTTP API of API.md as a plain http.Handler.
-//   - examples/exed: the reference server.
+//     JobStore, Dispatcher), the Engine that ties them together, and the
+//     in-process LocalDispatcher that runs asynchronous jobs by default. It
+//     depends on nothing but the standard library, hclog and uuid. Its
+//     documentation is the manual: embedding, writing an executor or a
+//     task, errors, lifecycle.
+//   - jobstore/memory: the in-process JobStore; jobstore/redis: the
+//     JobStore and Dispatcher on Redis, for several servers and workers.
+//   - executor, task: the plugin SDKs (go-plugin): Serve for a plugin's
+//     main, Start to run a plugin binary; loader: discovery, start and
+//     configuration of plugins, for the server and embedders alike.
+//   - inventory: Ansible inventories and host patterns; section: a
+//     plugin's config section.
+//   - plugins/sshnative, plugins/ansible: executors; plugins/rollingrestart:
+//     a task.
+//   - transport/http: the HTTP API of API.md as an http.Handler; auth: its
+//     credentials.
+//   - jobstore/storetest, dispatchtest, executortest: the conformance
+//     suites every store, dispatcher and executor passes.
+//   - examples/exed: the reference server; examples/embed: a service that
+//     embeds exed.
 //
 // A Go program embeds exed by building an exe.Engine from these parts and
-// mounting transport/http on its own *http.ServeMux.
+// mounting transport/http on its own *http.ServeMux; see Example and
+// examples/embed.
 package exed

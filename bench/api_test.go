@@ -18,7 +18,6 @@ import (
 
 	"bytes"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -44,15 +43,15 @@ func newStackOn(b *testing.B, conns int, store exe.JobStore) *stack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{Workers: runtime.NumCPU(), Queue: 1 << 16})
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: runtime.NumCPU(), Queue: 1 << 16})})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
 	b.Cleanup(func() {
 		srv.Close()
-		_ = disp.Shutdown(context.Background())
+		_ = eng.Shutdown(context.Background())
 	})
 	tr := &http.Transport{MaxIdleConns: conns, MaxIdleConnsPerHost: conns, MaxConnsPerHost: 0}
 	return &stack{srv: srv, engine: eng, store: store, client: &http.Client{Transport: tr}}
@@ -267,7 +266,7 @@ func BenchmarkFollowers1000InProcess(b *testing.B) {
 // appendStamped appends one event whose msg is the time it was sent, in
 // nanoseconds, from which the followers measure delivery latency.
 func appendStamped(ctx context.Context, b *testing.B, store exe.JobStore, jid string) {
-	ev := exe.Event{Host: "localhost", Status: exe.OK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
+	ev := exe.Event{Host: "localhost", Status: exe.HostOK, Msg: strconv.FormatInt(time.Now().UnixNano(), 10)}
 	if err := store.Append(ctx, jid, ev); err != nil {
 		b.Fatal(err)
 	}

@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
@@ -31,28 +30,29 @@ func backendStack(b *testing.B, backend string) (*httptest.Server, *exe.Engine) 
 	switch backend {
 	case "memory":
 		store := memory.New(memory.Options{MaxJobs: 1 << 22})
-		disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{Workers: 64, Queue: 1 << 16})
-		b.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-		eng, err = exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+		eng, err = exe.NewEngine(exe.Config{Store: store, Executor: x,
+			Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 64, Queue: 1 << 16})})
 	case "redis":
 		srv := redistest.Start(b)
 		rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 128})
 		b.Cleanup(func() { rdb.Close() })
 		store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
 		for i := 0; i < 2; i++ {
-			w := exeredis.NewWorker(rdb, store, &exe.Runner{Store: store, Executor: x}, exeredis.WorkerOptions{Concurrency: 32})
-			ctx, cancel := context.WithCancel(context.Background())
-			done := make(chan struct{})
-			go func() { _ = w.Run(ctx); close(done) }()
-			b.Cleanup(func() { cancel(); <-done })
+			w, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+				Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{RunJobs: true, Concurrency: 32})})
+			if err != nil {
+				b.Fatal(err)
+			}
+			b.Cleanup(func() { _ = w.Shutdown(context.Background()) })
 		}
-		eng, err = exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store), Executor: x})
+		eng, err = exe.NewEngine(exe.Config{Store: store, Executor: x,
+			Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{})})
 	}
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
-	b.Cleanup(srv.Close)
+	b.Cleanup(func() { srv.Close(); _ = eng.Shutdown(context.Background()) })
 	return srv, eng
 }
 
@@ -88,7 +88,7 @@ func BenchmarkAppend(b *testing.B) {
 			const batch = 100
 			events := make([]exe.Event, batch)
 			for i := range events {
-				events[i] = exe.Event{Host: fmt.Sprintf("web%02d", i%50), Status: exe.Changed,
+				events[i] = exe.Event{Host: fmt.Sprintf("web%02d", i%50), Status: exe.HostChanged,
 					Exec: &exe.ExecResult{Stdout: "Linux web 6.1.0 x86_64 GNU/Linux\n"}}
 			}
 			ctx := context.Background()

@@ -19,7 +19,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/sshtest"
 	"github.com/0ops/exed/inventory"
@@ -66,13 +65,12 @@ func (f *sshFleet) executor(b *testing.B) *sshnative.Executor {
 // api serves an executor over HTTP like the reference server.
 func api(b *testing.B, x exe.Executor) (*httptest.Server, *exe.Engine) {
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{Workers: 4})
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 4})})
 	if err != nil {
 		b.Fatal(err)
 	}
 	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
-	b.Cleanup(func() { srv.Close(); _ = disp.Shutdown(context.Background()) })
+	b.Cleanup(func() { srv.Close(); _ = eng.Shutdown(context.Background()) })
 	return srv, eng
 }
 

@@ -2,16 +2,12 @@ package exe_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/inventory"
@@ -23,18 +19,17 @@ import (
 
 // localFleet is the embedded default on an inventory of three hosts with
 // a local connection, worked on one at a time.
-func localFleet(t *testing.T, opts local.Options) *harness {
+func localFleet(t *testing.T, opts exe.LocalOptions) *harness {
 	t.Helper()
 	inv, err := inventory.Parse(strings.NewReader("[fleet]\na ansible_connection=local\nb ansible_connection=local\nc ansible_connection=local\n"), "fleet.ini")
 	require.NoError(t, err)
 	x, err := sshnative.New(sshnative.Config{Inventory: inv, Concurrency: 1, KillGrace: 300 * time.Millisecond})
 	require.NoError(t, err)
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, opts)
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(opts), Executor: x})
 	require.NoError(t, err)
-	return &harness{engine: eng, store: store, disp: disp}
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	return &harness{engine: eng, store: store}
 }
 
 // firstFastThenStuck is a command for hosts run one at a time: the first
@@ -45,23 +40,11 @@ func firstFastThenStuck(dir, pidFile string) string {
 	echo started; trap '' HUP; echo $$ > %[2]s.tmp; mv %[2]s.tmp %[2]s; while :; do sleep 1; done; fi`, dir, pidFile)
 }
 
-func processGone(pid int) bool {
-	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(f) > 0 && f[0] == "Z"
-}
-
 // After a cancel every host has its last event, stored before the job
 // ended: the host that had finished its result, the host that was running
 // FAILED "cancelled" with what it printed, the host never started SKIPPED.
 func TestCancelReportsEveryHost(t *testing.T) {
-	h := localFleet(t, local.Options{})
+	h := localFleet(t, exe.LocalOptions{})
 	ctx := context.Background()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
@@ -85,10 +68,10 @@ func TestCancelReportsEveryHost(t *testing.T) {
 	job, err = h.engine.Job(ctx, jid, true)
 	require.NoError(t, err)
 	require.Len(t, job.ReturnData, 3, "%v", job.ReturnData)
-	assert.Equal(t, exe.Event{Host: "a", Seq: 1, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: "fast\n"}}, job.ReturnData["a"][0])
-	assert.Equal(t, exe.Event{Host: "b", Seq: 2, Status: exe.Failed, Msg: "cancelled",
+	assert.Equal(t, exe.Event{Host: "a", Seq: 1, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: "fast\n"}}, job.ReturnData["a"][0])
+	assert.Equal(t, exe.Event{Host: "b", Seq: 2, Status: exe.HostFailed, Msg: "cancelled",
 		Exec: &exe.ExecResult{RTC: -1, Stdout: "started\n"}}, job.ReturnData["b"][0])
-	assert.Equal(t, exe.Event{Host: "c", Seq: 3, Status: exe.Skipped, Msg: "cancelled before start"}, job.ReturnData["c"][0])
+	assert.Equal(t, exe.Event{Host: "c", Seq: 3, Status: exe.HostSkipped, Msg: "cancelled before start"}, job.ReturnData["c"][0])
 	select {
 	case evs := <-followed:
 		require.Len(t, evs, 3)
@@ -96,13 +79,13 @@ func TestCancelReportsEveryHost(t *testing.T) {
 	case <-time.After(10 * time.Second):
 		t.Fatal("the follow did not end with the job")
 	}
-	require.Eventually(t, func() bool { return processGone(pid) }, 5*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return testenv.Ended(pid) }, 5*time.Second, 10*time.Millisecond,
 		"the command that ignores SIGHUP was stopped")
 }
 
 // A job cancelled while queued never runs; its hosts are SKIPPED.
 func TestCancelQueuedJob(t *testing.T) {
-	h := localFleet(t, local.Options{Workers: 1})
+	h := localFleet(t, exe.LocalOptions{Workers: 1})
 	ctx := context.Background()
 	dir := t.TempDir()
 	pidFile := filepath.Join(dir, "pid")
@@ -123,7 +106,7 @@ func TestCancelQueuedJob(t *testing.T) {
 	require.NoError(t, err)
 	for _, host := range []string{"a", "c"} {
 		require.Len(t, job.ReturnData[host], 1, host)
-		assert.Equal(t, exe.Skipped, job.ReturnData[host][0].Status)
+		assert.Equal(t, exe.HostSkipped, job.ReturnData[host][0].Status)
 		assert.Equal(t, "cancelled before start", job.ReturnData[host][0].Msg)
 	}
 

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
 	"unicode/utf8"
 
+	"github.com/0ops/exed/internal/running"
 	"github.com/google/uuid"
 	"github.com/hashicorp/go-hclog"
 )
@@ -21,42 +23,65 @@ const DefaultSyncTimeout = 60 * time.Second
 // plugin is given to report the hosts a cancel interrupted (30s).
 const DefaultCancelWait = 40 * time.Second
 
-// Config assembles an Engine.
+// Config assembles an Engine. The Engine takes the parts' wiring on
+// itself: it builds the Runner that executes jobs from Store, Executor and
+// Tasks, and gives it to Dispatcher, so that a job runs with the very
+// parts it was validated against.
 type Config struct {
-	Store      JobStore        // required
-	Dispatcher Dispatcher      // required for Submit
-	Executor   Executor        // required
-	Tasks      map[string]Task // by type; may be nil
-	// SyncTimeout bounds Run; hosts that have not answered by then are
+	Store    JobStore        // required
+	Executor Executor        // required
+	Tasks    map[string]Task // by type; may be nil
+	// Dispatcher runs async jobs. Nil: a LocalDispatcher with default
+	// options (NewLocalDispatcher(LocalOptions{})). NewEngine starts it;
+	// Engine.Shutdown stops it.
+	Dispatcher Dispatcher
+	// SyncTimeout bounds RunSync; hosts that have not answered by then are
 	// reported FAILED. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
 	// CancelWait bounds how long Cancel waits for the worker of a
 	// cancelled job to stop its commands and finish it before ending it
 	// itself. Zero means DefaultCancelWait.
 	CancelWait time.Duration
-	Logger     hclog.Logger     // nil: no logging
-	Now        func() time.Time // nil: time.Now
+	// MaxUnstoredBytes bounds a running job's events that the store has
+	// not taken yet (see Runner.MaxUnstoredBytes). Zero:
+	// DefaultMaxUnstoredBytes.
+	MaxUnstoredBytes int64
+	Logger           hclog.Logger     // nil: no logging
+	Now              func() time.Time // nil: time.Now
 }
 
 // Engine is exed's entry point: it validates requests, resolves targets,
 // runs sync operations, stores and dispatches async jobs, and answers job
-// queries. It is safe for concurrent use.
+// queries. It owns the lifecycle of what runs jobs: NewEngine starts its
+// dispatcher, Shutdown stops it. It is safe for concurrent use.
 type Engine struct {
 	cfg Config
 	log hclog.Logger
+
+	// life ends, with cause ErrShutdown, once Shutdown has stopped the
+	// work: the follows still waiting end.
+	life     context.Context
+	stopLife context.CancelCauseFunc
+
+	// syncs are the sync operations under way, which Shutdown waits for
+	// and then cancels. closed, set when Shutdown begins, refuses new
+	// requests.
+	syncs  running.Jobs
+	syncWG sync.WaitGroup
+	mu     sync.Mutex
+	closed bool
+	nsync  uint64
 }
 
-// NewEngine checks cfg and returns an Engine.
+// NewEngine checks cfg, builds the Runner that executes jobs from its
+// store, executor and tasks, and starts the dispatcher with it (the
+// LocalDispatcher when cfg has none). Call Shutdown to stop it.
 func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Store == nil || cfg.Executor == nil {
 		return nil, errors.New("exe: Config needs a Store and an Executor")
 	}
-	if cfg.SyncTimeout <= 0 {
-		cfg.SyncTimeout = DefaultSyncTimeout
-	}
-	if cfg.CancelWait <= 0 {
-		cfg.CancelWait = DefaultCancelWait
-	}
+	cfg.SyncTimeout = orDefault(cfg.SyncTimeout, DefaultSyncTimeout)
+	cfg.CancelWait = orDefault(cfg.CancelWait, DefaultCancelWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
@@ -64,7 +89,79 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Engine{cfg: cfg, log: log}, nil
+	if cfg.Dispatcher == nil {
+		cfg.Dispatcher = NewLocalDispatcher(LocalOptions{Logger: log.Named("dispatcher")})
+	}
+	runner := &Runner{Store: cfg.Store, Executor: cfg.Executor, Tasks: cfg.Tasks,
+		Logger: log.Named("runner"), MaxUnstoredBytes: cfg.MaxUnstoredBytes}
+	if err := cfg.Dispatcher.Start(runner); err != nil {
+		return nil, err
+	}
+	life, stop := context.WithCancelCause(context.Background())
+	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
+}
+
+// Shutdown stops the Engine. Submit and Run refuse new requests at once
+// (ErrBusy "server is shutting down"); then the work under way stops:
+// jobs and sync operations get until ctx is done (jobs at most the
+// dispatcher's grace period), then are cancelled with cause ErrShutdown.
+// A job cut short ends Failure "server shutdown", and a sync operation
+// cut short answers its unfinished hosts FAILED "server shutdown"; queued
+// jobs end as never started (or stay queued for another process, with a
+// shared queue). Follows of the jobs that ended meanwhile have seen them
+// end; then the follows still waiting (their jobs run elsewhere, or
+// will not end here) end too, with an error that matches ErrShutdown.
+// Queries (Job, Jobs, Cancel, Delete) still answer. It returns once no
+// work runs here, waiting up to 10s more for work that ignores its
+// cancellation. Calling it again is harmless.
+//
+// An HTTP front (transport/http) ends its follow streams itself when its
+// server shuts down, which can be at the same time.
+func (e *Engine) Shutdown(ctx context.Context) error {
+	e.mu.Lock()
+	e.closed = true
+	e.mu.Unlock()
+	dispatched := make(chan error, 1)
+	go func() { dispatched <- e.cfg.Dispatcher.Shutdown(ctx) }()
+	idle := make(chan struct{})
+	go func() { e.syncWG.Wait(); close(idle) }()
+	if stuck := e.syncs.Drain(ctx, idle, e.cfg.SyncTimeout, ErrShutdown, func(string) {}); len(stuck) > 0 {
+		e.log.Warn("sync operations did not stop after their cancel", "operations", len(stuck))
+	}
+	err := <-dispatched
+	e.stopLife(ErrShutdown)
+	return err
+}
+
+// beginSync registers a sync operation with ctx: the context it returns
+// ends with ctx, or with cause ErrShutdown when Shutdown cancels it. end
+// must be called when the operation has returned. ErrBusy once Shutdown
+// has begun.
+func (e *Engine) beginSync(ctx context.Context) (_ context.Context, end func(), _ error) {
+	e.mu.Lock()
+	if e.closed {
+		e.mu.Unlock()
+		return nil, nil, Errorf(ErrBusy, "server is shutting down")
+	}
+	e.syncWG.Add(1)
+	e.nsync++
+	id := strconv.FormatUint(e.nsync, 10)
+	e.mu.Unlock()
+	ctx, _, done := e.syncs.Begin(ctx, id)
+	return ctx, func() {
+		done()
+		e.syncWG.Done()
+	}, nil
+}
+
+// shuttingDown is ErrBusy once Shutdown has begun.
+func (e *Engine) shuttingDown() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return Errorf(ErrBusy, "server is shutting down")
+	}
+	return nil
 }
 
 // Match lists the inventory hosts that pattern selects ("*" when empty).
@@ -120,15 +217,19 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 	return v.ValidateRequest(ctx, req)
 }
 
-// Run performs a ping, facter, service or execute operation synchronously and
+// RunSync performs a ping, facter, service or execute operation synchronously and
 // returns one event per target. The request is validated as Submit does.
 // When the sync timeout passes, the executor is interrupted (its context's
 // deadline): the targets that had answered keep their results, those it
 // stopped are FAILED as it reports them (with their partial output), and
-// those with no result are FAILED "timed out". A timeout is not an error:
-// only a request that cannot run, or an operation that failed as a whole
-// before the timeout, is.
-func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error) {
+// those with no result are FAILED "timed out"; likewise, with "server
+// shutdown", when Shutdown cancels it. A timeout is not an error: only a
+// request that cannot run, or an operation that failed as a whole before
+// the timeout, is.
+func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, error) {
+	if err := e.shuttingDown(); err != nil {
+		return nil, err
+	}
 	if err := req.Validate(); err != nil {
 		return nil, err
 	}
@@ -145,11 +246,16 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		return nil, err
 	}
 	parent := ctx
+	ctx, end, err := e.beginSync(ctx)
+	if err != nil {
+		return nil, err
+	}
+	defer end()
 	ctx, cancel := context.WithTimeout(ctx, e.cfg.SyncTimeout)
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]Event, len(req.Targets))
-	err := Perform(ctx, e.cfg.Executor, nil, req, func(ev Event) {
+	err = Perform(ctx, e.cfg.Executor, nil, req, func(ev Event) {
 		if ev.Host == AnnounceHost {
 			return
 		}
@@ -157,30 +263,42 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 		out[ev.Host] = ev
 		mu.Unlock()
 	})
-	timedOut := errors.Is(ctx.Err(), context.DeadlineExceeded) && parent.Err() == nil
-	if err != nil && !timedOut {
+	// Cut short by the timeout or the Engine's shutdown (not by the
+	// caller, who is gone): every host still gets an event.
+	stopped, cause := "", error(nil)
+	switch {
+	case parent.Err() != nil:
+	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+		stopped, cause = "timed out", context.DeadlineExceeded
+	case errors.Is(context.Cause(ctx), ErrShutdown):
+		stopped, cause = ErrShutdown.Error(), ErrShutdown
+	}
+	if err != nil && stopped == "" {
 		return nil, err
 	}
 	if err != nil {
-		// The executor's error is its interruption by the timeout, which
-		// every unfinished host's event says.
-		e.log.Debug("sync operation timed out", "operate", req.Operate, "error", err)
+		// The executor's error is its interruption, which every
+		// unfinished host's event says.
+		e.log.Debug("sync operation cut short", "operate", req.Operate, "why", stopped, "error", err)
 	}
 	mu.Lock()
 	defer mu.Unlock()
 	for _, h := range req.Targets {
 		if ev, ok := out[h]; ok {
-			if ns := NotStarted(h, context.DeadlineExceeded); timedOut && ev.Status == ns.Status && ev.Msg == ns.Msg && ev.Name == "" {
+			if stopped == "" {
+				continue
+			}
+			if ns := NotStarted(h, cause); ev.Status == ns.Status && ev.Msg == ns.Msg && ev.Name == "" {
 				// API.md: a sync answer's unfinished hosts are FAILED
-				// "timed out", started or not.
-				out[h] = Event{Host: h, Status: Failed, Msg: "timed out"}
+				// "timed out" (or "server shutdown"), started or not.
+				out[h] = Event{Host: h, Status: HostFailed, Msg: stopped}
 			}
 			continue
 		}
-		if timedOut {
-			out[h] = Event{Host: h, Status: Failed, Msg: "timed out"}
+		if stopped != "" {
+			out[h] = Event{Host: h, Status: HostFailed, Msg: stopped}
 		} else {
-			out[h] = Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"}
+			out[h] = Event{Host: h, Status: HostUnreachable, Msg: "no result was reported for this host"}
 		}
 	}
 	return out, nil
@@ -193,11 +311,11 @@ func (e *Engine) Run(ctx context.Context, req Request) (map[string]Event, error)
 // it. The job is durable before its ID is returned. When it cannot be
 // dispatched, nothing is left behind and the error (ErrBusy) is returned.
 func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
-	if err := req.Validate(); err != nil {
+	if err := e.shuttingDown(); err != nil {
 		return "", err
 	}
-	if e.cfg.Dispatcher == nil {
-		return "", errors.New("exe: engine has no dispatcher")
+	if err := req.Validate(); err != nil {
+		return "", err
 	}
 	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
 		return "", notSupported(req.Operate)
@@ -224,7 +342,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		return "", err
 	}
 	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req, User: UserFrom(ctx)}
-	if cd, ok := e.cfg.Dispatcher.(CreateDispatcher); ok {
+	if cd, ok := e.cfg.Dispatcher.(StoringDispatcher); ok {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {
 			return "", err
 		}
@@ -307,14 +425,11 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 		return nil, ErrFinished
 	}
 	started := false
-	if e.cfg.Dispatcher != nil {
-		err := e.cfg.Dispatcher.Cancel(ctx, jid)
-		switch {
-		case err == nil:
-			started = true
-		case !errors.Is(err, ErrNotRunning):
-			return nil, err
-		}
+	switch err := e.cfg.Dispatcher.Cancel(ctx, jid); {
+	case err == nil:
+		started = true
+	case !errors.Is(err, ErrNotRunning):
+		return nil, err
 	}
 	// The wait and the ending below outlive a client that leaves: the job
 	// must not stay Running because its canceller went away.
@@ -328,7 +443,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	last := func(host string) Event { return NotStarted(host, ErrCancelled) }
 	if started {
 		last = func(host string) Event {
-			return Event{Host: host, Status: Failed,
+			return Event{Host: host, Status: HostFailed,
 				Msg: "cancelled; its worker did not report how the command ended, so it may still run"}
 		}
 	}
@@ -337,7 +452,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	if err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last); err != nil {
 		return nil, err
 	}
-	if !started && e.cfg.Dispatcher != nil {
+	if !started {
 		// A worker that took the job between the check and the end stops
 		// it now (it would also stop at its first event).
 		_ = e.cfg.Dispatcher.Cancel(sctx, jid)
@@ -364,9 +479,20 @@ func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) 
 }
 
 // Follow calls fn with every event of the job from the first, blocking for
-// new ones until the job ends, and returns the final job.
+// new ones until the job ends, and returns the final job. It stops early
+// with ctx's error, with fn's error, or, once Shutdown has stopped the
+// work here and the job still has not ended, with an error that matches
+// ErrShutdown.
 func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error) {
-	return e.cfg.Store.Follow(ctx, jid, fn)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
+	defer stop()
+	job, err := e.cfg.Store.Follow(ctx, jid, fn)
+	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+		return job, fmt.Errorf("follow ended: %w", ErrShutdown)
+	}
+	return job, err
 }
 
 // TaskInfos describes every task, sorted by type.

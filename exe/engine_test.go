@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
+	"github.com/0ops/exed/dispatchtest"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/testenv"
@@ -21,22 +21,20 @@ import (
 type harness struct {
 	engine *exe.Engine
 	store  *memory.Store
-	disp   *local.Dispatcher
 }
 
 // newHarness wires the embedded default: memory store, local dispatcher,
 // sshnative with localhost, plus the given tasks.
-func newHarness(t *testing.T, opts local.Options, tasks map[string]exe.Task) *harness {
+func newHarness(t *testing.T, opts exe.LocalOptions, tasks map[string]exe.Task) *harness {
 	t.Helper()
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	runner := &exe.Runner{Store: store, Executor: x, Tasks: tasks}
-	disp := local.New(runner, opts)
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, Tasks: tasks, SyncTimeout: 5 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(opts), Executor: x, Tasks: tasks,
+		SyncTimeout: 5 * time.Second})
 	require.NoError(t, err)
-	return &harness{engine: eng, store: store, disp: disp}
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	return &harness{engine: eng, store: store}
 }
 
 func (h *harness) wait(t *testing.T, jid string) (*exe.Job, []exe.Event) {
@@ -54,7 +52,7 @@ func execute(cmd string) exe.Request {
 }
 
 func TestSubmitRunsToDone(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	jid, err := h.engine.Submit(context.Background(), execute("echo hi"))
 	require.NoError(t, err)
 	job, evs := h.wait(t, jid)
@@ -71,7 +69,7 @@ func TestSubmitRunsToDone(t *testing.T) {
 }
 
 func TestOutcomeCountsFailedHosts(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	jid, err := h.engine.Submit(context.Background(), execute("exit 4"))
 	require.NoError(t, err)
 	job, evs := h.wait(t, jid)
@@ -82,7 +80,7 @@ func TestOutcomeCountsFailedHosts(t *testing.T) {
 }
 
 func TestSubmitRefusalsLeaveNothing(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	_, err := h.engine.Submit(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost", "ghost1", "ghost2"}})
 	var nm *exe.NoMatchError
@@ -110,19 +108,19 @@ func TestSubmitRefusalsLeaveNothing(t *testing.T) {
 }
 
 func TestRunSync(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
-	out, err := h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	out, err := h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
 	require.NoError(t, err)
-	assert.Equal(t, map[string]exe.Event{"localhost": {Host: "localhost", Status: exe.OK}}, out)
+	assert.Equal(t, map[string]exe.Event{"localhost": {Host: "localhost", Status: exe.HostOK}}, out)
 
-	out, err = h.engine.Run(ctx, execute("echo sync"))
+	out, err = h.engine.RunSync(ctx, execute("echo sync"))
 	require.NoError(t, err)
 	assert.Equal(t, "sync\n", out["localhost"].Exec.Stdout)
 
-	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"localhost"}, Deploy: exe.DeployArgs{Role: "r"}})
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"localhost"}, Deploy: exe.DeployArgs{Role: "r"}})
 	assert.ErrorIs(t, err, exe.ErrInvalid, "deploy is async only")
-	_, err = h.engine.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"ghost"}})
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"ghost"}})
 	assert.ErrorIs(t, err, exe.ErrNoMatch)
 
 	hosts, err := h.engine.Match(ctx, "")
@@ -137,10 +135,10 @@ func TestRunSyncTimeout(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, SyncTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
 	start := time.Now()
-	out, err := eng.Run(context.Background(), execute("sleep 30"))
+	out, err := eng.RunSync(context.Background(), execute("sleep 30"))
 	require.NoError(t, err)
 	assert.Less(t, time.Since(start), 10*time.Second)
-	assert.Equal(t, exe.Failed, out["localhost"].Status)
+	assert.Equal(t, exe.HostFailed, out["localhost"].Status)
 }
 
 // An executor that returns its context's error when the sync timeout
@@ -150,17 +148,17 @@ func TestRunSyncTimeoutIsNoError(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: &plugintest.Executor{},
 		SyncTimeout: 200 * time.Millisecond})
 	require.NoError(t, err)
-	out, err := eng.Run(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"},
+	out, err := eng.RunSync(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"},
 		Execute: exe.ExecuteArgs{Cmd: "block"}})
 	require.NoError(t, err)
 	assert.Equal(t, map[string]exe.Event{
-		"a": {Host: "a", Status: exe.Failed, Name: "stopped", Msg: "context deadline exceeded"},
-		"b": {Host: "b", Status: exe.Failed, Msg: "timed out"},
+		"a": {Host: "a", Status: exe.HostFailed, Name: "stopped", Msg: "context deadline exceeded"},
+		"b": {Host: "b", Status: exe.HostFailed, Msg: "timed out"},
 	}, out)
 }
 
 func TestCancelRunningJob(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
 	jid, err := h.engine.Submit(ctx, execute("sleep 60"))
 	require.NoError(t, err)
@@ -179,7 +177,7 @@ func TestCancelRunningJob(t *testing.T) {
 }
 
 func TestQueueFullIsBusyAndLeavesNothing(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 1, Queue: 1}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 1, Queue: 1}, nil)
 	ctx := context.Background()
 	var accepted []string
 	var busy error
@@ -204,7 +202,7 @@ func TestQueueFullIsBusyAndLeavesNothing(t *testing.T) {
 }
 
 func TestShutdownFailsUnfinishedJobs(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 1, Queue: 4, Grace: 100 * time.Millisecond}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 1, Queue: 4, Grace: 100 * time.Millisecond}, nil)
 	ctx := context.Background()
 	pidFile := filepath.Join(t.TempDir(), "pid")
 	running, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
@@ -213,10 +211,10 @@ func TestShutdownFailsUnfinishedJobs(t *testing.T) {
 	require.NoError(t, err)
 	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
 
-	require.NoError(t, h.disp.Shutdown(ctx))
+	require.NoError(t, h.engine.Shutdown(ctx))
 	for jid, last := range map[string]exe.Event{
-		running: {Host: "localhost", Seq: 1, Status: exe.Failed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
-		queued:  {Host: "localhost", Seq: 1, Status: exe.Skipped, Msg: "not started: server shutdown"},
+		running: {Host: "localhost", Seq: 1, Status: exe.HostFailed, Msg: "server shutdown", Exec: &exe.ExecResult{RTC: -1}},
+		queued:  {Host: "localhost", Seq: 1, Status: exe.HostSkipped, Msg: "not started: server shutdown"},
 	} {
 		job, err := h.engine.Job(ctx, jid, true)
 		require.NoError(t, err)
@@ -246,7 +244,7 @@ func (echoTask) Info(context.Context) (exe.TaskInfo, error) {
 
 func (echoTask) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
 	for i := 0; i < int(args.Options["times"].(float64)); i++ {
-		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.Announce, Name: "round"})
+		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostAnnounce, Name: "round"})
 		if err := x.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: args.Options["cmd"].(string)}, emit); err != nil {
 			return err
 		}
@@ -255,7 +253,7 @@ func (echoTask) Run(ctx context.Context, x exe.Executor, hosts []string, args ex
 }
 
 func TestTaskJob(t *testing.T) {
-	h := newHarness(t, local.Options{}, map[string]exe.Task{"echo": echoTask{}})
+	h := newHarness(t, exe.LocalOptions{}, map[string]exe.Task{"echo": echoTask{}})
 	ctx := context.Background()
 	task := func(opts map[string]any) exe.Request {
 		return exe.Request{Operate: exe.OpTask, Targets: []string{"localhost"},
@@ -317,11 +315,11 @@ func TestSilentHostsFail(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobFailure, got.State)
 	assert.Equal(t, "1 of 1 hosts failed", got.Error)
-	assert.Equal(t, exe.Unreachable, got.ReturnData["localhost"][0].Status)
+	assert.Equal(t, exe.HostUnreachable, got.ReturnData["localhost"][0].Status)
 }
 
 func TestConcurrentSubmitsAllFinish(t *testing.T) {
-	h := newHarness(t, local.Options{Workers: 4, Queue: 256}, nil)
+	h := newHarness(t, exe.LocalOptions{Workers: 4, Queue: 256}, nil)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, 100)
@@ -348,4 +346,121 @@ func TestConcurrentSubmitsAllFinish(t *testing.T) {
 	for err := range errs {
 		t.Error(err)
 	}
+}
+
+// Shutdown stops intake at once; the running job gets its grace, and a
+// follow of it sees it end; then the follows of jobs that do not end here
+// (another process runs them) end, with a cause that says why.
+func TestShutdownStopsIntakeThenEndsFollows(t *testing.T) {
+	h := newHarness(t, exe.LocalOptions{Grace: 100 * time.Millisecond}, nil)
+	ctx := context.Background()
+	pidFile := filepath.Join(t.TempDir(), "pid")
+	jid, err := h.engine.Submit(ctx, execute("echo $$ > "+pidFile+"; sleep 60"))
+	require.NoError(t, err)
+	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	elsewhere := &exe.Job{JID: "elsewhere", State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}
+	require.NoError(t, h.store.Create(ctx, elsewhere))
+	type result struct {
+		job *exe.Job
+		err error
+	}
+	follow := func(jid string) chan result {
+		ch := make(chan result, 1)
+		go func() {
+			job, err := h.engine.Follow(ctx, jid, func(exe.Event) error { return nil })
+			ch <- result{job, err}
+		}()
+		return ch
+	}
+	mine, other := follow(jid), follow(elsewhere.JID)
+
+	require.NoError(t, h.engine.Shutdown(ctx))
+	for _, c := range []struct {
+		ch   chan result
+		name string
+	}{{mine, "the follow of the job that ended"}, {other, "the follow of the job run elsewhere"}} {
+		select {
+		case r := <-c.ch:
+			if c.ch == mine {
+				require.NoError(t, r.err, c.name)
+				assert.Equal(t, "server shutdown", r.job.Error, c.name)
+			} else {
+				assert.ErrorIs(t, r.err, exe.ErrShutdown, c.name)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("%s did not end", c.name)
+		}
+	}
+	_, err = h.engine.Submit(ctx, execute("true"))
+	assert.ErrorIs(t, err, exe.ErrBusy)
+	assert.Equal(t, "server is shutting down", exe.PublicMessage(err))
+	_, err = h.engine.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	assert.ErrorIs(t, err, exe.ErrBusy, "sync requests too")
+	job, err := h.engine.Job(ctx, jid, false)
+	require.NoError(t, err, "queries still answer")
+	assert.Equal(t, "server shutdown", job.Error)
+	require.NoError(t, h.engine.Shutdown(ctx), "a second Shutdown is harmless")
+}
+
+// The Engine builds the runner and starts its dispatcher, which serves it
+// alone; without one, jobs run in process.
+func TestEngineStartsItsDispatcher(t *testing.T) {
+	store := memory.New(memory.Options{})
+	x := &plugintest.Executor{}
+	d := exe.NewLocalDispatcher(exe.LocalOptions{})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, Dispatcher: d})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	_, err = exe.NewEngine(exe.Config{Store: store, Executor: x, Dispatcher: d})
+	assert.ErrorContains(t, err, "a dispatcher serves one engine")
+
+	def, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = def.Shutdown(context.Background()) })
+	ctx := context.Background()
+	jid, err := def.Submit(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"a"}})
+	require.NoError(t, err)
+	job, err := def.Follow(ctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State)
+}
+
+// A sync operation under way when Shutdown begins gets until Shutdown's
+// context is done; then it is cancelled, and every host still answers:
+// the one done with its result, the one running FAILED with what it
+// printed, the one never started FAILED "server shutdown", as a timeout
+// would have them.
+func TestShutdownCancelsSyncOperations(t *testing.T) {
+	h := localFleet(t, exe.LocalOptions{})
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "pid")
+	answered := make(chan map[string]exe.Event, 1)
+	go func() {
+		out, err := h.engine.RunSync(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"},
+			Execute: exe.ExecuteArgs{Cmd: firstFastThenStuck(dir, pidFile)}})
+		assert.NoError(t, err)
+		answered <- out
+	}()
+	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	require.NoError(t, h.engine.Shutdown(ctx))
+	select {
+	case out := <-answered:
+		require.Len(t, out, 3)
+		assert.Equal(t, exe.HostChanged, out["a"].Status)
+		assert.Equal(t, exe.HostFailed, out["b"].Status)
+		assert.Equal(t, "server shutdown", out["b"].Msg)
+		assert.Equal(t, "started\n", out["b"].Exec.Stdout)
+		assert.Equal(t, exe.Event{Host: "c", Status: exe.HostFailed, Msg: "server shutdown"}, out["c"])
+	default:
+		t.Fatal("Shutdown returned before the sync operation it cancelled")
+	}
+}
+
+func TestLocalDispatcherConformance(t *testing.T) {
+	dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
+		return memory.New(memory.Options{}), exe.NewLocalDispatcher(exe.LocalOptions{Workers: opts.Workers, Grace: opts.Grace})
+	})
 }

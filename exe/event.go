@@ -22,7 +22,7 @@ type Event struct {
 	// Zero for events that were never stored (sync results).
 	Seq int64
 	// Status is the outcome.
-	Status OperateState
+	Status HostStatus
 	// Name names the step (deploy script, playbook task, task batch).
 	Name string
 	// Msg is a summary, or the reason for a failure.
@@ -144,7 +144,7 @@ func NotStarted(host string, cause error) Event {
 	case errors.Is(cause, context.DeadlineExceeded):
 		msg = "timed out before start"
 	}
-	return Event{Host: host, Status: Skipped, Msg: msg}
+	return Event{Host: host, Status: HostSkipped, Msg: msg}
 }
 
 // NoResult returns the FAILED event of a host that has no result after
@@ -160,5 +160,5 @@ func NoResult(host string, cause error) Event {
 	case errors.Is(cause, context.DeadlineExceeded):
 		what = "timed out"
 	}
-	return Event{Host: host, Status: Failed, Msg: what + "; no result was reported, the command may have been running"}
+	return Event{Host: host, Status: HostFailed, Msg: what + "; no result was reported, the command may have been running"}
 }

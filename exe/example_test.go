@@ -3,22 +3,21 @@ package exe_test
 import (
 	"context"
 	"fmt"
+	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
 )
 
-// The embedded default: a memory store, the in-process dispatcher and the
-// sshnative executor, whose default inventory holds localhost.
+// The embedded default: a memory store and the sshnative executor, whose
+// default inventory holds localhost; jobs run in this process (the
+// LocalDispatcher, as no Dispatcher is given).
 func ExampleEngine() {
 	ctx := context.Background()
-	store := memory.New(memory.Options{})
 	executor, _ := sshnative.New(sshnative.Config{})
-	dispatcher := local.New(&exe.Runner{Store: store, Executor: executor}, local.Options{})
-	defer dispatcher.Shutdown(ctx)
-	engine, _ := exe.NewEngine(exe.Config{Store: store, Dispatcher: dispatcher, Executor: executor})
+	engine, _ := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: executor})
+	defer engine.Shutdown(ctx)
 
 	jid, err := engine.Submit(ctx, exe.Request{
 		Operate: exe.OpExecute,
@@ -37,6 +36,23 @@ func ExampleEngine() {
 	// Output:
 	// localhost: CHANGED rtc=0 stdout="hello\n"
 	// job: Done
+}
+
+// The in-process dispatcher with bounds of its own. Shutdown gives running
+// jobs its grace period, then cancels them: a job cut short ends Failure
+// "server shutdown", and so does one that never left the queue.
+func ExampleNewLocalDispatcher() {
+	ctx := context.Background()
+	executor, _ := sshnative.New(sshnative.Config{})
+	engine, _ := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: executor,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 2, Queue: 16, Grace: 100 * time.Millisecond})})
+
+	jid, _ := engine.Submit(ctx, exe.Request{Operate: exe.OpExecute,
+		Targets: []string{"localhost"}, Execute: exe.ExecuteArgs{Cmd: "sleep 30"}})
+	_ = engine.Shutdown(ctx)
+	job, _ := engine.Job(ctx, jid, false)
+	fmt.Println(job.State, job.Error)
+	// Output: Failure server shutdown
 }
 
 func ExampleSchema_Validate() {

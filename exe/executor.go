@@ -40,7 +40,7 @@ type HealthChecker interface {
 // RequestValidator is implemented by executors that can tell before a
 // request is stored or run that they would refuse it: a deploy's role that
 // does not exist, extra_vars the executor reserves. Engine.Submit and
-// Engine.Run call it after Request.Validate and before the targets are
+// Engine.RunSync call it after Request.Validate and before the targets are
 // resolved, for every operation, task included; an executor returns nil
 // for what it does not check. An ErrInvalid error refuses the request (400
 // on the HTTP API) and nothing is stored; the executor must still check at

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
@@ -31,18 +30,17 @@ func TestIPv6Targets(t *testing.T) {
 	x, err := sshnative.New(sshnative.Config{Inventory: inv})
 	require.NoError(t, err)
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, SyncTimeout: 5 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, SyncTimeout: 5 * time.Second})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 
 	for _, targets := range [][]string{{"2001:db8::10"}, {"fe80::1%eth0"}, {"2001:db8::11"}, {"2001:db8::10", "fe80::1%eth0", "2001:db8::11"}} {
-		evs, err := eng.Run(context.Background(), exe.Request{Operate: exe.OpPing, Targets: targets})
+		evs, err := eng.RunSync(context.Background(), exe.Request{Operate: exe.OpPing, Targets: targets})
 		require.NoError(t, err, targets)
 		for _, h := range targets {
-			assert.Equal(t, exe.OK, evs[h].Status, "%s: %+v", h, evs[h])
+			assert.Equal(t, exe.HostOK, evs[h].Status, "%s: %+v", h, evs[h])
 		}
 	}
-	_, err = eng.Run(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"2001:db8::99"}})
+	_, err = eng.RunSync(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"2001:db8::99"}})
 	assert.ErrorIs(t, err, exe.ErrNoMatch)
 }

@@ -10,7 +10,7 @@ import (
 )
 
 func TestEventWireForm(t *testing.T) {
-	ev := exe.Event{Host: "h", Seq: 3, Status: exe.Failed, Msg: "command exited 2", Truncated: true,
+	ev := exe.Event{Host: "h", Seq: 3, Status: exe.HostFailed, Msg: "command exited 2", Truncated: true,
 		Exec: &exe.ExecResult{RTC: 2, Stdout: "", Stderr: "no"}, Extra: map[string]any{"changed": false, "status": "ignored"}}
 	b, err := json.Marshal(ev)
 	require.NoError(t, err)
@@ -22,7 +22,7 @@ func TestEventWireForm(t *testing.T) {
 	ev.Host, ev.Seq, ev.Extra = "", 0, map[string]any{"changed": false}
 	assert.Equal(t, ev, back)
 
-	b, err = json.Marshal(exe.Event{Status: exe.OK})
+	b, err = json.Marshal(exe.Event{Status: exe.HostOK})
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"status":1}`, string(b), "ping's event is just a status")
 }
@@ -31,7 +31,7 @@ func TestJobWireForm(t *testing.T) {
 	job := exe.Job{JID: "c4f6acd3-4dda-44d0-8f99-76b4587e55d0", State: exe.JobDone, StartAt: 1488272314, EndAt: 1488272320, User: "deployer",
 		Request: exe.Request{Operate: exe.OpDeploy, Targets: []string{"molten-core.0ops.io", "karazhan.0ops.io"},
 			Deploy: exe.DeployArgs{Role: "nginx"}},
-		ReturnData: map[string][]exe.Event{"molten-core.0ops.io": {{Host: "molten-core.0ops.io", Status: exe.Changed, Name: "main.sh"}}}}
+		ReturnData: map[string][]exe.Event{"molten-core.0ops.io": {{Host: "molten-core.0ops.io", Status: exe.HostChanged, Name: "main.sh"}}}}
 	b, err := json.Marshal(job)
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"jid":"c4f6acd3-4dda-44d0-8f99-76b4587e55d0","state":0,"error":"","startat":1488272314,"endat":1488272320,
@@ -53,9 +53,9 @@ func TestJobWireForm(t *testing.T) {
 func TestStateStrings(t *testing.T) {
 	names := []string{"ANNOUNCE", "OK", "SKIPPED", "FAILED", "UNREACHABLE", "CHANGED"}
 	for i, n := range names {
-		assert.Equal(t, n, exe.OperateState(i).String())
+		assert.Equal(t, n, exe.HostStatus(i).String())
 	}
 	assert.Equal(t, "Failure", exe.JobFailure.String())
-	assert.True(t, exe.Unreachable.Failure())
-	assert.False(t, exe.Skipped.Failure())
+	assert.True(t, exe.HostUnreachable.Failure())
+	assert.False(t, exe.HostSkipped.Failure())
 }

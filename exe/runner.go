@@ -458,15 +458,15 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 		text := ToValidUTF8(operationError(opErr))
 		for _, h := range silent {
 			if errors.Is(opErr, ErrInvalid) || errors.Is(opErr, ErrNotSupported) {
-				rc.emit(Event{Host: h, Status: Skipped, Msg: "not started: " + text})
+				rc.emit(Event{Host: h, Status: HostSkipped, Msg: "not started: " + text})
 			} else {
-				rc.emit(Event{Host: h, Status: Failed, Msg: "not completed: " + text + "; the remote command may still be running"})
+				rc.emit(Event{Host: h, Status: HostFailed, Msg: "not completed: " + text + "; the remote command may still be running"})
 			}
 		}
 		return JobFailure, text
 	}
 	for _, h := range silent {
-		rc.emit(Event{Host: h, Status: Unreachable, Msg: "no result was reported for this host"})
+		rc.emit(Event{Host: h, Status: HostUnreachable, Msg: "no result was reported for this host"})
 	}
 	rc.mu.Lock()
 	defer rc.mu.Unlock()

@@ -25,40 +25,40 @@ func (s JobState) String() string {
 	return fmt.Sprintf("JobState(%d)", int(s))
 }
 
-// OperateState is the outcome of one operation on one host. Its numeric
+// HostStatus is the outcome of one operation on one host. Its numeric
 // values are part of the wire format.
-type OperateState int
+type HostStatus int
 
-// Operate states.
+// Host statuses.
 const (
-	Announce    OperateState = 0 // start of a play, step or batch; belongs to no host
-	OK          OperateState = 1 // succeeded, nothing changed
-	Skipped     OperateState = 2 // not run on this host
-	Failed      OperateState = 3 // ran and failed (e.g. non-zero exit)
-	Unreachable OperateState = 4 // could not reach the host
-	Changed     OperateState = 5 // succeeded and changed something
+	HostAnnounce    HostStatus = 0 // start of a play, step or batch; belongs to no host
+	HostOK          HostStatus = 1 // succeeded, nothing changed
+	HostSkipped     HostStatus = 2 // not run on this host
+	HostFailed      HostStatus = 3 // ran and failed (e.g. non-zero exit)
+	HostUnreachable HostStatus = 4 // could not reach the host
+	HostChanged     HostStatus = 5 // succeeded and changed something
 )
 
-func (s OperateState) String() string {
+func (s HostStatus) String() string {
 	switch s {
-	case Announce:
+	case HostAnnounce:
 		return "ANNOUNCE"
-	case OK:
+	case HostOK:
 		return "OK"
-	case Skipped:
+	case HostSkipped:
 		return "SKIPPED"
-	case Failed:
+	case HostFailed:
 		return "FAILED"
-	case Unreachable:
+	case HostUnreachable:
 		return "UNREACHABLE"
-	case Changed:
+	case HostChanged:
 		return "CHANGED"
 	}
-	return fmt.Sprintf("OperateState(%d)", int(s))
+	return fmt.Sprintf("HostStatus(%d)", int(s))
 }
 
 // Failure reports whether s makes a host count as failed in a job's outcome.
-func (s OperateState) Failure() bool { return s == Failed || s == Unreachable }
+func (s HostStatus) Failure() bool { return s == HostFailed || s == HostUnreachable }
 
 // ServiceState is the desired state of a service. Its numeric values are
 // part of the wire format.

@@ -8,7 +8,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -71,7 +70,7 @@ func TestTruncateUTF8(t *testing.T) {
 const raw = "caf\xe9 \xff\n"
 
 func rawEvent() exe.Event {
-	return exe.Event{Host: "h" + raw, Status: exe.Changed, Name: raw, Msg: raw,
+	return exe.Event{Host: "h" + raw, Status: exe.HostChanged, Name: raw, Msg: raw,
 		Exec:  &exe.ExecResult{RTC: 1, Stdout: raw, Stderr: raw},
 		Facts: map[string]any{raw: raw, "n": 1.0, "nested": map[string]any{"list": []any{raw, 2.0}, raw: []string{raw}}, "env": map[string]string{raw: raw}},
 		Extra: map[string]any{"x" + raw: raw}}
@@ -88,13 +87,13 @@ func TestEventToValidUTF8(t *testing.T) {
 	got := in.ToValidUTF8()
 	assertValid(t, got)
 	text := perByte(raw)
-	assert.Equal(t, exe.Event{Host: "h" + text, Status: exe.Changed, Name: text, Msg: text,
+	assert.Equal(t, exe.Event{Host: "h" + text, Status: exe.HostChanged, Name: text, Msg: text,
 		Exec:  &exe.ExecResult{RTC: 1, Stdout: text, Stderr: text},
 		Facts: map[string]any{text: text, "n": 1.0, "nested": map[string]any{"list": []any{text, 2.0}, text: []string{text}}, "env": map[string]string{text: text}},
 		Extra: map[string]any{"x" + text: text}}, got)
 	assert.Equal(t, rawEvent(), in, "the emitter's event, maps and Exec are left as they were")
 
-	valid := exe.Event{Host: "h", Status: exe.OK, Exec: &exe.ExecResult{Stdout: "é"}, Facts: map[string]any{"k": []any{"v"}}}
+	valid := exe.Event{Host: "h", Status: exe.HostOK, Exec: &exe.ExecResult{Stdout: "é"}, Facts: map[string]any{"k": []any{"v"}}}
 	same := valid.ToValidUTF8()
 	assert.Same(t, valid.Exec, same.Exec, "valid text is not copied")
 	assert.Equal(t, valid, same)
@@ -105,15 +104,14 @@ func TestEventToValidUTF8(t *testing.T) {
 func TestInProcessOutputNotUTF8(t *testing.T) {
 	store := memory.New(memory.Options{})
 	x := &plugintest.Executor{}
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, SyncTimeout: 5 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, SyncTimeout: 5 * time.Second})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	req := exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"}, Execute: exe.ExecuteArgs{Cmd: "print " + hex.EncodeToString([]byte(raw))}}
 
-	out, err := eng.Run(ctx, req)
+	out, err := eng.RunSync(ctx, req)
 	require.NoError(t, err)
 	require.Len(t, out, 2)
 	for _, h := range req.Targets {
@@ -144,9 +142,9 @@ func TestInProcessOutputNotUTF8(t *testing.T) {
 }
 
 func TestInputNotUTF8IsRefused(t *testing.T) {
-	h := newHarness(t, local.Options{}, nil)
+	h := newHarness(t, exe.LocalOptions{}, nil)
 	ctx := context.Background()
-	_, err := h.engine.Run(ctx, execute("printf '\xe9'"))
+	_, err := h.engine.RunSync(ctx, execute("printf '\xe9'"))
 	assert.ErrorIs(t, err, exe.ErrInvalid)
 	assert.EqualError(t, err, `cmd: not valid UTF-8; write other bytes as shell escapes (printf '\351')`)
 	_, err = h.engine.Submit(ctx, execute("echo \xff"))
@@ -157,7 +155,7 @@ func TestInputNotUTF8IsRefused(t *testing.T) {
 	ids, err := h.engine.Jobs(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, ids, "nothing was stored")
-	out, err := h.engine.Run(ctx, execute(`printf 'caf\351' | od -An -c | tr -s ' '`))
+	out, err := h.engine.RunSync(ctx, execute(`printf 'caf\351' | od -An -c | tr -s ' '`))
 	require.NoError(t, err)
 	assert.Equal(t, " c a f 351\n", out["localhost"].Exec.Stdout, "escapes reach the host as the bytes they stand for")
 }

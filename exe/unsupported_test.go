@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
@@ -25,7 +24,7 @@ func (x *pingOnly) Match(_ context.Context, pattern string) ([]string, error) {
 
 func (x *pingOnly) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.OK})
+		emit(exe.Event{Host: h, Status: exe.HostOK})
 	}
 	return nil
 }
@@ -37,18 +36,17 @@ func TestCapabilitiesRefuseUpFront(t *testing.T) {
 	require.NoError(t, err)
 	x := &pingOnly{Only: exe.Only{exe.OpPing}, inv: inv}
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	defer disp.Shutdown(context.Background())
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
 	ctx := context.Background()
 
-	out, err := eng.Run(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"web1", "web2"}})
+	out, err := eng.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"web1", "web2"}})
 	require.NoError(t, err)
 	assert.Len(t, out, 2)
 	for _, op := range []exe.Operate{exe.OpFacter, exe.OpExecute} {
 		req := exe.Request{Operate: op, Targets: []string{"web1"}, Execute: exe.ExecuteArgs{Cmd: "true"}}
-		_, err = eng.Run(ctx, req)
+		_, err = eng.RunSync(ctx, req)
 		assert.ErrorIs(t, err, exe.ErrNotSupported, op)
 		_, err = eng.Submit(ctx, req)
 		assert.ErrorIs(t, err, exe.ErrNotSupported, op)

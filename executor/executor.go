@@ -20,50 +20,19 @@ import (
 	"github.com/0ops/exed/internal/pluginhost"
 	"github.com/0ops/exed/internal/pluginpb"
 	"github.com/0ops/exed/internal/pluginrpc"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
 	"google.golang.org/grpc"
 )
-
-// ProtocolVersion is the version of the executor plugin protocol. A plugin
-// built for another version is refused at start with an error that names
-// both versions.
-const ProtocolVersion = 1
-
-// Handshake is what exed and an executor plugin check before they talk: a
-// plugin binary run by hand (without the cookie) says it is a plugin and
-// exits.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "EXE_PLUGIN",
-	MagicCookieValue: "executor",
-}
-
-// pluginKey names the executor in go-plugin's plugin set.
-const pluginKey = "executor"
 
 // Configurer is implemented by executors that take a config section: Serve
 // passes them the key/values of their section of exed.conf before the
 // first operation, and an error fails the server's start.
 type Configurer = pluginrpc.Configurer
 
-// GRPCPlugin is the go-plugin glue for executors: the plugin side serves
-// Impl, the host side returns a client. Most code needs Serve and Start.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	Impl exe.Executor
-}
-
-// GRPCServer registers Impl's shim on the plugin's gRPC server.
-func (p *GRPCPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterExecutorServer(s, &pluginrpc.ExecutorServer{Impl: p.Impl})
-	return nil
-}
-
-// GRPCClient returns the host's shim for the plugin's executor.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &pluginrpc.ExecutorClient{RPC: pluginpb.NewExecutorClient(c)}, nil
-}
+// PluginSet is go-plugin's plugin set for an executor plugin serving impl,
+// for a program that runs go-plugin itself; Serve and Start do it for
+// the rest.
+func PluginSet(impl exe.Executor) plugin.PluginSet { return kind.Plugins(impl) }
 
 // Serve serves impl as an executor plugin on the process's stdio, as
 // go-plugin does; it returns when the host is done with the plugin. Call
@@ -75,19 +44,25 @@ func (p *GRPCPlugin) GRPCClient(_ context.Context, _ *plugin.GRPCBroker, c *grpc
 // cancel, and the process must not exit before it has.
 func Serve(impl exe.Executor) {
 	var ops inflight
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}},
-		GRPCServer: func(opts []grpc.ServerOption) *grpc.Server {
-			return plugin.DefaultGRPCServer(append(opts,
-				grpc.ChainUnaryInterceptor(ops.unary), grpc.ChainStreamInterceptor(ops.stream)))
-		},
-	})
+	kind.Serve(impl, grpc.ChainUnaryInterceptor(ops.unary), grpc.ChainStreamInterceptor(ops.stream))
 	ops.wait()
 	if c, ok := impl.(io.Closer); ok {
 		_ = c.Close()
 	}
 }
+
+// ProtocolVersion is the version of the executor plugin protocol. A plugin
+// built for another version is refused at start with an error that names
+// both versions.
+const ProtocolVersion = pluginhost.ExecutorProtocol
+
+// kind is what exed and executor plugins agree on, and their gRPC glue.
+var kind = pluginhost.Executors
+
+// Handshake is what exed and an executor plugin check before they talk: a
+// plugin binary run by hand (without the cookie) says it is a plugin and
+// exits.
+var Handshake = kind.Handshake()
 
 // StateDir is the directory the server keeps for this plugin, the same for
 // each of its starts and the server's next run (from the environment
@@ -123,24 +98,12 @@ func (f *inflight) stream(srv any, ss grpc.ServerStream, info *grpc.StreamServer
 // none can begin.
 func (f *inflight) wait() { f.wg.Wait() }
 
-// Options say which plugin binary to start and how.
-type Options struct {
-	// Name is the plugin's name ("sshnative", "ansible"): in messages, in
-	// log lines (the plugin's stderr and hclog output appear in Logger
-	// under this name), and its config section.
-	Name string
-	// Path and Args are the binary and its arguments.
-	Path string
-	Args []string
-	// Env is added to the server's environment for the plugin.
-	Env []string
-	// Config is the plugin's config section, sent after every start.
-	Config map[string]string
-	// StateDir is given to the plugin (see StateDir): a directory that
-	// stays the same across its restarts and the server's. Empty: none.
-	StateDir string
-	Logger   hclog.Logger
-}
+// Options say which plugin binary to start and how: its Name (in
+// messages, in log lines, where its stderr and hclog output appear under
+// it in Logger), Path, Args and Env (added to the server's), its Config
+// section (sent after every start) and its StateDir (see StateDir; the
+// same across its restarts and the server's; empty: none).
+type Options = pluginhost.Options
 
 // Client is an exe.Executor backed by a plugin process. The process starts
 // on Start; when it dies, the calls it was serving fail with an error that
@@ -162,21 +125,17 @@ var (
 // error here, not at the first job.
 func Start(ctx context.Context, opts Options) (*Client, error) {
 	c := &Client{}
-	proc, err := pluginhost.Start(ctx, pluginhost.Config{
-		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env, StateDir: opts.StateDir,
-		Handshake: Handshake, Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}}, Logger: opts.Logger,
-		Setup: func(ctx context.Context, raw any) error {
-			x := raw.(*pluginrpc.ExecutorClient)
-			if err := x.Configure(ctx, opts.Config); err != nil {
-				return err
-			}
-			ops, err := x.Operations(ctx)
-			if err != nil {
-				return err
-			}
-			c.ops.Store(&ops)
-			return nil
-		},
+	proc, err := kind.Start(ctx, opts, func(ctx context.Context, raw any) error {
+		x := raw.(*pluginrpc.ExecutorClient)
+		if err := x.Configure(ctx, opts.Config); err != nil {
+			return err
+		}
+		ops, err := x.Operations(ctx)
+		if err != nil {
+			return err
+		}
+		c.ops.Store(&ops)
+		return nil
 	})
 	if err != nil {
 		return nil, err
@@ -195,7 +154,7 @@ func (c *Client) Supports(op exe.Operate) bool {
 }
 
 func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return nil, err
 	}
@@ -270,7 +229,7 @@ func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn 
 	for _, h := range hosts {
 		if !seen[h] {
 			seen[h] = true
-			emit(exe.Event{Host: h, Status: exe.Failed, Msg: exe.PublicMessage(err) + "; the remote command may still be running"})
+			emit(exe.Event{Host: h, Status: exe.HostFailed, Msg: exe.PublicMessage(err) + "; the remote command may still be running"})
 		}
 	}
 	return err

@@ -99,15 +99,15 @@ func TestEveryOperationCrossesTheBoundary(t *testing.T) {
 
 	var evs events
 	require.NoError(t, c.Ping(ctx, []string{"a", "b"}, evs.emit))
-	assert.Equal(t, []exe.Event{{Host: "a", Status: exe.OK}, {Host: "b", Status: exe.OK}}, evs.all())
+	assert.Equal(t, []exe.Event{{Host: "a", Status: exe.HostOK}, {Host: "b", Status: exe.HostOK}}, evs.all())
 
 	evs = events{}
 	require.NoError(t, c.Facter(ctx, []string{"c"}, evs.emit))
-	assert.Equal(t, []exe.Event{{Host: "c", Status: exe.OK, Facts: map[string]any{"hostname": "c", "cpus": 2.0}}}, evs.all())
+	assert.Equal(t, []exe.Event{{Host: "c", Status: exe.HostOK, Facts: map[string]any{"hostname": "c", "cpus": 2.0}}}, evs.all())
 
 	evs = events{}
 	require.NoError(t, c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "hello 'world'"}, evs.emit))
-	assert.Equal(t, []exe.Event{{Host: "a", Status: exe.Changed, Exec: &exe.ExecResult{Stdout: "hello 'world'"}}}, evs.all())
+	assert.Equal(t, []exe.Event{{Host: "a", Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: "hello 'world'"}}}, evs.all())
 
 	err = c.Service(ctx, []string{"a"}, exe.ServiceArgs{Name: "x", State: exe.ServiceStarted}, evs.emit)
 	assert.ErrorIs(t, err, exe.ErrNotSupported)
@@ -187,7 +187,7 @@ func TestInterruptedWorkIsReported(t *testing.T) {
 		assert.ErrorIs(t, err, ctx.Err())
 		list := evs.all()
 		require.Len(t, list, 2, "the event the interruption produced arrived")
-		assert.Equal(t, exe.Event{Host: "a", Status: exe.Failed, Name: "stopped", Msg: cause}, list[1])
+		assert.Equal(t, exe.Event{Host: "a", Status: exe.HostFailed, Name: "stopped", Msg: cause}, list[1])
 	}
 	for _, cause := range []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost} {
 		t.Run(cause.Error(), func(t *testing.T) {
@@ -225,7 +225,7 @@ func TestCrashMidStreamFailsTheCallAndTheNextCallRestarts(t *testing.T) {
 	require.Len(t, byHost, 3)
 	for _, h := range []string{"a", "b", "c"} {
 		if ev := byHost[h]; h != "a" || ev.Name != "last words" {
-			assert.Equal(t, exe.Failed, ev.Status, h)
+			assert.Equal(t, exe.HostFailed, ev.Status, h)
 			assert.Equal(t, "executor plugin testexec exited (exit status 3); the remote command may still be running", ev.Msg, h)
 		}
 	}
@@ -333,7 +333,7 @@ func TestExamplePluginLocalsh(t *testing.T) {
 	var evs events
 	require.NoError(t, c.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: `printf '%s' "$0"; exit 4`}, evs.emit))
 	for _, ev := range evs.all() {
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, exe.ExecResult{RTC: 4, Stdout: "/bin/sh"}, *ev.Exec)
 	}
 	_, err = executor.Start(ctx, executor.Options{Name: "localsh", Path: bins["exe-executor-localsh"], Config: map[string]string{"hots": "x"}})

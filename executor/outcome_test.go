@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/jobstore/memory"
@@ -15,14 +14,13 @@ import (
 )
 
 // jobEngine runs jobs on the executor c as the server does: memory store,
-// local dispatcher, Runner.
+// in-process dispatch.
 func jobEngine(t *testing.T, c exe.Executor) *exe.Engine {
 	t.Helper()
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: c}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: c})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: c})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	return eng
 }
 
@@ -50,7 +48,7 @@ func TestCancelledHostsThePluginDidNotReport(t *testing.T) {
 	for _, h := range []string{"b", "c"} {
 		require.Len(t, job.ReturnData[h], 1, h)
 		ev := job.ReturnData[h][0]
-		assert.Equal(t, exe.Failed, ev.Status, h)
+		assert.Equal(t, exe.HostFailed, ev.Status, h)
 		assert.Equal(t, "cancelled; no result was reported, the command may have been running", ev.Msg, h)
 	}
 }
@@ -70,7 +68,7 @@ func TestFailedOperationGivesEveryHostAnEvent(t *testing.T) {
 	job, err = eng.Job(ctx, jid, true)
 	require.NoError(t, err)
 	for _, h := range []string{"a", "b"} {
-		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Failed, Seq: job.ReturnData[h][0].Seq,
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.HostFailed, Seq: job.ReturnData[h][0].Seq,
 			Msg: "not completed: testexec: failed on request; the remote command may still be running"}}, job.ReturnData[h], h)
 	}
 }

@@ -17,14 +17,14 @@ import (
 // closes when the test ends. For tests, such as executortest's suite.
 func TestClient(t testing.TB, impl exe.Executor, config map[string]string) exe.Executor {
 	t.Helper()
-	client, server := plugin.TestPluginGRPCConn(t, false, plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}})
+	client, server := plugin.TestPluginGRPCConn(t, false, kind.Plugins(impl))
 	t.Cleanup(func() {
 		// The server first: the client's Close asks a live server to stop
 		// itself, and that Stop would race with this one.
 		server.Stop()
 		client.Close()
 	})
-	raw, err := client.Dispense(pluginKey)
+	raw, err := client.Dispense(kind.Name)
 	if err != nil {
 		t.Fatalf("executor.TestClient: %v", err)
 	}

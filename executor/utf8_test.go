@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/internal/plugintest"
@@ -58,7 +57,7 @@ func TestExamplePluginLocalshOutputNotUTF8(t *testing.T) {
 		exe.ExecuteArgs{Cmd: `printf 'caf\351\n'; printf '\377' >&2`}, evs.emit))
 	require.Len(t, evs.all(), 2)
 	for _, ev := range evs.all() {
-		assert.Equal(t, exe.Changed, ev.Status)
+		assert.Equal(t, exe.HostChanged, ev.Status)
 		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD\n", Stderr: "\uFFFD"}, *ev.Exec, ev.Host)
 	}
 }
@@ -73,10 +72,9 @@ func FuzzPluginOutput(f *testing.F) {
 	require.NoError(f, err)
 	f.Cleanup(func() { _ = c.Close() })
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: c}, local.Options{})
-	f.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: c, SyncTimeout: 30 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: c, SyncTimeout: 30 * time.Second})
 	require.NoError(f, err)
+	f.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	for _, seed := range []string{"", "plain\n", "caf\xe9\n", "\xff\xfe", "\xe2\x82", "é", "\xed\xa0\x80", "\xc0\x80", "\xf4\x90\x80\x80", "\x00\x1b[31m\xe9"} {
 		f.Add([]byte(seed))
 	}
@@ -94,7 +92,7 @@ func FuzzPluginOutput(f *testing.F) {
 		}
 		req := exe.Request{Operate: exe.OpExecute, Targets: hosts, Execute: exe.ExecuteArgs{Cmd: "print " + hex.EncodeToString(out)}}
 
-		res, err := eng.Run(ctx, req)
+		res, err := eng.RunSync(ctx, req)
 		require.NoError(t, err)
 		require.Len(t, res, len(hosts))
 		for _, h := range hosts {

@@ -5,7 +5,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/jobstore/memory"
@@ -17,10 +16,9 @@ import (
 func engineOn(t *testing.T, c exe.Executor) (*exe.Engine, *memory.Store) {
 	t.Helper()
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: c}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: c, SyncTimeout: 10 * time.Second})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: c, SyncTimeout: 10 * time.Second})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	return eng, store
 }
 
@@ -52,10 +50,10 @@ func TestValidateRequestCrossesTheBoundary(t *testing.T) {
 	ids, err := store.List(ctx)
 	require.NoError(t, err)
 	assert.Empty(t, ids, "nothing was stored")
-	_, err = eng.Run(ctx, refused("refuse rm -rf"))
+	_, err = eng.RunSync(ctx, refused("refuse rm -rf"))
 	assert.EqualError(t, err, "cmd: refused: rm -rf", "sync runs are checked too")
 
-	out, err := eng.Run(ctx, refused("echo hi"))
+	out, err := eng.RunSync(ctx, refused("echo hi"))
 	require.NoError(t, err)
 	assert.Equal(t, "echo hi", out["a"].Exec.Stdout)
 }

@@ -216,7 +216,7 @@ func (s *suite) failedCommand(t *testing.T) {
 		t.Fatalf("a command that exits 3 is a host's result, not an error: %v", err)
 	}
 	for h, evs := range byHost(t, s.opts.Hosts, events) {
-		if len(evs) != 1 || evs[0].Status != exe.Failed || evs[0].Exec == nil || evs[0].Exec.RTC != 3 {
+		if len(evs) != 1 || evs[0].Status != exe.HostFailed || evs[0].Exec == nil || evs[0].Exec.RTC != 3 {
 			t.Errorf("%s: want one FAILED event with rtc 3: %+v", h, evs)
 			continue
 		}

@@ -8,7 +8,8 @@
 //
 //   - built-ins: plugins compiled into the running binary, which serves
 //     them itself when started as "BINARY plugin KIND NAME" (a program that
-//     has built-ins calls Builtins.Serve first thing in main);
+//     has built-ins calls Builtins.Serve first thing in main, and exits
+//     there when it was started as a plugin);
 //   - modules: executable files named exe-executor-NAME and exe-task-NAME
 //     in a modules directory. A module overrides a built-in of the same
 //     kind and name.
@@ -19,11 +20,21 @@
 // its own, where the sshnative executor keeps its journal of running
 // commands, so that those a dead plugin left running are ended.
 //
-// An embedder that has its own in-process executor loads task plugins only:
+// An embedder that has its own in-process executor loads task plugins only,
+// and stops them once its Engine has stopped (examples/embed):
 //
-//	set, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard})
-//	defer set.Close()
-//	engine, err := exe.NewEngine(exe.Config{Executor: myExecutor, Tasks: set.Tasks, ...})
+//	func main() {
+//		loader.Standard.Serve(os.Args[1:]) // exits when started as a plugin
+//		plugins, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard, Tasks: []string{"rollingrestart"}})
+//		...
+//		engine, err := exe.NewEngine(exe.Config{Executor: myExecutor, Tasks: plugins.Tasks, ...})
+//		...
+//		engine.Shutdown(ctx) // then
+//		plugins.Shutdown(ctx)
+//	}
+//
+// (transport/http's ListenAndServe does the stopping.) A plugin process
+// also dies with the process that started it, so none outlives a crash.
 package loader
 
 import (
@@ -79,7 +90,7 @@ var Standard = Builtins{
 // one of its built-ins: "BINARY plugin KIND NAME".
 const ServeArg = "plugin"
 
-// ErrNoBuiltin is returned by Serve for a built-in the binary does not have.
+// ErrNoBuiltin is what Serve says of a built-in the binary does not have.
 var ErrNoBuiltin = errors.New("no such built-in plugin")
 
 // ErrNoPlugin is matched (errors.Is) by Load's *NotFoundError.
@@ -100,13 +111,33 @@ func (e *NotFoundError) Error() string {
 // Is makes errors.Is(err, ErrNoPlugin) true.
 func (e *NotFoundError) Is(target error) bool { return target == ErrNoPlugin }
 
-// Serve serves the built-in that args (the program's arguments without its
-// name) ask for and reports true once the host is done with it; it reports
-// false at once when args do not start with ServeArg. Call it first thing
+// Serve serves the built-in plugin that args (the program's arguments
+// without its name) ask for, "plugin KIND NAME", as the loader starts
+// this binary to run one, and then exits the process: with status 0 once
+// the host is done with the plugin, or with status 2 after saying on
+// stderr that the binary has no such plugin, as flag.ExitOnError and
+// go-plugin's own Serve do. When args do not start with ServeArg it
+// returns at once, so a program that has built-ins calls it first thing
 // in main:
 //
-//	if served, err := loader.Standard.Serve(os.Args[1:]); served || err != nil { ... exit }
-func (b Builtins) Serve(args []string) (served bool, err error) {
+//	func main() {
+//		loader.Standard.Serve(os.Args[1:])
+//		...
+//	}
+func (b Builtins) Serve(args []string) {
+	served, err := b.serve(args)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %v\n", filepath.Base(os.Args[0]), err)
+		os.Exit(2)
+	}
+	if served {
+		os.Exit(0)
+	}
+}
+
+// serve serves the built-in args ask for and reports true once the host
+// is done with it; false at once when args are not a plugin request.
+func (b Builtins) serve(args []string) (served bool, err error) {
 	if len(args) == 0 || args[0] != ServeArg {
 		return false, nil
 	}

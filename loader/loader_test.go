@@ -3,7 +3,9 @@ package loader_test
 import (
 	"context"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/0ops/exed/exe"
@@ -15,12 +17,7 @@ import (
 // TestMain serves the built-ins when the test binary is started as a
 // plugin, as a program that has built-ins does first thing in main.
 func TestMain(m *testing.M) {
-	if served, err := loader.Standard.Serve(os.Args[1:]); served || err != nil {
-		if err != nil {
-			os.Exit(2)
-		}
-		os.Exit(0)
-	}
+	loader.Standard.Serve(os.Args[1:])
 	os.Exit(m.Run())
 }
 
@@ -92,13 +89,19 @@ func TestLoadTasksOnly(t *testing.T) {
 	assert.Len(t, set.Tasks, 1)
 }
 
+// Started as a plugin it does not have, the binary says so and exits 2
+// (the test binary serves the built-ins as a program does, in TestMain);
+// other arguments are the program's own.
 func TestServeRefusesWhatItDoesNotHave(t *testing.T) {
-	served, err := loader.Standard.Serve([]string{"plugin", "executor", "nosuch"})
-	assert.False(t, served)
-	assert.ErrorIs(t, err, loader.ErrNoBuiltin)
-	served, err = loader.Standard.Serve([]string{"-c", "exed.conf"})
-	assert.False(t, served)
-	assert.NoError(t, err)
+	var stderr strings.Builder
+	cmd := exec.Command(os.Args[0], "plugin", "executor", "nosuch")
+	cmd.Stderr = &stderr
+	err := cmd.Run()
+	var exit *exec.ExitError
+	require.ErrorAs(t, err, &exit)
+	assert.Equal(t, 2, exit.ExitCode())
+	assert.Contains(t, stderr.String(), `no such built-in plugin: executor "nosuch"`)
+	loader.Standard.Serve([]string{"-c", "exed.conf"}) // returns: not a plugin request
 }
 
 func keys[T any](m map[string]T) []string {

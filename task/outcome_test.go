@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -47,10 +46,9 @@ func TestKilledTaskPluginLeavesNoHostSilent(t *testing.T) {
 	t.Cleanup(func() { close(x.release) })
 	tasks := map[string]exe.Task{"rollingrestart": c}
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x, Tasks: tasks}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, Tasks: tasks})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, Tasks: tasks})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 
 	jid, err := eng.Submit(ctx, exe.Request{Operate: exe.OpTask, Targets: []string{"a", "b", "c"},
 		Task: exe.TaskArgs{Name: "rr", Type: "rollingrestart", Options: map[string]any{"service": "app", "batch": 1.0}}})
@@ -73,7 +71,7 @@ func TestKilledTaskPluginLeavesNoHostSilent(t *testing.T) {
 	for _, h := range []string{"a", "b", "c"} {
 		evs := job.ReturnData[h]
 		require.Len(t, evs, 1, h)
-		assert.Equal(t, exe.Failed, evs[0].Status, h)
+		assert.Equal(t, exe.HostFailed, evs[0].Status, h)
 		assert.Equal(t, "not completed: task plugin rollingrestart exited (signal: killed); the remote command may still be running", evs[0].Msg, h)
 	}
 }

@@ -11,69 +11,35 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginhost"
-	"github.com/0ops/exed/internal/pluginpb"
 	"github.com/0ops/exed/internal/pluginrpc"
-	"github.com/hashicorp/go-hclog"
 	"github.com/hashicorp/go-plugin"
-	"google.golang.org/grpc"
 )
 
 // ProtocolVersion is the version of the task plugin protocol.
-const ProtocolVersion = 1
+const ProtocolVersion = pluginhost.TaskProtocol
+
+// kind is what exed and task plugins agree on, and their gRPC glue.
+var kind = pluginhost.Tasks
 
 // Handshake is what exed and a task plugin check before they talk. Its
 // cookie differs from executors', so one kind is never loaded as the other.
-var Handshake = plugin.HandshakeConfig{
-	ProtocolVersion:  ProtocolVersion,
-	MagicCookieKey:   "EXE_PLUGIN",
-	MagicCookieValue: "task",
-}
-
-const pluginKey = "task"
+var Handshake = kind.Handshake()
 
 // Configurer is implemented by tasks that take a config section.
 type Configurer = pluginrpc.Configurer
 
-// GRPCPlugin is the go-plugin glue for tasks. Most code needs Serve and
-// Start.
-type GRPCPlugin struct {
-	plugin.NetRPCUnsupportedPlugin
-	Impl exe.Task
-}
-
-// GRPCServer registers Impl's shim on the plugin's gRPC server.
-func (p *GRPCPlugin) GRPCServer(b *plugin.GRPCBroker, s *grpc.Server) error {
-	pluginpb.RegisterTaskServer(s, &pluginrpc.TaskServer{Impl: p.Impl, Broker: b})
-	return nil
-}
-
-// GRPCClient returns the host's shim for the plugin's task.
-func (p *GRPCPlugin) GRPCClient(_ context.Context, b *plugin.GRPCBroker, c *grpc.ClientConn) (any, error) {
-	return &pluginrpc.TaskClient{RPC: pluginpb.NewTaskClient(c), Broker: b}, nil
-}
+// PluginSet is go-plugin's plugin set for a task plugin serving impl, for
+// a program that runs go-plugin itself; Serve and Start do it for the
+// rest.
+func PluginSet(impl exe.Task) plugin.PluginSet { return kind.Plugins(impl) }
 
 // Serve serves impl as a task plugin on the process's stdio; call it from
 // main, and print nothing on stdout before it.
-func Serve(impl exe.Task) {
-	plugin.Serve(&plugin.ServeConfig{
-		HandshakeConfig: Handshake,
-		Plugins:         plugin.PluginSet{pluginKey: &GRPCPlugin{Impl: impl}},
-		GRPCServer:      plugin.DefaultGRPCServer,
-	})
-}
+func Serve(impl exe.Task) { kind.Serve(impl) }
 
-// Options say which plugin binary to start and how.
-type Options struct {
-	// Name is the plugin's name: in messages, in log lines (the plugin's
-	// stderr and hclog output appear in Logger under it), and its config
-	// section.
-	Name   string
-	Path   string
-	Args   []string
-	Env    []string
-	Config map[string]string
-	Logger hclog.Logger
-}
+// Options say which plugin binary to start and how, as for executor
+// plugins (see executor.Options).
+type Options = pluginhost.Options
 
 // Client is an exe.Task backed by a plugin process, started again as soon
 // as it dies.
@@ -86,12 +52,8 @@ var _ exe.Task = (*Client)(nil)
 // Start starts the plugin and configures it; a plugin that cannot start,
 // speaks another protocol version or refuses its config is an error here.
 func Start(ctx context.Context, opts Options) (*Client, error) {
-	proc, err := pluginhost.Start(ctx, pluginhost.Config{
-		Kind: pluginKey, Name: opts.Name, Path: opts.Path, Args: opts.Args, Env: opts.Env,
-		Handshake: Handshake, Plugins: plugin.PluginSet{pluginKey: &GRPCPlugin{}}, Logger: opts.Logger,
-		Setup: func(ctx context.Context, raw any) error {
-			return raw.(*pluginrpc.TaskClient).Configure(ctx, opts.Config)
-		},
+	proc, err := kind.Start(ctx, opts, func(ctx context.Context, raw any) error {
+		return raw.(*pluginrpc.TaskClient).Configure(ctx, opts.Config)
 	})
 	if err != nil {
 		return nil, err
@@ -101,7 +63,7 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 
 // Info implements exe.Task.
 func (c *Client) Info(ctx context.Context) (exe.TaskInfo, error) {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return exe.TaskInfo{}, err
 	}
@@ -111,7 +73,7 @@ func (c *Client) Info(ctx context.Context) (exe.TaskInfo, error) {
 
 // Run implements exe.Task: exec is served to the plugin for the run.
 func (c *Client) Run(ctx context.Context, exec exe.Executor, hosts []string, args exe.TaskArgs, emit exe.Emit) error {
-	raw, err := c.proc.Get(ctx)
+	raw, err := c.proc.Dispense(ctx)
 	if err != nil {
 		return err
 	}

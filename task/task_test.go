@@ -80,9 +80,9 @@ type unreachableAfter struct {
 func (u *unreachableAfter) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
 	for _, h := range hosts {
 		if u.ok[h] {
-			emit(exe.Event{Host: h, Status: exe.OK})
+			emit(exe.Event{Host: h, Status: exe.HostOK})
 		} else {
-			emit(exe.Event{Host: h, Status: exe.Unreachable, Msg: "connection refused"})
+			emit(exe.Event{Host: h, Status: exe.HostUnreachable, Msg: "connection refused"})
 		}
 	}
 	return nil
@@ -120,7 +120,7 @@ type restartsAll struct{ plugintest.Executor }
 
 func (*restartsAll) Service(_ context.Context, hosts []string, _ exe.ServiceArgs, emit exe.Emit) error {
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.Changed})
+		emit(exe.Event{Host: h, Status: exe.HostChanged})
 	}
 	return nil
 }
@@ -132,7 +132,7 @@ type stuckPing struct{ plugintest.Executor }
 func (*stuckPing) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
 	<-ctx.Done()
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.Failed, Msg: context.Cause(ctx).Error()})
+		emit(exe.Event{Host: h, Status: exe.HostFailed, Msg: context.Cause(ctx).Error()})
 	}
 	return nil
 }
@@ -163,7 +163,7 @@ func TestRollingRestartHealthCheckOutputNotUTF8(t *testing.T) {
 		require.Len(t, evs, 2, h)
 		assert.Equal(t, "restart", evs[0].Name)
 		assert.Equal(t, "health check", evs[1].Name)
-		assert.Equal(t, exe.OK, evs[1].Status)
+		assert.Equal(t, exe.HostOK, evs[1].Status)
 		assert.Empty(t, plugintest.NotUTF8(evs[1]))
 		assert.Equal(t, string([]rune(string(raw))), evs[1].Exec.Stdout, "each bad byte one U+FFFD")
 	}
@@ -191,7 +191,7 @@ func TestCancelReachesTheTaskAndItsExecutorCalls(t *testing.T) {
 	defer mu.Unlock()
 	require.Len(t, got, 3, "the announcement, then both interrupted hosts: %v", got)
 	for _, ev := range got[1:] {
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, "server shutdown", ev.Msg)
 	}
 }

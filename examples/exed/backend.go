@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
@@ -26,74 +25,26 @@ type backend struct {
 	workers    bool // broker_url: `exed worker` processes run the jobs
 }
 
-// dispatcher is what the server hands jobs to, and stops at shutdown.
-type dispatcher interface {
-	exe.Dispatcher
-	Shutdown(context.Context) error
-}
-
-// dispatcher returns how the API server's jobs run. In memory, a local
-// dispatcher runs them with runner. On Redis they go through the Redis
+// dispatcher returns how the jobs of an Engine on this backend run. In
+// memory, in-process workers run them. On Redis they go through the Redis
 // queue, and leases keep track of who runs them: with broker_url the
-// workers run them, and the server runs the lost-lease recovery beside
-// them, so that a dead worker's jobs fail even when no other worker is
-// alive; with redis_url alone the server is a worker itself, holding
-// leases on the jobs it runs (whichever process sharing the Redis
-// survives fails them "server lost" if it dies).
-func (b *backend) dispatcher(cfg *config.Config, runner *exe.Runner, log hclog.Logger) dispatcher {
+// workers (`exed worker`, runJobs) run them, and the server runs the
+// lost-lease recovery beside them, so that a dead worker's jobs fail even
+// when no other worker is alive; with redis_url alone the server is a
+// worker itself, holding leases on the jobs it runs (whichever process
+// sharing the Redis survives fails them "server lost" if it dies).
+func (b *backend) dispatcher(cfg *config.Config, runJobs bool, log hclog.Logger) exe.Dispatcher {
 	r := cfg.Runner
 	if b.redisStore == nil {
-		return local.New(runner, local.Options{Workers: r.Concurrency, Queue: r.QueueSize, Grace: r.ShutdownGrace,
+		return exe.NewLocalDispatcher(exe.LocalOptions{Workers: r.Concurrency, Queue: r.QueueSize, Grace: r.ShutdownGrace,
 			Logger: log.Named("dispatcher")})
 	}
-	d := &redisDispatcher{Dispatcher: exeredis.NewDispatcher(b.rdb, b.redisStore), done: make(chan struct{})}
-	d.WorkerTimeout = r.Lease
-	ctx, stop := context.WithCancel(context.Background())
-	d.stop = stop
-	if b.workers {
-		rec := exeredis.NewRecoverer(b.rdb, b.redisStore, exeredis.RecovererOptions{Lease: r.Lease, Logger: log.Named("recovery")})
-		d.hurry = func() {}
-		go func() { defer close(d.done); rec.Run(ctx) }()
-		return d
+	opts := exeredis.DispatcherOptions{RunJobs: runJobs || !b.workers, Concurrency: r.Concurrency, Lease: r.Lease,
+		Grace: r.ShutdownGrace, Logger: log.Named("dispatcher")}
+	if !runJobs && !b.workers {
+		opts.LostMessage = exe.ErrServerLost.Error()
 	}
-	w := exeredis.NewWorker(b.rdb, b.redisStore, runner, exeredis.WorkerOptions{Concurrency: r.Concurrency, Lease: r.Lease,
-		Grace: r.ShutdownGrace, LostMessage: exe.ErrServerLost.Error(), Logger: log.Named("runner")})
-	d.inProcess, d.hurry = true, w.Hurry
-	go func() { defer close(d.done); _ = w.Run(ctx) }()
-	return d
-}
-
-// redisDispatcher is the Redis dispatcher with what runs beside it in
-// the server: the worker that runs its jobs, or the lost-lease recovery.
-type redisDispatcher struct {
-	*exeredis.Dispatcher
-	inProcess bool // this server runs the jobs
-	stop      func()
-	hurry     func()
-	done      chan struct{}
-}
-
-// Health implements exe.HealthChecker. A server that runs its jobs itself
-// needs no other worker.
-func (d *redisDispatcher) Health(ctx context.Context) error {
-	if d.inProcess {
-		return nil // the store's check asks Redis
-	}
-	return d.Dispatcher.Health(ctx)
-}
-
-// Shutdown stops taking jobs; jobs running here get [runner]
-// shutdown_grace (or until ctx ends), then fail "server shutdown". Jobs
-// still queued stay queued for the next server or worker.
-func (d *redisDispatcher) Shutdown(ctx context.Context) error {
-	d.stop()
-	select {
-	case <-d.done:
-	case <-ctx.Done():
-		d.hurry()
-		<-d.done
-	}
-	return nil
+	return exeredis.NewDispatcher(b.rdb, b.redisStore, opts)
 }
 
 func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
@@ -119,9 +70,9 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	// instead of hanging, and every call retries once.
 	opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = 2*time.Second, 3*time.Second, 3*time.Second
 	opts.PoolTimeout, opts.MaxRetries = 3*time.Second, 1
-	// Each request in flight holds a connection for its round trip, and
-	// each 256 followed jobs one more for their shared blocking read: room
-	// for bursts well beyond go-redis's default of 10 per CPU.
+	// Each request in flight holds a connection for its round trip: room
+	// for bursts well beyond go-redis's default of 10 per CPU. (Follows
+	// wait on connections of the store's own.)
 	if opts.PoolSize < 256 {
 		opts.PoolSize = 256
 	}
@@ -138,8 +89,9 @@ func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {
 	return b, nil
 }
 
-// Close closes the Redis client.
+// Close closes the store and the Redis client.
 func (b *backend) Close() {
+	_ = b.store.Close()
 	if b.rdb != nil {
 		_ = b.rdb.Close()
 	}

@@ -340,8 +340,8 @@ func readStream(t *testing.T, res *http.Response) []map[string]any {
 }
 
 // TestFollowAcrossSIGTERM: the server is told to stop while a follow
-// stream waits for a long job; the stream ends (after a few seconds)
-// with the job as last known and the reason.
+// stream waits for a long job; the stream ends at once with the job as
+// last known and the reason.
 func TestFollowAcrossSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nshutdown_grace = 5s\n", freePort(t)))

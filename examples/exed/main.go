@@ -48,14 +48,8 @@ func versionString() string {
 
 func run(args []string, stdout, stderr io.Writer) int {
 	// exed starts itself as "exed plugin KIND NAME" to run a built-in
-	// plugin in a process of its own.
-	if served, err := loader.Standard.Serve(args); served || err != nil {
-		if err != nil {
-			fmt.Fprintln(stderr, "exed:", err)
-			return exitUsage
-		}
-		return 0
-	}
+	// plugin in a process of its own: Serve serves it and exits.
+	loader.Standard.Serve(args)
 	worker := false
 	if len(args) > 0 && args[0] == "worker" {
 		worker, args = true, args[1:]

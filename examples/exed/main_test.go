@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -27,21 +28,7 @@ import (
 var binary string
 
 // TestMain builds the exed binary once; the tests run it as operators do.
-func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "exed-bin-")
-	if err != nil {
-		panic(err)
-	}
-	binary = filepath.Join(dir, "exed")
-	out, err := exec.Command("go", "build", "-o", binary, ".").CombinedOutput()
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "go build: %v\n%s", err, out)
-		os.Exit(1)
-	}
-	code := m.Run()
-	os.RemoveAll(dir)
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { os.Exit(testenv.RunWithBinary(m, "exed", &binary)) }
 
 // exitCode is the exit code of a command that must have failed.
 func exitCode(t *testing.T, err error) int {

@@ -2,13 +2,11 @@ package main
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -19,26 +17,12 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// ended tells whether pid has ended: no such process, or a zombie its new
-// parent has yet to collect.
-func ended(pid int) bool {
-	if errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) {
-		return true
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return true
-	}
-	fields := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
-	return len(fields) > 0 && fields[0] == "Z"
-}
-
 // killAtEnd kills, when the test ends, the host processes it made exed
 // start that may still run.
 func killAtEnd(t *testing.T, pids ...int) {
 	t.Cleanup(func() {
 		for _, pid := range pids {
-			if !ended(pid) {
+			if !testenv.Ended(pid) {
 				_ = syscall.Kill(pid, syscall.SIGKILL)
 			}
 		}
@@ -129,7 +113,7 @@ func TestPluginKillLeavesNoCommandRunning(t *testing.T) {
 		assert.EqualValues(t, 3, ev["status"], "%s: FAILED", host)
 		assert.Equal(t, "executor plugin sshnative exited (signal: killed); the remote command may still be running", ev["msg"], host)
 	}
-	require.Eventually(t, func() bool { return ended(loops["localhost"].pid) && ended(loops["remote"].pid) },
+	require.Eventually(t, func() bool { return testenv.Ended(loops["localhost"].pid) && testenv.Ended(loops["remote"].pid) },
 		30*time.Second, 20*time.Millisecond, "the restarted plugin ends the commands the dead one left running")
 	again := pluginPID(t, server, "plugin executor sshnative")
 	assert.NotEqual(t, plugin, again, "a new plugin process")
@@ -163,7 +147,7 @@ func TestShutdownLeavesNoCommandRunning(t *testing.T) {
 		}
 		p.stop(t)
 		for name, l := range loops {
-			assert.True(t, ended(l.pid), "run %d: %s: command %d outlived the server", run, name, l.pid)
+			assert.True(t, testenv.Ended(l.pid), "run %d: %s: command %d outlived the server", run, name, l.pid)
 		}
 	}
 	journals, err := filepath.Glob(filepath.Join(dir, "state", "*", "run-*.journal"))

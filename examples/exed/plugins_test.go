@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -28,41 +27,12 @@ func modulesDir(t *testing.T) string {
 	return dir
 }
 
-// children lists the PIDs whose parent is pid, from /proc.
-func children(t *testing.T, pid int) []int {
-	t.Helper()
-	entries, err := os.ReadDir("/proc")
-	require.NoError(t, err)
-	var out []int
-	for _, e := range entries {
-		n, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		rest := string(b[strings.LastIndexByte(string(b), ')')+1:])
-		if f := strings.Fields(rest); len(f) > 1 && f[1] == strconv.Itoa(pid) {
-			out = append(out, n)
-		}
-	}
-	return out
-}
-
-// cmdline is a process's command line, space-separated.
-func cmdline(pid int) string {
-	b, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-	return strings.TrimSpace(strings.ReplaceAll(string(b), "\x00", " "))
-}
-
 // pluginPID is the PID of the server's plugin process whose command line
 // contains name.
 func pluginPID(t *testing.T, server int, name string) int {
 	t.Helper()
-	for _, pid := range children(t, server) {
-		if strings.Contains(cmdline(pid), name) {
+	for _, pid := range testenv.Children(t, server) {
+		if strings.Contains(testenv.Cmdline(pid), name) {
 			return pid
 		}
 	}
@@ -183,7 +153,7 @@ x = 1
 	var created map[string]string
 	require.NoError(t, json.Unmarshal(body, &created))
 	plugin := pluginPID(t, server, "exe-executor-localsh")
-	require.Eventually(t, func() bool { return len(children(t, plugin)) > 0 }, 10*time.Second, 5*time.Millisecond,
+	require.Eventually(t, func() bool { return len(testenv.Children(t, plugin)) > 0 }, 10*time.Second, 5*time.Millisecond,
 		"the plugin runs the command")
 	require.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
 	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
@@ -197,11 +167,11 @@ x = 1
 	assert.Equal(t, 200, code, string(body))
 	assert.JSONEq(t, `{"web1":{"status":1}}`, string(body))
 
-	plugins := children(t, server)
+	plugins := testenv.Children(t, server)
 	require.Len(t, plugins, 3, "one executor and two task plugins (pingwave, built-in rollingrestart)")
 	p.stop(t)
 	for _, pid := range plugins {
-		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "plugin %d (%s) outlived the server", pid, cmdline(pid))
+		assert.ErrorIs(t, syscall.Kill(pid, 0), syscall.ESRCH, "plugin %d (%s) outlived the server", pid, testenv.Cmdline(pid))
 	}
 }
 

@@ -20,26 +20,39 @@ import (
 	"github.com/hashicorp/go-plugin"
 )
 
+// Options say which plugin binary to start and how: the executor and
+// task packages' Options.
+type Options struct {
+	// Name is the plugin's name ("sshnative", "rollingrestart"): in
+	// messages, in log lines (the plugin's stderr and hclog output
+	// appear in Logger under this name), and its config section.
+	Name string
+	// Path and Args are the binary and its arguments.
+	Path string
+	Args []string
+	// Env is added to the server's environment for the plugin.
+	Env []string
+	// Config is the plugin's config section, sent after every start.
+	Config map[string]string
+	// StateDir is given to the plugin in StateDirEnv: a directory that
+	// stays the same across its restarts and the server's next run, where
+	// it records what it must clean up should it die. Empty: none.
+	StateDir string
+	Logger   hclog.Logger
+}
+
 // Config describes the plugin process.
 type Config struct {
-	// Kind and Name say what it is in messages and logs ("executor
-	// plugin sshnative").
-	Kind, Name string
-	// Path and Args start the plugin binary; Env is added to the
-	// server's environment for it.
-	Path      string
-	Args, Env []string
-	// StateDir, when set, is passed to the plugin in StateDirEnv: a
-	// directory that is the same for every start of the plugin and for
-	// the server's next run.
-	StateDir  string
+	Options
+	// Kind says what it is in messages and logs ("executor plugin
+	// sshnative").
+	Kind      string
 	Handshake plugin.HandshakeConfig
 	// Plugins is the go-plugin plugin set; Dispense takes Kind from it.
 	Plugins plugin.PluginSet
 	// Setup runs after every start with the dispensed interface (it
 	// configures the plugin); an error stops the process.
-	Setup  func(ctx context.Context, raw any) error
-	Logger hclog.Logger
+	Setup func(ctx context.Context, raw any) error
 }
 
 // StateDirEnv is the environment variable that gives a plugin its state
@@ -78,7 +91,7 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 		cfg.Logger = hclog.NewNullLogger()
 	}
 	p := &Process{cfg: cfg, stop: make(chan struct{})}
-	if _, err := p.Get(ctx); err != nil {
+	if _, err := p.Dispense(ctx); err != nil {
 		p.Close()
 		return nil, err
 	}
@@ -87,9 +100,10 @@ func Start(ctx context.Context, cfg Config) (*Process, error) {
 
 func (p *Process) label() string { return p.cfg.Kind + " plugin " + p.cfg.Name }
 
-// Get returns the dispensed interface of a running, configured process,
-// starting one when there is none or the last one exited.
-func (p *Process) Get(ctx context.Context) (any, error) {
+// Dispense returns the dispensed interface of a running, configured
+// process, starting one (and configuring it) when there is none or the
+// last one exited: every call may start a process.
+func (p *Process) Dispense(ctx context.Context) (any, error) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if p.closed {
@@ -187,7 +201,7 @@ func (p *Process) watch(client *plugin.Client) {
 		case <-time.After(delay):
 		}
 	}
-	if _, err := p.Get(context.Background()); err != nil {
+	if _, err := p.Dispense(context.Background()); err != nil {
 		p.cfg.Logger.Error("plugin could not be started again; the next call tries again", "plugin", p.cfg.Name, "error", err)
 	}
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
+	"github.com/0ops/exed/internal/running"
 	"github.com/google/uuid"
 	"google.golang.org/grpc"
 )
@@ -29,12 +30,13 @@ const cancelCallTimeout = 5 * time.Second
 // it starts instead of being lost (the command would run to its end).
 const earlyCancelTTL = time.Minute
 
-// running tracks the operations (or task runs) a server runs, by the ID
-// their caller gave them, so that Cancel can reach them.
-type running struct {
-	mu    sync.Mutex
-	ops   map[string]context.CancelCauseFunc
-	early map[string]earlyCancel // cancels that overtook their operation
+// ops tracks the operations (or task runs) a server runs, by the ID their
+// caller gave them, so that Cancel can reach them, and the cancels that
+// overtook their operation.
+type ops struct {
+	mu    sync.Mutex // orders a start against a cancel of the same ID
+	jobs  running.Jobs
+	early map[string]earlyCancel
 }
 
 type earlyCancel struct {
@@ -42,56 +44,40 @@ type earlyCancel struct {
 	at    time.Time
 }
 
-// start returns ctx's child that Cancel(id) interrupts, and a func to call
+// start returns ctx's child that cancel(id) interrupts, and a func to call
 // when the work has ended. An empty id (a caller that never cancels this
 // way) tracks nothing.
-func (r *running) start(ctx context.Context, id string) (context.Context, context.CancelCauseFunc, func()) {
-	ctx, cancel := context.WithCancelCause(ctx)
-	if id == "" {
-		return ctx, cancel, func() { cancel(nil) }
-	}
-	r.mu.Lock()
-	if r.ops == nil {
-		r.ops = map[string]context.CancelCauseFunc{}
-	}
-	r.ops[id] = cancel
-	early, overtaken := r.early[id]
-	delete(r.early, id)
-	r.mu.Unlock()
-	if overtaken {
+func (o *ops) start(ctx context.Context, id string) (context.Context, context.CancelCauseFunc, func()) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	ctx, cancel, end := o.jobs.Begin(ctx, id)
+	if early, overtaken := o.early[id]; overtaken && id != "" {
+		delete(o.early, id)
 		cancel(early.cause)
 	}
-	return ctx, cancel, func() {
-		r.mu.Lock()
-		delete(r.ops, id)
-		r.mu.Unlock()
-		cancel(nil)
-	}
+	return ctx, cancel, end
 }
 
-// cancel interrupts the work named by req with the cause it carries.
-// A cancel for an ID that is not running yet is kept for earlyCancelTTL,
-// in case its operation is still on its way.
-func (r *running) cancel(req *pluginpb.CancelRequest) {
+// cancel interrupts the work named by req with the cause it carries. A
+// cancel for an ID that is not running yet is kept for earlyCancelTTL, in
+// case its operation is still on its way.
+func (o *ops) cancel(req *pluginpb.CancelRequest) {
 	cause := causeFromPB(req)
-	r.mu.Lock()
-	cancel := r.ops[req.GetId()]
-	if cancel == nil && req.GetId() != "" {
-		now := time.Now()
-		if r.early == nil {
-			r.early = map[string]earlyCancel{}
-		}
-		for id, e := range r.early {
-			if now.Sub(e.at) > earlyCancelTTL {
-				delete(r.early, id)
-			}
-		}
-		r.early[req.GetId()] = earlyCancel{cause: cause, at: now}
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	if o.jobs.Cancel(req.GetId(), cause) || req.GetId() == "" {
+		return
 	}
-	r.mu.Unlock()
-	if cancel != nil {
-		cancel(cause)
+	now := time.Now()
+	if o.early == nil {
+		o.early = map[string]earlyCancel{}
 	}
+	for id, e := range o.early {
+		if now.Sub(e.at) > earlyCancelTTL {
+			delete(o.early, id)
+		}
+	}
+	o.early[req.GetId()] = earlyCancel{cause: cause, at: now}
 }
 
 // causes are the cancellation causes a plugin recognises with errors.Is.

@@ -13,7 +13,7 @@ import (
 // not order a stream's start against a later call. The operation must then
 // start cancelled, with the cancel's cause, rather than run to its end.
 func TestCancelThatOvertakesItsOperation(t *testing.T) {
-	var r running
+	var r ops
 	r.cancel(&pluginpb.CancelRequest{Id: "op1", Cause: exe.ErrCancelled.Error()})
 	ctx, _, done := r.start(context.Background(), "op1")
 	defer done()

@@ -49,7 +49,7 @@ func eventToPB(ev exe.Event) (*pluginpb.Event, error) {
 }
 
 func eventFromPB(in *pluginpb.Event) (exe.Event, error) {
-	ev := exe.Event{Host: in.Host, Status: exe.OperateState(in.Status), Name: in.Name, Msg: in.Msg, Truncated: in.Truncated}
+	ev := exe.Event{Host: in.Host, Status: exe.HostStatus(in.Status), Name: in.Name, Msg: in.Msg, Truncated: in.Truncated}
 	if len(in.FactsJson) > 0 {
 		if err := json.Unmarshal(in.FactsJson, &ev.Facts); err != nil {
 			return ev, fmt.Errorf("event facts: %w", err)

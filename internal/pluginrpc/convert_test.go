@@ -17,7 +17,7 @@ import (
 func TestEventWithAnyBytesCrossesTheWire(t *testing.T) {
 	raw := "caf\xe9 \xff"
 	text := "caf\uFFFD \uFFFD"
-	pb, err := eventToPB(exe.Event{Host: "h" + raw, Status: exe.Changed, Name: raw, Msg: raw,
+	pb, err := eventToPB(exe.Event{Host: "h" + raw, Status: exe.HostChanged, Name: raw, Msg: raw,
 		Exec: &exe.ExecResult{RTC: 2, Stdout: raw, Stderr: raw}, Facts: map[string]any{raw: raw}, Extra: map[string]any{"x": raw}, Truncated: true})
 	require.NoError(t, err)
 	b, err := proto.Marshal(pb)
@@ -26,7 +26,7 @@ func TestEventWithAnyBytesCrossesTheWire(t *testing.T) {
 	require.NoError(t, proto.Unmarshal(b, &back))
 	ev, err := eventFromPB(&back)
 	require.NoError(t, err)
-	assert.Equal(t, exe.Event{Host: "h" + text, Status: exe.Changed, Name: text, Msg: text,
+	assert.Equal(t, exe.Event{Host: "h" + text, Status: exe.HostChanged, Name: text, Msg: text,
 		Exec: &exe.ExecResult{RTC: 2, Stdout: text, Stderr: text}, Facts: map[string]any{text: text}, Extra: map[string]any{"x": text}, Truncated: true}, ev)
 }
 

@@ -19,7 +19,7 @@ type ExecutorServer struct {
 	pluginpb.UnimplementedExecutorServer
 	Impl exe.Executor
 
-	ops running
+	ops ops
 }
 
 // Configure passes the config section to the implementation if it takes one.

@@ -18,7 +18,7 @@ type TaskServer struct {
 	Impl   exe.Task
 	Broker *plugin.GRPCBroker
 
-	runs running
+	runs ops
 }
 
 // Configure passes the config section to the implementation if it takes one.

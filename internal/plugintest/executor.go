@@ -96,14 +96,14 @@ func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
 
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.OK})
+		emit(exe.Event{Host: h, Status: exe.HostOK})
 	}
 	return nil
 }
 
 func (x *Executor) Facter(_ context.Context, hs []string, emit exe.Emit) error {
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.OK, Facts: map[string]any{"hostname": h, "cpus": 2.0}})
+		emit(exe.Event{Host: h, Status: exe.HostOK, Facts: map[string]any{"hostname": h, "cpus": 2.0}})
 	}
 	return nil
 }
@@ -126,37 +126,37 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		}
 		for i := 1; i <= n; i++ {
 			for _, h := range hs {
-				emit(exe.Event{Host: h, Status: exe.Changed, Extra: map[string]any{"n": float64(i)},
+				emit(exe.Event{Host: h, Status: exe.HostChanged, Extra: map[string]any{"n": float64(i)},
 					Exec: &exe.ExecResult{Stdout: "x"}})
 			}
 		}
 		return nil
 	case "gate":
-		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "before"})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "before"})
 		if _, err := os.ReadFile(arg); err != nil {
 			return err
 		}
-		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "after"})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "after"})
 		return nil
 	case "block":
-		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "started"})
 		<-ctx.Done()
 		if x.markerDir != "" {
 			_ = os.WriteFile(filepath.Join(x.markerDir, "cancelled"), []byte(ctx.Err().Error()), 0o644)
 		}
-		emit(exe.Event{Host: hs[0], Status: exe.Failed, Name: "stopped", Msg: context.Cause(ctx).Error()})
+		emit(exe.Event{Host: hs[0], Status: exe.HostFailed, Name: "stopped", Msg: context.Cause(ctx).Error()})
 		return ctx.Err()
 	case "linger":
 		d, err := time.ParseDuration(arg)
 		if err != nil {
 			return exe.Errorf(exe.ErrInvalid, "linger: %v", err)
 		}
-		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "started"})
 		<-ctx.Done()
 		time.Sleep(d) // the work a cancel still has to do
 		return os.WriteFile(filepath.Join(x.markerDir, "lingered"), []byte(arg), 0o644)
 	case "crash":
-		emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "last words"})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "last words"})
 		fmt.Fprintln(os.Stderr, "testexec: crashing on request")
 		os.Exit(3)
 	case "print":
@@ -166,7 +166,7 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		}
 		out := string(b)
 		for _, h := range hs {
-			emit(exe.Event{Host: h, Status: exe.Changed, Name: out, Msg: out,
+			emit(exe.Event{Host: h, Status: exe.HostChanged, Name: out, Msg: out,
 				Exec:  &exe.ExecResult{Stdout: out, Stderr: out},
 				Facts: map[string]any{out: out, "nested": map[string]any{"list": []any{out}, out: []string{out}}},
 				Extra: map[string]any{"x-" + out: out}})
@@ -177,7 +177,7 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		if x.Logger != nil {
 			x.Logger.Warn("hclog: "+arg, "host", hs[0])
 		}
-		emit(exe.Event{Host: hs[0], Status: exe.Changed})
+		emit(exe.Event{Host: hs[0], Status: exe.HostChanged})
 		return nil
 	case "error":
 		b, err := hex.DecodeString(arg)
@@ -189,7 +189,7 @@ func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArg
 		return errors.New("testexec: failed on request")
 	}
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: args.Cmd}})
 	}
 	return nil
 }

@@ -34,7 +34,7 @@ func bigJob(t *testing.T, s *memory.Store, jid string, hosts, out int) {
 	job := &exe.Job{JID: jid, Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"h"}, Execute: exe.ExecuteArgs{Cmd: "cat big"}}}
 	require.NoError(t, s.Create(ctx, job))
 	for h := 0; h < hosts; h++ {
-		ev := exe.Event{Host: "host" + strconv.Itoa(h), Status: exe.Changed,
+		ev := exe.Event{Host: "host" + strconv.Itoa(h), Status: exe.HostChanged,
 			Exec: &exe.ExecResult{Stdout: strings.Repeat("o", out), Stderr: strings.Repeat("e", out)}}
 		require.NoError(t, s.Append(ctx, jid, ev))
 	}
@@ -76,7 +76,7 @@ func TestByteBudgetDropsTheFirstFinished(t *testing.T) {
 	clock := &fakeClock{now: time.Unix(1_700_000_000, 0)}
 	const mib = 1 << 20
 	s := memory.New(memory.Options{MaxBytes: 5 * mib, Now: clock.Now})
-	out := exe.Event{Host: "h", Status: exe.Changed, Exec: &exe.ExecResult{Stdout: strings.Repeat("x", mib)}}
+	out := exe.Event{Host: "h", Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: strings.Repeat("x", mib)}}
 	for _, id := range []string{"a", "b", "c", "run"} {
 		require.NoError(t, s.Create(ctx, &exe.Job{JID: id, Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"h"}}}))
 		require.NoError(t, s.Append(ctx, id, out))
@@ -106,7 +106,7 @@ func TestRunningJobsKeepEveryEvent(t *testing.T) {
 	s := memory.New(memory.Options{MaxBytes: 2 * mib})
 	require.NoError(t, s.Create(ctx, &exe.Job{JID: "big", Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"h"}}}))
 	for i := 0; i < 6; i++ {
-		require.NoError(t, s.Append(ctx, "big", exe.Event{Host: "h" + strconv.Itoa(i), Status: exe.Changed,
+		require.NoError(t, s.Append(ctx, "big", exe.Event{Host: "h" + strconv.Itoa(i), Status: exe.HostChanged,
 			Exec: &exe.ExecResult{Stdout: strings.Repeat("x", mib)}}))
 	}
 	job, err := s.Get(ctx, "big", true)

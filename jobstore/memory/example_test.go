@@ -19,7 +19,7 @@ func ExampleStore() {
 	other := &exe.Job{JID: "j2", Request: exe.Request{Operate: exe.OpDeploy, Targets: []string{"web01"}}}
 	fmt.Println(store.Create(ctx, other))
 
-	_ = store.Append(ctx, "j1", exe.Event{Host: "web01", Status: exe.Changed, Name: "main.sh"})
+	_ = store.Append(ctx, "j1", exe.Event{Host: "web01", Status: exe.HostChanged, Name: "main.sh"})
 	_ = store.Finish(ctx, "j1", exe.JobDone, "")
 	got, _ := store.Get(ctx, "j1", true)
 	fmt.Println(got.State, got.ReturnData["web01"][0].Name)

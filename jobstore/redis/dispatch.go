@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/running"
 	"github.com/hashicorp/go-hclog"
 	goredis "github.com/redis/go-redis/v9"
 )
@@ -19,28 +20,161 @@ import (
 // group is the consumer group every worker reads the queue through.
 const group = "workers"
 
-// DefaultLease is WorkerOptions.Lease when it is zero.
+// DefaultLease is DispatcherOptions.Lease when it is zero.
 const DefaultLease = 10 * time.Second
 
-// Dispatcher is the API side of Redis dispatch: it queues jobs on the
-// queue stream and broadcasts cancels. It runs nothing itself.
+// Dispatcher is the Redis exe.Dispatcher: it queues jobs on the queue
+// stream, where any process's worker takes them, and broadcasts cancels.
+// What it runs beside that depends on DispatcherOptions.RunJobs:
+//
+//   - RunJobs: a worker that takes jobs from the queue and runs them with
+//     the Engine's runner, at most once each, under a lease it renews
+//     while they run (the worker also runs the lost-lease recovery).
+//     This is `exed worker`, and an API server that runs its jobs itself
+//     on a Redis store.
+//   - otherwise: only the lost-lease recovery (see recoverer), so that the jobs of a worker that died fail
+//     even when no other worker is alive. Jobs wait in the queue until a
+//     worker takes them. This is an API server with separate workers.
+//
+// Start (called by exe.NewEngine) starts them; Shutdown stops them.
 type Dispatcher struct {
-	// WorkerTimeout is how long no worker may have been seen before Health
-	// reports the dispatch degraded (queued jobs wait until a worker
-	// starts); zero: 10s, the default lease. Workers are seen every
-	// quarter lease, so the lease time is a good value. Set it before
-	// use.
-	WorkerTimeout time.Duration
+	rdb  goredis.UniversalClient
+	s    *Store
+	opts DispatcherOptions
+	log  hclog.Logger
 
-	rdb goredis.UniversalClient
-	s   *Store
+	mu      sync.Mutex
+	started bool
+	stop    func(ctx context.Context) // ends what Start started
+	stopped chan struct{}             // closed when stop has returned
 }
 
-var _ exe.Dispatcher = (*Dispatcher)(nil)
+var (
+	_ exe.Dispatcher        = (*Dispatcher)(nil)
+	_ exe.StoringDispatcher = (*Dispatcher)(nil)
+)
 
-// NewDispatcher returns a Dispatcher for jobs kept in s.
-func NewDispatcher(rdb goredis.UniversalClient, s *Store) *Dispatcher {
-	return &Dispatcher{rdb: rdb, s: s}
+// DispatcherOptions configure a Dispatcher.
+type DispatcherOptions struct {
+	// RunJobs makes this process take jobs from the queue and run them;
+	// without it, other processes' workers run them.
+	RunJobs bool
+	// Name identifies this process's worker in the consumer group and in
+	// leases; default host-pid-random.
+	Name string
+	// Concurrency is how many jobs the worker runs at once; default 4.
+	Concurrency int
+	// Lease is how long a job stays leased without a heartbeat; a worker
+	// renews it every Lease/3, and after a failed renewal every Lease/10
+	// until Redis answers. A job whose lease lapses fails with LostMessage
+	// within about Lease plus RecoverEvery (see recover.go for when it
+	// waits longer). It is also the lease of the workers whose jobs the
+	// recovery fails. Default DefaultLease.
+	Lease time.Duration
+	// RecoverEvery is how often the recovery looks for lapsed leases, and
+	// the worker notes itself as seen; default (and at most) Lease/4.
+	RecoverEvery time.Duration
+	// LostMessage is the error a job of this worker's gets when its lease
+	// lapses (the process died), and that the recovery gives a lost job
+	// whose holder left none; default "worker lost" (exe.ErrWorkerLost).
+	// An API server that runs its jobs itself says "server lost"
+	// (exe.ErrServerLost).
+	LostMessage string
+	// ClaimIdle is how long a queued message may stay read-but-not-started
+	// (its reader died) before another worker claims it; default 30s.
+	ClaimIdle time.Duration
+	// Grace is how long Shutdown waits for running jobs before it
+	// cancels them (they fail with "server shutdown"); default 30s.
+	Grace time.Duration
+	// WorkerTimeout is how long no worker may have been seen before
+	// Health reports the dispatch degraded (queued jobs wait until a
+	// worker starts), when this process runs no jobs; default Lease.
+	// Workers are seen every RecoverEvery.
+	WorkerTimeout time.Duration
+	Logger        hclog.Logger
+}
+
+// NewDispatcher returns a Dispatcher for jobs kept in s, to give to
+// exe.NewEngine.
+func NewDispatcher(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions) *Dispatcher {
+	if opts.Name == "" {
+		host, _ := os.Hostname()
+		b := make([]byte, 4)
+		_, _ = rand.Read(b)
+		opts.Name = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
+	}
+	if opts.Concurrency <= 0 {
+		opts.Concurrency = 4
+	}
+	if opts.Lease <= 0 {
+		opts.Lease = DefaultLease
+	}
+	if opts.RecoverEvery <= 0 || opts.RecoverEvery > opts.Lease/4 {
+		opts.RecoverEvery = opts.Lease / 4
+	}
+	if opts.LostMessage == "" {
+		opts.LostMessage = exe.ErrWorkerLost.Error()
+	}
+	if opts.ClaimIdle <= 0 {
+		opts.ClaimIdle = 30 * time.Second
+	}
+	if opts.Grace <= 0 {
+		opts.Grace = 30 * time.Second
+	}
+	if opts.WorkerTimeout <= 0 {
+		opts.WorkerTimeout = opts.Lease
+	}
+	if opts.Logger == nil {
+		opts.Logger = hclog.NewNullLogger()
+	}
+	return &Dispatcher{rdb: rdb, s: s, opts: opts, log: opts.Logger, stopped: make(chan struct{})}
+}
+
+// Name is the name of this process's worker in the consumer group.
+func (d *Dispatcher) Name() string { return d.opts.Name }
+
+// Start implements exe.Dispatcher: with RunJobs it starts the worker,
+// which runs jobs with runner; otherwise the lost-lease recovery.
+func (d *Dispatcher) Start(runner exe.JobRunner) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started {
+		return errors.New("redis dispatcher: already started: a dispatcher serves one engine")
+	}
+	d.started = true
+	if d.opts.RunJobs {
+		w := newWorker(d.rdb, d.s, runner, d.opts)
+		w.start()
+		d.stop = w.stop
+		return nil
+	}
+	rec := newRecoverer(d.rdb, d.s, d.opts, "")
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); rec.run(ctx) }()
+	d.stop = func(context.Context) { cancel(); <-done }
+	return nil
+}
+
+// Shutdown implements exe.Dispatcher. The worker stops taking jobs; the
+// jobs it runs get Grace (or until ctx is done, if sooner), then fail
+// "server shutdown". Jobs still queued stay queued for another worker,
+// or for this process's next start.
+func (d *Dispatcher) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	stop := d.stop
+	d.stop = nil
+	d.mu.Unlock()
+	if stop == nil {
+		select {
+		case <-d.stopped: // another call stopped it: wait with it
+		case <-ctx.Done():
+		}
+		return nil
+	}
+	stop(ctx)
+	close(d.stopped)
+	return nil
 }
 
 // Dispatch implements exe.Dispatcher: the job waits in the queue until a
@@ -51,7 +185,7 @@ func (d *Dispatcher) Dispatch(ctx context.Context, jid string) error {
 	return unavailable(ctx, err)
 }
 
-// CreateAndDispatch implements exe.CreateDispatcher: the job is stored and
+// CreateAndDispatch implements exe.StoringDispatcher: the job is stored and
 // queued by one script.
 func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error {
 	return d.s.create(ctx, job, d.s.key("queue"))
@@ -78,176 +212,92 @@ func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	return nil
 }
 
-// Health implements exe.HealthChecker: exe.ErrUnavailable when Redis does
-// not answer, exe.ErrDegraded when no worker has been seen for
-// WorkerTimeout.
+// Health implements exe.HealthChecker. A process that runs jobs itself
+// needs no other worker: nil (the store's check asks Redis). Otherwise
+// exe.ErrUnavailable when Redis does not answer, exe.ErrDegraded when no
+// worker has been seen for WorkerTimeout.
 func (d *Dispatcher) Health(ctx context.Context) error {
+	if d.opts.RunJobs {
+		return nil
+	}
 	ago, err := lastSeenScript.Run(ctx, d.rdb, []string{d.s.key("workers")}).Int64()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
-	timeout := d.WorkerTimeout
-	if timeout <= 0 {
-		timeout = DefaultLease
-	}
 	switch {
 	case ago < 0:
 		return exe.Errorf(exe.ErrDegraded, "no worker has been seen yet: queued jobs wait until one starts")
-	case time.Duration(ago)*time.Millisecond > timeout:
+	case time.Duration(ago)*time.Millisecond > d.opts.WorkerTimeout:
 		return exe.Errorf(exe.ErrDegraded, "no worker has been seen for %s: queued jobs wait until one starts",
 			(time.Duration(ago) * time.Millisecond).Round(time.Second))
 	}
 	return nil
 }
 
-// JobRunner runs stored jobs; *exe.Runner is one. A runner that also has
-// RunJob(ctx, *exe.Job) is given the job the worker read when it took it.
-type JobRunner interface {
-	Run(ctx context.Context, jid string) error
-}
-
-type jobRunner interface {
-	RunJob(ctx context.Context, job *exe.Job) error
-}
-
-// WorkerOptions configure a Worker.
-type WorkerOptions struct {
-	// Name identifies the worker in the group and in leases; default
-	// host-pid-random.
-	Name string
-	// Concurrency is how many jobs it runs at once; default 4.
-	Concurrency int
-	// Lease is how long a job stays leased without a heartbeat; a worker
-	// renews it every Lease/3, and after a failed renewal every Lease/10
-	// until Redis answers. A job whose lease lapses fails with LostMessage
-	// within about Lease plus RecoverEvery (see Recoverer for when it
-	// waits longer). Default DefaultLease.
-	Lease time.Duration
-	// RecoverEvery is how often the worker looks for lapsed leases of
-	// other workers, and notes itself as seen; default (and at most)
-	// Lease/4.
-	RecoverEvery time.Duration
-	// LostMessage is the error a job of this worker's gets when its lease
-	// lapses (the worker died); default "worker lost" (exe.ErrWorkerLost).
-	LostMessage string
-	// ClaimIdle is how long a queued message may stay read-but-not-started
-	// (its reader died) before another worker claims it; default 30s.
-	ClaimIdle time.Duration
-	// Grace is how long Run waits on shutdown for running jobs before it
-	// cancels them (they fail with "server shutdown"); default 30s.
-	Grace  time.Duration
-	Logger hclog.Logger
-}
-
-// Worker takes jobs from the queue and runs them, at most once each.
-type Worker struct {
+// worker takes jobs from the queue and runs them, at most once each.
+type worker struct {
 	rdb    goredis.UniversalClient
 	s      *Store
-	runner JobRunner
-	opts   WorkerOptions
+	runner exe.JobRunner
+	opts   DispatcherOptions
 	log    hclog.Logger
+	jobs   running.Jobs
+	wg     sync.WaitGroup // the goroutines that start and run jobs
 
-	mu      sync.Mutex
-	running map[string]context.CancelCauseFunc
-	wg      sync.WaitGroup
-
-	hurryOnce sync.Once
-	hurry     chan struct{} // closed by Hurry
-	// life ends when Run returns: leases are renewed until a job's run
+	// loops stop the loops that take jobs; loopsDone ends when they
+	// have.
+	loops     context.CancelFunc
+	loopsDone chan struct{}
+	// life ends when stop returns: leases are renewed until a job's run
 	// returns, or until then.
 	life    context.Context
 	endLife context.CancelFunc
 }
 
-// NewWorker returns a worker that runs jobs of s with runner.
-func NewWorker(rdb goredis.UniversalClient, s *Store, runner JobRunner, opts WorkerOptions) *Worker {
-	if opts.Name == "" {
-		host, _ := os.Hostname()
-		b := make([]byte, 4)
-		_, _ = rand.Read(b)
-		opts.Name = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
-	}
-	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
-	}
-	if opts.Lease <= 0 {
-		opts.Lease = DefaultLease
-	}
-	if opts.RecoverEvery <= 0 || opts.RecoverEvery > opts.Lease/4 {
-		opts.RecoverEvery = opts.Lease / 4
-	}
-	if opts.LostMessage == "" {
-		opts.LostMessage = exe.ErrWorkerLost.Error()
-	}
-	if opts.ClaimIdle <= 0 {
-		opts.ClaimIdle = 30 * time.Second
-	}
-	if opts.Grace <= 0 {
-		opts.Grace = 30 * time.Second
-	}
-	if opts.Logger == nil {
-		opts.Logger = hclog.NewNullLogger()
-	}
+func newWorker(rdb goredis.UniversalClient, s *Store, runner exe.JobRunner, opts DispatcherOptions) *worker {
 	life, endLife := context.WithCancel(context.Background())
-	return &Worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, running: map[string]context.CancelCauseFunc{},
-		hurry: make(chan struct{}), life: life, endLife: endLife}
+	return &worker{rdb: rdb, s: s, runner: runner, opts: opts, log: opts.Logger, life: life, endLife: endLife}
 }
 
-// Hurry ends the grace period of a Run that is shutting down (or will):
-// its running jobs are cancelled at once.
-func (w *Worker) Hurry() { w.hurryOnce.Do(func() { close(w.hurry) }) }
-
-// Name is the worker's name in the consumer group.
-func (w *Worker) Name() string { return w.opts.Name }
-
-// Run takes and runs jobs until ctx ends; then it stops taking jobs, gives
-// the running ones Grace to finish, cancels the rest (they fail with
-// "server shutdown") and returns once they have ended. Redis outages are
-// retried with backoff.
-func (w *Worker) Run(ctx context.Context) error {
-	defer w.endLife()
-	jobCtx, stopJobs := context.WithCancelCause(context.Background())
-	defer stopJobs(nil)
+// start starts taking and running jobs. Redis outages are retried with
+// backoff.
+func (w *worker) start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	w.loops, w.loopsDone = cancel, make(chan struct{})
 	var loops sync.WaitGroup
-	rec := NewRecoverer(w.rdb, w.s, RecovererOptions{Lease: w.opts.Lease, Every: w.opts.RecoverEvery, Worker: w.opts.Name, Logger: w.log})
-	for _, loop := range []func(context.Context, context.Context){w.readLoop, w.claimLoop, w.cancelLoop,
-		func(ctx, _ context.Context) { rec.Run(ctx) }} {
+	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name)
+	for _, loop := range []func(context.Context){w.readLoop, w.claimLoop, w.cancelLoop, rec.run} {
 		loops.Add(1)
-		go func() { defer loops.Done(); loop(ctx, jobCtx) }()
+		go func() { defer loops.Done(); loop(ctx) }()
 	}
-	<-ctx.Done()
-	loops.Wait()
-	done := make(chan struct{})
-	go func() { w.wg.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-w.hurry:
-	case <-time.After(w.opts.Grace):
-	}
-	select {
-	case <-done:
-	default:
-		w.log.Warn("grace period over: cancelling running jobs")
-		stopJobs(exe.ErrShutdown)
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second): // as dispatch/local's afterGrace
-			// An executor that ignores cancellation: fail its jobs here
-			// rather than leave them Running behind a dead worker.
-			w.mu.Lock()
-			for jid := range w.running {
-				if err := w.s.Finish(context.Background(), jid, exe.JobFailure, exe.ErrShutdown.Error()); err == nil {
-					w.log.Warn("job did not stop after cancel; failed it", "jid", jid)
-				}
-			}
-			w.mu.Unlock()
+	go func() { loops.Wait(); close(w.loopsDone) }()
+}
+
+// stop stops taking jobs, gives the running ones Grace (or until ctx is
+// done) to finish, cancels the rest (they fail with "server shutdown")
+// and returns once they have ended.
+func (w *worker) stop(ctx context.Context) {
+	defer w.endLife()
+	w.loops()
+	<-w.loopsDone
+	idle := make(chan struct{})
+	go func() { w.wg.Wait(); close(idle) }()
+	stuck := w.jobs.Drain(ctx, idle, w.opts.Grace, exe.ErrShutdown, func(jid string) {
+		// An executor that ignores cancellation: fail its job here
+		// rather than leave it Running behind a dead worker.
+		fctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := w.runner.Fail(fctx, jid, exe.ErrShutdown.Error()); err == nil {
+			w.log.Warn("job did not stop after cancel; failed it", "jid", jid)
 		}
+	})
+	if len(stuck) > 0 {
+		w.log.Warn("grace period over: jobs did not stop", "jobs", len(stuck))
 	}
 	// No longer a worker that takes jobs: health checks should know.
 	rctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	_ = w.rdb.ZRem(rctx, w.s.key("workers"), w.opts.Name).Err()
-	return nil
 }
 
 // backoff sleeps after a failed Redis call, longer each time, up to 5s.
@@ -260,7 +310,7 @@ func backoff(ctx context.Context, failures int) {
 	}
 }
 
-func (w *Worker) ensureGroup(ctx context.Context) error {
+func (w *worker) ensureGroup(ctx context.Context) error {
 	err := w.rdb.XGroupCreateMkStream(ctx, w.s.key("queue"), group, "0").Err()
 	if err != nil && !strings.HasPrefix(err.Error(), "BUSYGROUP") {
 		return err
@@ -269,7 +319,7 @@ func (w *Worker) ensureGroup(ctx context.Context) error {
 }
 
 // readLoop takes jobs whenever slots are free.
-func (w *Worker) readLoop(ctx, jobCtx context.Context) {
+func (w *worker) readLoop(ctx context.Context) {
 	slots := make(chan struct{}, w.opts.Concurrency)
 	failures := 0
 	groupReady := false
@@ -316,7 +366,7 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 				w.wg.Add(1)
 				go func() {
 					defer func() { <-slots; w.wg.Done() }()
-					w.run(jobCtx, jid, fields)
+					w.run(jid, fields)
 				}()
 			}
 			continue
@@ -347,14 +397,14 @@ func (w *Worker) readLoop(ctx, jobCtx context.Context) {
 			w.wg.Add(1)
 			go func() {
 				defer func() { <-slots; w.wg.Done() }()
-				w.handle(ctx, jobCtx, m)
+				w.handle(ctx, m)
 			}()
 		}
 	}
 }
 
 // claimLoop takes over messages that a dead worker read but never started.
-func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
+func (w *worker) claimLoop(ctx context.Context) {
 	every(ctx, w.opts.ClaimIdle/2, func() bool {
 		start := "0-0"
 		for i := 0; i < 100; i++ { // bounded: 100 pages of 100 per tick
@@ -366,7 +416,7 @@ func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
 			for _, m := range msgs {
 				w.log.Info("claimed a job its reader never started", "jid", m.Values["jid"])
 				w.wg.Add(1)
-				go func() { defer w.wg.Done(); w.handle(ctx, jobCtx, m) }()
+				go func() { defer w.wg.Done(); w.handle(ctx, m) }()
 			}
 			if next == "0-0" || next == "" {
 				break
@@ -378,7 +428,7 @@ func (w *Worker) claimLoop(ctx, jobCtx context.Context) {
 }
 
 // cancelLoop stops the jobs this worker runs when the API cancels them.
-func (w *Worker) cancelLoop(ctx, _ context.Context) {
+func (w *worker) cancelLoop(ctx context.Context) {
 	sub := w.rdb.Subscribe(ctx, w.s.key("cancel"))
 	defer sub.Close()
 	ch := sub.Channel()
@@ -390,18 +440,13 @@ func (w *Worker) cancelLoop(ctx, _ context.Context) {
 			if !ok {
 				return
 			}
-			w.mu.Lock()
-			cancel := w.running[m.Payload]
-			w.mu.Unlock()
-			if cancel != nil {
-				cancel(exe.ErrCancelled)
-			}
+			w.jobs.Cancel(m.Payload, exe.ErrCancelled)
 		}
 	}
 }
 
 // handle starts a queued job (if nobody did) and runs it under a lease.
-func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
+func (w *worker) handle(ctx context.Context, m goredis.XMessage) {
 	jid, _ := m.Values["jid"].(string)
 	// Started and acknowledged in one step (or found not to need running
 	// and acknowledged): a job is never delivered again after this, so it
@@ -418,27 +463,19 @@ func (w *Worker) handle(ctx, jobCtx context.Context, m goredis.XMessage) {
 		w.log.Debug("queued job not run", "jid", jid, "reason", res)
 		return
 	}
-	w.run(jobCtx, jid, fields)
+	w.run(jid, fields)
 }
 
 // run runs a job the worker started, given its hash's fields and values.
-func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
+func (w *worker) run(jid string, fields []any) {
 	hash := make(map[string]string, len(fields)/2)
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].(string)
 		v, _ := fields[i+1].(string)
 		hash[k] = v
 	}
-	runCtx, cancel := context.WithCancelCause(jobCtx)
-	defer cancel(nil)
-	w.mu.Lock()
-	w.running[jid] = cancel
-	w.mu.Unlock()
-	defer func() {
-		w.mu.Lock()
-		delete(w.running, jid)
-		w.mu.Unlock()
-	}()
+	runCtx, cancel, end := w.jobs.Begin(context.Background(), jid)
+	defer end()
 	// The lease is renewed until the run returns, not until its context
 	// ends: a cancelled job is still this worker's while its executor
 	// reports the hosts the cancel interrupted and the Runner stores
@@ -448,14 +485,14 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 	hbDone := make(chan struct{})
 	go w.heartbeat(hbCtx, jid, cancel, hbDone)
 	w.log.Debug("running job", "jid", jid)
-	run := func() error { return w.runner.Run(runCtx, jid) }
-	if r, ok := w.runner.(jobRunner); ok {
-		if job, err := decodeJob(jid, hash); err == nil {
-			job.JID = jid
-			run = func() error { return r.RunJob(runCtx, job) }
-		}
+	var err error
+	if job, derr := decodeJob(jid, hash); derr == nil {
+		job.JID = jid
+		err = w.runner.RunJob(runCtx, job) // saves reading what the take returned
+	} else {
+		err = w.runner.Run(runCtx, jid)
 	}
-	if err := run(); err != nil {
+	if err != nil {
 		w.log.Error("job run", "jid", jid, "error", err)
 	}
 	hbStop()
@@ -467,7 +504,7 @@ func (w *Worker) run(jobCtx context.Context, jid string, fields []any) {
 // it lapsed meanwhile while the job still runs as this worker's. A lease
 // found taken, or a job found ended, means the job was cancelled or
 // failed as lost: stop running it.
-func (w *Worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
+func (w *worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
 	defer close(done)
 	every, retry := w.opts.Lease/3, w.opts.Lease/10
 	t := time.NewTimer(every)

@@ -2,9 +2,11 @@ package redis_test
 
 import (
 	"context"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/dispatchtest"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
@@ -27,36 +29,36 @@ type cluster struct {
 func newCluster(t *testing.T) *cluster {
 	srv := redistest.Start(t)
 	s, rdb, prefix := newStore(t, srv)
-	x := &plugintest.Executor{}
-	eng, err := exe.NewEngine(exe.Config{Store: s, Dispatcher: exeredis.NewDispatcher(rdb, s), Executor: x})
-	require.NoError(t, err)
-	return &cluster{t: t, srv: srv, rdb: rdb, store: s, engine: eng, prefix: prefix}
+	c := &cluster{t: t, srv: srv, rdb: rdb, store: s, prefix: prefix}
+	c.engine, _ = c.start(rdb, s, &plugintest.Executor{}, exeredis.DispatcherOptions{})
+	return c
 }
 
-// worker starts a worker; stop ends it (as on SIGTERM) and waits.
-func (c *cluster) worker(opts exeredis.WorkerOptions) (stop func()) {
+// start starts an Engine on store s with executor x and a Redis
+// dispatcher with opts; stop shuts it down (as on SIGTERM) and waits,
+// which the test's end does too.
+func (c *cluster) start(rdb goredis.UniversalClient, s *exeredis.Store, x exe.Executor, opts exeredis.DispatcherOptions) (eng *exe.Engine, stop func()) {
+	eng, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(rdb, s, opts)})
+	require.NoError(c.t, err)
+	var once sync.Once
+	stop = func() { once.Do(func() { require.NoError(c.t, eng.Shutdown(context.Background())) }) }
+	c.t.Cleanup(stop)
+	return eng, stop
+}
+
+// worker starts a worker (an Engine whose dispatcher runs jobs); stop
+// ends it (as on SIGTERM) and waits.
+func (c *cluster) worker(opts exeredis.DispatcherOptions) (stop func()) {
 	return c.workerWith(&plugintest.Executor{}, opts)
 }
 
 // workerWith is worker with executor x.
-func (c *cluster) workerWith(x exe.Executor, opts exeredis.WorkerOptions) (stop func()) {
-	runner := &exe.Runner{Store: c.store, Executor: x}
+func (c *cluster) workerWith(x exe.Executor, opts exeredis.DispatcherOptions) (stop func()) {
 	if opts.Lease == 0 {
 		opts.Lease = 600 * time.Millisecond
 	}
-	w := exeredis.NewWorker(c.rdb, c.store, runner, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	c.t.Cleanup(stop)
+	opts.RunJobs = true
+	_, stop = c.start(c.rdb, c.store, x, opts)
 	return stop
 }
 
@@ -79,8 +81,8 @@ func TestWorkersRunQueuedJobs(t *testing.T) {
 	c := newCluster(t)
 	// Queued while no worker runs: run when one starts.
 	early := c.submit([]string{"a"}, "early")
-	c.worker(exeredis.WorkerOptions{Concurrency: 2})
-	c.worker(exeredis.WorkerOptions{Concurrency: 2})
+	c.worker(exeredis.DispatcherOptions{Concurrency: 2})
+	c.worker(exeredis.DispatcherOptions{Concurrency: 2})
 	jids := []string{early}
 	for i := 0; i < 20; i++ {
 		jids = append(jids, c.submit([]string{"a", "b", "c"}, "hello"))
@@ -103,20 +105,26 @@ func TestWorkersRunQueuedJobs(t *testing.T) {
 // ghost starts a worker that takes jobs and never finishes them, on its
 // own connection to Redis through a proxy; cut (the proxy's Blackhole)
 // makes it a worker that no longer answers: its leases lapse.
-func (c *cluster) ghost(opts exeredis.WorkerOptions) (cut func()) {
+func (c *cluster) ghost(opts exeredis.DispatcherOptions) (cut func()) {
 	proxy := redistest.NewLossyProxy(c.t, c.srv.Addr)
 	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, DialTimeout: 100 * time.Millisecond,
 		ReadTimeout: 100 * time.Millisecond, MaxRetries: -1})
 	c.t.Cleanup(func() { rdb.Close() })
 	s := exeredis.New(rdb, exeredis.Options{Prefix: c.prefix})
-	opts.Name, opts.Grace = "ghost", time.Millisecond
-	w := exeredis.NewWorker(rdb, s, blockingRunner{}, opts)
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() { _ = w.Run(ctx); close(done) }()
-	// Restore resets the stalled connections, so its Redis calls end.
-	c.t.Cleanup(func() { cancel(); proxy.Restore(); <-done })
+	opts.Name, opts.Grace, opts.RunJobs = "ghost", time.Millisecond, true
+	// Cleanups run last first: Restore resets the stalled connections
+	// before the ghost shuts down, so its Redis calls end.
+	c.start(rdb, s, &stuckExecutor{}, opts)
+	c.t.Cleanup(proxy.Restore)
 	return proxy.Blackhole
+}
+
+// stuckExecutor's deploys start and report nothing until cancelled.
+type stuckExecutor struct{ plugintest.Executor }
+
+func (*stuckExecutor) Deploy(ctx context.Context, _ []string, _ exe.DeployArgs, _ exe.Emit) error {
+	<-ctx.Done()
+	return ctx.Err()
 }
 
 // A job whose worker died is failed "worker lost" once; each of its hosts
@@ -129,15 +137,15 @@ func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	require.NoError(t, err)
 	// A worker that started the job and died: it took the job and its
 	// lease, reported host b, then stopped answering.
-	cut := c.ghost(exeredis.WorkerOptions{Lease: 300 * time.Millisecond})
+	cut := c.ghost(exeredis.DispatcherOptions{Lease: 300 * time.Millisecond})
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
 	}, 10*time.Second, 5*time.Millisecond, "the ghost starts the job")
-	require.NoError(t, c.store.Append(ctx, jid, exe.Event{Host: "b", Status: exe.Changed, Msg: "done"}))
+	require.NoError(t, c.store.Append(ctx, jid, exe.Event{Host: "b", Status: exe.HostChanged, Msg: "done"}))
 	cut()
 
-	c.worker(exeredis.WorkerOptions{RecoverEvery: 100 * time.Millisecond})
+	c.worker(exeredis.DispatcherOptions{RecoverEvery: 100 * time.Millisecond})
 	job := c.wait(jid)
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "worker lost", job.Error)
@@ -145,12 +153,12 @@ func TestLapsedLeaseFailsTheJobOnce(t *testing.T) {
 	require.NoError(t, err)
 	for _, h := range []string{"a", "c"} {
 		if assert.Len(t, full.ReturnData[h], 1, h) {
-			assert.Equal(t, exe.Failed, full.ReturnData[h][0].Status, h)
+			assert.Equal(t, exe.HostFailed, full.ReturnData[h][0].Status, h)
 			assert.Equal(t, "worker lost: the remote command may still be running", full.ReturnData[h][0].Msg, h)
 		}
 	}
 	if assert.Len(t, full.ReturnData["b"], 1) {
-		assert.Equal(t, exe.Changed, full.ReturnData["b"][0].Status, "a host that reported keeps its event")
+		assert.Equal(t, exe.HostChanged, full.ReturnData["b"][0].Status, "a host that reported keeps its event")
 	}
 	// Its lock is released, and it never runs again.
 	jid2, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
@@ -166,7 +174,7 @@ func TestLeaseHeldWhileACancelledJobEnds(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
 	lease := 300 * time.Millisecond
-	c.workerWith(&lingerExecutor{linger: 3 * lease}, exeredis.WorkerOptions{Lease: lease})
+	c.workerWith(&lingerExecutor{linger: 3 * lease}, exeredis.DispatcherOptions{Lease: lease})
 	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "linger"}})
 	require.NoError(t, err)
 	require.Eventually(t, func() bool {
@@ -193,17 +201,12 @@ type lingerExecutor struct {
 }
 
 func (x *lingerExecutor) Execute(ctx context.Context, hs []string, _ exe.ExecuteArgs, emit exe.Emit) error {
-	emit(exe.Event{Host: hs[0], Status: exe.Changed, Name: "started"})
+	emit(exe.Event{Host: hs[0], Status: exe.HostChanged, Name: "started"})
 	<-ctx.Done()
 	time.Sleep(x.linger) // stopping the command
-	emit(exe.Event{Host: hs[0], Status: exe.Failed, Msg: "interrupted"})
+	emit(exe.Event{Host: hs[0], Status: exe.HostFailed, Msg: "interrupted"})
 	return ctx.Err()
 }
-
-// blockingRunner starts jobs and finishes them only when cancelled.
-type blockingRunner struct{}
-
-func (blockingRunner) Run(ctx context.Context, _ string) error { <-ctx.Done(); return nil }
 
 func TestReadButNotStartedIsClaimed(t *testing.T) {
 	c := newCluster(t)
@@ -216,14 +219,14 @@ func TestReadButNotStartedIsClaimed(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, res[0].Messages, 1)
 
-	c.worker(exeredis.WorkerOptions{ClaimIdle: 200 * time.Millisecond})
+	c.worker(exeredis.DispatcherOptions{ClaimIdle: 200 * time.Millisecond})
 	job := c.wait(jid)
 	assert.Equal(t, exe.JobDone, job.State, job.Error)
 }
 
 func TestCancelReachesTheWorker(t *testing.T) {
 	c := newCluster(t)
-	c.worker(exeredis.WorkerOptions{})
+	c.worker(exeredis.DispatcherOptions{})
 	jid := c.submit([]string{"a"}, "block")
 	ctx := context.Background()
 	started := make(chan struct{})
@@ -249,7 +252,7 @@ func TestCancelReachesTheWorker(t *testing.T) {
 
 func TestShutdownFailsRunningJobsAfterGrace(t *testing.T) {
 	c := newCluster(t)
-	stop := c.worker(exeredis.WorkerOptions{Grace: 100 * time.Millisecond})
+	stop := c.worker(exeredis.DispatcherOptions{Grace: 100 * time.Millisecond})
 	jid := c.submit([]string{"a"}, "block")
 	require.Eventually(t, func() bool {
 		j, err := c.store.Get(context.Background(), jid, true)
@@ -259,4 +262,13 @@ func TestShutdownFailsRunningJobsAfterGrace(t *testing.T) {
 	job := c.wait(jid)
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "server shutdown", job.Error)
+}
+
+func TestDispatcherConformance(t *testing.T) {
+	srv := redistest.Start(t)
+	dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
+		s, rdb, _ := newStore(t, srv)
+		return s, exeredis.NewDispatcher(rdb, s, exeredis.DispatcherOptions{RunJobs: true, Concurrency: opts.Workers,
+			Grace: opts.Grace, Lease: 2 * time.Second})
+	})
 }

@@ -19,17 +19,18 @@ import (
 // hubStreams followed jobs and hands every follower the entries after its
 // own cursor. So a thousand waiting follows hold a handful of Redis
 // connections rather than a thousand, and one read wakes the followers of
-// every job that moved.
+// every job that moved. Their reads have a client of their own (see New).
 //
 // A hub's read is interrupted, when a follower of a stream it does not
 // read yet arrives, by an entry on the hub's own wake stream, which the
 // read includes. Should that write fail, the read still ends within
 // PollInterval, and the newcomer is read from then on.
 
+// hubStreams bounds the streams of one hub's read: a blocking XREAD
+// costs Redis time in the number of its keys. A variable for tests.
+var hubStreams = 256
+
 const (
-	// hubStreams bounds the streams of one hub's read: a blocking XREAD
-	// costs Redis time in the number of its keys.
-	hubStreams = 256
 	// hubQueue bounds the entries a hub keeps for one follower that reads
 	// slowly; past it the follower is dropped from the hub and reads its
 	// backlog by itself.
@@ -218,7 +219,7 @@ func (h *hub) loop() {
 		for _, id := range from {
 			streams = append(streams, id.String())
 		}
-		res, err := h.s.rdb.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: pageSize, Block: h.s.opts.PollInterval}).Result()
+		res, err := h.s.reads.XRead(ctx, &goredis.XReadArgs{Streams: streams, Count: pageSize, Block: h.s.opts.PollInterval}).Result()
 		if errors.Is(err, goredis.Nil) {
 			err = nil
 		}

@@ -21,7 +21,9 @@ func testStore(t *testing.T, opts Options) *Store {
 	srv := redistest.Start(t)
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 	t.Cleanup(func() { rdb.Close() })
-	return New(rdb, opts)
+	s := New(rdb, opts)
+	t.Cleanup(func() { s.Close() })
+	return s
 }
 
 // slowStore is a store whose shared reads end only after a minute on
@@ -97,7 +99,7 @@ func TestHubWakesForANewStream(t *testing.T) {
 	second := runningJob(t, s)
 	h, f := s.hubs.join(s, s.eventsKey(second), streamID{})
 	defer h.leave(f)
-	require.NoError(t, s.Append(ctx, second, exe.Event{Host: "a", Status: exe.OK, Msg: "hello"}))
+	require.NoError(t, s.Append(ctx, second, exe.Event{Host: "a", Status: exe.HostOK, Msg: "hello"}))
 	var msgs []goredis.XMessage
 	for len(msgs) == 0 { // the wake may arrive before the event
 		msgs = received(t, f)
@@ -112,7 +114,7 @@ func TestHubWakesForAFollowerBehind(t *testing.T) {
 	defer cancel()
 	jid := runningJob(t, s)
 	for i := 1; i <= 3; i++ {
-		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: fmt.Sprint(i)}))
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK, Msg: fmt.Sprint(i)}))
 	}
 	all, err := s.rdb.XRange(ctx, s.eventsKey(jid), "-", "+").Result()
 	require.NoError(t, err)

@@ -63,7 +63,7 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 	gate := x.gate
 	x.mu.Unlock()
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.Changed, Name: "started"})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Name: "started"})
 	}
 	select {
 	case <-gate:
@@ -71,7 +71,7 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 		return ctx.Err()
 	}
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: args.Cmd}})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: args.Cmd}})
 	}
 	return nil
 }
@@ -102,22 +102,29 @@ func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout
 	prefix := "o" + uuid.NewString()[:8] + ":"
 	apiRdb := clientWithin(t, apiAddr, timeout)
 	apiStore := exeredis.New(apiRdb, exeredis.Options{Prefix: prefix})
-	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Dispatcher: exeredis.NewDispatcher(apiRdb, apiStore), Executor: &plugintest.Executor{}})
+	// The API process runs the lost-lease recovery, as its dispatcher
+	// does when it runs no jobs.
+	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Executor: &plugintest.Executor{},
+		Dispatcher: exeredis.NewDispatcher(apiRdb, apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})})
 	require.NoError(t, err)
-	ctx, cancel := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	t.Cleanup(func() { cancel(); wg.Wait() })
-	rec := exeredis.NewRecoverer(apiRdb, apiStore, exeredis.RecovererOptions{Lease: lease, LostMessage: "server lost"})
-	wg.Add(1)
-	go func() { defer wg.Done(); rec.Run(ctx) }()
+	engines := []*exe.Engine{eng}
 	x := newGatedExecutor()
 	for i := 0; i < 2; i++ {
 		rdb := clientWithin(t, workerAddr, timeout)
 		s := exeredis.New(rdb, exeredis.Options{Prefix: prefix})
-		w := exeredis.NewWorker(rdb, s, &exe.Runner{Store: s, Executor: x}, exeredis.WorkerOptions{Lease: lease, Concurrency: 8, Grace: time.Second})
-		wg.Add(1)
-		go func() { defer wg.Done(); _ = w.Run(ctx) }()
+		w, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(rdb, s,
+			exeredis.DispatcherOptions{RunJobs: true, Lease: lease, Concurrency: 8, Grace: time.Second})})
+		require.NoError(t, err)
+		engines = append(engines, w)
 	}
+	t.Cleanup(func() {
+		var wg sync.WaitGroup
+		for _, e := range engines {
+			wg.Add(1)
+			go func() { defer wg.Done(); _ = e.Shutdown(context.Background()) }()
+		}
+		wg.Wait()
+	})
 	return &outageCluster{engine: eng, store: apiStore, x: x, prefix: prefix}
 }
 
@@ -260,7 +267,7 @@ func TestAppendRetriedStoresEachEventOnce(t *testing.T) {
 	ctx := context.Background()
 	jid := runningJob(t, s)
 	ev := func(seq int64) exe.Event {
-		return exe.Event{Host: "a", Seq: seq, Status: exe.OK, Msg: fmt.Sprint(seq)}
+		return exe.Event{Host: "a", Seq: seq, Status: exe.HostOK, Msg: fmt.Sprint(seq)}
 	}
 	require.NoError(t, s.Append(ctx, jid, ev(1), ev(2), ev(3)))
 	require.NoError(t, s.Append(ctx, jid, ev(2), ev(3), ev(4), ev(5)), "a retry with more events")
@@ -312,7 +319,7 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	lease := 400 * time.Millisecond
 	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
 	require.NoError(t, err)
-	cut := c.ghost(exeredis.WorkerOptions{Lease: lease, LostMessage: "server lost"})
+	cut := c.ghost(exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})
 	require.Eventually(t, func() bool {
 		n, _ := c.rdb.Exists(ctx, c.prefix+"lease:"+jid).Result()
 		return n == 1
@@ -323,11 +330,10 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 		return n == 0
 	}, 10*time.Second, 5*time.Millisecond, "the lease lapses")
 
-	rctx, stop := context.WithCancel(ctx)
-	defer stop()
+	// An API process starts (the cluster's own recovers with a lease of
+	// 10s, longer than this test).
 	started := time.Now()
-	rec := exeredis.NewRecoverer(c.rdb, c.store, exeredis.RecovererOptions{Lease: lease})
-	go rec.Run(rctx)
+	c.start(c.rdb, c.store, &plugintest.Executor{}, exeredis.DispatcherOptions{Lease: lease})
 	job := c.wait(jid)
 	assert.GreaterOrEqual(t, time.Since(started), lease, "nothing is failed during a recoverer's first lease")
 	assert.Equal(t, exe.JobFailure, job.State)
@@ -335,7 +341,7 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	full, err := c.store.Get(ctx, jid, true)
 	require.NoError(t, err)
 	if assert.Len(t, full.ReturnData["a"], 1, "the host gets an event") {
-		assert.Equal(t, exe.Failed, full.ReturnData["a"][0].Status)
+		assert.Equal(t, exe.HostFailed, full.ReturnData["a"][0].Status)
 		assert.Equal(t, "server lost: the remote command may still be running", full.ReturnData["a"][0].Msg)
 	}
 	_, err = c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}})
@@ -348,15 +354,15 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 func TestHealthDegradedWithoutWorkers(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	d := exeredis.NewDispatcher(c.rdb, c.store)
-	d.WorkerTimeout = 600 * time.Millisecond
+	d := exeredis.NewDispatcher(c.rdb, c.store, exeredis.DispatcherOptions{WorkerTimeout: 600 * time.Millisecond})
 	err := d.Health(ctx)
 	assert.ErrorIs(t, err, exe.ErrDegraded)
 	assert.Equal(t, "no worker has been seen yet: queued jobs wait until one starts", exe.PublicMessage(err))
-	stop := c.worker(exeredis.WorkerOptions{Lease: 600 * time.Millisecond})
+	stop := c.worker(exeredis.DispatcherOptions{Lease: 600 * time.Millisecond})
 	require.Eventually(t, func() bool { return d.Health(ctx) == nil }, 10*time.Second, 10*time.Millisecond)
 	eng, err := exe.NewEngine(exe.Config{Store: c.store, Dispatcher: d, Executor: &plugintest.Executor{}})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	require.NoError(t, eng.Health(ctx))
 	stop()
 	require.Eventually(t, func() bool { return errors.Is(d.Health(ctx), exe.ErrDegraded) }, 10*time.Second, 10*time.Millisecond)
@@ -377,7 +383,7 @@ type chattyExecutor struct {
 func (x *chattyExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	out := strings.Repeat("x", 10<<10)
 	for i := 0; i < x.n; i++ {
-		emit(exe.Event{Host: "a", Status: exe.Changed, Exec: &exe.ExecResult{Stdout: out}})
+		emit(exe.Event{Host: "a", Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: out}})
 		x.emitted.Add(1)
 	}
 	return nil

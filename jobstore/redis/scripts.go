@@ -186,7 +186,7 @@ return redis.call('HGETALL', KEYS[1])
 // renewScript extends a lease its holder still holds. A lease that lapsed
 // while its job still runs, started by this holder, is taken again: the
 // holder could not reach Redis for a while (an outage), and nobody failed
-// the job meanwhile (see Recoverer for why nobody did). It returns 1 when
+// the job meanwhile (see recoverer for why nobody did). It returns 1 when
 // renewed, 2 when taken again, 0 when the job is no longer the holder's
 // (finished, failed as lost, gone).
 // KEYS: lease, job. ARGV: worker, lease ms.

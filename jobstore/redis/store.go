@@ -1,6 +1,27 @@
 // Package redis is an exe.JobStore on Redis (go-redis v9), shared by any
-// number of API servers and workers, and the Redis dispatcher and worker
-// that run jobs across machines (see Dispatcher and Worker).
+// number of API servers and workers, and the exe.Dispatcher that runs
+// their jobs across machines (see Dispatcher).
+//
+// # Use
+//
+// A store is a go-redis client and a key prefix; the client's pool size
+// does not matter to follows, which read on connections of the store's
+// own (Close closes them). Each process builds an exe.Engine on it with a
+// Dispatcher of its own:
+//
+//	store := redis.New(rdb, redis.Options{})
+//	defer store.Close()
+//	// an API server whose jobs other processes run:
+//	api, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{})})
+//	// a worker (exed worker): an Engine that serves no API and runs them:
+//	worker, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{RunJobs: true})})
+//
+// An API server with RunJobs runs its jobs itself, under leases, so that
+// several such servers share one Redis without workers.
+//
+// # Keys
 //
 // Keys, all under Options.Prefix (default "exe:"):
 //
@@ -38,7 +59,7 @@
 // A Redis that does not answer for a while (a restart with AOF, a stall,
 // a network cut) loses nothing: an exe.Runner keeps a job's events and
 // outcome and writes them, each once, when Redis is back; workers keep
-// their leases (see Recoverer for the rule that decides when a lapsed
+// their leases (see recover.go for the rule that decides when a lapsed
 // lease means a lost worker); follows wait and read on
 // (Options.FollowOutage).
 package redis
@@ -87,7 +108,11 @@ type Options struct {
 type Store struct {
 	rdb  goredis.UniversalClient
 	opts Options
-	hubs hubs // shared follow reads
+	// reads is the client of the blocking reads that follows share,
+	// with a pool of its own (see New); ownReads when the store opened it.
+	reads    goredis.UniversalClient
+	ownReads bool
+	hubs     hubs // shared follow reads
 	// id and calls make the tokens that let a script tell a retried
 	// call from a new one: unique across stores.
 	id    string
@@ -99,7 +124,24 @@ func (s *Store) token() string { return s.id + strconv.FormatUint(s.calls.Add(1)
 
 var _ exe.JobStore = (*Store)(nil)
 
-// New returns a Store on rdb. It does not close rdb.
+// followReadConns bounds the connections of a store's own client for the
+// reads that follows share: one per read under way, each for up to
+// hubStreams followed jobs.
+const followReadConns = 4096
+
+// New returns a Store on rdb. It does not close rdb; Close closes what
+// the store opened itself.
+//
+// Follows wait in blocking reads, each holding a connection for up to
+// PollInterval, one read for every 256 jobs followed at once. Those reads
+// must not take the connections rdb's other calls need, whatever rdb's
+// pool size (go-redis defaults to 10 per CPU): so when rdb is a
+// *goredis.Client or a *goredis.ClusterClient, the store opens a client
+// of its own for them, with rdb's options and a pool sized for the reads
+// (connections are opened as reads need them, and closed when idle). A
+// UniversalClient of another kind (a Ring, a wrapper) serves the reads
+// too: its pool must have room for them besides its other calls. Hooks
+// added to rdb (AddHook) do not see the reads.
 func New(rdb goredis.UniversalClient, opts Options) *Store {
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
@@ -115,7 +157,26 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 	}
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
-	return &Store{rdb: rdb, opts: opts, id: hex.EncodeToString(b) + ":"}
+	reads, own := readsClient(rdb)
+	return &Store{rdb: rdb, opts: opts, reads: reads, ownReads: own, id: hex.EncodeToString(b) + ":"}
+}
+
+// readsClient returns a client for follows' blocking reads with rdb's
+// options and a pool of its own, and true; or rdb and false when it
+// cannot copy rdb's options.
+func readsClient(rdb goredis.UniversalClient) (goredis.UniversalClient, bool) {
+	switch c := rdb.(type) {
+	case *goredis.Client:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = followReadConns, 0, 4, 0
+		o.PipelinePoolSize = -1 // the reads are never pipelined
+		return goredis.NewClient(&o), true
+	case *goredis.ClusterClient:
+		o := *c.Options()
+		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = followReadConns, 0, 4, 0
+		return goredis.NewClusterClient(&o), true
+	}
+	return rdb, false
 }
 
 func (s *Store) key(parts ...string) string { return s.opts.Prefix + strings.Join(parts, ":") }
@@ -341,7 +402,7 @@ const lostHostSuffix = ": the remote command may still be running"
 func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
 		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
-		"guard", checkedAt, maxAge.Milliseconds(), int(exe.Failed), lostHostSuffix).Text()
+		"guard", checkedAt, maxAge.Milliseconds(), int(exe.HostFailed), lostHostSuffix).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -555,5 +616,11 @@ func (s *Store) Health(ctx context.Context) error {
 	return unavailable(ctx, s.rdb.Ping(ctx).Err())
 }
 
-// Close implements exe.JobStore; the caller closes the client.
-func (s *Store) Close() error { return nil }
+// Close implements exe.JobStore: it closes the client the store opened
+// for follows (see New); the caller closes its own.
+func (s *Store) Close() error {
+	if !s.ownReads {
+		return nil
+	}
+	return s.reads.Close()
+}

@@ -36,7 +36,9 @@ func newStore(t *testing.T, srv *redistest.Server) (*exeredis.Store, *goredis.Cl
 	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
 	t.Cleanup(func() { rdb.Close() })
 	prefix := "t" + uuid.NewString()[:8] + ":"
-	return exeredis.New(rdb, exeredis.Options{Prefix: prefix, Retention: time.Hour}), rdb, prefix
+	s := exeredis.New(rdb, exeredis.Options{Prefix: prefix, Retention: time.Hour})
+	t.Cleanup(func() { s.Close() })
+	return s, rdb, prefix
 }
 
 func TestKeysUnderPrefixAndExpiring(t *testing.T) {
@@ -46,7 +48,7 @@ func TestKeysUnderPrefixAndExpiring(t *testing.T) {
 	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
 		Request: exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: "r"}}}
 	require.NoError(t, s.Create(ctx, j))
-	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.Changed}))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostChanged}))
 	keys, err := rdb.Keys(ctx, "*").Result() // test only: the store never scans
 	require.NoError(t, err)
 	for _, k := range keys {
@@ -103,7 +105,7 @@ func TestFollowsShareReads(t *testing.T) {
 	jids := make([]string, jobs)
 	for i := range jids {
 		jids[i] = runningJob(t, s)
-		require.NoError(t, s.Append(ctx, jids[i], exe.Event{Host: "a", Status: exe.OK, Msg: "1"}))
+		require.NoError(t, s.Append(ctx, jids[i], exe.Event{Host: "a", Status: exe.HostOK, Msg: "1"}))
 	}
 	type result struct {
 		jid  string
@@ -138,7 +140,7 @@ func TestFollowsShareReads(t *testing.T) {
 	first.Wait() // every follow has read the stored event
 	require.NoError(t, rdb.ConfigResetStat(ctx).Err())
 	for _, jid := range jids {
-		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: "2"}))
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK, Msg: "2"}))
 	}
 	second.Wait() // ... and the live one
 	stats, err := rdb.Info(ctx, "commandstats").Result()
@@ -147,7 +149,7 @@ func TestFollowsShareReads(t *testing.T) {
 		"one event for 300 follows costs a few shared reads, not a read per follow")
 
 	for _, jid := range jids {
-		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.OK, Msg: "3"}))
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK, Msg: "3"}))
 		require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
 	}
 	for i := 0; i < jobs*perJob; i++ {
@@ -179,7 +181,7 @@ func followLive(t *testing.T, s *exeredis.Store, jid string) (done <-chan error)
 		_, err := s.Follow(context.Background(), jid, func(exe.Event) error { close(got); return nil })
 		ended <- err
 	}()
-	require.NoError(t, s.Append(context.Background(), jid, exe.Event{Host: "a", Status: exe.OK}))
+	require.NoError(t, s.Append(context.Background(), jid, exe.Event{Host: "a", Status: exe.HostOK}))
 	<-got
 	return ended
 }
@@ -243,7 +245,7 @@ func TestFollowResumesAfterAnOutage(t *testing.T) {
 	appendAndSee := func() {
 		next++
 		msg := strconv.Itoa(next)
-		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Seq: int64(next), Status: exe.OK, Msg: msg}))
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Seq: int64(next), Status: exe.HostOK, Msg: msg}))
 		select {
 		case got := <-seen:
 			require.Equal(t, msg, got, "in order, none skipped, none twice")

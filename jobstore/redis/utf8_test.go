@@ -19,7 +19,7 @@ func TestStoredTextIsUTF8(t *testing.T) {
 	ctx := context.Background()
 	jid := runningJob(t, s)
 	raw, text := "caf\xe9 \xff", "caf\uFFFD \uFFFD"
-	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "h" + raw, Status: exe.Failed, Name: raw, Msg: raw,
+	require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "h" + raw, Status: exe.HostFailed, Name: raw, Msg: raw,
 		Exec: &exe.ExecResult{RTC: 1, Stdout: raw, Stderr: raw}, Facts: map[string]any{raw: raw}}))
 	require.NoError(t, s.Finish(ctx, jid, exe.JobFailure, "failed: "+raw))
 
@@ -40,6 +40,6 @@ func TestStoredTextIsUTF8(t *testing.T) {
 	got, err := s.Get(ctx, jid, true)
 	require.NoError(t, err)
 	assert.Equal(t, "failed: "+text, got.Error)
-	assert.Equal(t, []exe.Event{{Host: "h" + text, Seq: 1, Status: exe.Failed, Name: text, Msg: text,
+	assert.Equal(t, []exe.Event{{Host: "h" + text, Seq: 1, Status: exe.HostFailed, Name: text, Msg: text,
 		Exec: &exe.ExecResult{RTC: 1, Stdout: text, Stderr: text}, Facts: map[string]any{text: text}}}, got.ReturnData["h"+text])
 }

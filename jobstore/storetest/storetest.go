@@ -129,7 +129,7 @@ func testDeleteRules(t *testing.T, newStore NewStore) {
 	s := newStore(t, Options{Retention: long})
 	j := newJob(exe.OpExecute, "a")
 	require.NoError(t, s.Create(ctx, j))
-	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.Changed}))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostChanged}))
 
 	assert.ErrorIs(t, s.Delete(ctx, j.JID), exe.ErrRunning)
 	_, err := s.Get(ctx, j.JID, false)
@@ -160,7 +160,7 @@ func testFinishRules(t *testing.T, newStore NewStore) {
 	assert.Equal(t, j.User, got.User, "an ended job keeps its owner")
 
 	assert.ErrorIs(t, s.Finish(ctx, j.JID, exe.JobDone, ""), exe.ErrFinished, "finishing twice")
-	assert.ErrorIs(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.OK}), exe.ErrFinished,
+	assert.ErrorIs(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostOK}), exe.ErrFinished,
 		"a finished job takes no more events")
 	assert.ErrorIs(t, s.Finish(ctx, uuid.NewString(), exe.JobDone, ""), exe.ErrNotFound)
 	assert.ErrorIs(t, s.Append(ctx, uuid.NewString(), exe.Event{Host: "a"}), exe.ErrNotFound)
@@ -265,12 +265,12 @@ func testOutputs(t *testing.T, newStore NewStore) {
 	require.NoError(t, s.Create(ctx, j))
 	rtc := &exe.ExecResult{RTC: 0, Stdout: "hi\n"}
 	in := []exe.Event{
-		{Host: exe.AnnounceHost, Status: exe.Announce, Name: "play"},
-		{Host: "a", Status: exe.OK, Name: "step1"},
-		{Host: "b", Status: exe.Changed, Name: "step1", Exec: rtc},
-		{Host: exe.AnnounceHost, Status: exe.Announce, Name: "step2"},
-		{Host: "b", Status: exe.Failed, Name: "step2", Msg: "boom", Truncated: true},
-		{Host: "a", Status: exe.Changed, Name: "step2", Facts: map[string]any{"k": "v"}, Extra: map[string]any{"x": 1.0}},
+		{Host: exe.AnnounceHost, Status: exe.HostAnnounce, Name: "play"},
+		{Host: "a", Status: exe.HostOK, Name: "step1"},
+		{Host: "b", Status: exe.HostChanged, Name: "step1", Exec: rtc},
+		{Host: exe.AnnounceHost, Status: exe.HostAnnounce, Name: "step2"},
+		{Host: "b", Status: exe.HostFailed, Name: "step2", Msg: "boom", Truncated: true},
+		{Host: "a", Status: exe.HostChanged, Name: "step2", Facts: map[string]any{"k": "v"}, Extra: map[string]any{"x": 1.0}},
 	}
 	require.NoError(t, s.Append(ctx, j.JID, in[0], in[1]))
 	for _, ev := range in[2:] {
@@ -329,7 +329,7 @@ func testFollowConcurrent(t *testing.T, newStore NewStore) {
 		go func(w int) {
 			defer wg.Done()
 			for i := 0; i < n/3; i++ {
-				if err := s.Append(ctx, j.JID, exe.Event{Host: hosts[w], Status: exe.OK, Msg: fmt.Sprint(i)}); err != nil {
+				if err := s.Append(ctx, j.JID, exe.Event{Host: hosts[w], Status: exe.HostOK, Msg: fmt.Sprint(i)}); err != nil {
 					t.Error(err)
 					return
 				}
@@ -367,7 +367,7 @@ func testFollowFinished(t *testing.T, newStore NewStore) {
 	s := newStore(t, Options{Retention: long})
 	j := newJob(exe.OpPing, "a")
 	require.NoError(t, s.Create(ctx, j))
-	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.Unreachable, Msg: "refused"}))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostUnreachable, Msg: "refused"}))
 	require.NoError(t, s.Finish(ctx, j.JID, exe.JobFailure, "1 of 1 hosts failed"))
 	var got []exe.Event
 	final, err := s.Follow(ctx, j.JID, func(ev exe.Event) error { got = append(got, ev); return nil })
@@ -387,7 +387,7 @@ func testFollowStops(t *testing.T, newStore NewStore) {
 	s := newStore(t, Options{Retention: long})
 	j := newJob(exe.OpPing, "a")
 	require.NoError(t, s.Create(ctx, j))
-	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.OK}))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostOK}))
 
 	// fn's error stops the follow.
 	stop := errors.New("client went away")
@@ -420,7 +420,7 @@ func testRetention(t *testing.T, newStore NewStore) {
 	running := newJob(exe.OpDeploy, "a")
 	require.NoError(t, s.Create(ctx, done))
 	require.NoError(t, s.Create(ctx, running))
-	require.NoError(t, s.Append(ctx, done.JID, exe.Event{Host: "a", Status: exe.Changed}))
+	require.NoError(t, s.Append(ctx, done.JID, exe.Event{Host: "a", Status: exe.HostChanged}))
 	require.NoError(t, s.Finish(ctx, done.JID, exe.JobDone, ""))
 
 	require.Eventually(t, func() bool {

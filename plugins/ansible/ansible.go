@@ -144,8 +144,8 @@ type line struct {
 	Result map[string]any `json:"result"`
 }
 
-var statuses = map[string]exe.OperateState{
-	"ok": exe.OK, "changed": exe.Changed, "skipped": exe.Skipped, "failed": exe.Failed, "unreachable": exe.Unreachable,
+var statuses = map[string]exe.HostStatus{
+	"ok": exe.HostOK, "changed": exe.HostChanged, "skipped": exe.HostSkipped, "failed": exe.HostFailed, "unreachable": exe.HostUnreachable,
 }
 
 // run runs an ansible CLI with the callback plugin, in a session of its own
@@ -323,7 +323,7 @@ func (t *tracker) end(ctx context.Context, hosts []string, err error) error {
 	if errors.As(err, &ab) {
 		for _, h := range hosts {
 			if !ab.failed[h] {
-				t.Emit(exe.Event{Host: h, Status: exe.Failed, Msg: "ansible stopped: " + ab.Text})
+				t.Emit(exe.Event{Host: h, Status: exe.HostFailed, Msg: "ansible stopped: " + ab.Text})
 			}
 		}
 		return err
@@ -443,7 +443,7 @@ func (x *Executor) adhoc(ctx context.Context, hosts []string, module string, arg
 			return
 		}
 		ev := x.event(l)
-		if conv != nil && ev.Status != exe.Unreachable {
+		if conv != nil && ev.Status != exe.HostUnreachable {
 			conv(l, &ev)
 		}
 		emit(ev)
@@ -461,7 +461,7 @@ func interrupted(ctx context.Context, host, task string) exe.Event {
 	case errors.Is(cause, context.DeadlineExceeded):
 		msg = "timed out"
 	}
-	return exe.Event{Host: host, Status: exe.Failed, Name: task,
+	return exe.Event{Host: host, Status: exe.HostFailed, Name: task,
 		Msg: msg + "; ansible cannot stop what the task started on a remote host, so that may still run"}
 }
 
@@ -525,10 +525,10 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 				return s
 			}
 			ev.Exec = &exe.ExecResult{RTC: int(rc), Stdout: cut(stdout), Stderr: cut(stderr)}
-			if ev.Status == exe.OK {
-				ev.Status = exe.Changed // a command is a change, as elsewhere
+			if ev.Status == exe.HostOK {
+				ev.Status = exe.HostChanged // a command is a change, as elsewhere
 			}
-			if ev.Status == exe.Failed {
+			if ev.Status == exe.HostFailed {
 				ev.Msg = fmt.Sprintf("command exited %d", int(rc))
 			}
 		})
@@ -593,7 +593,7 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 	return tr.end(ctx, hosts, x.run(ctx, "ansible-playbook", cli, func(l line) {
 		switch l.Event {
 		case "play", "task":
-			emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: l.Name, Msg: l.Event})
+			emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostOK, Name: l.Name, Msg: l.Event})
 		case "interrupted":
 			emit(interrupted(ctx, l.Host, l.Task))
 		case "result":
@@ -601,7 +601,7 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 				return
 			}
 			ev := x.event(l)
-			if ev.Status == exe.Failed && ev.Msg == "" {
+			if ev.Status == exe.HostFailed && ev.Msg == "" {
 				if stderr, ok := l.Result["stderr"].(string); ok {
 					ev.Msg = truncate(stderr, 4096)
 				}

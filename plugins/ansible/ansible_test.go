@@ -113,9 +113,9 @@ func TestOperations(t *testing.T) {
 	var c collector
 	require.NoError(t, f.x.Ping(ctx, []string{"h1", "loc", "down"}, c.emit))
 	evs := c.byHost()
-	assert.Equal(t, exe.OK, evs["h1"][0].Status)
-	assert.Equal(t, exe.OK, evs["loc"][0].Status)
-	assert.Equal(t, exe.Unreachable, evs["down"][0].Status)
+	assert.Equal(t, exe.HostOK, evs["h1"][0].Status)
+	assert.Equal(t, exe.HostOK, evs["loc"][0].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["down"][0].Status)
 	assert.Contains(t, evs["down"][0].Msg, "Connection refused")
 
 	c = collector{}
@@ -128,13 +128,13 @@ func TestOperations(t *testing.T) {
 	require.NoError(t, f.x.Execute(ctx, []string{"h1", "h2"}, exe.ExecuteArgs{Cmd: `echo "{{ lookup('pipe', 'id') }}"; echo err >&2; exit 3`}, c.emit))
 	for _, h := range []string{"h1", "h2"} {
 		ev := c.byHost()[h][0]
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, exe.ExecResult{RTC: 3, Stdout: "{{ lookup('pipe', 'id') }}", Stderr: "err"}, *ev.Exec)
 	}
 
 	c = collector{}
 	require.NoError(t, f.x.Service(ctx, []string{"loc"}, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceStarted}, c.emit))
-	assert.Equal(t, exe.Failed, c.byHost()["loc"][0].Status)
+	assert.Equal(t, exe.HostFailed, c.byHost()["loc"][0].Status)
 	assert.NotEmpty(t, c.byHost()["loc"][0].Msg)
 
 	// A leading '-' would be an option of the service manager.
@@ -160,7 +160,7 @@ func TestDeployPartialAndUnsafeExtraVars(t *testing.T) {
 			names = append(names, ev.Name)
 		}
 		assert.Equal(t, []string{"apply role", "web : write config"}, names, "partial ran only the config tag")
-		assert.Equal(t, exe.Changed, c.byHost()[h][1].Status)
+		assert.Equal(t, exe.HostChanged, c.byHost()[h][1].Status)
 	}
 	var announced []string
 	for _, ev := range c.byHost()[exe.AnnounceHost] {
@@ -182,9 +182,9 @@ func TestDeployFailureMarksThatHost(t *testing.T) {
 		ExtraVars: map[string]any{"fail_on": "h2"}}, c.emit)
 	require.NoError(t, err)
 	last := func(h string) exe.Event { evs := c.byHost()[h]; return evs[len(evs)-1] }
-	assert.Equal(t, exe.Failed, last("h2").Status)
+	assert.Equal(t, exe.HostFailed, last("h2").Status)
 	assert.Equal(t, "web : fail on one host", last("h2").Name)
-	assert.Equal(t, exe.Skipped, last("h1").Status)
+	assert.Equal(t, exe.HostSkipped, last("h1").Status)
 }
 
 func TestEventsStreamWhileThePlaybookRuns(t *testing.T) {
@@ -267,9 +267,9 @@ func TestCancelReportsInterruptedHosts(t *testing.T) {
 		}
 		evs := c.byHost()
 		require.Len(t, evs["h1"], 1)
-		assert.Equal(t, exe.Changed, evs["h1"][0].Status)
+		assert.Equal(t, exe.HostChanged, evs["h1"][0].Status)
 		require.Len(t, evs["loc"], 1, "the interrupted host has its event")
-		assert.Equal(t, exe.Failed, evs["loc"][0].Status)
+		assert.Equal(t, exe.HostFailed, evs["loc"][0].Status)
 		assert.True(t, strings.HasPrefix(evs["loc"][0].Msg, "cancelled;"), evs["loc"][0].Msg)
 		require.Eventually(t, func() bool { return syscall.Kill(pid, 0) == syscall.ESRCH }, 10*time.Second, 10*time.Millisecond,
 			"the task that ignores SIGHUP was stopped")
@@ -294,7 +294,7 @@ func TestCancelReportsInterruptedHosts(t *testing.T) {
 		evs := c.byHost()["loc"]
 		require.NotEmpty(t, evs)
 		last := evs[len(evs)-1]
-		assert.Equal(t, exe.Failed, last.Status)
+		assert.Equal(t, exe.HostFailed, last.Status)
 		assert.Equal(t, "web : record pid and sleep", last.Name)
 		assert.True(t, strings.HasPrefix(last.Msg, "cancelled;"), last.Msg)
 	})
@@ -321,7 +321,7 @@ func TestOutputNotUTF8(t *testing.T) {
 	for _, h := range hosts {
 		evs := c.byHost()[h]
 		require.Len(t, evs, 1, h)
-		assert.Equal(t, exe.Changed, evs[0].Status, "%s: %s", h, evs[0].Msg)
+		assert.Equal(t, exe.HostChanged, evs[0].Status, "%s: %s", h, evs[0].Msg)
 		// Ansible strips the last newline.
 		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD", Stderr: "\uFFFD\uFFFD e"}, *evs[0].Exec, h)
 		assert.False(t, evs[0].Truncated)
@@ -358,7 +358,7 @@ func TestAnsibleStoppingFailsEveryHost(t *testing.T) {
 				evs := c.byHost()[h]
 				require.NotEmpty(t, evs, h)
 				last := evs[len(evs)-1]
-				assert.Equal(t, exe.Failed, last.Status, h)
+				assert.Equal(t, exe.HostFailed, last.Status, h)
 				assert.Contains(t, last.Msg, want, h)
 			}
 		})
@@ -382,7 +382,7 @@ func TestAnsibleStoppingFailsEveryHost(t *testing.T) {
 		assert.ErrorContains(t, err, "ERROR! Invalid play strategy specified: nosuch", name)
 		evs := c.byHost()["loc"]
 		require.Len(t, evs, 1, name)
-		assert.Equal(t, exe.Failed, evs[0].Status, name)
+		assert.Equal(t, exe.HostFailed, evs[0].Status, name)
 		assert.Contains(t, evs[0].Msg, "ERROR! Invalid play strategy specified: nosuch", name)
 	}
 }

@@ -166,7 +166,7 @@ func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.Ta
 			return untouched(b)
 		}
 		batch := hosts[b*o.batch : min((b+1)*o.batch, len(hosts))]
-		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: fmt.Sprintf("batch %d/%d", b+1, batches), Msg: strings.Join(batch, ", ")})
+		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostOK, Name: fmt.Sprintf("batch %d/%d", b+1, batches), Msg: strings.Join(batch, ", ")})
 		healthy, err := restartBatch(ctx, x, batch, o, emit)
 		if err != nil {
 			if ctx.Err() != nil {
@@ -179,7 +179,7 @@ func (Task) Run(ctx context.Context, x exe.Executor, hosts []string, args exe.Ta
 			rest := hosts[min((b+1)*o.batch, len(hosts)):]
 			msg := fmt.Sprintf("not restarted: the rollout stopped after %d failed hosts (max_fail %d)", failed, o.maxFail)
 			for _, h := range rest {
-				emit(exe.Event{Host: h, Status: exe.Skipped, Name: "restart", Msg: msg})
+				emit(exe.Event{Host: h, Status: exe.HostSkipped, Name: "restart", Msg: msg})
 			}
 			return fmt.Errorf("rollout stopped at batch %d/%d: %d hosts failed, max_fail is %d", b+1, batches, failed, o.maxFail)
 		}
@@ -195,7 +195,7 @@ func restartBatch(ctx context.Context, x exe.Executor, batch []string, o options
 	err := x.Service(ctx, batch, exe.ServiceArgs{Name: o.service, State: exe.ServiceRestarted, Graceful: o.graceful}, func(ev exe.Event) {
 		ev.Name = "restart"
 		mu.Lock()
-		ok[ev.Host] = ev.Status == exe.OK || ev.Status == exe.Changed
+		ok[ev.Host] = ev.Status == exe.HostOK || ev.Status == exe.HostChanged
 		mu.Unlock()
 		emit(ev)
 	})
@@ -212,7 +212,7 @@ func restartBatch(ctx context.Context, x exe.Executor, batch []string, o options
 		if ok[h] {
 			restarted = append(restarted, h)
 		} else if _, reported := ok[h]; !reported {
-			emit(exe.Event{Host: h, Status: exe.Unreachable, Name: "restart", Msg: "no result was reported for this host"})
+			emit(exe.Event{Host: h, Status: exe.HostUnreachable, Name: "restart", Msg: "no result was reported for this host"})
 		}
 	}
 	if o.healthCmd == "" || len(restarted) == 0 {
@@ -257,9 +257,9 @@ func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options,
 				prev, checked := last[h]
 				switch {
 				case ok && passed(ev):
-					emit(exe.Event{Host: h, Status: exe.OK, Name: "health check", Exec: ev.Exec})
+					emit(exe.Event{Host: h, Status: exe.HostOK, Name: "health check", Exec: ev.Exec})
 				case ok && interrupted[h]:
-					emit(exe.Event{Host: h, Status: exe.Failed, Name: "health check", Msg: ev.Msg, Exec: ev.Exec, Truncated: ev.Truncated})
+					emit(exe.Event{Host: h, Status: exe.HostFailed, Name: "health check", Msg: ev.Msg, Exec: ev.Exec, Truncated: ev.Truncated})
 				case ok:
 					emit(unhealthyThen(ctx, h, ev, attempt+1))
 				case checked:
@@ -280,7 +280,7 @@ func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options,
 			ev := last[h]
 			if passed(ev) {
 				healthy = append(healthy, h)
-				emit(exe.Event{Host: h, Status: exe.OK, Name: "health check", Exec: ev.Exec})
+				emit(exe.Event{Host: h, Status: exe.HostOK, Name: "health check", Exec: ev.Exec})
 			} else {
 				still = append(still, h)
 			}
@@ -290,22 +290,22 @@ func healthCheck(ctx context.Context, x exe.Executor, hosts []string, o options,
 	for _, h := range pending {
 		ev := last[h]
 		msg := fmt.Sprintf("unhealthy after %d attempts", o.healthRetries+1)
-		if ev.Status == exe.Unreachable {
+		if ev.Status == exe.HostUnreachable {
 			msg += ": " + ev.Msg
 		}
-		emit(exe.Event{Host: h, Status: exe.Failed, Name: "health check", Msg: msg, Exec: ev.Exec})
+		emit(exe.Event{Host: h, Status: exe.HostFailed, Name: "health check", Msg: msg, Exec: ev.Exec})
 	}
 	return healthy, nil
 }
 
 // passed tells whether a health check's event is a pass.
 func passed(ev exe.Event) bool {
-	return ev.Exec != nil && ev.Exec.RTC == 0 && ev.Status != exe.Unreachable
+	return ev.Exec != nil && ev.Exec.RTC == 0 && ev.Status != exe.HostUnreachable
 }
 
 // unhealthyThen is the last event of a host whose health checks failed
 // attempts times before ctx ended the retries.
 func unhealthyThen(ctx context.Context, host string, last exe.Event, attempts int) exe.Event {
-	return exe.Event{Host: host, Status: exe.Failed, Name: "health check", Exec: last.Exec, Truncated: last.Truncated,
+	return exe.Event{Host: host, Status: exe.HostFailed, Name: "health check", Exec: last.Exec, Truncated: last.Truncated,
 		Msg: fmt.Sprintf("unhealthy after %d attempts; %v", attempts, context.Cause(ctx))}
 }

@@ -99,7 +99,7 @@ esac
 	})
 	// Start every host's daemon.
 	require.NoError(t, f.x.Service(context.Background(), f.hosts, exe.ServiceArgs{Name: f.service, State: exe.ServiceStarted},
-		func(ev exe.Event) { require.Equal(t, exe.Changed, ev.Status, "%s: %s", ev.Host, ev.Msg) }))
+		func(ev exe.Event) { require.Equal(t, exe.HostChanged, ev.Status, "%s: %s", ev.Host, ev.Msg) }))
 	require.NoError(t, os.Remove(filepath.Join(f.dir, "starts.log")))
 	return f
 }
@@ -175,9 +175,9 @@ func TestBatchesRestartInOrder(t *testing.T) {
 		evs := r.of(h)
 		require.Len(t, evs, 2, h)
 		assert.Equal(t, "restart", evs[0].Name)
-		assert.Equal(t, exe.Changed, evs[0].Status)
+		assert.Equal(t, exe.HostChanged, evs[0].Status)
 		assert.Equal(t, "health check", evs[1].Name)
-		assert.Equal(t, exe.OK, evs[1].Status)
+		assert.Equal(t, exe.HostOK, evs[1].Status)
 	}
 	starts := f.starts(t)
 	require.Len(t, starts, 5)
@@ -202,12 +202,12 @@ func TestFailingHealthCheckStopsTheRollout(t *testing.T) {
 	require.EqualError(t, err, "rollout stopped at batch 2/3: 1 hosts failed, max_fail is 0")
 	h3 := r.of("h3")
 	last := h3[len(h3)-1]
-	assert.Equal(t, exe.Failed, last.Status)
+	assert.Equal(t, exe.HostFailed, last.Status)
 	assert.Equal(t, "unhealthy after 2 attempts", last.Msg)
 	assert.Equal(t, "sick\n", last.Exec.Stderr)
 	h5 := r.of("h5")
 	require.Len(t, h5, 1)
-	assert.Equal(t, exe.Skipped, h5[0].Status)
+	assert.Equal(t, exe.HostSkipped, h5[0].Status)
 	assert.Equal(t, "not restarted: the rollout stopped after 1 failed hosts (max_fail 0)", h5[0].Msg)
 	assert.Equal(t, before["h5"], f.pids(t)["h5"], "h5 untouched")
 	sameSet(t, []string{"h1", "h2", "h3", "h4"}, f.starts(t), "batches 1 and 2 only")
@@ -221,7 +221,7 @@ func TestMaxFailPercentageLetsTheRolloutContinue(t *testing.T) {
 		"service": f.service, "batch": 2.0, "health_cmd": failOnH3, "max_fail": "20%"}), r.emit)
 	require.NoError(t, err)
 	assert.Len(t, f.starts(t), 5, "every host restarted")
-	assert.Equal(t, exe.Failed, r.of("h3")[1].Status)
+	assert.Equal(t, exe.HostFailed, r.of("h3")[1].Status)
 }
 
 func TestCancelBetweenBatches(t *testing.T) {
@@ -250,7 +250,7 @@ func TestCancelBetweenBatches(t *testing.T) {
 	after := f.pids(t)
 	for _, h := range []string{"h3", "h4", "h5"} {
 		assert.Equal(t, before[h], after[h], "%s untouched", h)
-		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Skipped, Msg: "cancelled before start"}}, r.of(h), "the task says %s never started", h)
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.HostSkipped, Msg: "cancelled before start"}}, r.of(h), "the task says %s never started", h)
 	}
 	sameSet(t, []string{"h1", "h2"}, f.starts(t), "only batch 1 ran")
 }
@@ -282,10 +282,10 @@ func TestCancelInterruptsHealthCheck(t *testing.T) {
 	h1 := r.of("h1")
 	require.Len(t, h1, 2)
 	assert.Equal(t, "restart", h1[0].Name)
-	assert.Equal(t, exe.Event{Host: "h1", Status: exe.Failed, Name: "health check", Msg: "cancelled",
+	assert.Equal(t, exe.Event{Host: "h1", Status: exe.HostFailed, Name: "health check", Msg: "cancelled",
 		Exec: &exe.ExecResult{RTC: -1, Stdout: "checking\n"}}, h1[1])
 	for _, h := range f.hosts[1:] {
-		assert.Equal(t, []exe.Event{{Host: h, Status: exe.Skipped, Msg: "cancelled before start"}}, r.of(h), "%s was never started", h)
+		assert.Equal(t, []exe.Event{{Host: h, Status: exe.HostSkipped, Msg: "cancelled before start"}}, r.of(h), "%s was never started", h)
 	}
 	sameSet(t, []string{"h1"}, f.starts(t), "only h1 was restarted")
 	require.Eventually(t, func() bool {

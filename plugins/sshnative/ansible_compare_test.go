@@ -192,7 +192,7 @@ func TestSameHostsAndUsersAsAnsible(t *testing.T) {
 	ansibleOut := e.ansibleRaw(t, cmd)
 	for _, h := range hosts {
 		ev := evs[h]
-		require.Equal(t, exe.Changed, ev.Status, "exed on %s: %s", h, ev.Msg)
+		require.Equal(t, exe.HostChanged, ev.Status, "exed on %s: %s", h, ev.Msg)
 		got := strings.Fields(ev.Exec.Stdout)
 		require.Len(t, got, 2, "exed on %s: %q", h, ev.Exec.Stdout)
 		fromAnsible := strings.Fields(ansibleOut[h])

@@ -35,24 +35,24 @@ func TestKeyFallback(t *testing.T) {
 	opts.KeyFiles = []string{s.ClientKey}
 	evs := execOn(t, inv, opts, "echo ok", "missing", "encrypted")
 	for _, h := range []string{"missing", "encrypted"} {
-		require.Equal(t, exe.Changed, evs[h].Status, "%s: %s", h, evs[h].Msg)
+		require.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
 	}
 
 	// ssh-agent holds the encrypted key: it is used through the agent.
 	t.Setenv("SSH_AUTH_SOCK", sshtest.Agent(t, encPriv))
 	opts.KeyFiles, opts.NoAgent = nil, false
 	ev := execOn(t, inv, opts, "echo ok", "encrypted")["encrypted"]
-	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 	ev = execOn(t, inv, opts, "echo ok", "missing")["missing"]
-	require.Equal(t, exe.Changed, ev.Status, "the agent's keys after the host's: %s", ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, "the agent's keys after the host's: %s", ev.Msg)
 
 	// Nothing that works: the message names what was tried and what
 	// could not be used.
 	opts.KeyFiles, opts.NoAgent = []string{stranger}, true
 	evs = execOn(t, inv, opts, "echo ok", "missing", "encrypted")
-	assert.Equal(t, exe.Unreachable, evs["missing"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["missing"].Status)
 	assert.Contains(t, evs["missing"].Msg, fmt.Sprintf("authentication failed for %s@127.0.0.1:%d; keys tried: %s; could not use: %s (no such file)",
 		s.User, s.Port, stranger, missing))
-	assert.Equal(t, exe.Unreachable, evs["encrypted"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["encrypted"].Status)
 	assert.Contains(t, evs["encrypted"].Msg, "keys tried: "+stranger+"; could not use: "+encrypted+" (passphrase-protected, and ssh-agent does not hold it)")
 }

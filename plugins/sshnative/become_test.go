@@ -83,7 +83,7 @@ func TestBecome(t *testing.T) {
 		"sameuser": sudoerNoPass, "offbecome": sudoerNoPass,
 	} {
 		ev := evs[host]
-		require.Equal(t, exe.Changed, ev.Status, "%s: %s", host, ev.Msg)
+		require.Equal(t, exe.HostChanged, ev.Status, "%s: %s", host, ev.Msg)
 		assert.Equal(t, user, strings.SplitN(ev.Exec.Stdout, "\n", 2)[0], host)
 		assert.NotContains(t, ev.Exec.Stderr, "password", "%s: no prompt in the output", host)
 	}
@@ -94,15 +94,15 @@ func TestBecome(t *testing.T) {
 		"doas":       `become method "doas" is not supported by sshnative (it supports sudo and su); the command was not run`,
 	} {
 		ev := evs[host]
-		assert.Equal(t, exe.Failed, ev.Status, host)
+		assert.Equal(t, exe.HostFailed, ev.Status, host)
 		assert.Equal(t, msg, ev.Msg, host)
 	}
 
 	// facter and deploy scripts run as the become user too; stdin reaches
 	// the script, never the password.
 	facts := collect(t, func(emit exe.Emit) error { return x.Facter(ctx, []string{"withpass", "nopassword"}, emit) })
-	assert.Equal(t, exe.OK, facts["withpass"].Status, facts["withpass"].Msg)
-	assert.Equal(t, exe.Failed, facts["nopassword"].Status)
+	assert.Equal(t, exe.HostOK, facts["withpass"].Status, facts["withpass"].Msg)
+	assert.Equal(t, exe.HostFailed, facts["nopassword"].Status)
 
 	roles := t.TempDir()
 	writeRole(t, roles, "whoami", map[string]string{"main.sh": "id -un; cat"})
@@ -115,7 +115,7 @@ func TestBecome(t *testing.T) {
 	for _, ev := range evList {
 		if ev.Host == "withpass" || ev.Host == "unasked" {
 			seen++
-			require.Equal(t, exe.Changed, ev.Status, "%s: %s", ev.Host, ev.Msg)
+			require.Equal(t, exe.HostChanged, ev.Status, "%s: %s", ev.Host, ev.Msg)
 			assert.Equal(t, appUser+"\n{\"k\":\"v\"}", ev.Exec.Stdout, ev.Host)
 		}
 	}
@@ -155,7 +155,7 @@ func TestBecomePasswordNeverOnACommandLine(t *testing.T) {
 	cancel()
 	select {
 	case ev := <-done:
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, "cancelled", ev.Msg)
 	case <-time.After(10 * time.Second):
 		t.Fatal("execute did not return after cancel")

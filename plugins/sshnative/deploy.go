@@ -124,7 +124,7 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 	for i, s := range steps {
 		names[i] = s.name
 	}
-	emit(exe.Event{Host: exe.AnnounceHost, Status: exe.Announce, Name: "deploy " + args.Role,
+	emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostAnnounce, Name: "deploy " + args.Role,
 		Msg: "scripts: " + strings.Join(names, ", ")})
 	return x.each(ctx, hosts, emit, func(ctx context.Context, host string, c conn, emit exe.Emit) {
 		for i, step := range steps {
@@ -146,9 +146,9 @@ func (x *Executor) Deploy(ctx context.Context, hosts []string, args exe.DeployAr
 				e, _ := runErr(err)
 				ev.Status, ev.Msg = e.Status, e.Msg
 			case res.rtc != 0:
-				ev.Status, ev.Msg = exe.Failed, fmt.Sprintf("%s exited %d: %s", step.name, res.rtc, lastLine(res.stderr))
+				ev.Status, ev.Msg = exe.HostFailed, fmt.Sprintf("%s exited %d: %s", step.name, res.rtc, lastLine(res.stderr))
 			default:
-				ev.Status, ev.Msg = exe.Changed, lastLine(res.stdout)
+				ev.Status, ev.Msg = exe.HostChanged, lastLine(res.stdout)
 			}
 			ev.Host = host
 			emit(ev)

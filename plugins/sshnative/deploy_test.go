@@ -51,9 +51,9 @@ func TestDeployScriptRoleLocally(t *testing.T) {
 	evs, err := deployEvents(t, x, []string{"localhost"}, exe.DeployArgs{Role: "web", ExtraVars: vars})
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
-	assert.Equal(t, exe.Announce, evs[0].Status)
+	assert.Equal(t, exe.HostAnnounce, evs[0].Status)
 	assert.Equal(t, exe.AnnounceHost, evs[0].Host)
-	assert.Equal(t, exe.Event{Host: "localhost", Status: exe.Changed, Name: "main.sh", Msg: "configured",
+	assert.Equal(t, exe.Event{Host: "localhost", Status: exe.HostChanged, Name: "main.sh", Msg: "configured",
 		Exec: &exe.ExecResult{Stdout: "configured\n"}}, evs[1])
 	b, err := os.ReadFile(out + "/vars.json")
 	require.NoError(t, err)
@@ -78,7 +78,7 @@ func TestDeployScriptRoleLocally(t *testing.T) {
 	evs, err = deployEvents(t, x, []string{"localhost"}, exe.DeployArgs{Role: "web", Partial: []string{"broken", "reload"}})
 	require.NoError(t, err)
 	require.Len(t, evs, 2)
-	assert.Equal(t, exe.Failed, evs[1].Status)
+	assert.Equal(t, exe.HostFailed, evs[1].Status)
 	assert.Equal(t, 4, evs[1].Exec.RTC)
 	assert.Equal(t, "tags/broken.sh exited 4: oops", evs[1].Msg)
 
@@ -111,7 +111,7 @@ func TestDeployOverSSH(t *testing.T) {
 	require.NoError(t, err)
 	require.Len(t, evs, 4)
 	for _, ev := range evs[1:] {
-		assert.Equal(t, exe.Changed, ev.Status, "%s: %s", ev.Host, ev.Msg)
+		assert.Equal(t, exe.HostChanged, ev.Status, "%s: %s", ev.Host, ev.Msg)
 		assert.Equal(t, "main.sh", ev.Name)
 		assert.Equal(t, "deployed 1.2.3", ev.Msg)
 	}

@@ -71,7 +71,7 @@ func TestHostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
 		t.Run(typ, func(t *testing.T) {
 			kh := writeFile(t, filepath.Join(dir, typ), s.KnownHostsLine(s.HostKeys[typ])+"\n")
 			ev := execOn(t, inv, sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{kh}}, "echo ok", "multi")["multi"]
-			require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+			require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 			assert.Equal(t, "ok\n", ev.Exec.Stdout)
 		})
 	}
@@ -80,7 +80,7 @@ func TestHostKeyAlgorithmsFollowKnownHosts(t *testing.T) {
 	other := sshtest.WriteKey(t, filepath.Join(dir, "other"), "ed25519")
 	kh := writeFile(t, filepath.Join(dir, "wrong"), s.KnownHostsLine(other)+"\n")
 	ev := execOn(t, inv, sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{kh}}, "echo ok", "multi")["multi"]
-	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Equal(t, exe.HostUnreachable, ev.Status)
 	assert.Contains(t, ev.Msg, "host key mismatch for 127.0.0.1:")
 }
 
@@ -91,14 +91,14 @@ func TestHostCertificatesAndRevokedKeys(t *testing.T) {
 	inv := fmt.Sprintf("certified ansible_host=127.0.0.1 ansible_port=%d\n", s.Port)
 	opts := sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{s.KnownHosts}}
 	ev := execOn(t, inv, opts, "echo ok", "certified")["certified"]
-	require.Equal(t, exe.Changed, ev.Status, "known_hosts holds only the CA: %s", ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, "known_hosts holds only the CA: %s", ev.Msg)
 
 	// The host key the certificate is for is revoked: refused.
 	revoked := writeFile(t, filepath.Join(t.TempDir(), "revoked"), "@cert-authority "+s.KnownHostsLine(s.HostCA)+"\n@revoked "+
 		knownhosts.Line([]string{"*"}, s.HostKey)+"\n")
 	opts.KnownHosts = []string{revoked}
 	ev = execOn(t, inv, opts, "echo ok", "certified")["certified"]
-	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Equal(t, exe.HostUnreachable, ev.Status)
 	assert.Contains(t, ev.Msg, "is revoked: known_hosts has it in a @revoked line ("+revoked+":2)")
 
 	// A plain host key that known_hosts both lists and revokes.
@@ -107,7 +107,7 @@ func TestHostCertificatesAndRevokedKeys(t *testing.T) {
 	both := writeFile(t, filepath.Join(t.TempDir(), "both"), plain.KnownHostsLine(plain.HostKey)+"\n@revoked "+
 		knownhosts.Line([]string{"*"}, plain.HostKey)+"\n")
 	ev = execOn(t, inv, sshnative.SSHOptions{User: plain.User, KeyFiles: []string{plain.ClientKey}, KnownHosts: []string{both}}, "echo ok", "plain")["plain"]
-	assert.Equal(t, exe.Unreachable, ev.Status)
+	assert.Equal(t, exe.HostUnreachable, ev.Status)
 	assert.Contains(t, ev.Msg, "is revoked")
 }
 
@@ -126,13 +126,13 @@ func TestStrictHostKeyCheckingFromSSHConfig(t *testing.T) {
 		block("tofu", fresh, "accept-new")+block("changed", wrong, "accept-new")+block("unchecked", wrong, "no"))
 	opts := sshnative.SSHOptions{SSHConfig: cfg, User: s.User, KeyFiles: []string{s.ClientKey}}
 	evs := execOn(t, "unknown\ntofu\nchanged\nunchecked\n", opts, "echo ok", "unknown", "tofu", "changed", "unchecked")
-	assert.Equal(t, exe.Unreachable, evs["unknown"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["unknown"].Status)
 	assert.Equal(t, fmt.Sprintf("host key unknown: 127.0.0.1:%d is not in known_hosts", s.Port), evs["unknown"].Msg)
-	assert.Equal(t, exe.Changed, evs["tofu"].Status, evs["tofu"].Msg)
+	assert.Equal(t, exe.HostChanged, evs["tofu"].Status, evs["tofu"].Msg)
 	b, err := os.ReadFile(fresh)
 	require.NoError(t, err)
 	assert.Equal(t, s.KnownHostsLine(s.HostKey)+"\n", string(b), "accept-new writes the key as ssh does")
-	assert.Equal(t, exe.Unreachable, evs["changed"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["changed"].Status)
 	assert.Contains(t, evs["changed"].Msg, "host key mismatch")
-	assert.Equal(t, exe.Changed, evs["unchecked"].Status, evs["unchecked"].Msg)
+	assert.Equal(t, exe.HostChanged, evs["unchecked"].Status, evs["unchecked"].Msg)
 }

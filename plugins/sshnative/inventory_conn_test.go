@@ -42,7 +42,7 @@ func TestInventoryConnectionsReachTheRightHost(t *testing.T) {
 	evs := run(x, "127.0.0.1", "node-0", "localhost")
 	for _, h := range []string{"127.0.0.1", "node-0", "localhost"} {
 		ev := evs[h]
-		require.Equal(t, exe.Changed, ev.Status, "%s: %s", h, ev.Msg)
+		require.Equal(t, exe.HostChanged, ev.Status, "%s: %s", h, ev.Msg)
 		lines := strings.Split(strings.TrimSpace(ev.Exec.Stdout), "\n")
 		require.Len(t, lines, 2, h)
 		assert.Equal(t, s.User, lines[0], "%s: the inventory's user", h)
@@ -57,6 +57,6 @@ func TestInventoryConnectionsReachTheRightHost(t *testing.T) {
 	local := newExec(t, sshnative.Config{Inventory: inv})
 	t.Cleanup(func() { _ = local.Close() })
 	ev := run(local, "localhost")["localhost"]
-	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 	assert.True(t, strings.HasPrefix(ev.Exec.Stdout, me.Username+"\n"), "the unlisted localhost runs here as exed's user: %q", ev.Exec.Stdout)
 }

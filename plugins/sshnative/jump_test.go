@@ -101,7 +101,7 @@ func TestProxyJumpChain(t *testing.T) {
 	}
 	evs := run("behind-1", "behind-2")
 	for _, h := range []string{"behind-1", "behind-2"} {
-		require.Equal(t, exe.Changed, evs[h].Status, "%s: %s", h, evs[h].Msg)
+		require.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
 		conn := connection(t, evs[h])
 		assert.Equal(t, strconv.Itoa(c.target.Port), conn[3], h)
 		assert.True(t, c.b.HoldsConnectionFrom(port(t, conn[1])), "%s: the target's client is jump host b", h)
@@ -117,19 +117,19 @@ func TestProxyJumpChain(t *testing.T) {
 
 	// -J in ansible_ssh_common_args.
 	ev := run("dash-j")["dash-j"]
-	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 	assert.True(t, c.b.HoldsConnectionFrom(port(t, connection(t, ev)[1])))
 
 	// A failing jump host: the hosts behind it are UNREACHABLE, naming it.
 	evs = run("behind-dead", "behind-badkey")
-	assert.Equal(t, exe.Unreachable, evs["behind-dead"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["behind-dead"].Status)
 	assert.Regexp(t, `^jump host 127\.0\.0\.1 \(`+c.a.User+`@127\.0\.0\.1:\d+\): connection refused`, evs["behind-dead"].Msg)
-	assert.Equal(t, exe.Unreachable, evs["behind-badkey"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["behind-badkey"].Status)
 	assert.Equal(t, fmt.Sprintf("jump host jump-badkey (%s@127.0.0.1:%d): host key mismatch for 127.0.0.1:%d: the key offered is not the one in known_hosts (possible man-in-the-middle; fix known_hosts if the host was reinstalled)",
 		c.a.User, c.a.Port, c.a.Port), evs["behind-badkey"].Msg)
 
 	// The middle hop restarts: the chain is dialled again.
 	c.b.Restart(t)
 	ev = run("behind-1")["behind-1"]
-	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 }

@@ -192,7 +192,7 @@ func TestLiveJournalsAreLeftAloneAndCancelEndsTheGroup(t *testing.T) {
 	cancel()
 	select {
 	case ev := <-done:
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, "cancelled", ev.Msg)
 	case <-time.After(10 * time.Second):
 		t.Fatal("execute did not return after cancel")
@@ -222,7 +222,7 @@ func TestConnectionLostEndsTheCommand(t *testing.T) {
 	require.NoError(t, syscall.Kill(session, syscall.SIGKILL))
 	select {
 	case ev := <-done:
-		assert.Equal(t, exe.Unreachable, ev.Status)
+		assert.Equal(t, exe.HostUnreachable, ev.Status)
 		assert.Contains(t, ev.Msg, "connection lost while the command ran")
 		assert.Contains(t, ev.Msg, "the remote command may still be running")
 	case <-time.After(10 * time.Second):

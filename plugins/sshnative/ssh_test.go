@@ -131,7 +131,7 @@ func TestSSHOperations(t *testing.T) {
 
 	evs := collect(t, func(emit exe.Emit) error { return f.exec.Ping(ctx, hosts, emit) })
 	for _, h := range hosts {
-		assert.Equal(t, exe.OK, evs[h].Status, "%s: %s", h, evs[h].Msg)
+		assert.Equal(t, exe.HostOK, evs[h].Status, "%s: %s", h, evs[h].Msg)
 	}
 
 	evs = collect(t, func(emit exe.Emit) error {
@@ -139,26 +139,26 @@ func TestSSHOperations(t *testing.T) {
 	})
 	for _, h := range hosts {
 		ev := evs[h]
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		require.NotNil(t, ev.Exec)
 		assert.Equal(t, exe.ExecResult{RTC: 7, Stdout: "a b|$(id)|", Stderr: "err\n"}, *ev.Exec, "quoting survives the remote shell")
 	}
 	evs = collect(t, func(emit exe.Emit) error {
 		return f.exec.Execute(ctx, hosts[:1], exe.ExecuteArgs{Cmd: "head -c 5000 /dev/zero | tr '\\0' y"}, emit)
 	})
-	assert.Equal(t, exe.Changed, evs[hosts[0]].Status)
+	assert.Equal(t, exe.HostChanged, evs[hosts[0]].Status)
 	assert.Len(t, evs[hosts[0]].Exec.Stdout, 64)
 	assert.True(t, evs[hosts[0]].Truncated)
 
 	evs = collect(t, func(emit exe.Emit) error { return f.exec.Facter(ctx, hosts[:1], emit) })
 	hostname, _ := os.Hostname()
-	assert.Equal(t, exe.OK, evs[hosts[0]].Status, evs[hosts[0]].Msg)
+	assert.Equal(t, exe.HostOK, evs[hosts[0]].Status, evs[hosts[0]].Msg)
 	assert.Equal(t, hostname, evs[hosts[0]].Facts["hostname"])
 
 	evs = collect(t, func(emit exe.Emit) error {
 		return f.exec.Service(ctx, hosts[:1], exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted}, emit)
 	})
-	assert.Equal(t, exe.Failed, evs[hosts[0]].Status)
+	assert.Equal(t, exe.HostFailed, evs[hosts[0]].Status)
 }
 
 func TestSSHServiceLifecycle(t *testing.T) {
@@ -170,12 +170,12 @@ func TestSSHServiceLifecycle(t *testing.T) {
 			return f.exec.Service(context.Background(), []string{"h01"}, exe.ServiceArgs{Name: name, State: state}, emit)
 		})["h01"]
 	}
-	require.Equal(t, exe.Changed, svc(exe.ServiceStarted).Status)
+	require.Equal(t, exe.HostChanged, svc(exe.ServiceStarted).Status)
 	first := pid()
-	assert.Equal(t, exe.OK, svc(exe.ServiceStarted).Status)
-	assert.Equal(t, exe.Changed, svc(exe.ServiceRestarted).Status)
+	assert.Equal(t, exe.HostOK, svc(exe.ServiceStarted).Status)
+	assert.Equal(t, exe.HostChanged, svc(exe.ServiceRestarted).Status)
 	assert.NotEqual(t, first, pid(), "restarted over SSH: a new process")
-	assert.Equal(t, exe.Changed, svc(exe.ServiceStopped).Status)
+	assert.Equal(t, exe.HostChanged, svc(exe.ServiceStopped).Status)
 }
 
 func TestSSHFailureClasses(t *testing.T) {
@@ -191,7 +191,7 @@ func TestSSHFailureClasses(t *testing.T) {
 		evs[ev.Host] = ev
 	})
 	require.NoError(t, err)
-	assert.Equal(t, exe.OK, evs["h01"].Status, evs["h01"].Msg)
+	assert.Equal(t, exe.HostOK, evs["h01"].Status, evs["h01"].Msg)
 	for host, want := range map[string]string{
 		"refused":  "connection refused",
 		"silent":   "timed out",
@@ -199,7 +199,7 @@ func TestSSHFailureClasses(t *testing.T) {
 		"noauth":   "authentication failed",
 		"nodns":    "cannot resolve host",
 	} {
-		assert.Equal(t, exe.Unreachable, evs[host].Status, host)
+		assert.Equal(t, exe.HostUnreachable, evs[host].Status, host)
 		assert.Contains(t, evs[host].Msg, want, host)
 	}
 	assert.Equal(t, "silent", order[len(order)-1], "the silent host reports last, after its own timeout")
@@ -213,7 +213,7 @@ func TestSSHPoolReusesConnections(t *testing.T) {
 	run := func() {
 		evs := collect(t, func(emit exe.Emit) error { return f.exec.Execute(ctx, hosts, exe.ExecuteArgs{Cmd: "true"}, emit) })
 		for _, h := range hosts {
-			require.Equal(t, exe.Changed, evs[h].Status, "%s: %s", h, evs[h].Msg)
+			require.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
 		}
 	}
 	run()

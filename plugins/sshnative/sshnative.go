@@ -310,15 +310,15 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 			defer func() { <-sem; wg.Done() }()
 			h := x.cfg.Inventory.Host(name)
 			if h == nil {
-				emit(exe.Event{Host: name, Status: exe.Unreachable, Msg: "host is not in the inventory"})
+				emit(exe.Event{Host: name, Status: exe.HostUnreachable, Msg: "host is not in the inventory"})
 				return
 			}
 			c, err := x.connFor(h)
 			if err != nil {
-				status := exe.Unreachable
+				status := exe.HostUnreachable
 				var failed *failedError
 				if errors.As(err, &failed) {
-					status = exe.Failed
+					status = exe.HostFailed
 				}
 				emit(exe.Event{Host: name, Status: status, Msg: err.Error()})
 				return
@@ -351,13 +351,13 @@ func runErr(err error) (exe.Event, bool) {
 	case errors.As(err, &notStarted):
 		return exe.Event{}, false
 	case errors.As(err, &unreachable):
-		return exe.Event{Status: exe.Unreachable, Msg: unreachable.Error()}, true
+		return exe.Event{Status: exe.HostUnreachable, Msg: unreachable.Error()}, true
 	case errors.Is(err, context.DeadlineExceeded):
-		return exe.Event{Status: exe.Failed, Msg: "command timed out" + suffix}, true
+		return exe.Event{Status: exe.HostFailed, Msg: "command timed out" + suffix}, true
 	case errors.Is(err, context.Canceled):
-		return exe.Event{Status: exe.Failed, Msg: "cancelled" + suffix}, true
+		return exe.Event{Status: exe.HostFailed, Msg: "cancelled" + suffix}, true
 	}
-	return exe.Event{Status: exe.Failed, Msg: err.Error() + suffix}, true
+	return exe.Event{Status: exe.HostFailed, Msg: err.Error() + suffix}, true
 }
 
 // Ping checks each host answers. A local connection always does; it is
@@ -368,16 +368,16 @@ func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) erro
 			c = t.conn
 		}
 		if _, ok := c.(localConn); ok {
-			return exe.Event{Status: exe.OK}, true
+			return exe.Event{Status: exe.HostOK}, true
 		}
 		res, err := c.run(ctx, command{script: "true", raw: true}, x.cfg.OutputCap)
 		if err != nil {
 			return runErr(err)
 		}
 		if res.rtc != 0 {
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}, true
+			return exe.Event{Status: exe.HostFailed, Msg: fmt.Sprintf("ping command exited %d", res.rtc)}, true
 		}
-		return exe.Event{Status: exe.OK}, true
+		return exe.Event{Status: exe.HostOK}, true
 	}))
 }
 
@@ -390,13 +390,13 @@ func (x *Executor) Facter(ctx context.Context, hosts []string, emit exe.Emit) er
 			return runErr(err)
 		}
 		if res.rtc != 0 {
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("facts script exited %d: %s", res.rtc, firstLine(res.stderr))}, true
+			return exe.Event{Status: exe.HostFailed, Msg: fmt.Sprintf("facts script exited %d: %s", res.rtc, firstLine(res.stderr))}, true
 		}
 		var facts map[string]any
 		if err := json.Unmarshal([]byte(res.stdout), &facts); err != nil {
-			return exe.Event{Status: exe.Failed, Msg: "facts script printed invalid JSON: " + err.Error()}, true
+			return exe.Event{Status: exe.HostFailed, Msg: "facts script printed invalid JSON: " + err.Error()}, true
 		}
-		return exe.Event{Status: exe.OK, Facts: facts}, true
+		return exe.Event{Status: exe.HostOK, Facts: facts}, true
 	}))
 }
 
@@ -428,12 +428,12 @@ func (x *Executor) Service(ctx context.Context, hosts []string, args exe.Service
 			if msg == "" {
 				msg = firstLine(res.stdout)
 			}
-			return exe.Event{Status: exe.Failed, Msg: fmt.Sprintf("%s %s failed (exit %d): %s", action, args.Name, res.rtc, msg)}, true
+			return exe.Event{Status: exe.HostFailed, Msg: fmt.Sprintf("%s %s failed (exit %d): %s", action, args.Name, res.rtc, msg)}, true
 		}
 		if strings.TrimSpace(lastLine(res.stdout)) == "ok" {
-			return exe.Event{Status: exe.OK}, true
+			return exe.Event{Status: exe.HostOK}, true
 		}
-		return exe.Event{Status: exe.Changed}, true
+		return exe.Event{Status: exe.HostChanged}, true
 	}))
 }
 
@@ -450,10 +450,10 @@ func (x *Executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 			ev.Truncated = res.truncated
 			return ev, ok
 		}
-		ev := exe.Event{Status: exe.Changed, Truncated: res.truncated,
+		ev := exe.Event{Status: exe.HostChanged, Truncated: res.truncated,
 			Exec: &exe.ExecResult{RTC: res.rtc, Stdout: res.stdout, Stderr: res.stderr}}
 		if res.rtc != 0 {
-			ev.Status = exe.Failed
+			ev.Status = exe.HostFailed
 			ev.Msg = fmt.Sprintf("command exited %d", res.rtc)
 		}
 		return ev, true

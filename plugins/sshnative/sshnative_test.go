@@ -64,8 +64,8 @@ func TestPing(t *testing.T) {
 	evs := collect(t, func(emit exe.Emit) error {
 		return x.Ping(context.Background(), []string{"localhost", "ghost"}, emit)
 	})
-	assert.Equal(t, exe.OK, evs["localhost"].Status)
-	assert.Equal(t, exe.Unreachable, evs["ghost"].Status)
+	assert.Equal(t, exe.HostOK, evs["localhost"].Status)
+	assert.Equal(t, exe.HostUnreachable, evs["ghost"].Status)
 	assert.Contains(t, evs["ghost"].Msg, "not in the inventory")
 }
 
@@ -75,7 +75,7 @@ func TestFacter(t *testing.T) {
 		return x.Facter(context.Background(), []string{"localhost"}, emit)
 	})
 	ev := evs["localhost"]
-	require.Equal(t, exe.OK, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostOK, ev.Status, ev.Msg)
 	host, err := os.Hostname()
 	require.NoError(t, err)
 	var uts syscall.Utsname
@@ -112,13 +112,13 @@ func TestExecute(t *testing.T) {
 		})["localhost"]
 	}
 	ev := run("echo hi; echo oops >&2")
-	assert.Equal(t, exe.Changed, ev.Status)
+	assert.Equal(t, exe.HostChanged, ev.Status)
 	require.NotNil(t, ev.Exec)
 	assert.Equal(t, exe.ExecResult{RTC: 0, Stdout: "hi\n", Stderr: "oops\n"}, *ev.Exec)
 	assert.False(t, ev.Truncated)
 
 	ev = run("echo partial; exit 3")
-	assert.Equal(t, exe.Failed, ev.Status)
+	assert.Equal(t, exe.HostFailed, ev.Status)
 	assert.Equal(t, 3, ev.Exec.RTC)
 	assert.Equal(t, "partial\n", ev.Exec.Stdout)
 
@@ -134,7 +134,7 @@ func TestExecuteOutputCap(t *testing.T) {
 		return x.Execute(context.Background(), []string{"localhost"},
 			exe.ExecuteArgs{Cmd: "head -c 100000 /dev/zero | tr '\\0' x; echo small >&2"}, emit)
 	})["localhost"]
-	assert.Equal(t, exe.Changed, ev.Status, "a capped command still runs to completion")
+	assert.Equal(t, exe.HostChanged, ev.Status, "a capped command still runs to completion")
 	assert.Len(t, ev.Exec.Stdout, 1000)
 	assert.Equal(t, "small\n", ev.Exec.Stderr)
 	assert.True(t, ev.Truncated)
@@ -164,7 +164,7 @@ func cancelSleep(t *testing.T, x *sshnative.Executor, host, pidFile string) int 
 	cancel()
 	select {
 	case ev := <-done:
-		assert.Equal(t, exe.Failed, ev.Status)
+		assert.Equal(t, exe.HostFailed, ev.Status)
 		assert.Equal(t, "cancelled", ev.Msg)
 	case <-time.After(10 * time.Second):
 		t.Fatal("execute did not return after cancel")
@@ -186,7 +186,7 @@ func TestCommandTimeout(t *testing.T) {
 	ev := collect(t, func(emit exe.Emit) error {
 		return x.Execute(context.Background(), []string{"localhost"}, exe.ExecuteArgs{Cmd: "sleep 30"}, emit)
 	})["localhost"]
-	assert.Equal(t, exe.Failed, ev.Status)
+	assert.Equal(t, exe.HostFailed, ev.Status)
 	assert.Equal(t, "command timed out", ev.Msg)
 }
 
@@ -248,29 +248,29 @@ func TestServiceLifecycle(t *testing.T) {
 	pid := func() string { b, _ := os.ReadFile(pidFile); return strings.TrimSpace(string(b)) }
 
 	ev := svc(exe.ServiceStarted, false)
-	require.Equal(t, exe.Changed, ev.Status, ev.Msg)
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 	first := pid()
 	require.NotEmpty(t, first)
-	assert.Equal(t, exe.OK, svc(exe.ServiceStarted, false).Status, "starting a running service changes nothing")
+	assert.Equal(t, exe.HostOK, svc(exe.ServiceStarted, false).Status, "starting a running service changes nothing")
 	assert.Equal(t, first, pid())
 
-	assert.Equal(t, exe.Changed, svc(exe.ServiceRestarted, false).Status)
+	assert.Equal(t, exe.HostChanged, svc(exe.ServiceRestarted, false).Status)
 	second := pid()
 	assert.NotEmpty(t, second)
 	assert.NotEqual(t, first, second, "restart starts a new process")
 
-	assert.Equal(t, exe.Changed, svc(exe.ServiceRestarted, true).Status, "graceful restart reloads")
+	assert.Equal(t, exe.HostChanged, svc(exe.ServiceRestarted, true).Status, "graceful restart reloads")
 	assert.Equal(t, second, pid(), "reload keeps the process")
 	reloads, err := os.ReadFile(pidFile + ".reloads")
 	require.NoError(t, err)
 	assert.Equal(t, "reloaded\n", string(reloads))
 
-	assert.Equal(t, exe.Changed, svc(exe.ServiceStopped, false).Status)
+	assert.Equal(t, exe.HostChanged, svc(exe.ServiceStopped, false).Status)
 	assert.Empty(t, pid())
-	assert.Equal(t, exe.OK, svc(exe.ServiceStopped, false).Status, "stopping a stopped service changes nothing")
+	assert.Equal(t, exe.HostOK, svc(exe.ServiceStopped, false).Status, "stopping a stopped service changes nothing")
 
 	ev = svc(exe.ServiceRestarted, true)
-	assert.Equal(t, exe.Failed, ev.Status, "reloading a stopped service fails")
+	assert.Equal(t, exe.HostFailed, ev.Status, "reloading a stopped service fails")
 	assert.Contains(t, ev.Msg, "exit 7")
 }
 
@@ -281,7 +281,7 @@ func TestServiceUnknown(t *testing.T) {
 		return x.Service(context.Background(), []string{"localhost"},
 			exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted}, emit)
 	})["localhost"]
-	assert.Equal(t, exe.Failed, ev.Status)
+	assert.Equal(t, exe.HostFailed, ev.Status)
 	assert.Contains(t, ev.Msg, "restarted exe-no-such-service failed")
 }
 
@@ -296,5 +296,5 @@ func TestInventoryHostsWithoutLocalConnection(t *testing.T) {
 		return x.Execute(context.Background(), []string{"box", "web1"}, exe.ExecuteArgs{Cmd: "echo local"}, emit)
 	})
 	assert.Equal(t, "local\n", evs["box"].Exec.Stdout, "ansible_connection=local runs here")
-	assert.Equal(t, exe.Unreachable, evs["web1"].Status, "web1 is reached over SSH, and is not there")
+	assert.Equal(t, exe.HostUnreachable, evs["web1"].Status, "web1 is reached over SSH, and is not there")
 }

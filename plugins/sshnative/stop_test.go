@@ -77,7 +77,7 @@ func interrupt(t *testing.T, x *sshnative.Executor, host, cmd, pidFile string, t
 
 func checkInterrupted(t *testing.T, ev exe.Event, msg string) {
 	t.Helper()
-	assert.Equal(t, exe.Failed, ev.Status)
+	assert.Equal(t, exe.HostFailed, ev.Status)
 	assert.Equal(t, msg, ev.Msg)
 	require.NotNil(t, ev.Exec, "partial output")
 	assert.Equal(t, -1, ev.Exec.RTC)

@@ -28,7 +28,7 @@ func checkNotUTF8(t *testing.T, x *sshnative.Executor, hosts []string) {
 	})
 	require.Len(t, evs, len(hosts))
 	for _, h := range hosts {
-		assert.Equal(t, exe.Changed, evs[h].Status, "%s: %s", h, evs[h].Msg)
+		assert.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
 		require.NotNil(t, evs[h].Exec, h)
 		assert.Equal(t, exe.ExecResult{Stdout: "caf\uFFFD\n", Stderr: "\uFFFD err\n"}, *evs[h].Exec, h)
 	}
@@ -66,9 +66,9 @@ func checkNotUTF8(t *testing.T, x *sshnative.Executor, hosts []string) {
 			}
 		}
 		require.Len(t, got, 2, h)
-		assert.Equal(t, exe.Event{Host: h, Status: exe.Changed, Name: "tags/ok.sh", Msg: "caf\uFFFD",
+		assert.Equal(t, exe.Event{Host: h, Status: exe.HostChanged, Name: "tags/ok.sh", Msg: "caf\uFFFD",
 			Exec: &exe.ExecResult{Stdout: "caf\uFFFD\n"}}, got[0])
-		assert.Equal(t, exe.Event{Host: h, Status: exe.Failed, Name: "tags/broken.sh", Msg: "tags/broken.sh exited 3: bad \uFFFD",
+		assert.Equal(t, exe.Event{Host: h, Status: exe.HostFailed, Name: "tags/broken.sh", Msg: "tags/broken.sh exited 3: bad \uFFFD",
 			Exec: &exe.ExecResult{RTC: 3, Stderr: "bad \uFFFD\n"}}, got[1])
 	}
 }

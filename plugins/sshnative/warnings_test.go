@@ -53,13 +53,13 @@ legacy-1 ansible_host=legacy-1.invalid
 		return x.Execute(context.Background(), []string{"win1", "web1", "app1", "legacy-1"}, exe.ExecuteArgs{Cmd: "true"}, emit)
 	})
 	for host, want := range map[string]struct {
-		status exe.OperateState
+		status exe.HostStatus
 		msg    string
 	}{
-		"win1":     {exe.Unreachable, "ansible_connection=winrm is not supported (use ssh or local)"},
-		"web1":     {exe.Unreachable, "sshnative cannot apply -o ProxyCommand=nc %h %p from the host's ssh arguments: ssh would connect differently"},
-		"app1":     {exe.Failed, `become method "runas" is not supported by sshnative (it supports sudo and su); the command was not run`},
-		"legacy-1": {exe.Unreachable, "sshnative cannot apply ProxyCommand nc %h %p (" + sshConfig + "): ssh would connect through it; use ProxyJump"},
+		"win1":     {exe.HostUnreachable, "ansible_connection=winrm is not supported (use ssh or local)"},
+		"web1":     {exe.HostUnreachable, "sshnative cannot apply -o ProxyCommand=nc %h %p from the host's ssh arguments: ssh would connect differently"},
+		"app1":     {exe.HostFailed, `become method "runas" is not supported by sshnative (it supports sudo and su); the command was not run`},
+		"legacy-1": {exe.HostUnreachable, "sshnative cannot apply ProxyCommand nc %h %p (" + sshConfig + "): ssh would connect through it; use ProxyJump"},
 	} {
 		assert.Equal(t, want.status, evs[host].Status, host)
 		assert.Equal(t, want.msg, evs[host].Msg, host)

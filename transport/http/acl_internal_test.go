@@ -6,7 +6,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -20,12 +19,11 @@ func TestEveryRouteAuthenticates(t *testing.T) {
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	defer disp.Shutdown(t.Context())
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
-	api := NewAPI(eng, Options{Tokens: []string{"0123456789abcdef-token"}})
-	ts := httptest.NewServer(api.Handler())
+	defer eng.Shutdown(t.Context())
+	api := New(eng, Options{Tokens: []string{"0123456789abcdef-token"}})
+	ts := httptest.NewServer(api)
 	defer ts.Close()
 	public := 0
 	for _, rt := range api.routes() {

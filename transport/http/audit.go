@@ -3,6 +3,7 @@ package http
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"net/http"
 	"sort"
@@ -192,7 +193,7 @@ func (au *Audit) watch(engine *exe.Engine, r *http.Request, req exe.Request, jid
 		rec := base
 		switch {
 		case err != nil:
-			if au.ctx.Err() != nil {
+			if au.ctx.Err() != nil || errors.Is(err, exe.ErrShutdown) {
 				return // the server stops before the job ends here
 			}
 			rec.Outcome, rec.Message = "unknown", exe.PublicMessage(err)

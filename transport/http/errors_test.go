@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -123,7 +122,7 @@ func TestMuxErrorsAreJSON(t *testing.T) {
 }
 
 func TestConflictAndBusy(t *testing.T) {
-	s := newServer(t, serverOpts{tasks: map[string]exe.Task{"echo": echoTask{}}, disp: local.Options{Workers: 1, Queue: 1}})
+	s := newServer(t, serverOpts{tasks: map[string]exe.Task{"echo": echoTask{}}, disp: exe.LocalOptions{Workers: 1, Queue: 1}})
 	first := s.submit("/tasks", `{"targets":["localhost"],"tasktype":"echo","taskopts":{"cmd":"sleep 60"}}`)
 	r := s.post("/tasks", `{"targets":["localhost"],"tasktype":"echo","taskopts":{"cmd":"true"}}`)
 	assert.Equal(t, http.StatusConflict, r.status)
@@ -194,7 +193,7 @@ func TestMountUnderPrefix(t *testing.T) {
 	require.NoError(t, err)
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("host app")) })
-	exehttp.NewAPI(eng, exehttp.Options{Prefix: "/exed/"}).Register(mux)
+	exehttp.New(eng, exehttp.Options{Prefix: "/exed/"}).Register(mux)
 	ts := httptest.NewServer(mux)
 	defer ts.Close()
 	s := &server{Server: ts, t: t}

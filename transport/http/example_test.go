@@ -7,7 +7,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -16,15 +15,13 @@ import (
 
 // Mounting the exed API inside an existing service, under /exed.
 func ExampleAPI_Register() {
-	store := memory.New(memory.Options{})
 	executor, _ := sshnative.New(sshnative.Config{})
-	dispatcher := local.New(&exe.Runner{Store: store, Executor: executor}, local.Options{})
-	defer dispatcher.Shutdown(context.Background())
-	engine, _ := exe.NewEngine(exe.Config{Store: store, Dispatcher: dispatcher, Executor: executor})
+	engine, _ := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: executor})
+	defer engine.Shutdown(context.Background())
 
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { fmt.Fprint(w, "my service") })
-	exehttp.NewAPI(engine, exehttp.Options{Prefix: "/exed"}).Register(mux)
+	exehttp.New(engine, exehttp.Options{Prefix: "/exed"}).Register(mux)
 
 	srv := httptest.NewServer(mux)
 	defer srv.Close()

@@ -14,7 +14,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/internal/plugintest"
@@ -38,10 +37,9 @@ func TestHalfClosedClient(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = x.Close() })
 	store := memory.New(memory.Options{})
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	logs := &lockedBuffer{}
 	api := exehttp.New(eng, exehttp.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})})
 	cancelled := make(chan struct{}, 10)

@@ -37,7 +37,7 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 		if !a.permit(w, r, req) {
 			return
 		}
-		out, err := a.engine.Run(r.Context(), req)
+		out, err := a.engine.RunSync(r.Context(), req)
 		a.audit.done(r, "run", &req, "", err)
 		if err != nil {
 			a.writeError(w, r, err)
@@ -207,6 +207,13 @@ const healthTimeout = 10 * time.Second
 // again.
 func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 	ctx := r.Context()
+	if down := a.serverShutdown(r); down != nil {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(ctx)
+		defer cancel(nil)
+		stop := context.AfterFunc(down, func() { cancel(context.Cause(down)) })
+		defer stop()
+	}
 	job, err := a.visibleJob(r, jid, false)
 	if err != nil {
 		a.writeError(w, r, err)
@@ -246,17 +253,19 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 		return // the client is gone, or too slow to take a line
 	}
 	reason := followEndReason(ctx, err)
-	if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) {
+	if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) && !errors.Is(err, exe.ErrShutdown) {
 		a.log.Warn("follow stream ended early", "jid", jid, "error", err)
 	}
 	// Best effort: a client that left gets nothing, and needs nothing.
 	_ = line(streamEnd{job: job, message: "stream ended: " + reason})
 }
 
-// followEndReason says why a follow ended with err before its job did.
+// followEndReason says why a follow ended with err before its job did:
+// its server or its Engine shuts down (see API), the client left, the job
+// is gone, or the store failed.
 func followEndReason(ctx context.Context, err error) string {
 	switch {
-	case errors.Is(context.Cause(ctx), exe.ErrShutdown):
+	case errors.Is(context.Cause(ctx), exe.ErrShutdown), errors.Is(err, exe.ErrShutdown):
 		return "server shutting down"
 	case ctx.Err() != nil:
 		return "stream cancelled"

@@ -1,11 +1,38 @@
-// Package http serves exed's HTTP API (API.md) as a plain http.Handler: every
-// endpoint is registered on a *http.ServeMux with Go 1.22 method patterns,
-// under an optional prefix, so the API can be mounted inside an existing
-// service. Every non-2xx answer, including the mux's own 404 and 405, is
-// {"message": "..."} with Content-Type application/json.
+// Package http serves exed's HTTP API (API.md) for an exe.Engine.
 //
-// Only this package maps exe's sentinel errors to status codes; unexpected
-// errors are logged in full and answered with a generic message.
+// # Mounting
+//
+// New returns the API, an http.Handler serving every endpoint under
+// Options.Prefix; Register mounts it on a mux of the service's own, one
+// pattern per method under the prefix (Go 1.22 method patterns), so it
+// never conflicts with the service's routes such as "GET /":
+//
+//	mux := http.NewServeMux()
+//	mux.HandleFunc("GET /{$}", home)
+//	exehttp.New(engine, exehttp.Options{Prefix: "/exe"}).Register(mux)
+//
+// Options also set who may call it (bearer tokens, scoped credentials,
+// client certificates; package auth), which host names it answers to,
+// and the audit trail.
+//
+// # Errors
+//
+// Every non-2xx answer, including the mux's own 404 and 405, is
+// {"message": "..."} with Content-Type application/json: a kind of
+// exe.ErrorKinds is answered with its status and its message; an
+// unexpected error is logged in full and answered 500 with a generic
+// message. net/http answers requests it cannot read itself, in plain
+// text, unless the server serves on JSONErrorListener.
+//
+// # Lifecycle
+//
+// A follow stream (GET /jobs/{jid}?follow=1) lasts as long as its job, so
+// http.Server.Shutdown would wait for it: the API ends its streams itself,
+// each with the job as last known and "message": "stream ended: server
+// shutting down", when the http.Server serving them shuts down (it
+// registers with each, RegisterOnShutdown) and when its Engine has shut
+// down. ListenAndServe runs a service's server and stops it with the
+// Engine and the plugins in the order that loses nothing.
 package http
 
 import (
@@ -15,6 +42,7 @@ import (
 	"net/http"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/0ops/exed/auth"
@@ -63,23 +91,34 @@ type Options struct {
 	Logger hclog.Logger
 }
 
-// API serves the endpoints of API.md for one Engine.
+// API serves the endpoints of API.md for one Engine. It is an
+// http.Handler serving every endpoint under Options.Prefix, and Register
+// mounts it on a mux of the caller's.
+//
+// Follow streams last as long as their job, so http.Server.Shutdown would
+// wait for them: the API ends them itself, with a last line that says the
+// server is shutting down, when the http.Server that serves them shuts
+// down (it registers with each server it serves, through
+// RegisterOnShutdown), and when its Engine shuts down.
 type API struct {
-	engine *exe.Engine
-	opts   Options
-	log    hclog.Logger
-	authn  *authenticator
-	audit  *Audit
-	guard  *originGuard
+	engine  *exe.Engine
+	opts    Options
+	log     hclog.Logger
+	authn   *authenticator
+	audit   *Audit
+	guard   *originGuard
+	handler http.Handler
+
+	mu sync.Mutex
+	// servers are the http.Servers that served a follow, each with a
+	// context cancelled (cause exe.ErrShutdown) when it shuts down.
+	servers map[*http.Server]context.Context
 }
 
-// New returns a handler serving the API on its own mux.
-func New(engine *exe.Engine, opts Options) http.Handler {
-	return NewAPI(engine, opts).Handler()
-}
+var _ http.Handler = (*API)(nil)
 
-// NewAPI returns the API, to Register on a mux of the caller's.
-func NewAPI(engine *exe.Engine, opts Options) *API {
+// New returns the API of engine.
+func New(engine *exe.Engine, opts Options) *API {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -91,8 +130,37 @@ func NewAPI(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
-		guard: newOriginGuard(opts.ServerNames)}
+	a := &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
+		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
+	a.handler = a.build()
+	return a
+}
+
+// ServeHTTP serves every endpoint under the prefix, with JSON 405s (and
+// an Allow header) for known paths and a JSON 404 for the rest. Every
+// request first passes the Host and cross-site checks (ServerNames).
+func (a *API) ServeHTTP(w http.ResponseWriter, r *http.Request) { a.handler.ServeHTTP(w, r) }
+
+// serverShutdown returns a context that ends, with cause exe.ErrShutdown,
+// when the http.Server that serves r shuts down; nil when r does not say
+// which server serves it.
+func (a *API) serverShutdown(r *http.Request) context.Context {
+	srv, _ := r.Context().Value(http.ServerContextKey).(*http.Server)
+	if srv == nil {
+		return nil
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ctx, ok := a.servers[srv]
+	if !ok {
+		var cancel context.CancelCauseFunc
+		ctx, cancel = context.WithCancelCause(context.Background())
+		a.servers[srv] = ctx
+		// Kept once cancelled: a stream that starts while the server
+		// shuts down ends at once.
+		srv.RegisterOnShutdown(func() { cancel(exe.ErrShutdown) })
+	}
+	return ctx
 }
 
 type route struct {
@@ -131,16 +199,13 @@ var methods = []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS
 // Register mounts the API on mux under the prefix; the host application's
 // other routes are untouched.
 func (a *API) Register(mux *http.ServeMux) {
-	h := a.Handler()
 	for _, m := range methods {
-		mux.Handle(m+" "+a.opts.Prefix+"/", h)
+		mux.Handle(m+" "+a.opts.Prefix+"/", a)
 	}
 }
 
-// Handler returns a mux serving every endpoint under the prefix, with JSON
-// 405s (and an Allow header) for known paths and a JSON 404 for the rest.
-// Every request first passes the Host and cross-site checks (ServerNames).
-func (a *API) Handler() http.Handler {
+// build returns the mux of every endpoint.
+func (a *API) build() http.Handler {
 	mux := http.NewServeMux()
 	allowed := map[string][]string{}
 	var paths []string

@@ -13,7 +13,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -32,7 +31,7 @@ type server struct {
 
 type serverOpts struct {
 	api   exehttp.Options
-	disp  local.Options
+	disp  exe.LocalOptions
 	tasks map[string]exe.Task
 	roles string // sshnative's roles directory
 }
@@ -42,13 +41,12 @@ func newServer(t *testing.T, o serverOpts) *server {
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{Roles: o.roles})
 	require.NoError(t, err)
-	disp := local.New(&exe.Runner{Store: store, Executor: x, Tasks: o.tasks}, o.disp)
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x, Tasks: o.tasks})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(o.disp), Executor: x, Tasks: o.tasks})
 	require.NoError(t, err)
 	ts := httptest.NewServer(exehttp.New(eng, o.api))
 	t.Cleanup(func() {
 		ts.Close()
-		_ = disp.Shutdown(context.Background())
+		_ = eng.Shutdown(context.Background())
 	})
 	s := &server{Server: ts, t: t, engine: eng}
 	if len(o.api.Tokens) > 0 {
@@ -181,14 +179,14 @@ func TestSyncEndpoints(t *testing.T) {
 	require.Equal(t, http.StatusOK, r.status)
 	var facts map[string]exe.Event
 	r.json(t, &facts)
-	assert.Equal(t, exe.OK, facts["localhost"].Status)
+	assert.Equal(t, exe.HostOK, facts["localhost"].Status)
 	assert.NotEmpty(t, facts["localhost"].Facts["hostname"])
 
 	r = s.get("/service?target=localhost&name=exe-no-such-service&state=1")
 	require.Equal(t, http.StatusOK, r.status, string(r.body))
 	var svc map[string]exe.Event
 	r.json(t, &svc)
-	assert.Contains(t, []exe.OperateState{exe.OK, exe.Failed}, svc["localhost"].Status,
+	assert.Contains(t, []exe.HostStatus{exe.HostOK, exe.HostFailed}, svc["localhost"].Status,
 		"stopping an unknown service is either nothing to do or a clear failure")
 }
 

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -27,8 +26,7 @@ func rawServer(t *testing.T) string {
 	store := memory.New(memory.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
 	ts := httptest.NewUnstartedServer(exehttp.New(eng, exehttp.Options{}))
 	ts.Listener = exehttp.JSONErrorListener(ts.Listener)
@@ -36,7 +34,7 @@ func rawServer(t *testing.T) string {
 	ts.Start()
 	t.Cleanup(func() {
 		ts.Close()
-		_ = disp.Shutdown(t.Context())
+		_ = eng.Shutdown(t.Context())
 	})
 	return ts.Listener.Addr().String()
 }

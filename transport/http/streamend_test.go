@@ -9,8 +9,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"testing"
+	"time"
 
-	"github.com/0ops/exed/dispatch/local"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/redistest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -22,47 +22,66 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// TestFollowSaysWhyItEndsEarly: a stream cut by the server's shutdown
-// (its base context cancelled with exe.ErrShutdown) ends with the job as
-// last known, Running, and a message saying why.
-func TestFollowSaysWhyItEndsEarly(t *testing.T) {
-	store := memory.New(memory.Options{})
-	x, err := sshnative.New(sshnative.Config{})
-	require.NoError(t, err)
-	disp := local.New(&exe.Runner{Store: store, Executor: x}, local.Options{})
-	t.Cleanup(func() { _ = disp.Shutdown(context.Background()) })
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: disp, Executor: x})
-	require.NoError(t, err)
-	base, stop := context.WithCancelCause(context.Background())
-	defer stop(nil)
-	ts := httptest.NewUnstartedServer(exehttp.New(eng, exehttp.Options{}))
-	ts.Config.BaseContext = func(net.Listener) context.Context { return base }
-	ts.Start()
-	t.Cleanup(ts.Close)
+// TestFollowEndsOnShutdown: a follow stream ends, before its job does,
+// when the http.Server that serves it shuts down (no BaseContext of the
+// embedder's needed: Shutdown returns at once), or when the Engine shuts
+// down and the job runs elsewhere: its last line is the job as last
+// known, Running, with a message saying why.
+func TestFollowEndsOnShutdown(t *testing.T) {
+	for _, stop := range []struct {
+		name string
+		stop func(*http.Server, *exe.Engine) error
+	}{
+		{"server", func(srv *http.Server, _ *exe.Engine) error { return srv.Shutdown(context.Background()) }},
+		{"engine", func(_ *http.Server, eng *exe.Engine) error { return eng.Shutdown(context.Background()) }},
+	} {
+		t.Run(stop.name, func(t *testing.T) {
+			x, err := sshnative.New(sshnative.Config{})
+			require.NoError(t, err)
+			store := memory.New(memory.Options{})
+			eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+			ln, err := net.Listen("tcp", "127.0.0.1:0")
+			require.NoError(t, err)
+			srv := &http.Server{Handler: exehttp.New(eng, exehttp.Options{})}
+			go func() { _ = srv.Serve(ln) }()
+			t.Cleanup(func() { _ = srv.Close() })
 
-	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"localhost"}, Execute: exe.ExecuteArgs{Cmd: "sleep 60"}})
-	require.NoError(t, err)
-	defer func() { _, _ = eng.Cancel(context.Background(), jid) }()
-	res, err := ts.Client().Get(ts.URL + "/jobs/" + jid + "?follow=1")
-	require.NoError(t, err)
-	defer res.Body.Close()
-	rd := bufio.NewReader(res.Body)
-	_, err = rd.ReadBytes('\n')
-	require.NoError(t, err)
+			// A running job that no worker of this engine runs (another
+			// process's worker would): it does not end with the engine.
+			jid := "elsewhere"
+			require.NoError(t, store.Create(context.Background(), &exe.Job{JID: jid, State: exe.JobRunning,
+				StartAt: time.Now().Unix(), Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}))
+			res, err := http.Get("http://" + ln.Addr().String() + "/jobs/" + jid + "?follow=1")
+			require.NoError(t, err)
+			defer res.Body.Close()
+			rd := bufio.NewReader(res.Body)
+			_, err = rd.ReadBytes('\n')
+			require.NoError(t, err)
 
-	stop(exe.ErrShutdown)
-	last, err := rd.ReadBytes('\n')
-	require.NoError(t, err, "a last line comes")
-	var end map[string]any
-	require.NoError(t, json.Unmarshal(last, &end), string(last))
-	assert.Equal(t, "stream ended: server shutting down", end["message"])
-	assert.Equal(t, jid, end["jid"], "the line is the job object")
-	assert.EqualValues(t, exe.JobRunning, end["state"], "as last known: not ended")
-	var job exe.Job
-	require.NoError(t, json.Unmarshal(last, &job), "clients that read it as a job get one")
-	assert.Equal(t, exe.JobRunning, job.State)
-	_, err = rd.ReadByte()
-	assert.ErrorIs(t, err, io.EOF)
+			stopped := make(chan error, 1)
+			go func() { stopped <- stop.stop(srv, eng) }()
+			last, err := rd.ReadBytes('\n')
+			require.NoError(t, err, "a last line comes")
+			var end map[string]any
+			require.NoError(t, json.Unmarshal(last, &end), string(last))
+			assert.Equal(t, "stream ended: server shutting down", end["message"])
+			assert.Equal(t, jid, end["jid"], "the line is the job object")
+			assert.EqualValues(t, exe.JobRunning, end["state"], "as last known: not ended")
+			var job exe.Job
+			require.NoError(t, json.Unmarshal(last, &job), "clients that read it as a job get one")
+			assert.Equal(t, exe.JobRunning, job.State)
+			_, err = rd.ReadByte()
+			assert.ErrorIs(t, err, io.EOF)
+			select {
+			case err := <-stopped:
+				require.NoError(t, err)
+			case <-time.After(30 * time.Second):
+				t.Fatal("shutdown waited for the stream")
+			}
+		})
+	}
 }
 
 // TestHealthzDegraded: with a Redis dispatcher and no worker, the server
@@ -74,8 +93,9 @@ func TestHealthzDegraded(t *testing.T) {
 	store := exeredis.New(rdb, exeredis.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store), Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{}), Executor: x})
 	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
 	t.Cleanup(ts.Close)
 	res, err := http.Get(ts.URL + "/healthz")

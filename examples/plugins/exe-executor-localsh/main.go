@@ -63,7 +63,7 @@ func (l *localsh) Match(_ context.Context, pattern string) ([]string, error) {
 
 func (l *localsh) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.OK})
+		emit(exe.Event{Host: h, Status: exe.HostOK})
 	}
 	return nil
 }
@@ -74,7 +74,7 @@ func (l *localsh) Facter(_ context.Context, hosts []string, emit exe.Emit) error
 		return err
 	}
 	for _, h := range hosts {
-		emit(exe.Event{Host: h, Status: exe.OK, Facts: map[string]any{"hostname": name}})
+		emit(exe.Event{Host: h, Status: exe.HostOK, Facts: map[string]any{"hostname": name}})
 	}
 	return nil
 }
@@ -101,14 +101,14 @@ func (l *localsh) Execute(ctx context.Context, hosts []string, args exe.ExecuteA
 			if errors.Is(ctx.Err(), context.DeadlineExceeded) {
 				msg = "timed out"
 			}
-			emit(exe.Event{Host: h, Status: exe.Failed, Msg: msg,
+			emit(exe.Event{Host: h, Status: exe.HostFailed, Msg: msg,
 				Exec: &exe.ExecResult{RTC: -1, Stdout: stdout.String(), Stderr: stderr.String()}})
 			return ctx.Err()
 		}
-		ev := exe.Event{Host: h, Status: exe.Changed, Exec: &exe.ExecResult{Stdout: stdout.String(), Stderr: stderr.String()}}
+		ev := exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: stdout.String(), Stderr: stderr.String()}}
 		var exit *exec.ExitError
 		if errors.As(err, &exit) {
-			ev.Status, ev.Exec.RTC, ev.Msg = exe.Failed, exit.ExitCode(), exit.Error()
+			ev.Status, ev.Exec.RTC, ev.Msg = exe.HostFailed, exit.ExitCode(), exit.Error()
 		} else if err != nil {
 			return err
 		}

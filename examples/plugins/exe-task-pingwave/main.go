@@ -44,12 +44,12 @@ func (pingwave) Run(ctx context.Context, exec exe.Executor, hosts []string, args
 			return err
 		}
 		wave := hosts[start:min(start+size, len(hosts))]
-		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.OK, Name: fmt.Sprintf("wave %d", start/size+1), Msg: fmt.Sprint(wave)})
+		emit(exe.Event{Host: exe.AnnounceHost, Status: exe.HostOK, Name: fmt.Sprintf("wave %d", start/size+1), Msg: fmt.Sprint(wave)})
 		var mu sync.Mutex
 		failed := 0
 		err := exec.Ping(ctx, wave, func(ev exe.Event) {
 			mu.Lock()
-			if ev.Status == exe.Unreachable || ev.Status == exe.Failed {
+			if ev.Status == exe.HostUnreachable || ev.Status == exe.HostFailed {
 				failed++
 			}
 			mu.Unlock()

@@ -30,7 +30,7 @@ func main() {
 		hs := executor.Handshake
 		hs.ProtocolVersion = uint(n)
 		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, GRPCServer: plugin.DefaultGRPCServer,
-			Plugins: plugin.PluginSet{"executor": &executor.GRPCPlugin{Impl: impl}}})
+			Plugins: executor.PluginSet(impl)})
 		return
 	}
 	if os.Getenv("EXE_TESTPLUGIN_OLD") == "1" {

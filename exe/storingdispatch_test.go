@@ -30,8 +30,10 @@ func (d *oneStep) Dispatch(context.Context, string) error {
 	return errors.New("Dispatch must not be called")
 }
 func (d *oneStep) Cancel(context.Context, string) error { return nil }
+func (d *oneStep) Start(exe.JobRunner) error            { return nil }
+func (d *oneStep) Shutdown(context.Context) error       { return nil }
 
-func TestSubmitUsesCreateDispatcher(t *testing.T) {
+func TestSubmitUsesStoringDispatcher(t *testing.T) {
 	store := memory.New(memory.Options{})
 	d := &oneStep{store: store}
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: d, Executor: &plugintest.Executor{}})

@@ -1,0 +1,195 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/loader"
+	"github.com/hashicorp/go-hclog"
+)
+
+// pluginGrace bounds how long shutdown waits for the plugins to end what
+// they were doing (the executor: the commands of cancelled operations,
+// HUP, TERM, then KILL to each process group) before it kills them.
+const pluginGrace = 30 * time.Second
+
+// process is what the server and the worker both are: a process that stops
+// on SIGTERM or SIGINT, logs to [log] error_log, and runs an Engine on
+// the configured job backend and plugins.
+type process struct {
+	name    string // in messages: "exed", "exed worker"
+	cfg     *config.Config
+	stderr  io.Writer
+	sigs    chan os.Signal
+	hups    chan os.Signal
+	log     hclog.Logger
+	backend *backend
+	plugins *loader.Set
+	disp    exe.Dispatcher
+	engine  *exe.Engine
+	closers []func() // run by close, last first
+}
+
+// startProcess begins a process: before anything else it takes SIGTERM and
+// SIGINT (one that arrives while it starts must still stop it gracefully,
+// not kill it) and SIGHUP (which must not end it, its default action),
+// then opens the error log and logs the configuration's warnings. nil and
+// the exit code when it cannot; close releases what it opened.
+func startProcess(name, logName string, cfg *config.Config, warnings []string, stderr io.Writer) (*process, int) {
+	p := &process{name: name, cfg: cfg, stderr: stderr, sigs: make(chan os.Signal, 2), hups: make(chan os.Signal, 1)}
+	signal.Notify(p.sigs, syscall.SIGTERM, syscall.SIGINT)
+	signal.Notify(p.hups, syscall.SIGHUP)
+	p.closers = append(p.closers, func() { signal.Stop(p.sigs); signal.Stop(p.hups) })
+	errOut, err := p.openLog(cfg.Log.ErrorLog, stderr)
+	if err != nil {
+		code := p.fail(exitUsage, "[log] error_log: %v", err)
+		p.close()
+		return nil, code
+	}
+	p.log = hclog.New(&hclog.LoggerOptions{Name: logName, Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut})
+	for _, w := range warnings {
+		p.log.Warn(w)
+	}
+	return p, 0
+}
+
+// fail reports why the process cannot start, on stderr and to a parent
+// waiting for a daemon (see notifyReady), and returns code.
+func (p *process) fail(code int, format string, args ...any) int {
+	msg := fmt.Sprintf(format, args...)
+	fmt.Fprintf(p.stderr, "%s: %s\n", p.name, msg)
+	notifyReady(msg)
+	return code
+}
+
+// openLog opens a log destination: a file path (appended to) or def. The
+// file is closed by close.
+func (p *process) openLog(path string, def io.Writer) (io.Writer, error) {
+	if path == "" || path == "-" {
+		return def, nil
+	}
+	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	if err != nil {
+		return nil, err
+	}
+	p.closers = append(p.closers, func() { f.Close() })
+	return f, nil
+}
+
+// openBackend opens the job backend ([runner]); close closes it.
+func (p *process) openBackend() error {
+	b, err := openBackend(p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	p.backend = b
+	p.closers = append(p.closers, b.Close)
+	return nil
+}
+
+// startEngine starts the configured executor and task plugins (a plugin
+// that cannot start or refuses its section is an error) and the Engine
+// on them and the backend; runJobs for a worker, which runs the jobs
+// queued on a Redis broker. The plugins are killed by close on every way
+// out, so none outlives the process.
+func (p *process) startEngine(runJobs bool) error {
+	plugs, err := startPlugins(context.Background(), p.cfg, p.log)
+	if err != nil {
+		return err
+	}
+	p.plugins = plugs
+	p.closers = append(p.closers, func() { plugs.Close() })
+	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
+	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Logger: p.log})
+	if err != nil {
+		return err
+	}
+	p.closers = append(p.closers, func() { _ = p.engine.Shutdown(context.Background()) })
+	return nil
+}
+
+// wait returns when SIGTERM or SIGINT comes, or stopped (the server's own
+// end) does: its error, nil after a signal. SIGHUP calls hup.
+func (p *process) wait(stopped <-chan error, hup func()) error {
+	for {
+		select {
+		case <-p.hups:
+			hup()
+		case sig := <-p.sigs:
+			p.log.Info("shutting down", "signal", sig.String())
+			return nil
+		case err := <-stopped:
+			return err
+		}
+	}
+}
+
+// stopping is what a process stops besides its engine and plugins.
+type stopping struct {
+	// front stops taking requests (the HTTP server), while the engine
+	// stops.
+	front func(ctx context.Context) error
+	// afterJobs runs once no job runs here, before the plugins stop.
+	afterJobs func(ctx context.Context)
+}
+
+// stop shuts the process down gracefully: s.front (the HTTP server) stops
+// taking requests while the engine stops: the jobs and sync operations
+// under way get [runner] shutdown_grace, then are cancelled. Only once no
+// job runs are the plugins stopped, given pluginGrace to end what they
+// were doing (the executor ends the commands of cancelled operations). A
+// second signal skips the grace periods: the plugins are killed, and the
+// commands they ran are ended by the executor's next start.
+func (p *process) stop(s stopping) {
+	hurry, stopNow := context.WithCancel(context.Background())
+	defer stopNow()
+	go func() {
+		select {
+		case <-p.sigs:
+			p.log.Warn("second signal: stopping now")
+			stopNow()
+		case <-hurry.Done():
+		}
+	}()
+	grace, cancelGrace := context.WithTimeout(hurry, p.cfg.Runner.ShutdownGrace)
+	defer cancelGrace()
+	ctx, cancel := context.WithTimeout(hurry, p.cfg.Runner.ShutdownGrace+10*time.Second)
+	defer cancel()
+	frontDone := make(chan struct{})
+	go func() {
+		defer close(frontDone)
+		if s.front == nil {
+			return
+		}
+		if err := s.front(ctx); err != nil {
+			p.log.Warn("shutdown", "error", err)
+		}
+	}()
+	if err := p.engine.Shutdown(grace); err != nil {
+		p.log.Warn("engine shutdown", "error", err)
+	}
+	<-frontDone
+	if s.afterJobs != nil {
+		s.afterJobs(ctx)
+	}
+	ctx, cancel = context.WithTimeout(hurry, pluginGrace)
+	defer cancel()
+	if err := p.plugins.Shutdown(ctx); err != nil {
+		p.log.Warn("plugin shutdown", "error", err)
+	}
+}
+
+// close releases what the process opened, last first.
+func (p *process) close() {
+	for i := len(p.closers) - 1; i >= 0; i-- {
+		p.closers[i]()
+	}
+}

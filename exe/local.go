@@ -1,0 +1,219 @@
+package exe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"runtime"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/0ops/exed/internal/running"
+	"github.com/hashicorp/go-hclog"
+)
+
+// Defaults for LocalOptions.
+const (
+	DefaultLocalQueue = 1024
+	DefaultLocalGrace = 30 * time.Second
+)
+
+// LocalOptions configure a LocalDispatcher.
+type LocalOptions struct {
+	Workers int           // jobs run at once; zero: runtime.NumCPU()
+	Queue   int           // jobs waiting for a worker; zero: DefaultLocalQueue
+	Grace   time.Duration // what Shutdown gives running jobs; zero: DefaultLocalGrace
+	Logger  hclog.Logger  // nil: no logging
+}
+
+// LocalDispatcher is the in-process Dispatcher, the Engine's default: a
+// bounded pool of worker goroutines reading a bounded queue. A full queue
+// refuses new jobs with ErrBusy rather than growing without limit; cancel
+// reaches the running executor through its context; Shutdown stops taking
+// jobs, ends the queued ones (each host SKIPPED "server shutdown"), gives
+// running ones the grace period, and fails whatever is left as "server
+// shutdown", so no job stays Running forever.
+type LocalDispatcher struct {
+	opts  LocalOptions
+	log   hclog.Logger
+	queue chan string
+	jobs  running.Jobs
+	wg    sync.WaitGroup
+
+	runner   JobRunner // set by Start
+	stopping atomic.Bool
+	mu       sync.Mutex
+	started  bool
+	closed   bool
+	// queued holds the jobs waiting in queue; true once cancelled there,
+	// so that no worker starts them.
+	queued map[string]bool
+}
+
+var _ Dispatcher = (*LocalDispatcher)(nil)
+
+// NewLocalDispatcher returns a dispatcher whose workers start when an
+// Engine starts it.
+func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
+	opts.Workers = orDefault(opts.Workers, runtime.NumCPU())
+	opts.Queue = orDefault(opts.Queue, DefaultLocalQueue)
+	opts.Grace = orDefault(opts.Grace, DefaultLocalGrace)
+	log := opts.Logger
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &LocalDispatcher{opts: opts, log: log, queue: make(chan string, opts.Queue),
+		queued: map[string]bool{}}
+}
+
+// Start implements Dispatcher: it starts the workers.
+func (d *LocalDispatcher) Start(runner JobRunner) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.started {
+		return errors.New("exe: the local dispatcher is already started: a dispatcher serves one engine")
+	}
+	d.started, d.runner = true, runner
+	d.wg.Add(d.opts.Workers)
+	for i := 0; i < d.opts.Workers; i++ {
+		go d.work()
+	}
+	return nil
+}
+
+// Dispatch implements Dispatcher: it queues a stored job. ErrBusy when the
+// queue is full or the dispatcher is shutting down.
+func (d *LocalDispatcher) Dispatch(_ context.Context, jid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	switch {
+	case d.closed:
+		return Errorf(ErrBusy, "server is shutting down")
+	case !d.started:
+		return errors.New("exe: the local dispatcher is not started (give it to NewEngine)")
+	}
+	select {
+	case d.queue <- jid:
+		d.queued[jid] = false
+		return nil
+	default:
+		return Errorf(ErrBusy, "job queue is full (%d jobs waiting); try again later", cap(d.queue))
+	}
+}
+
+// Cancel implements Dispatcher: it interrupts the job's executor if a
+// worker here runs it. A job still in the queue is left there to be
+// dropped when it comes up, and, like a job this dispatcher does not
+// hold, answered ErrNotRunning.
+func (d *LocalDispatcher) Cancel(_ context.Context, jid string) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.jobs.Cancel(jid, ErrCancelled) {
+		return nil
+	}
+	if _, ok := d.queued[jid]; ok {
+		d.queued[jid] = true
+	}
+	return ErrNotRunning
+}
+
+// Health implements HealthChecker: ErrBusy once shutdown has begun.
+func (d *LocalDispatcher) Health(context.Context) error {
+	if d.stopping.Load() {
+		return Errorf(ErrBusy, "shutting down")
+	}
+	return nil
+}
+
+func (d *LocalDispatcher) work() {
+	defer d.wg.Done()
+	for jid := range d.queue {
+		// Taken off the queue and marked running in one step: a cancel
+		// either finds it queued or reaches its run.
+		d.mu.Lock()
+		cancelled := d.queued[jid]
+		delete(d.queued, jid)
+		stopping := d.stopping.Load()
+		var ctx context.Context
+		var end func()
+		if !cancelled && !stopping {
+			ctx, _, end = d.jobs.Begin(context.Background(), jid)
+		}
+		d.mu.Unlock()
+		switch {
+		case cancelled: // ended by the canceller
+		case stopping:
+			d.skip(jid, ErrShutdown)
+		default:
+			d.run(ctx, end, jid)
+		}
+	}
+}
+
+func (d *LocalDispatcher) run(ctx context.Context, end func(), jid string) {
+	defer func() {
+		end()
+		if p := recover(); p != nil {
+			// The panic's text is for the log only: it may name anything.
+			d.log.Error("job panicked", "jid", jid, "panic", p, "stack", string(debug.Stack()))
+			d.fail(jid, "internal error")
+		}
+	}()
+	if err := d.runner.Run(ctx, jid); err != nil {
+		d.log.Error("job run failed", "jid", jid, "error", err)
+		d.fail(jid, PublicMessage(err))
+	}
+}
+
+// skip ends a job that was never started: each host SKIPPED with cause.
+func (d *LocalDispatcher) skip(jid string, cause error) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := d.runner.Skip(ctx, jid, cause); err != nil {
+		d.log.Error("could not fail job", "jid", jid, "error", err)
+	}
+}
+
+func (d *LocalDispatcher) fail(jid, msg string) {
+	ctx, cancel := context.WithTimeout(context.Background(), storeTimeout)
+	defer cancel()
+	if err := d.runner.Fail(ctx, jid, msg); err != nil {
+		d.log.Error("could not fail job", "jid", jid, "error", err)
+	}
+}
+
+// Shutdown implements Dispatcher: it stops taking jobs and ends the queued
+// ones, each host SKIPPED "server shutdown". Running jobs get the grace
+// period (or until ctx is done, if sooner); then they are cancelled with
+// cause ErrShutdown, and any that still have not returned shortly after
+// are failed directly. It returns when no worker is left.
+func (d *LocalDispatcher) Shutdown(ctx context.Context) error {
+	d.mu.Lock()
+	if d.closed {
+		d.mu.Unlock()
+		return nil
+	}
+	d.closed = true
+	d.stopping.Store(true)
+	close(d.queue) // no Dispatch can send now: it checks closed under mu
+	d.mu.Unlock()
+
+	idle := make(chan struct{})
+	go func() { d.wg.Wait(); close(idle) }()
+	stuck := d.jobs.Drain(ctx, idle, d.opts.Grace, ErrShutdown, func(jid string) { d.fail(jid, ErrShutdown.Error()) })
+	if len(stuck) > 0 {
+		return fmt.Errorf("local dispatcher: %d jobs did not stop within the grace period", len(stuck))
+	}
+	return nil
+}
+
+// orDefault is v, or def when v is zero or less: options' zero means the
+// default.
+func orDefault[T int | int64 | time.Duration](v, def T) T {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
