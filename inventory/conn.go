@@ -3,11 +3,9 @@ package inventory
 import (
 	"fmt"
 	"math"
-	"os"
-	"os/user"
-	"path/filepath"
-	"regexp"
 	"strings"
+
+	"github.com/0ops/exed/ansiblecfg"
 )
 
 // Conn is how Ansible reaches a host: the settings its ssh connection
@@ -134,7 +132,7 @@ func (h *Host) Conn() (Conn, error) {
 		return Conn{}, err
 	}
 	if c.PrivateKeyFile != "" {
-		c.PrivateKeyFile = ansiblePath(c.PrivateKeyFile)
+		c.PrivateKeyFile = ansiblecfg.ResolvePath(c.PrivateKeyFile, "")
 	}
 	if c.Address == "" {
 		return Conn{}, fmt.Errorf("the host's address (ansible_host or ansible_ssh_host) is empty")
@@ -251,37 +249,4 @@ func boolVar(name string, v any) (bool, error) {
 		}
 	}
 	return false, fmt.Errorf("%s %v is not a valid boolean (use true or false)", name, v)
-}
-
-// envRefRE finds $NAME and ${NAME} as Python's os.path.expandvars does.
-var envRefRE = regexp.MustCompile(`\$(?:([A-Za-z0-9_]+)|\{([^}]*)\})`)
-
-// ansiblePath resolves a path option as Ansible's unfrackpath does:
-// environment references expanded (unknown ones kept), then ~ and ~user,
-// then made absolute from the working directory and cleaned.
-func ansiblePath(p string) string {
-	p = envRefRE.ReplaceAllStringFunc(p, func(ref string) string {
-		m := envRefRE.FindStringSubmatch(ref)
-		name := m[1] + m[2]
-		if v, ok := os.LookupEnv(name); ok {
-			return v
-		}
-		return ref
-	})
-	if strings.HasPrefix(p, "~") {
-		name, rest, _ := strings.Cut(p[1:], "/")
-		home := ""
-		if name == "" {
-			home, _ = os.UserHomeDir()
-		} else if u, err := user.Lookup(name); err == nil {
-			home = u.HomeDir
-		}
-		if home != "" {
-			p = filepath.Join(home, rest)
-		}
-	}
-	if abs, err := filepath.Abs(p); err == nil {
-		p = abs
-	}
-	return filepath.Clean(p)
 }
