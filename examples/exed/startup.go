@@ -34,6 +34,7 @@ type process struct {
 	plugins *loader.Set
 	disp    exe.Dispatcher
 	engine  *exe.Engine
+	status  string   // what sdReady last said: said again after a reload
 	closers []func() // run by close, last first
 }
 
@@ -53,7 +54,9 @@ func startProcess(name, logName string, cfg *config.Config, warnings []string, s
 		p.close()
 		return nil, code
 	}
-	p.log = hclog.New(&hclog.LoggerOptions{Name: logName, Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut})
+	p.log = hclog.New(&hclog.LoggerOptions{Name: logName, Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut,
+		JSONFormat: cfg.Log.Format == "json"})
+	libraryLogs(p.log)
 	for _, w := range warnings {
 		p.log.Warn(w)
 	}
