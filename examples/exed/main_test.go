@@ -83,8 +83,15 @@ func (b *lockedBuffer) String() string {
 // marker; it returns the process and what follows the marker on that line.
 func spawn(t *testing.T, dir, marker string, args ...string) (*proc, string) {
 	t.Helper()
+	return spawnEnv(t, dir, nil, marker, args...)
+}
+
+// spawnEnv is spawn with env added to the test's environment.
+func spawnEnv(t *testing.T, dir string, env []string, marker string, args ...string) (*proc, string) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	cmd.Stdout = io.Discard

@@ -120,12 +120,15 @@ func (p *process) startEngine(runJobs bool) error {
 }
 
 // wait returns when SIGTERM or SIGINT comes, or stopped (the server's own
-// end) does: its error, nil after a signal. SIGHUP calls hup.
+// end) does: its error, nil after a signal. SIGHUP calls hup, which
+// systemd is told of as a reload.
 func (p *process) wait(stopped <-chan error, hup func()) error {
 	for {
 		select {
 		case <-p.hups:
+			p.sdReloading()
 			hup()
+			p.sdReady(p.status)
 		case sig := <-p.sigs:
 			p.log.Info("shutting down", "signal", sig.String())
 			return nil
@@ -152,6 +155,7 @@ type stopping struct {
 // second signal skips the grace periods: the plugins are killed, and the
 // commands they ran are ended by the executor's next start.
 func (p *process) stop(s stopping) {
+	p.sdStopping()
 	hurry, stopNow := context.WithCancel(context.Background())
 	defer stopNow()
 	go func() {
