@@ -146,4 +146,10 @@ func TestJobLog(t *testing.T) {
 	assert.Equal(t, "server shutdown", e["error"], "the job still queued at shutdown")
 	assert.Equal(t, false, e["started"])
 	assert.NotContains(t, e, "duration_seconds", "it never ran")
+
+	out.mu.Lock()
+	defer out.mu.Unlock()
+	for _, cmd := range []string{"sleep 0.3", "exit 3", "echo never"} {
+		assert.NotContains(t, out.buf.String(), cmd, "no command in the log: it may hold a secret")
+	}
 }

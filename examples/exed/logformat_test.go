@@ -124,6 +124,9 @@ frobs = 2
 		delete(job, "started")
 	}
 	assert.Len(t, find(recs, "exed stopped", nil), 1)
+	for _, secret := range []string{"echo hi", "exit 7", adminToken} {
+		assert.NotContains(t, p.logs.String(), secret, "the log names no command, and no token")
+	}
 }
 
 // With `exed worker`, a job's lines are in the log of the worker that ran
