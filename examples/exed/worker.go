@@ -28,7 +28,8 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		return p.fail(exitUsage, "%v", err)
 	}
 	name := p.disp.(*exeredis.Dispatcher).Name()
-	p.log.Info("exed worker running", "name", name, "executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency)
+	p.log.Info("exed worker running", "name", name, "executor", cfg.Runner.Executor,
+		"concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers)
 	p.sdReady("running jobs as " + name)
 	_ = p.wait(nil, func() {
 		p.log.Info("SIGHUP: a worker has nothing to reload (the inventory is read at start only: restart it to change it)")
