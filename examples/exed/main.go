@@ -115,6 +115,9 @@ func run(args []string, stdout, stderr io.Writer) int {
 			return exitUsage
 		}
 		cfg.Log.ErrorLog = logPath
+		if cfg.Log.Format == "json" && (cfg.Log.AccessLog == "" || cfg.Log.AccessLog == "-") {
+			warnings = append(warnings, "-d: the access log goes to "+logPath+" among the JSON lines of the server log: set [log] access_log to keep them apart")
+		}
 		if os.Getenv(daemonEnv) == "" {
 			return startDaemon(args, logPath, stdout, stderr)
 		}

@@ -448,3 +448,26 @@ func TestDaemonWithNowhereToLogRefuses(t *testing.T) {
 	require.NoError(t, err)
 	assert.Len(t, entries, 1, "nothing but exed.conf was written")
 }
+
+// exed -d with a JSON log and no access_log warns that the access lines
+// share its file.
+func TestDaemonJSONLogWarnsOfAccessLines(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "exed.pid")
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\npid_file = %s\n[log]\nlog_format = json\n", freePort(t), pidFile))
+	out, err := exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	require.NoError(t, err, string(out))
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) },
+		30*time.Second, 20*time.Millisecond, "the daemon stops on SIGTERM")
+	logText, err := os.ReadFile(filepath.Join(dir, "exed.log"))
+	require.NoError(t, err)
+	warn := find(jsonLines(t, string(logText)), "-d: the access log goes to "+filepath.Join(dir, "exed.log")+
+		" among the JSON lines of the server log: set [log] access_log to keep them apart", map[string]any{"@level": "warn"})
+	assert.Len(t, warn, 1, string(logText))
+}
