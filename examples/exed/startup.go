@@ -108,7 +108,7 @@ func (p *process) startEngine(runJobs bool) error {
 	p.closers = append(p.closers, func() { plugs.Close() })
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
-		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Logger: p.log})
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout, Logger: p.log})
 	if err != nil {
 		return err
 	}
