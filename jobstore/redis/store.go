@@ -522,7 +522,7 @@ func (s *Store) Follow(ctx context.Context, jid string, from int64, fn func(exe.
 
 // skipBatch bounds the events one skipScript call walks over, so a call
 // holds Redis for a bounded time.
-var skipBatch int64 = 10000 // a variable for tests
+var skipBatch int64 = 2000 // a variable for tests
 
 // outage tracks a follow's wait for Redis to answer again.
 type outage struct {
