@@ -15,6 +15,15 @@
 // client certificates; package auth), which host names it answers to,
 // and the audit trail.
 //
+// # Follow streams and the OpenAPI document
+//
+// GET /jobs/{jid}?follow=1 streams a job's events as they are recorded:
+// NDJSON, or Server-Sent Events for a request that accepts
+// text/event-stream (each event's id its sequence number, so that a
+// browser's EventSource resumes by itself); from=N, or Last-Event-ID,
+// resumes after event N (Engine.FollowFrom). OpenAPI returns the OpenAPI
+// 3 document of every endpoint, served at GET /openapi.json.
+//
 // # Errors
 //
 // Every non-2xx answer, including the mux's own 404 and 405, is
