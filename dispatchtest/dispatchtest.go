@@ -15,7 +15,9 @@
 // running job, and that a cancelled queued job never runs; that shutdown
 // lets running jobs finish within the grace period and cancels those
 // that do not, never starts a queued job, refuses new ones, and can be
-// called again; and that a dispatcher serves one Engine.
+// called again; that a dispatcher serves one Engine; and that a
+// dispatcher bound to a store (exe.BoundDispatcher) says which, so that
+// an Engine on another store is refused.
 package dispatchtest
 
 import (
@@ -28,6 +30,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
+	"github.com/0ops/exed/jobstore/memory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,6 +64,7 @@ func Run(t *testing.T, newDispatcher New) {
 		{"ShutdownStartsNoQueuedJob", testShutdownQueued},
 		{"BusyAfterShutdown", testBusyAfterShutdown},
 		{"ServesOneEngine", testOneEngine},
+		{"StoreIsTheDispatchersOwn", testOwnStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDispatcher) })
@@ -298,6 +302,37 @@ func testOneEngine(t *testing.T, newDispatcher New) {
 	_, err := exe.NewEngine(exe.Config{Store: s.store, Executor: s.x, Dispatcher: s.disp})
 	assert.Error(t, err, "a second Engine on a started dispatcher")
 	assert.Equal(t, exe.JobDone, s.end(s.submit("echo still", "a")).State, "the first Engine still runs jobs")
+}
+
+// A dispatcher bound to a store (exe.BoundDispatcher) names the store New
+// returned with it: an Engine on another store is refused before it
+// could store a job where the dispatcher never looks, and an Engine
+// given no store takes the dispatcher's. A dispatcher that is not bound
+// runs the jobs of the Engine's store, whatever it is.
+func testOwnStore(t *testing.T, newDispatcher New) {
+	store, disp := newDispatcher(t, Options{Workers: 1, Grace: time.Second})
+	b, ok := disp.(exe.BoundDispatcher)
+	if !ok {
+		t.Skipf("%T is not bound to a store", disp)
+	}
+	require.NotNil(t, b.JobStore(), "the store it is bound to")
+	x := newExecutor(t)
+	defer x.release()
+	_, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x, Dispatcher: disp})
+	require.ErrorContains(t, err, "is not the store of Config.Dispatcher", "an Engine on another store")
+	eng, err := exe.NewEngine(exe.Config{Executor: x, Dispatcher: disp})
+	require.NoError(t, err, "an Engine on the dispatcher's own store")
+	defer eng.Shutdown(context.Background())
+	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a"},
+		Execute: exe.ExecuteArgs{Cmd: "echo own"}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	job, err := eng.Follow(ctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+	_, err = store.Get(context.Background(), jid, false)
+	assert.NoError(t, err, "the job is in the store New returned")
 }
 
 // clearSeq returns evs with Seq zeroed, to compare events whatever their

@@ -7,16 +7,18 @@
 // A store is a go-redis client and a key prefix; the client's pool size
 // does not matter to follows, which read on connections of the store's
 // own (Close closes them). Each process builds an exe.Engine on it with a
-// Dispatcher of its own:
+// Dispatcher of its own, which brings the store to the Engine (it works
+// on the store's client and key prefix, so that jobs are queued and run
+// where they are kept):
 //
 //	store := redis.New(rdb, redis.Options{})
 //	defer store.Close()
 //	// an API server whose jobs other processes run:
-//	api, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{})})
+//	api, err := exe.NewEngine(exe.Config{Executor: x,
+//		Dispatcher: redis.NewDispatcher(store, redis.DispatcherOptions{})})
 //	// a worker (exed worker): an Engine that serves no API and runs them:
-//	worker, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{RunJobs: true})})
+//	worker, err := exe.NewEngine(exe.Config{Executor: x,
+//		Dispatcher: redis.NewDispatcher(store, redis.DispatcherOptions{RunJobs: true})})
 //
 // An API server with RunJobs runs its jobs itself, under leases, so that
 // several such servers share one Redis without workers.
