@@ -1,14 +1,7 @@
 // Package dispatchtest is the conformance suite every exe.Dispatcher
 // passes, as River's riverdrivertest is for its drivers. It drives the
 // dispatcher through an exe.Engine, with an executor of its own that
-// reports what it was asked to do:
-//
-//	func TestDispatcherConformance(t *testing.T) {
-//		dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
-//			store := ...
-//			return store, mydispatch.New(store, mydispatch.Options{Workers: opts.Workers, Grace: opts.Grace})
-//		})
-//	}
+// reports what it was asked to do; Run's example is a dispatcher's test.
 //
 // It checks that a dispatched job runs once, to its end; that jobs run
 // side by side up to the workers asked for; that a cancel reaches a
@@ -356,7 +349,6 @@ func clearSeq(evs []exe.Event) []exe.Event {
 //
 // It counts the runs of each command.
 type executor struct {
-	exe.Unsupported
 	exe.Only
 	t   *testing.T
 	inv *inventory.Inventory

@@ -52,13 +52,11 @@
 // only when the operation as a whole could not run. Match resolves host
 // patterns; "a,b" must mean the union of a and b.
 //
-// An executor that does not perform every operation embeds Unsupported
-// (its operations return ErrNotSupported) and Only, which declares the
-// ones it has, so that requests for the others are refused with 501
-// before anything is stored:
+// An executor that does not perform every operation embeds Only, which
+// lists the ones it has and answers the others with ErrNotSupported, so
+// that requests for them are refused with 501 before anything is stored:
 //
 //	type pinger struct {
-//		exe.Unsupported
 //		exe.Only // exe.Only{exe.OpPing}
 //		inv *inventory.Inventory // inventory.Static("web[1:9]")
 //	}

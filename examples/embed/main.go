@@ -49,13 +49,11 @@ func main() {
 }
 
 // shell is the service's own executor: its one host is this machine,
-// which it pings and runs commands on with /bin/sh. exe.Unsupported
-// answers the other operations, and exe.Only declares these two, so the
-// API refuses the others (501) before any job is stored. (The
-// rollingrestart task restarts services, which shell does not do: its
-// jobs here end saying so.)
+// which it pings and runs commands on with /bin/sh. exe.Only lists these
+// two and answers the others, which the API refuses (501) before any job
+// is stored. (The rollingrestart task restarts services, which shell does
+// not do: its jobs here end saying so.)
 type shell struct {
-	exe.Unsupported
 	exe.Only
 	inv *inventory.Inventory
 }
