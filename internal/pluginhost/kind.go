@@ -26,11 +26,16 @@ type Kind[Impl any] struct {
 	Client func(b *plugin.GRPCBroker, c *grpc.ClientConn) any
 }
 
+// CookieKey is the environment variable go-plugin sets, to the kind's
+// name, in every plugin process the server starts (the handshake's magic
+// cookie): a process that has it was started as a plugin.
+const CookieKey = "EXE_PLUGIN"
+
 // Handshake is what the host and a plugin of the kind check before they
 // talk: a plugin binary run by hand (without the cookie) says it is a
 // plugin and exits.
 func (k Kind[Impl]) Handshake() plugin.HandshakeConfig {
-	return plugin.HandshakeConfig{ProtocolVersion: k.Version, MagicCookieKey: "EXE_PLUGIN", MagicCookieValue: k.Name}
+	return plugin.HandshakeConfig{ProtocolVersion: k.Version, MagicCookieKey: CookieKey, MagicCookieValue: k.Name}
 }
 
 // Plugins is the go-plugin plugin set of the kind, serving impl on the
