@@ -222,10 +222,13 @@ func sortedKeys[T any](m map[string]T) []string {
 	return keys
 }
 
-// Shutdown stops the Engine. Submit and Run refuse new requests at once
-// (ErrBusy "server is shutting down"); then the work under way stops:
-// jobs and sync operations get until ctx is done (jobs at most the
-// dispatcher's grace period), then are cancelled with cause ErrShutdown.
+// Shutdown stops the Engine. Submit and RunSync refuse new requests at
+// once (ErrBusy "server is shutting down"), and Health answers so; then
+// the work under way stops: jobs and sync operations get until ctx is
+// done (jobs at most the dispatcher's grace period, sync operations at
+// most their timeout), then are cancelled with cause ErrShutdown; give
+// ctx a deadline to bound it (transport/http's ListenAndServe gives its
+// grace period).
 // A job cut short ends Failure "server shutdown", and a sync operation
 // cut short answers its unfinished hosts FAILED "server shutdown"; queued
 // jobs end as never started (or stay queued for another process, with a
@@ -295,12 +298,17 @@ func (e *Engine) shuttingDown() error {
 	if err := e.made(); err != nil {
 		return err
 	}
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	if e.isClosed() {
 		return Errorf(ErrBusy, "server is shutting down")
 	}
 	return nil
+}
+
+// isClosed reports whether Shutdown has begun.
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
 }
 
 // Match lists the inventory hosts that pattern selects ("*" when empty).
@@ -690,9 +698,14 @@ func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
 // it an ErrUnavailable; when every part serves but one says ErrDegraded
 // (it works, but not all of its work gets done), it is that ErrDegraded.
 // The parts' details go to the log; the error holds their public text.
+// Once Shutdown has begun it is ErrUnavailable "server is shutting down",
+// which also matches ErrShutdown, whatever the parts say.
 func (e *Engine) Health(ctx context.Context) error {
 	if err := e.made(); err != nil {
 		return err
+	}
+	if e.isClosed() {
+		return WithCause(ErrUnavailable, ErrShutdown, "server is shutting down")
 	}
 	parts := []struct {
 		name string

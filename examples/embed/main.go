@@ -43,7 +43,8 @@ func main() {
 	mux := http.NewServeMux() // the service's own mux, and its page
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "the service's own page") })
 	exehttp.New(engine, exehttp.Options{Prefix: "/exe"}).Register(mux)
-	if err := exehttp.ListenAndServe(context.Background(), &http.Server{Addr: cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), Handler: mux}, engine, plugins); err != nil {
+	srv := &http.Server{Addr: cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), Handler: mux}
+	if err := exehttp.ListenAndServe(context.Background(), srv, engine, exehttp.ServeOptions{Then: []exehttp.Shutdowner{plugins}}); err != nil {
 		log.Fatal(err)
 	}
 }
