@@ -415,7 +415,10 @@ func (w *worker) readLoop(ctx context.Context) {
 			}
 			continue
 		}
-		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
+		// The blocking read holds its connection for up to 2s: it waits on
+		// the store's own client for such reads (see New), so that the
+		// caller's pool is not taken while no job comes.
+		res, err := w.s.reads.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
 			Streams: []string{w.s.key("queue"), ">"}, Count: int64(free), Block: 2 * time.Second}).Result()
 		if err != nil {
 			for ; free > 0; free-- {

@@ -295,6 +295,9 @@ func TestEngineOnAnotherStoreIsRefused(t *testing.T) {
 	}
 	_, err := exe.NewEngine(exe.Config{Executor: x, Dispatcher: exeredis.NewDispatcher(nil, exeredis.DispatcherOptions{})})
 	assert.EqualError(t, err, "exe: Config.Dispatcher (*redis.Dispatcher) has no job store")
+	var noClient *goredis.Client
+	assert.PanicsWithValue(t, "jobstore/redis: New needs a go-redis client, not nil", func() { exeredis.New(noClient, exeredis.Options{}) },
+		"at once, in the caller, rather than at the first call in a worker's goroutine")
 	_, err = exe.NewEngine(exe.Config{Executor: x, Dispatcher: exeredis.NewDispatcher(storeA, exeredis.DispatcherOptions{Grace: -time.Second})})
 	assert.EqualError(t, err, "redis dispatcher: DispatcherOptions.Grace is negative (zero means the default)")
 
