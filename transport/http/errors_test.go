@@ -241,3 +241,34 @@ func TestMountUnderPrefix(t *testing.T) {
 	assert.Equal(t, http.StatusNotFound, r.status)
 	r.message(t)
 }
+
+// A prefix is a path of plain segments, with or without its slashes
+// ("exe", "exe/" and "/exe/" mount at "/exe/"); anything else, and a nil
+// engine, panic in New, naming the mistake, as http.ServeMux does on a
+// bad pattern, rather than mount nothing reachable or panic later.
+func TestPrefixForms(t *testing.T) {
+	x, err := sshnative.New(sshnative.Config{})
+	require.NoError(t, err)
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x})
+	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
+	for _, prefix := range []string{"exe", "exe/", "/exe/", "/exe", "/svc/exe.v1"} {
+		mux := http.NewServeMux()
+		exehttp.New(eng, exehttp.Options{Prefix: prefix}).Register(mux)
+		ts := httptest.NewServer(mux)
+		s := &server{Server: ts, t: t}
+		path := "/" + strings.Trim(prefix, "/") + "/ping?target=localhost"
+		assert.Equal(t, http.StatusOK, s.get(path).status, "prefix %q: %s", prefix, path)
+		ts.Close()
+	}
+	for prefix, want := range map[string]string{
+		"/a b":     `exehttp: Options.Prefix "/a b": ' ' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a/{jid}": `exehttp: Options.Prefix "/a/{jid}": '{' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a%20b":   `exehttp: Options.Prefix "/a%20b": '%' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a//b":    `exehttp: Options.Prefix "/a//b": an empty or dot segment`,
+		"/a/../b":  `exehttp: Options.Prefix "/a/../b": an empty or dot segment`,
+	} {
+		assert.PanicsWithValue(t, want, func() { exehttp.New(eng, exehttp.Options{Prefix: prefix}) }, prefix)
+	}
+	assert.PanicsWithValue(t, "exehttp: New needs an Engine, not nil", func() { exehttp.New(nil, exehttp.Options{}) })
+}
