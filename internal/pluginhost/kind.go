@@ -2,6 +2,10 @@ package pluginhost
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
@@ -46,8 +50,14 @@ func (k Kind[Impl]) Plugins(impl Impl) plugin.PluginSet {
 
 // Serve serves impl on the process's stdio, as go-plugin does, with opts
 // added to the gRPC server's options; it returns when the host is done
-// with the plugin.
+// with the plugin. A nil impl, whose every call would panic, is refused:
+// the process says so on stderr (which the host logs) and exits 1, before
+// the handshake, so that the host's start fails at once.
 func (k Kind[Impl]) Serve(impl Impl, opts ...grpc.ServerOption) {
+	if v := reflect.ValueOf(impl); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+		fmt.Fprintf(os.Stderr, "%s: %s.Serve needs the %s to serve, not nil\n", filepath.Base(os.Args[0]), k.Name, k.Name)
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: k.Handshake(),
 		Plugins:         k.Plugins(impl),
