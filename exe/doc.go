@@ -22,7 +22,13 @@
 // Dispatcher with it, so a job always runs with what it was validated
 // against. Without Config.Dispatcher, jobs run in this process
 // (LocalDispatcher, with default bounds; NewLocalDispatcher sets them);
-// jobstore/redis's Dispatcher runs them across processes.
+// jobstore/redis's Dispatcher runs them across processes. A dispatcher
+// that keeps its queue beside a store of its own (a BoundDispatcher, as
+// Redis's is) brings that store: Config.Store may then be nil, and
+// NewEngine refuses any other, so that no job is stored in one place and
+// looked for in another. NewEngine refuses, naming it, whatever would
+// not work: a nil part, a task keyed by another type than its Info's, a
+// negative duration.
 //
 // transport/http serves the Engine as exed's HTTP API, on a mux of one's
 // own; examples/embed is a whole service in a few lines.
