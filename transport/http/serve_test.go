@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/jobstore/memory"
@@ -62,8 +63,9 @@ func TestListenAndServeStopsInOrder(t *testing.T) {
 	require.NoError(t, err)
 	plugins := &part{engine: eng, store: store, jid: running}
 	done := make(chan error, 1)
+	handler := openapitest.Handler(t, mux, "/exe")
 	go func() {
-		done <- exehttp.ListenAndServe(ctx, &http.Server{Addr: addr, Handler: mux}, eng, exehttp.ServeOptions{Then: []exehttp.Shutdowner{plugins}})
+		done <- exehttp.ListenAndServe(ctx, &http.Server{Addr: addr, Handler: handler}, eng, exehttp.ServeOptions{Then: []exehttp.Shutdowner{plugins}})
 	}()
 
 	require.NoError(t, store.Create(context.Background(), &exe.Job{JID: "elsewhere", State: exe.JobRunning,
