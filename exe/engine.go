@@ -161,10 +161,13 @@ func (cfg *Config) check() error {
 	case isNil(cfg.Executor):
 		return fmt.Errorf("exe: Config.Executor is a nil %T", cfg.Executor)
 	}
-	for name, v := range map[string]int64{"SyncTimeout": int64(cfg.SyncTimeout), "MaxTimeout": int64(cfg.MaxTimeout),
-		"CancelWait": int64(cfg.CancelWait), "MaxUnstoredBytes": cfg.MaxUnstoredBytes} {
-		if v < 0 {
-			return fmt.Errorf("exe: Config.%s is negative (zero means the default)", name)
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"SyncTimeout", int64(cfg.SyncTimeout)}, {"MaxTimeout", int64(cfg.MaxTimeout)},
+		{"CancelWait", int64(cfg.CancelWait)}, {"MaxUnstoredBytes", cfg.MaxUnstoredBytes}} {
+		if f.v < 0 {
+			return fmt.Errorf("exe: Config.%s is negative (zero means the default)", f.name)
 		}
 	}
 	if len(cfg.Tasks) == 0 {
@@ -188,15 +191,11 @@ func (cfg *Config) check() error {
 	return nil
 }
 
-// isNil reports whether v, a non-nil interface value, holds a nil pointer
-// (or map, func, chan, slice): calling its methods would panic.
+// isNil reports whether v, a non-nil interface value, holds a nil
+// pointer, whose methods would panic on its fields.
 func isNil(v any) bool {
 	rv := reflect.ValueOf(v)
-	switch rv.Kind() {
-	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
-		return rv.IsNil()
-	}
-	return false
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
 }
 
 // sameStore reports whether a and b are the same store. Stores of a type

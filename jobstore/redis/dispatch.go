@@ -60,7 +60,9 @@ var (
 	_ exe.StoringDispatcher = (*Dispatcher)(nil)
 )
 
-// DispatcherOptions configure a Dispatcher.
+// DispatcherOptions configure a Dispatcher. Zero fields take their
+// defaults; a negative Concurrency or duration is refused by Start (so by
+// exe.NewEngine).
 type DispatcherOptions struct {
 	// RunJobs makes this process take jobs from the queue and run them;
 	// without it, other processes' workers run them.
@@ -150,10 +152,13 @@ func checkDispatcherOptions(s *Store, opts DispatcherOptions) error {
 	if s == nil {
 		return errors.New("redis dispatcher: NewDispatcher needs the Store whose jobs it runs, not nil")
 	}
-	for name, v := range map[string]time.Duration{"Lease": opts.Lease, "RecoverEvery": opts.RecoverEvery,
-		"ClaimIdle": opts.ClaimIdle, "Grace": opts.Grace, "WorkerTimeout": opts.WorkerTimeout} {
-		if v < 0 {
-			return fmt.Errorf("redis dispatcher: DispatcherOptions.%s is negative (zero means the default)", name)
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"Lease", opts.Lease}, {"RecoverEvery", opts.RecoverEvery}, {"ClaimIdle", opts.ClaimIdle},
+		{"Grace", opts.Grace}, {"WorkerTimeout", opts.WorkerTimeout}} {
+		if f.v < 0 {
+			return fmt.Errorf("redis dispatcher: DispatcherOptions.%s is negative (zero means the default)", f.name)
 		}
 	}
 	if opts.Concurrency < 0 {
