@@ -144,10 +144,11 @@ func notUTF8(ev exe.Event) string {
 			return f.name
 		}
 	}
-	for name, m := range map[string]map[string]any{"facts": ev.Facts, "extra": ev.Extra} {
-		if !valueUTF8(m) {
-			return name
-		}
+	if !valueUTF8(ev.Facts) {
+		return "facts"
+	}
+	if !valueUTF8(ev.Extra) {
+		return "extra"
 	}
 	return ""
 }
