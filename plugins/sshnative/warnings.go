@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"sort"
 	"strings"
-
-	sshconfig "github.com/kevinburke/ssh_config"
 )
 
 // unhonouredVars are the variables of Ansible's ssh connection and sudo
@@ -170,33 +168,23 @@ func sshArgNotes(name, value string) []string {
 // sshnative cannot apply and that would change where ssh connects.
 func sshConfigNotes(files *sshConfigFiles) []string {
 	var out []string
-	for i, blocks := range files.blocks {
-		for _, b := range blocks {
-			h := b.host
-			block := "Host " + patterns(h)
-			if b.match {
-				block = "Match host " + patterns(h)
+	files.eachFile(func(f *configFile) {
+		for _, b := range f.blocks {
+			block := b.text
+			if block == "" {
+				block = "before any Host or Match line"
 			}
-			for _, n := range h.Nodes {
-				kv, ok := n.(*sshconfig.KV)
-				if !ok {
+			for _, it := range b.items {
+				if it.kv == nil {
 					continue
 				}
-				key := strings.ToLower(kv.Key)
-				if keywordRefused(key, kv.Value) {
+				key := strings.ToLower(it.kv.Key)
+				if keywordRefused(key, it.kv.Value) {
 					out = append(out, fmt.Sprintf("ssh_config %s:%d: sshnative cannot apply %s %s (%s): the hosts it matches are UNREACHABLE",
-						files.paths[i], kv.Pos().Line, kv.Key, kv.Value, block))
+						f.path, it.kv.Pos().Line, it.kv.Key, it.kv.Value, block))
 				}
 			}
 		}
-	}
+	})
 	return out
-}
-
-func patterns(h *sshconfig.Host) string {
-	var ps []string
-	for _, p := range h.Patterns {
-		ps = append(ps, p.String())
-	}
-	return strings.Join(ps, " ")
 }
