@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/0ops/exed/ansiblecfg"
 )
 
 // Options tune Load.
@@ -22,7 +24,9 @@ type Options struct {
 
 // Load reads inventory sources as "ansible -i SOURCE" does, each one in
 // turn (repeating -i): an INI file, a YAML or JSON file, an executable
-// script, or a directory of those. See the package documentation for the
+// script, or a directory of those. A source is a path, with $VAR and ~
+// expanded, relative to the working directory (a script is run by that
+// path, never looked up in $PATH). See the package documentation for the
 // rules. Every error starts with the file's name, and its line where there
 // is one; a source that yields no inventory is an error (Ansible only
 // warns).
@@ -40,7 +44,10 @@ func (o Options) Load(sources ...string) (*Inventory, error) {
 		if s == "" {
 			continue
 		}
-		path := expandUser(s)
+		// As ansible -i: $VAR and ~ expanded, a relative path from the
+		// working directory. An absolute path also keeps a script from
+		// being looked up in $PATH.
+		path := ansiblecfg.ResolvePath(s, "")
 		parsed, err := inv.parseSource(path, o, false)
 		if err != nil {
 			return nil, err
@@ -227,13 +234,4 @@ func pyExt(path string) string {
 		return base[i:]
 	}
 	return ""
-}
-
-func expandUser(p string) string {
-	if p == "~" || strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, p[1:])
-		}
-	}
-	return p
 }
