@@ -34,6 +34,8 @@ type endpoint struct {
 	identitiesOnly bool
 	knownHosts     []string // user known_hosts files; missing ones are empty
 	strict         string   // StrictHostKeyChecking: "yes", "accept-new" or "no"
+	// hashKnownHosts (HashKnownHosts yes) hashes the names accept-new adds.
+	hashKnownHosts bool
 	connectTimeout time.Duration
 	keepAlive      time.Duration // ServerAliveInterval; 0: none
 	// jump is the host this one is reached through (ProxyJump); nil:
@@ -258,6 +260,9 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		default:
 			return nil, whereError("StrictHostKeyChecking %q is not yes, accept-new, no or ask", v)
 		}
+	}
+	if v, ok := get("hashknownhosts"); ok {
+		e.hashKnownHosts = yes(v)
 	}
 	if v, ok := get("connecttimeout"); ok && !strings.EqualFold(v, "none") {
 		d, err := parseSSHTime(v)
