@@ -90,8 +90,16 @@ type Group struct {
 	Vars map[string]any
 }
 
-// Local reports whether the host is reached with a local connection.
-func (h *Host) Local() bool { return h.Vars["ansible_connection"] == "local" }
+// Local reports whether the host is reached with a local connection
+// (ansible_connection local, or ansible.builtin.local ...).
+func (h *Host) Local() bool {
+	v, ok := h.Vars["ansible_connection"]
+	if !ok {
+		return false
+	}
+	s, err := textVar("ansible_connection", v)
+	return err == nil && ConnectionPlugin(s) == "local"
+}
 
 // Default is the inventory used when none is configured: localhost, listed
 // explicitly (so patterns like "*" show it) with a local connection.

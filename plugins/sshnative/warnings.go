@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+
+	"github.com/0ops/exed/inventory"
 )
 
 // unhonouredVars are the variables of Ansible's ssh connection and sudo
@@ -90,11 +92,7 @@ func (x *Executor) checkInventory() []string {
 	hosts := x.cfg.Inventory.Hosts()
 	type argsKey struct{ name, value string }
 	argNotes := map[argsKey][]string{}
-	for _, name := range hosts {
-		h := x.cfg.Inventory.Host(name)
-		if h == nil {
-			continue
-		}
+	check := func(name string, h *inventory.Host) {
 		var unused []string
 		for k := range h.Vars {
 			if _, ok := unhonouredVars[k]; ok {
@@ -102,24 +100,27 @@ func (x *Executor) checkInventory() []string {
 			}
 		}
 		sort.Strings(unused)
+		if h.Implicit && h.Local() {
+			unused = nil // group all's ssh settings mean nothing for it
+		}
 		for _, k := range unused {
 			w.add(fmt.Sprintf("%s is not honoured: %s", k, unhonouredVars[k]), name)
 		}
 		c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
 		if err != nil {
 			w.add(fmt.Sprintf("%v: these hosts are UNREACHABLE", err), name)
-			continue
+			return
 		}
 		switch c.Connection {
 		case "local":
 			if c.Become && c.BecomeUser != x.resolver.localUser {
 				w.add(fmt.Sprintf("ansible_become to %s on a local connection is not supported by sshnative: these hosts are FAILED", c.BecomeUser), name)
 			}
-			continue
-		case "ssh", "smart", "paramiko":
+			return
+		case "ssh", "paramiko_ssh":
 		default:
 			w.add(fmt.Sprintf("ansible_connection=%s is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE", c.Connection), name)
-			continue
+			return
 		}
 		if c.Become && !becomeMethods[c.BecomeMethod] {
 			w.add(fmt.Sprintf("ansible_become_method=%s is not supported by sshnative (sudo and su are): these hosts are FAILED", c.BecomeMethod), name)
@@ -137,6 +138,18 @@ func (x *Executor) checkInventory() []string {
 			for _, n := range notes {
 				w.add(n, name)
 			}
+		}
+	}
+	for _, name := range hosts {
+		if h := x.cfg.Inventory.Host(name); h != nil {
+			check(name, h)
+		}
+	}
+	// The implicit localhost is not in "all" but can be targeted: its
+	// variables (group all's, host_vars/localhost) are checked too.
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if h := x.cfg.Inventory.Host(name); h != nil && h.Implicit {
+			check(name, h)
 		}
 	}
 	out := w.list()
