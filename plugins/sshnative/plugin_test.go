@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,4 +129,40 @@ ssh_common_args = -o ProxyJump=bastion
 	cfg, _, err = sshnative.ConfigFromSection(map[string]string{})
 	require.NoError(t, err)
 	assert.Equal(t, acfg, cfg.AnsibleConfig)
+}
+
+// With no inventory configured, sshnative reads Ansible's default
+// inventory, as ansible does without -i; without that file, its own
+// default: localhost, listed, with a local connection.
+func TestDefaultInventoryIsAnsibles(t *testing.T) {
+	testenv.NeedBinary(t, "ansible-config")
+	dir := t.TempDir()
+	acfg := filepath.Join(dir, "ansible.cfg")
+	require.NoError(t, os.WriteFile(acfg, []byte("[defaults]\nremote_user = deploy\n"), 0o600))
+	c := exec.Command("ansible-config", "dump")
+	c.Dir = dir
+	c.Env = append(os.Environ(), "ANSIBLE_CONFIG="+acfg)
+	out, err := c.Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "DEFAULT_HOST_LIST(default) = ['"+*sshnative.DefaultHostList+"']")
+
+	hosts := filepath.Join(dir, "hosts")
+	require.NoError(t, os.WriteFile(hosts, []byte("[web]\nweb1\n"), 0o600))
+	saved := *sshnative.DefaultHostList
+	t.Cleanup(func() { *sshnative.DefaultHostList = saved })
+	*sshnative.DefaultHostList = hosts
+	for _, section := range []map[string]string{{"ansible_config": "none"}, {"ansible_config": acfg}} {
+		cfg, _, err := sshnative.ConfigFromSection(section)
+		require.NoError(t, err)
+		require.NotNil(t, cfg.Inventory, section)
+		got, err := cfg.Inventory.Match("all")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"web1"}, got, section)
+		assert.Contains(t, cfg.Warnings, "no inventory configured ([sshnative] inventory, ansible.cfg's inventory): reading Ansible's default, "+hosts)
+	}
+
+	*sshnative.DefaultHostList = filepath.Join(dir, "missing")
+	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"ansible_config": "none"})
+	require.NoError(t, err)
+	assert.Nil(t, cfg.Inventory, "the executor then uses inventory.Default()")
 }
