@@ -43,7 +43,8 @@ type Conn struct {
 	// Become is ansible_become, read as Ansible reads a boolean (yes, on,
 	// true, 1, ... any case).
 	Become bool
-	// BecomeMethod is ansible_become_method; "sudo" when unset.
+	// BecomeMethod is the become plugin ansible_become_method names, as
+	// ansible-core resolves the name (see BecomePlugin); "sudo" when unset.
 	BecomeMethod string
 	// BecomeUser is ansible_become_user, or the method's own spelling
 	// (ansible_sudo_user, ansible_su_user); "root" when unset.
@@ -132,6 +133,7 @@ func (h *Host) Conn() (Conn, error) {
 		return Conn{}, err
 	}
 	c.Connection = ConnectionPlugin(c.Connection)
+	c.BecomeMethod = BecomePlugin(c.BecomeMethod)
 	if c.PrivateKeyFile != "" {
 		c.PrivateKeyFile = ansiblecfg.ResolvePath(c.PrivateKeyFile, "")
 	}
@@ -195,6 +197,23 @@ func ConnectionPlugin(name string) string {
 	}
 	return name
 }
+
+// BecomePlugin is the built-in become plugin an ansible_become_method
+// value names, as ansible-core 2.14 resolves it: the plugin's name for
+// its short name and its ansible.builtin. and ansible.legacy. forms
+// ("ansible.builtin.sudo" is "sudo"). Any other value is returned as
+// written.
+func BecomePlugin(name string) string {
+	for _, prefix := range []string{"ansible.builtin.", "ansible.legacy."} {
+		if short := strings.TrimPrefix(name, prefix); short != name && builtinBecomes[short] {
+			return short
+		}
+	}
+	return name
+}
+
+// builtinBecomes are ansible-core's become plugins.
+var builtinBecomes = map[string]bool{"sudo": true, "su": true, "runas": true}
 
 // builtinConnections are ansible-core's connection plugins.
 var builtinConnections = map[string]bool{"local": true, "ssh": true, "paramiko_ssh": true, "psrp": true, "winrm": true}

@@ -47,7 +47,8 @@ type configBlock struct {
 	items   []configItem // in line order
 }
 
-// configItem is a keyword line, or an Include with the files it names.
+// configItem is a keyword line, or an Include (kv nil) with the files it
+// names (none when its pattern matches none).
 type configItem struct {
 	kv      *sshconfig.KV
 	include []*configFile
@@ -383,7 +384,7 @@ func (hc *hostConfig) walk(f *configFile, st *evalState, active, never bool) {
 			cur = !never && m
 		}
 		for _, it := range b.items {
-			if it.include != nil {
+			if it.kv == nil {
 				for _, inc := range it.include {
 					hc.walk(inc, st, cur, never || !cur)
 				}

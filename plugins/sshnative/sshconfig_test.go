@@ -29,7 +29,7 @@ func sshG(t *testing.T, args ...string) map[string][]string {
 		case k == "identityfile":
 			got[k] = append(got[k], v)
 		case k == "hostname", k == "user", k == "port", k == "proxyjump", k == "stricthostkeychecking",
-			k == "connecttimeout", k == "serveraliveinterval", k == "userknownhostsfile":
+			k == "connecttimeout", k == "serveraliveinterval", k == "userknownhostsfile", k == "hashknownhosts":
 			got[k] = []string{v}
 		}
 	}
@@ -145,10 +145,11 @@ Match !final
 Host inc-a inc-b
     Include {dir}/inc-match
 Host inc-c
-    Include {dir}/inc-plain {dir}/inc-final
+    Include {dir}/inc-plain {dir}/inc-none-*.conf {dir}/inc-final
 Host inc-b
     Include {dir}/inc-plain
 Host *
+    Include {dir}/inc-none-*.conf
     IdentityFile /keys/all
 `, []probe{{"inc-a", "deploy"}, {"inc-a", ""}, {"inc-b", ""}, {"inc-c", ""}, {"other", ""}}},
 		{"settings in Match blocks", `Match host 10.* user deploy
@@ -179,31 +180,53 @@ Host b
 				want := sshG(t, append(args, p.host)...)
 				e, err := r.resolve(p.host, connSettings{Conn: inventory.Conn{Address: p.host}}, p.user)
 				require.NoError(t, err, "%s as %q", p.host, p.user)
-				what := p.host + " as " + strconv.Quote(p.user)
-				assert.Equal(t, want["hostname"], []string{e.hostname}, what)
-				assert.Equal(t, want["user"], []string{e.user}, what)
-				assert.Equal(t, want["port"], []string{strconv.Itoa(e.port)}, what)
-				if len(e.identities) > 0 {
-					assert.Equal(t, want["identityfile"], e.identities, what)
-				}
-				if e.jump != nil {
-					assert.Equal(t, want["proxyjump"], []string{e.jump.alias}, what)
-				} else {
-					assert.Empty(t, want["proxyjump"], what)
-				}
-				strict := map[string]string{"true": "yes", "ask": "yes", "false": "no", "accept-new": "accept-new"}[want["stricthostkeychecking"][0]]
-				assert.Equal(t, strict, e.strict, what)
-				timeout := "none"
-				if e.connectTimeout > 0 {
-					timeout = strconv.Itoa(int(e.connectTimeout.Seconds()))
-				}
-				assert.Equal(t, want["connecttimeout"], []string{timeout}, what)
-				assert.Equal(t, want["serveraliveinterval"], []string{strconv.Itoa(int(e.keepAlive.Seconds()))}, what)
-				wantKnown := strings.Fields(want["userknownhostsfile"][0])
-				require.GreaterOrEqual(t, len(e.knownHosts), len(wantKnown), what)
-				assert.Equal(t, wantKnown, e.knownHosts[:len(wantKnown)], what)
+				compareWithSSHG(t, want, e, p.host+" as "+strconv.Quote(p.user))
 			}
 		})
+	}
+}
+
+// compareWithSSHG compares an endpoint with what ssh -G printed for it.
+func compareWithSSHG(t *testing.T, want map[string][]string, e *endpoint, what string) {
+	t.Helper()
+	assert.Equal(t, want["hostname"], []string{e.hostname}, what)
+	assert.Equal(t, want["user"], []string{e.user}, what)
+	assert.Equal(t, want["port"], []string{strconv.Itoa(e.port)}, what)
+	if len(e.identities) > 0 {
+		assert.Equal(t, want["identityfile"], e.identities, what)
+	}
+	if e.jump != nil {
+		assert.Equal(t, want["proxyjump"], []string{e.jump.alias}, what)
+	} else {
+		assert.Empty(t, want["proxyjump"], what)
+	}
+	strict := map[string]string{"true": "yes", "ask": "yes", "false": "no", "accept-new": "accept-new"}[want["stricthostkeychecking"][0]]
+	assert.Equal(t, strict, e.strict, what)
+	timeout := "none"
+	if e.connectTimeout > 0 {
+		timeout = strconv.Itoa(int(e.connectTimeout.Seconds()))
+	}
+	assert.Equal(t, want["connecttimeout"], []string{timeout}, what)
+	assert.Equal(t, want["serveraliveinterval"], []string{strconv.Itoa(int(e.keepAlive.Seconds()))}, what)
+	assert.Equal(t, want["hashknownhosts"], []string{map[bool]string{true: "yes", false: "no"}[e.hashKnownHosts]}, what)
+	wantKnown := strings.Fields(want["userknownhostsfile"][0])
+	require.GreaterOrEqual(t, len(e.knownHosts), len(wantKnown), what)
+	assert.Equal(t, wantKnown, e.knownHosts[:len(wantKnown)], what)
+}
+
+// Without ssh_config configured, the files ssh reads by default (the
+// user's, then this machine's /etc/ssh/ssh_config and what it includes)
+// give what ssh -G gives.
+func TestDefaultSSHConfigAsSSHDoes(t *testing.T) {
+	testenv.NeedBinary(t, "ssh")
+	r := newResolver(SSHOptions{})
+	warnings, err := r.check()
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	for _, host := range []string{"web1.example.com", "127.0.0.1", "Mixed.Example"} {
+		e, err := r.resolve(host, connSettings{Conn: inventory.Conn{Address: host}}, "")
+		require.NoError(t, err, host)
+		compareWithSSHG(t, sshG(t, host), e, host)
 	}
 }
 
