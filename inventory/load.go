@@ -20,6 +20,12 @@ type Options struct {
 	// and "--host NAME" for every host when "_meta" is missing); zero
 	// means DefaultScriptTimeout.
 	ScriptTimeout time.Duration
+	// PlaybookDir is the directory whose group_vars/ and host_vars/ apply
+	// above the inventory's, as Ansible applies the playbook directory's
+	// (for ad-hoc commands and ansible-inventory: the working directory):
+	// group_vars/all above the inventory's group_vars/all, group_vars/GROUP
+	// above the inventory's, host_vars/HOST above all else. "" is none.
+	PlaybookDir string
 }
 
 // Load reads inventory sources as "ansible -i SOURCE" does, each one in
@@ -61,7 +67,7 @@ func (o Options) Load(sources ...string) (*Inventory, error) {
 		return nil, errors.New("inventory: no inventory source given")
 	}
 	inv.reconcile()
-	if err := inv.loadVarsFiles(used); err != nil {
+	if err := inv.loadVarsFiles(used, o.PlaybookDir); err != nil {
 		return nil, err
 	}
 	inv.freeze()

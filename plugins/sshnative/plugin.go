@@ -22,7 +22,9 @@ import (
 // documents them:
 //
 //	inventory          Ansible inventory sources, comma-separated like repeated
-//	                   -i, relative to the working directory (default:
+//	                   -i, relative to the working directory, whose
+//	                   group_vars/ and host_vars/ apply as the playbook
+//	                   directory's do for ansible (default:
 //	                   ansible.cfg's, else /etc/ansible/hosts if it exists,
 //	                   else localhost only, listed, with a local connection)
 //	ansible_config     ansible.cfg to take defaults from; empty: Ansible's search
@@ -136,9 +138,16 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 // inventory.Default(): localhost, listed, with a local connection.
 var defaultHostList = "/etc/ansible/hosts"
 
-// loadInventory loads the inventory sources.
+// loadInventory loads the inventory sources as ansible run in exed's
+// working directory loads them: relative paths from it, and its
+// group_vars/ and host_vars/ above the inventory's, as the playbook
+// directory's (for an ad-hoc command, the working directory's).
 func loadInventory(sources []string) (*inventory.Inventory, error) {
-	return inventory.Load(sources...)
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	return inventory.Options{PlaybookDir: wd}.Load(sources...)
 }
 
 // ansibleEnvWarnings names the ANSIBLE_* environment variables that would

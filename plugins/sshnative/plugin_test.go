@@ -3,6 +3,7 @@ package sshnative_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -165,4 +166,35 @@ func TestDefaultInventoryIsAnsibles(t *testing.T) {
 	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"ansible_config": "none"})
 	require.NoError(t, err)
 	assert.Nil(t, cfg.Inventory, "the executor then uses inventory.Default()")
+}
+
+// The inventory is read as ansible run in exed's working directory reads
+// it: a relative source from there, and that directory's group_vars/ and
+// host_vars/ as the playbook directory's (corpus case 37-playbook-dir
+// compares the rule with Ansible).
+func TestInventoryFromTheWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"inv/hosts":             "[web]\nweb1\n",
+		"inv/group_vars/all":    "ansible_user: from-inventory\nansible_port: 2200\n",
+		"group_vars/all.yml":    "ansible_user: deploy\n",
+		"host_vars/web1.yml":    "ansible_host: 192.0.2.1\n",
+		"elsewhere/placeholder": "",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600))
+	}
+	t.Chdir(dir)
+	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"inventory": "inv/hosts", "ansible_config": "none"})
+	require.NoError(t, err)
+	c, err := cfg.Inventory.Host("web1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, "deploy@192.0.2.1:2200", fmt.Sprintf("%s@%s:%d", c.User, c.Address, c.Port))
+
+	t.Chdir(filepath.Join(dir, "elsewhere"))
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{"inventory": "../inv/hosts", "ansible_config": "none"})
+	require.NoError(t, err)
+	c, err = cfg.Inventory.Host("web1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, "from-inventory@web1:2200", fmt.Sprintf("%s@%s:%d", c.User, c.Address, c.Port))
 }
