@@ -87,9 +87,9 @@ func (w *warnings) list() []string {
 // ssh argument or ssh_config keyword that would change where ssh
 // connects) or FAILED (an unsupported become method) when they are
 // targeted.
-func (x *Executor) checkInventory() []string {
+func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 	var w warnings
-	hosts := x.cfg.Inventory.Hosts()
+	hosts := inv.Hosts()
 	type argsKey struct{ name, value string }
 	argNotes := map[argsKey][]string{}
 	check := func(name string, h *inventory.Host) {
@@ -141,14 +141,14 @@ func (x *Executor) checkInventory() []string {
 		}
 	}
 	for _, name := range hosts {
-		if h := x.cfg.Inventory.Host(name); h != nil {
+		if h := inv.Host(name); h != nil {
 			check(name, h)
 		}
 	}
 	// The implicit localhost is not in "all" but can be targeted: its
 	// variables (group all's, host_vars/localhost) are checked too.
 	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
-		if h := x.cfg.Inventory.Host(name); h != nil && h.Implicit {
+		if h := inv.Host(name); h != nil && h.Implicit {
 			check(name, h)
 		}
 	}
