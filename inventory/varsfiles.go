@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/0ops/exed/ansiblecfg"
 )
 
 // varsDir holds the group_vars/ and host_vars/ variables found beside one
@@ -20,9 +22,9 @@ type varsDir struct {
 var varsExts = []string{"", ".yml", ".yaml", ".json"}
 
 // loadVarsFiles reads group_vars/ and host_vars/ beside each source (in the
-// source's directory, or in it when it is one), as Ansible's
-// host_group_vars plugin does.
-func (inv *Inventory) loadVarsFiles(sources []string) error {
+// source's directory, or in it when it is one), and in playbookDir unless
+// it is "", as Ansible's host_group_vars plugin does.
+func (inv *Inventory) loadVarsFiles(sources []string, playbookDir string) error {
 	cache := map[string]*varsDir{}
 	var groupNames, hostNames []string
 	for _, g := range inv.groups {
@@ -31,17 +33,13 @@ func (inv *Inventory) loadVarsFiles(sources []string) error {
 	for _, h := range inv.hosts {
 		hostNames = append(hostNames, h.name)
 	}
-	for _, src := range sources {
-		dir := src
-		if info, err := os.Stat(src); err != nil || !info.IsDir() {
-			dir = filepath.Dir(src)
-		}
+	load := func(dir string) (*varsDir, error) {
 		vd, ok := cache[dir]
 		if !ok {
 			vd = &varsDir{}
 			var err error
 			if vd.groups, err = inv.loadEntityVars(filepath.Join(dir, "group_vars"), groupNames); err != nil {
-				return err
+				return nil, err
 			}
 			names := hostNames
 			if inv.localhost == nil {
@@ -49,13 +47,34 @@ func (inv *Inventory) loadVarsFiles(sources []string) error {
 				names = append(names[:len(names):len(names)], "localhost", "127.0.0.1", "::1")
 			}
 			if vd.hosts, err = inv.loadEntityVars(filepath.Join(dir, "host_vars"), names); err != nil {
-				return err
+				return nil, err
 			}
 			cache[dir] = vd
 		}
-		if vd.groups != nil || vd.hosts != nil {
+		if vd.groups == nil && vd.hosts == nil {
+			return nil, nil
+		}
+		return vd, nil
+	}
+	for _, src := range sources {
+		dir := src
+		if info, err := os.Stat(src); err != nil || !info.IsDir() {
+			dir = filepath.Dir(src)
+		}
+		vd, err := load(dir)
+		if err != nil {
+			return err
+		}
+		if vd != nil {
 			inv.varDirs = append(inv.varDirs, vd)
 		}
+	}
+	if playbookDir != "" {
+		vd, err := load(ansiblecfg.ResolvePath(playbookDir, ""))
+		if err != nil {
+			return err
+		}
+		inv.playVars = vd
 	}
 	return nil
 }
