@@ -107,7 +107,7 @@ func TestGoldenOffTerminal(t *testing.T) {
 		{"jobs", []string{"jobs"}},
 		{"cancel-finished", nil},
 		{"no-match", []string{"ping", "nomatch*"}},
-		{"unknown-host", []string{"job", "00000000-0000-0000-0000-000000000000"}},
+		{"unknown-job", []string{"job", "00000000-0000-0000-0000-000000000000"}},
 		{"run-no-command", []string{"run", "h1"}},
 		{"run-forks", []string{"run", "h1", "-f", "10", "--", "true"}},
 		{"run-become", []string{"run", "h1", "--become", "--", "true"}},

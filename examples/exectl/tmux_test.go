@@ -208,6 +208,14 @@ func TestTerminalProgressAndColours(t *testing.T) {
 			}
 		})
 	}
+	t.Run("all ok", func(t *testing.T) {
+		// No notice at the end: exectl clears the summary itself.
+		p := startPane(t, s, nil, "run", "h1", "--", "echo done")
+		assert.Equal(t, exitOK, p.exitStatus())
+		screen := p.screen(false)
+		assert.Contains(t, screen, "h1 | CHANGED | rc=0 >>\ndone\n")
+		assert.NotContains(t, screen, "hosts done")
+	})
 }
 
 // Ctrl-C while following cancels the job on the server: its command is
