@@ -19,6 +19,10 @@ import (
 // DefaultSyncTimeout bounds a sync operation when Config.SyncTimeout is zero.
 const DefaultSyncTimeout = 60 * time.Second
 
+// DefaultMaxTimeout bounds the timeout of an async job when
+// Config.MaxTimeout is zero.
+const DefaultMaxTimeout = 24 * time.Hour
+
 // DefaultCancelWait is Config.CancelWait when it is zero: longer than a
 // plugin is given to report the hosts a cancel interrupted (30s).
 const DefaultCancelWait = 40 * time.Second
@@ -36,8 +40,12 @@ type Config struct {
 	// Engine.Shutdown stops it.
 	Dispatcher Dispatcher
 	// SyncTimeout bounds RunSync; hosts that have not answered by then are
-	// reported FAILED. Zero means DefaultSyncTimeout.
+	// reported FAILED. A request's own Timeout may shorten it, never
+	// lengthen it. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
+	// MaxTimeout is the longest Timeout an async request may ask for;
+	// longer ones are refused (ErrInvalid). Zero means DefaultMaxTimeout.
+	MaxTimeout time.Duration
 	// CancelWait bounds how long Cancel waits for the worker of a
 	// cancelled job to stop its commands and finish it before ending it
 	// itself. Zero means DefaultCancelWait.
@@ -81,6 +89,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, errors.New("exe: Config needs a Store and an Executor")
 	}
 	cfg.SyncTimeout = orDefault(cfg.SyncTimeout, DefaultSyncTimeout)
+	cfg.MaxTimeout = orDefault(cfg.MaxTimeout, DefaultMaxTimeout)
 	cfg.CancelWait = orDefault(cfg.CancelWait, DefaultCancelWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -236,6 +245,13 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	timeout := e.cfg.SyncTimeout
+	if req.Timeout > timeout {
+		return nil, Errorf(ErrInvalid, "timeout: at most %s for a sync request (the server's sync timeout); submit an async job (POST) to run longer", seconds(timeout))
+	}
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
 	if !Supports(e.cfg.Executor, req.Operate) {
 		return nil, notSupported(req.Operate)
 	}
@@ -251,7 +267,7 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 		return nil, err
 	}
 	defer end()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.SyncTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]Event, len(req.Targets))
@@ -319,6 +335,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	}
 	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
 		return "", notSupported(req.Operate)
+	}
+	if req.Timeout > e.cfg.MaxTimeout {
+		return "", Errorf(ErrInvalid, "timeout: at most %s (the server's maximum)", seconds(e.cfg.MaxTimeout))
 	}
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]
@@ -484,11 +503,20 @@ func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) 
 // work here and the job still has not ended, with an error that matches
 // ErrShutdown.
 func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error) {
+	return e.FollowFrom(ctx, jid, 0, fn)
+}
+
+// FollowFrom is Follow resumed after the event whose Seq is from: fn gets
+// only the events with a greater Seq (Event.Seq counts from 1, so 0 is
+// every event). A client that saw events up to Seq n and lost its stream
+// follows again from n, and sees nothing twice and nothing skipped.
+// Skipped events cost the store no decoding (JobStore.Follow).
+func (e *Engine) FollowFrom(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
 	defer stop()
-	job, err := e.cfg.Store.Follow(ctx, jid, fn)
+	job, err := e.cfg.Store.Follow(ctx, jid, max(from, 0), fn)
 	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
 		return job, fmt.Errorf("follow ended: %w", ErrShutdown)
 	}
@@ -539,4 +567,9 @@ func (e *Engine) Health(ctx context.Context) error {
 		}
 	}
 	return degraded
+}
+
+// seconds writes d as the API counts it: "90 seconds", "1.5 seconds".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " seconds"
 }

@@ -276,9 +276,10 @@ type Options struct {
 	// Sections are the config sections by plugin name: each plugin
 	// receives its own.
 	Sections map[string]map[string]string
-	// Concurrency is sent to every plugin as "concurrency" unless its
-	// section sets one; zero: not sent.
-	Concurrency int
+	// Forks, how many hosts one operation works on at once, is sent to
+	// every plugin as "concurrency" (the name plugins have always been
+	// given it under) unless its section sets one; zero: not sent.
+	Forks int
 	// StateDir holds the executor plugin's state directory,
 	// StateDir/executor-NAME (see executor.StateDir), which must be the
 	// same for the server's next run. "": the executor gets none, and the
@@ -323,8 +324,8 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	s := &Set{Catalog: cat, Tasks: map[string]exe.Task{}}
 	config := func(name string) map[string]string {
 		out := map[string]string{}
-		if opts.Concurrency > 0 {
-			out["concurrency"] = strconv.Itoa(opts.Concurrency)
+		if opts.Forks > 0 {
+			out["concurrency"] = strconv.Itoa(opts.Forks)
 		}
 		for k, v := range opts.Sections[name] {
 			out[k] = v
@@ -377,6 +378,18 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		s.Tasks[info.Type] = t
 	}
 	return s, nil
+}
+
+// Reload sends the executor plugin its section again (executor.Client
+// Reconfigure), so that it re-reads the files the section names: the
+// sshnative plugin reloads its inventory. It returns the plugin's refusal
+// when the files no longer load; the plugin then goes on with what it
+// had. Without an executor plugin it does nothing.
+func (s *Set) Reload(ctx context.Context) error {
+	if s.Executor == nil {
+		return nil
+	}
+	return s.Executor.Reconfigure(ctx)
 }
 
 // Shutdown stops the plugins once nothing uses them: the task plugins

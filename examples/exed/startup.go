@@ -108,7 +108,7 @@ func (p *process) startEngine(runJobs bool) error {
 	p.closers = append(p.closers, func() { plugs.Close() })
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
-		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Logger: p.log})
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout, Logger: p.log})
 	if err != nil {
 		return err
 	}
@@ -193,3 +193,18 @@ func (p *process) close() {
 		p.closers[i]()
 	}
 }
+
+// reloadInventory has the executor plugin re-read its inventory (SIGHUP).
+// One that no longer loads is refused, and the one in use stays.
+func (p *process) reloadInventory() {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	if err := p.plugins.Reload(ctx); err != nil {
+		p.log.Error("the inventory was not reloaded; the one in use stays", "error", err)
+		return
+	}
+	p.log.Info("inventory reloaded")
+}
+
+// reloadTimeout bounds a reload of the executor plugin's configuration.
+const reloadTimeout = time.Minute

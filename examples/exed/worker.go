@@ -28,9 +28,11 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		return p.fail(exitUsage, "%v", err)
 	}
 	p.log.Info("exed worker running", "name", p.disp.(*exeredis.Dispatcher).Name(),
-		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency)
+		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers)
 	_ = p.wait(nil, func() {
-		p.log.Info("SIGHUP: a worker has nothing to reload (the inventory is read at start only: restart it to change it)")
+		p.log.Info("SIGHUP: reloading")
+		p.reloadInventory()
+		p.log.Info("reload done")
 	})
 	p.stop(stopping{})
 	p.log.Info("exed worker stopped")
