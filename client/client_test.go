@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/0ops/exed/client"
 	"github.com/0ops/exed/exe"
@@ -177,6 +178,45 @@ func TestJobs(t *testing.T) {
 	h, err := c.Health(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, client.Health{Status: "ok"}, h)
+
+	doc, err := c.OpenAPI(ctx)
+	require.NoError(t, err)
+	var spec struct {
+		OpenAPI string                     `json:"openapi"`
+		Paths   map[string]json.RawMessage `json:"paths"`
+	}
+	require.NoError(t, json.Unmarshal(doc, &spec))
+	assert.True(t, strings.HasPrefix(spec.OpenAPI, "3."), spec.OpenAPI)
+	assert.Contains(t, spec.Paths, "/jobs/{jid}/cancel")
+}
+
+// A request's timeout reaches the server: a sync call's hosts past it
+// are FAILED "command timed out", a job's too, and the job says so.
+func TestTimeout(t *testing.T) {
+	s := newServer(t, serverOpts{})
+	c := newClient(t, s.url)
+	ctx := context.Background()
+	out, err := c.RunSync(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"h1"},
+		Execute: exe.ExecuteArgs{Cmd: "echo started; exec sleep 60"}, Timeout: 300 * time.Millisecond})
+	require.NoError(t, err)
+	assert.Equal(t, exe.HostFailed, out["h1"].Status)
+	assert.Equal(t, "command timed out", out["h1"].Msg)
+	assert.Equal(t, "started\n", out["h1"].Exec.Stdout)
+
+	jid, err := c.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"h1", "h2"},
+		Execute: exe.ExecuteArgs{Cmd: "exec sleep 60"}, Timeout: 1500 * time.Millisecond})
+	require.NoError(t, err)
+	evs, job := follow(t, c, jid)
+	assert.Equal(t, 1500*time.Millisecond, job.Timeout)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "timed out after 1.5 seconds", job.Error)
+	require.Len(t, evs, 2)
+	assert.Equal(t, "command timed out", evs[0].Msg)
+
+	_, err = c.Submit(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"h1"}, Timeout: 1e6 * time.Hour})
+	e := apiError(t, err)
+	assert.Equal(t, http.StatusBadRequest, e.StatusCode)
+	assert.Contains(t, e.Message, "timeout")
 }
 
 // Cancel answers the job as it ended, with every host's event.
@@ -273,7 +313,7 @@ func TestWireFormsRoundTrip(t *testing.T) {
 	ctx := context.Background()
 	var jids []string
 	for _, req := range []exe.Request{
-		{Operate: exe.OpPing, Targets: []string{"h1"}},
+		{Operate: exe.OpPing, Targets: []string{"h1"}, Timeout: 2500 * time.Millisecond},
 		{Operate: exe.OpFacter, Targets: []string{"h1"}},
 		{Operate: exe.OpService, Targets: []string{"h1"}, Service: exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted, Graceful: true}},
 		{Operate: exe.OpExecute, Targets: []string{"h1", "h2"}, Execute: exe.ExecuteArgs{Cmd: "printf 'x\\377y'; exit 1"}},

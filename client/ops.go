@@ -2,6 +2,7 @@ package client
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -33,6 +34,9 @@ func (c *Client) Target(ctx context.Context, pattern string) ([]string, error) {
 // result, not an error. Deploy and tasks run only as jobs (Submit).
 func (c *Client) RunSync(ctx context.Context, req exe.Request) (map[string]exe.Event, error) {
 	q := url.Values{"target": req.Targets}
+	if req.Timeout > 0 {
+		q.Set("timeout", strconv.FormatFloat(req.Timeout.Seconds(), 'f', -1, 64))
+	}
 	switch req.Operate {
 	case exe.OpPing, exe.OpFacter:
 	case exe.OpService:
@@ -87,6 +91,9 @@ func (c *Client) Execute(ctx context.Context, hosts []string, cmd string) (map[s
 // before the answer, so Follow and Job find it at once. Refusals are
 // *Error: 400 bad input, 404 unknown host, 409 a deploy or task holds a
 // host, 501 the executor lacks the operation, 503 the queue is full.
+// req.Timeout, when set, bounds the job's run: hosts not finished by
+// then are stopped and FAILED, the job ends Failure "timed out after N
+// seconds" (at most the server's max_timeout; more is a 400).
 func (c *Client) Submit(ctx context.Context, req exe.Request) (string, error) {
 	path, body, err := submitBody(req)
 	if err != nil {
@@ -112,6 +119,9 @@ func submitBody(req exe.Request) (string, map[string]any, error) {
 		targets = []string{}
 	}
 	body := map[string]any{"targets": targets}
+	if req.Timeout > 0 {
+		body["timeout"] = req.Timeout.Seconds()
+	}
 	switch req.Operate {
 	case exe.OpPing, exe.OpFacter:
 	case exe.OpService:
@@ -229,6 +239,16 @@ func (c *Client) Cancel(ctx context.Context, jid string) (*exe.Job, error) {
 // A running job is a 409 *Error.
 func (c *Client) Delete(ctx context.Context, jid string) error {
 	return c.do(ctx, "DELETE", c.endpoint(nil, "jobs", jid), nil, nil, http.StatusNoContent)
+}
+
+// OpenAPI returns the server's OpenAPI 3 document of its API (GET
+// /openapi.json, which needs no token), as JSON.
+func (c *Client) OpenAPI(ctx context.Context) (json.RawMessage, error) {
+	var doc json.RawMessage
+	if err := c.do(ctx, "GET", c.endpoint(nil, "openapi.json"), nil, &doc, http.StatusOK); err != nil {
+		return nil, err
+	}
+	return doc, nil
 }
 
 // Health is the answer of GET /healthz.

@@ -56,7 +56,7 @@ func newServer(t *testing.T, o serverOpts) *server {
 	require.NoError(t, os.MkdirAll(filepath.Join(roles, "web", "tags"), 0o755))
 	require.NoError(t, os.WriteFile(filepath.Join(roles, "web", "main.sh"), []byte("echo \"port $EXE_VAR_PORT\"\n"), 0o644))
 	require.NoError(t, os.WriteFile(filepath.Join(roles, "web", "tags", "conf.sh"), []byte("echo conf; cat\n"), 0o644))
-	x, err := sshnative.New(sshnative.Config{Inventory: parsed, Concurrency: o.concurrency, Roles: roles})
+	x, err := sshnative.New(sshnative.Config{Inventory: parsed, Forks: o.concurrency, Roles: roles})
 	require.NoError(t, err)
 	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x,
 		Tasks: map[string]exe.Task{"rollingrestart": rollingrestart.Task{}}})

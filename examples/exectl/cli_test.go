@@ -91,7 +91,7 @@ printf '%%s\n' "${COMPREPLY[@]}"`, helpers, script, line)
 }
 
 // A job started elsewhere is followed from its first event to its end;
-// --timeout cancels a job that runs too long.
+// --timeout is the job's timeout: the server stops the command.
 func TestFollowAJobAndTimeout(t *testing.T) {
 	s := startServer(t, "", "")
 	c := s.client(t)
@@ -114,12 +114,16 @@ func TestFollowAJobAndTimeout(t *testing.T) {
 	assert.Equal(t, "h1 | CHANGED | rc=0 >>\nhost 1\nh2 | CHANGED | rc=0 >>\nhost 2\n", r.stdout)
 
 	start := time.Now()
-	r = s.exectl(t, nil, "run", "h1", "--timeout", "1", "--", "echo started; exec sleep 300")
+	pidFile := filepath.Join(dir, "pid")
+	r = s.exectl(t, nil, "run", "h1", "--timeout", "1.5", "--", "echo started; echo $$ > "+pidFile+"; exec sleep 300")
 	assert.Equal(t, exitHostsFailed, r.code)
-	assert.Equal(t, "h1 | FAILED | rc=-1 >>\nstarted\ncancelled\n", r.stdout)
-	assert.Contains(t, r.stderr, "--timeout 1s: cancelling job")
-	assert.Contains(t, r.stderr, "ended Failure: cancelled")
+	assert.Equal(t, "h1 | FAILED | rc=-1 >>\nstarted\ncommand timed out\n", r.stdout)
+	assert.Regexp(t, `^exectl: job \S+ ended Failure: timed out after 1.5 seconds\n$`, r.stderr)
 	assert.Less(t, time.Since(start), 60*time.Second)
+	canary := testenv.WaitPIDFile(t, pidFile, time.Second)
+	require.Eventually(t, func() bool { return testenv.Ended(canary) }, 30*time.Second, 10*time.Millisecond)
+	r = s.exectl(t, nil, "--json", "jobs")
+	assert.Contains(t, strings.SplitN(r.stdout, "\n", 2)[0], `"timeout":1.5`, "the job carries its timeout")
 }
 
 // With a token file, exectl sends --token or EXED_TOKEN; without, the

@@ -56,9 +56,9 @@ type jobFlags struct {
 }
 
 func (f *jobFlags) add(cmd *cobra.Command, adhoc bool) {
-	cmd.Flags().StringVar(&f.timeout, "timeout", "", "cancel the job if it has not ended after this long: seconds, or a duration (90s, 5m)")
+	cmd.Flags().StringVar(&f.timeout, "timeout", "", "stop the hosts not finished after this long (seconds, or a duration: 90s, 5m); the job ends Failure")
 	if adhoc {
-		cmd.Flags().StringVarP(&f.forks, "forks", "f", "", "not supported: hosts run in parallel up to the server's [runner] concurrency")
+		cmd.Flags().StringVarP(&f.forks, "forks", "f", "", "not supported: hosts run in parallel up to the server's [runner] concurrency (its forks)")
 		cmd.Flags().BoolVarP(&f.become, "become", "b", false, "not supported: set ansible_become for the hosts in the inventory")
 	}
 }
@@ -67,7 +67,7 @@ func (f *jobFlags) add(cmd *cobra.Command, adhoc bool) {
 // reads --timeout.
 func (f *jobFlags) check(cmd *cobra.Command) (time.Duration, error) {
 	if cmd.Flags().Changed("forks") {
-		return 0, usagef("-f/--forks: exed's API takes no per-request forks; hosts run in parallel up to the server's [runner] concurrency")
+		return 0, usagef("-f/--forks: exed's API takes no per-request forks; hosts run in parallel up to the server's [runner] concurrency, which is Ansible's forks")
 	}
 	if cmd.Flags().Changed("become") {
 		return 0, usagef("-b/--become: exed's API takes no privilege escalation per request; set ansible_become (and ansible_become_user) for the hosts in the inventory, which exed's executors apply to every command")
@@ -75,8 +75,8 @@ func (f *jobFlags) check(cmd *cobra.Command) (time.Duration, error) {
 	if f.timeout == "" {
 		return 0, nil
 	}
-	if n, err := strconv.Atoi(f.timeout); err == nil && n > 0 {
-		return time.Duration(n) * time.Second, nil
+	if secs, err := strconv.ParseFloat(f.timeout, 64); err == nil && secs > 0 && secs <= exe.MaxTimeoutSeconds {
+		return time.Duration(secs * float64(time.Second)), nil
 	}
 	d, err := time.ParseDuration(f.timeout)
 	if err != nil || d <= 0 {
@@ -85,8 +85,9 @@ func (f *jobFlags) check(cmd *cobra.Command) (time.Duration, error) {
 	return d, nil
 }
 
-// submit resolves the pattern, submits req as a job on its hosts and
-// follows it to its end.
+// submit resolves the pattern, submits req as a job on its hosts, with
+// the server bounding its run by timeout (when not 0), and follows it to
+// its end.
 func (a *app) submit(cmd *cobra.Command, pattern string, req exe.Request, timeout time.Duration) error {
 	ctx := cmd.Context()
 	sigs, stop := interrupts()
@@ -95,13 +96,13 @@ func (a *app) submit(cmd *cobra.Command, pattern string, req exe.Request, timeou
 	if err != nil {
 		return err
 	}
-	req.Targets = hosts
+	req.Targets, req.Timeout = hosts, timeout
 	start := time.Now()
 	jid, err := a.client.Submit(ctx, req)
 	if err != nil {
 		return err
 	}
-	return a.watch(ctx, jid, start, timeout, sigs)
+	return a.watch(ctx, jid, start, sigs)
 }
 
 func (a *app) hostsCommand() *cobra.Command {
@@ -460,7 +461,6 @@ ended. With --json, one job object per line.`,
 
 func (a *app) jobCommand() *cobra.Command {
 	var followJob bool
-	var f jobFlags
 	cmd := &cobra.Command{
 		Use:   "job JID [--follow]",
 		Short: "Show a job and its hosts' results",
@@ -474,14 +474,10 @@ Exit status: 2 when the job ended Failure, else 0 (also while it runs).`,
 		Args:              positional("JID"),
 		ValidArgsFunction: a.completeJobs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
-			if err != nil {
-				return err
-			}
 			if followJob {
 				sigs, stop := interrupts()
 				defer stop()
-				return a.watch(cmd.Context(), args[0], time.Time{}, timeout, sigs)
+				return a.watch(cmd.Context(), args[0], time.Time{}, sigs)
 			}
 			job, err := a.client.Job(cmd.Context(), args[0], true)
 			if err != nil {
@@ -498,7 +494,6 @@ Exit status: 2 when the job ended Failure, else 0 (also while it runs).`,
 		},
 	}
 	cmd.Flags().BoolVarP(&followJob, "follow", "F", false, "show the job's results as they come until it ends")
-	f.add(cmd, false)
 	return cmd
 }
 
@@ -521,6 +516,9 @@ func (a *app) showJob(job *exe.Job) {
 	}
 	fmt.Fprintf(a.stdout, "job %s\n  state:   %s\n  operate: %s %s\n  targets: %s\n  user:    %s\n  started: %s\n  ended:   %s\n",
 		job.JID, state, job.Operate, fields.OperateArgs, strings.Join(job.Targets, ", "), orDash(job.User), clock(job.StartAt), ended)
+	if job.Timeout > 0 {
+		fmt.Fprintf(a.stdout, "  timeout: %s\n", job.Timeout)
+	}
 	t := newTally(job, time.Unix(job.StartAt, 0))
 	order := append([]string{exe.AnnounceHost}, job.Targets...)
 	for h := range job.ReturnData {

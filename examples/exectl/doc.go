@@ -45,7 +45,8 @@
 // (@file.yml read as Ansible reads vars files, key=value pairs, or YAML
 // or JSON), repeated, later ones winning. task's --opt values are typed
 // by the task's schema (batch=2 a number, batch=25% a string).
-// --timeout cancels a job that runs longer. Ansible's -f/--forks and
+// --timeout is the API's timeout: the server stops the hosts not
+// finished by then (FAILED "command timed out"). Ansible's -f/--forks and
 // -b/--become are refused: exed runs hosts in parallel up to the
 // server's [runner] concurrency, and takes privilege escalation from
 // the inventory (ansible_become), not per request.

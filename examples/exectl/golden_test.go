@@ -90,7 +90,7 @@ func TestGoldenOffTerminal(t *testing.T) {
 		{"run", []string{"run", "h*", "--", "echo", "hello;", "echo", "warning", ">&2"}},
 		{"run-args", []string{"run", "h2", "-a", "printf '%s\\n' a b"}},
 		{"run-failed", []string{"run", "h1,down", "--", "echo out; echo err >&2; exit 3"}},
-		{"run-json", []string{"--json", "run", "h1", "--", "echo hi"}},
+		{"run-json", []string{"--json", "run", "h1", "--timeout", "90s", "--", "echo hi"}},
 		{"job", nil}, // the last job, by its ID
 		{"job-json", nil},
 		{"service-usage", []string{"service", "h1", "nginx", "--state", "bogus"}},

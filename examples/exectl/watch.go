@@ -42,10 +42,9 @@ func interrupts() (<-chan os.Signal, func()) {
 // comes (or, with --json, each line of the follow stream), with the
 // progress summary on a terminal. Ctrl-C asks the server to cancel the
 // job and goes on showing hosts until it ends; a second one stops
-// following and leaves the job running. So does timeout (when not 0),
-// once, as the first Ctrl-C. It returns nil when the job ended Done,
-// exitStatus(2) when it ended Failure.
-func (a *app) watch(ctx context.Context, jid string, start time.Time, timeout time.Duration, sigs <-chan os.Signal) error {
+// following and leaves the job running. It returns nil when the job
+// ended Done, exitStatus(2) when it ended Failure.
+func (a *app) watch(ctx context.Context, jid string, start time.Time, sigs <-chan os.Signal) error {
 	job, err := a.client.Job(ctx, jid, false)
 	if err != nil {
 		return err
@@ -85,12 +84,6 @@ func (a *app) watch(ctx context.Context, jid string, start time.Time, timeout ti
 		ticker := time.NewTicker(time.Second)
 		defer ticker.Stop()
 		tick = ticker.C
-	}
-	var deadline <-chan time.Time
-	if timeout > 0 {
-		timer := time.NewTimer(timeout)
-		defer timer.Stop()
-		deadline = timer.C
 	}
 	cancelled := make(chan error, 1)
 	cancelling := false
@@ -135,11 +128,6 @@ func (a *app) watch(ctx context.Context, jid string, start time.Time, timeout ti
 			}
 			cancel("Ctrl-C")
 			redraw()
-		case <-deadline:
-			if !cancelling {
-				cancel(fmt.Sprintf("--timeout %s", timeout))
-				redraw()
-			}
 		case err := <-cancelled:
 			var apiErr *client.Error
 			if err != nil && !(errors.As(err, &apiErr) && apiErr.StatusCode == http.StatusConflict) {
