@@ -215,3 +215,39 @@ func (c *ca) issue(t *testing.T, name string, server bool) (certFile, keyFile st
 	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
 	return certFile, keyFile
 }
+
+// facts and service print each host's event as JSON; delete removes a
+// finished job. (Their output depends on the machine, so no golden file.)
+func TestFactsServiceDelete(t *testing.T) {
+	s := startServer(t, "", "")
+	r := s.exectl(t, nil, "facts", "h1")
+	require.Equal(t, 0, r.code, r.stderr)
+	assert.True(t, strings.HasPrefix(r.stdout, "h1 | SUCCESS => {\n    \"facts\": {"), r.stdout)
+	r = s.exectl(t, nil, "--json", "facts", "h*")
+	require.Equal(t, 0, r.code, r.stderr)
+	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	require.Len(t, lines, 4, "the job, two events, the final job")
+	var ev map[string]exe.Event
+	require.NoError(t, json.Unmarshal([]byte(lines[1]), &ev))
+	assert.NotEmpty(t, ev["h1"].Facts)
+
+	// A service that does not exist: the host FAILED! with the reason.
+	r = s.exectl(t, nil, "service", "h2", "exe-no-such-service", "--state", "restarted")
+	assert.Equal(t, exitHostsFailed, r.code)
+	assert.True(t, strings.HasPrefix(r.stdout, "h2 | FAILED! => {\n    \"msg\": "), r.stdout)
+	var job exe.Job
+	r = s.exectl(t, nil, "--json", "jobs")
+	require.NoError(t, json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &job))
+	assert.Equal(t, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted}, job.Service)
+	r = s.exectl(t, nil, "service", "h2", "exe-no-such-service", "--state", "reloaded")
+	assert.Equal(t, exitHostsFailed, r.code)
+	r = s.exectl(t, nil, "--json", "jobs")
+	require.NoError(t, json.Unmarshal([]byte(strings.SplitN(r.stdout, "\n", 2)[0]), &job))
+	assert.Equal(t, exe.ServiceArgs{Name: "exe-no-such-service", State: exe.ServiceRestarted, Graceful: true}, job.Service, "reloaded is a graceful restart")
+
+	r = s.exectl(t, nil, "delete", job.JID)
+	assert.Equal(t, 0, r.code, r.stderr)
+	r = s.exectl(t, nil, "job", job.JID)
+	assert.Equal(t, 1, r.code)
+	assert.Equal(t, "exectl: no such job (HTTP 404)\n", r.stderr)
+}
