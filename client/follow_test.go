@@ -54,7 +54,9 @@ func TestFollowResumesAfterACutAnywhere(t *testing.T) {
 	total := whole.bytesSent(0)
 	require.Greater(t, total, int64(1000), "the answer spans many cut points")
 
+	cuts := 0
 	for cut := int64(1); cut < total; cut += 23 {
+		cuts++
 		p := newCutProxy(t, s.url, cut)
 		evs, stream := collect(t, newClient(t, p.url(s.url)), jid, quick)
 		require.Equal(t, want, evs, "cut after %d of %d bytes: no event lost or repeated", cut, total)
@@ -63,6 +65,8 @@ func TestFollowResumesAfterACutAnywhere(t *testing.T) {
 		p.close()
 	}
 
+	t.Logf("%d streams cut at %d points of a %d-byte answer, each resumed with every event once", cuts, cuts, total)
+
 	// Every connection cut after half the whole answer: each brings at
 	// least one event, so the stream gets to the end through several.
 	p := newCutProxy(t, s.url)
@@ -70,6 +74,7 @@ func TestFollowResumesAfterACutAnywhere(t *testing.T) {
 	evs, stream = collect(t, newClient(t, p.url(s.url)), jid, quick)
 	require.Equal(t, want, evs)
 	assert.Greater(t, stream.Reconnects(), 1)
+	t.Logf("every connection cut after %d bytes: the stream got through in %d connections", total/2, stream.Reconnects()+1)
 }
 
 // A live job's stream dropped between events, and again, goes on with
