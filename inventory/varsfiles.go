@@ -200,25 +200,45 @@ func (inv *Inventory) loadVarsFile(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, d, err := loadYAML(path, data, inv.warn)
+	m, warnings, err := ParseVars(data, path)
+	for _, w := range warnings {
+		inv.warn(w)
+	}
+	return m, err
+}
+
+// ParseVars reads a document of variables, YAML or JSON, as Ansible's
+// loader reads a vars file (group_vars/, host_vars/, ansible-playbook's
+// -e @file): YAML 1.1's types as PyYAML resolves them (yes is true, 0755
+// is octal), merge keys, a repeated key keeping its last value with a
+// warning. name is the document's name in errors and warnings (its path).
+//
+// The values are string, bool, int (*big.Int beyond 64 bits), float64,
+// nil, []any, map[string]any, Unsafe (a !unsafe string) and Vaulted (a
+// !vault one). An empty (or falsy) document is nil; one that is not a
+// mapping is an error, as in Ansible; so is a file ansible-vault
+// encrypted.
+func ParseVars(data []byte, name string) (map[string]any, []string, error) {
+	var warnings []string
+	root, d, err := loadYAML(name, data, func(w string) { warnings = append(warnings, w) })
 	if err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if root == nil {
-		return nil, nil
+		return nil, warnings, nil
 	}
 	v, err := d.value(root, 0)
 	if err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if yamlFalsyValue(v) {
-		return nil, nil
+		return nil, warnings, nil
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%s: a vars file must be a mapping of variable names to values, got %s", path, pyTypeName(v))
+		return nil, warnings, fmt.Errorf("%s: a vars file must be a mapping of variable names to values, got %s", name, pyTypeName(v))
 	}
-	return m, nil
+	return m, warnings, nil
 }
 
 func yamlFalsyValue(v any) bool {
