@@ -15,6 +15,15 @@
 // client certificates; package auth), which host names it answers to,
 // and the audit trail.
 //
+// # Follow streams and the OpenAPI document
+//
+// GET /jobs/{jid}?follow=1 streams a job's events as they are recorded:
+// NDJSON, or Server-Sent Events for a request that accepts
+// text/event-stream (each event's id its sequence number, so that a
+// browser's EventSource resumes by itself); from=N, or Last-Event-ID,
+// resumes after event N (Engine.FollowFrom). OpenAPI returns the OpenAPI
+// 3 document of every endpoint, served at GET /openapi.json.
+//
 // # Errors
 //
 // Every non-2xx answer, including the mux's own 404 and 405, is
@@ -63,12 +72,13 @@ type Options struct {
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Tokens, when not empty, are the bearer tokens accepted on every
-	// endpoint but /healthz, each with full access. Credentials, when set,
-	// take their place.
+	// endpoint but /healthz and /openapi.json, each with full access.
+	// Credentials, when set, take their place.
 	Tokens []string
 	// Credentials are the named, scoped tokens and client certificate
-	// names accepted on every endpoint but /healthz (package auth); a
-	// Reload of them holds for every request that starts after it.
+	// names accepted on every endpoint but /healthz and /openapi.json
+	// (package auth); a Reload of them holds for every request that
+	// starts after it.
 	Credentials *auth.Keeper
 	// ClientCerts makes a client certificate that the TLS server verified
 	// authenticate a request: by its cert: line in Credentials, or, with no
@@ -80,6 +90,13 @@ type Options struct {
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
 	LineTimeout time.Duration
+	// StreamKeepAlive is how long an event stream (a follow served as
+	// Server-Sent Events) may stay silent: once it has been for that
+	// long, a comment line (": keepalive") is sent, so that proxies and
+	// browsers do not take a quiet job's stream for a dead connection.
+	// NDJSON streams carry no such line: their format is the seed's.
+	// Zero: DefaultStreamKeepAlive; negative: none.
+	StreamKeepAlive time.Duration
 	// ServerNames are the host names (Host header, port ignored) the API
 	// answers to besides "localhost" and IP literals, which it always
 	// answers to; "*" allows any name. A request for another name is 403,
@@ -108,6 +125,9 @@ type API struct {
 	audit   *Audit
 	guard   *originGuard
 	handler http.Handler
+	// patterns are the method patterns build registered on the mux, each
+	// with whether it is public: what the OpenAPI document must list.
+	patterns map[string]bool
 
 	mu sync.Mutex
 	// servers are the http.Servers that served a follow, each with a
@@ -124,6 +144,9 @@ func New(engine *exe.Engine, opts Options) *API {
 	}
 	if opts.LineTimeout <= 0 {
 		opts.LineTimeout = DefaultLineTimeout
+	}
+	if opts.StreamKeepAlive == 0 {
+		opts.StreamKeepAlive = DefaultStreamKeepAlive
 	}
 	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	log := opts.Logger
@@ -188,6 +211,7 @@ func (a *API) routes() []route {
 		{"DELETE", "/jobs/{jid}", a.deleteJob, false},
 		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
 		{"GET", "/healthz", a.health, true},
+		{"GET", "/openapi.json", a.openAPI, true},
 	}
 }
 
@@ -207,6 +231,7 @@ func (a *API) Register(mux *http.ServeMux) {
 // build returns the mux of every endpoint.
 func (a *API) build() http.Handler {
 	mux := http.NewServeMux()
+	a.patterns = map[string]bool{}
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range a.routes() {
@@ -214,7 +239,9 @@ func (a *API) build() http.Handler {
 		if !rt.public {
 			h = a.authorize(rt, h)
 		}
-		mux.Handle(rt.method+" "+a.opts.Prefix+rt.path, h)
+		pattern := rt.method + " " + a.opts.Prefix + rt.path
+		mux.Handle(pattern, h)
+		a.patterns[pattern] = rt.public
 		if _, ok := allowed[rt.path]; !ok {
 			paths = append(paths, rt.path)
 		}
