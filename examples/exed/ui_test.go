@@ -162,6 +162,17 @@ func startDashboardServer(t *testing.T) *dashboardServer {
 	}
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "hosts.ini"), []byte(inv.String()), 0o600))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "known_hosts"), nil, 0o600))
+	// deploy-build VERSION, on the server's PATH: the i-th host to start
+	// it "deploys", and every seventh fails its health check.
+	bin := filepath.Join(dir, "bin")
+	require.NoError(t, os.Mkdir(bin, 0o755))
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "deploys"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(bin, "deploy-build"), []byte(fmt.Sprintf(`#!/bin/sh
+d=%s; i=0; while ! mkdir "$d/t$i" 2>/dev/null; do i=$((i+1)); done
+echo "fetching build $1"; echo "build $1 deployed"
+[ $((i %% 7)) -ne 3 ] || { echo "health check failed: /healthz answered 503" >&2; exit 1; }
+`, filepath.Join(dir, "deploys"))), 0o755))
+	t.Setenv("PATH", bin+string(os.PathListSeparator)+os.Getenv("PATH"))
 	require.NoError(t, os.WriteFile(filepath.Join(dir, "tokens"), []byte(s.token+" name=alice\n"), 0o600))
 	conf := writeConf(t, dir, fmt.Sprintf(`[api]
 listen_port = %d
@@ -365,10 +376,8 @@ func TestDashboard(t *testing.T) {
 
 	t.Run("fleet", func(t *testing.T) {
 		p.t = t
-		gates := t.TempDir()
-		openGates(t, gates, 0, 40)
-		// Every seventh ticket fails; db1 and db2 cannot be reached.
-		jid := p.run("execute", "app*:db*", ticketCmd(gates)+`; echo "build 2.4.1 deployed"; [ $((i % 7)) -ne 3 ]`)
+		// Every seventh host fails; db1 and db2 cannot be reached.
+		jid := p.run("execute", "app*:db*", "deploy-build 2.4.1")
 		p.WaitFor(t, `document.getElementById('view-job').dataset.rendered === 'true'`, showCells, 2*time.Minute)
 		out := s.outputs(t, jid)
 		want := map[string]int{}
@@ -384,8 +393,17 @@ func TestDashboard(t *testing.T) {
 		assert.Equal(t, 2, got["UNREACHABLE"])
 		assert.Equal(t, 6, got["FAILED"]) // tickets 3, 10, 17, 24, 31, 38
 		p.Do(t, chromedp.Click(chromedp.CSS(`#grid .cell[data-status=FAILED]`)))
-		p.WaitFor(t, `document.querySelector('#output-events .event-head') !== null`, "", 10*time.Second)
+		p.WaitFor(t, `document.querySelector('#output-events pre.stderr') !== null`, `document.getElementById('output').innerText`, 10*time.Second)
+		assert.Equal(t, "health check failed: /healthz answered 503\n", browsertest.Eval[string](t, b, `document.querySelector('#output-events pre.stderr').textContent`))
 		b.Screenshot(t, "job-fleet")
+
+		// The status chips and the name filter narrow the grid.
+		visible := `[...document.querySelectorAll('#grid .cell')].filter(c => c.offsetParent !== null).map(c => c.dataset.host).join(' ')`
+		p.Do(t, chromedp.Click(chromedp.CSS(`#job-counts button[data-status=UNREACHABLE]`)))
+		p.WaitFor(t, visible+` === 'db1 db2'`, visible, 10*time.Second)
+		p.Do(t, chromedp.Click(chromedp.CSS(`#job-counts button[data-status=UNREACHABLE]`)))
+		p.Do(t, chromedp.SendKeys(chromedp.ID("host-filter"), "app1"))
+		p.WaitFor(t, visible+` === 'app10 app11 app12 app13 app14 app15 app16 app17 app18 app19'`, visible, 10*time.Second)
 	})
 
 	t.Run("job list", func(t *testing.T) {
