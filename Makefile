@@ -2,9 +2,10 @@
 GO        ?= go
 PACKAGES  ?= ./...
 # Debian packages the integration tests need: a real sshd, redis-server,
-# ansible, python3 (a command calling setpgid) and sudo (become). Installed
-# only when missing, and only when running as root.
-TEST_DEBS := openssh-server redis-server ansible python3 sudo
+# ansible, python3 (a command calling setpgid), sudo (become) and chromium
+# (the job dashboard's browser tests, headless). Installed only when
+# missing, and only when running as root.
+TEST_DEBS := openssh-server redis-server ansible python3 sudo chromium
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a run at the deadline with "context
 # deadline exceeded" and no crasher (golang/go#75804).
@@ -30,6 +31,7 @@ deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v ansible >/dev/null 2>&1 || missing="$$missing ansible"; \
 	[ -x /usr/bin/sudo ] || missing="$$missing sudo"; \
+	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
 			echo "installing:$$missing"; \

@@ -406,10 +406,21 @@ func TestDashboard(t *testing.T) {
 		p.WaitFor(t, visible+` === 'app10 app11 app12 app13 app14 app15 app16 app17 app18 app19'`, visible, 10*time.Second)
 	})
 
+	t.Run("output is text", func(t *testing.T) {
+		p.t = t
+		markup := `<b id=injected>bold</b><img src=x onerror="document.title='pwned'">`
+		p.run("execute", "web1", "printf '%s' '"+markup+"'")
+		p.WaitFor(t, `document.getElementById('view-job').dataset.rendered === 'true'`, showCells, time.Minute)
+		p.Do(t, chromedp.Click(chromedp.CSS(`#grid .cell[data-host=web1]`)))
+		p.WaitFor(t, `document.querySelector('#output-events pre.stdout') !== null`, `document.getElementById('output').innerText`, 10*time.Second)
+		assert.Equal(t, markup, browsertest.Eval[string](t, b, `document.querySelector('#output-events pre.stdout').textContent`))
+		assert.True(t, browsertest.Eval[bool](t, b, `document.getElementById('injected') === null && document.querySelector('#output img') === null`), "a host's output is never markup")
+	})
+
 	t.Run("job list", func(t *testing.T) {
 		p.t = t
 		p.Do(t, chromedp.Navigate(ui+"#/"))
-		p.WaitFor(t, `document.querySelectorAll('#jobs .row:not([hidden])').length === 3 && [...document.querySelectorAll('#jobs .row:not([hidden])')].every(r => r.dataset.state !== '…')`,
+		p.WaitFor(t, `document.querySelectorAll('#jobs .row:not([hidden])').length === 4 && [...document.querySelectorAll('#jobs .row:not([hidden])')].every(r => r.dataset.state !== '…')`,
 			`document.getElementById('jobs').innerText`, 30*time.Second)
 		// A job submitted elsewhere shows up without a reload, on top.
 		var created map[string]string
@@ -437,4 +448,3 @@ func TestDashboard(t *testing.T) {
 	assert.NotZero(t, api)
 	assert.Empty(t, b.Problems(), "no script error, no CSP violation")
 }
-
