@@ -111,6 +111,14 @@ type Options struct {
 	// another site (Sec-Fetch-Site, Origin, Referer) are 403 on every
 	// endpoint and method, GET included, since GETs run commands.
 	ServerNames []string
+	// UI serves the job dashboard, a page for browsers, at Prefix+"/ui/"
+	// (GET; Prefix+"/ui" redirects there): the job list, each job's hosts
+	// live, cancel, and a form that runs ping or execute on a pattern.
+	// Its files need no credentials (they are the same for every server);
+	// the page asks for a bearer token, keeps it in the tab's session
+	// storage and sends it in the Authorization header of its API calls.
+	// Every file is served with UIContentSecurityPolicy.
+	UI bool
 	// Logger receives unexpected errors. Nil: discarded.
 	Logger hclog.Logger
 }
@@ -299,10 +307,13 @@ func (a *API) build() http.Handler {
 			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
 		})
 	}
+	if a.opts.UI {
+		a.registerUI(mux)
+	}
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})
-	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
+	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux), a.uiNavigation))
 }
 
 // writeJSON answers with v as JSON.
