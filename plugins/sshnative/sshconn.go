@@ -138,6 +138,13 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 // command's session ending once its processes are gone.
 const hangupWait = time.Second
 
+// stopSlack is what a stop may take beyond its three grace periods before
+// it is reported unfinished: the stop script scans /proc and forks at
+// every step, which on a host under heavy load takes seconds; it ends as
+// soon as the command's processes are gone, so a generous bound costs
+// nothing when the host is well.
+const stopSlack = 15 * time.Second
+
 // stopScript ends the command whose login shell is $1 as
 // procgroup.StopSession does locally: sshd makes that shell a session
 // leader, so $1 is its session and its process group. It signals that
@@ -404,7 +411,7 @@ func (c sshConn) stopRemote(client *ssh.Client, st *started, runID string) error
 			return fmt.Errorf("stopping the command failed (exit %d); %s", res.rtc, mayStillRun)
 		}
 		return nil
-	case <-time.After(3*c.grace + 3*hangupWait):
+	case <-time.After(3*c.grace + stopSlack):
 		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }
