@@ -66,6 +66,9 @@ type Runner struct {
 	// memory. One event is always taken, however large. Zero:
 	// DefaultMaxUnstoredBytes.
 	MaxUnstoredBytes int64
+	// Observer is told of the jobs it runs and ends and of their hosts'
+	// results (metrics). Nil: NoObserver.
+	Observer Observer
 }
 
 // Run executes job jid to completion. A job that is no longer Running (it
@@ -88,6 +91,10 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	if job.Finished() {
 		return nil
 	}
+	obs, op := r.observer(), job.Operate
+	obs.JobStarted(op)
+	began := time.Now()
+	defer func() { obs.JobStopped(op, time.Since(began)) }()
 	ctx, stop := context.WithCancelCause(ctx)
 	defer stop(nil)
 	// Failed writes are retried until storeAfterStop after the job's
@@ -97,7 +104,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	unwatch := context.AfterFunc(ctx, func() { time.AfterFunc(storeAfterStop, giveUp) })
 	defer unwatch()
 
-	rec := newRecorder(r, jid, stop, writeCtx)
+	rec := newRecorder(r, job, stop, writeCtx)
 	defer rec.release() // a panic skips flush: let the writer end anyway
 	// A job whose context ended before the operation was called started
 	// nothing: its hosts are SKIPPED as not started.
@@ -111,12 +118,13 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	if n := rec.lostCount(); n > 0 && ctx.Err() == nil {
 		state, msg = JobFailure, fmt.Sprintf("%d events could not be stored", n)
 	}
-	return r.finish(writeCtx, jid, state, msg)
+	return r.finish(writeCtx, job, state, msg)
 }
 
 // finish writes the job's outcome, retrying with backoff until the store
 // answers or writeCtx ends.
-func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) error {
+func (r *Runner) finish(writeCtx context.Context, job *Job, state JobState, msg string) error {
+	jid := job.JID
 	for failures := 0; ; failures++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
 		err := r.Store.Finish(actx, jid, state, msg)
@@ -126,6 +134,7 @@ func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, ms
 			if failures > 0 {
 				r.logger().Info("stored the job's outcome after a store failure", "jid", jid, "attempts", failures+1)
 			}
+			r.observer().JobEnded(job.Operate, state)
 			return nil
 		case errors.Is(err, ErrFinished):
 			return nil // cancelled, or failed as lost: the store has its end
@@ -144,9 +153,18 @@ func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, ms
 // Fail finishes a job that will not run (queued at shutdown, lost worker)
 // as Failure with msg. A job that already ended is left as it is.
 func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
-	err := r.Store.Finish(ctx, jid, JobFailure, msg)
-	if errors.Is(err, ErrFinished) {
+	// The operation is read for the Observer first: the job may be gone
+	// once it is finished (a store that drops it to make room).
+	job, err := r.Store.Get(ctx, jid, false)
+	if err != nil {
+		return err
+	}
+	err = r.Store.Finish(ctx, jid, JobFailure, msg)
+	switch {
+	case errors.Is(err, ErrFinished):
 		return nil
+	case err == nil:
+		r.observer().JobEnded(job.Operate, JobFailure)
 	}
 	return err
 }
@@ -155,13 +173,13 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 // Failure with cause's text, after giving each of its targets the SKIPPED
 // event NotStarted(host, cause). A job that already ended is left as it is.
 func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
-	return endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+	return endUnrun(ctx, r.Store, r.observer(), jid, cause, func(host string) Event { return NotStarted(host, cause) })
 }
 
 // endUnrun finishes a job no Runner will finish, as Failure with cause's
 // text, after appending last(host) for each target that has no event yet.
-// A job that already ended is left as it is.
-func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) error {
+// A job that already ended is left as it is. obs is told of the end.
+func endUnrun(ctx context.Context, store JobStore, obs Observer, jid string, cause error, last func(host string) Event) error {
 	job, err := store.Get(ctx, jid, true)
 	if err != nil {
 		return err
@@ -183,10 +201,23 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 			return err
 		}
 	}
-	if err := store.Finish(ctx, jid, JobFailure, cause.Error()); err != nil && !errors.Is(err, ErrFinished) {
+	switch err := store.Finish(ctx, jid, JobFailure, cause.Error()); {
+	case err == nil:
+		obs.JobEnded(job.Operate, JobFailure)
+		for _, ev := range events {
+			obs.HostResult(job.Operate, ev.Status)
+		}
+	case !errors.Is(err, ErrFinished):
 		return err
 	}
 	return nil
+}
+
+func (r *Runner) observer() Observer {
+	if r.Observer == nil {
+		return NoObserver{}
+	}
+	return r.Observer
 }
 
 func (r *Runner) logger() hclog.Logger {
@@ -220,6 +251,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type recorder struct {
 	runner   *Runner
 	jid      string
+	op       Operate
+	obs      Observer
 	stop     context.CancelCauseFunc
 	writeCtx context.Context // ends when failed writes are no longer retried
 	max      int64
@@ -239,8 +272,8 @@ type recorder struct {
 	done    chan struct{} // closed when the writer ended
 }
 
-func newRecorder(r *Runner, jid string, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
-	rc := &recorder{runner: r, jid: jid, stop: stop, writeCtx: writeCtx, max: r.MaxUnstoredBytes,
+func newRecorder(r *Runner, job *Job, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
+	rc := &recorder{runner: r, jid: job.JID, op: job.Operate, obs: r.observer(), stop: stop, writeCtx: writeCtx, max: r.MaxUnstoredBytes,
 		seen: map[string]bool{}, failed: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if rc.max <= 0 {
 		rc.max = DefaultMaxUnstoredBytes
@@ -255,6 +288,9 @@ func newRecorder(r *Runner, jid string, stop context.CancelCauseFunc, writeCtx c
 // queue is over its size bound.
 func (rc *recorder) emit(ev Event) {
 	size := eventSize(ev)
+	if ev.Host != AnnounceHost {
+		rc.obs.HostResult(rc.op, ev.Status)
+	}
 	rc.mu.Lock()
 	if ev.Host != AnnounceHost {
 		rc.seen[ev.Host] = true

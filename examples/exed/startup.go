@@ -12,7 +12,9 @@ import (
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/loader"
+	exeprom "github.com/0ops/exed/prometheus"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pluginGrace bounds how long shutdown waits for the plugins to end what
@@ -34,7 +36,9 @@ type process struct {
 	plugins *loader.Set
 	disp    exe.Dispatcher
 	engine  *exe.Engine
-	closers []func() // run by close, last first
+	reg     *prometheus.Registry // what GET /metrics serves
+	metrics *exeprom.Metrics     // the Engine's and the API's Observer
+	closers []func()             // run by close, last first
 }
 
 // startProcess begins a process: before anything else it takes SIGTERM and
@@ -106,9 +110,10 @@ func (p *process) startEngine(runJobs bool) error {
 	}
 	p.plugins = plugs
 	p.closers = append(p.closers, func() { plugs.Close() })
+	p.reg, p.metrics = newMetrics(plugs, p.log)
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
-		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Logger: p.log})
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Observer: p.metrics, Logger: p.log})
 	if err != nil {
 		return err
 	}

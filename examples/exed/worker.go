@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"io"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
@@ -24,15 +25,34 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	if err := p.openBackend(); err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
+	// The [api] credentials and TLS files protect the metrics endpoint.
+	var sec *security
+	if cfg.Worker.MetricsAddress != "" {
+		var err error
+		if sec, err = loadSecurity(cfg, p.log); err != nil {
+			return p.fail(exitUsage, "%v", err)
+		}
+	}
 	if err := p.startEngine(true); err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
+	metricsAddr, stopMetrics := "", func(context.Context) error { return nil }
+	if sec != nil {
+		var err error
+		if metricsAddr, stopMetrics, err = p.serveWorkerMetrics(sec); err != nil {
+			return p.fail(exitUsage, "%v", err)
+		}
+	}
 	p.log.Info("exed worker running", "name", p.disp.(*exeredis.Dispatcher).Name(),
-		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency)
+		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "metrics", metricsAddr)
 	_ = p.wait(nil, func() {
-		p.log.Info("SIGHUP: a worker has nothing to reload (the inventory is read at start only: restart it to change it)")
+		if sec != nil {
+			p.log.Info("SIGHUP: reloading the credentials and TLS files of the metrics endpoint")
+			sec.reload(p.log)
+		}
+		p.log.Info("SIGHUP: the inventory is read at start only: restart the worker to change it")
 	})
-	p.stop(stopping{})
+	p.stop(stopping{front: stopMetrics})
 	p.log.Info("exed worker stopped")
 	return 0
 }

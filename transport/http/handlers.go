@@ -219,6 +219,10 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
 		a.writeError(w, r, err)
 		return
 	}
+	if obs := a.opts.Observer; obs != nil {
+		obs.FollowStreams(1)
+		defer obs.FollowStreams(-1)
+	}
 	rc := http.NewResponseController(w)
 	w.Header().Set("Content-Type", "application/x-ndjson")
 	w.Header().Set("Cache-Control", "no-store")

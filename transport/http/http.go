@@ -87,6 +87,14 @@ type Options struct {
 	// another site (Sec-Fetch-Site, Origin, Referer) are 403 on every
 	// endpoint and method, GET included, since GETs run commands.
 	ServerNames []string
+	// Metrics, when set, is served on GET {Prefix}/metrics to credentials
+	// with the metrics permission (a scraper's token: ops=metrics): the
+	// Prometheus exposition of package prometheus's registry
+	// (github.com/0ops/exed/prometheus). Nil: no such endpoint (404).
+	Metrics http.Handler
+	// Observer, when set, is told of every request and follow stream
+	// (package prometheus's Metrics). Nil: nothing is measured.
+	Observer Observer
 	// Logger receives unexpected errors. Nil: discarded.
 	Logger hclog.Logger
 }
@@ -119,6 +127,13 @@ var _ http.Handler = (*API)(nil)
 
 // New returns the API of engine.
 func New(engine *exe.Engine, opts Options) *API {
+	a := newAPI(engine, opts)
+	a.handler = a.build(a.routes())
+	return a
+}
+
+// newAPI returns the API with opts defaulted, and no handler yet.
+func newAPI(engine *exe.Engine, opts Options) *API {
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -130,10 +145,8 @@ func New(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
+	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
 		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
-	a.handler = a.build()
-	return a
 }
 
 // ServeHTTP serves every endpoint under the prefix, with JSON 405s (and
@@ -170,7 +183,7 @@ type route struct {
 }
 
 func (a *API) routes() []route {
-	return []route{
+	rts := []route{
 		{"GET", "/target", a.target, false},
 		{"GET", "/ping", a.syncOp(exe.OpPing), false},
 		{"POST", "/ping", a.asyncOp(exe.OpPing), false},
@@ -189,6 +202,10 @@ func (a *API) routes() []route {
 		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
 		{"GET", "/healthz", a.health, true},
 	}
+	if a.opts.Metrics != nil {
+		rts = append(rts, a.metricsRoute())
+	}
+	return rts
 }
 
 // methods are the request methods Register routes to the API under its
@@ -204,17 +221,20 @@ func (a *API) Register(mux *http.ServeMux) {
 	}
 }
 
-// build returns the mux of every endpoint.
-func (a *API) build() http.Handler {
+// build returns the mux of the endpoints routes, behind the Host and
+// cross-site checks, and observed when Options has an Observer.
+func (a *API) build(routes []route) http.Handler {
 	mux := http.NewServeMux()
+	obs := a.opts.Observer
 	allowed := map[string][]string{}
 	var paths []string
-	for _, rt := range a.routes() {
+	for _, rt := range routes {
 		h := checkQuery(rt.handler)
 		if !rt.public {
 			h = a.authorize(rt, h)
 		}
-		mux.Handle(rt.method+" "+a.opts.Prefix+rt.path, h)
+		pattern := rt.method + " " + a.opts.Prefix + rt.path
+		mux.Handle(pattern, routed(obs, pattern, h))
 		if _, ok := allowed[rt.path]; !ok {
 			paths = append(paths, rt.path)
 		}
@@ -229,15 +249,19 @@ func (a *API) build() http.Handler {
 		allow := strings.Join(methods, ", ")
 		// A method-less pattern is less specific than the method ones, so
 		// it only catches the methods they do not serve.
-		mux.HandleFunc(a.opts.Prefix+p, func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle(a.opts.Prefix+p, routed(obs, a.opts.Prefix+p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
-		})
+		})))
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", routed(obs, "/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
-	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
+	})))
+	h := withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
+	if obs != nil {
+		h = observe(obs, mux, h)
+	}
+	return h
 }
 
 // writeJSON answers with v as JSON.
