@@ -22,7 +22,7 @@ func TestEveryRouteAuthenticates(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
 	defer eng.Shutdown(t.Context())
-	api := New(eng, Options{Tokens: []string{"0123456789abcdef-token"}})
+	api := New(eng, Options{Tokens: []string{"0123456789abcdef-token"}, Metrics: http.NotFoundHandler()})
 	ts := httptest.NewServer(api)
 	defer ts.Close()
 	public := 0

@@ -13,7 +13,10 @@
 //
 // Options also set who may call it (bearer tokens, scoped credentials,
 // client certificates; package auth), which host names it answers to,
-// and the audit trail.
+// the audit trail, and metrics: an Observer told of every request, and
+// the handler GET /metrics serves to credentials with the metrics
+// permission (package prometheus has both). MetricsHandler serves that
+// endpoint alone, for a process that serves no API.
 //
 // # Errors
 //
