@@ -54,7 +54,7 @@ func newSSHFleet(b *testing.B, n int) *sshFleet {
 // executor is sshnative as the reference server runs it: with a journal
 // of running commands in a state directory.
 func (f *sshFleet) executor(b *testing.B) *sshnative.Executor {
-	x, err := sshnative.New(sshnative.Config{Inventory: f.inv, Concurrency: fanout, StateDir: b.TempDir(), SSH: sshnative.SSHOptions{
+	x, err := sshnative.New(sshnative.Config{Inventory: f.inv, Forks: fanout, StateDir: b.TempDir(), SSH: sshnative.SSHOptions{
 		User: f.server.User, KeyFiles: []string{f.server.ClientKey}, KnownHosts: []string{f.server.KnownHosts}, NoAgent: true}})
 	if err != nil {
 		b.Fatal(err)

@@ -23,7 +23,7 @@ func localFleet(t *testing.T, opts exe.LocalOptions) *harness {
 	t.Helper()
 	inv, err := inventory.Parse(strings.NewReader("[fleet]\na ansible_connection=local\nb ansible_connection=local\nc ansible_connection=local\n"), "fleet.ini")
 	require.NoError(t, err)
-	x, err := sshnative.New(sshnative.Config{Inventory: inv, Concurrency: 1, KillGrace: 300 * time.Millisecond})
+	x, err := sshnative.New(sshnative.Config{Inventory: inv, Forks: 1, KillGrace: 300 * time.Millisecond})
 	require.NoError(t, err)
 	store := memory.New(memory.Options{})
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(opts), Executor: x})

@@ -19,6 +19,10 @@ import (
 // DefaultSyncTimeout bounds a sync operation when Config.SyncTimeout is zero.
 const DefaultSyncTimeout = 60 * time.Second
 
+// DefaultMaxTimeout bounds the timeout of an async job when
+// Config.MaxTimeout is zero.
+const DefaultMaxTimeout = 24 * time.Hour
+
 // DefaultCancelWait is Config.CancelWait when it is zero: longer than a
 // plugin is given to report the hosts a cancel interrupted (30s).
 const DefaultCancelWait = 40 * time.Second
@@ -36,8 +40,12 @@ type Config struct {
 	// Engine.Shutdown stops it.
 	Dispatcher Dispatcher
 	// SyncTimeout bounds RunSync; hosts that have not answered by then are
-	// reported FAILED. Zero means DefaultSyncTimeout.
+	// reported FAILED. A request's own Timeout may shorten it, never
+	// lengthen it. Zero means DefaultSyncTimeout.
 	SyncTimeout time.Duration
+	// MaxTimeout is the longest Timeout an async request may ask for;
+	// longer ones are refused (ErrInvalid). Zero means DefaultMaxTimeout.
+	MaxTimeout time.Duration
 	// CancelWait bounds how long Cancel waits for the worker of a
 	// cancelled job to stop its commands and finish it before ending it
 	// itself. Zero means DefaultCancelWait.
@@ -84,6 +92,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		return nil, errors.New("exe: Config needs a Store and an Executor")
 	}
 	cfg.SyncTimeout = orDefault(cfg.SyncTimeout, DefaultSyncTimeout)
+	cfg.MaxTimeout = orDefault(cfg.MaxTimeout, DefaultMaxTimeout)
 	cfg.CancelWait = orDefault(cfg.CancelWait, DefaultCancelWait)
 	if cfg.Now == nil {
 		cfg.Now = time.Now
@@ -242,6 +251,13 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	timeout := e.cfg.SyncTimeout
+	if req.Timeout > timeout {
+		return nil, Errorf(ErrInvalid, "timeout: at most %s for a sync request (the server's sync timeout); submit an async job (POST) to run longer", seconds(timeout))
+	}
+	if req.Timeout > 0 {
+		timeout = req.Timeout
+	}
 	if !Supports(e.cfg.Executor, req.Operate) {
 		return nil, notSupported(req.Operate)
 	}
@@ -257,7 +273,7 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 		return nil, err
 	}
 	defer end()
-	ctx, cancel := context.WithTimeout(ctx, e.cfg.SyncTimeout)
+	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var mu sync.Mutex
 	out := make(map[string]Event, len(req.Targets))
@@ -328,6 +344,9 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	}
 	if req.Operate != OpTask && !Supports(e.cfg.Executor, req.Operate) {
 		return "", notSupported(req.Operate)
+	}
+	if req.Timeout > e.cfg.MaxTimeout {
+		return "", Errorf(ErrInvalid, "timeout: at most %s (the server's maximum)", seconds(e.cfg.MaxTimeout))
 	}
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]
@@ -550,4 +569,9 @@ func (e *Engine) Health(ctx context.Context) error {
 		}
 	}
 	return degraded
+}
+
+// seconds writes d as the API counts it: "90 seconds", "1.5 seconds".
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64) + " seconds"
 }

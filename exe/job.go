@@ -3,6 +3,8 @@ package exe
 import (
 	"encoding/json"
 	"fmt"
+	"math"
+	"time"
 )
 
 // Job is an asynchronous operation on a set of hosts. Its JSON form is the
@@ -37,6 +39,7 @@ type jobJSON struct {
 	Operate     Operate            `json:"operate"`
 	OperateArgs json.RawMessage    `json:"operate_args"`
 	Targets     []string           `json:"targets"`
+	Timeout     float64            `json:"timeout,omitempty"` // seconds
 	User        string             `json:"user"`
 	ReturnData  map[string][]Event `json:"return_data"`
 }
@@ -57,7 +60,8 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	}
 	return json.Marshal(jobJSON{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
-		Operate: j.Operate, OperateArgs: args, Targets: targets, User: j.User, ReturnData: rd,
+		Operate: j.Operate, OperateArgs: args, Targets: targets, Timeout: j.Timeout.Seconds(),
+		User: j.User, ReturnData: rd,
 	})
 }
 
@@ -65,11 +69,15 @@ func (j Job) MarshalJSON() ([]byte, error) {
 // their Host from the key they are filed under.
 func (j *Job) UnmarshalJSON(b []byte) error {
 	var w jobJSON
-	if err := json.Unmarshal(b, &w); err != nil {
+	err := json.Unmarshal(b, &w)
+	if err != nil {
 		return err
 	}
 	out := Job{JID: w.JID, State: w.State, Error: w.Error, StartAt: w.StartAt, EndAt: w.EndAt, User: w.User}
 	out.Operate, out.Targets = w.Operate, w.Targets
+	if out.Timeout, err = SecondsDuration(w.Timeout); err != nil {
+		return err
+	}
 	if err := out.Request.setArgs(w.OperateArgs); err != nil {
 		return err
 	}
@@ -94,6 +102,13 @@ type Request struct {
 	Execute ExecuteArgs // for OpExecute
 	Deploy  DeployArgs  // for OpDeploy
 	Task    TaskArgs    // for OpTask
+	// Timeout bounds the operation's run, from its start: hosts not
+	// finished by then are stopped (their remote commands too) and end
+	// FAILED "timed out" with their partial output. Zero: no bound of its
+	// own (a sync run has Config.SyncTimeout). On the wire, "timeout" in
+	// seconds (a body member, or a query parameter of a sync GET); the
+	// job object carries it back only when set.
+	Timeout time.Duration
 }
 
 // ServiceArgs are the arguments of the service operation.
@@ -166,4 +181,20 @@ func (r *Request) setArgs(raw json.RawMessage) error {
 		return fmt.Errorf("operate_args of %s: %w", r.Operate, err)
 	}
 	return nil
+}
+
+// MaxTimeoutSeconds is the largest timeout, in seconds, that
+// SecondsDuration converts: about 31 years, far below where a
+// time.Duration overflows.
+const MaxTimeoutSeconds = 1e9
+
+// SecondsDuration converts a timeout in seconds, as the API writes it (a
+// JSON number or a query value, fractions allowed), to a Duration rounded
+// to the millisecond. It returns an ErrInvalid error for a negative, NaN
+// or infinite value, or one above MaxTimeoutSeconds.
+func SecondsDuration(secs float64) (time.Duration, error) {
+	if math.IsNaN(secs) || secs < 0 || secs > MaxTimeoutSeconds {
+		return 0, Errorf(ErrInvalid, "timeout: must be a number of seconds from 0 to %g", float64(MaxTimeoutSeconds))
+	}
+	return time.Duration(math.Round(secs*1000)) * time.Millisecond, nil
 }

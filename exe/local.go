@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -18,11 +17,15 @@ import (
 const (
 	DefaultLocalQueue = 1024
 	DefaultLocalGrace = 30 * time.Second
+	// DefaultJobsAtOnce is how many jobs a dispatcher runs at once by
+	// default. A job mostly waits on its hosts, so it is not the CPU
+	// count; each job works on up to its executor's forks hosts at once.
+	DefaultJobsAtOnce = 16
 )
 
 // LocalOptions configure a LocalDispatcher.
 type LocalOptions struct {
-	Workers int           // jobs run at once; zero: runtime.NumCPU()
+	Workers int           // jobs run at once; zero: DefaultJobsAtOnce
 	Queue   int           // jobs waiting for a worker; zero: DefaultLocalQueue
 	Grace   time.Duration // what Shutdown gives running jobs; zero: DefaultLocalGrace
 	Logger  hclog.Logger  // nil: no logging
@@ -57,7 +60,7 @@ var _ Dispatcher = (*LocalDispatcher)(nil)
 // NewLocalDispatcher returns a dispatcher whose workers start when an
 // Engine starts it.
 func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
-	opts.Workers = orDefault(opts.Workers, runtime.NumCPU())
+	opts.Workers = orDefault(opts.Workers, DefaultJobsAtOnce)
 	opts.Queue = orDefault(opts.Queue, DefaultLocalQueue)
 	opts.Grace = orDefault(opts.Grace, DefaultLocalGrace)
 	log := opts.Logger

@@ -109,7 +109,14 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	// A job whose context ended before the operation was called started
 	// nothing: its hosts are SKIPPED as not started.
 	rec.started = ctx.Err() == nil
-	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, rec.emit)
+	emit := rec.emit
+	if job.Timeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeoutCause(ctx, job.Timeout, timeoutError{job.Timeout})
+		defer cancel()
+		emit = func(ev Event) { rec.emit(timedOut(ctx, ev)) }
+	}
+	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, emit)
 	if opErr != nil && ctx.Err() == nil {
 		r.logger().Warn("job operation failed", "jid", jid, "error", opErr)
 	}
@@ -539,4 +546,24 @@ func Perform(ctx context.Context, exec Executor, tasks map[string]Task, req Requ
 		return task.Run(ctx, exec, req.Targets, req.Task, emit)
 	}
 	return Errorf(ErrInvalid, "unknown operation %q", req.Operate)
+}
+
+// timeoutError is the cause of a job's context when its Request.Timeout
+// passes: the job's error says how long it was given, and it matches
+// context.DeadlineExceeded as executors see it.
+type timeoutError struct{ d time.Duration }
+
+func (e timeoutError) Error() string { return "timed out after " + seconds(e.d) }
+func (e timeoutError) Unwrap() error { return context.DeadlineExceeded }
+
+// timedOut turns the SKIPPED "timed out before start" event of a host that
+// the job's timeout kept from starting into a FAILED one: the job was
+// asked to finish within its timeout, and on that host it did not, as a
+// sync request's unfinished hosts are FAILED. Other events pass unchanged.
+func timedOut(ctx context.Context, ev Event) Event {
+	if ev.Status == HostSkipped && ev.Name == "" && errors.As(context.Cause(ctx), new(timeoutError)) &&
+		ev.Msg == NotStarted(ev.Host, context.DeadlineExceeded).Msg {
+		ev.Status = HostFailed
+	}
+	return ev
 }

@@ -52,6 +52,9 @@ func (r *Request) Validate() error {
 	if len(r.Targets) == 0 {
 		return Errorf(ErrInvalid, "targets: at least one host is required")
 	}
+	if r.Timeout < 0 {
+		return Errorf(ErrInvalid, "timeout: must not be negative")
+	}
 	seen := make(map[string]bool, len(r.Targets))
 	uniq := r.Targets[:0:0]
 	for _, h := range r.Targets {

@@ -277,9 +277,10 @@ type Options struct {
 	// Sections are the config sections by plugin name: each plugin
 	// receives its own.
 	Sections map[string]map[string]string
-	// Concurrency is sent to every plugin as "concurrency" unless its
-	// section sets one; zero: not sent.
-	Concurrency int
+	// Forks, how many hosts one operation works on at once, is sent to
+	// every plugin as "concurrency" (the name plugins have always been
+	// given it under) unless its section sets one; zero: not sent.
+	Forks int
 	// StateDir holds the executor plugin's state directory,
 	// StateDir/executor-NAME (see executor.StateDir), which must be the
 	// same for the server's next run. "": the executor gets none, and the
@@ -340,8 +341,8 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	s := &Set{Catalog: cat, Tasks: map[string]exe.Task{}}
 	config := func(name string) map[string]string {
 		out := map[string]string{}
-		if opts.Concurrency > 0 {
-			out["concurrency"] = strconv.Itoa(opts.Concurrency)
+		if opts.Forks > 0 {
+			out["concurrency"] = strconv.Itoa(opts.Forks)
 		}
 		for k, v := range opts.Sections[name] {
 			out[k] = v

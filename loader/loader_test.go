@@ -55,7 +55,7 @@ func TestDiscover(t *testing.T) {
 // an operation through them.
 func TestLoadStartsBuiltinsAsProcesses(t *testing.T) {
 	ctx := context.Background()
-	set, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard, Executor: "sshnative", Concurrency: 2,
+	set, err := loader.Load(ctx, loader.Options{Builtins: loader.Standard, Executor: "sshnative", Forks: 2,
 		Sections: map[string]map[string]string{"sshnative": {"output_cap": "64"}}})
 	require.NoError(t, err)
 	defer set.Close()

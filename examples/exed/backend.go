@@ -36,10 +36,10 @@ type backend struct {
 func (b *backend) dispatcher(cfg *config.Config, runJobs bool, log hclog.Logger) exe.Dispatcher {
 	r := cfg.Runner
 	if b.redisStore == nil {
-		return exe.NewLocalDispatcher(exe.LocalOptions{Workers: r.Concurrency, Queue: r.QueueSize, Grace: r.ShutdownGrace,
+		return exe.NewLocalDispatcher(exe.LocalOptions{Workers: r.Workers, Queue: r.QueueSize, Grace: r.ShutdownGrace,
 			Logger: log.Named("dispatcher")})
 	}
-	opts := exeredis.DispatcherOptions{RunJobs: runJobs || !b.workers, Concurrency: r.Concurrency, Lease: r.Lease,
+	opts := exeredis.DispatcherOptions{RunJobs: runJobs || !b.workers, Concurrency: r.Workers, Lease: r.Lease,
 		Grace: r.ShutdownGrace, Logger: log.Named("dispatcher")}
 	if !runJobs && !b.workers {
 		opts.LostMessage = exe.ErrServerLost.Error()

@@ -16,7 +16,7 @@ import (
 // and [runner] modules, the selected executor, every task, their sections.
 func loaderOptions(cfg *config.Config, log hclog.Logger) loader.Options {
 	return loader.Options{Modules: cfg.Runner.Modules, Builtins: loader.Standard, Executor: cfg.Runner.Executor,
-		Sections: cfg.Sections, Concurrency: cfg.Runner.Concurrency, StateDir: cfg.Runner.StateDir, Logger: log}
+		Sections: cfg.Sections, Forks: cfg.Runner.Concurrency, StateDir: cfg.Runner.StateDir, Logger: log}
 }
 
 // startPlugins starts the configured executor and every task plugin; a

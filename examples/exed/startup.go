@@ -113,7 +113,8 @@ func (p *process) startEngine(runJobs bool) error {
 	p.reg, p.metrics = newMetrics(plugs, p.log)
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
-		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, Observer: p.metrics, Logger: p.log})
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout,
+		Observer: p.metrics, Logger: p.log})
 	if err != nil {
 		return err
 	}

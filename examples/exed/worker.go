@@ -44,7 +44,8 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		}
 	}
 	p.log.Info("exed worker running", "name", p.disp.(*exeredis.Dispatcher).Name(),
-		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "metrics", metricsAddr)
+		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers,
+		"metrics", metricsAddr)
 	_ = p.wait(nil, func() {
 		if sec != nil {
 			p.log.Info("SIGHUP: reloading the credentials and TLS files of the metrics endpoint")

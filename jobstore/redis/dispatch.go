@@ -62,7 +62,8 @@ type DispatcherOptions struct {
 	// Name identifies this process's worker in the consumer group and in
 	// leases; default host-pid-random.
 	Name string
-	// Concurrency is how many jobs the worker runs at once; default 4.
+	// Concurrency is how many jobs the worker runs at once; default
+	// exe.DefaultJobsAtOnce.
 	Concurrency int
 	// Lease is how long a job stays leased without a heartbeat; a worker
 	// renews it every Lease/3, and after a failed renewal every Lease/10
@@ -104,7 +105,7 @@ func NewDispatcher(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions
 		opts.Name = fmt.Sprintf("%s-%d-%s", host, os.Getpid(), hex.EncodeToString(b))
 	}
 	if opts.Concurrency <= 0 {
-		opts.Concurrency = 4
+		opts.Concurrency = exe.DefaultJobsAtOnce
 	}
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease

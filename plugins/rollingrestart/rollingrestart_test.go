@@ -66,7 +66,7 @@ func newFleet(t *testing.T) *fleet {
 	require.NoError(t, kh.Close())
 	parsed, err := inventory.Parse(strings.NewReader(inv.String()), "fleet.ini")
 	require.NoError(t, err)
-	f.x, err = sshnative.New(sshnative.Config{Inventory: parsed, Concurrency: 5, SSH: sshnative.SSHOptions{
+	f.x, err = sshnative.New(sshnative.Config{Inventory: parsed, Forks: 5, SSH: sshnative.SSHOptions{
 		User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{s.KnownHosts}, NoAgent: true}})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = f.x.Close() })

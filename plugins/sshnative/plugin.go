@@ -47,7 +47,8 @@ import (
 //	kill_grace         an interrupted command's process group gets SIGHUP,
 //	                   then SIGTERM after this long, then SIGKILL (default 2s)
 //	output_cap         bytes kept of each output field (default 1048576)
-//	concurrency        hosts at once (the server's [runner] concurrency)
+//	forks              hosts at once per operation (default 50); the
+//	                   server sends its [runner] forks as concurrency
 //
 // The explicit options win over ansible.cfg's settings ([defaults]
 // inventory, remote_user, remote_port, private_key_file,
@@ -63,7 +64,7 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 	s := section.New("sshnative", values)
 	cfg = Config{
 		Roles:          s.String("roles", ""),
-		Concurrency:    s.Int("concurrency", 0, 1),
+		Forks:          s.Int("forks", s.Int("concurrency", 0, 1), 1),
 		OutputCap:      s.Int("output_cap", DefaultOutputCap, 1),
 		CommandTimeout: s.Duration("command_timeout", 0),
 		SSH: SSHOptions{

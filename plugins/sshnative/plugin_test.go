@@ -21,7 +21,7 @@ func TestConfigFromSection(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, 3*time.Second, cfg.SSH.ConnectTimeout)
 	assert.Equal(t, "ops", cfg.SSH.User)
-	assert.Equal(t, 7, cfg.Concurrency)
+	assert.Equal(t, 7, cfg.Forks)
 	assert.Equal(t, []string{"/k/a", "/k/b"}, cfg.SSH.KeyFiles)
 	assert.True(t, cfg.SSH.InsecureIgnoreHostKey)
 	assert.Equal(t, 120*time.Second, cfg.CommandTimeout)

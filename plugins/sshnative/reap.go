@@ -118,7 +118,7 @@ func (x *Executor) reapDead() {
 }
 
 func (x *Executor) reapJournal(dj *deadJournal) {
-	sem := make(chan struct{}, x.cfg.Concurrency)
+	sem := make(chan struct{}, x.cfg.Forks)
 	var mu sync.Mutex
 	var keep [][]byte
 	var wg sync.WaitGroup

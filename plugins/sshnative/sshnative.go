@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"runtime"
 	"strings"
 	"sync"
 	"time"
@@ -42,14 +41,19 @@ var serviceScript string
 // executeScript runs the request's command, passed as its first argument.
 const executeScript = `__exe_cmd=$1; shift; eval "$__exe_cmd"`
 
+// DefaultForks is Config.Forks when it is zero: more than parallel-ssh's 32
+// and salt-ssh's 25, since a host mostly waits on the network.
+const DefaultForks = 50
+
 // Config configures an Executor.
 type Config struct {
 	// Inventory is the inventory the executor works on; nil means
 	// inventory.Default() (localhost only).
 	Inventory *inventory.Inventory
-	// Concurrency bounds how many hosts are worked on at once; zero means
-	// runtime.NumCPU().
-	Concurrency int
+	// Forks bounds how many hosts one operation works on at once, as
+	// Ansible's forks do; zero means DefaultForks. Hosts are I/O bound:
+	// the bound is not the CPU count.
+	Forks int
 	// OutputCap bounds each captured output field in bytes; zero means
 	// DefaultOutputCap.
 	OutputCap int
@@ -117,8 +121,8 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.Inventory == nil {
 		cfg.Inventory = inventory.Default()
 	}
-	if cfg.Concurrency <= 0 {
-		cfg.Concurrency = runtime.NumCPU()
+	if cfg.Forks <= 0 {
+		cfg.Forks = DefaultForks
 	}
 	if cfg.Roles == "" {
 		cfg.Roles = "roles"
@@ -288,7 +292,7 @@ func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 // ends no further host is started, and those end SKIPPED exe.NotStarted,
 // after the hosts under way have reported.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
-	sem := make(chan struct{}, x.cfg.Concurrency)
+	sem := make(chan struct{}, x.cfg.Forks)
 	var wg sync.WaitGroup
 	started := 0
 	defer func() {

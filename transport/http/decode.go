@@ -43,7 +43,7 @@ func parseBool(q url.Values, name string) (bool, error) {
 // singleValued are the query parameters that take one value; a second one
 // would be silently ignored by url.Values.Get, so it is refused. target and
 // targets are lists and may repeat.
-var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail"}
+var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail", "timeout"}
 
 // checkQuery answers 400 for a query string that does not parse, before
 // the handler reads it: url.ParseQuery drops a pair that holds an unencoded
@@ -130,6 +130,15 @@ func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
 	if len(req.Targets) == 0 {
 		return req, exe.Errorf(exe.ErrInvalid, "target: at least one target host is required")
 	}
+	if v, ok := q["timeout"]; ok {
+		secs, err := strconv.ParseFloat(v[0], 64)
+		if err != nil {
+			return req, exe.Errorf(exe.ErrInvalid, "timeout: %q is not a number of seconds", clip(v[0], 32))
+		}
+		if req.Timeout, err = exe.SecondsDuration(secs); err != nil {
+			return req, err
+		}
+	}
 	switch op {
 	case exe.OpService:
 		req.Service.Name = q.Get("name")
@@ -158,7 +167,8 @@ func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
 type (
 	targetsBody struct {
 		Targets *[]string `json:"targets"`
-		Target  *[]string `json:"target"` // the seed's documents use both names
+		Target  *[]string `json:"target"`  // the seed's documents use both names
+		Timeout *float64  `json:"timeout"` // seconds; every operation takes it
 	}
 	serviceBody struct {
 		targetsBody
@@ -200,6 +210,7 @@ var fieldTypes = map[string]string{
 	"name": "a string", "state": "an integer (0, 1 or 2)", "graceful": "a boolean",
 	"cmd": "a string", "role": "a string", "partial": "a list of strings", "extra_vars": "an object",
 	"taskname": "a string", "tasktype": "a string", "taskopts": "an object",
+	"timeout": "a number of seconds",
 }
 
 // decodeBody builds an async request from a JSON body.
@@ -260,6 +271,11 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 		return req, err
 	}
 	req.Targets = targets.targets()
+	if targets.Timeout != nil {
+		if req.Timeout, err = exe.SecondsDuration(*targets.Timeout); err != nil {
+			return req, err
+		}
+	}
 	switch op {
 	case exe.OpService:
 		if sb.State == nil {

@@ -11,11 +11,11 @@ import (
 	"net"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
+	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/section"
 	"gopkg.in/ini.v1"
 )
@@ -55,11 +55,17 @@ type API struct {
 
 // Runner is the [runner] section.
 type Runner struct {
-	Executor    string
+	Executor string
+	// Concurrency is how many hosts one operation works on at once (the
+	// seed's meaning: Ansible's --forks); Workers how many async jobs run
+	// at once, per process.
 	Concurrency int
-	Modules     string
-	RedisURL    string
-	BrokerURL   string
+	Workers     int
+	// MaxTimeout is the longest "timeout" an async request may ask for.
+	MaxTimeout time.Duration
+	Modules    string
+	RedisURL   string
+	BrokerURL  string
 	// RedisPrefix starts every key exed keeps in Redis, so that several
 	// installations can share one Redis.
 	RedisPrefix string
@@ -111,7 +117,8 @@ func Default() *Config {
 	cwd, _ := os.Getwd()
 	return &Config{
 		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
-		Runner: Runner{Executor: "sshnative", Concurrency: runtime.NumCPU(), Modules: cwd + "/modules",
+		Runner: Runner{Executor: "sshnative", Concurrency: 50, Workers: exe.DefaultJobsAtOnce, MaxTimeout: exe.DefaultMaxTimeout,
+			Modules:   cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
 			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
 		Log: Log{Level: "info"},
@@ -138,6 +145,8 @@ var options = []option{
 	{"api", "tls_client_ca", func(c *Config, v string) error { c.API.TLSClientCA = v; return nil }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
 	{"runner", "concurrency", func(c *Config, v string) error { return setInt(&c.Runner.Concurrency, v, 1) }},
+	{"runner", "workers", func(c *Config, v string) error { return setInt(&c.Runner.Workers, v, 1) }},
+	{"runner", "max_timeout", func(c *Config, v string) error { return setDuration(&c.Runner.MaxTimeout, v) }},
 	{"runner", "modules", func(c *Config, v string) error { c.Runner.Modules = v; return nil }},
 	{"runner", "redis_url", func(c *Config, v string) error { return setURL(&c.Runner.RedisURL, v) }},
 	{"runner", "broker_url", func(c *Config, v string) error { return setURL(&c.Runner.BrokerURL, v) }},

@@ -3,11 +3,11 @@ package config_test
 import (
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/exe"
 	exeredis "github.com/0ops/exed/jobstore/redis"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -25,7 +25,9 @@ func TestDefaults(t *testing.T) {
 	assert.Equal(t, "127.0.0.1", c.API.ListenAddr)
 	assert.Equal(t, 16808, c.API.ListenPort)
 	assert.Equal(t, "sshnative", c.Runner.Executor)
-	assert.Equal(t, runtime.NumCPU(), c.Runner.Concurrency)
+	assert.Equal(t, 50, c.Runner.Concurrency, "hosts at once: not the CPU count")
+	assert.Equal(t, exe.DefaultJobsAtOnce, c.Runner.Workers, "jobs at once: not the CPU count")
+	assert.Equal(t, exe.DefaultMaxTimeout, c.Runner.MaxTimeout)
 	assert.Equal(t, 7*24*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, exeredis.DefaultPrefix, c.Runner.RedisPrefix)
 	cwd, err := os.Getwd()
@@ -43,6 +45,8 @@ pid_file = '/run/exed.pid'
 
 [runner]
 concurrency = 8
+workers = 200
+max_timeout = 2h
 modules = /opt/exed/modules
 job_ttl = 3d
 shutdown_grace = 90s
@@ -63,6 +67,8 @@ command_timeout = 120
 	assert.Equal(t, 8080, c.API.ListenPort)
 	assert.Equal(t, "/run/exed.pid", c.API.PidFile)
 	assert.Equal(t, 8, c.Runner.Concurrency)
+	assert.Equal(t, 200, c.Runner.Workers)
+	assert.Equal(t, 2*time.Hour, c.Runner.MaxTimeout)
 	assert.Equal(t, "/opt/exed/modules", c.Runner.Modules)
 	assert.Equal(t, 72*time.Hour, c.Runner.JobTTL)
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
