@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"runtime"
@@ -120,9 +121,22 @@ func BenchmarkFollowers1000(b *testing.B) {
 	runFollowers(b, newStack(b, 1000), nil)
 }
 
+// BenchmarkFollowers1000SSE is BenchmarkFollowers1000 with every follower
+// asking for Server-Sent Events (Accept: text/event-stream), as 1,000
+// browsers' EventSources would: the same fan-out, each event a message
+// of an id, an event name and a data line.
+func BenchmarkFollowers1000SSE(b *testing.B) {
+	runFollowersWith(b, newStack(b, 1000), http.Header{"Accept": {"text/event-stream"}}, nil)
+}
+
 // runFollowers is BenchmarkFollowers1000 on the stack s; following, if
 // set, is called once every follower is following.
 func runFollowers(b *testing.B, s *stack, following func()) {
+	runFollowersWith(b, s, nil, following)
+}
+
+// runFollowersWith is runFollowers with header on every follow request.
+func runFollowersWith(b *testing.B, s *stack, header http.Header, following func()) {
 	const followers = 1000
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -145,6 +159,7 @@ func runFollowers(b *testing.B, s *stack, following func()) {
 		go func() {
 			defer done.Done()
 			req, _ := http.NewRequestWithContext(ctx, "GET", s.srv.URL+"/jobs/bench-follow?follow=1", nil)
+			maps.Copy(req.Header, header)
 			res, err := s.client.Do(req)
 			if err != nil {
 				b.Error(err)
@@ -153,10 +168,18 @@ func runFollowers(b *testing.B, s *stack, following func()) {
 			}
 			defer res.Body.Close()
 			rd := bufio.NewReaderSize(res.Body, 4096)
-			if _, err := rd.ReadBytes('\n'); err != nil { // the job line
-				b.Error(err)
-				ready.Done()
-				return
+			// The job line; of an event stream, the job message, which
+			// ends with a blank line.
+			for {
+				line, err := rd.ReadBytes('\n')
+				if err != nil {
+					b.Error(err)
+					ready.Done()
+					return
+				}
+				if !strings.HasPrefix(res.Header.Get("Content-Type"), "text/event-stream") || len(line) == 1 {
+					break
+				}
 			}
 			ready.Done()
 			for {
@@ -170,7 +193,7 @@ func runFollowers(b *testing.B, s *stack, following func()) {
 				// instead of decoding every line.
 				sent, ok := sentAt(line)
 				if !ok {
-					continue // the final job line
+					continue // the final job line; an event's id, name or end
 				}
 				mu.Lock()
 				latencies = append(latencies, now.Sub(time.Unix(0, sent)))

@@ -38,7 +38,8 @@
 // every Event to the store as it arrives, and finishes the job with its
 // outcome, Done only when no host FAILED or was UNREACHABLE. Deploy and
 // task jobs hold their hosts: a second one on a held host is a conflict.
-// Engine.Follow streams a job's events from the first until it ends;
+// Engine.Follow streams a job's events from the first until it ends
+// (Engine.FollowFrom resumes after a given event);
 // Engine.Cancel interrupts it, and every host still ends with an event.
 //
 // # Writing an executor

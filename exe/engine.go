@@ -514,11 +514,20 @@ func (e *Engine) waitFinished(ctx context.Context, jid string, d time.Duration) 
 // work here and the job still has not ended, with an error that matches
 // ErrShutdown.
 func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error) {
+	return e.FollowFrom(ctx, jid, 0, fn)
+}
+
+// FollowFrom is Follow resumed after the event whose Seq is from: fn gets
+// only the events with a greater Seq (Event.Seq counts from 1, so 0 is
+// every event). A client that saw events up to Seq n and lost its stream
+// follows again from n, and sees nothing twice and nothing skipped.
+// Skipped events cost the store no decoding (JobStore.Follow).
+func (e *Engine) FollowFrom(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error) {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
 	defer stop()
-	job, err := e.cfg.Store.Follow(ctx, jid, fn)
+	job, err := e.cfg.Store.Follow(ctx, jid, max(from, 0), fn)
 	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
 		return job, fmt.Errorf("follow ended: %w", ErrShutdown)
 	}

@@ -24,11 +24,14 @@ type JobStore interface {
 	Finish(ctx context.Context, jid string, state JobState, msg string) error
 	// Delete removes a finished job. ErrRunning while it runs.
 	Delete(ctx context.Context, jid string) error
-	// Follow calls fn with every event of the job from the first one, in
-	// order, exactly once, blocking for new events until the job ends; then
-	// it returns the final job (without outputs). It stops early with ctx's
-	// error, or with fn's error when fn returns one.
-	Follow(ctx context.Context, jid string, fn func(Event) error) (*Job, error)
+	// Follow calls fn with every event of the job whose Seq is greater
+	// than from (0: from the first one), in order, exactly once, blocking
+	// for new events until the job ends; then it returns the final job
+	// (without outputs). Skipped events cost no decoding and no call of
+	// fn; a from beyond the events stored so far skips the ones still to
+	// come up to it. It stops early with ctx's error, or with fn's error
+	// when fn returns one.
+	Follow(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error)
 	// Close releases the store's resources.
 	Close() error
 }

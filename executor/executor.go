@@ -119,8 +119,9 @@ type Options = pluginhost.Options
 // one saying their command may still be running), and it is started again
 // at once, so that it can end what the dead process left running.
 type Client struct {
-	proc *pluginhost.Process
-	ops  atomic.Pointer[exe.Only] // asked after every start
+	proc   *pluginhost.Process
+	ops    atomic.Pointer[exe.Only] // asked after every start
+	config map[string]string
 }
 
 var (
@@ -132,7 +133,7 @@ var (
 // plugin, speaks another protocol version or refuses its config is an
 // error here, not at the first job.
 func Start(ctx context.Context, opts Options) (*Client, error) {
-	c := &Client{}
+	c := &Client{config: opts.Config}
 	proc, err := kind.Start(ctx, opts, func(ctx context.Context, raw any) error {
 		x := raw.(*pluginrpc.ExecutorClient)
 		if err := x.Configure(ctx, opts.Config); err != nil {
@@ -167,6 +168,15 @@ func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
 		return nil, err
 	}
 	return raw.(*pluginrpc.ExecutorClient), nil
+}
+
+// Reconfigure sends the plugin its config section again, as after each
+// start, so that it re-reads what the section points at: exed does it on
+// SIGHUP, and the sshnative plugin then reloads its inventory. A plugin
+// that refuses (a file that no longer loads) keeps the configuration it
+// had, and the error says why.
+func (c *Client) Reconfigure(ctx context.Context) error {
+	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Configure(ctx, c.config) })
 }
 
 // Match implements exe.Executor.

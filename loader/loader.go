@@ -397,6 +397,18 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 	return s, nil
 }
 
+// Reload sends the executor plugin its section again (executor.Client
+// Reconfigure), so that it re-reads the files the section names: the
+// sshnative plugin reloads its inventory. It returns the plugin's refusal
+// when the files no longer load; the plugin then goes on with what it
+// had. Without an executor plugin it does nothing.
+func (s *Set) Reload(ctx context.Context) error {
+	if s.Executor == nil {
+		return nil
+	}
+	return s.Executor.Reconfigure(ctx)
+}
+
 // Shutdown stops the plugins once nothing uses them: the task plugins
 // first (their runs drive the executor), then the executor, each given
 // until ctx is done to end what it was doing (the executor: the commands

@@ -92,7 +92,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	err = p.wait(served, func() {
 		p.log.Info("SIGHUP: reloading")
 		sec.reload(p.log)
-		p.log.Info("reload done (the inventory is read at start only: restart exed to change it)")
+		p.reloadInventory()
+		p.log.Info("reload done")
 	})
 	if err != nil {
 		p.log.Error("server stopped", "error", err)

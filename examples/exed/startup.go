@@ -199,3 +199,18 @@ func (p *process) close() {
 		p.closers[i]()
 	}
 }
+
+// reloadInventory has the executor plugin re-read its inventory (SIGHUP).
+// One that no longer loads is refused, and the one in use stays.
+func (p *process) reloadInventory() {
+	ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
+	defer cancel()
+	if err := p.plugins.Reload(ctx); err != nil {
+		p.log.Error("the inventory was not reloaded; the one in use stays", "error", err)
+		return
+	}
+	p.log.Info("inventory reloaded")
+}
+
+// reloadTimeout bounds a reload of the executor plugin's configuration.
+const reloadTimeout = time.Minute

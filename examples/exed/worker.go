@@ -47,11 +47,12 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers,
 		"metrics", metricsAddr)
 	_ = p.wait(nil, func() {
+		p.log.Info("SIGHUP: reloading")
+		p.reloadInventory()
 		if sec != nil {
-			p.log.Info("SIGHUP: reloading the credentials and TLS files of the metrics endpoint")
-			sec.reload(p.log)
+			sec.reload(p.log) // the credentials and TLS files of the metrics endpoint
 		}
-		p.log.Info("SIGHUP: the inventory is read at start only: restart the worker to change it")
+		p.log.Info("reload done")
 	})
 	p.stop(stopping{front: stopMetrics})
 	p.log.Info("exed worker stopped")

@@ -21,6 +21,10 @@ import (
 // Configurer is implemented by plugins that take a config section: the
 // key/values of their section of exed.conf. An error fails the server's
 // start, so it should name the option and say what is wrong with it.
+// Configure is called after every start of the plugin and again when the
+// server reloads (SIGHUP), while operations may be running: a plugin
+// re-reads what the section points at (an inventory), or does nothing
+// new; an error then keeps what it had, and the server logs it.
 type Configurer interface {
 	Configure(ctx context.Context, config map[string]string) error
 }

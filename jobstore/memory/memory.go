@@ -325,10 +325,12 @@ func (s *Store) Delete(_ context.Context, jid string) error {
 	return nil
 }
 
-// Follow delivers every event from the first, then waits for more until the
-// job ends.
-func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
-	next := 0
+// Follow delivers every event after the from-th, then waits for more until
+// the job ends.
+func (s *Store) Follow(ctx context.Context, jid string, from int64, fn func(exe.Event) error) (*exe.Job, error) {
+	// next is the number of events handed on or skipped: the Seq of the
+	// last of them.
+	next := max(from, 0)
 	for {
 		s.mu.Lock()
 		e, err := s.get(jid)
@@ -338,7 +340,10 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 		}
 		// Events are append-only and never modified, so the slice can be
 		// read after the lock is released.
-		batch := e.events[next:]
+		var batch []exe.Event
+		if next < int64(len(e.events)) {
+			batch = e.events[next:]
+		}
 		finished := e.job.Finished()
 		job := e.job
 		changed := e.changed

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -92,7 +93,7 @@ func TestHubWakesForANewStream(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	first := runningJob(t, s)
-	go func() { _, _ = s.Follow(ctx, first, func(exe.Event) error { return nil }) }()
+	go func() { _, _ = s.Follow(ctx, first, 0, func(exe.Event) error { return nil }) }()
 	waitingRead(t, s, s.eventsKey(first), streamID{})
 
 	// A follow of another job joins the read that is blocked without it.
@@ -118,7 +119,7 @@ func TestHubWakesForAFollowerBehind(t *testing.T) {
 	}
 	all, err := s.rdb.XRange(ctx, s.eventsKey(jid), "-", "+").Result()
 	require.NoError(t, err)
-	go func() { _, _ = s.Follow(ctx, jid, func(exe.Event) error { return nil }) }()
+	go func() { _, _ = s.Follow(ctx, jid, 0, func(exe.Event) error { return nil }) }()
 	// The first follower has the three events: the read is from the third.
 	waitingRead(t, s, s.eventsKey(jid), parseID(all[2].ID))
 
@@ -150,7 +151,7 @@ func TestHubDropsASlowFollower(t *testing.T) {
 	}
 	done := make(chan result, 1)
 	go func() {
-		job, err := s.Follow(ctx, jid, func(ev exe.Event) error {
+		job, err := s.Follow(ctx, jid, 0, func(ev exe.Event) error {
 			if len(msgs) == 0 {
 				close(gotFirst)
 				<-release // reads nothing while the backlog grows
@@ -202,4 +203,107 @@ func TestStreamIDOrder(t *testing.T) {
 	assert.False(t, parseID("10-0").less(parseID("10-0")))
 	assert.True(t, parseID("0").less(parseID("0-1")))
 	assert.Equal(t, "1700000000000-3", parseID("1700000000000-3").String())
+}
+
+// xrangeCounter counts the calls of the skip script (loaded beforehand,
+// so each is one EVALSHA) and the event entries that XRANGE replies bring
+// to the client.
+type xrangeCounter struct {
+	mu      sync.Mutex
+	scripts int
+	events  int
+}
+
+func (c *xrangeCounter) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+
+func (c *xrangeCounter) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		err := next(ctx, cmd)
+		c.count(cmd)
+		return err
+	}
+}
+
+func (c *xrangeCounter) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		err := next(ctx, cmds)
+		for _, cmd := range cmds {
+			c.count(cmd)
+		}
+		return err
+	}
+}
+
+func (c *xrangeCounter) count(cmd goredis.Cmder) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	switch name := strings.ToLower(cmd.Name()); {
+	case name == "evalsha" && len(cmd.Args()) > 1 && cmd.Args()[1] == skipScript.Hash():
+		c.scripts++
+	case name == "xrange":
+		if x, ok := cmd.(*goredis.XMessageSliceCmd); ok {
+			for _, m := range x.Val() {
+				if _, ok := m.Values["e"]; ok {
+					c.events++
+				}
+			}
+		}
+	}
+}
+
+func (c *xrangeCounter) take() (scripts, events int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	scripts, events = c.scripts, c.events
+	c.scripts, c.events = 0, 0
+	return scripts, events
+}
+
+// A follow from the k-th event finds it in Redis, skipBatch events per
+// call: the events before it never reach the store's client.
+func TestFollowFromSkipsInRedis(t *testing.T) {
+	defer func(n int64) { skipBatch = n }(skipBatch)
+	skipBatch = 7
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { rdb.Close() })
+	counter := &xrangeCounter{}
+	rdb.AddHook(counter)
+	s := New(rdb, Options{})
+	t.Cleanup(func() { s.Close() })
+	ctx := context.Background()
+
+	const n = 50
+	jid := runningJob(t, s)
+	for i := 1; i <= n; i++ {
+		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK, Msg: fmt.Sprint(i)}))
+	}
+	require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	require.NoError(t, skipScript.Load(ctx, rdb).Err())
+	counter.take()
+
+	for _, from := range []int64{0, 6, 7, 8, 20, 49, n, n + 10} {
+		var got []string
+		job, err := s.Follow(ctx, jid, from, func(ev exe.Event) error {
+			assert.Equal(t, fmt.Sprint(ev.Seq), ev.Msg, "from %d", from)
+			got = append(got, ev.Msg)
+			return nil
+		})
+		require.NoError(t, err)
+		assert.Equal(t, exe.JobDone, job.State)
+		var want []string
+		for i := from + 1; i <= n; i++ {
+			want = append(want, fmt.Sprint(i))
+		}
+		assert.Equal(t, want, got, "from %d", from)
+		scripts, events := counter.take()
+		// A walk per 7 events; past the last event, the walk that finds
+		// it the last (one more when the others took them all).
+		walks := (min(from, n) + skipBatch - 1) / skipBatch
+		if from > n && n%skipBatch == 0 {
+			walks++
+		}
+		assert.Equal(t, int(walks), scripts, "from %d: skip script calls", from)
+		assert.Equal(t, len(want), events, "from %d: only the events after it are read", from)
+	}
 }

@@ -60,7 +60,7 @@ func TestFollowsOnADefaultClient(t *testing.T) {
 	ended := make(chan error, len(jobs))
 	for _, jid := range jobs {
 		go func() {
-			job, err := s.Follow(ctx, jid, func(exe.Event) error { return nil })
+			job, err := s.Follow(ctx, jid, 0, func(exe.Event) error { return nil })
 			if err == nil && job.State != exe.JobDone {
 				err = fmt.Errorf("job %s ended %s", jid, job.State)
 			}

@@ -283,3 +283,27 @@ end
 if #out > 0 then redis.call('SET', KEYS[3], taken, 'PX', ARGV[4]) end
 return out
 `)
+
+// skipScript finds where a follow from the n-th event starts: it walks
+// the job's stream after entry ARGV[1] over at most ARGV[2] events, and
+// returns the id of the last one and how many it walked, fewer when the
+// stream holds no more events (yet) or reaches the end marker, which it
+// never walks over. Only ids leave Redis: skipped events are neither
+// sent nor decoded. The caller bounds ARGV[2] (skipBatch), so one call
+// holds Redis for a bounded time however far the follow skips; it reads
+// 100 entries at a time, since XRANGE loads their events (each up to the
+// output cap) into the script's memory.
+// KEYS: events. ARGV: entry id to walk from (exclusive), events to walk.
+var skipScript = goredis.NewScript(`
+local last, n, count = ARGV[1], tonumber(ARGV[2]), 0
+while count < n do
+	local page = redis.call('XRANGE', KEYS[1], '(' .. last, '+', 'COUNT', math.min(n - count, 100))
+	if #page == 0 then break end
+	for _, e in ipairs(page) do
+		if e[2][1] ~= 'h' then return {last, count} end
+		last = e[1]
+		count = count + 1
+	end
+end
+return {last, count}
+`)

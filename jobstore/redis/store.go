@@ -435,25 +435,50 @@ func (s *Store) Delete(ctx context.Context, jid string) error {
 // Follow implements exe.JobStore. It reads the job and the events already
 // stored, then waits for the others on a hub shared with other follows
 // (see follow.go); entries are handed on by stream id, so there is no gap and
-// no duplicate between the stored events and the live ones. While Redis
+// no duplicate between the stored events and the live ones. A follow from
+// the n-th event first finds that event's entry in Redis (skipScript), so
+// the events before it are neither read nor decoded here. While Redis
 // does not answer, it waits and reads on from the last entry handed to fn
 // once Redis is back, for up to Options.FollowOutage; a longer outage ends
 // it with exe.ErrUnavailable.
-func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error) (*exe.Job, error) {
+func (s *Store) Follow(ctx context.Context, jid string, from int64, fn func(exe.Event) error) (*exe.Job, error) {
 	key := s.eventsKey(jid)
 	out := outage{max: s.opts.FollowOutage}
-	var job *exe.Job
+	f := follow{s: s, jid: jid, key: key, fn: fn, from: from}
+	for f.seq < from {
+		walk := min(from-f.seq, skipBatch)
+		res, err := skipScript.Run(ctx, s.rdb, []string{key}, f.last.String(), walk).Slice()
+		if err != nil {
+			if err = unavailable(ctx, err); !out.wait(ctx, err) {
+				return nil, err
+			}
+			continue
+		}
+		out.over()
+		id, _ := res[0].(string)
+		n, _ := res[1].(int64)
+		f.last, f.seq = parseID(id), f.seq+n
+		if n < walk {
+			break // the events up to from are still to come: deliver skips them
+		}
+	}
+	// readOn reads the entries after the last one handed to fn (or
+	// skipped).
+	readOn := func() ([]goredis.XMessage, error) {
+		msgs, err := s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
+		return msgs, unavailable(ctx, err)
+	}
 	var msgs []goredis.XMessage
 	for {
 		var hash *goredis.MapStringStringCmd
 		var page *goredis.XMessageSliceCmd
 		_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 			hash = p.HGetAll(ctx, s.jobKey(jid))
-			page = p.XRangeN(ctx, key, "-", "+", pageSize)
+			page = p.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize)
 			return nil
 		})
 		var err error
-		if job, err = jobFrom(ctx, jid, hash); err == nil {
+		if f.job, err = jobFrom(ctx, jid, hash); err == nil {
 			msgs, err = page.Result()
 			err = unavailable(ctx, err)
 		}
@@ -463,12 +488,6 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 		if !out.wait(ctx, err) {
 			return nil, err
 		}
-	}
-	f := follow{s: s, jid: jid, key: key, job: job, fn: fn}
-	// readOn reads the entries after the last one handed to fn.
-	readOn := func() ([]goredis.XMessage, error) {
-		msgs, err := s.rdb.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize).Result()
-		return msgs, unavailable(ctx, err)
 	}
 	var err error
 	for {
@@ -500,6 +519,10 @@ func (s *Store) Follow(ctx context.Context, jid string, fn func(exe.Event) error
 		}
 	}
 }
+
+// skipBatch bounds the events one skipScript call walks over, so a call
+// holds Redis for a bounded time.
+var skipBatch int64 = 2000 // a variable for tests
 
 // outage tracks a follow's wait for Redis to answer again.
 type outage struct {
@@ -541,8 +564,9 @@ type follow struct {
 	jid, key string
 	job      *exe.Job
 	fn       func(exe.Event) error
-	last     streamID // the last entry handed on
-	seq      int64
+	last     streamID // the last entry handed on or skipped
+	seq      int64    // the Seq of that entry's event
+	from     int64    // events up to this Seq are skipped
 }
 
 func (f *follow) result(done bool, err error) (*exe.Job, error) {
@@ -557,6 +581,10 @@ func (f *follow) result(done bool, err error) (*exe.Job, error) {
 func (f *follow) deliver(msgs []goredis.XMessage) (done bool, err error) {
 	for _, m := range msgs {
 		f.last = parseID(m.ID)
+		if _, isEvent := m.Values["e"]; isEvent && f.seq < f.from {
+			f.seq++ // skipped, undecoded
+			continue
+		}
 		ev, ok, err := decodeEvent(m, &f.seq)
 		if err != nil {
 			return false, err

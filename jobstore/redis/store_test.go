@@ -120,7 +120,7 @@ func TestFollowsShareReads(t *testing.T) {
 		for k := 0; k < perJob; k++ {
 			go func() {
 				var msgs []string
-				job, err := s.Follow(ctx, jid, func(ev exe.Event) error {
+				job, err := s.Follow(ctx, jid, 0, func(ev exe.Event) error {
 					msgs = append(msgs, ev.Msg)
 					switch len(msgs) {
 					case 1:
@@ -178,7 +178,7 @@ func followLive(t *testing.T, s *exeredis.Store, jid string) (done <-chan error)
 	got := make(chan struct{})
 	ended := make(chan error, 1)
 	go func() {
-		_, err := s.Follow(context.Background(), jid, func(exe.Event) error { close(got); return nil })
+		_, err := s.Follow(context.Background(), jid, 0, func(exe.Event) error { close(got); return nil })
 		ended <- err
 	}()
 	require.NoError(t, s.Append(context.Background(), jid, exe.Event{Host: "a", Status: exe.HostOK}))
@@ -238,7 +238,7 @@ func TestFollowResumesAfterAnOutage(t *testing.T) {
 	var final *exe.Job
 	go func() {
 		var err error
-		final, err = s.Follow(ctx, jid, func(ev exe.Event) error { seen <- ev.Msg; return nil })
+		final, err = s.Follow(ctx, jid, 0, func(ev exe.Event) error { seen <- ev.Msg; return nil })
 		ended <- err
 	}()
 	next := 0

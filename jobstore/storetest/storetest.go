@@ -8,7 +8,8 @@
 //
 // It checks creation, listing order, deletion rules, the atomic per-host
 // mutex of deploy and task jobs, follow delivery (every event from the first,
-// in order, exactly once, under concurrent appends), retention and outputs.
+// or after a given one, in order, exactly once, under concurrent appends),
+// retention and outputs.
 package storetest
 
 import (
@@ -53,6 +54,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowDeliversEverythingOnce", testFollowConcurrent},
 		{"FollowFinishedJob", testFollowFinished},
 		{"FollowStops", testFollowStops},
+		{"FollowFrom", testFollowFrom},
 		{"Retention", testRetention},
 	}
 	for _, tc := range tests {
@@ -309,7 +311,7 @@ func testFollowConcurrent(t *testing.T, newStore NewStore) {
 	var launched atomic.Int32
 	follow := func() {
 		var r result
-		r.job, r.err = s.Follow(ctx, j.JID, func(ev exe.Event) error {
+		r.job, r.err = s.Follow(ctx, j.JID, 0, func(ev exe.Event) error {
 			r.seqs = append(r.seqs, ev.Seq)
 			return nil
 		})
@@ -370,7 +372,7 @@ func testFollowFinished(t *testing.T, newStore NewStore) {
 	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "a", Status: exe.HostUnreachable, Msg: "refused"}))
 	require.NoError(t, s.Finish(ctx, j.JID, exe.JobFailure, "1 of 1 hosts failed"))
 	var got []exe.Event
-	final, err := s.Follow(ctx, j.JID, func(ev exe.Event) error { got = append(got, ev); return nil })
+	final, err := s.Follow(ctx, j.JID, 0, func(ev exe.Event) error { got = append(got, ev); return nil })
 	require.NoError(t, err)
 	require.Len(t, got, 1)
 	assert.Equal(t, "a", got[0].Host)
@@ -378,7 +380,7 @@ func testFollowFinished(t *testing.T, newStore NewStore) {
 	assert.Equal(t, exe.JobFailure, final.State)
 	assert.Equal(t, "1 of 1 hosts failed", final.Error)
 
-	_, err = s.Follow(ctx, uuid.NewString(), func(exe.Event) error { return nil })
+	_, err = s.Follow(ctx, uuid.NewString(), 0, func(exe.Event) error { return nil })
 	assert.ErrorIs(t, err, exe.ErrNotFound)
 }
 
@@ -391,7 +393,7 @@ func testFollowStops(t *testing.T, newStore NewStore) {
 
 	// fn's error stops the follow.
 	stop := errors.New("client went away")
-	_, err := s.Follow(ctx, j.JID, func(exe.Event) error { return stop })
+	_, err := s.Follow(ctx, j.JID, 0, func(exe.Event) error { return stop })
 	assert.ErrorIs(t, err, stop)
 
 	// Cancelling ctx stops a follow that is waiting for events.
@@ -399,7 +401,7 @@ func testFollowStops(t *testing.T, newStore NewStore) {
 	delivered := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		_, err := s.Follow(fctx, j.JID, func(exe.Event) error { close(delivered); return nil })
+		_, err := s.Follow(fctx, j.JID, 0, func(exe.Event) error { close(delivered); return nil })
 		done <- err
 	}()
 	<-delivered // the follower has caught up and is now waiting
@@ -409,6 +411,85 @@ func testFollowStops(t *testing.T, newStore NewStore) {
 		assert.ErrorIs(t, err, context.Canceled)
 	case <-time.After(10 * time.Second):
 		t.Fatal("Follow did not return after its context was cancelled")
+	}
+}
+
+// testFollowFrom follows from several events of a job: before and past
+// the events stored so far, across the store's pages, while it runs and
+// once it has ended. A follow from k gets exactly the events k+1..n, each
+// with its Seq and its own content.
+func testFollowFrom(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpExecute, "a", "b")
+	require.NoError(t, s.Create(ctx, j))
+	const (
+		first = 2500 // stored before the running follows start
+		n     = 3000
+	)
+	appendUpTo := func(from, to int) {
+		for i := from; i < to; {
+			batch := make([]exe.Event, 0, 500)
+			for ; i < to && len(batch) < cap(batch); i++ {
+				// Msg is the event's Seq: a follow that skipped the
+				// wrong events would pair them with the wrong numbers.
+				batch = append(batch, exe.Event{Host: []string{"a", "b"}[i%2], Status: exe.HostOK, Msg: fmt.Sprint(i + 1)})
+			}
+			require.NoError(t, s.Append(ctx, j.JID, batch...))
+		}
+	}
+	appendUpTo(0, first)
+
+	type result struct {
+		from int64
+		seqs []int64
+		job  *exe.Job
+		err  error
+	}
+	follow := func(from int64, out chan<- result) {
+		r := result{from: from}
+		r.job, r.err = s.Follow(ctx, j.JID, from, func(ev exe.Event) error {
+			if ev.Msg != fmt.Sprint(ev.Seq) {
+				return fmt.Errorf("event %d holds the content of event %s", ev.Seq, ev.Msg)
+			}
+			r.seqs = append(r.seqs, ev.Seq)
+			return nil
+		})
+		out <- r
+	}
+	check := func(r result) {
+		t.Helper()
+		require.NoError(t, r.err, "from %d", r.from)
+		want := []int64{}
+		for seq := r.from + 1; seq <= n; seq++ {
+			want = append(want, seq)
+		}
+		if len(r.seqs) == 0 {
+			r.seqs = []int64{}
+		}
+		require.Equal(t, want, r.seqs, "from %d: the events after it, in order, exactly once", r.from)
+		require.NotNil(t, r.job)
+		assert.Equal(t, exe.JobDone, r.job.State, "from %d: the final job", r.from)
+	}
+	froms := []int64{1, 999, 1000, 1001, 2499, first, first + 1, 2750, n, n + 10}
+	running := make(chan result, len(froms))
+	for _, from := range froms {
+		go follow(from, running)
+	}
+	appendUpTo(first, n)
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+	for range froms {
+		select {
+		case r := <-running:
+			check(r)
+		case <-ctx.Done():
+			t.Fatal("a follow did not return once the job ended")
+		}
+	}
+	ended := make(chan result, 1)
+	for _, from := range froms {
+		follow(from, ended)
+		check(<-ended)
 	}
 }
 

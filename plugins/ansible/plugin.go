@@ -72,6 +72,11 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "%v", err)
 	}
+	if p.Executor != nil {
+		// A reload (SIGHUP): ansible reads the inventory at every run, so
+		// there is nothing to swap; the section was checked above.
+		return nil
+	}
 	p.Executor = x
 	return nil
 }

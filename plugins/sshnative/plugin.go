@@ -255,13 +255,31 @@ func (p *Plugin) Close() error {
 	return nil
 }
 
-// Configure implements executor.Configurer.
+// Configure implements executor.Configurer. The first call builds the
+// executor; a later one (exed sends the section again on SIGHUP) reloads
+// the inventory the section names (its sources, group_vars and
+// host_vars, and ansible.cfg's inventory setting) for the operations that
+// start from then on, and keeps every other setting as started. A section
+// or inventory that does not load is an error, and the inventory in use
+// stays.
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	cfg, unknown, err := ConfigFromSection(values)
 	if err != nil {
 		return err
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true})
+	if x, ok := p.Executor.(*Executor); ok {
+		if cfg.Inventory != nil {
+			for _, w := range cfg.Inventory.Warnings() {
+				log.Warn("inventory: " + w)
+			}
+		}
+		for _, w := range x.SetInventory(cfg.Inventory) {
+			log.Warn(w)
+		}
+		log.Info("inventory reloaded", "hosts", len(x.view().inv.Hosts()))
+		return nil
+	}
 	if len(unknown) > 0 {
 		log.Warn("unknown options in [sshnative] ignored: " + strings.Join(unknown, ", "))
 	}

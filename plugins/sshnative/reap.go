@@ -159,8 +159,9 @@ func (x *Executor) reapJournal(dj *deadJournal) {
 // inventory still reaches it the same way, else on a connection of its
 // own, as the journal recorded it.
 func (x *Executor) reapConn(h *inventory.Host) (conn, error) {
-	if cur := x.cfg.Inventory.Host(h.Name); cur != nil && sameConnection(cur, h) {
-		return x.hostConn(cur)
+	v := x.view()
+	if cur := v.inv.Host(h.Name); cur != nil && sameConnection(cur, h) {
+		return x.hostConn(v, cur)
 	}
 	vars := map[string]any{}
 	for k, v := range h.Vars {
@@ -169,7 +170,7 @@ func (x *Executor) reapConn(h *inventory.Host) (conn, error) {
 	if vars["ansible_host"] == nil || vars["ansible_host"] == "" {
 		vars["ansible_host"] = h.Name
 	}
-	return x.hostConn(&inventory.Host{Name: "\x00journal " + h.Name, Vars: vars})
+	return x.hostConn(v, &inventory.Host{Name: "\x00journal " + h.Name, Vars: vars})
 }
 
 func sameConnection(a, b *inventory.Host) bool {

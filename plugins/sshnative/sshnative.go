@@ -25,6 +25,7 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -107,7 +108,13 @@ type Executor struct {
 	reaping sync.WaitGroup
 
 	resolver *resolver
-	setups   sync.Map // host name -> *hostSetup
+	// current is the inventory operations start with; SetInventory
+	// replaces it.
+	current atomic.Pointer[inventoryView]
+	// fixed are the warnings of the configuration (ansible.cfg,
+	// ssh_config); warnings adds the current inventory's.
+	fixed    []string
+	mu       sync.Mutex
 	warnings []string
 	// runIDs names the commands of an executor without a journal (see
 	// marked).
@@ -115,6 +122,15 @@ type Executor struct {
 }
 
 var _ exe.Executor = (*Executor)(nil)
+
+// inventoryView is an inventory with how each of its hosts is reached,
+// resolved once per host and kept while the inventory is current.
+type inventoryView struct {
+	inv    *inventory.Inventory
+	setups sync.Map // host name -> *hostSetup
+}
+
+func (x *Executor) view() *inventoryView { return x.current.Load() }
 
 // New returns an Executor for cfg.
 func New(cfg Config) (*Executor, error) {
@@ -157,8 +173,11 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.AnsibleConfig != "" {
 		log.Info("using ansible.cfg", "path", cfg.AnsibleConfig)
 	}
-	x.warnings = append(append(append([]string(nil), cfg.Warnings...), configWarnings...), x.checkInventory()...)
-	for _, w := range x.warnings {
+	x.fixed = append(append([]string(nil), cfg.Warnings...), configWarnings...)
+	for _, w := range x.fixed {
+		log.Warn(w)
+	}
+	for _, w := range x.SetInventory(cfg.Inventory) {
 		log.Warn(w)
 	}
 	if cfg.StateDir != "" {
@@ -186,15 +205,34 @@ func (x *Executor) Close() error {
 
 // Match selects inventory hosts by pattern.
 func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
-	return x.cfg.Inventory.Match(pattern)
+	return x.view().inv.Match(pattern)
+}
+
+// SetInventory makes inv (nil: inventory.Default()) the inventory of the
+// operations that start from now on, while those under way finish with
+// the one they started with, and returns what New would warn about it
+// (variables not honoured, hosts that will be UNREACHABLE or FAILED).
+// How each host is reached is resolved again from inv. The plugin calls
+// it when exed sends its section again (SIGHUP); the rest of the
+// configuration stays as it was started.
+func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
+	if inv == nil {
+		inv = inventory.Default()
+	}
+	invWarnings := x.checkInventory(inv)
+	x.current.Store(&inventoryView{inv: inv})
+	x.mu.Lock()
+	x.warnings = append(append([]string(nil), x.fixed...), invWarnings...)
+	x.mu.Unlock()
+	return invWarnings
 }
 
 // connFor returns the connection that runs an operation's commands on
 // host: journaled when the executor keeps a journal, and in any case with
 // each command marked by a run ID, by which a stop finds the process
 // groups the command's processes moved to.
-func (x *Executor) connFor(h *inventory.Host) (conn, error) {
-	c, err := x.hostConn(h)
+func (x *Executor) connFor(v *inventoryView, h *inventory.Host) (conn, error) {
+	c, err := x.hostConn(v, h)
 	if err != nil {
 		return c, err
 	}
@@ -215,14 +253,14 @@ type hostSetup struct {
 	err error
 }
 
-// hostConn returns the connection that reaches host.
-func (x *Executor) hostConn(h *inventory.Host) (conn, error) {
+// hostConn returns the connection that reaches host, a host of v.
+func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
 	var hs *hostSetup
-	if v, ok := x.setups.Load(h.Name); ok {
-		hs = v.(*hostSetup)
+	if got, ok := v.setups.Load(h.Name); ok {
+		hs = got.(*hostSetup)
 	} else {
 		hs = x.setup(h)
-		x.setups.Store(h.Name, hs)
+		v.setups.Store(h.Name, hs)
 	}
 	if hs.err != nil {
 		return nil, hs.err
@@ -266,7 +304,11 @@ func (x *Executor) setup(h *inventory.Host) *hostSetup {
 
 // Warnings are what loading noticed that sshnative does not honour (see
 // checkInventory); each is logged at start too.
-func (x *Executor) Warnings() []string { return append([]string(nil), x.warnings...) }
+func (x *Executor) Warnings() []string {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return append([]string(nil), x.warnings...)
+}
 
 // hostFunc does an operation's work on one host and emits its events.
 type hostFunc func(ctx context.Context, host string, c conn, emit exe.Emit)
@@ -293,6 +335,7 @@ func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 // after the hosts under way have reported.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
 	sem := make(chan struct{}, x.cfg.Forks)
+	v := x.view()
 	var wg sync.WaitGroup
 	started := 0
 	defer func() {
@@ -318,12 +361,12 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 		wg.Add(1)
 		go func(name string) {
 			defer func() { <-sem; wg.Done() }()
-			h := x.cfg.Inventory.Host(name)
+			h := v.inv.Host(name)
 			if h == nil {
 				emit(exe.Event{Host: name, Status: exe.HostUnreachable, Msg: "host is not in the inventory"})
 				return
 			}
-			c, err := x.connFor(h)
+			c, err := x.connFor(v, h)
 			if err != nil {
 				status := exe.HostUnreachable
 				var failed *failedError

@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/0ops/exed/inventory"
 	sshconfig "github.com/kevinburke/ssh_config"
 )
 
@@ -87,13 +88,13 @@ func (w *warnings) list() []string {
 // ssh argument or ssh_config keyword that would change where ssh
 // connects) or FAILED (an unsupported become method) when they are
 // targeted.
-func (x *Executor) checkInventory() []string {
+func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 	var w warnings
-	hosts := x.cfg.Inventory.Hosts()
+	hosts := inv.Hosts()
 	type argsKey struct{ name, value string }
 	argNotes := map[argsKey][]string{}
 	for _, name := range hosts {
-		h := x.cfg.Inventory.Host(name)
+		h := inv.Host(name)
 		if h == nil {
 			continue
 		}

@@ -43,7 +43,7 @@ func parseBool(q url.Values, name string) (bool, error) {
 // singleValued are the query parameters that take one value; a second one
 // would be silently ignored by url.Values.Get, so it is refused. target and
 // targets are lists and may repeat.
-var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail", "timeout"}
+var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail", "from", "timeout"}
 
 // checkQuery answers 400 for a query string that does not parse, before
 // the handler reads it: url.ParseQuery drops a pair that holds an unencoded

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
 	exehttp "github.com/0ops/exed/transport/http"
@@ -158,7 +159,7 @@ func TestNotSupportedIs501(t *testing.T) {
 	store := memory.New(memory.Options{})
 	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: noFacter{x}})
 	require.NoError(t, err)
-	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	ts := httptest.NewServer(openapitest.Handler(t, exehttp.New(eng, exehttp.Options{}), ""))
 	defer ts.Close()
 	s := &server{Server: ts, t: t}
 	r := s.get("/facter?target=localhost")
@@ -194,7 +195,7 @@ func TestMountUnderPrefix(t *testing.T) {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /", func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("host app")) })
 	exehttp.New(eng, exehttp.Options{Prefix: "/exed/"}).Register(mux)
-	ts := httptest.NewServer(mux)
+	ts := httptest.NewServer(openapitest.Handler(t, mux, "/exed"))
 	defer ts.Close()
 	s := &server{Server: ts, t: t}
 	r := s.get("/exed/ping?target=localhost")

@@ -2,10 +2,12 @@ package http_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
@@ -30,4 +32,56 @@ func ExampleAPI_Register() {
 	res.Body.Close()
 	fmt.Print(res.StatusCode, " ", string(body))
 	// Output: 200 {"localhost":{"status":1}}
+}
+
+// Resuming a follow as Server-Sent Events: the client saw events up to 1
+// and asks for the rest (a browser's EventSource sends Last-Event-ID by
+// itself when it reconnects).
+func ExampleAPI_follow() {
+	executor, _ := sshnative.New(sshnative.Config{})
+	store := memory.New(memory.Options{})
+	engine, _ := exe.NewEngine(exe.Config{Store: store, Executor: executor})
+	defer engine.Shutdown(context.Background())
+	srv := httptest.NewServer(exehttp.New(engine, exehttp.Options{}))
+	defer srv.Close()
+
+	// A job with two events, ended (here written to the store directly).
+	ctx := context.Background()
+	_ = store.Create(ctx, &exe.Job{JID: "j1", State: exe.JobRunning, Request: exe.Request{Operate: exe.OpPing, Targets: []string{"a", "b"}}})
+	_ = store.Append(ctx, "j1", exe.Event{Host: "a", Status: exe.HostOK}, exe.Event{Host: "b", Status: exe.HostUnreachable, Msg: "refused"})
+	_ = store.Finish(ctx, "j1", exe.JobFailure, "1 of 2 hosts failed")
+
+	req, _ := http.NewRequest("GET", srv.URL+"/jobs/j1?follow=1", nil)
+	req.Header.Set("Accept", "text/event-stream")
+	req.Header.Set("Last-Event-ID", "1")
+	res, _ := http.DefaultClient.Do(req)
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	for _, line := range strings.Split(string(body), "\n") {
+		if !strings.HasPrefix(line, "data: {\"jid\"") { // the job objects are long
+			fmt.Println(line)
+		}
+	}
+	// Output:
+	// retry: 2000
+	// event: job
+	//
+	// id: 2
+	// event: host
+	// data: {"b":{"msg":"refused","status":4}}
+	//
+	// event: done
+	//
+	//
+}
+
+// The OpenAPI document of the API, as GET /openapi.json serves it.
+func ExampleOpenAPI() {
+	var doc struct {
+		OpenAPI string                     `json:"openapi"`
+		Paths   map[string]json.RawMessage `json:"paths"`
+	}
+	_ = json.Unmarshal(exehttp.OpenAPI(), &doc)
+	fmt.Println(doc.OpenAPI, len(doc.Paths) > 0)
+	// Output: 3.0.3 true
 }

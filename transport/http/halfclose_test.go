@@ -16,6 +16,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/jobstore/memory"
 	exehttp "github.com/0ops/exed/transport/http"
@@ -41,7 +42,7 @@ func TestHalfClosedClient(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	logs := &lockedBuffer{}
-	api := exehttp.New(eng, exehttp.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})})
+	api := openapitest.Handler(t, exehttp.New(eng, exehttp.Options{Logger: hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Debug})}), "")
 	cancelled := make(chan struct{}, 10)
 	// The handler starts once net/http has seen the half-close and
 	// cancelled the request's context, which otherwise races with it.

@@ -2,7 +2,6 @@ package http
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"net/http"
 	"strconv"
@@ -127,7 +126,16 @@ func (a *API) job(w http.ResponseWriter, r *http.Request) {
 	}
 	jid := r.PathValue("jid")
 	if follow {
-		a.follow(w, r, jid)
+		from, sse, err := followQuery(r)
+		if err != nil {
+			a.writeError(w, r, err)
+			return
+		}
+		a.follow(w, r, jid, from, sse)
+		return
+	}
+	if q.Has("from") {
+		a.writeError(w, r, exe.Errorf(exe.ErrInvalid, "from: only with follow=1 (it says where a follow stream resumes)"))
 		return
 	}
 	job, err := a.visibleJob(r, jid, outputs)
@@ -196,111 +204,6 @@ func (a *API) health(w http.ResponseWriter, r *http.Request) {
 // healthTimeout bounds a /healthz check: a part that has not answered by
 // then is unavailable.
 const healthTimeout = 10 * time.Second
-
-// follow streams a job as NDJSON: the job object, then every event as
-// {"host": event} from the first one, then the final job object. Each line is
-// flushed as written; the stream ends when the job does or the client leaves.
-// A stream that ends before its job does (the server shuts down, the store
-// stays unreachable, the job vanishes) ends with the job object as last
-// known, still Running, plus "message" saying why: a client that reads the
-// last line as the final job sees that the job has not ended, and follows
-// again.
-func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string) {
-	ctx := r.Context()
-	if down := a.serverShutdown(r); down != nil {
-		var cancel context.CancelCauseFunc
-		ctx, cancel = context.WithCancelCause(ctx)
-		defer cancel(nil)
-		stop := context.AfterFunc(down, func() { cancel(context.Cause(down)) })
-		defer stop()
-	}
-	job, err := a.visibleJob(r, jid, false)
-	if err != nil {
-		a.writeError(w, r, err)
-		return
-	}
-	if obs := a.opts.Observer; obs != nil {
-		obs.FollowStreams(1)
-		defer obs.FollowStreams(-1)
-	}
-	rc := http.NewResponseController(w)
-	w.Header().Set("Content-Type", "application/x-ndjson")
-	w.Header().Set("Cache-Control", "no-store")
-	w.Header().Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
-	w.WriteHeader(http.StatusOK)
-	line := func(v any) error {
-		b, err := json.Marshal(v)
-		if err != nil {
-			return err
-		}
-		// Not every writer supports deadlines (httptest recorders); that is
-		// fine, the context still ends the stream.
-		_ = rc.SetWriteDeadline(time.Now().Add(a.opts.LineTimeout))
-		if _, err := w.Write(append(b, '\n')); err != nil {
-			return err
-		}
-		return rc.Flush()
-	}
-	if err := line(job); err != nil {
-		return
-	}
-	var writeErr error
-	final, err := a.engine.Follow(ctx, jid, func(ev exe.Event) error {
-		writeErr = line(map[string]exe.Event{ev.Host: ev})
-		return writeErr
-	})
-	if err == nil {
-		_ = line(final)
-		return
-	}
-	if writeErr != nil {
-		return // the client is gone, or too slow to take a line
-	}
-	reason := followEndReason(ctx, err)
-	if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) && !errors.Is(err, exe.ErrShutdown) {
-		a.log.Warn("follow stream ended early", "jid", jid, "error", err)
-	}
-	// Best effort: a client that left gets nothing, and needs nothing.
-	_ = line(streamEnd{job: job, message: "stream ended: " + reason})
-}
-
-// followEndReason says why a follow ended with err before its job did:
-// its server or its Engine shuts down (see API), the client left, the job
-// is gone, or the store failed.
-func followEndReason(ctx context.Context, err error) string {
-	switch {
-	case errors.Is(context.Cause(ctx), exe.ErrShutdown), errors.Is(err, exe.ErrShutdown):
-		return "server shutting down"
-	case ctx.Err() != nil:
-		return "stream cancelled"
-	case errors.Is(err, exe.ErrNotFound):
-		return "the job is gone (deleted, expired, or lost by the job store)"
-	}
-	return exe.PublicMessage(err)
-}
-
-// streamEnd is a follow stream's last line when it ends before its job:
-// the job object with "message" added.
-type streamEnd struct {
-	job     *exe.Job
-	message string
-}
-
-func (e streamEnd) MarshalJSON() ([]byte, error) {
-	b, err := json.Marshal(e.job)
-	if err != nil {
-		return nil, err
-	}
-	var fields map[string]json.RawMessage
-	if err := json.Unmarshal(b, &fields); err != nil {
-		return nil, err
-	}
-	fields["message"], err = json.Marshal(e.message)
-	if err != nil {
-		return nil, err
-	}
-	return json.Marshal(fields)
-}
 
 func byteSize(n int64) string {
 	switch {

@@ -18,6 +18,15 @@
 // permission (package prometheus has both). MetricsHandler serves that
 // endpoint alone, for a process that serves no API.
 //
+// # Follow streams and the OpenAPI document
+//
+// GET /jobs/{jid}?follow=1 streams a job's events as they are recorded:
+// NDJSON, or Server-Sent Events for a request that accepts
+// text/event-stream (each event's id its sequence number, so that a
+// browser's EventSource resumes by itself); from=N, or Last-Event-ID,
+// resumes after event N (Engine.FollowFrom). OpenAPI returns the OpenAPI
+// 3 document of every endpoint, served at GET /openapi.json.
+//
 // # Errors
 //
 // Every non-2xx answer, including the mux's own 404 and 405, is
@@ -66,12 +75,13 @@ type Options struct {
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
 	// Tokens, when not empty, are the bearer tokens accepted on every
-	// endpoint but /healthz, each with full access. Credentials, when set,
-	// take their place.
+	// endpoint but /healthz and /openapi.json, each with full access.
+	// Credentials, when set, take their place.
 	Tokens []string
 	// Credentials are the named, scoped tokens and client certificate
-	// names accepted on every endpoint but /healthz (package auth); a
-	// Reload of them holds for every request that starts after it.
+	// names accepted on every endpoint but /healthz and /openapi.json
+	// (package auth); a Reload of them holds for every request that
+	// starts after it.
 	Credentials *auth.Keeper
 	// ClientCerts makes a client certificate that the TLS server verified
 	// authenticate a request: by its cert: line in Credentials, or, with no
@@ -83,6 +93,13 @@ type Options struct {
 	// a stalled client cannot hold a stream forever while a server-wide
 	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
 	LineTimeout time.Duration
+	// StreamKeepAlive is how long an event stream (a follow served as
+	// Server-Sent Events) may stay silent: once it has been for that
+	// long, a comment line (": keepalive") is sent, so that proxies and
+	// browsers do not take a quiet job's stream for a dead connection.
+	// NDJSON streams carry no such line: their format is the seed's.
+	// Zero: DefaultStreamKeepAlive; negative: none.
+	StreamKeepAlive time.Duration
 	// ServerNames are the host names (Host header, port ignored) the API
 	// answers to besides "localhost" and IP literals, which it always
 	// answers to; "*" allows any name. A request for another name is 403,
@@ -93,7 +110,8 @@ type Options struct {
 	// Metrics, when set, is served on GET {Prefix}/metrics to credentials
 	// with the metrics permission (a scraper's token: ops=metrics): the
 	// Prometheus exposition of package prometheus's registry
-	// (github.com/0ops/exed/prometheus). Nil: no such endpoint (404).
+	// (github.com/0ops/exed/prometheus). Nil: the endpoint answers 404
+	// "this server serves no metrics".
 	Metrics http.Handler
 	// Observer, when set, is told of every request and follow stream
 	// (package prometheus's Metrics). Nil: nothing is measured.
@@ -119,6 +137,9 @@ type API struct {
 	audit   *Audit
 	guard   *originGuard
 	handler http.Handler
+	// patterns are the method patterns build registered on the mux, each
+	// with whether it is public: what the OpenAPI document must list.
+	patterns map[string]bool
 
 	mu sync.Mutex
 	// servers are the http.Servers that served a follow, each with a
@@ -142,6 +163,9 @@ func newAPI(engine *exe.Engine, opts Options) *API {
 	}
 	if opts.LineTimeout <= 0 {
 		opts.LineTimeout = DefaultLineTimeout
+	}
+	if opts.StreamKeepAlive == 0 {
+		opts.StreamKeepAlive = DefaultStreamKeepAlive
 	}
 	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	log := opts.Logger
@@ -186,7 +210,7 @@ type route struct {
 }
 
 func (a *API) routes() []route {
-	rts := []route{
+	return []route{
 		{"GET", "/target", a.target, false},
 		{"GET", "/ping", a.syncOp(exe.OpPing), false},
 		{"POST", "/ping", a.asyncOp(exe.OpPing), false},
@@ -204,11 +228,9 @@ func (a *API) routes() []route {
 		{"DELETE", "/jobs/{jid}", a.deleteJob, false},
 		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
 		{"GET", "/healthz", a.health, true},
+		{"GET", "/openapi.json", a.openAPI, true},
+		a.metricsRoute(),
 	}
-	if a.opts.Metrics != nil {
-		rts = append(rts, a.metricsRoute())
-	}
-	return rts
 }
 
 // methods are the request methods Register routes to the API under its
@@ -229,6 +251,7 @@ func (a *API) Register(mux *http.ServeMux) {
 func (a *API) build(routes []route) http.Handler {
 	mux := http.NewServeMux()
 	obs := a.opts.Observer
+	a.patterns = map[string]bool{}
 	allowed := map[string][]string{}
 	var paths []string
 	for _, rt := range routes {
@@ -238,6 +261,7 @@ func (a *API) build(routes []route) http.Handler {
 		}
 		pattern := rt.method + " " + a.opts.Prefix + rt.path
 		mux.Handle(pattern, routed(obs, pattern, h))
+		a.patterns[pattern] = rt.public
 		if _, ok := allowed[rt.path]; !ok {
 			paths = append(paths, rt.path)
 		}

@@ -14,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
 	exehttp "github.com/0ops/exed/transport/http"
@@ -26,6 +27,7 @@ type server struct {
 	*httptest.Server
 	t      *testing.T
 	engine *exe.Engine
+	store  exe.JobStore
 	token  string
 }
 
@@ -43,12 +45,12 @@ func newServer(t *testing.T, o serverOpts) *server {
 	require.NoError(t, err)
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(o.disp), Executor: x, Tasks: o.tasks})
 	require.NoError(t, err)
-	ts := httptest.NewServer(exehttp.New(eng, o.api))
+	ts := httptest.NewServer(openapitest.Handler(t, exehttp.New(eng, o.api), o.api.Prefix))
 	t.Cleanup(func() {
 		ts.Close()
 		_ = eng.Shutdown(context.Background())
 	})
-	s := &server{Server: ts, t: t, engine: eng}
+	s := &server{Server: ts, t: t, engine: eng, store: store}
 	if len(o.api.Tokens) > 0 {
 		s.token = o.api.Tokens[0]
 	}

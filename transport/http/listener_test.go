@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
 	exehttp "github.com/0ops/exed/transport/http"
@@ -28,7 +29,7 @@ func rawServer(t *testing.T) string {
 	require.NoError(t, err)
 	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x})
 	require.NoError(t, err)
-	ts := httptest.NewUnstartedServer(exehttp.New(eng, exehttp.Options{}))
+	ts := httptest.NewUnstartedServer(openapitest.Handler(t, exehttp.New(eng, exehttp.Options{}), ""))
 	ts.Listener = exehttp.JSONErrorListener(ts.Listener)
 	ts.Config.MaxHeaderBytes = 1 << 10
 	ts.Start()

@@ -92,8 +92,13 @@ func routed(obs Observer, pattern string, h http.Handler) http.Handler {
 }
 
 // metrics serves Options.Metrics (the Prometheus exposition of package
-// prometheus's registry) to credentials with the metrics permission.
+// prometheus's registry) to credentials with the metrics permission. The
+// route is there without it, as the OpenAPI document has it: 404.
 func (a *API) metrics(w http.ResponseWriter, r *http.Request) {
+	if a.opts.Metrics == nil {
+		writeMessage(w, http.StatusNotFound, "this server serves no metrics")
+		return
+	}
 	a.opts.Metrics.ServeHTTP(w, r)
 }
 

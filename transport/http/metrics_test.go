@@ -86,12 +86,13 @@ func TestMetricsEndpointPermission(t *testing.T) {
 	assert.Equal(t, 405, code)
 }
 
-// Without Options.Metrics there is no metrics endpoint.
+// Without Options.Metrics the endpoint, which the OpenAPI document lists,
+// says there are none.
 func TestNoMetricsEndpoint(t *testing.T) {
 	s := newServer(t, serverOpts{})
 	code, body := call(t, s.URL, "GET", "/metrics", "", "")
 	assert.Equal(t, 404, code)
-	assert.JSONEq(t, `{"message":"no such endpoint: /metrics"}`, body)
+	assert.JSONEq(t, `{"message":"this server serves no metrics"}`, body)
 }
 
 // MetricsHandler serves /metrics alone, with the API's checks: for a

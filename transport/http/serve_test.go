@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -57,7 +58,8 @@ func TestListenAndServeStopsInOrder(t *testing.T) {
 	require.NoError(t, err)
 	plugins := &part{engine: eng, store: store, jid: running}
 	done := make(chan error, 1)
-	go func() { done <- exehttp.ListenAndServe(ctx, &http.Server{Addr: addr, Handler: mux}, eng, plugins) }()
+	handler := openapitest.Handler(t, mux, "/exe")
+	go func() { done <- exehttp.ListenAndServe(ctx, &http.Server{Addr: addr, Handler: handler}, eng, plugins) }()
 
 	require.NoError(t, store.Create(context.Background(), &exe.Job{JID: "elsewhere", State: exe.JobRunning,
 		StartAt: time.Now().Unix(), Request: exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}}}))

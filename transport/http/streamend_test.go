@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/internal/redistest"
 	"github.com/0ops/exed/jobstore/memory"
 	exeredis "github.com/0ops/exed/jobstore/redis"
@@ -44,7 +45,7 @@ func TestFollowEndsOnShutdown(t *testing.T) {
 			t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 			ln, err := net.Listen("tcp", "127.0.0.1:0")
 			require.NoError(t, err)
-			srv := &http.Server{Handler: exehttp.New(eng, exehttp.Options{})}
+			srv := &http.Server{Handler: openapitest.Handler(t, exehttp.New(eng, exehttp.Options{}), "")}
 			go func() { _ = srv.Serve(ln) }()
 			t.Cleanup(func() { _ = srv.Close() })
 
@@ -96,7 +97,7 @@ func TestHealthzDegraded(t *testing.T) {
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{}), Executor: x})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
-	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	ts := httptest.NewServer(openapitest.Handler(t, exehttp.New(eng, exehttp.Options{}), ""))
 	t.Cleanup(ts.Close)
 	res, err := http.Get(ts.URL + "/healthz")
 	require.NoError(t, err)

@@ -17,6 +17,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -33,7 +34,7 @@ import (
 type localsh struct {
 	exe.Unsupported
 	exe.Only
-	inv *inventory.Inventory
+	inv atomic.Pointer[inventory.Inventory] // swapped by a reload
 }
 
 // Configure reads the [localsh] section. exed calls it at start, so a bad
@@ -52,13 +53,13 @@ func (l *localsh) Configure(_ context.Context, cfg map[string]string) error {
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "[localsh] hosts: %v", err)
 	}
-	l.inv = inv
+	l.inv.Store(inv)
 	return nil
 }
 
 // Match selects hosts with Ansible's patterns ("web*:!web2", "all").
 func (l *localsh) Match(_ context.Context, pattern string) ([]string, error) {
-	return l.inv.Match(pattern)
+	return l.inv.Load().Match(pattern)
 }
 
 func (l *localsh) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
@@ -119,5 +120,7 @@ func (l *localsh) Execute(ctx context.Context, hosts []string, args exe.ExecuteA
 
 func main() {
 	inv, _ := inventory.Static("local")
-	executor.Serve(&localsh{Only: exe.Only{exe.OpPing, exe.OpFacter, exe.OpExecute}, inv: inv})
+	l := &localsh{Only: exe.Only{exe.OpPing, exe.OpFacter, exe.OpExecute}}
+	l.inv.Store(inv)
+	executor.Serve(l)
 }

@@ -1,0 +1,310 @@
+package http
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/0ops/exed/exe"
+)
+
+// Follow streams come in two formats: NDJSON (application/x-ndjson, the
+// seed's, and the default) and Server-Sent Events (text/event-stream, the
+// HTML standard's, which a browser's EventSource reads and resumes). Both
+// carry the same JSON: the job object, one {"host": event} per event,
+// then the final job object (API.md, Follow mode).
+const (
+	ndjsonType = "application/x-ndjson"
+	sseType    = "text/event-stream"
+)
+
+// sseRetry is the reconnection delay an event stream asks of browsers
+// (its "retry:" field), in milliseconds.
+const sseRetry = 2000
+
+// DefaultStreamKeepAlive is Options.StreamKeepAlive's default: shorter
+// than the idle timeouts of common proxies (nginx's proxy_read_timeout is
+// 60 s).
+const DefaultStreamKeepAlive = 15 * time.Second
+
+// followQuery reads where a follow resumes and in which format: the query's
+// from (an event's Seq, default 0: every event) and, for an event stream,
+// the Last-Event-ID header a reconnecting EventSource sends, the later of
+// the two. A value that is not an integer >= 0 is an ErrInvalid naming it.
+func followQuery(r *http.Request) (from int64, sse bool, err error) {
+	q := r.URL.Query()
+	if q.Has("from") {
+		if from, err = parseSeq("from", q.Get("from")); err != nil {
+			return 0, false, err
+		}
+	}
+	sse = acceptsEventStream(r.Header.Values("Accept"))
+	// An EventSource keeps the URL it was opened with (from included)
+	// and adds the id of the last event it received when it reconnects,
+	// so the later of the two is where the stream resumes.
+	if id := r.Header.Get("Last-Event-ID"); sse && id != "" {
+		last, err := parseSeq("Last-Event-ID", id)
+		if err != nil {
+			return 0, false, err
+		}
+		from = max(from, last)
+	}
+	return from, sse, nil
+}
+
+// parseSeq reads an event sequence number: a decimal integer >= 0.
+func parseSeq(name, v string) (int64, error) {
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 || strings.HasPrefix(v, "+") {
+		return 0, exe.Errorf(exe.ErrInvalid, "%s: %q is not an event sequence number: give an integer >= 0 (the last event already received; 0: every event)", name, clip(v, 32))
+	}
+	return n, nil
+}
+
+// acceptsEventStream reports whether Accept asks for an event stream:
+// text/event-stream with a q above 0, and above application/x-ndjson's
+// when that is named too. Wildcards keep the default, NDJSON.
+func acceptsEventStream(accept []string) bool {
+	sse, ndjson := -1.0, -1.0
+	for _, h := range accept {
+		for part := range strings.SplitSeq(h, ",") {
+			mt, params, err := mime.ParseMediaType(strings.TrimSpace(part))
+			if err != nil {
+				continue
+			}
+			q := 1.0
+			if v, ok := params["q"]; ok {
+				if q, err = strconv.ParseFloat(v, 64); err != nil {
+					continue
+				}
+			}
+			switch mt {
+			case sseType:
+				sse = max(sse, q)
+			case ndjsonType:
+				ndjson = max(ndjson, q)
+			}
+		}
+	}
+	return sse > 0 && sse > ndjson
+}
+
+// follow streams a job: the job object, then each event whose Seq is
+// above from, then the final job object, as NDJSON lines or, with sse,
+// as Server-Sent Events. Each line is flushed as written; the stream ends
+// when the job does or the client leaves. A stream that ends before its
+// job does (the server shuts down, the store stays unreachable, the job
+// vanishes) ends with the job object as last known, still Running, plus
+// "message" saying why: a client that reads the last line as the final
+// job sees that the job has not ended, and follows again.
+func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from int64, sse bool) {
+	ctx, cancel := context.WithCancelCause(r.Context())
+	defer cancel(nil)
+	if down := a.serverShutdown(r); down != nil {
+		stop := context.AfterFunc(down, func() { cancel(context.Cause(down)) })
+		defer stop()
+	}
+	job, err := a.visibleJob(r, jid, false)
+	if err != nil {
+		a.writeError(w, r, err)
+		return
+	}
+	if obs := a.opts.Observer; obs != nil {
+		obs.FollowStreams(1)
+		defer obs.FollowStreams(-1)
+	}
+	s := &stream{w: w, rc: http.NewResponseController(w), sse: sse, lineTimeout: a.opts.LineTimeout}
+	contentType := ndjsonType
+	if sse {
+		contentType = sseType
+	}
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("Vary", "Accept")          // the format depends on it
+	w.Header().Set("X-Accel-Buffering", "no") // proxies: do not buffer the stream
+	w.WriteHeader(http.StatusOK)
+	if err := s.write(sseJob, 0, job); err != nil {
+		return
+	}
+	if sse && a.opts.StreamKeepAlive > 0 {
+		stop := s.keepAlive(a.opts.StreamKeepAlive, func(err error) { cancel(err) })
+		defer stop()
+	}
+	var writeErr error
+	final, err := a.engine.FollowFrom(ctx, jid, from, func(ev exe.Event) error {
+		writeErr = s.write(sseHost, ev.Seq, map[string]exe.Event{ev.Host: ev})
+		return writeErr
+	})
+	if err == nil {
+		_ = s.write(sseDone, 0, final)
+		return
+	}
+	if writeErr != nil || s.failed() {
+		return // the client is gone, or too slow to take a line
+	}
+	reason := followEndReason(ctx, err)
+	if ctx.Err() == nil && !errors.Is(err, exe.ErrNotFound) && !errors.Is(err, exe.ErrShutdown) {
+		a.log.Warn("follow stream ended early", "jid", jid, "error", err)
+	}
+	// Best effort: a client that left gets nothing, and needs nothing.
+	_ = s.write(sseEnd, 0, streamEnd{job: job, message: "stream ended: " + reason})
+}
+
+// The event names of an event stream (the "event:" field).
+const (
+	sseJob  = "job"  // the job object the stream starts with
+	sseHost = "host" // {"host": event}, with "id:" the event's Seq
+	sseDone = "done" // the final job object: the job has ended
+	sseEnd  = "end"  // the stream ended before the job: follow again
+)
+
+// stream writes the lines of one follow. Its writes are serialised: the
+// keep-alive comments of an event stream come from a goroutine of their
+// own.
+type stream struct {
+	w           http.ResponseWriter
+	rc          *http.ResponseController
+	sse         bool
+	lineTimeout time.Duration
+
+	mu      sync.Mutex
+	started bool      // the event stream's retry field is sent
+	last    time.Time // of the last write
+	err     error     // of a write; the stream is over
+}
+
+// write sends v as one NDJSON line, or as an event named name with id
+// (when above 0) as its "id:" field, and flushes it.
+func (s *stream) write(name string, id int64, v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+	var buf bytes.Buffer
+	if !s.sse {
+		buf.Grow(len(b) + 1)
+		buf.Write(b)
+		buf.WriteByte('\n')
+		return s.send(buf.Bytes())
+	}
+	buf.Grow(len(b) + 64)
+	s.mu.Lock()
+	if !s.started {
+		// Once, at the start: how long a browser waits before it
+		// reconnects.
+		buf.WriteString("retry: " + strconv.Itoa(sseRetry) + "\n")
+		s.started = true
+	}
+	s.mu.Unlock()
+	if id > 0 {
+		buf.WriteString("id: " + strconv.FormatInt(id, 10) + "\n")
+	}
+	// JSON text holds no raw line breaks, so one data field carries it.
+	buf.WriteString("event: " + name + "\ndata: ")
+	buf.Write(b)
+	buf.WriteString("\n\n")
+	return s.send(buf.Bytes())
+}
+
+// send writes and flushes p with the line deadline.
+func (s *stream) send(p []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return s.err
+	}
+	// Not every writer supports deadlines (httptest recorders); that is
+	// fine, the context still ends the stream.
+	_ = s.rc.SetWriteDeadline(time.Now().Add(s.lineTimeout))
+	_, err := s.w.Write(p)
+	if err == nil {
+		err = s.rc.Flush()
+	}
+	s.err, s.last = err, time.Now()
+	return err
+}
+
+// failed reports whether a write failed.
+func (s *stream) failed() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err != nil
+}
+
+// keepAlive sends a comment line whenever the stream has been silent for
+// every, so that proxies and browsers do not take an idle stream for a
+// dead one, until the returned stop is called; a comment that cannot be
+// written calls gone.
+func (s *stream) keepAlive(every time.Duration, gone func(error)) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		t := time.NewTimer(every)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			s.mu.Lock()
+			idle := time.Since(s.last)
+			s.mu.Unlock()
+			if idle < every {
+				t.Reset(every - idle) // a line went out meanwhile
+				continue
+			}
+			if err := s.send([]byte(": keepalive\n\n")); err != nil {
+				gone(err)
+				return
+			}
+			t.Reset(every)
+		}
+	})
+	return func() { close(done); wg.Wait() }
+}
+
+// followEndReason says why a follow ended with err before its job did:
+// its server or its Engine shuts down (see API), the client left, the job
+// is gone, or the store failed.
+func followEndReason(ctx context.Context, err error) string {
+	switch {
+	case errors.Is(context.Cause(ctx), exe.ErrShutdown), errors.Is(err, exe.ErrShutdown):
+		return "server shutting down"
+	case ctx.Err() != nil:
+		return "stream cancelled"
+	case errors.Is(err, exe.ErrNotFound):
+		return "the job is gone (deleted, expired, or lost by the job store)"
+	}
+	return exe.PublicMessage(err)
+}
+
+// streamEnd is a follow stream's last line when it ends before its job:
+// the job object with "message" added.
+type streamEnd struct {
+	job     *exe.Job
+	message string
+}
+
+func (e streamEnd) MarshalJSON() ([]byte, error) {
+	b, err := json.Marshal(e.job)
+	if err != nil {
+		return nil, err
+	}
+	var fields map[string]json.RawMessage
+	if err := json.Unmarshal(b, &fields); err != nil {
+		return nil, err
+	}
+	fields["message"], err = json.Marshal(e.message)
+	if err != nil {
+		return nil, err
+	}
+	return json.Marshal(fields)
+}
