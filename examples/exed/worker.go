@@ -43,9 +43,10 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 			return p.fail(exitUsage, "%v", err)
 		}
 	}
-	p.log.Info("exed worker running", "name", p.disp.(*exeredis.Dispatcher).Name(),
-		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers,
-		"metrics", metricsAddr)
+	name := p.disp.(*exeredis.Dispatcher).Name()
+	p.log.Info("exed worker running", "name", name, "executor", cfg.Runner.Executor,
+		"concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers, "metrics", metricsAddr)
+	p.sdReady("running jobs as " + name)
 	_ = p.wait(nil, func() {
 		p.log.Info("SIGHUP: reloading")
 		p.reloadInventory()
