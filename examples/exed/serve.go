@@ -54,8 +54,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	api := exehttp.New(p.engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Credentials: sec.creds,
 		ClientCerts: cfg.API.TLSClientCA != "", Audit: sec.audit,
-		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...),
-		Metrics:     exeprom.Handler(p.reg), Observer: p.metrics, Logger: p.log.Named("http")})
+		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), UI: cfg.API.UI,
+		Metrics: exeprom.Handler(p.reg), Observer: p.metrics, Logger: p.log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)

@@ -51,6 +51,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -70,7 +71,13 @@ const (
 
 // Options configure the API handler.
 type Options struct {
-	// Prefix mounts every endpoint under a path, e.g. "/exed". Empty: root.
+	// Prefix mounts every endpoint under a path, e.g. "/exe": the
+	// endpoints are then "/exe/ping", "/exe/jobs/{jid}". A missing
+	// leading slash and trailing slashes are tolerated ("exe/" is
+	// "/exe"); letters, digits, "-", ".", "_", "~" and "/" between
+	// segments are allowed, and New panics, naming it, on a prefix with
+	// anything else (a space, "{", "%", an empty or dot segment), as
+	// http.ServeMux does on a bad pattern. Empty: root.
 	Prefix string
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -116,6 +123,14 @@ type Options struct {
 	// Observer, when set, is told of every request and follow stream
 	// (package prometheus's Metrics). Nil: nothing is measured.
 	Observer Observer
+	// UI serves the job dashboard, a page for browsers, at Prefix+"/ui/"
+	// (GET; Prefix+"/ui" redirects there): the job list, each job's hosts
+	// live, cancel, and a form that runs ping or execute on a pattern.
+	// Its files need no credentials (they are the same for every server);
+	// the page asks for a bearer token, keeps it in the tab's session
+	// storage and sends it in the Authorization header of its API calls.
+	// Every file is served with UIContentSecurityPolicy.
+	UI bool
 	// Logger receives unexpected errors. Nil: discarded.
 	Logger hclog.Logger
 }
@@ -149,15 +164,27 @@ type API struct {
 
 var _ http.Handler = (*API)(nil)
 
-// New returns the API of engine.
+// New returns the API of engine. It panics on a nil engine and on a
+// Prefix that cannot be a path (see Options.Prefix): mistakes of the
+// program's, reported where they are made rather than at the first
+// request.
 func New(engine *exe.Engine, opts Options) *API {
+	if engine == nil {
+		panic("exehttp: New needs an Engine, not nil")
+	}
 	a := newAPI(engine, opts)
 	a.handler = a.build(a.routes())
 	return a
 }
 
-// newAPI returns the API with opts defaulted, and no handler yet.
+// newAPI returns the API with opts defaulted, and no handler yet; it
+// panics on a prefix that cannot be a path.
 func newAPI(engine *exe.Engine, opts Options) *API {
+	prefix, err := cleanPrefix(opts.Prefix)
+	if err != nil {
+		panic(err.Error())
+	}
+	opts.Prefix = prefix
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -167,13 +194,33 @@ func newAPI(engine *exe.Engine, opts Options) *API {
 	if opts.StreamKeepAlive == 0 {
 		opts.StreamKeepAlive = DefaultStreamKeepAlive
 	}
-	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
 	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
 		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
+}
+
+// cleanPrefix returns prefix as the API mounts it: "" or "/seg/seg", with
+// a leading slash and without a trailing one; an error for a prefix that
+// cannot be a path of plain segments.
+func cleanPrefix(prefix string) (string, error) {
+	p := strings.Trim(prefix, "/")
+	if p == "" {
+		return "", nil
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("exehttp: Options.Prefix %q: an empty or dot segment", prefix)
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r)) {
+				return "", fmt.Errorf("exehttp: Options.Prefix %q: %q is not allowed in a prefix (letters, digits, \"-._~\" and \"/\")", prefix, r)
+			}
+		}
+	}
+	return "/" + p, nil
 }
 
 // ServeHTTP serves every endpoint under the prefix, with JSON 405s (and
@@ -281,10 +328,13 @@ func (a *API) build(routes []route) http.Handler {
 			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
 		})))
 	}
+	if a.opts.UI {
+		a.registerUI(mux)
+	}
 	mux.Handle("/", routed(obs, "/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
 	})))
-	h := withRequestID(a.guard.wrap(muxErrorsAsJSON(mux)))
+	h := withRequestID(a.guard.wrap(muxErrorsAsJSON(mux), a.uiNavigation))
 	if obs != nil {
 		h = observe(obs, mux, h)
 	}

@@ -82,10 +82,14 @@ func (g *originGuard) allowedHost(host string) bool {
 	return net.ParseIP(h) != nil
 }
 
-// check returns why r must be refused, or "" to serve it.
-func (g *originGuard) check(r *http.Request) string {
+// check returns why r must be refused, or "" to serve it. A navigation
+// (see wrap) passes the Host check only.
+func (g *originGuard) check(r *http.Request, navigation func(*http.Request) bool) string {
 	if !g.allowedHost(r.Host) {
 		return "host " + quote(normalizeHost(r.Host)) + " is not a name of this server (add it to the server's names, [api] server_names)"
+	}
+	if navigation != nil && navigation(r) {
+		return ""
 	}
 	switch site := r.Header.Get("Sec-Fetch-Site"); site {
 	case "", "same-origin", "none":
@@ -127,9 +131,13 @@ func withPort(host, scheme string) string {
 	return net.JoinHostPort(strings.TrimSuffix(strings.TrimPrefix(host, "["), "]"), port)
 }
 
-func (g *originGuard) wrap(next http.Handler) http.Handler {
+// wrap refuses what check refuses. navigation, when not nil, says which
+// requests are top-level loads of a page that may come from any site (the
+// dashboard's page: API.uiNavigation); they still need a Host of the
+// server's.
+func (g *originGuard) wrap(next http.Handler, navigation func(*http.Request) bool) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if why := g.check(r); why != "" {
+		if why := g.check(r, navigation); why != "" {
 			writeMessage(w, http.StatusForbidden, why)
 			return
 		}

@@ -46,6 +46,8 @@ type API struct {
 	ServerNames  []string
 	MaxBodyBytes int64
 	SyncTimeout  time.Duration
+	// UI serves the job dashboard at /ui/ (transport/http Options.UI).
+	UI bool
 	// TLSCert and TLSKey are the PEM files of the server's certificate
 	// (its chain) and key: set both to serve HTTPS. TLSClientCA, a PEM
 	// file of CA certificates, asks clients for a certificate and accepts
@@ -121,7 +123,7 @@ type Log struct {
 func Default() *Config {
 	cwd, _ := os.Getwd()
 	return &Config{
-		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second},
+		API: API{ListenAddr: "127.0.0.1", ListenPort: 16808, MaxBodyBytes: 1 << 20, SyncTimeout: 60 * time.Second, UI: true},
 		Runner: Runner{Executor: "sshnative", Concurrency: 50, Workers: exe.DefaultJobsAtOnce, MaxTimeout: exe.DefaultMaxTimeout,
 			Modules:   cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
@@ -148,6 +150,7 @@ var options = []option{
 	{"api", "tls_cert", func(c *Config, v string) error { c.API.TLSCert = v; return nil }},
 	{"api", "tls_key", func(c *Config, v string) error { c.API.TLSKey = v; return nil }},
 	{"api", "tls_client_ca", func(c *Config, v string) error { c.API.TLSClientCA = v; return nil }},
+	{"api", "ui", func(c *Config, v string) error { return setBool(&c.API.UI, v) }},
 	{"runner", "executor", func(c *Config, v string) error { return setName(&c.Runner.Executor, v) }},
 	{"runner", "concurrency", func(c *Config, v string) error { return setInt(&c.Runner.Concurrency, v, 1) }},
 	{"runner", "workers", func(c *Config, v string) error { return setInt(&c.Runner.Workers, v, 1) }},
