@@ -25,6 +25,9 @@
 //     a task.
 //   - transport/http: the HTTP API of API.md as an http.Handler; auth: its
 //     credentials.
+//   - prometheus: Prometheus metrics of the Engine, the API, the plugin
+//     processes and the sshnative executor, through the observer
+//     interfaces of exe, transport/http and plugins/sshnative.
 //   - jobstore/storetest, dispatchtest, executortest: the conformance
 //     suites every store, dispatcher and executor passes.
 //   - examples/exed: the reference server; examples/embed: a service that

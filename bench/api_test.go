@@ -37,19 +37,25 @@ func newStack(b *testing.B, conns int) *stack {
 	return newStackOn(b, conns, memory.New(memory.Options{MaxJobs: 1 << 22}))
 }
 
-// newStackOn is newStack with another job store.
-func newStackOn(b *testing.B, conns int, store exe.JobStore) *stack {
+// newStackOn is newStack with another job store; each of configure may
+// change the Engine's config and the API's options (metrics, tokens).
+func newStackOn(b *testing.B, conns int, store exe.JobStore, configure ...func(*exe.Config, *exehttp.Options)) *stack {
 	b.Helper()
 	x, err := sshnative.New(sshnative.Config{})
 	if err != nil {
 		b.Fatal(err)
 	}
-	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: runtime.NumCPU(), Queue: 1 << 16})})
+	cfg := exe.Config{Store: store, Executor: x,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: runtime.NumCPU(), Queue: 1 << 16})}
+	var opts exehttp.Options
+	for _, c := range configure {
+		c(&cfg, &opts)
+	}
+	eng, err := exe.NewEngine(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
-	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	srv := httptest.NewServer(exehttp.New(eng, opts))
 	b.Cleanup(func() {
 		srv.Close()
 		_ = eng.Shutdown(context.Background())

@@ -97,6 +97,13 @@
 // be shown: the message of a kind's error, and a generic text for
 // anything else, which transports log in full instead.
 //
+// # Observing
+//
+// Config.Observer is told of every job submitted, started, stopped and
+// ended in this process, and of every host's result (Observer): what
+// metrics need, without this package knowing of them. Package prometheus
+// (github.com/0ops/exed/prometheus) implements it.
+//
 // # Lifecycle
 //
 // NewEngine starts the dispatcher (Dispatcher.Start, once: a Dispatcher

@@ -64,8 +64,11 @@ type Config struct {
 	// not taken yet (see Runner.MaxUnstoredBytes). Zero:
 	// DefaultMaxUnstoredBytes.
 	MaxUnstoredBytes int64
-	Logger           hclog.Logger     // nil: no logging
-	Now              func() time.Time // nil: time.Now
+	// Observer is told of the jobs submitted, run and ended here and of
+	// every host's result (metrics: package prometheus). Nil: NoObserver.
+	Observer Observer
+	Logger   hclog.Logger     // nil: no logging
+	Now      func() time.Time // nil: time.Now
 }
 
 // Engine is exed's entry point: it validates requests, resolves targets,
@@ -111,6 +114,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.Observer == nil {
+		cfg.Observer = NoObserver{}
+	}
 	log := cfg.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -119,7 +125,7 @@ func NewEngine(cfg Config) (*Engine, error) {
 		cfg.Dispatcher = NewLocalDispatcher(LocalOptions{Logger: log.Named("dispatcher")})
 	}
 	runner := &Runner{Store: cfg.Store, Executor: cfg.Executor, Tasks: cfg.Tasks,
-		Logger: log.Named("runner"), MaxUnstoredBytes: cfg.MaxUnstoredBytes}
+		Logger: log.Named("runner"), MaxUnstoredBytes: cfg.MaxUnstoredBytes, Observer: cfg.Observer}
 	if err := cfg.Dispatcher.Start(runner); err != nil {
 		return nil, err
 	}
@@ -457,6 +463,9 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 			out[h] = Event{Host: h, Status: HostUnreachable, Msg: "no result was reported for this host"}
 		}
 	}
+	for _, ev := range out {
+		e.cfg.Observer.HostResult(req.Operate, ev.Status)
+	}
 	return out, nil
 }
 
@@ -505,6 +514,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {
 			return "", err
 		}
+		e.cfg.Observer.JobSubmitted(req.Operate)
 		return job.JID, nil
 	}
 	if err := e.cfg.Store.Create(ctx, job); err != nil {
@@ -519,6 +529,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 		}
 		return "", err
 	}
+	e.cfg.Observer.JobSubmitted(req.Operate)
 	return job.JID, nil
 }
 
@@ -628,6 +639,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 		return nil, err
 	}
 	if ended != nil {
+		observeUnrun(e.cfg.Observer, ended, last)
 		logJobEnded(e.log.Named("runner"), "job ended", ended, JobFailure, ErrCancelled.Error(), started, -1)
 	}
 	if !started {

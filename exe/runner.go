@@ -66,6 +66,9 @@ type Runner struct {
 	// memory. One event is always taken, however large. Zero:
 	// DefaultMaxUnstoredBytes.
 	MaxUnstoredBytes int64
+	// Observer is told of the jobs it runs and ends and of their hosts'
+	// results (metrics). Nil: NoObserver.
+	Observer Observer
 }
 
 // Run executes job jid to completion. A job that is no longer Running (it
@@ -100,7 +103,10 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	log := r.logger()
 	log.Info("job started", jobKeys(job)...)
 	began := time.Now()
-	rec := newRecorder(r, jid, stop, writeCtx)
+	obs := r.observer()
+	obs.JobStarted(job.Operate)
+	defer func() { obs.JobStopped(job.Operate, time.Since(began)) }()
+	rec := newRecorder(r, job, stop, writeCtx)
 	defer rec.release() // a panic skips flush: let the writer end anyway
 	// A job whose context ended before the operation was called started
 	// nothing: its hosts are SKIPPED as not started.
@@ -124,6 +130,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	ended, err := r.finish(writeCtx, jid, state, msg)
 	switch {
 	case ended:
+		obs.JobEnded(job.Operate, state)
 		logJobEnded(log, "job ended", job, state, msg, true, time.Since(began))
 	case err == nil:
 		// Ended meanwhile by another party, which logged it: say how
@@ -183,6 +190,7 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 		return nil
 	}
 	if err == nil {
+		r.observer().JobEnded(job.Operate, JobFailure)
 		logJobEnded(r.logger(), "job ended", job, JobFailure, msg, true, -1)
 	}
 	return err
@@ -193,11 +201,24 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 // event NotStarted(host, cause), and logs it "job ended". A job that
 // already ended is left as it is.
 func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
-	job, err := endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+	last := func(host string) Event { return NotStarted(host, cause) }
+	job, err := endUnrun(ctx, r.Store, jid, cause, last)
 	if job != nil {
+		observeUnrun(r.observer(), job, last)
 		logJobEnded(r.logger(), "job ended", job, JobFailure, cause.Error(), false, -1)
 	}
 	return err
+}
+
+// observeUnrun tells obs of a job endUnrun ended (job as it was before):
+// its end, and the event last gave each target that had none.
+func observeUnrun(obs Observer, job *Job, last func(host string) Event) {
+	obs.JobEnded(job.Operate, JobFailure)
+	for _, h := range job.Targets {
+		if len(job.ReturnData[h]) == 0 {
+			obs.HostResult(job.Operate, last(h).Status)
+		}
+	}
 }
 
 // endUnrun finishes a job no Runner will finish, as Failure with cause's
@@ -235,6 +256,13 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 	return job, nil
 }
 
+func (r *Runner) observer() Observer {
+	if r.Observer == nil {
+		return NoObserver{}
+	}
+	return r.Observer
+}
+
 func (r *Runner) logger() hclog.Logger {
 	if r.Logger == nil {
 		return hclog.NewNullLogger()
@@ -266,6 +294,8 @@ func sleep(ctx context.Context, d time.Duration) bool {
 type recorder struct {
 	runner   *Runner
 	jid      string
+	op       Operate
+	obs      Observer
 	stop     context.CancelCauseFunc
 	writeCtx context.Context // ends when failed writes are no longer retried
 	max      int64
@@ -285,8 +315,8 @@ type recorder struct {
 	done    chan struct{} // closed when the writer ended
 }
 
-func newRecorder(r *Runner, jid string, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
-	rc := &recorder{runner: r, jid: jid, stop: stop, writeCtx: writeCtx, max: r.MaxUnstoredBytes,
+func newRecorder(r *Runner, job *Job, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
+	rc := &recorder{runner: r, jid: job.JID, op: job.Operate, obs: r.observer(), stop: stop, writeCtx: writeCtx, max: r.MaxUnstoredBytes,
 		seen: map[string]bool{}, failed: map[string]bool{}, wake: make(chan struct{}, 1), done: make(chan struct{})}
 	if rc.max <= 0 {
 		rc.max = DefaultMaxUnstoredBytes
@@ -301,6 +331,9 @@ func newRecorder(r *Runner, jid string, stop context.CancelCauseFunc, writeCtx c
 // queue is over its size bound.
 func (rc *recorder) emit(ev Event) {
 	size := eventSize(ev)
+	if ev.Host != AnnounceHost {
+		rc.obs.HostResult(rc.op, ev.Status)
+	}
 	rc.mu.Lock()
 	if ev.Host != AnnounceHost {
 		rc.seen[ev.Host] = true

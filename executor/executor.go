@@ -21,6 +21,7 @@ import (
 	"github.com/0ops/exed/internal/pluginpb"
 	"github.com/0ops/exed/internal/pluginrpc"
 	"github.com/hashicorp/go-plugin"
+	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 )
 
@@ -28,6 +29,13 @@ import (
 // passes them the key/values of their section of exed.conf before the
 // first operation, and an error fails the server's start.
 type Configurer = pluginrpc.Configurer
+
+// Gatherer is implemented by executors that have metrics of their own
+// (prometheus.Gatherer: a *prometheus.Registry is one, and so is the
+// sshnative plugin). The server asks for them at each scrape of its
+// metrics (Client.Metrics) and serves them among its own, each with the
+// label plugin="NAME".
+type Gatherer = pluginrpc.Gatherer
 
 // PluginSet is go-plugin's plugin set for an executor plugin serving impl,
 // for a program that runs go-plugin itself; Serve and Start do it for
@@ -267,6 +275,22 @@ func (c *Client) call(ctx context.Context, fn func(*pluginrpc.ExecutorClient) er
 
 // PID is the plugin process's ID while it runs, or 0.
 func (c *Client) PID() int { return c.proc.PID() }
+
+// Metrics gathers the plugin's own metrics (see Gatherer) through the
+// plugin protocol. A plugin that has none, or was built before the call
+// existed, answers nil and no error.
+func (c *Client) Metrics(ctx context.Context) ([]*dto.MetricFamily, error) {
+	var mfs []*dto.MetricFamily
+	err := c.call(ctx, func(x *pluginrpc.ExecutorClient) (err error) {
+		mfs, err = x.Metrics(ctx)
+		return err
+	})
+	return mfs, err
+}
+
+// Restarts is how many times the plugin was started again after its
+// process ended (it crashed, or was killed).
+func (c *Client) Restarts() int64 { return c.proc.Restarts() }
 
 // Shutdown stops the plugin: its operations are cancelled and, for a
 // plugin served by Serve, end (with the commands they ran) before it

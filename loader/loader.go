@@ -55,6 +55,7 @@ import (
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/0ops/exed/task"
 	"github.com/hashicorp/go-hclog"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // File name prefixes of plugin binaries in a modules directory.
@@ -325,14 +326,30 @@ type Set struct {
 	// Tasks are the task plugins by the task type each serves.
 	Tasks map[string]exe.Task
 
-	procs []process // the executor first
+	procs []Started // the executor first
 }
 
-// process is a plugin process: *executor.Client or *task.Client.
-type process interface {
+// Started is a plugin process Load started.
+type Started struct {
+	Kind, Name string  // KindExecutor or KindTask; the plugin's name
+	Process    Process // *executor.Client or *task.Client
+}
+
+// Process is a plugin process: *executor.Client or *task.Client.
+type Process interface {
 	Shutdown(context.Context) error
 	Close() error
+	// Metrics gathers the plugin's own metrics (executor.Gatherer); nil
+	// when it has none.
+	Metrics(context.Context) ([]*dto.MetricFamily, error)
+	// Restarts is how many times it was started again after its process
+	// ended.
+	Restarts() int64
 }
+
+// Started lists the plugin processes Load started, the executor first:
+// what a server's metrics report on (package prometheus's AddPlugin).
+func (s *Set) Started() []Started { return append([]Started(nil), s.procs...) }
 
 // Load discovers the plugins, then starts and configures the executor and
 // the tasks: a plugin that cannot start, speaks another protocol version or
@@ -383,7 +400,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			return nil, notServed(ref, err)
 		}
 		s.Executor = x
-		s.procs = append(s.procs, x)
+		s.procs = append(s.procs, Started{KindExecutor, ref.Name, x})
 	}
 	names := opts.Tasks
 	if names == nil {
@@ -401,7 +418,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			s.Close()
 			return nil, notServed(ref, err)
 		}
-		s.procs = append(s.procs, t)
+		s.procs = append(s.procs, Started{KindTask, ref.Name, t})
 		info, err := t.Info(ctx)
 		if err != nil {
 			s.Close()
@@ -439,7 +456,7 @@ func (s *Set) Shutdown(ctx context.Context) error {
 	}
 	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
-		errs = append(errs, s.procs[i].Shutdown(ctx))
+		errs = append(errs, s.procs[i].Process.Shutdown(ctx))
 	}
 	return errors.Join(errs...)
 }
@@ -452,7 +469,7 @@ func (s *Set) Close() error {
 	}
 	var errs []error
 	for _, p := range s.procs {
-		errs = append(errs, p.Close())
+		errs = append(errs, p.Process.Close())
 	}
 	return errors.Join(errs...)
 }

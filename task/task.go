@@ -13,6 +13,7 @@ import (
 	"github.com/0ops/exed/internal/pluginhost"
 	"github.com/0ops/exed/internal/pluginrpc"
 	"github.com/hashicorp/go-plugin"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // ProtocolVersion is the version of the task plugin protocol.
@@ -27,6 +28,10 @@ var Handshake = kind.Handshake()
 
 // Configurer is implemented by tasks that take a config section.
 type Configurer = pluginrpc.Configurer
+
+// Gatherer is implemented by tasks that have metrics of their own, as
+// executors do (see executor.Gatherer).
+type Gatherer = pluginrpc.Gatherer
 
 // PluginSet is go-plugin's plugin set for a task plugin serving impl, for
 // a program that runs go-plugin itself; Serve and Start do it for the
@@ -82,6 +87,22 @@ func (c *Client) Run(ctx context.Context, exec exe.Executor, hosts []string, arg
 
 // PID is the plugin process's ID while it runs, or 0.
 func (c *Client) PID() int { return c.proc.PID() }
+
+// Metrics gathers the plugin's own metrics through the plugin protocol;
+// nil and no error from a plugin that has none or was built before the
+// call existed.
+func (c *Client) Metrics(ctx context.Context) ([]*dto.MetricFamily, error) {
+	raw, err := c.proc.Dispense(ctx)
+	if err != nil {
+		return nil, err
+	}
+	mfs, err := raw.(*pluginrpc.TaskClient).Metrics(ctx)
+	return mfs, c.proc.Explain(err)
+}
+
+// Restarts is how many times the plugin was started again after its
+// process ended.
+func (c *Client) Restarts() int64 { return c.proc.Restarts() }
 
 // Shutdown stops the plugin, its runs cancelled; it waits for the process
 // to exit until ctx is done, then kills it.

@@ -209,6 +209,14 @@ func TestOnlyWorkerKilled(t *testing.T) {
 	assert.EqualValues(t, 2, final["state"])
 	assert.Equal(t, "worker lost", final["error"])
 	lostHostEvent(t, base, jid, "localhost", "worker lost")
+	// The server's recovery failed it: its metrics count the job's end
+	// and its host's event, once.
+	m := waitMetrics(t, base+"/metrics", "", func(m metrics) bool {
+		return m.get("exed_jobs_finished_total", "operation", "deploy", "state", "failure") >= 1
+	})
+	assert.Equal(t, 1.0, m.get("exed_jobs_finished_total", "operation", "deploy", "state", "failure"))
+	assert.Equal(t, 1.0, m.get("exed_host_results_total", "operation", "deploy", "status", "failed"))
+	assert.Equal(t, 1.0, m.get("exed_jobs_submitted_total", "operation", "deploy"))
 
 	require.Eventually(t, func() bool { code, h = health(); return h["status"] == "degraded" }, 10*time.Second, 10*time.Millisecond)
 	assert.Equal(t, 200, code, "the API still serves")

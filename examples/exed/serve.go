@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
+	exeprom "github.com/0ops/exed/prometheus"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/hashicorp/go-hclog"
 )
@@ -53,7 +54,8 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	}
 	api := exehttp.New(p.engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Credentials: sec.creds,
 		ClientCerts: cfg.API.TLSClientCA != "", Audit: sec.audit,
-		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), UI: cfg.API.UI, Logger: p.log.Named("http")})
+		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), UI: cfg.API.UI,
+		Metrics: exeprom.Handler(p.reg), Observer: p.metrics, Logger: p.log.Named("http")})
 
 	addr := net.JoinHostPort(cfg.API.ListenAddr, strconv.Itoa(cfg.API.ListenPort))
 	ln, err := net.Listen("tcp", addr)

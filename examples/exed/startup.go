@@ -12,7 +12,9 @@ import (
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/loader"
+	exeprom "github.com/0ops/exed/prometheus"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // pluginGrace bounds how long shutdown waits for the plugins to end what
@@ -34,8 +36,10 @@ type process struct {
 	plugins *loader.Set
 	disp    exe.Dispatcher
 	engine  *exe.Engine
-	status  string   // what sdReady last said: said again after a reload
-	closers []func() // run by close, last first
+	status  string               // what sdReady last said: said again after a reload
+	reg     *prometheus.Registry // what GET /metrics serves
+	metrics *exeprom.Metrics     // the Engine's and the API's Observer
+	closers []func()             // run by close, last first
 }
 
 // startProcess begins a process: before anything else it takes SIGTERM and
@@ -109,9 +113,11 @@ func (p *process) startEngine(runJobs bool) error {
 	}
 	p.plugins = plugs
 	p.closers = append(p.closers, func() { plugs.Close() })
+	p.reg, p.metrics = newMetrics(plugs, p.log)
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
-		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout, Logger: p.log})
+		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout,
+		Observer: p.metrics, Logger: p.log})
 	if err != nil {
 		return err
 	}

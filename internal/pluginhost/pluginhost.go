@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -81,6 +82,7 @@ type Process struct {
 	started time.Time
 	backoff time.Duration
 	stop    chan struct{} // closed by Shutdown and Close
+	starts  atomic.Int64  // processes started and configured
 }
 
 // Start returns a Process whose plugin has started and been configured:
@@ -160,6 +162,7 @@ func (p *Process) Dispense(ctx context.Context) (any, error) {
 	}
 	p.client, p.cmd, p.raw = client, cmd, raw
 	p.started = time.Now()
+	p.starts.Add(1)
 	go p.watch(client)
 	return raw, nil
 }
@@ -238,6 +241,11 @@ func exitText(cmd *exec.Cmd) string {
 	}
 	return cmd.ProcessState.String()
 }
+
+// Restarts is how many times the plugin was started again after its
+// process ended (died, was killed, or exited by itself): the processes
+// started and configured after the first.
+func (p *Process) Restarts() int64 { return max(p.starts.Load()-1, 0) }
 
 // PID is the running process's ID, or 0.
 func (p *Process) PID() int {

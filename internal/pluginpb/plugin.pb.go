@@ -502,6 +502,55 @@ func (x *OperationList) GetOperates() []string {
 	return nil
 }
 
+// MetricFamilies are a plugin's own metrics as its Prometheus registry
+// gathers them: each a serialized io.prometheus.client.MetricFamily (the
+// protobuf of Prometheus's exposition format, client_model's
+// metrics.proto). The server serves them among its own, each metric with
+// the label plugin="NAME" added.
+type MetricFamilies struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Families      [][]byte               `protobuf:"bytes,1,rep,name=families,proto3" json:"families,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *MetricFamilies) Reset() {
+	*x = MetricFamilies{}
+	mi := &file_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *MetricFamilies) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*MetricFamilies) ProtoMessage() {}
+
+func (x *MetricFamilies) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use MetricFamilies.ProtoReflect.Descriptor instead.
+func (*MetricFamilies) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *MetricFamilies) GetFamilies() [][]byte {
+	if x != nil {
+		return x.Families
+	}
+	return nil
+}
+
 // TaskInfo is exe.TaskInfo; options_json is its exe.Schema.
 type TaskInfo struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -514,7 +563,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -526,7 +575,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[9]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -539,7 +588,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{9}
 }
 
 func (x *TaskInfo) GetType() string {
@@ -577,7 +626,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -589,7 +638,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -602,7 +651,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *RunRequest) GetExecutor() uint32 {
@@ -673,7 +722,9 @@ const file_plugin_proto_rawDesc = "" +
 	"\n" +
 	"extra_json\x18\v \x01(\fR\textraJson\"+\n" +
 	"\rOperationList\x12\x1a\n" +
-	"\boperates\x18\x01 \x03(\tR\boperates\"c\n" +
+	"\boperates\x18\x01 \x03(\tR\boperates\",\n" +
+	"\x0eMetricFamilies\x12\x1a\n" +
+	"\bfamilies\x18\x01 \x03(\fR\bfamilies\"c\n" +
 	"\bTaskInfo\x12\x12\n" +
 	"\x04type\x18\x01 \x01(\tR\x04type\x12 \n" +
 	"\vdescription\x18\x02 \x01(\tR\vdescription\x12!\n" +
@@ -683,7 +734,7 @@ const file_plugin_proto_rawDesc = "" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
 	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id2\xd6\x03\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id2\x98\x04\n" +
 	"\bExecutor\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\n" +
@@ -692,12 +743,14 @@ const file_plugin_proto_rawDesc = "" +
 	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
 	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty\x12>\n" +
-	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty2\xf7\x01\n" +
+	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty\x12@\n" +
+	"\aMetrics\x12\x15.exed.plugin.v1.Empty\x1a\x1e.exed.plugin.v1.MetricFamilies2\xb9\x02\n" +
 	"\x04Task\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x127\n" +
 	"\x04Info\x12\x15.exed.plugin.v1.Empty\x1a\x18.exed.plugin.v1.TaskInfo\x12:\n" +
 	"\x03Run\x12\x1a.exed.plugin.v1.RunRequest\x1a\x15.exed.plugin.v1.Event0\x01\x12>\n" +
-	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.EmptyB(Z&github.com/0ops/exed/internal/pluginpbb\x06proto3"
+	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty\x12@\n" +
+	"\aMetrics\x12\x15.exed.plugin.v1.Empty\x1a\x1e.exed.plugin.v1.MetricFamiliesB(Z&github.com/0ops/exed/internal/pluginpbb\x06proto3"
 
 var (
 	file_plugin_proto_rawDescOnce sync.Once
@@ -711,7 +764,7 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 11)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
 var file_plugin_proto_goTypes = []any{
 	(*Empty)(nil),          // 0: exed.plugin.v1.Empty
 	(*Config)(nil),         // 1: exed.plugin.v1.Config
@@ -721,12 +774,13 @@ var file_plugin_proto_goTypes = []any{
 	(*CancelRequest)(nil),  // 5: exed.plugin.v1.CancelRequest
 	(*Event)(nil),          // 6: exed.plugin.v1.Event
 	(*OperationList)(nil),  // 7: exed.plugin.v1.OperationList
-	(*TaskInfo)(nil),       // 8: exed.plugin.v1.TaskInfo
-	(*RunRequest)(nil),     // 9: exed.plugin.v1.RunRequest
-	nil,                    // 10: exed.plugin.v1.Config.ValuesEntry
+	(*MetricFamilies)(nil), // 8: exed.plugin.v1.MetricFamilies
+	(*TaskInfo)(nil),       // 9: exed.plugin.v1.TaskInfo
+	(*RunRequest)(nil),     // 10: exed.plugin.v1.RunRequest
+	nil,                    // 11: exed.plugin.v1.Config.ValuesEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	10, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
+	11, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
 	1,  // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
 	0,  // 2: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
 	2,  // 3: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
@@ -734,23 +788,27 @@ var file_plugin_proto_depIdxs = []int32{
 	4,  // 5: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
 	0,  // 6: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
 	5,  // 7: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	1,  // 8: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0,  // 9: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	9,  // 10: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	5,  // 11: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	0,  // 12: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	7,  // 13: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
-	3,  // 14: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	0,  // 15: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
-	6,  // 16: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0,  // 17: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0,  // 18: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
-	0,  // 19: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	8,  // 20: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	6,  // 21: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	0,  // 22: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
-	12, // [12:23] is the sub-list for method output_type
-	1,  // [1:12] is the sub-list for method input_type
+	0,  // 8: exed.plugin.v1.Executor.Metrics:input_type -> exed.plugin.v1.Empty
+	1,  // 9: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 10: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	10, // 11: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	5,  // 12: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	0,  // 13: exed.plugin.v1.Task.Metrics:input_type -> exed.plugin.v1.Empty
+	0,  // 14: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	7,  // 15: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
+	3,  // 16: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0,  // 17: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	6,  // 18: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	0,  // 19: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0,  // 20: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
+	8,  // 21: exed.plugin.v1.Executor.Metrics:output_type -> exed.plugin.v1.MetricFamilies
+	0,  // 22: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	9,  // 23: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	6,  // 24: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	0,  // 25: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
+	8,  // 26: exed.plugin.v1.Task.Metrics:output_type -> exed.plugin.v1.MetricFamilies
+	14, // [14:27] is the sub-list for method output_type
+	1,  // [1:14] is the sub-list for method input_type
 	1,  // [1:1] is the sub-list for extension type_name
 	1,  // [1:1] is the sub-list for extension extendee
 	0,  // [0:1] is the sub-list for field type_name
@@ -767,7 +825,7 @@ func file_plugin_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   11,
+			NumMessages:   12,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -31,6 +31,7 @@ const (
 	Executor_Operate_FullMethodName         = "/exed.plugin.v1.Executor/Operate"
 	Executor_Health_FullMethodName          = "/exed.plugin.v1.Executor/Health"
 	Executor_Cancel_FullMethodName          = "/exed.plugin.v1.Executor/Cancel"
+	Executor_Metrics_FullMethodName         = "/exed.plugin.v1.Executor/Metrics"
 )
 
 // ExecutorClient is the client API for Executor service.
@@ -55,6 +56,9 @@ type ExecutorClient interface {
 	// Cancel interrupts a running Operate; an unknown id (it has ended) is
 	// no error.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Metrics gathers the plugin's metrics, at each scrape of the server's.
+	// A plugin built before this call answers Unimplemented: it has none.
+	Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricFamilies, error)
 }
 
 type executorClient struct {
@@ -144,6 +148,16 @@ func (c *executorClient) Cancel(ctx context.Context, in *CancelRequest, opts ...
 	return out, nil
 }
 
+func (c *executorClient) Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricFamilies, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricFamilies)
+	err := c.cc.Invoke(ctx, Executor_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // ExecutorServer is the server API for Executor service.
 // All implementations must embed UnimplementedExecutorServer
 // for forward compatibility.
@@ -166,6 +180,9 @@ type ExecutorServer interface {
 	// Cancel interrupts a running Operate; an unknown id (it has ended) is
 	// no error.
 	Cancel(context.Context, *CancelRequest) (*Empty, error)
+	// Metrics gathers the plugin's metrics, at each scrape of the server's.
+	// A plugin built before this call answers Unimplemented: it has none.
+	Metrics(context.Context, *Empty) (*MetricFamilies, error)
 	mustEmbedUnimplementedExecutorServer()
 }
 
@@ -196,6 +213,9 @@ func (UnimplementedExecutorServer) Health(context.Context, *Empty) (*Empty, erro
 }
 func (UnimplementedExecutorServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedExecutorServer) Metrics(context.Context, *Empty) (*MetricFamilies, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedExecutorServer) mustEmbedUnimplementedExecutorServer() {}
 func (UnimplementedExecutorServer) testEmbeddedByValue()                  {}
@@ -337,6 +357,24 @@ func _Executor_Cancel_Handler(srv interface{}, ctx context.Context, dec func(int
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Executor_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(ExecutorServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Executor_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(ExecutorServer).Metrics(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Executor_ServiceDesc is the grpc.ServiceDesc for Executor service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -368,6 +406,10 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			MethodName: "Cancel",
 			Handler:    _Executor_Cancel_Handler,
 		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Executor_Metrics_Handler,
+		},
 	},
 	Streams: []grpc.StreamDesc{
 		{
@@ -384,6 +426,7 @@ const (
 	Task_Info_FullMethodName      = "/exed.plugin.v1.Task/Info"
 	Task_Run_FullMethodName       = "/exed.plugin.v1.Task/Run"
 	Task_Cancel_FullMethodName    = "/exed.plugin.v1.Task/Cancel"
+	Task_Metrics_FullMethodName   = "/exed.plugin.v1.Task/Metrics"
 )
 
 // TaskClient is the client API for Task service.
@@ -395,6 +438,8 @@ type TaskClient interface {
 	Run(ctx context.Context, in *RunRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
 	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
+	// Metrics is Executor.Metrics for a task plugin.
+	Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricFamilies, error)
 }
 
 type taskClient struct {
@@ -454,6 +499,16 @@ func (c *taskClient) Cancel(ctx context.Context, in *CancelRequest, opts ...grpc
 	return out, nil
 }
 
+func (c *taskClient) Metrics(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*MetricFamilies, error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	out := new(MetricFamilies)
+	err := c.cc.Invoke(ctx, Task_Metrics_FullMethodName, in, out, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
 // TaskServer is the server API for Task service.
 // All implementations must embed UnimplementedTaskServer
 // for forward compatibility.
@@ -463,6 +518,8 @@ type TaskServer interface {
 	Run(*RunRequest, grpc.ServerStreamingServer[Event]) error
 	// Cancel interrupts a running Run, as Executor.Cancel does an Operate.
 	Cancel(context.Context, *CancelRequest) (*Empty, error)
+	// Metrics is Executor.Metrics for a task plugin.
+	Metrics(context.Context, *Empty) (*MetricFamilies, error)
 	mustEmbedUnimplementedTaskServer()
 }
 
@@ -484,6 +541,9 @@ func (UnimplementedTaskServer) Run(*RunRequest, grpc.ServerStreamingServer[Event
 }
 func (UnimplementedTaskServer) Cancel(context.Context, *CancelRequest) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Cancel not implemented")
+}
+func (UnimplementedTaskServer) Metrics(context.Context, *Empty) (*MetricFamilies, error) {
+	return nil, status.Error(codes.Unimplemented, "method Metrics not implemented")
 }
 func (UnimplementedTaskServer) mustEmbedUnimplementedTaskServer() {}
 func (UnimplementedTaskServer) testEmbeddedByValue()              {}
@@ -571,6 +631,24 @@ func _Task_Cancel_Handler(srv interface{}, ctx context.Context, dec func(interfa
 	return interceptor(ctx, in, info, handler)
 }
 
+func _Task_Metrics_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
+	in := new(Empty)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	if interceptor == nil {
+		return srv.(TaskServer).Metrics(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{
+		Server:     srv,
+		FullMethod: Task_Metrics_FullMethodName,
+	}
+	handler := func(ctx context.Context, req interface{}) (interface{}, error) {
+		return srv.(TaskServer).Metrics(ctx, req.(*Empty))
+	}
+	return interceptor(ctx, in, info, handler)
+}
+
 // Task_ServiceDesc is the grpc.ServiceDesc for Task service.
 // It's only intended for direct use with grpc.RegisterService,
 // and not to be introspected or modified (even as a copy)
@@ -589,6 +667,10 @@ var Task_ServiceDesc = grpc.ServiceDesc{
 		{
 			MethodName: "Cancel",
 			Handler:    _Task_Cancel_Handler,
+		},
+		{
+			MethodName: "Metrics",
+			Handler:    _Task_Metrics_Handler,
 		},
 	},
 	Streams: []grpc.StreamDesc{

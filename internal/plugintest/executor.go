@@ -9,11 +9,14 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Executor is an executor for exed's own plugin tests: it behaves
@@ -43,10 +46,38 @@ import (
 //	          the message "cmd: refused: X"; Execute runs it as any other
 //
 // Match("hex:H") returns one host named by the bytes of H. A config key
-// "fail" makes Configure refuse.
+// "fail" makes Configure refuse. Its metrics (Gather, which the plugin
+// protocol serves) count its calls: testexec_calls_total{operation}.
 type Executor struct {
 	Logger    hclog.Logger
 	markerDir string
+
+	metricsOnce sync.Once
+	reg         *prometheus.Registry
+	calls       *prometheus.CounterVec
+}
+
+// metrics returns the registry and counters, made on first use.
+func (x *Executor) metrics() (*prometheus.Registry, *prometheus.CounterVec) {
+	x.metricsOnce.Do(func() {
+		x.reg = prometheus.NewRegistry()
+		x.calls = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "testexec_calls_total",
+			Help: "Operations testexec was called for."}, []string{"operation"})
+		x.reg.MustRegister(x.calls)
+	})
+	return x.reg, x.calls
+}
+
+// called counts a call of op.
+func (x *Executor) called(op exe.Operate) {
+	_, calls := x.metrics()
+	calls.WithLabelValues(string(op)).Inc()
+}
+
+// Gather implements executor.Gatherer.
+func (x *Executor) Gather() ([]*dto.MetricFamily, error) {
+	reg, _ := x.metrics()
+	return reg.Gather()
 }
 
 var hosts = []string{"a", "b", "c"}
@@ -95,6 +126,7 @@ func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
 }
 
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {
+	x.called(exe.OpPing)
 	for _, h := range hs {
 		emit(exe.Event{Host: h, Status: exe.HostOK})
 	}
@@ -117,6 +149,7 @@ func (x *Executor) Deploy(context.Context, []string, exe.DeployArgs, exe.Emit) e
 }
 
 func (x *Executor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	x.called(exe.OpExecute)
 	verb, arg, _ := strings.Cut(args.Cmd, " ")
 	switch verb {
 	case "stream":

@@ -197,7 +197,7 @@ func (d *Dispatcher) Start(runner exe.JobRunner) error {
 		d.stop = w.stop
 		return nil
 	}
-	rec := newRecoverer(d.rdb, d.s, d.opts, "")
+	rec := newRecoverer(d.rdb, d.s, d.opts, "", runner)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() { defer close(done); rec.run(ctx) }()
@@ -314,7 +314,7 @@ func (w *worker) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.loops, w.loopsDone = cancel, make(chan struct{})
 	var loops sync.WaitGroup
-	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name)
+	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name, w.runner)
 	for _, loop := range []func(context.Context){w.readLoop, w.claimLoop, w.cancelLoop, rec.run} {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx) }()

@@ -41,12 +41,25 @@ type recoverer struct {
 	// look notes it as seen (Dispatcher.Health reads it).
 	worker string
 	log    hclog.Logger
+	// obs is told of each job it fails: the Engine's Observer.
+	obs exe.Observer
 }
 
 // newRecoverer returns a recoverer of s's jobs with opts' Lease,
-// RecoverEvery and LostMessage (already defaulted by NewDispatcher).
-func newRecoverer(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions, worker string) *recoverer {
-	return &recoverer{rdb: rdb, s: s, opts: opts, worker: worker, log: opts.Logger}
+// RecoverEvery and LostMessage (already defaulted by NewDispatcher),
+// which tells the Observer of runner (the Engine's) of the jobs it fails.
+func newRecoverer(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions, worker string, runner exe.JobRunner) *recoverer {
+	return &recoverer{rdb: rdb, s: s, opts: opts, worker: worker, log: opts.Logger, obs: observerOf(runner)}
+}
+
+// observerOf is the Observer of the Engine's Runner (exe.Runner.Observer):
+// a job the recovery fails ends outside any Runner, and is reported to it
+// here, so that every job's end is counted once.
+func observerOf(runner exe.JobRunner) exe.Observer {
+	if r, ok := runner.(*exe.Runner); ok && r.Observer != nil {
+		return r.Observer
+	}
+	return exe.NoObserver{}
 }
 
 // run looks for lapsed leases every RecoverEvery until ctx ends.
@@ -80,6 +93,27 @@ func (r *recoverer) run(ctx context.Context) {
 	})
 }
 
+// observe tells the Observer of a job failed as lost: its end, and the
+// FAILED event the failing gave each target that had none. The job is
+// read back for them (it is kept for its retention); a read that fails
+// only leaves it uncounted.
+func (r *recoverer) observe(ctx context.Context, jid string) {
+	if _, none := r.obs.(exe.NoObserver); none {
+		return
+	}
+	job, err := r.s.Get(ctx, jid, true)
+	if err != nil {
+		return
+	}
+	r.obs.JobEnded(job.Operate, exe.JobFailure)
+	for _, h := range job.Targets {
+		evs := job.ReturnData[h]
+		if n := len(evs); n > 0 && evs[n-1].Status == exe.HostFailed && evs[n-1].Msg == job.Error+lostHostSuffix {
+			r.obs.HostResult(job.Operate, exe.HostFailed)
+		}
+	}
+}
+
 // failLapsed fails the jobs whose lapse a look at Redis's time now saw.
 func (r *recoverer) failLapsed(ctx context.Context, jids []any, now int64, slow time.Duration) {
 	for _, v := range jids {
@@ -88,6 +122,7 @@ func (r *recoverer) failLapsed(ctx context.Context, jids []any, now int64, slow 
 		switch {
 		case err == nil:
 			r.log.Warn("job failed: the lease of the process running it lapsed", "jid", jid)
+			r.observe(ctx, jid)
 		case errors.Is(err, exe.ErrNotFound):
 			r.rdb.SRem(ctx, r.s.key("started"), jid)
 		case errors.Is(err, errStale):

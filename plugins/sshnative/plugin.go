@@ -14,8 +14,11 @@ import (
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
 	"github.com/0ops/exed/inventory"
+	exeprom "github.com/0ops/exed/prometheus"
 	"github.com/0ops/exed/section"
 	"github.com/hashicorp/go-hclog"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 )
 
 // Options of the [sshnative] section, with their defaults, as etc/exed.conf
@@ -247,9 +250,23 @@ func applyAnsibleConfig(cfg *Config, ac *ansiblecfg.Config, s *section.Section) 
 // executor.Configurer), with the state directory the server gives the
 // plugin (executor.StateDir) for its journal of running commands.
 // Warnings go to the plugin's stderr as hclog JSON lines, which the server
-// shows in its own log.
+// shows in its own log. Its metrics (package prometheus's NewSSH: SSH
+// dial latency, pooled connections) reach the server through the plugin
+// protocol (executor.Gatherer), which serves them with its own.
 type Plugin struct {
 	exe.Executor
+	metrics *prometheus.Registry // set by Configure
+}
+
+var _ executor.Gatherer = (*Plugin)(nil)
+
+// Gather implements executor.Gatherer: the executor's metrics, none
+// before Configure.
+func (p *Plugin) Gather() ([]*dto.MetricFamily, error) {
+	if p.metrics == nil {
+		return nil, nil
+	}
+	return p.metrics.Gather()
 }
 
 // Close closes the executor; executor.Serve calls it once every operation
@@ -300,11 +317,13 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	}
 	cfg.Logger = log
 	cfg.StateDir = executor.StateDir()
+	reg := prometheus.NewRegistry()
+	cfg.Observer = exeprom.NewSSH(reg)
 	x, err := New(cfg)
 	if err != nil {
 		return exe.Errorf(exe.ErrInvalid, "[sshnative]: %v", err)
 	}
-	p.Executor = x
+	p.Executor, p.metrics = x, reg
 	return nil
 }
 

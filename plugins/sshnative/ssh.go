@@ -70,6 +70,7 @@ type SSHOptions struct {
 // and jobs.
 type pool struct {
 	opts     SSHOptions
+	obs      Observer
 	keys     *keyring
 	hostKeys *hostKeys
 
@@ -89,7 +90,7 @@ type pooled struct {
 	parent *pooled
 }
 
-func newPool(opts SSHOptions) (*pool, error) {
+func newPool(opts SSHOptions, obs Observer) (*pool, error) {
 	if opts.KeepAlive <= 0 {
 		opts.KeepAlive = DefaultKeepAlive
 	}
@@ -101,7 +102,7 @@ func newPool(opts SSHOptions) (*pool, error) {
 			return nil, fmt.Errorf("known_hosts file %s: %w", f, err)
 		}
 	}
-	p := &pool{opts: opts, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{}, stop: make(chan struct{})}
+	p := &pool{opts: opts, obs: obs, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{}, stop: make(chan struct{})}
 	for _, f := range opts.KeyFiles {
 		// A configured key that is not there is a mistake to say at start;
 		// an encrypted one may be in ssh-agent.
@@ -149,6 +150,7 @@ func (p *pool) closeConn(pc *pooled) {
 	pc.mu.Unlock()
 	if c != nil {
 		c.Close()
+		p.obs.Pooled(-1)
 	}
 	if parent != nil {
 		p.release(parent)
@@ -191,12 +193,15 @@ func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Cli
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
 	if pc.client == nil {
+		began := time.Now()
 		c, parent, err := p.dial(ctx, ep)
+		p.obs.Dialed(time.Since(began), err)
 		if err != nil {
 			p.release(pc)
 			return nil, nil, err
 		}
 		pc.client, pc.parent = c, parent
+		p.obs.Pooled(1)
 		go p.keepAlive(pc, c, ep.keepAlive, p.timeout(ep))
 	}
 	return pc.client, pc, nil
@@ -217,6 +222,7 @@ func (p *pool) drop(pc *pooled, c *ssh.Client) {
 	if pc.client == c {
 		pc.client = nil
 		parent, pc.parent = pc.parent, nil
+		p.obs.Pooled(-1)
 	}
 	pc.mu.Unlock()
 	if parent != nil {

@@ -80,6 +80,9 @@ type Config struct {
 	// Empty: no journal.
 	StateDir string
 	Logger   hclog.Logger
+	// Observer is told of the SSH connections set up and pooled
+	// (metrics). Nil: nobody.
+	Observer Observer
 	// AnsibleConfig is the ansible.cfg the configuration came from, logged
 	// at start; "" for none.
 	AnsibleConfig string
@@ -150,7 +153,10 @@ func New(cfg Config) (*Executor, error) {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	p, err := newPool(cfg.SSH)
+	if cfg.Observer == nil {
+		cfg.Observer = noObserver{}
+	}
+	p, err := newPool(cfg.SSH, cfg.Observer)
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}

@@ -17,15 +17,18 @@ import (
 type permission int
 
 const (
-	permNone   permission = iota // checked in the handler (operations)
-	permRead                     // list, read, follow; targets; task types
-	permChange                   // cancel, delete: any operation, then the job's own (permitJob)
+	permNone    permission = iota // checked in the handler (operations)
+	permRead                      // list, read, follow; targets; task types
+	permChange                    // cancel, delete: any operation, then the job's own (permitJob)
+	permMetrics                   // the metrics endpoint
 )
 
 // permissionOf maps a route to the permission it needs: every route but
 // the public ones has one, so no endpoint is served without a check.
 func permissionOf(rt route) permission {
 	switch {
+	case rt.path == "/metrics":
+		return permMetrics
 	case rt.method == "DELETE", strings.HasSuffix(rt.path, "/cancel"):
 		return permChange
 	case rt.method == "GET" && (rt.path == "/target" || rt.path == "/tasks" || strings.HasPrefix(rt.path, "/jobs")):
@@ -43,6 +46,10 @@ func (p permission) check(id *auth.Identity) string {
 	case permChange:
 		if !id.CanChange() {
 			return "cancelling and deleting jobs is not allowed (read-only)"
+		}
+	case permMetrics:
+		if !id.CanMetrics() {
+			return "reading metrics is not allowed (it takes the metrics permission)"
 		}
 	}
 	return ""

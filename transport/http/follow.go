@@ -116,6 +116,10 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		a.writeError(w, r, err)
 		return
 	}
+	if obs := a.opts.Observer; obs != nil {
+		obs.FollowStreams(1)
+		defer obs.FollowStreams(-1)
+	}
 	s := &stream{w: w, rc: http.NewResponseController(w), sse: sse, lineTimeout: a.opts.LineTimeout}
 	contentType := ndjsonType
 	if sse {

@@ -13,7 +13,10 @@
 //
 // Options also set who may call it (bearer tokens, scoped credentials,
 // client certificates; package auth), which host names it answers to,
-// and the audit trail.
+// the audit trail, and metrics: an Observer told of every request, and
+// the handler GET /metrics serves to credentials with the metrics
+// permission (package prometheus has both). MetricsHandler serves that
+// endpoint alone, for a process that serves no API.
 //
 // # Follow streams and the OpenAPI document
 //
@@ -111,6 +114,15 @@ type Options struct {
 	// another site (Sec-Fetch-Site, Origin, Referer) are 403 on every
 	// endpoint and method, GET included, since GETs run commands.
 	ServerNames []string
+	// Metrics, when set, is served on GET {Prefix}/metrics to credentials
+	// with the metrics permission (a scraper's token: ops=metrics): the
+	// Prometheus exposition of package prometheus's registry
+	// (github.com/0ops/exed/prometheus). Nil: the endpoint answers 404
+	// "this server serves no metrics".
+	Metrics http.Handler
+	// Observer, when set, is told of every request and follow stream
+	// (package prometheus's Metrics). Nil: nothing is measured.
+	Observer Observer
 	// UI serves the job dashboard, a page for browsers, at Prefix+"/ui/"
 	// (GET; Prefix+"/ui" redirects there): the job list, each job's hosts
 	// live, cancel, and a form that runs ping or execute on a pattern.
@@ -160,6 +172,14 @@ func New(engine *exe.Engine, opts Options) *API {
 	if engine == nil {
 		panic("exehttp: New needs an Engine, not nil")
 	}
+	a := newAPI(engine, opts)
+	a.handler = a.build(a.routes())
+	return a
+}
+
+// newAPI returns the API with opts defaulted, and no handler yet; it
+// panics on a prefix that cannot be a path.
+func newAPI(engine *exe.Engine, opts Options) *API {
 	prefix, err := cleanPrefix(opts.Prefix)
 	if err != nil {
 		panic(err.Error())
@@ -178,10 +198,8 @@ func New(engine *exe.Engine, opts Options) *API {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	a := &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
+	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
 		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
-	a.handler = a.build()
-	return a
 }
 
 // cleanPrefix returns prefix as the API mounts it: "" or "/seg/seg", with
@@ -258,6 +276,7 @@ func (a *API) routes() []route {
 		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
 		{"GET", "/healthz", a.health, true},
 		{"GET", "/openapi.json", a.openAPI, true},
+		a.metricsRoute(),
 	}
 }
 
@@ -274,19 +293,21 @@ func (a *API) Register(mux *http.ServeMux) {
 	}
 }
 
-// build returns the mux of every endpoint.
-func (a *API) build() http.Handler {
+// build returns the mux of the endpoints routes, behind the Host and
+// cross-site checks, and observed when Options has an Observer.
+func (a *API) build(routes []route) http.Handler {
 	mux := http.NewServeMux()
+	obs := a.opts.Observer
 	a.patterns = map[string]bool{}
 	allowed := map[string][]string{}
 	var paths []string
-	for _, rt := range a.routes() {
+	for _, rt := range routes {
 		h := checkQuery(rt.handler)
 		if !rt.public {
 			h = a.authorize(rt, h)
 		}
 		pattern := rt.method + " " + a.opts.Prefix + rt.path
-		mux.Handle(pattern, h)
+		mux.Handle(pattern, routed(obs, pattern, h))
 		a.patterns[pattern] = rt.public
 		if _, ok := allowed[rt.path]; !ok {
 			paths = append(paths, rt.path)
@@ -302,18 +323,22 @@ func (a *API) build() http.Handler {
 		allow := strings.Join(methods, ", ")
 		// A method-less pattern is less specific than the method ones, so
 		// it only catches the methods they do not serve.
-		mux.HandleFunc(a.opts.Prefix+p, func(w http.ResponseWriter, r *http.Request) {
+		mux.Handle(a.opts.Prefix+p, routed(obs, a.opts.Prefix+p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
-		})
+		})))
 	}
 	if a.opts.UI {
 		a.registerUI(mux)
 	}
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+	mux.Handle("/", routed(obs, "/", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeMessage(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
-	})
-	return withRequestID(a.guard.wrap(muxErrorsAsJSON(mux), a.uiNavigation))
+	})))
+	h := withRequestID(a.guard.wrap(muxErrorsAsJSON(mux), a.uiNavigation))
+	if obs != nil {
+		h = observe(obs, mux, h)
+	}
+	return h
 }
 
 // writeJSON answers with v as JSON.

@@ -1,8 +1,9 @@
 // Command testexec serves plugintest.Executor as an executor plugin, for
 // exed's own tests. EXE_TESTPLUGIN_PROTOCOL=N makes it speak protocol
 // version N, for the version-mismatch test; EXE_TESTPLUGIN_OLD=1 makes it
-// a plugin built before the ValidateRequest call, which answers it
-// Unimplemented; EXE_TESTPLUGIN_NIL=1 makes it serve a nil executor.
+// a plugin built before the ValidateRequest and Metrics calls, which
+// answers them Unimplemented; EXE_TESTPLUGIN_NIL=1 makes it serve a nil
+// executor.
 package main
 
 import (
@@ -47,8 +48,8 @@ func main() {
 }
 
 // oldPlugin serves the executor service as a plugin built before the
-// ValidateRequest call did: without that method, which gRPC then answers
-// Unimplemented ("unknown method").
+// ValidateRequest and Metrics calls did: without those methods, which gRPC
+// then answers Unimplemented ("unknown method").
 type oldPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl exe.Executor
@@ -58,7 +59,7 @@ func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	desc := pluginpb.Executor_ServiceDesc
 	desc.Methods = nil
 	for _, m := range pluginpb.Executor_ServiceDesc.Methods {
-		if m.MethodName != "ValidateRequest" {
+		if m.MethodName != "ValidateRequest" && m.MethodName != "Metrics" {
 			desc.Methods = append(desc.Methods, m)
 		}
 	}

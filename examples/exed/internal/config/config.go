@@ -25,6 +25,7 @@ type Config struct {
 	API    API
 	Runner Runner
 	Log    Log
+	Worker Worker
 	// Path is the file the configuration came from ("" for defaults).
 	Path string
 	// Sections holds every section's key/values as written (unquoted,
@@ -86,6 +87,22 @@ type Runner struct {
 	// server's (the sshnative executor's journal of running commands),
 	// one subdirectory per plugin.
 	StateDir string
+}
+
+// Worker is the [worker] section: what `exed worker` serves besides
+// running jobs.
+type Worker struct {
+	// MetricsAddress is the host:port where a worker serves GET
+	// /metrics (Prometheus), with the [api] credentials and TLS files;
+	// "" (the default) serves nothing.
+	MetricsAddress string
+}
+
+// MetricsLoopback reports whether the metrics address only accepts local
+// clients.
+func (w Worker) MetricsLoopback() bool {
+	host, _, _ := net.SplitHostPort(w.MetricsAddress)
+	return isLoopback(host)
 }
 
 // Log is the [log] section.
@@ -154,6 +171,7 @@ var options = []option{
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
 	{"log", "audit_log", func(c *Config, v string) error { c.Log.AuditLog = v; return nil }},
+	{"worker", "metrics_address", func(c *Config, v string) error { return setHostPort(&c.Worker.MetricsAddress, v) }},
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
@@ -222,7 +240,7 @@ func (a API) TLS() bool { return a.TLSCert != "" }
 
 // ServerSections are the sections exed itself reads; any other section
 // belongs to a plugin of that name.
-var ServerSections = map[string]bool{"api": true, "runner": true, "log": true}
+var ServerSections = map[string]bool{"api": true, "runner": true, "log": true, "worker": true}
 
 // unquote strips one pair of matching quotes, which ini leaves on single-
 // quoted values.
@@ -240,6 +258,26 @@ func setHost(dst *string, v string) error {
 	}
 	if ip := net.ParseIP(v); ip == nil && strings.ContainsAny(v, " /:") {
 		return fmt.Errorf("%q is not an IP address or host name", v)
+	}
+	*dst = v
+	return nil
+}
+
+// setHostPort takes host:port, the host an IP address or a name ("" or
+// "[::]" for every interface).
+func setHostPort(dst *string, v string) error {
+	host, port, err := net.SplitHostPort(v)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port (e.g. 127.0.0.1:9816)", v)
+	}
+	var n int
+	if err := setPort(&n, port); err != nil {
+		return err
+	}
+	if host != "" {
+		if err := setHost(&host, host); err != nil {
+			return err
+		}
 	}
 	*dst = v
 	return nil
@@ -398,10 +436,13 @@ func (a API) AccessWarnings(haveAuth bool) []string {
 }
 
 // Loopback reports whether the listen address only accepts local clients.
-func (a API) Loopback() bool {
-	if a.ListenAddr == "localhost" {
+func (a API) Loopback() bool { return isLoopback(a.ListenAddr) }
+
+// isLoopback reports whether a listen host only accepts local clients.
+func isLoopback(host string) bool {
+	if host == "localhost" {
 		return true
 	}
-	ip := net.ParseIP(a.ListenAddr)
+	ip := net.ParseIP(host)
 	return ip != nil && ip.IsLoopback()
 }

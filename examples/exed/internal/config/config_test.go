@@ -92,19 +92,22 @@ func TestUnknownOptionsWarn(t *testing.T) {
 
 func TestBadValuesNameTheOption(t *testing.T) {
 	for text, want := range map[string]string{
-		"[api]\nlisten_port = http\n":       `[api] listen_port: "http" is not a port number`,
-		"[api]\nlisten_port = 70000\n":      `[api] listen_port: "70000" is not a port number`,
-		"[runner]\nconcurrency = 0\n":       `[runner] concurrency: "0" is not a whole number of at least 1`,
-		"[runner]\njob_ttl = forever\n":     `[runner] job_ttl: "forever" is not a duration`,
-		"[runner]\nexecutor = ../evil\n":    `[runner] executor: "../evil" is not a plugin name`,
-		"[runner]\nredis_url = localhost\n": `[runner] redis_url: "localhost" is not a URL`,
-		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
-		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
-		"[log]\nlog_format = xml\n":         `[log] log_format: "xml" is not a log format (text, json)`,
-		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
-		"[runner]\nmax_job_bytes = lots\n":  `[runner] max_job_bytes: "lots" is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)`,
-		"[api]\ntls_cert = c.pem\n":         "[api] tls_cert and tls_key: set both to serve HTTPS, or neither",
-		"[api]\ntls_client_ca = ca.pem\n":   "[api] tls_client_ca needs tls_cert and tls_key",
+		"[api]\nlisten_port = http\n":                   `[api] listen_port: "http" is not a port number`,
+		"[api]\nlisten_port = 70000\n":                  `[api] listen_port: "70000" is not a port number`,
+		"[runner]\nconcurrency = 0\n":                   `[runner] concurrency: "0" is not a whole number of at least 1`,
+		"[runner]\njob_ttl = forever\n":                 `[runner] job_ttl: "forever" is not a duration`,
+		"[runner]\nexecutor = ../evil\n":                `[runner] executor: "../evil" is not a plugin name`,
+		"[runner]\nredis_url = localhost\n":             `[runner] redis_url: "localhost" is not a URL`,
+		"[runner]\nredis_prefix = a b\n":                `[runner] redis_prefix: "a b" is not a key prefix`,
+		"[log]\nlog_level = loud\n":                     `[log] log_level: "loud" is not a log level`,
+		"[log]\nlog_format = xml\n":                     `[log] log_format: "xml" is not a log format (text, json)`,
+		"[api]\nallow_insecure = perhaps\n":             `[api] allow_insecure: "perhaps" is not a boolean`,
+		"[runner]\nmax_job_bytes = lots\n":              `[runner] max_job_bytes: "lots" is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)`,
+		"[api]\ntls_cert = c.pem\n":                     "[api] tls_cert and tls_key: set both to serve HTTPS, or neither",
+		"[api]\ntls_client_ca = ca.pem\n":               "[api] tls_client_ca needs tls_cert and tls_key",
+		"[worker]\nmetrics_address = 9816\n":            `[worker] metrics_address: "9816" is not host:port`,
+		"[worker]\nmetrics_address = 127.0.0.1:99999\n": `[worker] metrics_address: "99999" is not a port number`,
+		"[worker]\nmetrics_address = a/b:9816\n":        `[worker] metrics_address: "a/b" is not an IP address or host name`,
 	} {
 		_, _, err := config.Load(write(t, text))
 		require.Error(t, err, text)
@@ -112,6 +115,22 @@ func TestBadValuesNameTheOption(t *testing.T) {
 	}
 	_, _, err := config.Load(filepath.Join(t.TempDir(), "missing.conf"))
 	assert.Error(t, err)
+}
+
+// [worker] metrics_address is host:port; it is off by default, and only
+// a loopback host keeps it to this machine.
+func TestWorkerMetricsAddress(t *testing.T) {
+	assert.Empty(t, config.Default().Worker.MetricsAddress, "off by default")
+	for addr, loopback := range map[string]bool{
+		"127.0.0.1:9816": true, "localhost:9816": true, "[::1]:9816": true,
+		"0.0.0.0:9816": false, ":9816": false, "[::]:9816": false, "worker1.example.com:9816": false,
+	} {
+		c, warnings, err := config.Load(write(t, "[worker]\nmetrics_address = "+addr+"\n"))
+		require.NoError(t, err, addr)
+		assert.Empty(t, warnings, addr)
+		assert.Equal(t, addr, c.Worker.MetricsAddress)
+		assert.Equal(t, loopback, c.Worker.MetricsLoopback(), addr)
+	}
 }
 
 // allow_insecure is warned about when it takes effect: no tokens on an
