@@ -2,10 +2,11 @@
 GO        ?= go
 PACKAGES  ?= ./...
 # Debian packages the integration tests need: a real sshd, redis-server,
-# ansible, python3 (a command calling setpgid), sudo (become) and chromium
-# (the job dashboard's browser tests, headless). Installed only when
-# missing, and only when running as root.
-TEST_DEBS := openssh-server redis-server ansible python3 sudo chromium
+# ansible, python3 (a command calling setpgid), sudo (become), systemd
+# (systemd-analyze, for verify-units) and chromium (the job dashboard's
+# browser tests, headless). Installed only when missing, and only when
+# running as root.
+TEST_DEBS := openssh-server redis-server ansible python3 sudo systemd chromium
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a run at the deadline with "context
 # deadline exceeded" and no crasher (golang/go#75804).
@@ -15,7 +16,7 @@ PROTOC_GEN_GO      := google.golang.org/protobuf/cmd/protoc-gen-go@v1.36.12
 PROTOC_GEN_GO_GRPC := google.golang.org/grpc/cmd/protoc-gen-go-grpc@v1.6.2
 TOOLS     := $(CURDIR)/.tools
 
-.PHONY: all build test deps vet fuzz bench run clean generate check-generated
+.PHONY: all build test deps vet fuzz bench run clean generate check-generated verify-units
 
 all: build
 
@@ -31,6 +32,7 @@ deps:
 	command -v redis-server >/dev/null 2>&1 || missing="$$missing redis-server"; \
 	command -v ansible >/dev/null 2>&1 || missing="$$missing ansible"; \
 	[ -x /usr/bin/sudo ] || missing="$$missing sudo"; \
+	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \
@@ -69,7 +71,28 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzParse$$' -fuzztime $(FUZZTIME) ./inventory
 	$(GO) test -run '^$$' -fuzz '^FuzzPluginOutput$$' -fuzztime $(FUZZTIME) -fuzzminimizetime 100x ./executor
 
-test: deps vet check-generated
+# verify-units checks etc/'s systemd units with systemd-analyze, which
+# needs no running systemd (this works in a container). `verify` also
+# checks that ExecStart's binary exists and is executable, and
+# /usr/local/bin/exed is not installed here: it verifies copies whose
+# ExecStart names an exed built for the check. It exits 0 on warnings
+# (an unknown key is only "ignoring"), so any output fails the check.
+# `security --offline` scores the sandbox: exposure above 2.0 ("OK")
+# fails, so that a loosened unit is noticed.
+UNITS := etc/exed.service etc/exed-worker.service
+verify-units:
+	@tmp=$$(mktemp -d) && trap 'rm -rf "$$tmp"' EXIT && \
+	$(GO) build -o "$$tmp/exed" ./examples/exed && \
+	for u in $(UNITS); do sed "s|/usr/local/bin/exed|$$tmp/exed|" $$u > "$$tmp/$${u##*/}"; done && \
+	out=$$(systemd-analyze verify --man=no $(addprefix "$$tmp"/,$(notdir $(UNITS))) 2>&1); rc=$$?; \
+	if [ $$rc != 0 ] || [ -n "$$out" ]; then echo "$$out"; echo "systemd-analyze verify failed: fix $(UNITS)"; exit 1; fi; \
+	for u in $(notdir $(UNITS)); do \
+		systemd-analyze security --offline=yes --threshold=20 --no-pager "$$tmp/$$u" >/dev/null 2>&1 || { \
+			systemd-analyze security --offline=yes --no-pager "$$tmp/$$u"; echo "etc/$$u: exposure above 2.0"; exit 1; }; \
+	done; \
+	echo "verify-units: $(UNITS) verified"
+
+test: deps vet check-generated verify-units
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
 	$(GO) test -count=1 -run 'GrowsLinearly' ./inventory
 	$(MAKE) --no-print-directory fuzz

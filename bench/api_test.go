@@ -112,7 +112,7 @@ func runJobs(b *testing.B, clients int, client *http.Client, url string, eng *ex
 // read it. It reports the delivery latency (append to line read) over all
 // deliveries: p50 and p99.
 func BenchmarkFollowers1000(b *testing.B) {
-	runFollowers(b, newStack(b, 1000), nil, nil)
+	runFollowers(b, newStack(b, 1000), nil)
 }
 
 // BenchmarkFollowers1000SSE is BenchmarkFollowers1000 with every follower
@@ -120,13 +120,17 @@ func BenchmarkFollowers1000(b *testing.B) {
 // browsers' EventSources would: the same fan-out, each event a message
 // of an id, an event name and a data line.
 func BenchmarkFollowers1000SSE(b *testing.B) {
-	runFollowers(b, newStack(b, 1000), http.Header{"Accept": {"text/event-stream"}}, nil)
+	runFollowersWith(b, newStack(b, 1000), http.Header{"Accept": {"text/event-stream"}}, nil)
 }
 
-// runFollowers is BenchmarkFollowers1000 on the stack s, each follow
-// request with header; following, if set, is called once every follower
-// is following.
-func runFollowers(b *testing.B, s *stack, header http.Header, following func()) {
+// runFollowers is BenchmarkFollowers1000 on the stack s; following, if
+// set, is called once every follower is following.
+func runFollowers(b *testing.B, s *stack, following func()) {
+	runFollowersWith(b, s, nil, following)
+}
+
+// runFollowersWith is runFollowers with header on every follow request.
+func runFollowersWith(b *testing.B, s *stack, header http.Header, following func()) {
 	const followers = 1000
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()

@@ -97,7 +97,7 @@ func BenchmarkProductionCost(b *testing.B) {
 			runJobs(b, 32, s.client, s.srv.URL, s.engine, `{"targets":["localhost"]}`)
 		})
 		b.Run(mode.name+"/follow1000", func(b *testing.B) {
-			runFollowers(b, mode.new(b, 1000), nil, nil)
+			runFollowers(b, mode.new(b, 1000), nil)
 		})
 	}
 }

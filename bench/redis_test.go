@@ -124,7 +124,7 @@ func BenchmarkFollowers1000Redis(b *testing.B) {
 	b.Cleanup(func() { rdb.Close() })
 	store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
 	clients := map[string]float64{"connected_clients": -1, "blocked_clients": -1}
-	runFollowers(b, newStackOn(b, 1000, store), nil, func() {
+	runFollowers(b, newStackOn(b, 1000, store), func() {
 		info, err := rdb.Info(context.Background(), "clients").Result()
 		if err != nil {
 			b.Fatal(err)

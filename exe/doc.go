@@ -106,4 +106,22 @@
 // stay the caller's: stop the plugins (loader.Set.Shutdown) after it, and
 // close the store. A dispatcher of one's own implements Start and
 // Shutdown to this contract, which dispatchtest.Run checks.
+//
+// # Logging
+//
+// Config.Logger (an hclog.Logger: its format, text or JSON, is the
+// caller's) gets the job log, under the name "runner": one Info line
+// "job started" when a Runner begins a job, and one "job ended" when the
+// job ends, in the process where that happens (the one whose dispatcher
+// ran it, or whose Cancel or shutdown ended it unrun), with the keys
+//
+//	jid, user, operation, targets     which job, who submitted it (Job.User),
+//	                                  its operation, its number of targets
+//	state, error                      the outcome: "Done" or "Failure", Job.Error
+//	started                           false when it ended before it ran
+//	duration_seconds                  how long its Runner ran it (ms precision)
+//
+// so that a log shipper sees every job whichever process ran it. Warnings
+// and errors (a store that fails, a plugin that dies) go to the same
+// logger with the job's jid.
 package exe

@@ -468,8 +468,12 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	}
 	sctx, cancel := context.WithTimeout(wctx, storeTimeout)
 	defer cancel()
-	if err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last); err != nil {
+	ended, err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last)
+	if err != nil {
 		return nil, err
+	}
+	if ended != nil {
+		logJobEnded(e.log.Named("runner"), "job ended", ended, JobFailure, ErrCancelled.Error(), started, -1)
 	}
 	if !started {
 		// A worker that took the job between the check and the end stops

@@ -97,6 +97,9 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	unwatch := context.AfterFunc(ctx, func() { time.AfterFunc(storeAfterStop, giveUp) })
 	defer unwatch()
 
+	log := r.logger()
+	log.Info("job started", jobKeys(job)...)
+	began := time.Now()
 	rec := newRecorder(r, jid, stop, writeCtx)
 	defer rec.release() // a panic skips flush: let the writer end anyway
 	// A job whose context ended before the operation was called started
@@ -111,19 +114,34 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	}
 	opErr := Perform(ctx, r.Executor, r.Tasks, job.Request, emit)
 	if opErr != nil && ctx.Err() == nil {
-		r.logger().Warn("job operation failed", "jid", jid, "error", opErr)
+		log.Warn("job operation failed", "jid", jid, "error", opErr)
 	}
 	state, msg := rec.outcome(ctx, job.Targets, opErr)
 	rec.flush()
 	if n := rec.lostCount(); n > 0 && ctx.Err() == nil {
 		state, msg = JobFailure, fmt.Sprintf("%d events could not be stored", n)
 	}
-	return r.finish(writeCtx, jid, state, msg)
+	ended, err := r.finish(writeCtx, jid, state, msg)
+	switch {
+	case ended:
+		logJobEnded(log, "job ended", job, state, msg, true, time.Since(began))
+	case err == nil:
+		// Ended meanwhile by another party, which logged it: say how
+		// the run here ended, with the outcome in force.
+		gctx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
+		defer cancel()
+		if stored, gerr := r.Store.Get(gctx, jid, false); gerr == nil {
+			state, msg = stored.State, stored.Error
+		}
+		logJobEnded(log, "job run ended; the job had already ended", job, state, msg, true, time.Since(began))
+	}
+	return err
 }
 
 // finish writes the job's outcome, retrying with backoff until the store
-// answers or writeCtx ends.
-func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) error {
+// answers or writeCtx ends. ended is false, with no error, when the job
+// had already ended (cancelled, or failed as lost: the store has its end).
+func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) (ended bool, _ error) {
 	for failures := 0; ; failures++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
 		err := r.Store.Finish(actx, jid, state, msg)
@@ -133,48 +151,66 @@ func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, ms
 			if failures > 0 {
 				r.logger().Info("stored the job's outcome after a store failure", "jid", jid, "attempts", failures+1)
 			}
-			return nil
+			return true, nil
 		case errors.Is(err, ErrFinished):
-			return nil // cancelled, or failed as lost: the store has its end
+			return false, nil
 		case errors.Is(err, ErrNotFound):
-			return fmt.Errorf("finish job %s: %w", jid, err)
+			return false, fmt.Errorf("finish job %s: %w", jid, err)
 		}
 		if failures == 0 {
 			r.logger().Warn("could not store the job's outcome; keeping it and retrying", "jid", jid, "error", err)
 		}
 		if !sleep(writeCtx, backoff(failures)) {
-			return fmt.Errorf("finish job %s: gave up: %w", jid, err)
+			return false, fmt.Errorf("finish job %s: gave up: %w", jid, err)
 		}
 	}
 }
 
-// Fail finishes a job that will not run (queued at shutdown, lost worker)
-// as Failure with msg. A job that already ended is left as it is.
+// Fail finishes, as Failure with msg, a job whose run could not end it (a
+// Run that returned an error or panicked, a run that ignored its cancel at
+// shutdown), and logs it "job ended". A job that already ended is left as
+// it is.
 func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
-	err := r.Store.Finish(ctx, jid, JobFailure, msg)
+	job, err := r.Store.Get(ctx, jid, false)
+	if err != nil {
+		return err
+	}
+	if job.Finished() {
+		return nil
+	}
+	err = r.Store.Finish(ctx, jid, JobFailure, msg)
 	if errors.Is(err, ErrFinished) {
 		return nil
+	}
+	if err == nil {
+		logJobEnded(r.logger(), "job ended", job, JobFailure, msg, true, -1)
 	}
 	return err
 }
 
 // Skip finishes a job that was never started (queued at shutdown) as
 // Failure with cause's text, after giving each of its targets the SKIPPED
-// event NotStarted(host, cause). A job that already ended is left as it is.
+// event NotStarted(host, cause), and logs it "job ended". A job that
+// already ended is left as it is.
 func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
-	return endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+	job, err := endUnrun(ctx, r.Store, jid, cause, func(host string) Event { return NotStarted(host, cause) })
+	if job != nil {
+		logJobEnded(r.logger(), "job ended", job, JobFailure, cause.Error(), false, -1)
+	}
+	return err
 }
 
 // endUnrun finishes a job no Runner will finish, as Failure with cause's
-// text, after appending last(host) for each target that has no event yet.
-// A job that already ended is left as it is.
-func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) error {
+// text, after appending last(host) for each target that has no event yet,
+// and returns it as it was before (nil when it had already ended, and so
+// was left as it is).
+func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) (*Job, error) {
 	job, err := store.Get(ctx, jid, true)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if job.Finished() {
-		return nil
+		return nil, nil
 	}
 	var events []Event
 	for _, h := range job.Targets {
@@ -185,15 +221,18 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 	if len(events) > 0 {
 		if err := store.Append(ctx, jid, events...); err != nil {
 			if errors.Is(err, ErrFinished) {
-				return nil
+				return nil, nil
 			}
-			return err
+			return nil, err
 		}
 	}
-	if err := store.Finish(ctx, jid, JobFailure, cause.Error()); err != nil && !errors.Is(err, ErrFinished) {
-		return err
+	switch err := store.Finish(ctx, jid, JobFailure, cause.Error()); {
+	case errors.Is(err, ErrFinished):
+		return nil, nil
+	case err != nil:
+		return nil, err
 	}
-	return nil
+	return job, nil
 }
 
 func (r *Runner) logger() hclog.Logger {

@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 	var daemon, showVersion, list bool
 	fs.StringVar(&confPath, "c", "", "path to exed.conf (default: ./exed.conf if it exists, else built-in defaults)")
 	fs.StringVar(&confPath, "conf", "", "same as -c")
-	fs.BoolVar(&daemon, "d", false, "run as a daemon: detach, write [api] pid_file, log to files")
+	fs.BoolVar(&daemon, "d", false, "run as a daemon: detach, write [api] pid_file, log to [log] error_log (default: exed.log beside the pid file)")
 	fs.BoolVar(&daemon, "daemon", false, "same as -d")
 	fs.BoolVar(&showVersion, "v", false, "print the version and exit")
 	fs.BoolVar(&showVersion, "version", false, "same as -v")
@@ -107,8 +107,20 @@ func run(args []string, stdout, stderr io.Writer) int {
 	if worker {
 		return runWorker(cfg, warnings, stderr)
 	}
-	if daemon && os.Getenv(daemonEnv) == "" {
-		return startDaemon(args, stdout, stderr)
+	if daemon {
+		// The parent and the daemon it starts agree on the log.
+		logPath, err := daemonLog(cfg)
+		if err != nil {
+			fmt.Fprintln(stderr, "exed:", err)
+			return exitUsage
+		}
+		cfg.Log.ErrorLog = logPath
+		if cfg.Log.Format == "json" && (cfg.Log.AccessLog == "" || cfg.Log.AccessLog == "-") {
+			warnings = append(warnings, "-d: the access log goes to "+logPath+" among the JSON lines of the server log: set [log] access_log to keep them apart")
+		}
+		if os.Getenv(daemonEnv) == "" {
+			return startDaemon(args, logPath, stdout, stderr)
+		}
 	}
 	return serve(cfg, warnings, stdout, stderr)
 }

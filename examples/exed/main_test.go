@@ -83,8 +83,15 @@ func (b *lockedBuffer) String() string {
 // marker; it returns the process and what follows the marker on that line.
 func spawn(t *testing.T, dir, marker string, args ...string) (*proc, string) {
 	t.Helper()
+	return spawnEnv(t, dir, nil, marker, args...)
+}
+
+// spawnEnv is spawn with env added to the test's environment.
+func spawnEnv(t *testing.T, dir string, env []string, marker string, args ...string) (*proc, string) {
+	t.Helper()
 	cmd := exec.Command(binary, args...)
 	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
 	require.NoError(t, err)
 	cmd.Stdout = io.Discard
@@ -259,12 +266,16 @@ func TestBadConfigurationExits2(t *testing.T) {
 		"[runner]\nexecutor = nosuch\n":                   `[runner] executor: no executor plugin "nosuch" (found: ansible, sshnative;`,
 		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
 		"[sshnative]\nconnect_timeout = soon\n":           `[sshnative] connect_timeout: "soon" is not a duration`,
+		"[log]\nlog_format = logfmt\n":                    `[log] log_format: "logfmt" is not a log format (text, json)`,
 	} {
 		out, err := exec.Command(binary, "-c", writeConf(t, dir, text)).CombinedOutput()
 		assert.Equal(t, 2, exitCode(t, err), text)
 		assert.Contains(t, string(out), want, text)
 	}
-	out, err := exec.Command(binary, "--bogus").CombinedOutput()
+	out, err := exec.Command(binary, "worker", "-c", writeConf(t, dir, "[log]\nlog_format = yaml\n")).CombinedOutput()
+	assert.Equal(t, 2, exitCode(t, err), "exed worker")
+	assert.Contains(t, string(out), `[log] log_format: "yaml" is not a log format (text, json)`)
+	out, err = exec.Command(binary, "--bogus").CombinedOutput()
 	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(out), "Usage: exed")
 }
@@ -376,4 +387,87 @@ use_agent = false
 	assert.EqualValues(t, 4, job.ReturnData["tampered"][0]["status"])
 	assert.Contains(t, job.ReturnData["tampered"][0]["msg"], "host key mismatch")
 	p.stop(t)
+}
+
+// exed -d without [log] error_log logs to exed.log beside the pid file:
+// the server's log, the access log (access_log is not set either) and
+// the job lines, from start to stop; nothing goes to nowhere.
+func TestDaemonLogsBesidePidFile(t *testing.T) {
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	require.NoError(t, os.Mkdir(run, 0o755))
+	pidFile := filepath.Join(run, "exed.pid")
+	port := freePort(t)
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\npid_file = %s\n[sshnative]\nfrobs = 1\n", port, pidFile))
+	out, err := exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	require.NoError(t, err, string(out))
+	logPath := filepath.Join(run, "exed.log")
+	assert.Contains(t, string(out), "logging to "+logPath, "the operator is told where")
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+
+	base := fmt.Sprintf("http://127.0.0.1:%d", port)
+	jid := post(t, base, "/execute", `{"targets":["localhost"],"cmd":"echo hi"}`)
+	assert.EqualValues(t, 0, follow(t, base, jid)["state"])
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) },
+		30*time.Second, 20*time.Millisecond, "the daemon stops on SIGTERM")
+
+	logText, err := os.ReadFile(logPath)
+	require.NoError(t, err)
+	for _, want := range []string{
+		"exed listening: addr=127.0.0.1:",
+		"[WARN]  exed.plugin.sshnative: unknown options in [sshnative] ignored: frobs", // a plugin's warning
+		`"POST /execute HTTP/1.1" 201`,                                                 // the access log
+		"exed.runner: job started: jid=" + jid,
+		"exed.runner: job ended: jid=" + jid,
+		"exed stopped",
+	} {
+		assert.Contains(t, string(logText), want)
+	}
+	st, err := os.Stat(logPath)
+	require.NoError(t, err)
+	assert.Equal(t, os.FileMode(0o640), st.Mode().Perm(), "not readable by others")
+}
+
+// exed -d with neither error_log nor pid_file has nowhere to log: it
+// refuses to start, and says what to set.
+func TestDaemonWithNowhereToLogRefuses(t *testing.T) {
+	dir := t.TempDir()
+	port := freePort(t)
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n", port))
+	out, err := exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	assert.Equal(t, 2, exitCode(t, err))
+	assert.Equal(t, "exed: -d: a daemon has no terminal to log to: set [log] error_log, or [api] pid_file to log to exed.log beside it\n", string(out))
+	_, err = net.Dial("tcp", fmt.Sprintf("127.0.0.1:%d", port))
+	assert.Error(t, err, "nothing was started")
+	entries, err := os.ReadDir(dir)
+	require.NoError(t, err)
+	assert.Len(t, entries, 1, "nothing but exed.conf was written")
+}
+
+// exed -d with a JSON log and no access_log warns that the access lines
+// share its file.
+func TestDaemonJSONLogWarnsOfAccessLines(t *testing.T) {
+	dir := t.TempDir()
+	pidFile := filepath.Join(dir, "exed.pid")
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\npid_file = %s\n[log]\nlog_format = json\n", freePort(t), pidFile))
+	out, err := exec.Command(binary, "-d", "-c", conf).CombinedOutput()
+	require.NoError(t, err, string(out))
+	b, err := os.ReadFile(pidFile)
+	require.NoError(t, err)
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	require.NoError(t, syscall.Kill(pid, syscall.SIGTERM))
+	require.Eventually(t, func() bool { return errors.Is(syscall.Kill(pid, 0), syscall.ESRCH) },
+		30*time.Second, 20*time.Millisecond, "the daemon stops on SIGTERM")
+	logText, err := os.ReadFile(filepath.Join(dir, "exed.log"))
+	require.NoError(t, err)
+	warn := find(jsonLines(t, string(logText)), "-d: the access log goes to "+filepath.Join(dir, "exed.log")+
+		" among the JSON lines of the server log: set [log] access_log to keep them apart", map[string]any{"@level": "warn"})
+	assert.Len(t, warn, 1, string(logText))
 }

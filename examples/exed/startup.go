@@ -34,6 +34,7 @@ type process struct {
 	plugins *loader.Set
 	disp    exe.Dispatcher
 	engine  *exe.Engine
+	status  string   // what sdReady last said: said again after a reload
 	closers []func() // run by close, last first
 }
 
@@ -53,7 +54,9 @@ func startProcess(name, logName string, cfg *config.Config, warnings []string, s
 		p.close()
 		return nil, code
 	}
-	p.log = hclog.New(&hclog.LoggerOptions{Name: logName, Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut})
+	p.log = hclog.New(&hclog.LoggerOptions{Name: logName, Level: hclog.LevelFromString(cfg.Log.Level), Output: errOut,
+		JSONFormat: cfg.Log.Format == "json"})
+	libraryLogs(p.log)
 	for _, w := range warnings {
 		p.log.Warn(w)
 	}
@@ -117,12 +120,15 @@ func (p *process) startEngine(runJobs bool) error {
 }
 
 // wait returns when SIGTERM or SIGINT comes, or stopped (the server's own
-// end) does: its error, nil after a signal. SIGHUP calls hup.
+// end) does: its error, nil after a signal. SIGHUP calls hup, which
+// systemd is told of as a reload.
 func (p *process) wait(stopped <-chan error, hup func()) error {
 	for {
 		select {
 		case <-p.hups:
+			p.sdReloading()
 			hup()
+			p.sdReady(p.status)
 		case sig := <-p.sigs:
 			p.log.Info("shutting down", "signal", sig.String())
 			return nil
@@ -149,6 +155,7 @@ type stopping struct {
 // second signal skips the grace periods: the plugins are killed, and the
 // commands they ran are ended by the executor's next start.
 func (p *process) stop(s stopping) {
+	p.sdStopping()
 	hurry, stopNow := context.WithCancel(context.Background())
 	defer stopNow()
 	go func() {

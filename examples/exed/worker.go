@@ -27,8 +27,10 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 	if err := p.startEngine(true); err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
-	p.log.Info("exed worker running", "name", p.disp.(*exeredis.Dispatcher).Name(),
-		"executor", cfg.Runner.Executor, "concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers)
+	name := p.disp.(*exeredis.Dispatcher).Name()
+	p.log.Info("exed worker running", "name", name, "executor", cfg.Runner.Executor,
+		"concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers)
+	p.sdReady("running jobs as " + name)
 	_ = p.wait(nil, func() {
 		p.log.Info("SIGHUP: reloading")
 		p.reloadInventory()

@@ -126,8 +126,8 @@ func (p *Process) Dispense(ctx context.Context) (any, error) {
 	dieWithParent(cmd)
 	logger := p.cfg.Logger.Named(p.cfg.Name)
 	// What the plugin writes to stdout and stderr after go-plugin took them
-	// over arrives here, a line at a time: into the log, tagged.
-	stdio := logger.StandardWriter(&hclog.StandardLoggerOptions{InferLevels: true})
+	// over (its hclog loggers write there) arrives here in chunks: into
+	// the log a line at a time, in the server's format.
 	client := plugin.NewClient(&plugin.ClientConfig{
 		HandshakeConfig:  p.cfg.Handshake,
 		Plugins:          p.cfg.Plugins,
@@ -136,8 +136,8 @@ func (p *Process) Dispense(ctx context.Context) (any, error) {
 		AutoMTLS:         true,
 		Managed:          true,
 		Logger:           logger,
-		SyncStdout:       stdio,
-		SyncStderr:       stdio,
+		SyncStdout:       newLogLines(logger, p.cfg.Name),
+		SyncStderr:       newLogLines(logger, p.cfg.Name),
 		StartTimeout:     30 * time.Second,
 	})
 	rpc, err := client.Client()

@@ -90,7 +90,12 @@ type Runner struct {
 
 // Log is the [log] section.
 type Log struct {
-	Level     string
+	Level string
+	// Format is how the server's and the worker's log lines are written:
+	// "text" (hclog's, one line per record) or "json" (one JSON object
+	// per line, hclog's keys @timestamp, @level, @module, @message, then
+	// the record's own).
+	Format    string
 	ErrorLog  string // "" = stderr
 	AccessLog string // "" = stdout
 	// AuditLog is the file of the audit trail (JSON lines); "" = none.
@@ -106,7 +111,7 @@ func Default() *Config {
 			Modules:   cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
 			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
-		Log: Log{Level: "info"},
+		Log: Log{Level: "info", Format: "text"},
 	}
 }
 
@@ -145,6 +150,7 @@ var options = []option{
 	{"runner", "lease", func(c *Config, v string) error { return setDuration(&c.Runner.Lease, v) }},
 	{"runner", "state_dir", func(c *Config, v string) error { return setDir(&c.Runner.StateDir, v) }},
 	{"log", "log_level", func(c *Config, v string) error { return setLevel(&c.Log.Level, v) }},
+	{"log", "log_format", func(c *Config, v string) error { return setFormat(&c.Log.Format, v) }},
 	{"log", "error_log", func(c *Config, v string) error { c.Log.ErrorLog = v; return nil }},
 	{"log", "access_log", func(c *Config, v string) error { c.Log.AccessLog = v; return nil }},
 	{"log", "audit_log", func(c *Config, v string) error { c.Log.AuditLog = v; return nil }},
@@ -361,6 +367,15 @@ func setLevel(dst *string, v string) error {
 		return nil
 	}
 	return fmt.Errorf("%q is not a log level (trace, debug, info, warn, error)", v)
+}
+
+func setFormat(dst *string, v string) error {
+	switch strings.ToLower(v) {
+	case "text", "json":
+		*dst = strings.ToLower(v)
+		return nil
+	}
+	return fmt.Errorf("%q is not a log format (text, json)", v)
 }
 
 // AccessWarnings says when the API serves where others can reach it

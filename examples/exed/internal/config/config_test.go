@@ -34,6 +34,7 @@ func TestDefaults(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(cwd, "state"), c.Runner.StateDir)
 	assert.True(t, c.API.Loopback())
+	assert.Equal(t, "text", c.Log.Format)
 }
 
 func TestSeedStyleFile(t *testing.T) {
@@ -54,6 +55,7 @@ state_dir = /var/lib/exed
 
 [log]
 log_level = DEBUG
+log_format = JSON
 error_log = /var/log/exed/error.log  ; where errors go
 
 [sshnative]
@@ -74,6 +76,7 @@ command_timeout = 120
 	assert.Equal(t, 90*time.Second, c.Runner.ShutdownGrace)
 	assert.Equal(t, "/var/lib/exed", c.Runner.StateDir)
 	assert.Equal(t, "debug", c.Log.Level)
+	assert.Equal(t, "json", c.Log.Format)
 	assert.Equal(t, "/var/log/exed/error.log", c.Log.ErrorLog)
 	assert.Equal(t, map[string]string{"command_timeout": "120"}, c.Sections["sshnative"], "the plugin's section, for the plugin")
 }
@@ -97,6 +100,7 @@ func TestBadValuesNameTheOption(t *testing.T) {
 		"[runner]\nredis_url = localhost\n": `[runner] redis_url: "localhost" is not a URL`,
 		"[runner]\nredis_prefix = a b\n":    `[runner] redis_prefix: "a b" is not a key prefix`,
 		"[log]\nlog_level = loud\n":         `[log] log_level: "loud" is not a log level`,
+		"[log]\nlog_format = xml\n":         `[log] log_format: "xml" is not a log format (text, json)`,
 		"[api]\nallow_insecure = perhaps\n": `[api] allow_insecure: "perhaps" is not a boolean`,
 		"[runner]\nmax_job_bytes = lots\n":  `[runner] max_job_bytes: "lots" is not a size (bytes, or with K, M, G, T or KiB, MiB, GiB, TiB, e.g. 2GiB)`,
 		"[api]\ntls_cert = c.pem\n":         "[api] tls_cert and tls_key: set both to serve HTTPS, or neither",
