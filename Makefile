@@ -3,10 +3,11 @@ GO        ?= go
 PACKAGES  ?= ./...
 # Debian packages the integration tests need: a real sshd, redis-server,
 # ansible, python3 (a command calling setpgid), sudo (become), systemd
-# (systemd-analyze, for verify-units) and chromium (the job dashboard's
-# browser tests, headless). Installed only when missing, and only when
-# running as root.
-TEST_DEBS := openssh-server redis-server ansible python3 sudo systemd chromium
+# (systemd-analyze, for verify-units), tmux (exectl on a real terminal),
+# bash-completion (exectl's completion script) and chromium (the job
+# dashboard's browser tests, headless). Installed only when missing, and
+# only when running as root.
+TEST_DEBS := openssh-server redis-server ansible python3 sudo systemd tmux bash-completion chromium
 # Fuzz budgets are execution counts, not durations: with a duration, Go
 # 1.26's fuzz coordinator can fail a run at the deadline with "context
 # deadline exceeded" and no crasher (golang/go#75804).
@@ -33,6 +34,8 @@ deps:
 	command -v ansible >/dev/null 2>&1 || missing="$$missing ansible"; \
 	[ -x /usr/bin/sudo ] || missing="$$missing sudo"; \
 	command -v systemd-analyze >/dev/null 2>&1 || missing="$$missing systemd"; \
+	command -v tmux >/dev/null 2>&1 || missing="$$missing tmux"; \
+	[ -f /usr/share/bash-completion/bash_completion ] || missing="$$missing bash-completion"; \
 	command -v chromium >/dev/null 2>&1 || missing="$$missing chromium"; \
 	if [ -n "$$missing" ]; then \
 		if [ "$$(id -u)" = 0 ]; then \

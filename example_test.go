@@ -9,11 +9,9 @@ import (
 	"github.com/0ops/exed/jobstore/memory"
 )
 
-// greeter is an executor of one's own: exe.Unsupported answers what it
-// does not do, exe.Only declares what it does, inventory.Static gives
-// Match Ansible's patterns.
+// greeter is an executor of one's own: exe.Only lists what it does and
+// answers the rest, inventory.Static gives Match Ansible's patterns.
 type greeter struct {
-	exe.Unsupported
 	exe.Only
 	inv *inventory.Inventory
 }

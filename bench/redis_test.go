@@ -39,14 +39,14 @@ func backendStack(b *testing.B, backend string) (*httptest.Server, *exe.Engine) 
 		store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
 		for i := 0; i < 2; i++ {
 			w, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-				Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{RunJobs: true, Concurrency: 32})})
+				Dispatcher: exeredis.NewDispatcher(store, exeredis.DispatcherOptions{RunJobs: true, Concurrency: 32})})
 			if err != nil {
 				b.Fatal(err)
 			}
 			b.Cleanup(func() { _ = w.Shutdown(context.Background()) })
 		}
 		eng, err = exe.NewEngine(exe.Config{Store: store, Executor: x,
-			Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{})})
+			Dispatcher: exeredis.NewDispatcher(store, exeredis.DispatcherOptions{})})
 	}
 	if err != nil {
 		b.Fatal(err)

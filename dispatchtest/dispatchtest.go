@@ -1,21 +1,16 @@
 // Package dispatchtest is the conformance suite every exe.Dispatcher
 // passes, as River's riverdrivertest is for its drivers. It drives the
 // dispatcher through an exe.Engine, with an executor of its own that
-// reports what it was asked to do:
-//
-//	func TestDispatcherConformance(t *testing.T) {
-//		dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
-//			store := ...
-//			return store, mydispatch.New(store, mydispatch.Options{Workers: opts.Workers, Grace: opts.Grace})
-//		})
-//	}
+// reports what it was asked to do; Run's example is a dispatcher's test.
 //
 // It checks that a dispatched job runs once, to its end; that jobs run
 // side by side up to the workers asked for; that a cancel reaches a
 // running job, and that a cancelled queued job never runs; that shutdown
 // lets running jobs finish within the grace period and cancels those
 // that do not, never starts a queued job, refuses new ones, and can be
-// called again; and that a dispatcher serves one Engine.
+// called again; that a dispatcher serves one Engine; and that a
+// dispatcher bound to a store (exe.BoundDispatcher) says which, so that
+// an Engine on another store is refused.
 package dispatchtest
 
 import (
@@ -28,6 +23,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
+	"github.com/0ops/exed/jobstore/memory"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -61,6 +57,7 @@ func Run(t *testing.T, newDispatcher New) {
 		{"ShutdownStartsNoQueuedJob", testShutdownQueued},
 		{"BusyAfterShutdown", testBusyAfterShutdown},
 		{"ServesOneEngine", testOneEngine},
+		{"StoreIsTheDispatchersOwn", testOwnStore},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newDispatcher) })
@@ -300,6 +297,37 @@ func testOneEngine(t *testing.T, newDispatcher New) {
 	assert.Equal(t, exe.JobDone, s.end(s.submit("echo still", "a")).State, "the first Engine still runs jobs")
 }
 
+// A dispatcher bound to a store (exe.BoundDispatcher) names the store New
+// returned with it: an Engine on another store is refused before it
+// could store a job where the dispatcher never looks, and an Engine
+// given no store takes the dispatcher's. A dispatcher that is not bound
+// runs the jobs of the Engine's store, whatever it is.
+func testOwnStore(t *testing.T, newDispatcher New) {
+	store, disp := newDispatcher(t, Options{Workers: 1, Grace: time.Second})
+	b, ok := disp.(exe.BoundDispatcher)
+	if !ok {
+		t.Skipf("%T is not bound to a store", disp)
+	}
+	require.NotNil(t, b.JobStore(), "the store it is bound to")
+	x := newExecutor(t)
+	defer x.release()
+	_, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x, Dispatcher: disp})
+	require.ErrorContains(t, err, "is not the store of Config.Dispatcher", "an Engine on another store")
+	eng, err := exe.NewEngine(exe.Config{Executor: x, Dispatcher: disp})
+	require.NoError(t, err, "an Engine on the dispatcher's own store")
+	defer eng.Shutdown(context.Background())
+	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpExecute, Targets: []string{"a"},
+		Execute: exe.ExecuteArgs{Cmd: "echo own"}})
+	require.NoError(t, err)
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	job, err := eng.Follow(ctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+	_, err = store.Get(context.Background(), jid, false)
+	assert.NoError(t, err, "the job is in the store New returned")
+}
+
 // clearSeq returns evs with Seq zeroed, to compare events whatever their
 // place in the job.
 func clearSeq(evs []exe.Event) []exe.Event {
@@ -321,7 +349,6 @@ func clearSeq(evs []exe.Event) []exe.Event {
 //
 // It counts the runs of each command.
 type executor struct {
-	exe.Unsupported
 	exe.Only
 	t   *testing.T
 	inv *inventory.Inventory

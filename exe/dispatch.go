@@ -62,10 +62,25 @@ type Dispatcher interface {
 	Shutdown(ctx context.Context) error
 }
 
+// BoundDispatcher is a Dispatcher that works on the jobs of one JobStore
+// of its own: it queues jobs beside them, or its workers read them from
+// it (jobstore/redis's Dispatcher). JobStore returns that store, so that
+// a job is never stored in one place and looked for in another:
+// NewEngine takes it as Config.Store when that is nil, and refuses a
+// Config.Store that is not it.
+type BoundDispatcher interface {
+	Dispatcher
+	// JobStore is the store whose jobs the dispatcher queues and runs;
+	// nil when it has none, which NewEngine refuses.
+	JobStore() JobStore
+}
+
 // StoringDispatcher is implemented by dispatchers that share their backend
-// with the job store and can store and queue a job in one step (one round
-// trip to Redis instead of two). The Engine uses it when its Dispatcher has
-// it; it must store the job exactly as the Engine's JobStore.Create would.
+// with their job store and can store and queue a job in one step (one
+// round trip to Redis instead of two). The Engine uses it when its
+// Dispatcher has it; it must store the job exactly as its JobStore's
+// Create would.
 type StoringDispatcher interface {
+	BoundDispatcher
 	CreateAndDispatch(ctx context.Context, job *Job) error
 }

@@ -22,7 +22,13 @@
 // Dispatcher with it, so a job always runs with what it was validated
 // against. Without Config.Dispatcher, jobs run in this process
 // (LocalDispatcher, with default bounds; NewLocalDispatcher sets them);
-// jobstore/redis's Dispatcher runs them across processes.
+// jobstore/redis's Dispatcher runs them across processes. A dispatcher
+// that keeps its queue beside a store of its own (a BoundDispatcher, as
+// Redis's is) brings that store: Config.Store may then be nil, and
+// NewEngine refuses any other, so that no job is stored in one place and
+// looked for in another. NewEngine refuses, naming it, whatever would
+// not work: a nil part, a task keyed by another type than its Info's, a
+// negative duration.
 //
 // transport/http serves the Engine as exed's HTTP API, on a mux of one's
 // own; examples/embed is a whole service in a few lines.
@@ -53,13 +59,11 @@
 // only when the operation as a whole could not run. Match resolves host
 // patterns; "a,b" must mean the union of a and b.
 //
-// An executor that does not perform every operation embeds Unsupported
-// (its operations return ErrNotSupported) and Only, which declares the
-// ones it has, so that requests for the others are refused with 501
-// before anything is stored:
+// An executor that does not perform every operation embeds Only, which
+// lists the ones it has and answers the others with ErrNotSupported, so
+// that requests for them are refused with 501 before anything is stored:
 //
 //	type pinger struct {
-//		exe.Unsupported
 //		exe.Only // exe.Only{exe.OpPing}
 //		inv *inventory.Inventory // inventory.Static("web[1:9]")
 //	}

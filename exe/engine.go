@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sort"
 	"strconv"
 	"strings"
@@ -30,18 +31,27 @@ const DefaultCancelWait = 40 * time.Second
 // Config assembles an Engine. The Engine takes the parts' wiring on
 // itself: it builds the Runner that executes jobs from Store, Executor and
 // Tasks, and gives it to Dispatcher, so that a job runs with the very
-// parts it was validated against.
+// parts it was validated against. NewEngine refuses a Config whose parts
+// do not fit together, rather than an Engine that loses jobs or panics
+// on its first request.
 type Config struct {
-	Store    JobStore        // required
-	Executor Executor        // required
-	Tasks    map[string]Task // by type; may be nil
+	// Store keeps the jobs. Required, unless Dispatcher is a
+	// BoundDispatcher (jobstore/redis's), which brings its store: then it
+	// may be nil, and if set must be that very store.
+	Store JobStore
+	// Executor performs the operations. Required.
+	Executor Executor
+	// Tasks are the tasks by type, each keyed by its Info().Type (a task
+	// whose Info has no Type takes its key); may be nil.
+	Tasks map[string]Task
 	// Dispatcher runs async jobs. Nil: a LocalDispatcher with default
 	// options (NewLocalDispatcher(LocalOptions{})). NewEngine starts it;
 	// Engine.Shutdown stops it.
 	Dispatcher Dispatcher
 	// SyncTimeout bounds RunSync; hosts that have not answered by then are
 	// reported FAILED. A request's own Timeout may shorten it, never
-	// lengthen it. Zero means DefaultSyncTimeout.
+	// lengthen it. Zero means DefaultSyncTimeout; negative durations and
+	// sizes in Config are refused.
 	SyncTimeout time.Duration
 	// MaxTimeout is the longest Timeout an async request may ask for;
 	// longer ones are refused (ErrInvalid). Zero means DefaultMaxTimeout.
@@ -84,9 +94,16 @@ type Engine struct {
 // NewEngine checks cfg, builds the Runner that executes jobs from its
 // store, executor and tasks, and starts the dispatcher with it (the
 // LocalDispatcher when cfg has none). Call Shutdown to stop it.
+//
+// It refuses, with an error that names the part: a missing or nil Store
+// or Executor (a nil pointer in an interface counts as missing); a
+// BoundDispatcher whose store is not Config.Store; a nil task, a task
+// whose Info fails or whose Info().Type is not its key; a negative
+// duration or size; and a dispatcher whose Start fails (one already
+// started by another Engine, options it refuses).
 func NewEngine(cfg Config) (*Engine, error) {
-	if cfg.Store == nil || cfg.Executor == nil {
-		return nil, errors.New("exe: Config needs a Store and an Executor")
+	if err := cfg.check(); err != nil {
+		return nil, err
 	}
 	cfg.SyncTimeout = orDefault(cfg.SyncTimeout, DefaultSyncTimeout)
 	cfg.MaxTimeout = orDefault(cfg.MaxTimeout, DefaultMaxTimeout)
@@ -110,10 +127,107 @@ func NewEngine(cfg Config) (*Engine, error) {
 	return &Engine{cfg: cfg, log: log, life: life, stopLife: stop}, nil
 }
 
-// Shutdown stops the Engine. Submit and Run refuse new requests at once
-// (ErrBusy "server is shutting down"); then the work under way stops:
-// jobs and sync operations get until ctx is done (jobs at most the
-// dispatcher's grace period), then are cancelled with cause ErrShutdown.
+// taskInfoTimeout bounds the Info calls with which NewEngine checks the
+// tasks (a task plugin answers over its connection).
+const taskInfoTimeout = 30 * time.Second
+
+// check refuses a Config whose parts are missing or do not fit together,
+// and takes a BoundDispatcher's store as the Store when there is none.
+func (cfg *Config) check() error {
+	if cfg.Dispatcher != nil && isNil(cfg.Dispatcher) {
+		return fmt.Errorf("exe: Config.Dispatcher is a nil %T", cfg.Dispatcher)
+	}
+	if cfg.Store != nil && isNil(cfg.Store) {
+		return fmt.Errorf("exe: Config.Store is a nil %T", cfg.Store)
+	}
+	if b, ok := cfg.Dispatcher.(BoundDispatcher); ok {
+		own := b.JobStore()
+		switch {
+		case own == nil || isNil(own):
+			return fmt.Errorf("exe: Config.Dispatcher (%T) has no job store", cfg.Dispatcher)
+		case cfg.Store == nil:
+			cfg.Store = own
+		case !sameStore(cfg.Store, own):
+			return fmt.Errorf("exe: Config.Store (%T) is not the store of Config.Dispatcher (%T): jobs would be stored in one and looked for in the other; give the dispatcher's own store, or leave Config.Store nil", cfg.Store, cfg.Dispatcher)
+		}
+	}
+	switch {
+	case cfg.Store == nil && cfg.Executor == nil:
+		return errors.New("exe: Config needs a Store and an Executor")
+	case cfg.Store == nil:
+		return errors.New("exe: Config needs a Store (or a Dispatcher that brings one)")
+	case cfg.Executor == nil:
+		return errors.New("exe: Config needs an Executor")
+	case isNil(cfg.Executor):
+		return fmt.Errorf("exe: Config.Executor is a nil %T", cfg.Executor)
+	}
+	for _, f := range []struct {
+		name string
+		v    int64
+	}{{"SyncTimeout", int64(cfg.SyncTimeout)}, {"MaxTimeout", int64(cfg.MaxTimeout)},
+		{"CancelWait", int64(cfg.CancelWait)}, {"MaxUnstoredBytes", cfg.MaxUnstoredBytes}} {
+		if f.v < 0 {
+			return fmt.Errorf("exe: Config.%s is negative (zero means the default)", f.name)
+		}
+	}
+	if len(cfg.Tasks) == 0 {
+		return nil
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), taskInfoTimeout)
+	defer cancel()
+	for _, typ := range sortedKeys(cfg.Tasks) {
+		t := cfg.Tasks[typ]
+		if t == nil || isNil(t) {
+			return fmt.Errorf("exe: Config.Tasks[%q] is nil", typ)
+		}
+		info, err := t.Info(ctx)
+		if err != nil {
+			return fmt.Errorf("exe: Config.Tasks[%q]: %w", typ, err)
+		}
+		if info.Type != "" && info.Type != typ {
+			return fmt.Errorf("exe: Config.Tasks[%q] is a task of type %q: key each task by its type", typ, info.Type)
+		}
+	}
+	return nil
+}
+
+// isNil reports whether v, a non-nil interface value, holds a nil
+// pointer, whose methods would panic on its fields.
+func isNil(v any) bool {
+	rv := reflect.ValueOf(v)
+	return rv.Kind() == reflect.Pointer && rv.IsNil()
+}
+
+// sameStore reports whether a and b are the same store. Stores of a type
+// that cannot be compared (a struct holding a map, by value) are taken to
+// differ: a BoundDispatcher's store is a pointer.
+func sameStore(a, b JobStore) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	if ta != tb {
+		return false
+	}
+	if ta.Comparable() {
+		return a == b
+	}
+	return false
+}
+
+func sortedKeys[T any](m map[string]T) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}
+
+// Shutdown stops the Engine. Submit and RunSync refuse new requests at
+// once (ErrBusy "server is shutting down"), and Health answers so; then
+// the work under way stops: jobs and sync operations get until ctx is
+// done (jobs at most the dispatcher's grace period, sync operations at
+// most their timeout), then are cancelled with cause ErrShutdown; give
+// ctx a deadline to bound it (transport/http's ListenAndServe gives its
+// grace period).
 // A job cut short ends Failure "server shutdown", and a sync operation
 // cut short answers its unfinished hosts FAILED "server shutdown"; queued
 // jobs end as never started (or stay queued for another process, with a
@@ -127,6 +241,9 @@ func NewEngine(cfg Config) (*Engine, error) {
 // An HTTP front (transport/http) ends its follow streams itself when its
 // server shuts down, which can be at the same time.
 func (e *Engine) Shutdown(ctx context.Context) error {
+	if err := e.made(); err != nil {
+		return err
+	}
 	e.mu.Lock()
 	e.closed = true
 	e.mu.Unlock()
@@ -163,18 +280,41 @@ func (e *Engine) beginSync(ctx context.Context) (_ context.Context, end func(), 
 	}, nil
 }
 
-// shuttingDown is ErrBusy once Shutdown has begun.
+// errNotMade is what an Engine that NewEngine did not make answers.
+var errNotMade = errors.New("exe: the Engine was not made by NewEngine")
+
+// made is errNotMade for a zero (or nil) Engine, whose parts are missing.
+func (e *Engine) made() error {
+	if e == nil || e.life == nil {
+		return errNotMade
+	}
+	return nil
+}
+
+// shuttingDown is ErrBusy once Shutdown has begun; errNotMade for an
+// Engine that NewEngine did not make.
 func (e *Engine) shuttingDown() error {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	if e.closed {
+	if err := e.made(); err != nil {
+		return err
+	}
+	if e.isClosed() {
 		return Errorf(ErrBusy, "server is shutting down")
 	}
 	return nil
 }
 
+// isClosed reports whether Shutdown has begun.
+func (e *Engine) isClosed() bool {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.closed
+}
+
 // Match lists the inventory hosts that pattern selects ("*" when empty).
 func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	if pattern == "" {
 		pattern = "*"
 	}
@@ -384,11 +524,17 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 
 // Job returns a job; with outputs, its events grouped by host.
 func (e *Engine) Job(ctx context.Context, jid string, outputs bool) (*Job, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	return e.cfg.Store.Get(ctx, jid, outputs)
 }
 
 // Jobs lists job IDs, newest first.
 func (e *Engine) Jobs(ctx context.Context) ([]string, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	ids, err := e.cfg.Store.List(ctx)
 	if ids == nil && err == nil {
 		ids = []string{}
@@ -399,6 +545,9 @@ func (e *Engine) Jobs(ctx context.Context) ([]string, error) {
 // JobDetails lists jobs (without outputs), newest first. Jobs that expire
 // while the list is built are left out.
 func (e *Engine) JobDetails(ctx context.Context) ([]*Job, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	ids, err := e.cfg.Store.List(ctx)
 	if err != nil {
 		return nil, err
@@ -419,6 +568,9 @@ func (e *Engine) JobDetails(ctx context.Context) ([]*Job, error) {
 
 // Delete removes a finished job: ErrRunning while it runs.
 func (e *Engine) Delete(ctx context.Context, jid string) error {
+	if err := e.made(); err != nil {
+		return err
+	}
 	return e.cfg.Store.Delete(ctx, jid)
 }
 
@@ -436,6 +588,9 @@ func (e *Engine) Delete(ctx context.Context, jid string) error {
 // if a worker had it, FAILED saying the command may still run).
 // ErrFinished when the job had already ended.
 func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	job, err := e.cfg.Store.Get(ctx, jid, false)
 	if err != nil {
 		return nil, err
@@ -516,6 +671,9 @@ func (e *Engine) Follow(ctx context.Context, jid string, fn func(Event) error) (
 // follows again from n, and sees nothing twice and nothing skipped.
 // Skipped events cost the store no decoding (JobStore.Follow).
 func (e *Engine) FollowFrom(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
@@ -529,6 +687,9 @@ func (e *Engine) FollowFrom(ctx context.Context, jid string, from int64, fn func
 
 // TaskInfos describes every task, sorted by type.
 func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
 	infos := make([]TaskInfo, 0, len(e.cfg.Tasks))
 	for typ, t := range e.cfg.Tasks {
 		info, err := t.Info(ctx)
@@ -549,7 +710,15 @@ func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
 // it an ErrUnavailable; when every part serves but one says ErrDegraded
 // (it works, but not all of its work gets done), it is that ErrDegraded.
 // The parts' details go to the log; the error holds their public text.
+// Once Shutdown has begun it is ErrUnavailable "server is shutting down",
+// which also matches ErrShutdown, whatever the parts say.
 func (e *Engine) Health(ctx context.Context) error {
+	if err := e.made(); err != nil {
+		return err
+	}
+	if e.isClosed() {
+		return WithCause(ErrUnavailable, ErrShutdown, "server is shutting down")
+	}
 	parts := []struct {
 		name string
 		part any

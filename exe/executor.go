@@ -75,50 +75,28 @@ func Supports(x Executor, op Operate) bool {
 // of its methods.
 var ExecutorOperations = []Operate{OpPing, OpFacter, OpService, OpExecute, OpDeploy}
 
-// Unsupported is embedded by executors that implement only some operations:
-// each of its operations returns ErrNotSupported, so an executor writes
-// Match and the operations it has, and declares them with Only:
+// Only declares the operations an executor performs, and answers the
+// others: an executor that does not perform every operation embeds it and
+// writes Match and the operations it has, which it lists in Only. Only's
+// own operations return ErrNotSupported, and its Supports (Capabilities)
+// says which operations the executor has, so that the others are refused
+// at once, 501 for sync and async requests alike, before anything is
+// stored:
 //
 //	type Executor struct {
-//		exe.Unsupported
-//		exe.Only // Only{exe.OpPing, exe.OpExecute}
+//		exe.Only // exe.Only{exe.OpPing, exe.OpExecute}
 //		inv *inventory.Inventory
 //	}
 //	func (x *Executor) Match(ctx context.Context, p string) ([]string, error) { return x.inv.Match(p) }
 //	func (x *Executor) Ping(...) error    { ... }
 //	func (x *Executor) Execute(...) error { ... }
-type Unsupported struct{}
-
-func notSupported(op Operate) error {
-	return Errorf(ErrNotSupported, "%s is not supported by this executor", op)
-}
-
-// Ping returns ErrNotSupported.
-func (Unsupported) Ping(context.Context, []string, Emit) error { return notSupported(OpPing) }
-
-// Facter returns ErrNotSupported.
-func (Unsupported) Facter(context.Context, []string, Emit) error { return notSupported(OpFacter) }
-
-// Service returns ErrNotSupported.
-func (Unsupported) Service(context.Context, []string, ServiceArgs, Emit) error {
-	return notSupported(OpService)
-}
-
-// Execute returns ErrNotSupported.
-func (Unsupported) Execute(context.Context, []string, ExecuteArgs, Emit) error {
-	return notSupported(OpExecute)
-}
-
-// Deploy returns ErrNotSupported.
-func (Unsupported) Deploy(context.Context, []string, DeployArgs, Emit) error {
-	return notSupported(OpDeploy)
-}
-
-// Only is a set of supported operations that implements Capabilities, to
-// embed beside Unsupported.
+//
+// An operation written but not listed is refused (501); one listed but not
+// written answers ErrNotSupported when it runs. executortest.Run finds
+// both, and says which operation to list or to write.
 type Only []Operate
 
-// Supports implements Capabilities.
+// Supports implements Capabilities: whether op is listed.
 func (o Only) Supports(op Operate) bool {
 	for _, s := range o {
 		if s == op {
@@ -126,4 +104,65 @@ func (o Only) Supports(op Operate) bool {
 		}
 	}
 	return false
+}
+
+// Ping returns ErrNotSupported: the executor that embeds Only does not
+// ping.
+func (Only) Ping(context.Context, []string, Emit) error { return notSupported(OpPing) }
+
+// Facter returns ErrNotSupported.
+func (Only) Facter(context.Context, []string, Emit) error { return notSupported(OpFacter) }
+
+// Service returns ErrNotSupported.
+func (Only) Service(context.Context, []string, ServiceArgs, Emit) error {
+	return notSupported(OpService)
+}
+
+// Execute returns ErrNotSupported.
+func (Only) Execute(context.Context, []string, ExecuteArgs, Emit) error {
+	return notSupported(OpExecute)
+}
+
+// Deploy returns ErrNotSupported.
+func (Only) Deploy(context.Context, []string, DeployArgs, Emit) error {
+	return notSupported(OpDeploy)
+}
+
+// Unsupported answers every operation with ErrNotSupported, like Only,
+// but declares none: without Capabilities, an executor that embeds it
+// alone is taken to perform every operation, so a request for one it
+// lacks is accepted and its job fails later. Embed Only instead, which
+// declares and answers in one list. Unsupported embedded beside Only
+// still works: Only's operations take precedence, its own being one
+// level deeper.
+type Unsupported struct{ unsupported }
+
+// unsupported holds Unsupported's operations one level below the
+// executor's own fields, so that Only's win over them when both are
+// embedded.
+type unsupported struct{}
+
+func notSupported(op Operate) error {
+	return Errorf(ErrNotSupported, "%s is not supported by this executor", op)
+}
+
+// Ping returns ErrNotSupported.
+func (unsupported) Ping(context.Context, []string, Emit) error { return notSupported(OpPing) }
+
+// Facter returns ErrNotSupported.
+func (unsupported) Facter(context.Context, []string, Emit) error { return notSupported(OpFacter) }
+
+// Service returns ErrNotSupported.
+func (unsupported) Service(context.Context, []string, ServiceArgs, Emit) error {
+	return notSupported(OpService)
+}
+
+// Execute returns ErrNotSupported.
+func (unsupported) Execute(context.Context, []string, ExecuteArgs, Emit) error {
+	return notSupported(OpExecute)
+}
+
+// Deploy returns ErrNotSupported.
+func (unsupported) Deploy(context.Context, []string, DeployArgs, Emit) error {
+	return notSupported(OpDeploy)
 }

@@ -23,7 +23,8 @@ const (
 	DefaultJobsAtOnce = 16
 )
 
-// LocalOptions configure a LocalDispatcher.
+// LocalOptions configure a LocalDispatcher. Zero fields take their
+// defaults; negative ones are refused by Start (so by NewEngine).
 type LocalOptions struct {
 	Workers int           // jobs run at once; zero: DefaultJobsAtOnce
 	Queue   int           // jobs waiting for a worker; zero: DefaultLocalQueue
@@ -45,6 +46,7 @@ type LocalDispatcher struct {
 	jobs  running.Jobs
 	wg    sync.WaitGroup
 
+	bad      error     // what NewLocalDispatcher refused, for Start to return
 	runner   JobRunner // set by Start
 	stopping atomic.Bool
 	mu       sync.Mutex
@@ -60,6 +62,15 @@ var _ Dispatcher = (*LocalDispatcher)(nil)
 // NewLocalDispatcher returns a dispatcher whose workers start when an
 // Engine starts it.
 func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
+	var bad error
+	switch {
+	case opts.Workers < 0:
+		bad = errors.New("exe: LocalOptions.Workers is negative (zero means the default)")
+	case opts.Queue < 0:
+		bad = errors.New("exe: LocalOptions.Queue is negative (zero means the default)")
+	case opts.Grace < 0:
+		bad = errors.New("exe: LocalOptions.Grace is negative (zero means the default)")
+	}
 	opts.Workers = orDefault(opts.Workers, DefaultJobsAtOnce)
 	opts.Queue = orDefault(opts.Queue, DefaultLocalQueue)
 	opts.Grace = orDefault(opts.Grace, DefaultLocalGrace)
@@ -68,13 +79,16 @@ func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
 		log = hclog.NewNullLogger()
 	}
 	return &LocalDispatcher{opts: opts, log: log, queue: make(chan string, opts.Queue),
-		queued: map[string]bool{}}
+		queued: map[string]bool{}, bad: bad}
 }
 
 // Start implements Dispatcher: it starts the workers.
 func (d *LocalDispatcher) Start(runner JobRunner) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.bad != nil {
+		return d.bad
+	}
 	if d.started {
 		return errors.New("exe: the local dispatcher is already started: a dispatcher serves one engine")
 	}

@@ -29,6 +29,7 @@ func (d *oneStep) CreateAndDispatch(ctx context.Context, job *exe.Job) error {
 func (d *oneStep) Dispatch(context.Context, string) error {
 	return errors.New("Dispatch must not be called")
 }
+func (d *oneStep) JobStore() exe.JobStore               { return d.store }
 func (d *oneStep) Cancel(context.Context, string) error { return nil }
 func (d *oneStep) Start(exe.JobRunner) error            { return nil }
 func (d *oneStep) Shutdown(context.Context) error       { return nil }

@@ -11,9 +11,9 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// pingOnly is the smallest Go executor: Match and one operation.
+// pingOnly is the smallest Go executor: Match and one operation, which
+// exe.Only lists.
 type pingOnly struct {
-	exe.Unsupported
 	exe.Only
 	inv *inventory.Inventory
 }
@@ -59,4 +59,28 @@ func TestCapabilitiesRefuseUpFront(t *testing.T) {
 	assert.ErrorIs(t, x.Deploy(ctx, []string{"web1"}, exe.DeployArgs{Role: "r"}, func(exe.Event) {}), exe.ErrNotSupported)
 	assert.True(t, exe.Supports(x, exe.OpPing))
 	assert.False(t, exe.Supports(x, exe.OpService))
+}
+
+// both embeds exe.Unsupported beside exe.Only, as executors written before
+// Only answered the operations did: it still builds, and Only declares.
+type both struct {
+	exe.Unsupported
+	exe.Only
+}
+
+func (both) Match(context.Context, string) ([]string, error) { return []string{"web1"}, nil }
+
+func (both) Ping(_ context.Context, hosts []string, emit exe.Emit) error {
+	for _, h := range hosts {
+		emit(exe.Event{Host: h, Status: exe.HostOK})
+	}
+	return nil
+}
+
+func TestUnsupportedBesideOnly(t *testing.T) {
+	var x exe.Executor = both{Only: exe.Only{exe.OpPing}}
+	assert.True(t, exe.Supports(x, exe.OpPing))
+	assert.False(t, exe.Supports(x, exe.OpFacter))
+	assert.ErrorIs(t, x.Facter(context.Background(), []string{"web1"}, func(exe.Event) {}), exe.ErrNotSupported)
+	assert.NoError(t, x.Ping(context.Background(), []string{"web1"}, func(exe.Event) {}))
 }

@@ -311,6 +311,17 @@ func TestStartErrors(t *testing.T) {
 
 	_, err = executor.Start(ctx, executor.Options{Name: "missing", Path: filepath.Join(t.TempDir(), "nope")})
 	assert.ErrorContains(t, err, "executor plugin missing")
+
+	// A plugin that serves a nil executor says so and exits before the
+	// handshake, rather than panic at its first call.
+	logged := &syncBuffer{}
+	_, err = executor.Start(ctx, executor.Options{Name: "testexec", Path: bins["testexec"], Env: []string{"EXE_TESTPLUGIN_NIL=1"},
+		Logger: hclog.New(&hclog.LoggerOptions{Output: logged, Level: hclog.Debug})})
+	assert.ErrorIs(t, err, exe.ErrUnavailable)
+	assert.Eventually(t, func() bool {
+		return strings.Contains(logged.String(), "executor.Serve needs the executor to serve, not nil")
+	},
+		10*time.Second, 10*time.Millisecond, "the plugin's stderr: %s", logged)
 }
 
 func TestCloseLeavesNoProcess(t *testing.T) {

@@ -37,11 +37,14 @@ func TestClient(t testing.TB, impl exe.Executor, config map[string]string) exe.E
 	if err != nil {
 		t.Fatalf("executor.TestClient: operations: %v", err)
 	}
-	return &testClient{ExecutorClient: x, Only: ops}
+	return &testClient{ExecutorClient: x, ops: ops}
 }
 
 // testClient is the host side with the capabilities the plugin declared.
 type testClient struct {
 	*pluginrpc.ExecutorClient
-	exe.Only
+	ops exe.Only
 }
+
+// Supports implements exe.Capabilities: what the plugin declared.
+func (c *testClient) Supports(op exe.Operate) bool { return c.ops.Supports(op) }

@@ -12,8 +12,13 @@
 //	}
 //
 // The suite needs hosts on which execute runs POSIX shell commands (all of
-// exed's executors do); operations the executor does not declare with
-// exe.Capabilities are only checked to answer exe.ErrNotSupported.
+// exed's executors do). Every operation the executor declares (exe.Only,
+// or exe.Capabilities of its own) must run, and honour a context
+// cancelled before it starts; every other must answer exe.ErrNotSupported.
+// A failure says which operation to list in exe.Only or to write. Every
+// event of every check must hold UTF-8 strings only. The checks that need
+// a command to run (a failing command, output that is not UTF-8, a cancel
+// under way) are skipped, saying so, for an executor without execute.
 package executortest
 
 import (
@@ -64,7 +69,45 @@ func Run(t *testing.T, opts Options) {
 	t.Run("FailedCommandIsAnEvent", s.failedCommand)
 	t.Run("BytesThatAreNotUTF8", s.invalidUTF8)
 	t.Run("CancellationIsHonoured", s.cancellation)
+	t.Run("CancelledBeforeStart", s.cancelledBeforeStart)
 	t.Run("UnsupportedOperations", s.unsupported)
+}
+
+// declared says why op counts as declared and what to do when the
+// executor does not perform it.
+func declared(x exe.Executor, op exe.Operate) string {
+	if _, ok := x.(exe.Capabilities); !ok {
+		return fmt.Sprintf("%T has no exe.Capabilities, so every operation counts as declared: embed exe.Only listing the operations it performs (e.g. exe.Only{exe.OpPing, exe.OpExecute}), which also answers the others", x)
+	}
+	return fmt.Sprintf("%T declares it (Supports): write %s, or leave exe.%s out of its exe.Only", x, opMethod(op), opConst(op))
+}
+
+// refusedDeclared reports, and is true, when err says that x does not
+// perform op, which it declares.
+func refusedDeclared(t *testing.T, x exe.Executor, op exe.Operate, err error) bool {
+	t.Helper()
+	if !errors.Is(err, exe.ErrNotSupported) {
+		return false
+	}
+	t.Errorf("%s answers exe.ErrNotSupported (%v), yet %s", op, err, declared(x, op))
+	return true
+}
+
+// notDeclared says what to do about an operation the executor does not
+// declare but answers otherwise than with exe.ErrNotSupported.
+func notDeclared(x exe.Executor, op exe.Operate) string {
+	return fmt.Sprintf("if %T performs %s, list exe.%s in its exe.Only (requests for it are refused, 501, until then); if not, leave %s to exe.Only, which answers exe.ErrNotSupported", x, op, opConst(op), opMethod(op))
+}
+
+// opConst is the name of op's constant in package exe: OpExecute.
+func opConst(op exe.Operate) string { return "Op" + opMethod(op) }
+
+// opMethod is the name of op's method in exe.Executor: Execute.
+func opMethod(op exe.Operate) string {
+	if op == "" {
+		return ""
+	}
+	return strings.ToUpper(string(op[:1])) + string(op[1:])
 }
 
 type suite struct{ opts Options }
@@ -84,7 +127,51 @@ func (r *recorder) emit(ev exe.Event) {
 	if r.done {
 		r.t.Errorf("event emitted after the operation returned: %+v", ev)
 	}
+	if field := notUTF8(ev); field != "" {
+		r.t.Errorf("event of %q: %s is not UTF-8: %+v", ev.Host, field, ev)
+	}
 	r.events = append(r.events, ev)
+}
+
+// notUTF8 names the first of ev's strings that is not UTF-8, or "".
+func notUTF8(ev exe.Event) string {
+	fields := []struct{ name, v string }{{"host", ev.Host}, {"name", ev.Name}, {"msg", ev.Msg}}
+	if ev.Exec != nil {
+		fields = append(fields, struct{ name, v string }{"stdout", ev.Exec.Stdout}, struct{ name, v string }{"stderr", ev.Exec.Stderr})
+	}
+	for _, f := range fields {
+		if !utf8.ValidString(f.v) {
+			return f.name
+		}
+	}
+	if !valueUTF8(ev.Facts) {
+		return "facts"
+	}
+	if !valueUTF8(ev.Extra) {
+		return "extra"
+	}
+	return ""
+}
+
+// valueUTF8 reports whether every string in v (keys included) is UTF-8.
+func valueUTF8(v any) bool {
+	switch v := v.(type) {
+	case string:
+		return utf8.ValidString(v)
+	case map[string]any:
+		for k, e := range v {
+			if !utf8.ValidString(k) || !valueUTF8(e) {
+				return false
+			}
+		}
+	case []any:
+		for _, e := range v {
+			if !valueUTF8(e) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func (r *recorder) finish() []exe.Event {
@@ -175,6 +262,9 @@ func (s *suite) oneEventPerHost(t *testing.T) {
 		}
 		req.Targets = s.opts.Hosts
 		events, err := perform(context.Background(), t, x, req)
+		if refusedDeclared(t, x, req.Operate, err) {
+			continue
+		}
 		if err != nil {
 			t.Errorf("%s: %v", req.Operate, err)
 			continue
@@ -205,13 +295,22 @@ func (s *suite) oneEventPerHost(t *testing.T) {
 	}
 }
 
+// skipWithoutExecute skips a check that needs commands to run.
+func skipWithoutExecute(t *testing.T, x exe.Executor, what string) {
+	t.Helper()
+	if !exe.Supports(x, exe.OpExecute) {
+		t.Skipf("%T does not declare execute, which %s needs (CancelledBeforeStart checks its operations' cancellation)", x, what)
+	}
+}
+
 func (s *suite) failedCommand(t *testing.T) {
 	x := s.opts.New(t)
-	if !exe.Supports(x, exe.OpExecute) {
-		t.Skip("execute is not supported")
-	}
+	skipWithoutExecute(t, x, "a failing command")
 	events, err := perform(context.Background(), t, x, exe.Request{Operate: exe.OpExecute, Targets: s.opts.Hosts,
 		Execute: exe.ExecuteArgs{Cmd: "echo out; echo err >&2; exit 3"}})
+	if refusedDeclared(t, x, exe.OpExecute, err) {
+		return
+	}
 	if err != nil {
 		t.Fatalf("a command that exits 3 is a host's result, not an error: %v", err)
 	}
@@ -230,11 +329,12 @@ func (s *suite) failedCommand(t *testing.T) {
 // must not fail for it, and every string must reach the caller as UTF-8.
 func (s *suite) invalidUTF8(t *testing.T) {
 	x := s.opts.New(t)
-	if !exe.Supports(x, exe.OpExecute) {
-		t.Skip("execute is not supported")
-	}
+	skipWithoutExecute(t, x, "output that is not UTF-8")
 	events, err := perform(context.Background(), t, x, exe.Request{Operate: exe.OpExecute, Targets: s.opts.Hosts,
 		Execute: exe.ExecuteArgs{Cmd: `printf 'caf\351\n'; printf '\377\376 err' >&2`}})
+	if refusedDeclared(t, x, exe.OpExecute, err) {
+		return
+	}
 	if err != nil {
 		t.Fatalf("output that is not UTF-8 failed the operation: %v", err)
 	}
@@ -259,9 +359,7 @@ func (s *suite) invalidUTF8(t *testing.T) {
 
 func (s *suite) cancellation(t *testing.T) {
 	x := s.opts.New(t)
-	if !exe.Supports(x, exe.OpExecute) {
-		t.Skip("execute is not supported")
-	}
+	skipWithoutExecute(t, x, "a cancel under way")
 	ctx, cancel := context.WithCancel(context.Background())
 	sleep := int(s.opts.CancelWithin.Seconds() * 10)
 	done := make(chan error, 1)
@@ -275,12 +373,59 @@ func (s *suite) cancellation(t *testing.T) {
 	// context, whenever the cancel comes.
 	time.AfterFunc(500*time.Millisecond, cancel)
 	select {
-	case <-done:
+	case err := <-done:
+		if refusedDeclared(t, x, exe.OpExecute, err) {
+			return
+		}
 		if time.Since(start) < 400*time.Millisecond {
 			t.Errorf("execute of sleep %d returned before it was cancelled", sleep)
 		}
 	case <-time.After(s.opts.CancelWithin):
 		t.Fatalf("execute went on %s after its context was cancelled", s.opts.CancelWithin)
+	}
+}
+
+// probe is a request for op on the first host, with arguments that
+// change nothing should it run.
+func (s *suite) probe(op exe.Operate) exe.Request {
+	return exe.Request{Operate: op, Targets: s.opts.Hosts[:1],
+		Service: exe.ServiceArgs{Name: "executortest-no-such-service", State: exe.ServiceStarted}, Execute: exe.ExecuteArgs{Cmd: "true"},
+		Deploy: exe.DeployArgs{Role: "executortest-no-such-role"}}
+}
+
+// cancelledBeforeStart calls every declared operation with a context
+// cancelled before the call, as a job cancelled or shut down before its
+// run reaches the executor: each must return within CancelWithin, with
+// no more than one event per host, and must not answer
+// exe.ErrNotSupported (the operation is declared).
+func (s *suite) cancelledBeforeStart(t *testing.T) {
+	x := s.opts.New(t)
+	ctx, cancel := context.WithCancelCause(context.Background())
+	cancel(errors.New("executortest: cancelled before start"))
+	for _, op := range exe.ExecutorOperations {
+		if !exe.Supports(x, op) {
+			continue
+		}
+		type result struct {
+			events []exe.Event
+			err    error
+		}
+		done := make(chan result, 1)
+		go func() {
+			events, err := perform(ctx, t, x, s.probe(op))
+			done <- result{events, err}
+		}()
+		select {
+		case r := <-done:
+			refusedDeclared(t, x, op, r.err)
+			for h, evs := range byHost(t, s.opts.Hosts[:1], r.events) {
+				if op != exe.OpDeploy && len(evs) > 1 {
+					t.Errorf("%s on %s with a cancelled context: %d events, want one at most: %+v", op, h, len(evs), evs)
+				}
+			}
+		case <-time.After(s.opts.CancelWithin):
+			t.Fatalf("%s with a context cancelled before the call went on for %s", op, s.opts.CancelWithin)
+		}
 	}
 }
 
@@ -290,12 +435,9 @@ func (s *suite) unsupported(t *testing.T) {
 		if exe.Supports(x, op) {
 			continue
 		}
-		req := exe.Request{Operate: op, Targets: s.opts.Hosts[:1],
-			Service: exe.ServiceArgs{Name: "x", State: exe.ServiceStarted}, Execute: exe.ExecuteArgs{Cmd: "true"},
-			Deploy: exe.DeployArgs{Role: "x"}}
-		events, err := perform(context.Background(), t, x, req)
+		events, err := perform(context.Background(), t, x, s.probe(op))
 		if !errors.Is(err, exe.ErrNotSupported) {
-			t.Errorf("%s is not declared: want exe.ErrNotSupported, got %v", op, err)
+			t.Errorf("%s is not declared: want exe.ErrNotSupported, got %v: %s", op, err, notDeclared(x, op))
 		}
 		if len(events) > 0 {
 			t.Errorf("%s is not declared but emitted %+v", op, events)

@@ -30,6 +30,10 @@ import (
 //	error        when present, loading must fail, for exed with an error
 //	             holding each of its lines, and for Ansible too
 //	warnings     lines each of which some exed warning must hold (optional)
+//	playbook-dir the directory, relative to the case, ansible runs in, so
+//	             that its group_vars/ and host_vars/ apply as the playbook
+//	             directory's; exed gets it as Options.PlaybookDir
+//	             (optional; else a scratch directory with none)
 //
 // For each case the test asks the real Ansible and compares:
 //   - groups, their hosts (in order) and children, and every host's
@@ -65,7 +69,8 @@ func ansibleEnv(dir string, extra ...string) []string {
 }
 
 type ansibleRunner struct {
-	dir string // scratch directory, also the working directory
+	dir string // scratch directory
+	cwd string // working directory; "": dir
 }
 
 func newAnsibleRunner(t *testing.T) *ansibleRunner {
@@ -79,6 +84,9 @@ func newAnsibleRunner(t *testing.T) *ansibleRunner {
 func (r *ansibleRunner) run(extraEnv []string, name string, args ...string) ([]byte, error) {
 	cmd := exec.Command(name, args...)
 	cmd.Dir = r.dir // no group_vars of a playbook directory
+	if r.cwd != "" {
+		cmd.Dir = r.cwd
+	}
 	cmd.Env = ansibleEnv(r.dir, extraEnv...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
@@ -96,6 +104,8 @@ type corpusCase struct {
 	extraHosts []string
 	wantErr    []string
 	warnings   []string
+	// playbookDir is absolute; "" for none.
+	playbookDir string
 }
 
 func readLines(t *testing.T, path string) []string {
@@ -130,6 +140,11 @@ func loadCorpus(t *testing.T) []corpusCase {
 		c.extraHosts = readLines(t, filepath.Join(d, "extra-hosts"))
 		c.wantErr = readLines(t, filepath.Join(d, "error"))
 		c.warnings = readLines(t, filepath.Join(d, "warnings"))
+		if pd := readLines(t, filepath.Join(d, "playbook-dir")); len(pd) > 0 {
+			abs, err := filepath.Abs(filepath.Join(d, pd[0]))
+			require.NoError(t, err)
+			c.playbookDir = abs
+		}
 		cases = append(cases, c)
 	}
 	require.GreaterOrEqual(t, len(cases), 25, "the corpus has at least 25 cases")
@@ -144,7 +159,8 @@ func TestCorpusMatchesAnsible(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			r := newAnsibleRunner(t)
-			inv, err := inventory.Load(c.sources...)
+			r.cwd = c.playbookDir
+			inv, err := inventory.Options{PlaybookDir: c.playbookDir}.Load(c.sources...)
 			if c.wantErr != nil {
 				require.Error(t, err, "exed loads what should fail")
 				for _, w := range c.wantErr {

@@ -15,9 +15,9 @@ import (
 // ansible_sudo_user over ansible_become_user). A variable set to null
 // counts as unset.
 type Conn struct {
-	// Connection is ansible_connection: "ssh" when unset, "local" for the
-	// implicit localhost. Other values ("smart", "paramiko", "winrm", ...)
-	// are given as written.
+	// Connection is the connection plugin ansible_connection names, as
+	// ansible-core resolves the name (see ConnectionPlugin): "ssh" when
+	// unset, "local" for the implicit localhost.
 	Connection string
 	// Address is what to connect to: ansible_ssh_host, else ansible_host,
 	// else the inventory name.
@@ -43,7 +43,8 @@ type Conn struct {
 	// Become is ansible_become, read as Ansible reads a boolean (yes, on,
 	// true, 1, ... any case).
 	Become bool
-	// BecomeMethod is ansible_become_method; "sudo" when unset.
+	// BecomeMethod is the become plugin ansible_become_method names, as
+	// ansible-core resolves the name (see BecomePlugin); "sudo" when unset.
 	BecomeMethod string
 	// BecomeUser is ansible_become_user, or the method's own spelling
 	// (ansible_sudo_user, ansible_su_user); "root" when unset.
@@ -131,6 +132,8 @@ func (h *Host) Conn() (Conn, error) {
 	if err != nil {
 		return Conn{}, err
 	}
+	c.Connection = ConnectionPlugin(c.Connection)
+	c.BecomeMethod = BecomePlugin(c.BecomeMethod)
 	if c.PrivateKeyFile != "" {
 		c.PrivateKeyFile = ansiblecfg.ResolvePath(c.PrivateKeyFile, "")
 	}
@@ -162,6 +165,58 @@ func (h *Host) Conn() (Conn, error) {
 	}
 	return c, nil
 }
+
+// ConnectionPlugin is the built-in connection plugin an ansible_connection
+// value names, as ansible-core 2.14 resolves it: the plugin's name for
+// its short name and its ansible.builtin. and ansible.legacy. forms
+// ("ansible.builtin.local" is "local"), "paramiko_ssh" for its alias
+// "paramiko", and "ssh" for "smart" (which chooses ssh). Any other value
+// is returned as written.
+func ConnectionPlugin(name string) string {
+	short := name
+	for _, prefix := range []string{"ansible.builtin.", "ansible.legacy."} {
+		if strings.HasPrefix(name, prefix) {
+			short = name[len(prefix):]
+			if !builtinConnections[short] {
+				return name // no such plugin: "ansible.builtin.smart"
+			}
+		}
+	}
+	switch short {
+	case "smart":
+		if short == name {
+			return "ssh"
+		}
+	case "paramiko":
+		if short == name {
+			return "paramiko_ssh"
+		}
+	}
+	if builtinConnections[short] {
+		return short
+	}
+	return name
+}
+
+// BecomePlugin is the built-in become plugin an ansible_become_method
+// value names, as ansible-core 2.14 resolves it: the plugin's name for
+// its short name and its ansible.builtin. and ansible.legacy. forms
+// ("ansible.builtin.sudo" is "sudo"). Any other value is returned as
+// written.
+func BecomePlugin(name string) string {
+	for _, prefix := range []string{"ansible.builtin.", "ansible.legacy."} {
+		if short := strings.TrimPrefix(name, prefix); short != name && builtinBecomes[short] {
+			return short
+		}
+	}
+	return name
+}
+
+// builtinBecomes are ansible-core's become plugins.
+var builtinBecomes = map[string]bool{"sudo": true, "su": true, "runas": true}
+
+// builtinConnections are ansible-core's connection plugins.
+var builtinConnections = map[string]bool{"local": true, "ssh": true, "paramiko_ssh": true, "psrp": true, "winrm": true}
 
 // lastSet returns the last of names that vars sets to a non-null value.
 func lastSet(vars map[string]any, names []string) (string, any, bool) {

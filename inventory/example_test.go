@@ -37,3 +37,11 @@ func ExampleStatic() {
 	fmt.Println(hosts)
 	// Output: [db1 web1 web3]
 }
+
+// Read variables as ansible-playbook reads `-e @vars.yml`: YAML 1.1's
+// types, so yes is a boolean and 0755 an octal number.
+func ExampleParseVars() {
+	vars, _, err := inventory.ParseVars([]byte("port: 8080\nenabled: yes\nmode: 0755\nname: !unsafe '{{ x }}'\n"), "vars.yml")
+	fmt.Println(vars["port"], vars["enabled"], vars["mode"], vars["name"], err)
+	// Output: 8080 true 493 {{ x }} <nil>
+}

@@ -59,8 +59,11 @@ type Inventory struct {
 	// every localhost name, as in Ansible.
 	localhost *host
 	// sorted are the hosts by name, for Match's result.
-	sorted   []*host
-	varDirs  []*varsDir
+	sorted  []*host
+	varDirs []*varsDir
+	// playVars are the playbook directory's group_vars/ and host_vars/
+	// (Options.PlaybookDir); nil: none.
+	playVars *varsDir
 	warnings []string
 }
 
@@ -90,8 +93,16 @@ type Group struct {
 	Vars map[string]any
 }
 
-// Local reports whether the host is reached with a local connection.
-func (h *Host) Local() bool { return h.Vars["ansible_connection"] == "local" }
+// Local reports whether the host is reached with a local connection
+// (ansible_connection local, or ansible.builtin.local ...).
+func (h *Host) Local() bool {
+	v, ok := h.Vars["ansible_connection"]
+	if !ok {
+		return false
+	}
+	s, err := textVar("ansible_connection", v)
+	return err == nil && ConnectionPlugin(s) == "local"
+}
 
 // Default is the inventory used when none is configured: localhost, listed
 // explicitly (so patterns like "*" show it) with a local connection.
@@ -205,6 +216,10 @@ func (inv *Inventory) hostVars(h *host) map[string]any {
 			vars[k] = v
 		}
 	}
+	// Ansible's order: the inventory's own, then its group_vars/all, the
+	// playbook directory's group_vars/all, the inventory's group_vars of
+	// each group, the playbook directory's; then the host's own, its
+	// host_vars, the playbook directory's.
 	merge(inv.groupByName["all"].vars)
 	for _, g := range groups {
 		merge(g.vars)
@@ -212,15 +227,24 @@ func (inv *Inventory) hostVars(h *host) map[string]any {
 	for _, vd := range inv.varDirs {
 		merge(vd.groups["all"])
 	}
+	play := inv.playVars
+	if play == nil {
+		play = &varsDir{}
+	}
+	merge(play.groups["all"])
 	for _, vd := range inv.varDirs {
 		for _, g := range groups {
 			merge(vd.groups[g.name])
 		}
 	}
+	for _, g := range groups {
+		merge(play.groups[g.name])
+	}
 	merge(h.vars)
 	for _, vd := range inv.varDirs {
 		merge(vd.hosts[h.name])
 	}
+	merge(play.hosts[h.name])
 	return vars
 }
 
@@ -231,13 +255,17 @@ func (inv *Inventory) implicitHost(name string) *Host {
 	for k, v := range inv.groupByName["all"].vars {
 		vars[k] = v
 	}
-	for _, vd := range inv.varDirs {
+	dirs := inv.varDirs
+	if inv.playVars != nil {
+		dirs = append(dirs[:len(dirs):len(dirs)], inv.playVars)
+	}
+	for _, vd := range dirs {
 		for k, v := range vd.groups["all"] {
 			vars[k] = v
 		}
 	}
 	vars["ansible_connection"] = "local"
-	for _, vd := range inv.varDirs {
+	for _, vd := range dirs {
 		for k, v := range vd.hosts[name] {
 			vars[k] = v
 		}

@@ -74,8 +74,21 @@ func TestParseHostsGroupsAndVars(t *testing.T) {
 	assert.Nil(t, inv.Group("nothere"))
 }
 
+// The default inventory is the corpus case 34-default-inventory, which is
+// compared with Ansible: localhost listed, so "all" and "*" give it.
 func TestDefaultInventoryListsLocalhost(t *testing.T) {
 	inv := inventory.Default()
+	same, err := inventory.Load("testdata/ansible/34-default-inventory/hosts")
+	require.NoError(t, err)
+	for _, p := range []string{"*", "all", "localhost", "ungrouped", "127.0.0.1", "::1", "all:!localhost"} {
+		got, err := inv.Match(p)
+		require.NoError(t, err)
+		want, err := same.Match(p)
+		require.NoError(t, err)
+		assert.Equal(t, want, got, p)
+	}
+	assert.Equal(t, same.Hosts(), inv.Hosts())
+	assert.Equal(t, same.Host("localhost").Vars["ansible_connection"], inv.Host("localhost").Vars["ansible_connection"])
 	for _, p := range []string{"*", "all", "localhost", "ungrouped"} {
 		got, err := inv.Match(p)
 		require.NoError(t, err)

@@ -10,6 +10,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/0ops/exed/ansiblecfg"
 )
 
 // Options tune Load.
@@ -18,11 +20,19 @@ type Options struct {
 	// and "--host NAME" for every host when "_meta" is missing); zero
 	// means DefaultScriptTimeout.
 	ScriptTimeout time.Duration
+	// PlaybookDir is the directory whose group_vars/ and host_vars/ apply
+	// above the inventory's, as Ansible applies the playbook directory's
+	// (for ad-hoc commands and ansible-inventory: the working directory):
+	// group_vars/all above the inventory's group_vars/all, group_vars/GROUP
+	// above the inventory's, host_vars/HOST above all else. "" is none.
+	PlaybookDir string
 }
 
 // Load reads inventory sources as "ansible -i SOURCE" does, each one in
 // turn (repeating -i): an INI file, a YAML or JSON file, an executable
-// script, or a directory of those. See the package documentation for the
+// script, or a directory of those. A source is a path, with $VAR and ~
+// expanded, relative to the working directory (a script is run by that
+// path, never looked up in $PATH). See the package documentation for the
 // rules. Every error starts with the file's name, and its line where there
 // is one; a source that yields no inventory is an error (Ansible only
 // warns).
@@ -40,7 +50,10 @@ func (o Options) Load(sources ...string) (*Inventory, error) {
 		if s == "" {
 			continue
 		}
-		path := expandUser(s)
+		// As ansible -i: $VAR and ~ expanded, a relative path from the
+		// working directory. An absolute path also keeps a script from
+		// being looked up in $PATH.
+		path := ansiblecfg.ResolvePath(s, "")
 		parsed, err := inv.parseSource(path, o, false)
 		if err != nil {
 			return nil, err
@@ -54,7 +67,7 @@ func (o Options) Load(sources ...string) (*Inventory, error) {
 		return nil, errors.New("inventory: no inventory source given")
 	}
 	inv.reconcile()
-	if err := inv.loadVarsFiles(used); err != nil {
+	if err := inv.loadVarsFiles(used, o.PlaybookDir); err != nil {
 		return nil, err
 	}
 	inv.freeze()
@@ -227,13 +240,4 @@ func pyExt(path string) string {
 		return base[i:]
 	}
 	return ""
-}
-
-func expandUser(p string) string {
-	if p == "~" || strings.HasPrefix(p, "~/") {
-		if home, err := os.UserHomeDir(); err == nil {
-			return filepath.Join(home, p[1:])
-		}
-	}
-	return p
 }

@@ -44,6 +44,9 @@ func isScript(path string, info os.FileInfo) bool {
 
 // runScript runs path with args, bounded by timeout, and returns stdout.
 func runScript(path string, timeout time.Duration, args ...string) ([]byte, []byte, error) {
+	if !strings.Contains(path, "/") {
+		path = "./" + path // a file here, not a program in $PATH
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, path, args...)

@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/0ops/exed/ansiblecfg"
 )
 
 // varsDir holds the group_vars/ and host_vars/ variables found beside one
@@ -20,9 +22,9 @@ type varsDir struct {
 var varsExts = []string{"", ".yml", ".yaml", ".json"}
 
 // loadVarsFiles reads group_vars/ and host_vars/ beside each source (in the
-// source's directory, or in it when it is one), as Ansible's
-// host_group_vars plugin does.
-func (inv *Inventory) loadVarsFiles(sources []string) error {
+// source's directory, or in it when it is one), and in playbookDir unless
+// it is "", as Ansible's host_group_vars plugin does.
+func (inv *Inventory) loadVarsFiles(sources []string, playbookDir string) error {
 	cache := map[string]*varsDir{}
 	var groupNames, hostNames []string
 	for _, g := range inv.groups {
@@ -31,17 +33,13 @@ func (inv *Inventory) loadVarsFiles(sources []string) error {
 	for _, h := range inv.hosts {
 		hostNames = append(hostNames, h.name)
 	}
-	for _, src := range sources {
-		dir := src
-		if info, err := os.Stat(src); err != nil || !info.IsDir() {
-			dir = filepath.Dir(src)
-		}
+	load := func(dir string) (*varsDir, error) {
 		vd, ok := cache[dir]
 		if !ok {
 			vd = &varsDir{}
 			var err error
 			if vd.groups, err = inv.loadEntityVars(filepath.Join(dir, "group_vars"), groupNames); err != nil {
-				return err
+				return nil, err
 			}
 			names := hostNames
 			if inv.localhost == nil {
@@ -49,13 +47,34 @@ func (inv *Inventory) loadVarsFiles(sources []string) error {
 				names = append(names[:len(names):len(names)], "localhost", "127.0.0.1", "::1")
 			}
 			if vd.hosts, err = inv.loadEntityVars(filepath.Join(dir, "host_vars"), names); err != nil {
-				return err
+				return nil, err
 			}
 			cache[dir] = vd
 		}
-		if vd.groups != nil || vd.hosts != nil {
+		if vd.groups == nil && vd.hosts == nil {
+			return nil, nil
+		}
+		return vd, nil
+	}
+	for _, src := range sources {
+		dir := src
+		if info, err := os.Stat(src); err != nil || !info.IsDir() {
+			dir = filepath.Dir(src)
+		}
+		vd, err := load(dir)
+		if err != nil {
+			return err
+		}
+		if vd != nil {
 			inv.varDirs = append(inv.varDirs, vd)
 		}
+	}
+	if playbookDir != "" {
+		vd, err := load(ansiblecfg.ResolvePath(playbookDir, ""))
+		if err != nil {
+			return err
+		}
+		inv.playVars = vd
 	}
 	return nil
 }
@@ -181,25 +200,45 @@ func (inv *Inventory) loadVarsFile(path string) (map[string]any, error) {
 	if err != nil {
 		return nil, err
 	}
-	root, d, err := loadYAML(path, data, inv.warn)
+	m, warnings, err := ParseVars(data, path)
+	for _, w := range warnings {
+		inv.warn(w)
+	}
+	return m, err
+}
+
+// ParseVars reads a document of variables, YAML or JSON, as Ansible's
+// loader reads a vars file (group_vars/, host_vars/, ansible-playbook's
+// -e @file): YAML 1.1's types as PyYAML resolves them (yes is true, 0755
+// is octal), merge keys, a repeated key keeping its last value with a
+// warning. name is the document's name in errors and warnings (its path).
+//
+// The values are string, bool, int (*big.Int beyond 64 bits), float64,
+// nil, []any, map[string]any, Unsafe (a !unsafe string) and Vaulted (a
+// !vault one). An empty (or falsy) document is nil; one that is not a
+// mapping is an error, as in Ansible; so is a file ansible-vault
+// encrypted.
+func ParseVars(data []byte, name string) (map[string]any, []string, error) {
+	var warnings []string
+	root, d, err := loadYAML(name, data, func(w string) { warnings = append(warnings, w) })
 	if err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if root == nil {
-		return nil, nil
+		return nil, warnings, nil
 	}
 	v, err := d.value(root, 0)
 	if err != nil {
-		return nil, err
+		return nil, warnings, err
 	}
 	if yamlFalsyValue(v) {
-		return nil, nil
+		return nil, warnings, nil
 	}
 	m, ok := v.(map[string]any)
 	if !ok {
-		return nil, fmt.Errorf("%s: a vars file must be a mapping of variable names to values, got %s", path, pyTypeName(v))
+		return nil, warnings, fmt.Errorf("%s: a vars file must be a mapping of variable names to values, got %s", name, pyTypeName(v))
 	}
-	return m, nil
+	return m, warnings, nil
 }
 
 func yamlFalsyValue(v any) bool {

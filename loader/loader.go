@@ -49,6 +49,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
+	"github.com/0ops/exed/internal/pluginhost"
 	"github.com/0ops/exed/plugins/ansible"
 	"github.com/0ops/exed/plugins/rollingrestart"
 	"github.com/0ops/exed/plugins/sshnative"
@@ -95,6 +96,31 @@ var ErrNoBuiltin = errors.New("no such built-in plugin")
 
 // ErrNoPlugin is matched (errors.Is) by Load's *NotFoundError.
 var ErrNoPlugin = errors.New("no such plugin")
+
+// ErrStartedAsPlugin is Load's error in a process that was started as a
+// plugin: a program whose main reaches Load before Builtins.Serve, so
+// that each built-in it starts would run main again, and load plugins
+// again, without end.
+var ErrStartedAsPlugin = errors.New("this process was started as a plugin")
+
+// serveFirst is the fix that Load's errors name when a built-in did not
+// start because its binary's main does not serve it.
+const serveFirst = "call Builtins.Serve(os.Args[1:]), or loader.Standard.Serve for exed's own plugins, first thing in main"
+
+// startedAsPlugin is ErrStartedAsPlugin, saying which plugin and what to
+// do, when go-plugin's cookie is in this process's environment; nil
+// otherwise.
+func startedAsPlugin() error {
+	kind := os.Getenv(pluginhost.CookieKey)
+	if kind == "" {
+		return nil
+	}
+	if args := os.Args[1:]; len(args) == 3 && args[0] == ServeArg {
+		return fmt.Errorf("loader: %w, the built-in %s plugin %s (%q), yet its main reached loader.Load: %s; it serves the plugin and exits",
+			ErrStartedAsPlugin, args[1], args[2], strings.Join(os.Args, " "), serveFirst)
+	}
+	return fmt.Errorf("loader: %w (%s=%s is set): a plugin does not load plugins", ErrStartedAsPlugin, pluginhost.CookieKey, kind)
+}
 
 // NotFoundError is Load's error for a plugin that Options names but
 // Discover did not find; it lists what was found.
@@ -311,8 +337,18 @@ type process interface {
 // Load discovers the plugins, then starts and configures the executor and
 // the tasks: a plugin that cannot start, speaks another protocol version or
 // refuses its section is an error here, and nothing is left running. Two
-// task plugins serving one task type are an error too.
+// task plugins serving one task type are an error too. A built-in that
+// cannot start is said to need Builtins.Serve first in main.
+//
+// In a process that was started as a plugin (a program whose main calls
+// Load before Builtins.Serve, started again to serve a built-in), Load
+// starts nothing and returns ErrStartedAsPlugin at once, naming the fix:
+// that process exits, and the Load that started it fails, instead of
+// each process starting another.
 func Load(ctx context.Context, opts Options) (*Set, error) {
+	if err := startedAsPlugin(); err != nil {
+		return nil, err
+	}
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -344,7 +380,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 		x, err := executor.Start(ctx, executor.Options{Name: ref.Name, Path: ref.Path, Args: ref.Args,
 			Config: config(ref.Name), StateDir: state, Logger: log.Named("plugin")})
 		if err != nil {
-			return nil, err
+			return nil, notServed(ref, err)
 		}
 		s.Executor = x
 		s.procs = append(s.procs, x)
@@ -363,7 +399,7 @@ func Load(ctx context.Context, opts Options) (*Set, error) {
 			Config: config(ref.Name), Logger: log.Named("plugin")})
 		if err != nil {
 			s.Close()
-			return nil, err
+			return nil, notServed(ref, err)
 		}
 		s.procs = append(s.procs, t)
 		info, err := t.Info(ctx)
@@ -396,8 +432,11 @@ func (s *Set) Reload(ctx context.Context) error {
 // first (their runs drive the executor), then the executor, each given
 // until ctx is done to end what it was doing (the executor: the commands
 // of the operations that were cancelled) and exit, then killed. It is safe
-// to call more than once, and with Close.
+// to call more than once, with Close, and on a nil Set.
 func (s *Set) Shutdown(ctx context.Context) error {
+	if s == nil {
+		return nil
+	}
 	var errs []error
 	for i := len(s.procs) - 1; i >= 0; i-- {
 		errs = append(errs, s.procs[i].Shutdown(ctx))
@@ -406,13 +445,26 @@ func (s *Set) Shutdown(ctx context.Context) error {
 }
 
 // Close kills every plugin process Load started. It is safe to call more
-// than once.
+// than once, and on a nil Set.
 func (s *Set) Close() error {
+	if s == nil {
+		return nil
+	}
 	var errs []error
 	for _, p := range s.procs {
 		errs = append(errs, p.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// notServed adds to the error of a built-in that could not be started
+// (not one that refused its section) the likely cause: its binary's main
+// does not serve it.
+func notServed(ref Plugin, err error) error {
+	if !ref.Builtin || !errors.Is(err, exe.ErrUnavailable) {
+		return err
+	}
+	return fmt.Errorf("%w (the built-in runs as %q: %s)", err, ref.Path+" "+strings.Join(ref.Args, " "), serveFirst)
 }
 
 func sortedKeys[T any](m map[string]T) []string {

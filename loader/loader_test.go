@@ -2,23 +2,85 @@ package loader_test
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/loader"
+	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
+// forgetServe, in the environment, makes the test binary started as a
+// plugin behave as a program whose main forgot Builtins.Serve: it goes on
+// to load plugins, and exits with what Load said.
+const forgetServe = "LOADER_TEST_FORGET_SERVE"
+
 // TestMain serves the built-ins when the test binary is started as a
 // plugin, as a program that has built-ins does first thing in main.
 func TestMain(m *testing.M) {
+	if os.Getenv(forgetServe) != "" && len(os.Args) > 1 && os.Args[1] == loader.ServeArg {
+		set, err := loader.Load(context.Background(), loader.Options{Builtins: loader.Standard, Tasks: []string{"rollingrestart"}})
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		set.Close()
+		os.Exit(0)
+	}
 	loader.Standard.Serve(os.Args[1:])
 	os.Exit(m.Run())
+}
+
+// A program that forgot Builtins.Serve in main: the process started to
+// serve the built-in reaches Load, which fails at once saying what to do,
+// instead of starting the built-in again (and again); the Load that
+// started it fails naming the same fix.
+func TestLoadInAPluginProcessSaysServeFirst(t *testing.T) {
+	t.Setenv(forgetServe, "1")
+	logged := &syncBuilder{}
+	log := hclog.New(&hclog.LoggerOptions{Output: logged, Level: hclog.Debug})
+	_, err := loader.Load(context.Background(), loader.Options{Builtins: loader.Standard, Tasks: []string{"rollingrestart"}, Logger: log})
+	require.ErrorIs(t, err, exe.ErrUnavailable)
+	assert.ErrorContains(t, err, "task plugin rollingrestart could not be started")
+	assert.ErrorContains(t, err, "plugin task rollingrestart\": call Builtins.Serve(os.Args[1:]), or loader.Standard.Serve for exed's own plugins, first thing in main)")
+	// The plugin process's stderr reaches the log as it is read.
+	assert.Eventually(t, func() bool {
+		return strings.Contains(logged.String(), "loader: this process was started as a plugin, the built-in task plugin rollingrestart")
+	}, 10*time.Second, 10*time.Millisecond, "the plugin process's own Load refused: %s", logged)
+	assert.NotContains(t, err.Error(), "timeout", "no process started another")
+
+	// In this very process, as if it had been started as a plugin.
+	t.Setenv("EXE_PLUGIN", "task")
+	_, err = loader.Load(context.Background(), loader.Options{Builtins: loader.Standard})
+	assert.ErrorIs(t, err, loader.ErrStartedAsPlugin)
+}
+
+// syncBuilder is a strings.Builder safe for the log lines of several
+// goroutines.
+type syncBuilder struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuilder) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuilder) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
 
 func TestDiscover(t *testing.T) {
@@ -87,6 +149,9 @@ func TestLoadTasksOnly(t *testing.T) {
 	defer set.Close()
 	assert.Nil(t, set.Executor)
 	assert.Len(t, set.Tasks, 1)
+	// Its nil Executor is not one to run requests with.
+	_, err = exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: set.Executor, Tasks: set.Tasks})
+	assert.EqualError(t, err, "exe: Config.Executor is a nil *executor.Client")
 }
 
 // Started as a plugin it does not have, the binary says so and exits 2

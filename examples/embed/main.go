@@ -43,19 +43,18 @@ func main() {
 	mux := http.NewServeMux() // the service's own mux, and its page
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, _ *http.Request) { fmt.Fprintln(w, "the service's own page") })
 	exehttp.New(engine, exehttp.Options{Prefix: "/exe"}).Register(mux)
-	if err := exehttp.ListenAndServe(context.Background(), &http.Server{Addr: cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), Handler: mux}, engine, plugins); err != nil {
+	srv := &http.Server{Addr: cmp.Or(os.Getenv("ADDR"), "127.0.0.1:8080"), Handler: mux}
+	if err := exehttp.ListenAndServe(context.Background(), srv, engine, exehttp.ServeOptions{Then: []exehttp.Shutdowner{plugins}}); err != nil {
 		log.Fatal(err)
 	}
 }
 
 // shell is the service's own executor: its one host is this machine,
-// which it pings and runs commands on with /bin/sh. exe.Unsupported
-// answers the other operations, and exe.Only declares these two, so the
-// API refuses the others (501) before any job is stored. (The
-// rollingrestart task restarts services, which shell does not do: its
-// jobs here end saying so.)
+// which it pings and runs commands on with /bin/sh. exe.Only lists these
+// two and answers the others, which the API refuses (501) before any job
+// is stored. (The rollingrestart task restarts services, which shell does
+// not do: its jobs here end saying so.)
 type shell struct {
-	exe.Unsupported
 	exe.Only
 	inv *inventory.Inventory
 }

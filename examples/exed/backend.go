@@ -44,7 +44,7 @@ func (b *backend) dispatcher(cfg *config.Config, runJobs bool, log hclog.Logger)
 	if !runJobs && !b.workers {
 		opts.LostMessage = exe.ErrServerLost.Error()
 	}
-	return exeredis.NewDispatcher(b.rdb, b.redisStore, opts)
+	return exeredis.NewDispatcher(b.redisStore, opts)
 }
 
 func openBackend(cfg *config.Config, log hclog.Logger) (*backend, error) {

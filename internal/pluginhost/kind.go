@@ -2,6 +2,10 @@ package pluginhost
 
 import (
 	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"reflect"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
@@ -26,11 +30,16 @@ type Kind[Impl any] struct {
 	Client func(b *plugin.GRPCBroker, c *grpc.ClientConn) any
 }
 
+// CookieKey is the environment variable go-plugin sets, to the kind's
+// name, in every plugin process the server starts (the handshake's magic
+// cookie): a process that has it was started as a plugin.
+const CookieKey = "EXE_PLUGIN"
+
 // Handshake is what the host and a plugin of the kind check before they
 // talk: a plugin binary run by hand (without the cookie) says it is a
 // plugin and exits.
 func (k Kind[Impl]) Handshake() plugin.HandshakeConfig {
-	return plugin.HandshakeConfig{ProtocolVersion: k.Version, MagicCookieKey: "EXE_PLUGIN", MagicCookieValue: k.Name}
+	return plugin.HandshakeConfig{ProtocolVersion: k.Version, MagicCookieKey: CookieKey, MagicCookieValue: k.Name}
 }
 
 // Plugins is the go-plugin plugin set of the kind, serving impl on the
@@ -41,8 +50,14 @@ func (k Kind[Impl]) Plugins(impl Impl) plugin.PluginSet {
 
 // Serve serves impl on the process's stdio, as go-plugin does, with opts
 // added to the gRPC server's options; it returns when the host is done
-// with the plugin.
+// with the plugin. A nil impl, whose every call would panic, is refused:
+// the process says so on stderr (which the host logs) and exits 1, before
+// the handshake, so that the host's start fails at once.
 func (k Kind[Impl]) Serve(impl Impl, opts ...grpc.ServerOption) {
+	if v := reflect.ValueOf(impl); !v.IsValid() || v.Kind() == reflect.Pointer && v.IsNil() {
+		fmt.Fprintf(os.Stderr, "%s: %s.Serve needs the %s to serve, not nil\n", filepath.Base(os.Args[0]), k.Name, k.Name)
+		os.Exit(1)
+	}
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: k.Handshake(),
 		Plugins:         k.Plugins(impl),

@@ -23,11 +23,12 @@ const (
 
 // Options configure a Store.
 type Options struct {
-	// Retention is how long a finished job is kept. Zero: DefaultRetention.
+	// Retention is how long a finished job is kept. Zero or negative:
+	// DefaultRetention.
 	Retention time.Duration
 	// MaxJobs caps how many jobs are kept. When full, the oldest finished
 	// job is dropped; when every job is running, Create fails with
-	// exe.ErrBusy. Zero: DefaultMaxJobs.
+	// exe.ErrBusy. Zero or negative: DefaultMaxJobs.
 	MaxJobs int
 	// MaxBytes caps the bytes the kept jobs hold: their events (output,
 	// messages, facts) and requests, estimated as the heap they occupy

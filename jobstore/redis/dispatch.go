@@ -37,11 +37,17 @@ const DefaultLease = 10 * time.Second
 //     worker takes them. This is an API server with separate workers.
 //
 // Start (called by exe.NewEngine) starts them; Shutdown stops them.
+//
+// A Dispatcher works on the jobs of one Store, on that store's client and
+// key prefix: it is an exe.BoundDispatcher, so exe.NewEngine takes its
+// store when Config.Store is nil and refuses any other.
 type Dispatcher struct {
 	rdb  goredis.UniversalClient
 	s    *Store
 	opts DispatcherOptions
 	log  hclog.Logger
+
+	bad error // what NewDispatcher refused, for Start to return
 
 	mu      sync.Mutex
 	started bool
@@ -50,11 +56,13 @@ type Dispatcher struct {
 }
 
 var (
-	_ exe.Dispatcher        = (*Dispatcher)(nil)
+	_ exe.BoundDispatcher   = (*Dispatcher)(nil)
 	_ exe.StoringDispatcher = (*Dispatcher)(nil)
 )
 
-// DispatcherOptions configure a Dispatcher.
+// DispatcherOptions configure a Dispatcher. Zero fields take their
+// defaults; a negative Concurrency or duration is refused by Start (so by
+// exe.NewEngine).
 type DispatcherOptions struct {
 	// RunJobs makes this process take jobs from the queue and run them;
 	// without it, other processes' workers run them.
@@ -95,9 +103,16 @@ type DispatcherOptions struct {
 	Logger        hclog.Logger
 }
 
-// NewDispatcher returns a Dispatcher for jobs kept in s, to give to
-// exe.NewEngine.
-func NewDispatcher(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions) *Dispatcher {
+// NewDispatcher returns a Dispatcher for the jobs kept in s, on s's
+// client and key prefix, to give to exe.NewEngine (with s, or no Store).
+// Zero options take their defaults; negative ones, and a nil s, are
+// refused by Start (so by NewEngine).
+func NewDispatcher(s *Store, opts DispatcherOptions) *Dispatcher {
+	d := &Dispatcher{s: s, stopped: make(chan struct{})}
+	d.bad = checkDispatcherOptions(s, opts)
+	if s != nil {
+		d.rdb = s.rdb
+	}
 	if opts.Name == "" {
 		host, _ := os.Hostname()
 		b := make([]byte, 4)
@@ -128,7 +143,37 @@ func NewDispatcher(rdb goredis.UniversalClient, s *Store, opts DispatcherOptions
 	if opts.Logger == nil {
 		opts.Logger = hclog.NewNullLogger()
 	}
-	return &Dispatcher{rdb: rdb, s: s, opts: opts, log: opts.Logger, stopped: make(chan struct{})}
+	d.opts, d.log = opts, opts.Logger
+	return d
+}
+
+// checkDispatcherOptions is NewDispatcher's refusal, which Start returns.
+func checkDispatcherOptions(s *Store, opts DispatcherOptions) error {
+	if s == nil {
+		return errors.New("redis dispatcher: NewDispatcher needs the Store whose jobs it runs, not nil")
+	}
+	for _, f := range []struct {
+		name string
+		v    time.Duration
+	}{{"Lease", opts.Lease}, {"RecoverEvery", opts.RecoverEvery}, {"ClaimIdle", opts.ClaimIdle},
+		{"Grace", opts.Grace}, {"WorkerTimeout", opts.WorkerTimeout}} {
+		if f.v < 0 {
+			return fmt.Errorf("redis dispatcher: DispatcherOptions.%s is negative (zero means the default)", f.name)
+		}
+	}
+	if opts.Concurrency < 0 {
+		return errors.New("redis dispatcher: DispatcherOptions.Concurrency is negative (zero means the default)")
+	}
+	return nil
+}
+
+// JobStore implements exe.BoundDispatcher: the Store whose jobs it runs
+// (nil when NewDispatcher was given none).
+func (d *Dispatcher) JobStore() exe.JobStore {
+	if d.s == nil {
+		return nil
+	}
+	return d.s
 }
 
 // Name is the name of this process's worker in the consumer group.
@@ -139,6 +184,9 @@ func (d *Dispatcher) Name() string { return d.opts.Name }
 func (d *Dispatcher) Start(runner exe.JobRunner) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
+	if d.bad != nil {
+		return d.bad
+	}
 	if d.started {
 		return errors.New("redis dispatcher: already started: a dispatcher serves one engine")
 	}
@@ -372,7 +420,10 @@ func (w *worker) readLoop(ctx context.Context) {
 			}
 			continue
 		}
-		res, err := w.rdb.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
+		// The blocking read holds its connection for up to 2s: it waits on
+		// the store's own client for such reads (see New), so that the
+		// caller's pool is not taken while no job comes.
+		res, err := w.s.reads.XReadGroup(ctx, &goredis.XReadGroupArgs{Group: group, Consumer: w.opts.Name,
 			Streams: []string{w.s.key("queue"), ">"}, Count: int64(free), Block: 2 * time.Second}).Result()
 		if err != nil {
 			for ; free > 0; free-- {

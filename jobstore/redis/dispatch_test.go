@@ -10,6 +10,7 @@ import (
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
+	"github.com/0ops/exed/jobstore/memory"
 	exeredis "github.com/0ops/exed/jobstore/redis"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -30,15 +31,15 @@ func newCluster(t *testing.T) *cluster {
 	srv := redistest.Start(t)
 	s, rdb, prefix := newStore(t, srv)
 	c := &cluster{t: t, srv: srv, rdb: rdb, store: s, prefix: prefix}
-	c.engine, _ = c.start(rdb, s, &plugintest.Executor{}, exeredis.DispatcherOptions{})
+	c.engine, _ = c.start(s, &plugintest.Executor{}, exeredis.DispatcherOptions{})
 	return c
 }
 
 // start starts an Engine on store s with executor x and a Redis
 // dispatcher with opts; stop shuts it down (as on SIGTERM) and waits,
 // which the test's end does too.
-func (c *cluster) start(rdb goredis.UniversalClient, s *exeredis.Store, x exe.Executor, opts exeredis.DispatcherOptions) (eng *exe.Engine, stop func()) {
-	eng, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(rdb, s, opts)})
+func (c *cluster) start(s *exeredis.Store, x exe.Executor, opts exeredis.DispatcherOptions) (eng *exe.Engine, stop func()) {
+	eng, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(s, opts)})
 	require.NoError(c.t, err)
 	var once sync.Once
 	stop = func() { once.Do(func() { require.NoError(c.t, eng.Shutdown(context.Background())) }) }
@@ -58,7 +59,7 @@ func (c *cluster) workerWith(x exe.Executor, opts exeredis.DispatcherOptions) (s
 		opts.Lease = 600 * time.Millisecond
 	}
 	opts.RunJobs = true
-	_, stop = c.start(c.rdb, c.store, x, opts)
+	_, stop = c.start(c.store, x, opts)
 	return stop
 }
 
@@ -114,7 +115,7 @@ func (c *cluster) ghost(opts exeredis.DispatcherOptions) (cut func()) {
 	opts.Name, opts.Grace, opts.RunJobs = "ghost", time.Millisecond, true
 	// Cleanups run last first: Restore resets the stalled connections
 	// before the ghost shuts down, so its Redis calls end.
-	c.start(rdb, s, &stuckExecutor{}, opts)
+	c.start(s, &stuckExecutor{}, opts)
 	c.t.Cleanup(proxy.Restore)
 	return proxy.Blackhole
 }
@@ -267,8 +268,51 @@ func TestShutdownFailsRunningJobsAfterGrace(t *testing.T) {
 func TestDispatcherConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	dispatchtest.Run(t, func(t *testing.T, opts dispatchtest.Options) (exe.JobStore, exe.Dispatcher) {
-		s, rdb, _ := newStore(t, srv)
-		return s, exeredis.NewDispatcher(rdb, s, exeredis.DispatcherOptions{RunJobs: true, Concurrency: opts.Workers,
+		s, _, _ := newStore(t, srv)
+		return s, exeredis.NewDispatcher(s, exeredis.DispatcherOptions{RunJobs: true, Concurrency: opts.Workers,
 			Grace: opts.Grace, Lease: 2 * time.Second})
 	})
+}
+
+// A job is never stored in one place and looked for in another: an
+// Engine whose store is not its Redis dispatcher's (a memory store, or a
+// store under another prefix) is refused, and an Engine given no store
+// takes the dispatcher's, on whose client and prefix the job is stored,
+// queued, run and found.
+func TestEngineOnAnotherStoreIsRefused(t *testing.T) {
+	srv := redistest.Start(t)
+	storeA, rdb, prefixA := newStore(t, srv)
+	storeB, _, _ := newStore(t, srv)
+	x := &plugintest.Executor{}
+	for name, cfg := range map[string]exe.Config{
+		"memory store": {Store: memory.New(memory.Options{}), Executor: x,
+			Dispatcher: exeredis.NewDispatcher(storeA, exeredis.DispatcherOptions{RunJobs: true})},
+		"store of another prefix": {Store: storeA, Executor: x,
+			Dispatcher: exeredis.NewDispatcher(storeB, exeredis.DispatcherOptions{RunJobs: true})},
+	} {
+		_, err := exe.NewEngine(cfg)
+		assert.ErrorContains(t, err, "is not the store of Config.Dispatcher (*redis.Dispatcher): jobs would be stored in one and looked for in the other", name)
+	}
+	_, err := exe.NewEngine(exe.Config{Executor: x, Dispatcher: exeredis.NewDispatcher(nil, exeredis.DispatcherOptions{})})
+	assert.EqualError(t, err, "exe: Config.Dispatcher (*redis.Dispatcher) has no job store")
+	var noClient *goredis.Client
+	assert.PanicsWithValue(t, "jobstore/redis: New needs a go-redis client, not nil", func() { exeredis.New(noClient, exeredis.Options{}) },
+		"at once, in the caller, rather than at the first call in a worker's goroutine")
+	_, err = exe.NewEngine(exe.Config{Executor: x, Dispatcher: exeredis.NewDispatcher(storeA, exeredis.DispatcherOptions{Grace: -time.Second})})
+	assert.EqualError(t, err, "redis dispatcher: DispatcherOptions.Grace is negative (zero means the default)")
+
+	eng, err := exe.NewEngine(exe.Config{Executor: x, Dispatcher: exeredis.NewDispatcher(storeA, exeredis.DispatcherOptions{RunJobs: true})})
+	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
+	ctx := context.Background()
+	jid, err := eng.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "stream 1"}})
+	require.NoError(t, err)
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	job, err := eng.Follow(fctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+	n, err := rdb.Exists(ctx, prefixA+"job:"+jid).Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "the job is kept under the dispatcher's store's prefix")
 }

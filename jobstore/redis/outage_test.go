@@ -105,14 +105,14 @@ func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout
 	// The API process runs the lost-lease recovery, as its dispatcher
 	// does when it runs no jobs.
 	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Executor: &plugintest.Executor{},
-		Dispatcher: exeredis.NewDispatcher(apiRdb, apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})})
+		Dispatcher: exeredis.NewDispatcher(apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})})
 	require.NoError(t, err)
 	engines := []*exe.Engine{eng}
 	x := newGatedExecutor()
 	for i := 0; i < 2; i++ {
 		rdb := clientWithin(t, workerAddr, timeout)
 		s := exeredis.New(rdb, exeredis.Options{Prefix: prefix})
-		w, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(rdb, s,
+		w, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: exeredis.NewDispatcher(s,
 			exeredis.DispatcherOptions{RunJobs: true, Lease: lease, Concurrency: 8, Grace: time.Second})})
 		require.NoError(t, err)
 		engines = append(engines, w)
@@ -333,7 +333,7 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 	// An API process starts (the cluster's own recovers with a lease of
 	// 10s, longer than this test).
 	started := time.Now()
-	c.start(c.rdb, c.store, &plugintest.Executor{}, exeredis.DispatcherOptions{Lease: lease})
+	c.start(c.store, &plugintest.Executor{}, exeredis.DispatcherOptions{Lease: lease})
 	job := c.wait(jid)
 	assert.GreaterOrEqual(t, time.Since(started), lease, "nothing is failed during a recoverer's first lease")
 	assert.Equal(t, exe.JobFailure, job.State)
@@ -354,7 +354,7 @@ func TestRecovererOfAnAPIProcess(t *testing.T) {
 func TestHealthDegradedWithoutWorkers(t *testing.T) {
 	c := newCluster(t)
 	ctx := context.Background()
-	d := exeredis.NewDispatcher(c.rdb, c.store, exeredis.DispatcherOptions{WorkerTimeout: 600 * time.Millisecond})
+	d := exeredis.NewDispatcher(c.store, exeredis.DispatcherOptions{WorkerTimeout: 600 * time.Millisecond})
 	err := d.Health(ctx)
 	assert.ErrorIs(t, err, exe.ErrDegraded)
 	assert.Equal(t, "no worker has been seen yet: queued jobs wait until one starts", exe.PublicMessage(err))

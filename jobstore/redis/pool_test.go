@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
@@ -80,6 +81,37 @@ func TestFollowsOnADefaultClient(t *testing.T) {
 		case <-time.After(30 * time.Second):
 			t.Fatal("a follow did not end with its job")
 		}
+	}
+	assert.Zero(t, rdb.PoolStats().Timeouts, "no call of the client's waited out its pool timeout")
+}
+
+// A worker waits for queued jobs in a blocking read on a connection of
+// the store's own, as follows do, not of the caller's client: with a
+// pool of one connection, the client's calls (a submit, a job's state)
+// still get it while the worker waits.
+func TestWorkerWaitsOnTheStoresOwnConnections(t *testing.T) {
+	srv := redistest.Start(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 1, PoolTimeout: time.Second})
+	t.Cleanup(func() { rdb.Close() })
+	s := New(rdb, Options{})
+	t.Cleanup(func() { s.Close() })
+	admin := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	t.Cleanup(func() { admin.Close() })
+	eng, err := exe.NewEngine(exe.Config{Executor: &plugintest.Executor{}, Dispatcher: NewDispatcher(s, DispatcherOptions{RunJobs: true})})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+
+	ctx := context.Background()
+	for i := 0; i < 5; i++ {
+		require.Eventually(t, func() bool { return blockedClients(t, admin) >= 1 }, 20*time.Second, 10*time.Millisecond,
+			"the worker waits for a job")
+		jid, err := eng.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "stream 1"}})
+		require.NoError(t, err, "submit %d while the worker waits", i)
+		fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		job, err := eng.Follow(fctx, jid, func(exe.Event) error { return nil })
+		cancel()
+		require.NoError(t, err)
+		assert.Equal(t, exe.JobDone, job.State, job.Error)
 	}
 	assert.Zero(t, rdb.PoolStats().Timeouts, "no call of the client's waited out its pool timeout")
 }

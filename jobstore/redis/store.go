@@ -5,18 +5,20 @@
 // # Use
 //
 // A store is a go-redis client and a key prefix; the client's pool size
-// does not matter to follows, which read on connections of the store's
-// own (Close closes them). Each process builds an exe.Engine on it with a
-// Dispatcher of its own:
+// does not matter to follows, nor to a worker waiting for queued jobs,
+// which block on connections of the store's own (Close closes them). Each process builds an exe.Engine on it with a
+// Dispatcher of its own, which brings the store to the Engine (it works
+// on the store's client and key prefix, so that jobs are queued and run
+// where they are kept):
 //
 //	store := redis.New(rdb, redis.Options{})
 //	defer store.Close()
 //	// an API server whose jobs other processes run:
-//	api, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{})})
+//	api, err := exe.NewEngine(exe.Config{Executor: x,
+//		Dispatcher: redis.NewDispatcher(store, redis.DispatcherOptions{})})
 //	// a worker (exed worker): an Engine that serves no API and runs them:
-//	worker, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
-//		Dispatcher: redis.NewDispatcher(rdb, store, redis.DispatcherOptions{RunJobs: true})})
+//	worker, err := exe.NewEngine(exe.Config{Executor: x,
+//		Dispatcher: redis.NewDispatcher(store, redis.DispatcherOptions{RunJobs: true})})
 //
 // An API server with RunJobs runs its jobs itself, under leases, so that
 // several such servers share one Redis without workers.
@@ -71,6 +73,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -88,7 +91,8 @@ const (
 	DefaultFollowOutage = time.Minute
 )
 
-// Options configure a Store.
+// Options configure a Store. A zero or negative duration takes its
+// default.
 type Options struct {
 	// Prefix starts every key; default DefaultPrefix.
 	Prefix string
@@ -133,7 +137,8 @@ const followReadConns = 4096
 // the store opened itself.
 //
 // Follows wait in blocking reads, each holding a connection for up to
-// PollInterval, one read for every 256 jobs followed at once. Those reads
+// PollInterval, one read for every 256 jobs followed at once, and a
+// Dispatcher's worker waits for queued jobs in one more. Those reads
 // must not take the connections rdb's other calls need, whatever rdb's
 // pool size (go-redis defaults to 10 per CPU): so when rdb is a
 // *goredis.Client or a *goredis.ClusterClient, the store opens a client
@@ -142,7 +147,13 @@ const followReadConns = 4096
 // UniversalClient of another kind (a Ring, a wrapper) serves the reads
 // too: its pool must have room for them besides its other calls. Hooks
 // added to rdb (AddHook) do not see the reads.
+//
+// rdb must not be nil: New panics, as goredis.NewClient does with nil
+// options.
 func New(rdb goredis.UniversalClient, opts Options) *Store {
+	if rdb == nil || reflect.ValueOf(rdb).Kind() == reflect.Pointer && reflect.ValueOf(rdb).IsNil() {
+		panic("jobstore/redis: New needs a go-redis client, not nil")
+	}
 	if opts.Prefix == "" {
 		opts.Prefix = DefaultPrefix
 	}
@@ -164,16 +175,27 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 // readsClient returns a client for follows' blocking reads with rdb's
 // options and a pool of its own, and true; or rdb and false when it
 // cannot copy rdb's options.
+//
+// The copy gets a push-notification processor of its own: rdb's options
+// hold rdb's processor, on which rdb registered its handlers (RESP3
+// maintenance notifications), and a second client registering them there
+// again fails, which go-redis logs on every New.
 func readsClient(rdb goredis.UniversalClient) (goredis.UniversalClient, bool) {
 	switch c := rdb.(type) {
 	case *goredis.Client:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = followReadConns, 0, 4, 0
 		o.PipelinePoolSize = -1 // the reads are never pipelined
+		o.PushNotificationProcessor = nil
 		return goredis.NewClient(&o), true
 	case *goredis.ClusterClient:
 		o := *c.Options()
 		o.PoolSize, o.MinIdleConns, o.MaxIdleConns, o.MaxActiveConns = followReadConns, 0, 4, 0
+		o.PushNotificationProcessor = nil
+		if o.MaintNotificationsConfig != nil { // NewClusterClient does not copy it
+			m := *o.MaintNotificationsConfig
+			o.MaintNotificationsConfig = &m
+		}
 		return goredis.NewClusterClient(&o), true
 	}
 	return rdb, false

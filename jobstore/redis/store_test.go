@@ -3,6 +3,8 @@ package redis_test
 import (
 	"context"
 	"fmt"
+	stdlog "log"
+	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -333,4 +335,45 @@ func TestRetriedWritesTakeEffectOnce(t *testing.T) {
 	other := *job
 	other.Request.Deploy.Role = "other"
 	assert.ErrorContains(t, s.Create(ctx, &other), "already exists")
+}
+
+// goredisLog records what go-redis logs.
+type goredisLog struct {
+	mu    sync.Mutex
+	lines []string
+}
+
+func (l *goredisLog) Printf(_ context.Context, format string, v ...any) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.lines = append(l.lines, fmt.Sprintf(format, v...))
+}
+
+// stderrLog writes go-redis's log to stderr, as its default does.
+type stderrLog struct{ l *stdlog.Logger }
+
+func (s stderrLog) Printf(_ context.Context, format string, v ...any) { s.l.Printf(format, v...) }
+
+func (l *goredisLog) all() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.lines...)
+}
+
+// A store on a client with go-redis's default options (RESP3, whose
+// maintenance notifications register handlers) is made and used without
+// go-redis logging a word: the store's own client for follows has a
+// push-notification processor of its own.
+func TestNewOnADefaultClientLogsNothing(t *testing.T) {
+	srv := redistest.Start(t)
+	logged := &goredisLog{}
+	goredis.SetLogger(logged)
+	defer goredis.SetLogger(stderrLog{stdlog.New(os.Stderr, "redis: ", stdlog.LstdFlags)})
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	defer rdb.Close()
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "t" + uuid.NewString()[:8] + ":"})
+	_, err := s.List(context.Background())
+	require.NoError(t, err)
+	require.NoError(t, s.Close())
+	assert.Empty(t, logged.all())
 }

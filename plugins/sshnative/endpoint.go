@@ -34,6 +34,8 @@ type endpoint struct {
 	identitiesOnly bool
 	knownHosts     []string // user known_hosts files; missing ones are empty
 	strict         string   // StrictHostKeyChecking: "yes", "accept-new" or "no"
+	// hashKnownHosts (HashKnownHosts yes) hashes the names accept-new adds.
+	hashKnownHosts bool
 	connectTimeout time.Duration
 	keepAlive      time.Duration // ServerAliveInterval; 0: none
 	// jump is the host this one is reached through (ProxyJump); nil:
@@ -84,6 +86,7 @@ func newResolver(opts SSHOptions) *resolver {
 		r.configPaths = defaultSSHConfigPaths()
 		r.configs.lenient = map[string]bool{systemSSHConfig: true}
 	}
+	r.configs.home = r.home
 	return r
 }
 
@@ -196,7 +199,7 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	if depth > maxJumpDepth {
 		return nil, whereError("ProxyJump chain of more than %d hops (does ssh_config make it loop?)", maxJumpDepth)
 	}
-	hc := files.settings(alias)
+	hc := files.settings(alias, r.localUser, a.opts)
 	get := func(key string) (string, bool) {
 		if v, ok := a.opts[key]; ok {
 			return v, true
@@ -210,6 +213,9 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	if v, ok := get("hostname"); ok {
 		e.hostname = expandTokens(v, map[byte]string{'h': alias})
 	}
+	// ssh lower-cases the name it connects to (and looks up in
+	// known_hosts), not an address.
+	e.hostname = canonicalHost(e.hostname)
 	if v, ok := get("port"); ok {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 65535 {
@@ -221,10 +227,12 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		e.user = v
 	}
 	tokens := r.tokens(e)
+	seen := map[string]bool{}
 	for _, f := range append(append([]string(nil), a.identities...), hc.identities...) {
-		if strings.EqualFold(f, "none") {
-			continue
+		if strings.EqualFold(f, "none") || seen[f] {
+			continue // ssh lists a file once
 		}
+		seen[f] = true
 		e.identities = append(e.identities, r.expandPath(f, tokens))
 	}
 	if v, ok := get("identitiesonly"); ok {
@@ -252,6 +260,9 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		default:
 			return nil, whereError("StrictHostKeyChecking %q is not yes, accept-new, no or ask", v)
 		}
+	}
+	if v, ok := get("hashknownhosts"); ok {
+		e.hashKnownHosts = yes(v)
 	}
 	if v, ok := get("connecttimeout"); ok && !strings.EqualFold(v, "none") {
 		d, err := parseSSHTime(v)

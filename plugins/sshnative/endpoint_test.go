@@ -247,27 +247,26 @@ func TestResolveCommandLineConfigFile(t *testing.T) {
 	assert.ErrorContains(t, err, "ssh -F "+filepath.Join(dir, "nope"))
 }
 
-// The system ssh_config may use Match criteria the parser does not know
-// (RHEL's crypto policies use "Match final"): it is skipped with a
-// warning. The user's own file, or a configured one, must parse.
+// The system ssh_config may use Match criteria sshnative does not
+// evaluate ("Match exec"): it is skipped with a warning. The user's own file, or a configured one, must parse.
 func TestSystemSSHConfigThatDoesNotParseIsSkipped(t *testing.T) {
 	dir := t.TempDir()
 	user := filepath.Join(dir, "config")
 	system := filepath.Join(dir, "ssh_config")
 	require.NoError(t, os.WriteFile(user, []byte("Host app\n  Port 2022\n"), 0o600))
-	require.NoError(t, os.WriteFile(system, []byte("Match final all\n  GSSAPIAuthentication yes\n"), 0o600))
+	require.NoError(t, os.WriteFile(system, []byte("Match exec \"test -d /run/x\"\n  GSSAPIAuthentication yes\n"), 0o600))
 	r := newResolver(SSHOptions{})
 	r.configPaths = []string{user, system}
 	r.configs.lenient = map[string]bool{system: true}
 	warnings, err := r.check()
 	require.NoError(t, err)
 	require.Len(t, warnings, 1)
-	assert.Contains(t, warnings[0], "ssh_config "+system+": ")
+	assert.Contains(t, warnings[0], "ssh_config "+system+":1: ")
 	assert.Contains(t, warnings[0], "the file is not applied")
 	e, err := r.resolve("app", connSettings{Conn: inventory.Conn{Address: "app"}}, "")
 	require.NoError(t, err)
 	assert.Equal(t, 2022, e.port)
 
 	_, err = newResolver(SSHOptions{SSHConfig: system}).check()
-	assert.ErrorContains(t, err, "ssh_config "+system+": ")
+	assert.ErrorContains(t, err, "ssh_config "+system+":1: ")
 }

@@ -70,20 +70,21 @@ func (hk *hostKeys) forget(path string) {
 // host_key_checking = false).
 func (hk *hostKeys) check(e *endpoint, insecure bool) (ssh.HostKeyCallback, []string, error) {
 	if insecure || e.strict == "no" {
-		return ssh.InsecureIgnoreHostKey(), nil, nil
+		return ssh.InsecureIgnoreHostKey(), preferredHostKeyAlgorithms(nil), nil
 	}
 	db, err := hk.db(e.knownHosts)
 	if err != nil {
 		return nil, nil, err
 	}
 	var cb ssh.HostKeyCallback
-	var algos []string
+	var known []string
 	if db == nil {
 		cb = func(string, net.Addr, ssh.PublicKey) error { return &xknownhosts.KeyError{} }
 	} else {
 		cb = checkRevokedCert(db.HostKeyCallback())
-		algos = preferredHostKeyAlgorithms(db.HostKeyAlgorithms(e.addr()))
+		known = db.HostKeyAlgorithms(e.addr())
 	}
+	algos := preferredHostKeyAlgorithms(known)
 	if e.strict == "accept-new" {
 		cb = hk.acceptNew(cb, e)
 	}
@@ -107,35 +108,48 @@ func checkRevokedCert(cb ssh.HostKeyCallback) ssh.HostKeyCallback {
 	}
 }
 
-// preferredHostKeyAlgorithms puts the algorithms of the key types
-// known_hosts has for a host (certificate ones for a @cert-authority line)
-// before the others, as OpenSSH's ssh does: the server then presents a
-// known key when it has one, and a host whose sshd has rsa, ecdsa and
-// ed25519 keys is not refused for offering one known_hosts does not list.
-// nil (the library's default order) for a host known_hosts does not know.
+// openSSHHostKeyAlgorithms is OpenSSH 9's default HostKeyAlgorithms, in
+// its order of preference (ssh -G shows it as hostkeyalgorithms).
+var openSSHHostKeyAlgorithms = []string{
+	ssh.CertAlgoED25519v01, ssh.CertAlgoECDSA256v01, ssh.CertAlgoECDSA384v01, ssh.CertAlgoECDSA521v01,
+	ssh.CertAlgoSKED25519v01, ssh.CertAlgoSKECDSA256v01, ssh.CertAlgoRSASHA512v01, ssh.CertAlgoRSASHA256v01,
+	ssh.KeyAlgoED25519, ssh.KeyAlgoECDSA256, ssh.KeyAlgoECDSA384, ssh.KeyAlgoECDSA521,
+	ssh.KeyAlgoSKED25519, ssh.KeyAlgoSKECDSA256, ssh.KeyAlgoRSASHA512, ssh.KeyAlgoRSASHA256,
+}
+
+// preferredHostKeyAlgorithms is the host key algorithms offered, as
+// OpenSSH's ssh orders them: its default order, with the algorithms of the
+// key types known_hosts has for the host (certificate ones for a
+// @cert-authority line) first. The server then presents a known key when
+// it has one, so a host whose sshd has rsa, ecdsa and ed25519 keys is not
+// refused for offering one known_hosts does not list; and a new host
+// presents the key ssh would get (ed25519 first), which accept-new
+// records. Algorithms the library lacks are left out; a known one OpenSSH
+// no longer offers by default (ssh-rsa) comes after the known ones.
 func preferredHostKeyAlgorithms(known []string) []string {
-	if len(known) == 0 {
-		return nil
+	supported := append(ssh.SupportedAlgorithms().HostKeys, ssh.InsecureAlgorithms().HostKeys...)
+	var first, rest []string
+	for _, a := range openSSHHostKeyAlgorithms {
+		switch {
+		case !slices.Contains(supported, a):
+		case slices.Contains(known, a):
+			first = append(first, a)
+		default:
+			rest = append(rest, a)
+		}
 	}
-	supported := ssh.SupportedAlgorithms().HostKeys
-	insecure := ssh.InsecureAlgorithms().HostKeys
-	var out []string
 	for _, a := range known {
-		if slices.Contains(supported, a) || slices.Contains(insecure, a) {
-			out = append(out, a)
+		if slices.Contains(supported, a) && !slices.Contains(first, a) {
+			first = append(first, a)
 		}
 	}
-	for _, a := range supported {
-		if !slices.Contains(out, a) {
-			out = append(out, a)
-		}
-	}
-	return out
+	return append(first, rest...)
 }
 
 // acceptNew is StrictHostKeyChecking accept-new: a host known_hosts does
 // not know is accepted and its key added to the first user known_hosts
-// file, as ssh does; a changed key is still refused.
+// file, as ssh does (the host name hashed under HashKnownHosts yes, which
+// Debian's ssh_config sets); a changed key is still refused.
 func (hk *hostKeys) acceptNew(cb ssh.HostKeyCallback, e *endpoint) ssh.HostKeyCallback {
 	return func(hostname string, remote net.Addr, key ssh.PublicKey) error {
 		err := cb(hostname, remote, key)
@@ -149,7 +163,11 @@ func (hk *hostKeys) acceptNew(cb ssh.HostKeyCallback, e *endpoint) ssh.HostKeyCa
 		hk.mu.Lock()
 		f, werr := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if werr == nil {
-			_, werr = fmt.Fprintln(f, knownhosts.Line([]string{knownhosts.Normalize(hostname)}, key))
+			name := knownhosts.Normalize(hostname)
+			if e.hashKnownHosts {
+				name = xknownhosts.HashHostname(name)
+			}
+			_, werr = fmt.Fprintln(f, knownhosts.Line([]string{name}, key))
 			if cerr := f.Close(); werr == nil {
 				werr = cerr
 			}

@@ -3,13 +3,16 @@ package sshnative_test
 import (
 	"context"
 	"fmt"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/stretchr/testify/assert"
@@ -135,4 +138,82 @@ func TestStrictHostKeyCheckingFromSSHConfig(t *testing.T) {
 	assert.Equal(t, exe.HostUnreachable, evs["changed"].Status)
 	assert.Contains(t, evs["changed"].Msg, "host key mismatch")
 	assert.Equal(t, exe.HostChanged, evs["unchecked"].Status, evs["unchecked"].Msg)
+}
+
+// sshRun runs OpenSSH's ssh with a config file and returns its output and
+// whether it succeeded.
+func sshRun(t *testing.T, args ...string) (string, bool) {
+	t.Helper()
+	ssh := testenv.NeedBinary(t, "ssh")
+	out, err := exec.Command(ssh, append([]string{"-o", "BatchMode=yes"}, args...)...).CombinedOutput()
+	return string(out), err == nil
+}
+
+// The host key is checked by the key exchange, before any login: a host
+// whose key changed says so even when no client key can be used (here a
+// passphrase-protected one), as ssh does.
+func TestHostKeyMismatchWinsOverNoUsableKey(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	dir := t.TempDir()
+	encrypted := filepath.Join(dir, "encrypted")
+	sshtest.WriteEncryptedKey(t, encrypted, "secret passphrase")
+	wrong := writeFile(t, filepath.Join(dir, "wrong"), s.KnownHostsLine(sshtest.WriteKey(t, filepath.Join(dir, "other"), "ed25519"))+"\n")
+	inv := fmt.Sprintf("changed ansible_host=127.0.0.1 ansible_port=%d ansible_ssh_private_key_file=%s\n", s.Port, encrypted)
+
+	out, ok := sshRun(t, "-F", "none", "-o", "IdentitiesOnly=yes", "-i", encrypted, "-o", "UserKnownHostsFile="+wrong,
+		"-p", fmt.Sprint(s.Port), "-l", s.User, "127.0.0.1", "true")
+	require.False(t, ok)
+	require.Contains(t, out, "REMOTE HOST IDENTIFICATION HAS CHANGED", "ssh reports the host key first")
+	ev := execOn(t, inv, sshnative.SSHOptions{User: s.User, KnownHosts: []string{wrong}, NoAgent: true}, "echo ok", "changed")["changed"]
+	assert.Equal(t, exe.HostUnreachable, ev.Status)
+	assert.Contains(t, ev.Msg, "host key mismatch for 127.0.0.1:")
+
+	// The right host key: then the missing key is the cause.
+	out, ok = sshRun(t, "-F", "none", "-o", "IdentitiesOnly=yes", "-i", encrypted, "-o", "UserKnownHostsFile="+s.KnownHosts,
+		"-p", fmt.Sprint(s.Port), "-l", s.User, "127.0.0.1", "true")
+	require.False(t, ok)
+	require.Contains(t, out, "Permission denied")
+	ev = execOn(t, inv, sshnative.SSHOptions{User: s.User, KnownHosts: []string{s.KnownHosts}, NoAgent: true}, "echo ok", "changed")["changed"]
+	assert.Equal(t, exe.HostUnreachable, ev.Status)
+	assert.Contains(t, ev.Msg, fmt.Sprintf("authentication failed for %s@127.0.0.1:%d: no usable private key or ssh-agent key (no key could be offered; could not use: %s (passphrase-protected, and ssh-agent does not hold it))", s.User, s.Port, encrypted))
+}
+
+// StrictHostKeyChecking accept-new records the key ssh records: for a
+// sshd with rsa, ecdsa and ed25519 keys the one ssh negotiates first
+// (ed25519), under a hashed name when ssh_config says HashKnownHosts yes.
+func TestAcceptNewWritesWhatSSHWrites(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{HostKeyTypes: []string{"rsa", "ecdsa", "ed25519"}})
+	dir := t.TempDir()
+	for _, hash := range []string{"yes", "no"} {
+		t.Run("HashKnownHosts "+hash, func(t *testing.T) {
+			config := func(known string) string {
+				return writeFile(t, filepath.Join(dir, "config-"+filepath.Base(known)), fmt.Sprintf(
+					"Host fresh\n    HostName 127.0.0.1\n    Port %d\n    StrictHostKeyChecking accept-new\n    UserKnownHostsFile %s\n    HashKnownHosts %s\n",
+					s.Port, known, hash))
+			}
+			theirs := filepath.Join(dir, "ssh-"+hash)
+			out, ok := sshRun(t, "-F", config(theirs), "-i", s.ClientKey, "-l", s.User, "fresh", "true")
+			require.True(t, ok, out)
+			ours := filepath.Join(dir, "exed-"+hash)
+			ev := execOn(t, "fresh\n", sshnative.SSHOptions{SSHConfig: config(ours), User: s.User, KeyFiles: []string{s.ClientKey}}, "echo ok", "fresh")["fresh"]
+			require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
+
+			var lines [2][]string
+			for i, p := range []string{theirs, ours} {
+				b, err := os.ReadFile(p)
+				require.NoError(t, err)
+				lines[i] = strings.Fields(string(b))
+				require.Len(t, lines[i], 3, "%s: one line: %s", p, b)
+				// Whatever the salt, the name is the host's.
+				cb, err := knownhosts.New(p)
+				require.NoError(t, err)
+				addr := &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: s.Port}
+				require.NoError(t, cb(fmt.Sprintf("127.0.0.1:%d", s.Port), addr, s.HostKeys[ssh.KeyAlgoED25519]), p)
+			}
+			assert.Equal(t, lines[0][1:], lines[1][1:], "the same key")
+			assert.Equal(t, ssh.KeyAlgoED25519, lines[1][1])
+			assert.Equal(t, strings.HasPrefix(lines[0][0], "|1|"), strings.HasPrefix(lines[1][0], "|1|"), "hashed alike: %s, %s", lines[0][0], lines[1][0])
+			assert.Equal(t, hash == "yes", strings.HasPrefix(lines[1][0], "|1|"))
+		})
+	}
 }

@@ -22,7 +22,11 @@ import (
 // documents them:
 //
 //	inventory          Ansible inventory sources, comma-separated like repeated
-//	                   -i (default: ansible.cfg's, else localhost only)
+//	                   -i, relative to the working directory, whose
+//	                   group_vars/ and host_vars/ apply as the playbook
+//	                   directory's do for ansible (default:
+//	                   ansible.cfg's, else /etc/ansible/hosts if it exists,
+//	                   else localhost only, listed, with a local connection)
 //	ansible_config     ansible.cfg to take defaults from; empty: Ansible's search
 //	                   order (ANSIBLE_CONFIG, ./ansible.cfg, ~/.ansible.cfg,
 //	                   /etc/ansible/ansible.cfg); none: no file
@@ -111,6 +115,13 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 		}
 	}
 	cfg.Warnings = append(cfg.Warnings, ansibleEnvWarnings()...)
+	if len(sources) == 0 {
+		// Ansible's own default; without it, Default's listed localhost.
+		if _, err := os.Stat(defaultHostList); err == nil {
+			sources = []string{defaultHostList}
+			cfg.Warnings = append(cfg.Warnings, "no inventory configured ([sshnative] inventory, ansible.cfg's inventory): reading Ansible's default, "+defaultHostList)
+		}
+	}
 	if len(sources) > 0 {
 		inv, err := loadInventory(sources)
 		if err != nil {
@@ -121,9 +132,22 @@ func ConfigFromSection(values map[string]string) (cfg Config, unknown []string, 
 	return cfg, s.Unused(), nil
 }
 
-// loadInventory loads the inventory sources.
+// defaultHostList is Ansible's default inventory (DEFAULT_HOST_LIST), read
+// when neither [sshnative] inventory nor ansible.cfg names one, as ansible
+// reads it without -i. When it does not exist either, the inventory is
+// inventory.Default(): localhost, listed, with a local connection.
+var defaultHostList = "/etc/ansible/hosts"
+
+// loadInventory loads the inventory sources as ansible run in exed's
+// working directory loads them: relative paths from it, and its
+// group_vars/ and host_vars/ above the inventory's, as the playbook
+// directory's (for an ad-hoc command, the working directory's).
 func loadInventory(sources []string) (*inventory.Inventory, error) {
-	return inventory.Load(sources...)
+	wd, err := os.Getwd()
+	if err != nil {
+		return nil, err
+	}
+	return inventory.Options{PlaybookDir: wd}.Load(sources...)
 }
 
 // ansibleEnvWarnings names the ANSIBLE_* environment variables that would

@@ -3,12 +3,15 @@ package sshnative_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -127,4 +130,71 @@ ssh_common_args = -o ProxyJump=bastion
 	cfg, _, err = sshnative.ConfigFromSection(map[string]string{})
 	require.NoError(t, err)
 	assert.Equal(t, acfg, cfg.AnsibleConfig)
+}
+
+// With no inventory configured, sshnative reads Ansible's default
+// inventory, as ansible does without -i; without that file, its own
+// default: localhost, listed, with a local connection.
+func TestDefaultInventoryIsAnsibles(t *testing.T) {
+	testenv.NeedBinary(t, "ansible-config")
+	dir := t.TempDir()
+	acfg := filepath.Join(dir, "ansible.cfg")
+	require.NoError(t, os.WriteFile(acfg, []byte("[defaults]\nremote_user = deploy\n"), 0o600))
+	c := exec.Command("ansible-config", "dump")
+	c.Dir = dir
+	c.Env = append(os.Environ(), "ANSIBLE_CONFIG="+acfg)
+	out, err := c.Output()
+	require.NoError(t, err)
+	assert.Contains(t, string(out), "DEFAULT_HOST_LIST(default) = ['"+*sshnative.DefaultHostList+"']")
+
+	hosts := filepath.Join(dir, "hosts")
+	require.NoError(t, os.WriteFile(hosts, []byte("[web]\nweb1\n"), 0o600))
+	saved := *sshnative.DefaultHostList
+	t.Cleanup(func() { *sshnative.DefaultHostList = saved })
+	*sshnative.DefaultHostList = hosts
+	for _, section := range []map[string]string{{"ansible_config": "none"}, {"ansible_config": acfg}} {
+		cfg, _, err := sshnative.ConfigFromSection(section)
+		require.NoError(t, err)
+		require.NotNil(t, cfg.Inventory, section)
+		got, err := cfg.Inventory.Match("all")
+		require.NoError(t, err)
+		assert.Equal(t, []string{"web1"}, got, section)
+		assert.Contains(t, cfg.Warnings, "no inventory configured ([sshnative] inventory, ansible.cfg's inventory): reading Ansible's default, "+hosts)
+	}
+
+	*sshnative.DefaultHostList = filepath.Join(dir, "missing")
+	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"ansible_config": "none"})
+	require.NoError(t, err)
+	assert.Nil(t, cfg.Inventory, "the executor then uses inventory.Default()")
+}
+
+// The inventory is read as ansible run in exed's working directory reads
+// it: a relative source from there, and that directory's group_vars/ and
+// host_vars/ as the playbook directory's (corpus case 37-playbook-dir
+// compares the rule with Ansible).
+func TestInventoryFromTheWorkingDirectory(t *testing.T) {
+	dir := t.TempDir()
+	for name, text := range map[string]string{
+		"inv/hosts":             "[web]\nweb1\n",
+		"inv/group_vars/all":    "ansible_user: from-inventory\nansible_port: 2200\n",
+		"group_vars/all.yml":    "ansible_user: deploy\n",
+		"host_vars/web1.yml":    "ansible_host: 192.0.2.1\n",
+		"elsewhere/placeholder": "",
+	} {
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dir, name)), 0o700))
+		require.NoError(t, os.WriteFile(filepath.Join(dir, name), []byte(text), 0o600))
+	}
+	t.Chdir(dir)
+	cfg, _, err := sshnative.ConfigFromSection(map[string]string{"inventory": "inv/hosts", "ansible_config": "none"})
+	require.NoError(t, err)
+	c, err := cfg.Inventory.Host("web1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, "deploy@192.0.2.1:2200", fmt.Sprintf("%s@%s:%d", c.User, c.Address, c.Port))
+
+	t.Chdir(filepath.Join(dir, "elsewhere"))
+	cfg, _, err = sshnative.ConfigFromSection(map[string]string{"inventory": "../inv/hosts", "ansible_config": "none"})
+	require.NoError(t, err)
+	c, err = cfg.Inventory.Host("web1").Conn()
+	require.NoError(t, err)
+	assert.Equal(t, "from-inventory@web1:2200", fmt.Sprintf("%s@%s:%d", c.User, c.Address, c.Port))
 }

@@ -357,11 +357,11 @@ func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeo
 	if err != nil {
 		return nil, err
 	}
+	// With no key to offer the handshake still runs, as ssh's does: the
+	// key exchange checks the host key before any login, so a changed
+	// host key is what the host reports, not the missing key.
 	auth, tried, done := p.keys.authFor(ep)
 	defer done()
-	if len(auth) == 0 {
-		return nil, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
-	}
 	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
 	cc, chans, reqs, err := ssh.NewClientConn(conn, target, &ssh.ClientConfig{
 		User: ep.user, Auth: auth, HostKeyCallback: hostKeyCB, HostKeyAlgorithms: algos, Timeout: timeout,
@@ -376,6 +376,9 @@ func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeo
 			return nil, errors.New(msg)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
+			if len(auth) == 0 {
+				return nil, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
+			}
 			return nil, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
 		}
 		return nil, fmt.Errorf("ssh handshake with %s failed: %v", target, err)

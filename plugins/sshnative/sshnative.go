@@ -281,7 +281,7 @@ func (x *Executor) setup(h *inventory.Host) *hostSetup {
 			return &hostSetup{err: &failedError{fmt.Errorf("become %s is not supported on a local connection (exed runs as %s); the command was not run", c.BecomeUser, x.resolver.localUser)}}
 		}
 		return &hostSetup{local: true}
-	case "ssh", "smart", "paramiko":
+	case "ssh", "paramiko_ssh":
 	default:
 		return &hostSetup{err: &unreachableError{fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c.Connection)}}
 	}

@@ -6,7 +6,6 @@ import (
 	"strings"
 
 	"github.com/0ops/exed/inventory"
-	sshconfig "github.com/kevinburke/ssh_config"
 )
 
 // unhonouredVars are the variables of Ansible's ssh connection and sudo
@@ -93,11 +92,7 @@ func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 	hosts := inv.Hosts()
 	type argsKey struct{ name, value string }
 	argNotes := map[argsKey][]string{}
-	for _, name := range hosts {
-		h := inv.Host(name)
-		if h == nil {
-			continue
-		}
+	check := func(name string, h *inventory.Host) {
 		var unused []string
 		for k := range h.Vars {
 			if _, ok := unhonouredVars[k]; ok {
@@ -105,24 +100,27 @@ func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 			}
 		}
 		sort.Strings(unused)
+		if h.Implicit && h.Local() {
+			unused = nil // group all's ssh settings mean nothing for it
+		}
 		for _, k := range unused {
 			w.add(fmt.Sprintf("%s is not honoured: %s", k, unhonouredVars[k]), name)
 		}
 		c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
 		if err != nil {
 			w.add(fmt.Sprintf("%v: these hosts are UNREACHABLE", err), name)
-			continue
+			return
 		}
 		switch c.Connection {
 		case "local":
 			if c.Become && c.BecomeUser != x.resolver.localUser {
 				w.add(fmt.Sprintf("ansible_become to %s on a local connection is not supported by sshnative: these hosts are FAILED", c.BecomeUser), name)
 			}
-			continue
-		case "ssh", "smart", "paramiko":
+			return
+		case "ssh", "paramiko_ssh":
 		default:
 			w.add(fmt.Sprintf("ansible_connection=%s is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE", c.Connection), name)
-			continue
+			return
 		}
 		if c.Become && !becomeMethods[c.BecomeMethod] {
 			w.add(fmt.Sprintf("ansible_become_method=%s is not supported by sshnative (sudo and su are): these hosts are FAILED", c.BecomeMethod), name)
@@ -140,6 +138,18 @@ func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 			for _, n := range notes {
 				w.add(n, name)
 			}
+		}
+	}
+	for _, name := range hosts {
+		if h := inv.Host(name); h != nil {
+			check(name, h)
+		}
+	}
+	// The implicit localhost is not in "all" but can be targeted: its
+	// variables (group all's, host_vars/localhost) are checked too.
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		if h := inv.Host(name); h != nil && h.Implicit {
+			check(name, h)
 		}
 	}
 	out := w.list()
@@ -171,33 +181,23 @@ func sshArgNotes(name, value string) []string {
 // sshnative cannot apply and that would change where ssh connects.
 func sshConfigNotes(files *sshConfigFiles) []string {
 	var out []string
-	for i, blocks := range files.blocks {
-		for _, b := range blocks {
-			h := b.host
-			block := "Host " + patterns(h)
-			if b.match {
-				block = "Match host " + patterns(h)
+	files.eachFile(func(f *configFile) {
+		for _, b := range f.blocks {
+			block := b.text
+			if block == "" {
+				block = "before any Host or Match line"
 			}
-			for _, n := range h.Nodes {
-				kv, ok := n.(*sshconfig.KV)
-				if !ok {
+			for _, it := range b.items {
+				if it.kv == nil {
 					continue
 				}
-				key := strings.ToLower(kv.Key)
-				if keywordRefused(key, kv.Value) {
+				key := strings.ToLower(it.kv.Key)
+				if keywordRefused(key, it.kv.Value) {
 					out = append(out, fmt.Sprintf("ssh_config %s:%d: sshnative cannot apply %s %s (%s): the hosts it matches are UNREACHABLE",
-						files.paths[i], kv.Pos().Line, kv.Key, kv.Value, block))
+						f.path, it.kv.Pos().Line, it.kv.Key, it.kv.Value, block))
 				}
 			}
 		}
-	}
+	})
 	return out
-}
-
-func patterns(h *sshconfig.Host) string {
-	var ps []string
-	for _, p := range h.Patterns {
-		ps = append(ps, p.String())
-	}
-	return strings.Join(ps, " ")
 }

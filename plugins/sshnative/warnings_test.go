@@ -3,11 +3,15 @@ package sshnative_test
 import (
 	"bytes"
 	"context"
+	"fmt"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/plugins/sshnative"
 	"github.com/hashicorp/go-hclog"
 	"github.com/stretchr/testify/assert"
@@ -74,4 +78,60 @@ func TestWarningsNameTenHosts(t *testing.T) {
 	x := newCfgExec(t, "[db]\ndb[01:25] ansible_password=x\n", sshnative.Config{SSH: sshnative.SSHOptions{NoAgent: true}})
 	require.Len(t, x.Warnings(), 1)
 	assert.Equal(t, "ansible_password is not honoured: sshnative logs in with keys and ssh-agent only (hosts db01, db02, db03, db04, db05, db06, db07, db08, db09, db10 and 15 more)", x.Warnings()[0])
+}
+
+// The implicit localhost is not in "all" but can be targeted: become to
+// another user set for it (group_vars/all) is a warning at load, as for a
+// listed local host, and the host is FAILED.
+func TestBecomeOnTheImplicitLocalhostIsWarned(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "hosts"), "[web]\nweb1 ansible_host=web1.invalid\n")
+	require.NoError(t, os.Mkdir(filepath.Join(dir, "group_vars"), 0o700))
+	writeFile(t, filepath.Join(dir, "group_vars", "all.yml"), "ansible_become: true\nansible_become_user: exe-nobody-else\nansible_password: secret\n")
+	inv, err := inventory.Load(filepath.Join(dir, "hosts"))
+	require.NoError(t, err)
+	x := newExec(t, sshnative.Config{Inventory: inv, SSH: sshnative.SSHOptions{SSHConfig: "none", NoAgent: true}})
+	assert.Equal(t, []string{
+		"ansible_password is not honoured: sshnative logs in with keys and ssh-agent only (host web1)",
+		"ansible_become to exe-nobody-else on a local connection is not supported by sshnative: these hosts are FAILED (hosts localhost, 127.0.0.1, ::1)",
+	}, x.Warnings())
+	ev := collect(t, func(emit exe.Emit) error {
+		return x.Execute(context.Background(), []string{"localhost"}, exe.ExecuteArgs{Cmd: "true"}, emit)
+	})["localhost"]
+	assert.Equal(t, exe.HostFailed, ev.Status)
+	assert.Contains(t, ev.Msg, "become exe-nobody-else is not supported on a local connection")
+}
+
+// ansible_connection names a connection plugin as Ansible resolves it:
+// ansible.builtin. and ansible.legacy. forms, paramiko for paramiko_ssh.
+func TestConnectionPluginNames(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	var inv strings.Builder
+	for _, c := range []string{"ssh", "smart", "paramiko", "paramiko_ssh", "ansible.builtin.ssh", "ansible.legacy.ssh",
+		"ansible.builtin.paramiko_ssh", "ansible.builtin.paramiko", "ansible.builtin.smart", "ansible.builtin.local", "ansible.legacy.local", "LOCAL"} {
+		fmt.Fprintf(&inv, "%s ansible_host=127.0.0.1 ansible_port=%d ansible_connection=%s\n", c, s.Port, c)
+	}
+	x := newInvExec(t, inv.String(), sshnative.SSHOptions{User: s.User, KeyFiles: []string{s.ClientKey}, KnownHosts: []string{s.KnownHosts}})
+	assert.Equal(t, []string{
+		"ansible_connection=ansible.builtin.paramiko is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE (host ansible.builtin.paramiko)",
+		"ansible_connection=ansible.builtin.smart is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE (host ansible.builtin.smart)",
+		"ansible_connection=LOCAL is not supported by sshnative (ssh and local are): these hosts are UNREACHABLE (host LOCAL)",
+	}, x.Warnings())
+	hosts, err := x.Match(context.Background(), "all")
+	require.NoError(t, err)
+	evs := collect(t, func(emit exe.Emit) error {
+		return x.Execute(context.Background(), hosts, exe.ExecuteArgs{Cmd: "echo ${SSH_CONNECTION:-local}"}, emit)
+	})
+	for _, h := range hosts {
+		switch h {
+		case "ansible.builtin.paramiko", "ansible.builtin.smart", "LOCAL":
+			assert.Equal(t, exe.HostUnreachable, evs[h].Status, h)
+		case "ansible.builtin.local", "ansible.legacy.local":
+			require.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
+			assert.Equal(t, "local\n", evs[h].Exec.Stdout, h)
+		default:
+			require.Equal(t, exe.HostChanged, evs[h].Status, "%s: %s", h, evs[h].Msg)
+			assert.Contains(t, evs[h].Exec.Stdout, fmt.Sprintf(" %d\n", s.Port), h)
+		}
+	}
 }

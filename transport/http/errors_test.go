@@ -167,6 +167,42 @@ func TestNotSupportedIs501(t *testing.T) {
 	assert.Equal(t, "facter is not supported by this executor", r.message(t))
 }
 
+// pinger writes one operation, ping, and lists it in the exe.Only it
+// embeds: the one declaration an executor author writes.
+type pinger struct {
+	exe.Only
+	x *sshnative.Executor
+}
+
+func (p pinger) Match(ctx context.Context, pattern string) ([]string, error) {
+	return p.x.Match(ctx, pattern)
+}
+
+func (p pinger) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
+	return p.x.Ping(ctx, hosts, emit)
+}
+
+// An operation an executor does not list in its exe.Only is 501 at once,
+// sync and async alike: no job is stored that would fail later.
+func TestUndeclaredOperationIs501SyncAndAsync(t *testing.T) {
+	x, err := sshnative.New(sshnative.Config{})
+	require.NoError(t, err)
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: pinger{Only: exe.Only{exe.OpPing}, x: x}})
+	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
+	ts := httptest.NewServer(exehttp.New(eng, exehttp.Options{}))
+	defer ts.Close()
+	s := &server{Server: ts, t: t}
+	for _, r := range []resp{s.get("/facter?target=localhost"), s.post("/facter", `{"targets": ["localhost"]}`)} {
+		assert.Equal(t, http.StatusNotImplemented, r.status, string(r.body))
+		assert.Equal(t, "facter is not supported by this executor", r.message(t))
+	}
+	var ids []string
+	s.get("/jobs").json(t, &ids)
+	assert.Empty(t, ids, "nothing stored")
+	assert.Equal(t, http.StatusOK, s.get("/ping?target=localhost").status)
+}
+
 func TestBearerAuth(t *testing.T) {
 	s := newServer(t, serverOpts{api: exehttp.Options{Tokens: []string{"alpha", "beta"}}})
 	for _, tok := range []string{"", "wrong", "alph", "alphaa"} {
@@ -205,4 +241,35 @@ func TestMountUnderPrefix(t *testing.T) {
 	r = s.get("/exed/nope")
 	assert.Equal(t, http.StatusNotFound, r.status)
 	r.message(t)
+}
+
+// A prefix is a path of plain segments, with or without its slashes
+// ("exe", "exe/" and "/exe/" mount at "/exe/"); anything else, and a nil
+// engine, panic in New, naming the mistake, as http.ServeMux does on a
+// bad pattern, rather than mount nothing reachable or panic later.
+func TestPrefixForms(t *testing.T) {
+	x, err := sshnative.New(sshnative.Config{})
+	require.NoError(t, err)
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x})
+	require.NoError(t, err)
+	defer eng.Shutdown(context.Background())
+	for _, prefix := range []string{"exe", "exe/", "/exe/", "/exe", "/svc/exe.v1"} {
+		mux := http.NewServeMux()
+		exehttp.New(eng, exehttp.Options{Prefix: prefix}).Register(mux)
+		ts := httptest.NewServer(mux)
+		s := &server{Server: ts, t: t}
+		path := "/" + strings.Trim(prefix, "/") + "/ping?target=localhost"
+		assert.Equal(t, http.StatusOK, s.get(path).status, "prefix %q: %s", prefix, path)
+		ts.Close()
+	}
+	for prefix, want := range map[string]string{
+		"/a b":     `exehttp: Options.Prefix "/a b": ' ' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a/{jid}": `exehttp: Options.Prefix "/a/{jid}": '{' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a%20b":   `exehttp: Options.Prefix "/a%20b": '%' is not allowed in a prefix (letters, digits, "-._~" and "/")`,
+		"/a//b":    `exehttp: Options.Prefix "/a//b": an empty or dot segment`,
+		"/a/../b":  `exehttp: Options.Prefix "/a/../b": an empty or dot segment`,
+	} {
+		assert.PanicsWithValue(t, want, func() { exehttp.New(eng, exehttp.Options{Prefix: prefix}) }, prefix)
+	}
+	assert.PanicsWithValue(t, "exehttp: New needs an Engine, not nil", func() { exehttp.New(nil, exehttp.Options{}) })
 }

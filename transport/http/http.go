@@ -59,6 +59,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"sort"
 	"strings"
@@ -78,7 +79,13 @@ const (
 
 // Options configure the API handler.
 type Options struct {
-	// Prefix mounts every endpoint under a path, e.g. "/exed". Empty: root.
+	// Prefix mounts every endpoint under a path, e.g. "/exe": the
+	// endpoints are then "/exe/ping", "/exe/jobs/{jid}". A missing
+	// leading slash and trailing slashes are tolerated ("exe/" is
+	// "/exe"); letters, digits, "-", ".", "_", "~" and "/" between
+	// segments are allowed, and New panics, naming it, on a prefix with
+	// anything else (a space, "{", "%", an empty or dot segment), as
+	// http.ServeMux does on a bad pattern. Empty: root.
 	Prefix string
 	// MaxBodyBytes caps request bodies (413 beyond). Zero: DefaultMaxBodyBytes.
 	MaxBodyBytes int64
@@ -156,8 +163,19 @@ type API struct {
 
 var _ http.Handler = (*API)(nil)
 
-// New returns the API of engine.
+// New returns the API of engine. It panics on a nil engine and on a
+// Prefix that cannot be a path (see Options.Prefix): mistakes of the
+// program's, reported where they are made rather than at the first
+// request.
 func New(engine *exe.Engine, opts Options) *API {
+	if engine == nil {
+		panic("exehttp: New needs an Engine, not nil")
+	}
+	prefix, err := cleanPrefix(opts.Prefix)
+	if err != nil {
+		panic(err.Error())
+	}
+	opts.Prefix = prefix
 	if opts.MaxBodyBytes <= 0 {
 		opts.MaxBodyBytes = DefaultMaxBodyBytes
 	}
@@ -167,7 +185,6 @@ func New(engine *exe.Engine, opts Options) *API {
 	if opts.StreamKeepAlive == 0 {
 		opts.StreamKeepAlive = DefaultStreamKeepAlive
 	}
-	opts.Prefix = strings.TrimRight(opts.Prefix, "/")
 	log := opts.Logger
 	if log == nil {
 		log = hclog.NewNullLogger()
@@ -176,6 +193,27 @@ func New(engine *exe.Engine, opts Options) *API {
 		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
 	a.handler = a.build()
 	return a
+}
+
+// cleanPrefix returns prefix as the API mounts it: "" or "/seg/seg", with
+// a leading slash and without a trailing one; an error for a prefix that
+// cannot be a path of plain segments.
+func cleanPrefix(prefix string) (string, error) {
+	p := strings.Trim(prefix, "/")
+	if p == "" {
+		return "", nil
+	}
+	for _, seg := range strings.Split(p, "/") {
+		if seg == "" || seg == "." || seg == ".." {
+			return "", fmt.Errorf("exehttp: Options.Prefix %q: an empty or dot segment", prefix)
+		}
+		for _, r := range seg {
+			if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("-._~", r)) {
+				return "", fmt.Errorf("exehttp: Options.Prefix %q: %q is not allowed in a prefix (letters, digits, \"-._~\" and \"/\")", prefix, r)
+			}
+		}
+	}
+	return "/" + p, nil
 }
 
 // ServeHTTP serves every endpoint under the prefix, with JSON 405s (and

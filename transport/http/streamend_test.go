@@ -94,7 +94,7 @@ func TestHealthzDegraded(t *testing.T) {
 	store := exeredis.New(rdb, exeredis.Options{})
 	x, err := sshnative.New(sshnative.Config{})
 	require.NoError(t, err)
-	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(rdb, store, exeredis.DispatcherOptions{}), Executor: x})
+	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exeredis.NewDispatcher(store, exeredis.DispatcherOptions{}), Executor: x})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
 	ts := httptest.NewServer(openapitest.Handler(t, exehttp.New(eng, exehttp.Options{}), ""))

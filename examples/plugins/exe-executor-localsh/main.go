@@ -28,11 +28,10 @@ import (
 )
 
 // localsh implements exe.Executor and executor.Configurer. It performs
-// ping, facter and execute: exe.Unsupported answers the other operations
-// with exe.ErrNotSupported, and exe.Only tells exed up front, so requests
+// ping, facter and execute, which exe.Only lists: it answers the other
+// operations with exe.ErrNotSupported and tells exed up front, so requests
 // for them are refused (501) before any job is stored.
 type localsh struct {
-	exe.Unsupported
 	exe.Only
 	inv atomic.Pointer[inventory.Inventory] // swapped by a reload
 }

@@ -2,7 +2,7 @@
 // exed's own tests. EXE_TESTPLUGIN_PROTOCOL=N makes it speak protocol
 // version N, for the version-mismatch test; EXE_TESTPLUGIN_OLD=1 makes it
 // a plugin built before the ValidateRequest call, which answers it
-// Unimplemented.
+// Unimplemented; EXE_TESTPLUGIN_NIL=1 makes it serve a nil executor.
 package main
 
 import (
@@ -31,6 +31,11 @@ func main() {
 		hs.ProtocolVersion = uint(n)
 		plugin.Serve(&plugin.ServeConfig{HandshakeConfig: hs, GRPCServer: plugin.DefaultGRPCServer,
 			Plugins: executor.PluginSet(impl)})
+		return
+	}
+	if os.Getenv("EXE_TESTPLUGIN_NIL") == "1" {
+		var none *plugintest.Executor
+		executor.Serve(none)
 		return
 	}
 	if os.Getenv("EXE_TESTPLUGIN_OLD") == "1" {
