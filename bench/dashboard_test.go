@@ -54,12 +54,13 @@ func waitJob(b *testing.B, eng *exe.Engine, jid string) {
 
 // renderTimes loads url in a fresh page load b.N times and reports the
 // User Timing mark the page sets once wait is true in the page, in
-// milliseconds from navigation (median, p90, max). With since, the name
+// milliseconds from navigation (median, p90, max), and, for scale, when
+// the page's HTML was parsed (DOMContentLoaded, median). With since, the name
 // of an earlier mark, it also reports the median from that mark to the
 // last: the page's own work, without the page load.
 func renderTimes(b *testing.B, br *browsertest.Browser, url, wait, mark, since string) {
 	b.Helper()
-	var total, own []float64
+	var total, own, loaded []float64
 	b.ResetTimer()
 	for b.Loop() {
 		// about:blank between loads: each load is a whole navigation.
@@ -67,6 +68,7 @@ func renderTimes(b *testing.B, br *browsertest.Browser, url, wait, mark, since s
 		br.WaitFor(b, wait, "document.body.innerText.slice(0, 300)", 2*time.Minute)
 		at := browsertest.Eval[float64](b, br, fmt.Sprintf(`performance.getEntriesByName(%q)[0].startTime`, mark))
 		total = append(total, at)
+		loaded = append(loaded, browsertest.Eval[float64](b, br, `performance.getEntriesByType('navigation')[0].domContentLoadedEventEnd`))
 		if since != "" {
 			own = append(own, at-browsertest.Eval[float64](b, br, fmt.Sprintf(`performance.getEntriesByName(%q)[0].startTime`, since)))
 		}
@@ -76,6 +78,8 @@ func renderTimes(b *testing.B, br *browsertest.Browser, url, wait, mark, since s
 	b.ReportMetric(total[len(total)/2], "ms-median")
 	b.ReportMetric(total[(len(total)*9)/10], "ms-p90")
 	b.ReportMetric(total[len(total)-1], "ms-max")
+	sort.Float64s(loaded)
+	b.ReportMetric(loaded[len(loaded)/2], "ms-median-DOMContentLoaded")
 	if len(own) > 0 {
 		sort.Float64s(own)
 		b.ReportMetric(own[len(own)/2], "ms-median-from-"+strings.TrimPrefix(since, "exed:"))

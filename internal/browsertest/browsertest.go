@@ -158,11 +158,26 @@ func (b *Browser) Do(t testing.TB, actions ...chromedp.Action[chromedp.Void]) {
 // what the page shows: the value of show, another expression.
 func (b *Browser) WaitFor(t testing.TB, expr, show string, timeout time.Duration) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(b.Ctx, timeout+5*time.Second)
-	defer cancel()
-	ok, err := chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(timeout)))
-	if err == nil && ok {
-		return
+	deadline := time.Now().Add(timeout)
+	var err error
+	// A navigation replaces the page's JavaScript context while a poll may
+	// run in the old one ("Cannot find context with specified id"): poll
+	// again in the new one, until the deadline.
+	for attempt := 0; attempt < 100; attempt++ {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		ctx, cancel := context.WithTimeout(b.Ctx, left+5*time.Second)
+		var ok bool
+		ok, err = chromedp.Run(ctx, chromedp.Poll[bool](expr, chromedp.WithPollingTimeout(left)))
+		cancel()
+		if err == nil && ok {
+			return
+		}
+		if err == nil || !strings.Contains(err.Error(), "context") || b.Ctx.Err() != nil {
+			break
+		}
 	}
 	var shown any
 	if show != "" {

@@ -85,3 +85,28 @@ func ExampleOpenAPI() {
 	fmt.Println(doc.OpenAPI, len(doc.Paths) > 0)
 	// Output: 3.0.3 true
 }
+
+// Serving the job dashboard beside the API: the page is at /exed/ui/,
+// with its Content Security Policy, and calls the API under /exed/.
+func ExampleOptions_dashboard() {
+	executor, _ := sshnative.New(sshnative.Config{})
+	engine, _ := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: executor})
+	defer engine.Shutdown(context.Background())
+
+	mux := http.NewServeMux()
+	exehttp.New(engine, exehttp.Options{Prefix: "/exed", UI: true, Tokens: []string{"0a1b2c3d4e5f60718293a4b5c6d7e8f9"}}).Register(mux)
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	res, _ := http.Get(srv.URL + "/exed/ui/")
+	res.Body.Close()
+	fmt.Println(res.StatusCode, res.Header.Get("Content-Type"))
+	fmt.Println(res.Header.Get("Content-Security-Policy") == exehttp.UIContentSecurityPolicy)
+	res, _ = http.Get(srv.URL + "/exed/jobs")
+	res.Body.Close()
+	fmt.Println(res.StatusCode, "without a token")
+	// Output:
+	// 200 text/html; charset=utf-8
+	// true
+	// 401 without a token
+}

@@ -27,6 +27,17 @@
 // resumes after event N (Engine.FollowFrom). OpenAPI returns the OpenAPI
 // 3 document of every endpoint, served at GET /openapi.json.
 //
+// # The job dashboard
+//
+// With Options.UI, GET Prefix/ui/ serves a page for browsers: the job
+// list, each job's hosts filling in live, cancel, and a form that runs
+// ping or execute. It is a client of the API like any other (it asks for
+// a bearer token and sends it in the Authorization header, and follows
+// jobs as Server-Sent Events read with fetch, resumed with
+// Last-Event-ID); its files are embedded and served with
+// UIContentSecurityPolicy. The origin checks let another site link to the
+// page (a top-level navigation), and nothing else of it or of the API.
+//
 // # Errors
 //
 // Every non-2xx answer, including the mux's own 404 and 405, is

@@ -105,6 +105,9 @@ export class Follow {
   // dispatch handles one message; it returns 'done' or 'end' when the
   // stream is over.
   dispatch(type, data, id) {
+    // A read that completed just before stop() must not reach the page,
+    // which may show another job by now.
+    if (this.stopped) return 'done';
     switch (type) {
       case 'job':
         this.h.job(JSON.parse(data));
