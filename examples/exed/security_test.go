@@ -20,7 +20,6 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -145,21 +144,6 @@ func (s *secured) auditLines(t *testing.T) []map[string]any {
 	return out
 }
 
-// hup sends SIGHUP and waits (bounded) for the log line that says the
-// reload is done; the server must still be running.
-func (s *secured) hup(t *testing.T, want string) {
-	t.Helper()
-	before := strings.Count(s.logs.String(), want)
-	require.NoError(t, s.cmd.Process.Signal(syscall.SIGHUP))
-	require.Eventually(t, func() bool { return strings.Count(s.logs.String(), want) > before },
-		10*time.Second, 10*time.Millisecond, "no %q after SIGHUP\n%s", want, s.logs)
-	select {
-	case err := <-s.done:
-		t.Fatalf("SIGHUP ended exed: %v\n%s", err, s.logs)
-	default:
-	}
-}
-
 const scopedTokens = "# operators\n" +
 	adminToken + " name=admin\n" +
 	ciToken + " name=ci ops=execute hosts=web* jobs=own\n" +
@@ -262,13 +246,13 @@ func TestSIGHUPReloadsCredentials(t *testing.T) {
 	running := s.submit(t, "/execute", adminToken, `{"targets":["web1"],"cmd":"sleep 1; echo survived"}`)
 
 	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"+ciToken+" name=ci ops=nonsense\n"), 0o600))
-	s.hup(t, "not reloaded")
+	s.sighup(t, "not reloaded")
 	assert.Contains(t, s.logs.String(), `line 2: ops: unknown \"nonsense\"`)
 	code, b := s.call(t, "GET", "/jobs", readerToken, "")
 	assert.Equal(t, http.StatusOK, code, "a broken file keeps the old tokens: %s", b)
 
 	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
-	s.hup(t, "credentials reloaded")
+	s.sighup(t, "credentials reloaded")
 	for _, token := range []string{ciToken, readerToken, otherToken} {
 		code, b = s.call(t, "GET", "/jobs", token, "")
 		assert.Equal(t, http.StatusUnauthorized, code, "a revoked token: %s", b)
@@ -424,11 +408,11 @@ func TestTLSReloadAndClientCertificates(t *testing.T) {
 
 	// Renewed: new handshakes get the new certificate.
 	ca.issue(t, certPath, keyPath, 101, "exed", false)
-	s.hup(t, "TLS certificate reloaded")
+	s.sighup(t, "TLS certificate reloaded")
 	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
 	// Broken: the renewed one stays.
 	require.NoError(t, os.WriteFile(certPath, []byte("not a certificate"), 0o600))
-	s.hup(t, "TLS files not reloaded")
+	s.sighup(t, "TLS files not reloaded")
 	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
 
 	// alice's certificate: her scope and her name; bob's, signed by the
