@@ -445,10 +445,13 @@ func TestShutdownCancelsSyncOperations(t *testing.T) {
 		assert.NoError(t, err)
 		answered <- out
 	}()
-	testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	pid := testenv.WaitPIDFile(t, pidFile, 10*time.Second)
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	require.NoError(t, h.engine.Shutdown(ctx))
+	// Shutdown waited for the operation: its stuck command has ended. The
+	// answer itself reaches this goroutine a moment after RunSync returns.
+	assert.True(t, testenv.Ended(pid), "the stuck command outlived Shutdown")
 	select {
 	case out := <-answered:
 		require.Len(t, out, 3)
@@ -457,8 +460,8 @@ func TestShutdownCancelsSyncOperations(t *testing.T) {
 		assert.Equal(t, "server shutdown", out["b"].Msg)
 		assert.Equal(t, "started\n", out["b"].Exec.Stdout)
 		assert.Equal(t, exe.Event{Host: "c", Status: exe.HostFailed, Msg: "server shutdown"}, out["c"])
-	default:
-		t.Fatal("Shutdown returned before the sync operation it cancelled")
+	case <-time.After(10 * time.Second):
+		t.Fatal("the sync operation did not answer after Shutdown")
 	}
 }
 

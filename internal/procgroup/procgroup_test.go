@@ -54,11 +54,11 @@ func TestStopSessionEndsTheCommandsGroups(t *testing.T) {
 	const mark = "EXE_TEST_MARK=1"
 	script := `echo $$ > ` + dir + `/shell
 timeout 300 sh -c 'echo $$ > ` + dir + `/timeout; exec sleep 299' &
-python3 -c 'import os, sys, time
+` + python3 + ` -c 'import os, sys, time
 os.setpgid(0, 0)
 open(sys.argv[1], "w").write(str(os.getpid()) + "\n")
 os.execvp("sleep", ["sleep", "298"])' ` + dir + `/setpgid &
-env -u EXE_TEST_MARK python3 -c 'import os, sys
+env -u EXE_TEST_MARK ` + python3 + ` -c 'import os, sys
 os.setpgid(0, 0)
 open(sys.argv[1], "w").write(str(os.getpid()) + "\n")
 os.execvp("sleep", ["sleep", "297"])' ` + dir + `/unmarked &
@@ -108,3 +108,12 @@ func processGone(pid int) bool {
 	f := strings.Fields(string(b[strings.LastIndexByte(string(b), ')')+1:]))
 	return len(f) > 0 && f[0] == "Z"
 }
+
+// python3 is the system's interpreter when there is one: a version
+// manager's shim (pyenv) can take seconds to start on a busy machine.
+var python3 = func() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}()

@@ -3,6 +3,7 @@ package sshnative_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"path/filepath"
 	"testing"
 	"time"
@@ -33,9 +34,19 @@ var stubborn = []struct{ name, cmd string }{
 	{"setpgid", `echo started; ` + setpgidCmd},
 }
 
+// python3 is the system's interpreter when there is one: a version
+// manager's shim (pyenv) can take seconds to start on a busy machine,
+// longer than the stop being tested waits.
+var python3 = func() string {
+	if _, err := os.Stat("/usr/bin/python3"); err == nil {
+		return "/usr/bin/python3"
+	}
+	return "python3"
+}()
+
 // setpgidCmd moves to a process group of its own, writes its pid to the
 // file %[1]s and sleeps.
-const setpgidCmd = `python3 -c 'import os, sys
+var setpgidCmd = python3 + ` -c 'import os, sys
 os.setpgid(0, 0)
 open(sys.argv[1] + ".tmp", "w").write(str(os.getpid()) + "\n")
 os.rename(sys.argv[1] + ".tmp", sys.argv[1])
