@@ -11,10 +11,13 @@ import (
 	"strings"
 	"testing"
 
+	prom "github.com/prometheus/client_golang/prometheus"
+
 	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/sshnative"
+	exeprom "github.com/0ops/exed/prometheus"
 	exehttp "github.com/0ops/exed/transport/http"
 )
 
@@ -26,8 +29,8 @@ const (
 )
 
 // newProductionStack is newStack with what a production server turns on:
-// scoped tokens read from a file (package auth) and an audit trail
-// written to a file.
+// scoped tokens read from a file (package auth), an audit trail
+// written to a file and Prometheus metrics of the engine, the API and SSH.
 func newProductionStack(b *testing.B, conns int) *stack {
 	b.Helper()
 	dir := b.TempDir()
@@ -48,18 +51,21 @@ func newProductionStack(b *testing.B, conns int) *stack {
 	if err != nil {
 		b.Fatal(err)
 	}
-	x, err := sshnative.New(sshnative.Config{})
+	reg := prom.NewRegistry()
+	metrics := exeprom.New(reg)
+	x, err := sshnative.New(sshnative.Config{Observer: exeprom.NewSSH(reg)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	store := memory.New(memory.Options{MaxJobs: 1 << 22})
-	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x,
+	eng, err := exe.NewEngine(exe.Config{Store: store, Executor: x, Observer: metrics,
 		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: runtime.NumCPU(), Queue: 1 << 16})})
 	if err != nil {
 		b.Fatal(err)
 	}
 	audit := exehttp.NewAudit(trail, nil)
-	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{Credentials: creds, Audit: audit}))
+	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{Credentials: creds, Audit: audit,
+		Metrics: exeprom.Handler(reg), Observer: metrics}))
 	b.Cleanup(func() {
 		srv.Close()
 		_ = eng.Shutdown(context.Background())
@@ -84,8 +90,8 @@ func (t bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 
 // BenchmarkProductionCost is the cost of production options: async ping
 // throughput (as BenchmarkAsyncPing, 32 clients) and the follow fan-out
-// latency (as BenchmarkFollowers1000) with tokens and the audit trail off
-// and on. bench/README.md compares them.
+// latency (as BenchmarkFollowers1000) with tokens, the audit trail and
+// metrics off and on. bench/README.md compares them.
 func BenchmarkProductionCost(b *testing.B) {
 	for _, mode := range []struct {
 		name string
