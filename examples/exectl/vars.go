@@ -7,6 +7,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/inventory"
@@ -91,58 +92,128 @@ func wireValue(v any, name string) (any, error) {
 	return v, nil
 }
 
-// keyValues reads "k=v k2='two words'" as Ansible's parse_kv does for
-// extra vars: every value a string.
+// keyValues reads "k=v k2='two words'" as ansible-playbook reads a -e
+// value that is neither @file nor YAML: every value a string, split at
+// spaces outside quotes and Jinja2 blocks ({{ }}, {% %}, {# #}), Python
+// escapes (\n, \", \x41...) decoded, each word cut at its first "=" that
+// no backslash escapes, and a value's quotes removed only when they
+// enclose all of it (x={"a":1} keeps its quotes: the value is {"a":1}).
+// TestKeyValuesAsAnsible holds these rules against Ansible's own parser.
 func keyValues(s string) (map[string]any, error) {
-	words, err := splitWords(s)
+	words, err := splitArgs(s)
 	if err != nil {
 		return nil, fmt.Errorf("--extra-vars %s: %w", s, err)
 	}
 	out := map[string]any{}
 	for _, w := range words {
-		k, v, ok := strings.Cut(w, "=")
-		if !ok || k == "" {
+		x := decodeEscapes(w)
+		pos := -1
+		for i := 1; i < len(x); i++ {
+			if x[i] == '=' && x[i-1] != '\\' {
+				pos = i
+				break
+			}
+		}
+		k := ""
+		if pos > 0 {
+			k = strings.TrimSpace(x[:pos])
+		}
+		if k == "" {
 			return nil, fmt.Errorf("--extra-vars %q: %q is not key=value (or @file, or YAML/JSON starting with { )", s, w)
 		}
-		out[k] = v
+		out[k] = unquote(strings.TrimSpace(x[pos+1:]))
 	}
 	return out, nil
 }
 
-// splitWords splits s at spaces outside quotes, removing the quotes, as
-// a shell would for simple words.
-func splitWords(s string) ([]string, error) {
+// splitArgs splits s at spaces and newlines outside quotes and outside
+// Jinja2 blocks, keeping the quotes. A quote a backslash escapes does not
+// open or close one.
+func splitArgs(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
-	in, quote := false, rune(0)
-	for _, r := range s {
+	quote := byte(0)
+	depth := map[string]int{}
+	blocks := [][2]string{{"{{", "}}"}, {"{%", "%}"}, {"{#", "#}"}}
+	inBlock := func() bool { return depth["{{"]+depth["{%"]+depth["{#"] > 0 }
+	for i := 0; i < len(s); i++ {
+		c := s[i]
 		switch {
 		case quote != 0:
-			if r == quote {
+			if c == quote && s[i-1] != '\\' {
 				quote = 0
-			} else {
-				cur.WriteRune(r)
 			}
-		case r == '\'' || r == '"':
-			quote, in = r, true
-		case r == ' ' || r == '\t' || r == '\n':
-			if in {
+		case (c == '\'' || c == '"') && (i == 0 || s[i-1] != '\\'):
+			quote = c
+		case (c == ' ' || c == '\t' || c == '\n') && !inBlock():
+			if cur.Len() > 0 {
 				words = append(words, cur.String())
 				cur.Reset()
-				in = false
 			}
+			continue
 		default:
-			cur.WriteRune(r)
-			in = true
+			for _, b := range blocks {
+				if strings.HasPrefix(s[i:], b[0]) {
+					depth[b[0]]++
+				} else if strings.HasPrefix(s[i:], b[1]) && depth[b[0]] > 0 {
+					depth[b[0]]--
+				}
+			}
 		}
+		cur.WriteByte(c)
 	}
 	if quote != 0 {
 		return nil, fmt.Errorf("a quote (%c) is not closed", quote)
 	}
-	if in {
+	if inBlock() {
+		return nil, fmt.Errorf("a Jinja2 block ({{, {%% or {#) is not closed")
+	}
+	if cur.Len() > 0 {
 		words = append(words, cur.String())
 	}
 	return words, nil
+}
+
+// decodeEscapes decodes the backslash escapes of Python string literals
+// that Ansible decodes in key=value words: \\ \' \" \a \b \f \n \r \t
+// \v, \xHH, \uHHHH and \UHHHHHHHH. Other backslashes stay as they are.
+func decodeEscapes(s string) string {
+	if !strings.Contains(s, "\\") {
+		return s
+	}
+	simple := map[byte]string{'\\': "\\", '\'': "'", '"': "\"", 'a': "\a", 'b': "\b", 'f': "\f", 'n': "\n", 'r': "\r", 't': "\t", 'v': "\v"}
+	hexLen := map[byte]int{'x': 2, 'u': 4, 'U': 8}
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		if s[i] != '\\' || i+1 == len(s) {
+			b.WriteByte(s[i])
+			continue
+		}
+		e := s[i+1]
+		if r, ok := simple[e]; ok {
+			b.WriteString(r)
+			i++
+			continue
+		}
+		if n, ok := hexLen[e]; ok && i+2+n <= len(s) {
+			if v, err := strconv.ParseUint(s[i+2:i+2+n], 16, 32); err == nil && utf8.ValidRune(rune(v)) {
+				b.WriteRune(rune(v))
+				i += 1 + n
+				continue
+			}
+		}
+		b.WriteByte(s[i])
+	}
+	return b.String()
+}
+
+// unquote removes the quotes that enclose all of v, the same quote at
+// both ends and the last one not escaped.
+func unquote(v string) string {
+	if len(v) > 1 && v[0] == v[len(v)-1] && (v[0] == '"' || v[0] == '\'') && v[len(v)-2] != '\\' {
+		return v[1 : len(v)-1]
+	}
+	return v
 }
 
 // taskOptions reads --opt k=v as the task's schema types each option: a

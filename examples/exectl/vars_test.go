@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/testenv"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -60,4 +64,65 @@ func TestTaskOptionsTypedBySchema(t *testing.T) {
 	assert.Equal(t, map[string]any{"batch": int64(2), "graceful": false, "service": "a=b"}, opts)
 	_, err = taskOptions([]string{"batch"}, schema)
 	assert.ErrorContains(t, err, "write key=value")
+}
+
+// keyValues reads -e key=value words as ansible-playbook does: the same
+// words given to Ansible's own parser (ansible.parsing.splitter.parse_kv,
+// which ansible-playbook applies to such a -e value) give the same
+// variables.
+func TestKeyValuesAsAnsible(t *testing.T) {
+	corpus := []string{
+		`port=8080`,
+		`name="two words" port=8080`,
+		`x={"a":1}`,
+		`x='{"a": 1, "b": [2]}'`,
+		`msg='it''s'`,
+		`k=v'w'`,
+		`k='a b'c`,
+		`k="a\"b"`,
+		`path=C:\\temp`,
+		`nl=a\nb tab="x\ty"`,
+		`hex=\x41\u00e9`,
+		`eq=a=b`,
+		`esc\=key=v`,
+		`spaced=1    other=2  `,
+		`tmpl={{ a | default('b c') }} z=1`,
+		`expr={% if x %}y{% endif %}`,
+		`empty= after=1`,
+		`q="" s=''`,
+		"multi=a\nnext=b",
+	}
+	py := ansiblePython(t)
+	in, err := json.Marshal(corpus)
+	require.NoError(t, err)
+	cmd := exec.Command(py, "-c", `import json, sys
+from ansible.parsing.splitter import parse_kv
+print(json.dumps([parse_kv(s) for s in json.load(sys.stdin)]))`)
+	cmd.Stdin = bytes.NewReader(in)
+	out, err := cmd.Output()
+	require.NoError(t, err, "%s", out)
+	var want []map[string]any
+	require.NoError(t, json.Unmarshal(out, &want))
+	require.Len(t, want, len(corpus))
+	for i, s := range corpus {
+		got, err := keyValues(s)
+		if assert.NoError(t, err, "%q", s) {
+			assert.Equal(t, want[i], got, "%q", s)
+		}
+	}
+}
+
+// ansiblePython is the interpreter the ansible command runs with, whose
+// modules hold Ansible's parsers.
+func ansiblePython(t *testing.T) string {
+	ansible := testenv.NeedBinary(t, "ansible")
+	b, err := os.ReadFile(ansible)
+	require.NoError(t, err)
+	line, _, _ := strings.Cut(string(b), "\n")
+	interp := strings.Fields(strings.TrimPrefix(line, "#!"))
+	require.NotEmpty(t, interp, "no interpreter line in %s", ansible)
+	if len(interp) > 1 && strings.HasSuffix(interp[0], "/env") {
+		return interp[1]
+	}
+	return interp[0]
 }

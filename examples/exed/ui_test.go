@@ -1,11 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -105,6 +109,58 @@ func (p *cutProxy) Restore() {
 	defer p.mu.Unlock()
 	p.down = false
 }
+
+// newHoldProxy is an HTTP proxy to target that passes on the first
+// message of each follow stream, then holds the rest of the stream until
+// release is closed: a connection that stalls after the stream began.
+func newHoldProxy(t *testing.T, target string, release <-chan struct{}) string {
+	t.Helper()
+	rp := httputil.NewSingleHostReverseProxy(&url.URL{Scheme: "http", Host: target})
+	rp.FlushInterval = -1
+	rp.ModifyResponse = func(res *http.Response) error {
+		if res.Request.URL.Query().Get("follow") != "" {
+			res.Body = &holdBody{r: bufio.NewReader(res.Body), c: res.Body, release: release}
+		}
+		return nil
+	}
+	ts := httptest.NewServer(rp)
+	t.Cleanup(ts.Close)
+	return ts.Listener.Addr().String()
+}
+
+// holdBody reads up to the end of the first message (a blank line), then
+// waits for release before it reads on.
+type holdBody struct {
+	r       *bufio.Reader
+	c       io.Closer
+	release <-chan struct{}
+	passed  bool
+	prev    byte
+}
+
+func (h *holdBody) Read(p []byte) (int, error) {
+	if h.passed {
+		<-h.release
+		return h.r.Read(p)
+	}
+	n := 0
+	for n < len(p) {
+		c, err := h.r.ReadByte()
+		if err != nil {
+			return n, err
+		}
+		p[n] = c
+		n++
+		if c == '\n' && h.prev == '\n' {
+			h.passed = true
+			break
+		}
+		h.prev = c
+	}
+	return n, nil
+}
+
+func (h *holdBody) Close() error { return h.c.Close() }
 
 // ticketCmd is a command that takes the first free ticket number i in
 // dir (mkdir is atomic), waits (at most a minute) for the file dir/g<i>,
@@ -431,6 +487,37 @@ func TestDashboard(t *testing.T) {
 			return {op: r.querySelector('.c-op').textContent, user: r.querySelector('.c-user').textContent, targets: r.querySelector('.c-targets').textContent} })()`, created["jid"]))
 		assert.Equal(t, map[string]string{"op": "ping", "user": "alice", "targets": "2"}, row)
 		b.Screenshot(t, "jobs")
+	})
+
+	t.Run("ended only when done", func(t *testing.T) {
+		p.t = t
+		// A job that has ended: a follow of it starts with the job as it
+		// ended, then its events, then "done". A stream held after its
+		// first message (a slow or cut connection) must not make the page
+		// say the job ended while its hosts still wait for their results.
+		var created map[string]string
+		require.NoError(t, json.Unmarshal(s.api(t, "POST", "/execute", `{"targets":["web1","web2"],"cmd":"echo hi"}`), &created))
+		jid := created["jid"]
+		require.Eventually(t, func() bool {
+			var job map[string]any
+			require.NoError(t, json.Unmarshal(s.api(t, "GET", "/jobs/"+jid, ""), &job))
+			return job["state"] != float64(1)
+		}, time.Minute, 20*time.Millisecond)
+		release := make(chan struct{})
+		held := newHoldProxy(t, s.addr, release)
+		let := sync.OnceFunc(func() { close(release) })
+		t.Cleanup(let) // before the proxy closes: a held stream would keep it waiting
+		p.Do(t, chromedp.Navigate("http://"+held+"/ui/#/jobs/"+jid))
+		p.WaitFor(t, `document.getElementById('login').open`, `document.body.innerText`, 30*time.Second)
+		p.Do(t, chromedp.SendKeys(chromedp.CSS("#login input[name=token]"), s.token), chromedp.Click(chromedp.CSS("#login button[type=submit]")))
+		p.WaitFor(t, `document.getElementById('view-job').dataset.state !== '' && document.querySelectorAll('#grid .cell').length === 2`, showCells, 30*time.Second)
+		assert.Equal(t, "Running", browsertest.Eval[string](t, b, `document.getElementById('view-job').dataset.state`),
+			"the stream's first message is not the job's end")
+		assert.Equal(t, 2, browsertest.Eval[int](t, b, p.count("PENDING")))
+		let()
+		p.WaitFor(t, `document.getElementById('view-job').dataset.rendered === 'true'`, showCells, 30*time.Second)
+		assert.Equal(t, "Done", browsertest.Eval[string](t, b, `document.getElementById('view-job').dataset.state`))
+		assert.Equal(t, 2, browsertest.Eval[int](t, b, p.count("CHANGED")))
 	})
 
 	// Every API call carried the token in its header; no URL held it.

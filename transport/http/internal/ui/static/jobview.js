@@ -82,7 +82,13 @@ export class JobView {
     this.root.dataset.rendered = '';
     performance.clearMarks('exed:job-rendered');
     this.follow = new Follow(jid, {
-      job: (job) => this.setJob(job),
+      // A stream's first message (and an early "end") is the job as it
+      // stood when the stream began: it may have ended by then while its
+      // last events are still to come on this stream, or on the next one
+      // after a cut. Only "done" comes after every event, so until then
+      // the page shows the job as still running rather than "Done" beside
+      // hosts without their results.
+      job: (job) => this.setJob({ ...job, state: 1, endat: 0, error: '' }),
       host: (host, ev, id) => this.addEvent(host, ev, id),
       done: (job) => {
         this.final = true;
