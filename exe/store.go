@@ -30,7 +30,8 @@ type JobStore interface {
 	// (without outputs). Skipped events cost no decoding and no call of
 	// fn; a from beyond the events stored so far skips the ones still to
 	// come up to it. It stops early with ctx's error, or with fn's error
-	// when fn returns one.
+	// when fn returns one. An event's maps (Facts, Extra) may be shared
+	// with the store and other follows: fn must not modify them.
 	Follow(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error)
 	// Close releases the store's resources.
 	Close() error
