@@ -304,11 +304,17 @@ func appendStamped(ctx context.Context, b *testing.B, store exe.JobStore, jid st
 // reportLatencies reports the p50 and p99 of lat in milliseconds and returns
 // the percentile function for further metrics.
 func reportLatencies(b *testing.B, lat []time.Duration) func(p float64) float64 {
-	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
-	pct := func(p float64) float64 {
-		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
-	}
+	pct := percentiles(lat)
 	b.ReportMetric(pct(0.50), "p50-ms")
 	b.ReportMetric(pct(0.99), "p99-ms")
 	return pct
+}
+
+// percentiles sorts lat and returns its percentile function, in
+// milliseconds (p from 0 to 1).
+func percentiles(lat []time.Duration) func(p float64) float64 {
+	sort.Slice(lat, func(i, j int) bool { return lat[i] < lat[j] })
+	return func(p float64) float64 {
+		return float64(lat[int(p*float64(len(lat)-1))].Microseconds()) / 1000
+	}
 }

@@ -697,6 +697,37 @@ func (e *Engine) FollowFrom(ctx context.Context, jid string, from int64, fn func
 	return job, err
 }
 
+// FollowBatches is FollowFrom with fn getting the events in the batches
+// the store read them in (one event each when the store is not a
+// BatchFollower): every event with a Seq above from once, in order, in
+// batches of at least one. A follower that writes to a socket writes a
+// batch at once instead of an event at a time. fn must neither modify
+// nor keep the slice after it returns.
+func (e *Engine) FollowBatches(ctx context.Context, jid string, from int64, fn func([]Event) error) (*Job, error) {
+	if err := e.made(); err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(e.life, func() { cancel(ErrShutdown) })
+	defer stop()
+	var job *Job
+	var err error
+	if bf, ok := e.cfg.Store.(BatchFollower); ok {
+		job, err = bf.FollowBatches(ctx, jid, max(from, 0), fn)
+	} else {
+		var one [1]Event
+		job, err = e.cfg.Store.Follow(ctx, jid, max(from, 0), func(ev Event) error {
+			one[0] = ev
+			return fn(one[:])
+		})
+	}
+	if err != nil && errors.Is(context.Cause(ctx), ErrShutdown) {
+		return job, fmt.Errorf("follow ended: %w", ErrShutdown)
+	}
+	return job, err
+}
+
 // TaskInfos describes every task, sorted by type.
 func (e *Engine) TaskInfos(ctx context.Context) ([]TaskInfo, error) {
 	if err := e.made(); err != nil {

@@ -30,8 +30,21 @@ type JobStore interface {
 	// (without outputs). Skipped events cost no decoding and no call of
 	// fn; a from beyond the events stored so far skips the ones still to
 	// come up to it. It stops early with ctx's error, or with fn's error
-	// when fn returns one.
+	// when fn returns one. An event's maps (Facts, Extra) may be shared
+	// with the store and other follows: fn must not modify them.
 	Follow(ctx context.Context, jid string, from int64, fn func(Event) error) (*Job, error)
 	// Close releases the store's resources.
 	Close() error
+}
+
+// BatchFollower is a JobStore that hands a follow the events it read
+// together in one call of fn, so that a follower can write them in one go
+// (transport/http flushes a follow stream once per batch). Its
+// FollowBatches has Follow's contract, with fn getting the events in
+// order, in batches of at least one; fn must neither modify nor keep the
+// slice after it returns. The stores of this module implement it;
+// Engine.FollowBatches falls back to batches of one event for a store that
+// does not.
+type BatchFollower interface {
+	FollowBatches(ctx context.Context, jid string, from int64, fn func([]Event) error) (*Job, error)
 }

@@ -329,6 +329,19 @@ func (s *Store) Delete(_ context.Context, jid string) error {
 // Follow delivers every event after the from-th, then waits for more until
 // the job ends.
 func (s *Store) Follow(ctx context.Context, jid string, from int64, fn func(exe.Event) error) (*exe.Job, error) {
+	return s.FollowBatches(ctx, jid, from, func(batch []exe.Event) error {
+		for _, ev := range batch {
+			if err := fn(ev); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+}
+
+// FollowBatches implements exe.BatchFollower: a batch is every event
+// appended since the follower's last read.
+func (s *Store) FollowBatches(ctx context.Context, jid string, from int64, fn func([]exe.Event) error) (*exe.Job, error) {
 	// next is the number of events handed on or skipped: the Seq of the
 	// last of them.
 	next := max(from, 0)
@@ -345,22 +358,25 @@ func (s *Store) Follow(ctx context.Context, jid string, from int64, fn func(exe.
 		if next < int64(len(e.events)) {
 			batch = e.events[next:]
 		}
-		finished := e.job.Finished()
-		job := e.job
+		var final *exe.Job // copied only at the end: a copy a wake-up costs
+		if e.job.Finished() {
+			job := e.job
+			final = &job
+		}
 		changed := e.changed
 		s.mu.Unlock()
 
-		for _, ev := range batch {
-			if err := fn(ev); err != nil {
+		if len(batch) > 0 {
+			// Full slice expression: fn cannot append into the store's
+			// events.
+			if err := fn(batch[:len(batch):len(batch)]); err != nil {
 				return nil, err
 			}
-			next++
-		}
-		if len(batch) > 0 {
+			next += int64(len(batch))
 			continue
 		}
-		if finished {
-			return &job, nil
+		if final != nil {
+			return final, nil
 		}
 		select {
 		case <-changed:

@@ -223,6 +223,11 @@ func (h *hub) loop() {
 		if errors.Is(err, goredis.Nil) {
 			err = nil
 		}
+		for _, st := range res {
+			if st.Stream != h.wake {
+				predecode(st.Messages)
+			}
+		}
 
 		h.mu.Lock()
 		h.reading, h.readFrom = false, nil

@@ -446,16 +446,40 @@ func testFollowFrom(t *testing.T, newStore NewStore) {
 		job  *exe.Job
 		err  error
 	}
+	// A BatchFollower's follows alternate between Follow and FollowBatches.
+	bf, batches := s.(exe.BatchFollower)
+	var nfollow int
 	follow := func(from int64, out chan<- result) {
 		r := result{from: from}
-		r.job, r.err = s.Follow(ctx, j.JID, from, func(ev exe.Event) error {
+		each := func(ev exe.Event) error {
 			if ev.Msg != fmt.Sprint(ev.Seq) {
 				return fmt.Errorf("event %d holds the content of event %s", ev.Seq, ev.Msg)
 			}
 			r.seqs = append(r.seqs, ev.Seq)
 			return nil
-		})
-		out <- r
+		}
+		nfollow++
+		if batches && nfollow%2 == 0 {
+			go func() {
+				r.job, r.err = bf.FollowBatches(ctx, j.JID, from, func(batch []exe.Event) error {
+					if len(batch) == 0 {
+						return errors.New("an empty batch")
+					}
+					for _, ev := range batch {
+						if err := each(ev); err != nil {
+							return err
+						}
+					}
+					return nil
+				})
+				out <- r
+			}()
+			return
+		}
+		go func() {
+			r.job, r.err = s.Follow(ctx, j.JID, from, each)
+			out <- r
+		}()
 	}
 	check := func(r result) {
 		t.Helper()
@@ -474,7 +498,7 @@ func testFollowFrom(t *testing.T, newStore NewStore) {
 	froms := []int64{1, 999, 1000, 1001, 2499, first, first + 1, 2750, n, n + 10}
 	running := make(chan result, len(froms))
 	for _, from := range froms {
-		go follow(from, running)
+		follow(from, running)
 	}
 	appendUpTo(first, n)
 	require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))

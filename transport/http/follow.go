@@ -138,8 +138,8 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		defer stop()
 	}
 	var writeErr error
-	final, err := a.engine.FollowFrom(ctx, jid, from, func(ev exe.Event) error {
-		writeErr = s.write(sseHost, ev.Seq, map[string]exe.Event{ev.Host: ev})
+	final, err := a.engine.FollowBatches(ctx, jid, from, func(batch []exe.Event) error {
+		writeErr = s.writeEvents(&a.lines, jid, batch)
 		return writeErr
 	})
 	if err == nil {
@@ -174,10 +174,13 @@ type stream struct {
 	sse         bool
 	lineTimeout time.Duration
 
-	mu      sync.Mutex
-	started bool      // the event stream's retry field is sent
-	last    time.Time // of the last write
-	err     error     // of a write; the stream is over
+	buf bytes.Buffer // writeEvents's, reused
+
+	mu       sync.Mutex
+	started  bool      // the event stream's retry field is sent
+	last     time.Time // of the last write
+	deadline time.Time // the write deadline set last
+	err      error     // of a write; the stream is over
 }
 
 // write sends v as one NDJSON line, or as an event named name with id
@@ -188,13 +191,52 @@ func (s *stream) write(name string, id int64, v any) error {
 		return err
 	}
 	var buf bytes.Buffer
+	s.frame(&buf, name, id, b)
+	return s.send(buf.Bytes())
+}
+
+// flushAt is the most a follow stream buffers of a batch of events
+// before it writes: a long backlog goes out in writes of about this size.
+const flushAt = 32 << 10
+
+// writeEvents sends the events of a batch, each as {"host": event}, and
+// flushes once per flushAt bytes and at the end: one write for the events
+// that arrived together, instead of one per event.
+func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event) error {
+	buf := &s.buf
+	defer func() {
+		if buf.Cap() > 2*flushAt {
+			*buf = bytes.Buffer{} // a backlog's: not kept for a live stream
+		}
+	}()
+	buf.Reset()
+	for _, ev := range batch {
+		b, err := lines.line(jid, ev)
+		if err != nil {
+			return err
+		}
+		s.frame(buf, sseHost, ev.Seq, b)
+		if buf.Len() >= flushAt {
+			if err := s.send(buf.Bytes()); err != nil {
+				return err
+			}
+			buf.Reset()
+		}
+	}
+	if buf.Len() == 0 {
+		return nil
+	}
+	return s.send(buf.Bytes())
+}
+
+// frame appends the JSON text b to buf as one NDJSON line, or as an event
+// named name with id (when above 0) as its "id:" field.
+func (s *stream) frame(buf *bytes.Buffer, name string, id int64, b []byte) {
 	if !s.sse {
-		buf.Grow(len(b) + 1)
 		buf.Write(b)
 		buf.WriteByte('\n')
-		return s.send(buf.Bytes())
+		return
 	}
-	buf.Grow(len(b) + 64)
 	s.mu.Lock()
 	if !s.started {
 		// Once, at the start: how long a browser waits before it
@@ -204,13 +246,16 @@ func (s *stream) write(name string, id int64, v any) error {
 	}
 	s.mu.Unlock()
 	if id > 0 {
-		buf.WriteString("id: " + strconv.FormatInt(id, 10) + "\n")
+		buf.WriteString("id: ")
+		buf.WriteString(strconv.FormatInt(id, 10))
+		buf.WriteByte('\n')
 	}
 	// JSON text holds no raw line breaks, so one data field carries it.
-	buf.WriteString("event: " + name + "\ndata: ")
+	buf.WriteString("event: ")
+	buf.WriteString(name)
+	buf.WriteString("\ndata: ")
 	buf.Write(b)
 	buf.WriteString("\n\n")
-	return s.send(buf.Bytes())
 }
 
 // send writes and flushes p with the line deadline.
@@ -220,14 +265,21 @@ func (s *stream) send(p []byte) error {
 	if s.err != nil {
 		return s.err
 	}
+	// Every line gets at least 7/8 of the line timeout: the deadline is
+	// moved only when less is left, not at every line (setting one costs
+	// as much as encoding a line).
 	// Not every writer supports deadlines (httptest recorders); that is
 	// fine, the context still ends the stream.
-	_ = s.rc.SetWriteDeadline(time.Now().Add(s.lineTimeout))
+	now := time.Now()
+	if s.deadline.Sub(now) < s.lineTimeout-s.lineTimeout/8 {
+		s.deadline = now.Add(s.lineTimeout)
+		_ = s.rc.SetWriteDeadline(s.deadline)
+	}
 	_, err := s.w.Write(p)
 	if err == nil {
 		err = s.rc.Flush()
 	}
-	s.err, s.last = err, time.Now()
+	s.err, s.last = err, now
 	return err
 }
 

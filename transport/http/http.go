@@ -109,7 +109,9 @@ type Options struct {
 	Audit *Audit
 	// LineTimeout is the write deadline of each line of a follow stream, so
 	// a stalled client cannot hold a stream forever while a server-wide
-	// WriteTimeout cannot cut a long one. Zero: DefaultLineTimeout.
+	// WriteTimeout cannot cut a long one: a line not taken within it ends
+	// the stream (each line has at least 7/8 of it: the deadline is moved
+	// on every eighth of it, not at every line). Zero: DefaultLineTimeout.
 	LineTimeout time.Duration
 	// StreamKeepAlive is how long an event stream (a follow served as
 	// Server-Sent Events) may stay silent: once it has been for that
@@ -171,6 +173,8 @@ type API struct {
 	// servers are the http.Servers that served a follow, each with a
 	// context cancelled (cause exe.ErrShutdown) when it shuts down.
 	servers map[*http.Server]context.Context
+	// lines are the recent events' lines, shared by their followers.
+	lines eventLines
 }
 
 var _ http.Handler = (*API)(nil)
@@ -210,7 +214,8 @@ func newAPI(engine *exe.Engine, opts Options) *API {
 		log = hclog.NewNullLogger()
 	}
 	return &API{engine: engine, opts: opts, log: log, authn: newAuthenticator(opts), audit: opts.Audit,
-		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{}}
+		guard: newOriginGuard(opts.ServerNames), servers: map[*http.Server]context.Context{},
+		lines: newEventLines()}
 }
 
 // cleanPrefix returns prefix as the API mounts it: "" or "/seg/seg", with
