@@ -194,7 +194,7 @@ func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Cli
 	defer pc.mu.Unlock()
 	if pc.client == nil {
 		began := time.Now()
-		c, parent, err := p.dial(ctx, ep)
+		c, in, parent, err := p.dial(ctx, ep)
 		p.obs.Dialed(time.Since(began), err)
 		if err != nil {
 			p.release(pc)
@@ -202,7 +202,7 @@ func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Cli
 		}
 		pc.client, pc.parent = c, parent
 		p.obs.Pooled(1)
-		go p.keepAlive(pc, c, ep.keepAlive, p.timeout(ep))
+		go p.serve(pc, c, in, ep.keepAlive, p.timeout(ep))
 	}
 	return pc.client, pc, nil
 }
@@ -230,38 +230,69 @@ func (p *pool) drop(pc *pooled, c *ssh.Client) {
 	}
 }
 
-// keepAlive sends keepalive requests every interval (none when it is 0)
-// and drops the connection when one goes unanswered for timeout or the
-// connection ends.
-func (p *pool) keepAlive(pc *pooled, c *ssh.Client, interval, timeout time.Duration) {
-	dead := make(chan struct{})
-	go func() { _ = c.Wait(); close(dead) }()
+// incoming is what the server of a connection sends unasked: global
+// requests (OpenSSH's hostkeys-00@openssh.com, keepalives) and channel
+// opens. Both close when the connection ends.
+type incoming struct {
+	reqs  <-chan *ssh.Request
+	chans <-chan ssh.NewChannel
+}
+
+// serve is the one goroutine of a pooled connection besides those of
+// x/crypto/ssh: it answers what the server sends unasked as ssh.Client
+// would (global requests refused, channel opens rejected), sends
+// keepalive requests every interval (none when it is 0), and drops the
+// connection when it ends or a keepalive goes unanswered for timeout.
+// Doing in one goroutine what took four (ssh.Client's two handlers, a
+// waiter and a keepalive loop) saves their stacks: a third of the memory
+// of a pooled connection.
+func (p *pool) serve(pc *pooled, c *ssh.Client, in incoming, interval, timeout time.Duration) {
 	var tick <-chan time.Time
 	if interval > 0 {
 		t := time.NewTicker(interval)
 		defer t.Stop()
 		tick = t.C
 	}
+	late := time.NewTimer(timeout)
+	late.Stop()
+	defer late.Stop()
+	var answer chan error // of the keepalive sent, until it is answered
 	for {
 		select {
-		case <-dead:
-			p.drop(pc, c)
-			return
-		case <-p.stop:
-			return
-		case <-tick:
-			res := make(chan error, 1)
-			go func() { _, _, err := c.SendRequest("keepalive@openssh.com", true, nil); res <- err }()
-			select {
-			case err := <-res:
-				if err != nil {
-					p.drop(pc, c)
-					return
-				}
-			case <-time.After(timeout):
+		case r, ok := <-in.reqs:
+			if !ok {
+				p.drop(pc, c) // the connection ended
+				return
+			}
+			_ = r.Reply(false, nil)
+		case ch, ok := <-in.chans:
+			if !ok {
 				p.drop(pc, c)
 				return
 			}
+			_ = ch.Reject(ssh.UnknownChannelType, "unknown channel type: "+ch.ChannelType())
+		case <-p.stop:
+			return
+		case <-tick:
+			if answer != nil {
+				continue // the last one is still unanswered: late decides
+			}
+			answer = make(chan error, 1)
+			go func(answer chan<- error) {
+				_, _, err := c.SendRequest("keepalive@openssh.com", true, nil)
+				answer <- err
+			}(answer)
+			late.Reset(timeout)
+		case err := <-answer:
+			answer = nil
+			late.Stop()
+			if err != nil {
+				p.drop(pc, c)
+				return
+			}
+		case <-late.C:
+			p.drop(pc, c)
+			return
 		}
 	}
 }
@@ -285,7 +316,7 @@ func jumpName(ep *endpoint) string { return "\x00jump " + ep.key() }
 // dial connects and authenticates to ep, through its jump hosts if it has
 // any, classifying failures for the event's msg. parent is the jump host
 // connection it runs through, held in use for it.
-func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, *pooled, error) {
+func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, incoming, *pooled, error) {
 	target := ep.addr()
 	timeout := p.timeout(ep)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
@@ -295,15 +326,15 @@ func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, *pooled, er
 	if ep.jump != nil {
 		jc, jpc, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
 		if err != nil {
-			return nil, nil, jumpFailed(ep.jump, err)
+			return nil, incoming{}, nil, jumpFailed(ep.jump, err)
 		}
 		conn, err = jc.DialContext(ctx, "tcp", target)
 		if err != nil {
 			p.release(jpc)
 			if ctx.Err() != nil {
-				return nil, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
+				return nil, incoming{}, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
 			}
-			return nil, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
+			return nil, incoming{}, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
 		}
 		parent = jpc
 	} else {
@@ -311,24 +342,24 @@ func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, *pooled, er
 		var err error
 		conn, err = d.DialContext(ctx, "tcp", target)
 		if err != nil {
-			return nil, nil, classifyDial(err, target)
+			return nil, incoming{}, nil, classifyDial(err, target)
 		}
 		if dl, ok := ctx.Deadline(); ok {
 			_ = conn.SetDeadline(dl)
 		}
 	}
-	c, err := p.handshake(ctx, conn, ep, timeout)
+	c, in, err := p.handshake(ctx, conn, ep, timeout)
 	if err != nil {
 		conn.Close()
 		if parent != nil {
 			p.release(parent)
 		}
-		return nil, nil, err
+		return nil, incoming{}, nil, err
 	}
 	if ep.jump == nil {
 		_ = conn.SetDeadline(time.Time{})
 	}
-	return c, parent, nil
+	return c, in, parent, nil
 }
 
 // jumpLabel names a jump host in messages: "jump host SPEC (user@addr)".
@@ -357,11 +388,11 @@ func jumpFailed(ep *endpoint, err error) error {
 // handshake runs the SSH handshake on conn: host key verified against
 // known_hosts (with the host key algorithms it knows for ep first), and
 // key authentication.
-func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeout time.Duration) (*ssh.Client, error) {
+func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeout time.Duration) (*ssh.Client, incoming, error) {
 	target := ep.addr()
 	hostKeyCB, algos, err := p.hostKeys.check(ep, p.opts.InsecureIgnoreHostKey)
 	if err != nil {
-		return nil, err
+		return nil, incoming{}, err
 	}
 	// With no key to offer the handshake still runs, as ssh's does: the
 	// key exchange checks the host key before any login, so a changed
@@ -376,21 +407,30 @@ func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeo
 	if err != nil {
 		var netErr net.Error
 		if ctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, timeout)
+			return nil, incoming{}, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, timeout)
 		}
 		if msg := hostKeyError(err, target); msg != "" {
-			return nil, errors.New(msg)
+			return nil, incoming{}, errors.New(msg)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			if len(auth) == 0 {
-				return nil, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
+				return nil, incoming{}, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
 			}
-			return nil, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
+			return nil, incoming{}, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
 		}
-		return nil, fmt.Errorf("ssh handshake with %s failed: %v", target, err)
+		return nil, incoming{}, fmt.Errorf("ssh handshake with %s failed: %v", target, err)
 	}
-	return ssh.NewClient(cc, chans, reqs), nil
+	// The client's own handlers of what the server sends unasked end at
+	// once on closed channels; serve answers it instead.
+	return ssh.NewClient(cc, noChannels, noRequests), incoming{reqs: reqs, chans: chans}, nil
 }
+
+// noChannels and noRequests are closed: an ssh.Client given them runs no
+// handler of its own (see serve).
+var (
+	noChannels = func() chan ssh.NewChannel { c := make(chan ssh.NewChannel); close(c); return c }()
+	noRequests = func() chan *ssh.Request { c := make(chan *ssh.Request); close(c); return c }()
+)
 
 func classifyDial(err error, target string) error {
 	var dnsErr *net.DNSError

@@ -71,7 +71,9 @@ func interrupt(t *testing.T, x *sshnative.Executor, host, cmd, pidFile string, t
 	go func() {
 		returned <- x.Execute(ctx, []string{host}, exe.ExecuteArgs{Cmd: cmd}, func(ev exe.Event) { events <- ev })
 	}()
-	pid := testenv.WaitPIDFile(t, pidFile, 10*time.Second)
+	// A root login's shell may read rc files that take seconds on a busy
+	// machine (a version manager's init) before the command starts.
+	pid := testenv.WaitPIDFile(t, pidFile, 30*time.Second)
 	killAtEnd(t, pid)
 	if !timeout {
 		cancel()
