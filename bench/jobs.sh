@@ -24,6 +24,9 @@
 #   bench/jobs.sh                       # N=5000, REPS=3, ~5 min
 #   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
 #   WITH=exed-memory,exed-redis bench/jobs.sh
+#   BASELINE=main WITH=exed-memory,exed-redis bench/jobs.sh   # before/after
+#   PROFILE=3 WITH=exed-redis REPS=1 bench/jobs.sh   # + 3 s CPU, block and
+#                                       # mutex profiles of every exed process
 #
 # Needs redis-server and Debian's python3-celery and python3-redis, which
 # it installs when missing (as root).
@@ -71,6 +74,13 @@ freeport() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); 
 
 echo "building into $BIN" >&2
 go build -o "$BIN/exed" ./examples/exed
+# BASELINE=REV also measures exed as of that git revision (exed-memory@REV,
+# exed-redis@REV), in the same rounds: before and after a change, same run.
+if [ -n "${BASELINE:-}" ]; then
+	mkdir -p "$WORK/baseline"
+	git archive "$BASELINE" | tar -x -C "$WORK/baseline"
+	(cd "$WORK/baseline" && go build -o "$BIN/exed-baseline" ./examples/exed)
+fi
 (cd bench/peers && go build -o "$BIN" ./cmd/...)
 
 RPORT=$(freeport)
@@ -128,38 +138,65 @@ measure() {
 	echo "$sys c=$c round=$round $line servers_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN{printf "%.2f", a-b}') load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT" >&2
 }
 
+# profile NAME: with PROFILE set, fetch CPU profiles (PROFILE seconds
+# long) of every exed process (server, workers, plugins) in the background,
+# and block and mutex profiles just after, into $WORK/profiles
+profile() {
+	[ -n "${PROFILE:-}" ] || return 0
+	local f name
+	mkdir -p "$WORK/profiles"
+	for f in "$WORK"/pprof/*.addr; do
+		[ -e "$f" ] || continue
+		name=$(basename "$f" .addr)
+		kill -0 "${name##*-}" 2>/dev/null || continue # a process of an earlier system
+		(curl -fsS -o "$WORK/profiles/$1.$name.cpu.pprof" "http://$(cat "$f")/debug/pprof/profile?seconds=$PROFILE" &&
+			curl -fsS -o "$WORK/profiles/$1.$name.block.pprof" "http://$(cat "$f")/debug/pprof/block" &&
+			curl -fsS -o "$WORK/profiles/$1.$name.mutex.pprof" "http://$(cat "$f")/debug/pprof/mutex") &
+	done
+}
+
 run_exed() { # run_exed NAME ROUND URL PIDS
 	local c
 	"$BIN/exedload" -url "$3" -n 50 -c 4 -timeout 60s >/dev/null # warm-up
-	for c in $CLIENTS; do measure "$1" "$c" "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$N" -c "$c"; done
+	for c in $CLIENTS; do
+		[ "$2$c" != 132 ] || profile "$1"
+		measure "$1" "$c" "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$N" -c "$c"
+		wait_profiles
+	done
 }
 
-round() {
-	local r=$1 url pids api w1 w2 c
+exed_systems() { # exed_systems ROUND EXED SUFFIX: exed-memory and exed-redis
+	local r=$1 exed=$2 sfx=$3 url api w1 w2
 	if [[ ,$WITH, == *,exed-memory,* ]]; then
 		redis-cli -p "$RPORT" flushall >/dev/null
 		url=$(conf memory)
-		"$BIN/exed" -c "$WORK/memory.conf" >"$WORK/memory.out" 2>&1 &
+		"$exed" -c "$WORK/memory.conf" >"$WORK/memory.out" 2>&1 &
 		api=$!
 		STARTED+=("$api")
 		healthy "$url"
-		run_exed exed-memory "$r" "$url" "$api"
+		run_exed "exed-memory$sfx" "$r" "$url" "$api"
 		stop "$api"
 	fi
 	if [[ ,$WITH, == *,exed-redis,* ]]; then
 		redis-cli -p "$RPORT" flushall >/dev/null
 		url=$(conf redis "broker_url = redis://127.0.0.1:$RPORT/0")
-		"$BIN/exed" -c "$WORK/redis.conf" >"$WORK/redis-api.out" 2>&1 &
+		"$exed" -c "$WORK/redis.conf" >"$WORK/redis-api.out" 2>&1 &
 		api=$!
-		"$BIN/exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w1.out" 2>&1 &
+		"$exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w1.out" 2>&1 &
 		w1=$!
-		"$BIN/exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w2.out" 2>&1 &
+		"$exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w2.out" 2>&1 &
 		w2=$!
 		STARTED+=("$api" "$w1" "$w2")
 		healthy "$url"
-		run_exed exed-redis "$r" "$url" "$api $w1 $w2"
+		run_exed "exed-redis$sfx" "$r" "$url" "$api $w1 $w2"
 		stop "$api" "$w1" "$w2"
 	fi
+}
+
+round() {
+	local r=$1 w1 w2 c
+	[ -z "${BASELINE:-}" ] || exed_systems "$r" "$BIN/exed-baseline" "@$BASELINE"
+	exed_systems "$r" "$BIN/exed" ""
 	if [[ ,$WITH, == *,celery,* ]]; then
 		redis-cli -p "$RPORT" flushall >/dev/null
 		export BENCH_REDIS=redis://127.0.0.1:$RPORT
@@ -186,6 +223,17 @@ round() {
 		done
 		stop "$w1" "$w2"
 	fi
+}
+
+# Profiling: every exed process serves net/http/pprof (debugpprof) and the
+# first round's 32-client runs are profiled.
+if [ -n "${PROFILE:-}" ]; then
+	export EXED_PPROF_DIR=$WORK/pprof EXED_PPROF_RATE=${PROFILE_RATE:-10000}
+	mkdir -p "$EXED_PPROF_DIR"
+fi
+wait_profiles() { # the profile fetches (every other child is waited for by stop)
+	local f
+	for f in $(jobs -p); do [[ " ${STARTED[*]} " == *" $f "* ]] || wait "$f" || true; done
 }
 
 LOAD_START=$(uptime)
