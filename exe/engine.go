@@ -369,6 +369,9 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 	if !ok {
 		return nil
 	}
+	if s, ok := v.(ValidationScope); ok && !s.Validates(req.Operate) {
+		return nil
+	}
 	return v.ValidateRequest(ctx, req)
 }
 

@@ -51,6 +51,16 @@ type RequestValidator interface {
 	ValidateRequest(ctx context.Context, req Request) error
 }
 
+// ValidationScope is implemented by RequestValidators that check the
+// requests of some operations only: when Validates(op) is false,
+// ValidateRequest would return nil for every request of op, and the Engine
+// does not call it (for an executor plugin, that saves a round trip to the
+// plugin process per request). A RequestValidator without it is asked
+// about every request.
+type ValidationScope interface {
+	Validates(op Operate) bool
+}
+
 // Capabilities is implemented by executors that do not perform every
 // operation: the Engine asks before it runs or stores a request, so an
 // unsupported operation is refused at once (ErrNotSupported, HTTP 501) for

@@ -119,14 +119,18 @@ type Options = pluginhost.Options
 // one saying their command may still be running), and it is started again
 // at once, so that it can end what the dead process left running.
 type Client struct {
-	proc   *pluginhost.Process
-	ops    atomic.Pointer[exe.Only] // asked after every start
-	config map[string]string
+	proc *pluginhost.Process
+	ops  atomic.Pointer[exe.Only] // asked after every start
+	// validates is what the plugin's ValidateRequest may refuse, asked
+	// with ops; nil: every request.
+	validates atomic.Pointer[exe.Only]
+	config    map[string]string
 }
 
 var (
 	_ exe.Executor         = (*Client)(nil)
 	_ exe.RequestValidator = (*Client)(nil)
+	_ exe.ValidationScope  = (*Client)(nil)
 )
 
 // Start starts the plugin and configures it: a binary that is not a
@@ -139,11 +143,16 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 		if err := x.Configure(ctx, opts.Config); err != nil {
 			return err
 		}
-		ops, err := x.Operations(ctx)
+		ops, validates, err := x.OperationScope(ctx)
 		if err != nil {
 			return err
 		}
 		c.ops.Store(&ops)
+		if validates != nil {
+			c.validates.Store(&validates)
+		} else {
+			c.validates.Store(nil)
+		}
 		return nil
 	})
 	if err != nil {
@@ -158,6 +167,16 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 func (c *Client) Supports(op exe.Operate) bool {
 	if ops := c.ops.Load(); ops != nil {
 		return ops.Supports(op)
+	}
+	return true
+}
+
+// Validates implements exe.ValidationScope with what the plugin said when
+// it last started: the Engine asks its ValidateRequest only about those
+// operations' requests (about all of them when it did not say).
+func (c *Client) Validates(op exe.Operate) bool {
+	if v := c.validates.Load(); v != nil {
+		return v.Supports(op)
 	}
 	return true
 }

@@ -75,3 +75,18 @@ func TestValidateRequestOfAnOlderPlugin(t *testing.T) {
 	require.Len(t, evs, 1)
 	assert.Equal(t, "refuse x", evs[0].Exec.Stdout)
 }
+
+// A plugin says which operations its ValidateRequest checks, so that
+// exed does not ask about the others (a round trip per request saved); an
+// older plugin, which does not say, is asked about everything.
+func TestValidatesCrossesTheBoundary(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	assert.True(t, c.Validates(exe.OpExecute))
+	for _, op := range []exe.Operate{exe.OpPing, exe.OpFacter, exe.OpService, exe.OpDeploy, exe.OpTask} {
+		assert.False(t, c.Validates(op), op)
+	}
+	old, _ := start(t, executor.Options{Env: []string{"EXE_TESTPLUGIN_OLD=1"}})
+	for _, op := range []exe.Operate{exe.OpPing, exe.OpExecute, exe.OpTask} {
+		assert.True(t, old.Validates(op), op)
+	}
+}

@@ -22,6 +22,7 @@ import (
 	"runtime/debug"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
+	"github.com/0ops/exed/examples/exed/internal/debugpprof"
 	"github.com/0ops/exed/loader"
 )
 
@@ -47,6 +48,10 @@ func versionString() string {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	if _, err := debugpprof.Start(processName(args)); err != nil {
+		fmt.Fprintln(stderr, "exed:", err)
+		return exitUsage
+	}
 	// exed starts itself as "exed plugin KIND NAME" to run a built-in
 	// plugin in a process of its own: Serve serves it and exits.
 	loader.Standard.Serve(args)
@@ -123,4 +128,16 @@ func run(args []string, stdout, stderr io.Writer) int {
 		}
 	}
 	return serve(cfg, warnings, stdout, stderr)
+}
+
+// processName names this process for its profiles: exed, exed-worker or
+// plugin-KIND-NAME.
+func processName(args []string) string {
+	switch {
+	case len(args) >= 3 && args[0] == "plugin":
+		return "plugin-" + args[1] + "-" + args[2]
+	case len(args) > 0 && args[0] == "worker":
+		return "exed-worker"
+	}
+	return "exed"
 }

@@ -459,10 +459,16 @@ func (x *Event) GetExtraJson() []byte {
 
 // Operations lists the operations an executor performs (exe.Capabilities).
 type OperationList struct {
-	state         protoimpl.MessageState `protogen:"open.v1"`
-	Operates      []string               `protobuf:"bytes,1,rep,name=operates,proto3" json:"operates,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Operates []string               `protobuf:"bytes,1,rep,name=operates,proto3" json:"operates,omitempty"`
+	// validates lists the operations (task included) whose requests
+	// ValidateRequest may refuse (exe.ValidationScope), when validates_listed
+	// is set: exed does not ask about the others. A plugin built before these
+	// fields leaves validates_listed unset, and is asked about every request.
+	Validates       []string `protobuf:"bytes,2,rep,name=validates,proto3" json:"validates,omitempty"`
+	ValidatesListed bool     `protobuf:"varint,3,opt,name=validates_listed,json=validatesListed,proto3" json:"validates_listed,omitempty"`
+	unknownFields   protoimpl.UnknownFields
+	sizeCache       protoimpl.SizeCache
 }
 
 func (x *OperationList) Reset() {
@@ -500,6 +506,20 @@ func (x *OperationList) GetOperates() []string {
 		return x.Operates
 	}
 	return nil
+}
+
+func (x *OperationList) GetValidates() []string {
+	if x != nil {
+		return x.Validates
+	}
+	return nil
+}
+
+func (x *OperationList) GetValidatesListed() bool {
+	if x != nil {
+		return x.ValidatesListed
+	}
+	return false
 }
 
 // MetricFamilies are a plugin's own metrics as its Prometheus registry
@@ -720,9 +740,11 @@ const file_plugin_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\bR\ttruncated\x12\x1d\n" +
 	"\n" +
-	"extra_json\x18\v \x01(\fR\textraJson\"+\n" +
+	"extra_json\x18\v \x01(\fR\textraJson\"t\n" +
 	"\rOperationList\x12\x1a\n" +
-	"\boperates\x18\x01 \x03(\tR\boperates\",\n" +
+	"\boperates\x18\x01 \x03(\tR\boperates\x12\x1c\n" +
+	"\tvalidates\x18\x02 \x03(\tR\tvalidates\x12)\n" +
+	"\x10validates_listed\x18\x03 \x01(\bR\x0fvalidatesListed\",\n" +
 	"\x0eMetricFamilies\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\fR\bfamilies\"c\n" +
 	"\bTaskInfo\x12\x12\n" +

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"slices"
 	"sync"
 
 	"github.com/0ops/exed/exe"
@@ -38,6 +39,18 @@ func (s *ExecutorServer) Operations(context.Context, *pluginpb.Empty) (*pluginpb
 	for _, op := range exe.ExecutorOperations {
 		if exe.Supports(s.Impl, op) {
 			out.Operates = append(out.Operates, string(op))
+		}
+	}
+	// Which requests ValidateRequest may refuse: none without a
+	// validator, those it names with a scope, else all (left unlisted).
+	v, validates := s.Impl.(exe.RequestValidator)
+	scope, scoped := v.(exe.ValidationScope)
+	if !validates || scoped {
+		out.ValidatesListed = true
+		for _, op := range append(slices.Clone(exe.ExecutorOperations), exe.OpTask) {
+			if validates && scope.Validates(op) {
+				out.Validates = append(out.Validates, string(op))
+			}
 		}
 	}
 	return out, nil
@@ -203,18 +216,33 @@ func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) e
 // Operations asks which operations the plugin performs. A plugin built
 // before the question existed performs every operation it was asked to.
 func (c *ExecutorClient) Operations(ctx context.Context) (exe.Only, error) {
+	ops, _, err := c.OperationScope(ctx)
+	return ops, err
+}
+
+// OperationScope asks which operations the plugin performs, and which of
+// them (task included) its ValidateRequest may refuse: validates is nil
+// when the plugin does not say (one built before the question), which
+// means all of them.
+func (c *ExecutorClient) OperationScope(ctx context.Context) (ops exe.Only, validates exe.Only, err error) {
 	res, err := c.RPC.Operations(ctx, &pluginpb.Empty{})
 	if status.Code(err) == codes.Unimplemented {
-		return append(exe.Only(nil), exe.ExecutorOperations...), nil
+		return append(exe.Only(nil), exe.ExecutorOperations...), nil, nil
 	}
 	if err != nil {
-		return nil, fromStatus(ctx, err)
+		return nil, nil, fromStatus(ctx, err)
 	}
-	ops := exe.Only{}
+	ops = exe.Only{}
 	for _, op := range res.GetOperates() {
 		ops = append(ops, exe.Operate(op))
 	}
-	return ops, nil
+	if res.GetValidatesListed() {
+		validates = exe.Only{}
+		for _, op := range res.GetValidates() {
+			validates = append(validates, exe.Operate(op))
+		}
+	}
+	return ops, validates, nil
 }
 
 func (c *ExecutorClient) Match(ctx context.Context, pattern string) ([]string, error) {

@@ -125,6 +125,10 @@ func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
 	return nil
 }
 
+// Validates implements exe.ValidationScope: ValidateRequest refuses
+// executes only.
+func (x *Executor) Validates(op exe.Operate) bool { return op == exe.OpExecute }
+
 func (x *Executor) Ping(_ context.Context, hs []string, emit exe.Emit) error {
 	x.called(exe.OpPing)
 	for _, h := range hs {

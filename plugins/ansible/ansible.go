@@ -565,6 +565,10 @@ func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
 	return nil
 }
 
+// Validates implements exe.ValidationScope: ValidateRequest checks deploys
+// and services only.
+func (x *Executor) Validates(op exe.Operate) bool { return op == exe.OpDeploy || op == exe.OpService }
+
 // Deploy implements exe.Executor: ansible-playbook <playbooks>/_deploy.yml
 // with _targets, _role and the request's extra_vars, partial as --tags.
 // Each task's start is an ANNOUNCE event and each host result an event

@@ -346,3 +346,16 @@ func (p *Plugin) ValidateRequest(ctx context.Context, req exe.Request) error {
 	}
 	return nil
 }
+
+// Validates implements exe.ValidationScope with the executor's scope, so
+// that the server asks the plugin only about what the executor checks
+// (sshnative: deploys), not about every request.
+func (p *Plugin) Validates(op exe.Operate) bool {
+	if _, ok := p.Executor.(exe.RequestValidator); !ok {
+		return false
+	}
+	if s, ok := p.Executor.(exe.ValidationScope); ok {
+		return s.Validates(op)
+	}
+	return true
+}

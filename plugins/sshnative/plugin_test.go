@@ -56,6 +56,11 @@ func TestPluginConfigure(t *testing.T) {
 	hosts, err := p.Match(context.Background(), "*")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"localhost"}, hosts)
+	// The server asks the plugin to validate deploys only.
+	assert.True(t, p.Validates(exe.OpDeploy))
+	for _, op := range []exe.Operate{exe.OpPing, exe.OpFacter, exe.OpService, exe.OpExecute, exe.OpTask} {
+		assert.False(t, p.Validates(op), op)
+	}
 }
 
 // ansible.cfg's settings apply below the [sshnative] options and below

@@ -242,6 +242,20 @@ func (x *Executor) connFor(v *inventoryView, h *inventory.Host) (conn, error) {
 	return tracked{conn: c, x: x, host: h}, nil
 }
 
+// isLocal tells whether c runs its commands on this machine, through the
+// run-ID wrappers connFor puts around it (with a journal or without).
+func isLocal(c conn) bool {
+	switch w := c.(type) {
+	case localConn:
+		return true
+	case tracked:
+		return isLocal(w.conn)
+	case marked:
+		return isLocal(w.conn)
+	}
+	return false
+}
+
 // hostSetup is how a host's commands run, resolved once per host.
 type hostSetup struct {
 	local  bool
@@ -417,10 +431,7 @@ func runErr(err error) (exe.Event, bool) {
 // not worth a process.
 func (x *Executor) Ping(ctx context.Context, hosts []string, emit exe.Emit) error {
 	return x.each(ctx, hosts, emit, single(func(ctx context.Context, c conn) (exe.Event, bool) {
-		if t, ok := c.(tracked); ok {
-			c = t.conn
-		}
-		if _, ok := c.(localConn); ok {
+		if isLocal(c) {
 			return exe.Event{Status: exe.HostOK}, true
 		}
 		res, err := c.run(ctx, command{script: "true", raw: true}, x.cfg.OutputCap)

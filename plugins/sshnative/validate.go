@@ -26,3 +26,7 @@ func (x *Executor) ValidateRequest(_ context.Context, req exe.Request) error {
 	_, err := varEnv(req.Deploy.ExtraVars)
 	return err
 }
+
+// Validates implements exe.ValidationScope: ValidateRequest checks deploys
+// only, so exed asks about nothing else.
+func (x *Executor) Validates(op exe.Operate) bool { return op == exe.OpDeploy }

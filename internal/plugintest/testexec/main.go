@@ -2,7 +2,7 @@
 // exed's own tests. EXE_TESTPLUGIN_PROTOCOL=N makes it speak protocol
 // version N, for the version-mismatch test; EXE_TESTPLUGIN_OLD=1 makes it
 // a plugin built before the ValidateRequest and Metrics calls, which
-// answers them Unimplemented; EXE_TESTPLUGIN_NIL=1 makes it serve a nil
+// answers them Unimplemented and does not say what it validates; EXE_TESTPLUGIN_NIL=1 makes it serve a nil
 // executor.
 package main
 
@@ -63,8 +63,20 @@ func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 			desc.Methods = append(desc.Methods, m)
 		}
 	}
-	s.RegisterService(&desc, &pluginrpc.ExecutorServer{Impl: p.impl})
+	s.RegisterService(&desc, oldServer{&pluginrpc.ExecutorServer{Impl: p.impl}})
 	return nil
+}
+
+// oldServer answers Operations as a plugin built before it listed what
+// ValidateRequest checks.
+type oldServer struct{ *pluginrpc.ExecutorServer }
+
+func (s oldServer) Operations(ctx context.Context, e *pluginpb.Empty) (*pluginpb.OperationList, error) {
+	out, err := s.ExecutorServer.Operations(ctx, e)
+	if out != nil {
+		out = &pluginpb.OperationList{Operates: out.Operates}
+	}
+	return out, err
 }
 
 func (p *oldPlugin) GRPCClient(context.Context, *plugin.GRPCBroker, *grpc.ClientConn) (any, error) {

@@ -1,0 +1,276 @@
+#!/usr/bin/env bash
+# Async jobs through the real binaries, against Celery and asynq on the
+# same Redis, in one run. Builds exed and the peers' programs
+# (bench/peers, a module of its own), starts its own redis-server on a free
+# port (no persistence), and runs, interleaved, REPS rounds of:
+#
+#   exed-memory   the exed binary, memory store (its executor plugin
+#                 process runs the jobs)
+#   exed-redis    the exed API and two `exed worker`s, Redis store and
+#                 queue ([runner] broker_url)
+#   celery        Celery (Debian's), Redis broker and result backend, one
+#                 worker with two prefork processes (-c 2), a no-op task
+#   asynq         two asynq servers (16 tasks at once each), a no-op task
+#
+# Each drives N async jobs (exed: POST /ping on ["localhost"]) from 1 and
+# from 32 concurrent clients, each client submitting one job at a time,
+# then waits until every job has ended Done (succeeded). It reports jobs/s
+# (first submit to last job seen done) and the CPU time per job of every
+# process: the servers, workers and their children (plugin processes,
+# prefork children), redis-server (from /proc/PID/stat, bench/peers/cmd/
+# proctree) and the client (its own rusage). Prints one Markdown table of
+# medians.
+#
+#   bench/jobs.sh                       # N=5000, REPS=3, ~5 min
+#   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
+#   WITH=exed-memory,exed-redis bench/jobs.sh
+#   BASELINE=main WITH=exed-memory,exed-redis bench/jobs.sh   # before/after
+#   PROFILE=3 WITH=exed-redis REPS=1 bench/jobs.sh   # + 3 s CPU, block and
+#                                       # mutex profiles of every exed process
+#
+# Needs redis-server and Debian's python3-celery and python3-redis, which
+# it installs when missing (as root).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+
+PY=/usr/bin/python3 # Debian's Celery is a package of the system Python
+missing=""
+command -v redis-server >/dev/null || missing="$missing redis-server"
+$PY -c 'import celery' 2>/dev/null || missing="$missing python3-celery"
+$PY -c 'import redis' 2>/dev/null || missing="$missing python3-redis"
+if [ -n "$missing" ]; then
+	echo "installing:$missing" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
+fi
+
+N=${N:-5000}
+REPS=${REPS:-3}
+CLIENTS=${CLIENTS:-1 32}
+WITH=${WITH:-exed-memory,exed-redis,celery,asynq}
+WORK=$(mktemp -d -t exed-jobs-XXXXXX)
+OUT=${OUT:-$WORK/results.txt}
+BIN=$WORK/bin
+mkdir -p "$BIN"
+
+STARTED=() # every PID this script started and has not stopped yet
+stop() {   # stop PID...: SIGTERM, then SIGKILL after 10 s
+	local pid i
+	for pid in "$@"; do kill -TERM "$pid" 2>/dev/null || true; done
+	for pid in "$@"; do
+		for i in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -KILL "$pid" 2>/dev/null || true
+		wait "$pid" 2>/dev/null || true
+	done
+	local keep=() p
+	for p in "${STARTED[@]}"; do [[ " $* " == *" $p "* ]] || keep+=("$p"); done
+	STARTED=("${keep[@]}")
+}
+cleanup() { [ ${#STARTED[@]} -eq 0 ] || stop "${STARTED[@]}"; }
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+freeport() { $PY -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+
+echo "building into $BIN" >&2
+go build -o "$BIN/exed" ./examples/exed
+# BASELINE=REV also measures exed as of that git revision (exed-memory@REV,
+# exed-redis@REV), in the same rounds: before and after a change, same run.
+if [ -n "${BASELINE:-}" ]; then
+	mkdir -p "$WORK/baseline"
+	git archive "$BASELINE" | tar -x -C "$WORK/baseline"
+	(cd "$WORK/baseline" && go build -o "$BIN/exed-baseline" ./examples/exed)
+fi
+(cd bench/peers && go build -o "$BIN" ./cmd/...)
+
+RPORT=$(freeport)
+redis-server --port "$RPORT" --bind 127.0.0.1 --save '' --appendonly no --dir "$WORK" \
+	--logfile "$WORK/redis.log" &
+REDIS=$!
+STARTED+=("$REDIS")
+for i in $(seq 100); do redis-cli -p "$RPORT" ping 2>/dev/null | grep -q PONG && break; sleep 0.1; done
+redis-cli -p "$RPORT" ping | grep -q PONG
+
+printf 'localhost ansible_connection=local\n' >"$WORK/hosts"
+# conf NAME [runner lines...]: an exed.conf on a free port
+conf() {
+	local name=$1 port
+	shift
+	port=$(freeport)
+	cat >"$WORK/$name.conf" <<-CONF
+		[api]
+		listen_addr = 127.0.0.1
+		listen_port = $port
+		ui = false
+		[runner]
+		state_dir = $WORK/state
+		queue_size = 100000
+		max_jobs = 100000
+		$(printf '%s\n' "$@")
+		[log]
+		error_log = $WORK/$name.log
+		access_log = $WORK/$name.access.log
+		[sshnative]
+		inventory = $WORK/hosts
+	CONF
+	echo "http://127.0.0.1:$port"
+}
+
+# healthy URL: wait (at most 20 s) for /healthz to say ok
+healthy() {
+	local i
+	for i in $(seq 200); do
+		curl -fsS "$1/healthz" 2>/dev/null | grep -q '"ok"' && return 0
+		sleep 0.1
+	done
+	echo "exed at $1 did not become healthy" >&2
+	return 1
+}
+
+# measure SYSTEM CLIENTS ROUND PIDS -- CLIENT...: one run of the client,
+# with the CPU of the PIDs' process trees and of redis-server around it
+measure() {
+	local sys=$1 c=$2 round=$3 pids=$4 before after line
+	shift 5
+	before=$("$BIN/proctree" $pids "$REDIS")
+	line=$("$@")
+	after=$("$BIN/proctree" $pids "$REDIS")
+	echo "$sys c=$c round=$round $line servers_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN{printf "%.2f", a-b}') load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT" >&2
+}
+
+# profile NAME: with PROFILE set, fetch CPU profiles (PROFILE seconds
+# long) of every exed process (server, workers, plugins) in the background,
+# and block and mutex profiles just after, into $WORK/profiles
+profile() {
+	[ -n "${PROFILE:-}" ] || return 0
+	local f name
+	mkdir -p "$WORK/profiles"
+	for f in "$WORK"/pprof/*.addr; do
+		[ -e "$f" ] || continue
+		name=$(basename "$f" .addr)
+		kill -0 "${name##*-}" 2>/dev/null || continue # a process of an earlier system
+		(curl -fsS -o "$WORK/profiles/$1.$name.cpu.pprof" "http://$(cat "$f")/debug/pprof/profile?seconds=$PROFILE" &&
+			curl -fsS -o "$WORK/profiles/$1.$name.block.pprof" "http://$(cat "$f")/debug/pprof/block" &&
+			curl -fsS -o "$WORK/profiles/$1.$name.mutex.pprof" "http://$(cat "$f")/debug/pprof/mutex") &
+	done
+}
+
+run_exed() { # run_exed NAME ROUND URL PIDS
+	local c
+	"$BIN/exedload" -url "$3" -n 50 -c 4 -timeout 60s >/dev/null # warm-up
+	for c in $CLIENTS; do
+		[ "$2$c" != 132 ] || profile "$1"
+		measure "$1" "$c" "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$N" -c "$c"
+		wait_profiles
+	done
+}
+
+exed_systems() { # exed_systems ROUND EXED SUFFIX: exed-memory and exed-redis
+	local r=$1 exed=$2 sfx=$3 url api w1 w2
+	if [[ ,$WITH, == *,exed-memory,* ]]; then
+		redis-cli -p "$RPORT" flushall >/dev/null
+		url=$(conf memory)
+		"$exed" -c "$WORK/memory.conf" >"$WORK/memory.out" 2>&1 &
+		api=$!
+		STARTED+=("$api")
+		healthy "$url"
+		run_exed "exed-memory$sfx" "$r" "$url" "$api"
+		stop "$api"
+	fi
+	if [[ ,$WITH, == *,exed-redis,* ]]; then
+		redis-cli -p "$RPORT" flushall >/dev/null
+		url=$(conf redis "broker_url = redis://127.0.0.1:$RPORT/0")
+		"$exed" -c "$WORK/redis.conf" >"$WORK/redis-api.out" 2>&1 &
+		api=$!
+		"$exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w1.out" 2>&1 &
+		w1=$!
+		"$exed" worker -c "$WORK/redis.conf" >"$WORK/redis-w2.out" 2>&1 &
+		w2=$!
+		STARTED+=("$api" "$w1" "$w2")
+		healthy "$url"
+		run_exed "exed-redis$sfx" "$r" "$url" "$api $w1 $w2"
+		stop "$api" "$w1" "$w2"
+	fi
+}
+
+round() {
+	local r=$1 w1 w2 c
+	[ -z "${BASELINE:-}" ] || exed_systems "$r" "$BIN/exed-baseline" "@$BASELINE"
+	exed_systems "$r" "$BIN/exed" ""
+	if [[ ,$WITH, == *,celery,* ]]; then
+		redis-cli -p "$RPORT" flushall >/dev/null
+		export BENCH_REDIS=redis://127.0.0.1:$RPORT
+		(cd bench/peers/celery && exec $PY -m celery -A noop worker -c 2 -P prefork -l WARNING \
+			--without-gossip --without-mingle --without-heartbeat) >"$WORK/celery.out" 2>&1 &
+		w1=$!
+		STARTED+=("$w1")
+		(cd bench/peers/celery && $PY noop.py -n 50 -c 4 -timeout 60 >/dev/null) # warm-up, waits for the worker
+		for c in $CLIENTS; do
+			measure celery "$c" "$r" "$w1" -- sh -c "cd bench/peers/celery && exec $PY noop.py -n $N -c $c"
+		done
+		stop "$w1"
+	fi
+	if [[ ,$WITH, == *,asynq,* ]]; then
+		redis-cli -p "$RPORT" flushall >/dev/null
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq1.out" 2>&1 &
+		w1=$!
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq2.out" 2>&1 &
+		w2=$!
+		STARTED+=("$w1" "$w2")
+		"$BIN/asynqpeer" load -redis "127.0.0.1:$RPORT" -n 50 -c 4 -timeout 60s >/dev/null # warm-up
+		for c in $CLIENTS; do
+			measure asynq "$c" "$r" "$w1 $w2" -- "$BIN/asynqpeer" load -redis "127.0.0.1:$RPORT" -n "$N" -c "$c"
+		done
+		stop "$w1" "$w2"
+	fi
+}
+
+# Profiling: every exed process serves net/http/pprof (debugpprof) and the
+# first round's 32-client runs are profiled.
+if [ -n "${PROFILE:-}" ]; then
+	export EXED_PPROF_DIR=$WORK/pprof EXED_PPROF_RATE=${PROFILE_RATE:-10000}
+	mkdir -p "$EXED_PPROF_DIR"
+fi
+wait_profiles() { # the profile fetches (every other child is waited for by stop)
+	local f
+	for f in $(jobs -p); do [[ " ${STARTED[*]} " == *" $f "* ]] || wait "$f" || true; done
+}
+
+LOAD_START=$(uptime)
+for r in $(seq "$REPS"); do round "$r"; done
+LOAD_END=$(uptime)
+echo "raw output: $OUT (logs in $WORK)" >&2
+
+echo "N=$N jobs per run, medians of $REPS interleaved rounds; $(nproc) CPUs; $(redis-server --version | cut -d' ' -f3)"
+echo "load at start:${LOAD_START#*load}"
+echo "load at end:  ${LOAD_END#*load}"
+echo
+awk -v n="$N" '
+function val(k,   i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
+function median(list,   a, m, i, j, t) {
+	m = split(list, a, " ")
+	for (i = 1; i <= m; i++) for (j = i + 1; j <= m; j++) if (a[j] < a[i]) { t = a[i]; a[i] = a[j]; a[j] = t }
+	return m % 2 ? a[(m + 1) / 2] : (a[m / 2] + a[m / 2 + 1]) / 2
+}
+function range(list,   a, m, i, lo, hi) {
+	m = split(list, a, " "); lo = hi = a[1]
+	for (i = 2; i <= m; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
+	return sprintf("%.0f-%.0f", lo, hi)
+}
+{
+	k = $1 SUBSEP val("c")
+	if (!(k in seen)) { seen[k] = 1; order[++count] = k }
+	rate[k] = rate[k] " " val("jobs_per_s")
+	srv = val("servers_cpu_s"); cli = val("cpu_s")
+	cpu[k] = cpu[k] " " (srv + cli) * 1000 / n
+	scpu[k] = scpu[k] " " srv * 1000 / n
+}
+END {
+	print "| system | clients | jobs/s (median) | range | CPU per job, all processes | of which servers, workers, Redis |"
+	print "|---|---|---|---|---|---|"
+	for (i = 1; i <= count; i++) {
+		split(order[i], p, SUBSEP)
+		printf "| %s | %s | %.0f | %s | %.3f ms | %.3f ms |\n", p[1], p[2], median(rate[order[i]]),
+			range(rate[order[i]]), median(cpu[order[i]]), median(scpu[order[i]])
+	}
+}' "$OUT"

@@ -1,0 +1,163 @@
+// Command exedload drives async jobs through an exed server over HTTP, as
+// its users do: clients submit n jobs (POST /ping by default) as fast as
+// the server answers, each client one request at a time, then wait until
+// every job has ended (GET /jobs/{jid}, and a follow for any still
+// running). Every job must end Done. It prints one line:
+//
+//	jobs=5000 clients=32 seconds=1.93 jobs_per_s=2590 cpu_s=0.41
+//
+// cpu_s is this process's own user + system time.
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+)
+
+type job struct {
+	JID   string `json:"jid"`
+	State int    `json:"state"`
+	Error string `json:"error"`
+	EndAt int64  `json:"endat"`
+}
+
+// States of the wire format (API.md).
+const (
+	stateDone    = 0
+	stateRunning = 1
+)
+
+func main() {
+	url := flag.String("url", "http://127.0.0.1:16808", "exed's base URL")
+	path := flag.String("path", "/ping", "the async endpoint")
+	body := flag.String("body", `{"targets":["localhost"]}`, "request body")
+	n := flag.Int("n", 5000, "jobs")
+	clients := flag.Int("c", 32, "concurrent clients")
+	timeout := flag.Duration("timeout", 10*time.Minute, "bound on the whole run")
+	flag.Parse()
+	if *n < 1 || *clients < 1 {
+		fail("-n and -c must be at least 1")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	defer cancel()
+	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: 2 * *clients}}
+
+	start := time.Now()
+	var wg sync.WaitGroup
+	errs := make(chan error, *clients)
+	for c := range *clients {
+		share := *n / *clients
+		if c < *n%*clients {
+			share++
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := drive(ctx, hc, *url, *path, *body, share); err != nil {
+				errs <- err
+				cancel()
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	close(errs)
+	for err := range errs {
+		fail(err.Error())
+	}
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	fmt.Printf("jobs=%d clients=%d seconds=%.3f jobs_per_s=%.0f cpu_s=%.3f\n",
+		*n, *clients, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), cpu.Seconds())
+}
+
+// drive submits share jobs one after the other, then waits for each.
+func drive(ctx context.Context, hc *http.Client, url, path, body string, share int) error {
+	jids := make([]string, 0, share)
+	for range share {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader([]byte(body)))
+		req.Header.Set("Content-Type", "application/json")
+		var j job
+		if err := do(hc, req, http.StatusCreated, &j); err != nil {
+			return fmt.Errorf("POST %s: %w", path, err)
+		}
+		jids = append(jids, j.JID)
+	}
+	for _, jid := range jids {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/jobs/"+jid, nil)
+		var j job
+		if err := do(hc, req, http.StatusOK, &j); err != nil {
+			return fmt.Errorf("GET /jobs/%s: %w", jid, err)
+		}
+		if j.State == stateRunning {
+			var err error
+			if j, err = follow(ctx, hc, url, jid); err != nil {
+				return err
+			}
+		}
+		if j.State != stateDone {
+			return fmt.Errorf("job %s ended in state %d: %s", jid, j.State, j.Error)
+		}
+	}
+	return nil
+}
+
+// follow reads GET /jobs/{jid}?follow=1 to its last line, the final job.
+func follow(ctx context.Context, hc *http.Client, url, jid string) (job, error) {
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url+"/jobs/"+jid+"?follow=1", nil)
+	res, err := hc.Do(req)
+	if err != nil {
+		return job{}, err
+	}
+	defer res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		b, _ := io.ReadAll(res.Body)
+		return job{}, fmt.Errorf("follow %s: %d %s", jid, res.StatusCode, b)
+	}
+	var last []byte
+	sc := bufio.NewScanner(res.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		last = append(last[:0], sc.Bytes()...)
+	}
+	if err := sc.Err(); err != nil {
+		return job{}, fmt.Errorf("follow %s: %w", jid, err)
+	}
+	var j job
+	if err := json.Unmarshal(last, &j); err != nil {
+		return job{}, fmt.Errorf("follow %s: last line %q: %w", jid, last, err)
+	}
+	return j, nil
+}
+
+func do(hc *http.Client, req *http.Request, want int, out any) error {
+	res, err := hc.Do(req)
+	if err != nil {
+		return err
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil {
+		return err
+	}
+	if res.StatusCode != want {
+		return fmt.Errorf("%d %s", res.StatusCode, bytes.TrimSpace(b))
+	}
+	return json.Unmarshal(b, out)
+}
+
+func fail(msg string) {
+	fmt.Fprintln(os.Stderr, "exedload:", msg)
+	os.Exit(1)
+}
