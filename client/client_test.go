@@ -7,12 +7,14 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/0ops/exed/client"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/testenv"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -372,4 +374,50 @@ func TestErrorIsMatchable(t *testing.T) {
 	require.ErrorAs(t, wrapped, &e)
 	assert.Equal(t, 409, e.StatusCode)
 	assert.Equal(t, "DELETE /jobs/x: 409 job is still running", e.Error())
+}
+
+// A request's forks reaches the server, sync and async: six hosts, each
+// blocked until the probe lets it go, run two at a time under an
+// executor that would run four, and the job says it ran with 2. On a
+// task, forks is a 400 naming it.
+func TestForks(t *testing.T) {
+	s := newServer(t, serverOpts{hosts: 6, concurrency: 4})
+	c := newClient(t, s.url)
+	ctx := context.Background()
+	hosts := []string{"h1", "h2", "h3", "h4", "h5", "h6"}
+
+	probe := testenv.NewForksProbe(t, t.TempDir())
+	type answer struct {
+		out map[string]exe.Event
+		err error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		out, err := c.RunSync(ctx, exe.Request{Operate: exe.OpExecute, Targets: hosts, Execute: exe.ExecuteArgs{Cmd: probe.Cmd()}, Forks: 2})
+		done <- answer{out, err}
+	}()
+	probe.Drive(len(hosts), 2)
+	a := <-done
+	require.NoError(t, a.err)
+	for _, h := range hosts {
+		assert.Equal(t, "released\n", a.out[h].Exec.Stdout, h)
+	}
+	assert.Equal(t, 2, slices.Max(probe.Seen()))
+
+	probe = testenv.NewForksProbe(t, t.TempDir())
+	jid, err := c.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: hosts, Execute: exe.ExecuteArgs{Cmd: probe.Cmd()}, Forks: 2})
+	require.NoError(t, err)
+	probe.Drive(len(hosts), 2)
+	evs, job := follow(t, c, jid)
+	assert.Len(t, evs, len(hosts))
+	assert.Equal(t, exe.JobDone, job.State, job.Error)
+	assert.Equal(t, 2, job.Forks)
+
+	_, err = c.Submit(ctx, exe.Request{Operate: exe.OpTask, Targets: []string{"h1"}, Forks: 2,
+		Task: exe.TaskArgs{Type: "rollingrestart", Options: map[string]any{"service": "x"}}})
+	e := apiError(t, err)
+	assert.Equal(t, http.StatusBadRequest, e.StatusCode)
+	assert.Contains(t, e.Message, "forks: tasks pace their hosts themselves")
+	_, err = c.RunSync(ctx, exe.Request{Operate: exe.OpPing, Targets: []string{"h1"}, Forks: -1})
+	assert.Contains(t, apiError(t, err).Message, `forks: "-1" is not a positive integer`)
 }

@@ -32,10 +32,15 @@ func (c *Client) Target(ctx context.Context, pattern string) ([]string, error) {
 // A host name that is not in the inventory is a 404 *Error and nothing
 // runs; hosts the server's sync_timeout cut short are FAILED in the
 // result, not an error. Deploy and tasks run only as jobs (Submit).
+// req.Timeout and req.Forks (hosts at once, as ansible -f; the server
+// lowers a value above its concurrency) are sent when set.
 func (c *Client) RunSync(ctx context.Context, req exe.Request) (map[string]exe.Event, error) {
 	q := url.Values{"target": req.Targets}
 	if req.Timeout > 0 {
 		q.Set("timeout", strconv.FormatFloat(req.Timeout.Seconds(), 'f', -1, 64))
+	}
+	if req.Forks != 0 {
+		q.Set("forks", strconv.Itoa(req.Forks))
 	}
 	switch req.Operate {
 	case exe.OpPing, exe.OpFacter:
@@ -94,6 +99,9 @@ func (c *Client) Execute(ctx context.Context, hosts []string, cmd string) (map[s
 // req.Timeout, when set, bounds the job's run: hosts not finished by
 // then are stopped and FAILED, the job ends Failure "timed out after N
 // seconds" (at most the server's max_timeout; more is a 400).
+// req.Forks, when set, bounds the job's hosts at once, as ansible -f
+// does: the server lowers a value above its concurrency, and the job's
+// Forks says what it ran with; a task refuses it (400).
 func (c *Client) Submit(ctx context.Context, req exe.Request) (string, error) {
 	path, body, err := submitBody(req)
 	if err != nil {
@@ -121,6 +129,9 @@ func submitBody(req exe.Request) (string, map[string]any, error) {
 	body := map[string]any{"targets": targets}
 	if req.Timeout > 0 {
 		body["timeout"] = req.Timeout.Seconds()
+	}
+	if req.Forks != 0 {
+		body["forks"] = req.Forks
 	}
 	switch req.Operate {
 	case exe.OpPing, exe.OpFacter:

@@ -56,6 +56,13 @@ type Config struct {
 	// MaxTimeout is the longest Timeout an async request may ask for;
 	// longer ones are refused (ErrInvalid). Zero means DefaultMaxTimeout.
 	MaxTimeout time.Duration
+	// MaxForks is the most hosts at once a request's Forks may ask for:
+	// the server's own bound ([runner] concurrency), which its executor
+	// also applies. A larger Forks is lowered to it, not refused, as
+	// forks only paces the hosts: the job records the value it ran with.
+	// Zero: requests are not lowered here (the executor still bounds
+	// them).
+	MaxForks int
 	// CancelWait bounds how long Cancel waits for the worker of a
 	// cancelled job to stop its commands and finish it before ending it
 	// itself. Zero means DefaultCancelWait.
@@ -171,7 +178,8 @@ func (cfg *Config) check() error {
 		name string
 		v    int64
 	}{{"SyncTimeout", int64(cfg.SyncTimeout)}, {"MaxTimeout", int64(cfg.MaxTimeout)},
-		{"CancelWait", int64(cfg.CancelWait)}, {"MaxUnstoredBytes", cfg.MaxUnstoredBytes}} {
+		{"CancelWait", int64(cfg.CancelWait)}, {"MaxUnstoredBytes", cfg.MaxUnstoredBytes},
+		{"MaxForks", int64(cfg.MaxForks)}} {
 		if f.v < 0 {
 			return fmt.Errorf("exe: Config.%s is negative (zero means the default)", f.name)
 		}
@@ -394,6 +402,7 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 	if req.Operate.Mutex() {
 		return nil, Errorf(ErrInvalid, "%s runs only as an async job (POST)", req.Operate)
 	}
+	e.capForks(&req)
 	timeout := e.cfg.SyncTimeout
 	if req.Timeout > timeout {
 		return nil, Errorf(ErrInvalid, "timeout: at most %s for a sync request (the server's sync timeout); submit an async job (POST) to run longer", seconds(timeout))
@@ -472,6 +481,13 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 	return out, nil
 }
 
+// capForks lowers a request's Forks to Config.MaxForks.
+func (e *Engine) capForks(req *Request) {
+	if e.cfg.MaxForks > 0 && req.Forks > e.cfg.MaxForks {
+		req.Forks = e.cfg.MaxForks
+	}
+}
+
 // Submit validates req (Request.Validate, the task's options schema, and
 // the executor if it is a RequestValidator), resolves its targets, stores
 // it as a Running job owned by UserFrom(ctx)
@@ -491,6 +507,7 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	if req.Timeout > e.cfg.MaxTimeout {
 		return "", Errorf(ErrInvalid, "timeout: at most %s (the server's maximum)", seconds(e.cfg.MaxTimeout))
 	}
+	e.capForks(&req)
 	if req.Operate == OpTask {
 		task, ok := e.cfg.Tasks[req.Task.Type]
 		if !ok {

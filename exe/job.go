@@ -40,6 +40,7 @@ type jobJSON struct {
 	OperateArgs json.RawMessage    `json:"operate_args"`
 	Targets     []string           `json:"targets"`
 	Timeout     float64            `json:"timeout,omitempty"` // seconds
+	Forks       int                `json:"forks,omitempty"`   // hosts at once
 	User        string             `json:"user"`
 	ReturnData  map[string][]Event `json:"return_data"`
 }
@@ -61,7 +62,7 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	return json.Marshal(jobJSON{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
 		Operate: j.Operate, OperateArgs: args, Targets: targets, Timeout: j.Timeout.Seconds(),
-		User: j.User, ReturnData: rd,
+		Forks: j.Forks, User: j.User, ReturnData: rd,
 	})
 }
 
@@ -74,7 +75,7 @@ func (j *Job) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	out := Job{JID: w.JID, State: w.State, Error: w.Error, StartAt: w.StartAt, EndAt: w.EndAt, User: w.User}
-	out.Operate, out.Targets = w.Operate, w.Targets
+	out.Operate, out.Targets, out.Forks = w.Operate, w.Targets, w.Forks
 	if out.Timeout, err = SecondsDuration(w.Timeout); err != nil {
 		return err
 	}
@@ -109,6 +110,16 @@ type Request struct {
 	// seconds (a body member, or a query parameter of a sync GET); the
 	// job object carries it back only when set.
 	Timeout time.Duration
+	// Forks bounds how many of the operation's hosts are worked on at
+	// once, as ansible's -f/--forks does: zero means the executor's own
+	// bound (the server's [runner] concurrency), and a larger value than
+	// Config.MaxForks is lowered to it, since that bound is the
+	// operator's. Negative values are refused, and so is any on a task,
+	// which paces its hosts itself (rollingrestart's batch size).
+	// Executors read it with ForksFrom. On the wire, "forks" (a body
+	// member, or a query parameter of a sync GET); the job object
+	// carries it back only when set.
+	Forks int
 }
 
 // ServiceArgs are the arguments of the service operation.

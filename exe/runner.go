@@ -559,10 +559,12 @@ func (rc *recorder) outcome(ctx context.Context, targets []string, opErr error) 
 // emit. Tasks are looked up in tasks by type. It is the one place that maps
 // an operation to an Executor method, shared by sync runs and workers.
 // Every event reaches emit with valid UTF-8 strings (Event.ToValidUTF8):
-// what a host prints never fails what carries it on.
+// what a host prints never fails what carries it on. req.Forks reaches
+// the executor in ctx (ForksFrom).
 func Perform(ctx context.Context, exec Executor, tasks map[string]Task, req Request, emit Emit) error {
 	raw := emit
 	emit = func(ev Event) { raw(ev.ToValidUTF8()) }
+	ctx = WithForks(ctx, req.Forks)
 	switch req.Operate {
 	case OpPing:
 		return exec.Ping(ctx, req.Targets, emit)

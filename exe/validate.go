@@ -55,6 +55,12 @@ func (r *Request) Validate() error {
 	if r.Timeout < 0 {
 		return Errorf(ErrInvalid, "timeout: must not be negative")
 	}
+	if r.Forks < 0 {
+		return Errorf(ErrInvalid, "forks: must be a positive integer (hosts at once; 0 or absent: the server's concurrency)")
+	}
+	if r.Forks > 0 && r.Operate == OpTask {
+		return Errorf(ErrInvalid, "forks: tasks pace their hosts themselves (as a rolling restart's batch size does); forks applies to ping, facter, service, execute and deploy")
+	}
 	seen := make(map[string]bool, len(r.Targets))
 	uniq := r.Targets[:0:0]
 	for _, h := range r.Targets {

@@ -51,44 +51,58 @@ func (a *app) hosts(ctx context.Context, pattern string) ([]string, error) {
 // jobFlags are the flags of every command that runs a job.
 type jobFlags struct {
 	timeout string
-	forks   string
+	forks   int
 	become  bool
 }
 
-func (f *jobFlags) add(cmd *cobra.Command, adhoc bool) {
+// jobOpts are what jobFlags ask of the server for a job.
+type jobOpts struct {
+	timeout time.Duration // 0: none
+	forks   int           // hosts at once; 0: the server's concurrency
+}
+
+// add adds --timeout; -f/--forks where Ansible's command for it has it
+// (ad-hoc commands and ansible-playbook, not tasks, which pace their
+// hosts themselves); -b/--become, refused, to the ad-hoc commands.
+func (f *jobFlags) add(cmd *cobra.Command, adhoc, forks bool) {
 	cmd.Flags().StringVar(&f.timeout, "timeout", "", "stop the hosts not finished after this long (seconds, or a duration: 90s, 5m); the job ends Failure")
+	if forks {
+		cmd.Flags().IntVarP(&f.forks, "forks", "f", 0, "hosts worked on at once, as ansible -f (the server lowers a value above its [runner] concurrency; default: that concurrency)")
+	}
 	if adhoc {
-		cmd.Flags().StringVarP(&f.forks, "forks", "f", "", "not supported: hosts run in parallel up to the server's [runner] concurrency (its forks)")
 		cmd.Flags().BoolVarP(&f.become, "become", "b", false, "not supported: set ansible_become for the hosts in the inventory")
 	}
 }
 
 // check refuses the Ansible flags the API has no equivalent of, and
-// reads --timeout.
-func (f *jobFlags) check(cmd *cobra.Command) (time.Duration, error) {
-	if cmd.Flags().Changed("forks") {
-		return 0, usagef("-f/--forks: exed's API takes no per-request forks; hosts run in parallel up to the server's [runner] concurrency, which is Ansible's forks")
-	}
+// reads --timeout and --forks.
+func (f *jobFlags) check(cmd *cobra.Command) (jobOpts, error) {
 	if cmd.Flags().Changed("become") {
-		return 0, usagef("-b/--become: exed's API takes no privilege escalation per request; set ansible_become (and ansible_become_user) for the hosts in the inventory, which exed's executors apply to every command")
+		return jobOpts{}, usagef("-b/--become: exed's API takes no privilege escalation per request; set ansible_become (and ansible_become_user) for the hosts in the inventory, which exed's executors apply to every command")
 	}
+	if cmd.Flags().Changed("forks") && f.forks < 1 {
+		return jobOpts{}, usagef("-f/--forks %d: give a positive number of hosts at once", f.forks)
+	}
+	opts := jobOpts{forks: f.forks}
 	if f.timeout == "" {
-		return 0, nil
+		return opts, nil
 	}
 	if secs, err := strconv.ParseFloat(f.timeout, 64); err == nil && secs > 0 && secs <= exe.MaxTimeoutSeconds {
-		return time.Duration(secs * float64(time.Second)), nil
+		opts.timeout = time.Duration(secs * float64(time.Second))
+		return opts, nil
 	}
 	d, err := time.ParseDuration(f.timeout)
 	if err != nil || d <= 0 {
-		return 0, usagef("--timeout %q: give seconds (30) or a duration (90s, 5m)", f.timeout)
+		return jobOpts{}, usagef("--timeout %q: give seconds (30) or a duration (90s, 5m)", f.timeout)
 	}
-	return d, nil
+	opts.timeout = d
+	return opts, nil
 }
 
 // submit resolves the pattern, submits req as a job on its hosts, with
-// the server bounding its run by timeout (when not 0), and follows it to
-// its end.
-func (a *app) submit(cmd *cobra.Command, pattern string, req exe.Request, timeout time.Duration) error {
+// the server bounding its run by opts (timeout, forks), and follows it
+// to its end.
+func (a *app) submit(cmd *cobra.Command, pattern string, req exe.Request, opts jobOpts) error {
 	ctx := cmd.Context()
 	sigs, stop := interrupts()
 	defer stop()
@@ -96,7 +110,7 @@ func (a *app) submit(cmd *cobra.Command, pattern string, req exe.Request, timeou
 	if err != nil {
 		return err
 	}
-	req.Targets, req.Timeout = hosts, timeout
+	req.Targets, req.Timeout, req.Forks = hosts, opts.timeout, opts.forks
 	start := time.Now()
 	jid, err := a.client.Submit(ctx, req)
 	if err != nil {
@@ -151,14 +165,14 @@ reason.`,
 		Args:              positional("PATTERN"),
 		ValidArgsFunction: a.completeHosts(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			opts, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
-			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpPing}, timeout)
+			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpPing}, opts)
 		},
 	}
-	f.add(cmd, true)
+	f.add(cmd, true, true)
 	return cmd
 }
 
@@ -174,14 +188,14 @@ func (a *app) factsCommand() *cobra.Command {
 		Args:              positional("PATTERN"),
 		ValidArgsFunction: a.completeHosts(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			opts, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
-			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpFacter}, timeout)
+			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpFacter}, opts)
 		},
 	}
-	f.add(cmd, true)
+	f.add(cmd, true, true)
 	return cmd
 }
 
@@ -200,11 +214,12 @@ each host's shell runs (sh -c), as ssh does; quote what your local shell
 must not expand. -a/--args gives the command line as one argument, as
 ansible -a does.
 
-Ansible's -f/--forks and -b/--become have no per-request equivalent in
-exed's API and are refused: hosts run in parallel up to the server's
-[runner] concurrency, and privilege escalation is set per host in the
-inventory (ansible_become).`,
-		Example: "  exectl run 'web*' -- uptime\n  exectl run db1 -- 'systemctl status postgresql | head -3'\n  exectl run all -a 'df -h /' --timeout 30",
+-f/--forks bounds the hosts worked on at once, as ansible -f does; the
+server lowers a value above its [runner] concurrency, which applies
+without -f. Ansible's -b/--become has no per-request equivalent in exed's
+API and is refused: privilege escalation is set per host in the inventory
+(ansible_become).`,
+		Example: "  exectl run 'web*' -- uptime\n  exectl run db1 -- 'systemctl status postgresql | head -3'\n  exectl run all -a 'df -h /' --timeout 30 -f 10",
 		GroupID: "run",
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -223,18 +238,18 @@ inventory (ansible_become).`,
 		},
 		ValidArgsFunction: a.completeHosts(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			opts, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
 			if len(args) > 1 {
 				command = strings.Join(args[1:], " ")
 			}
-			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpExecute, Execute: exe.ExecuteArgs{Cmd: command}}, timeout)
+			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpExecute, Execute: exe.ExecuteArgs{Cmd: command}}, opts)
 		},
 	}
 	cmd.Flags().StringVarP(&command, "args", "a", "", "the command line, as one argument (instead of -- COMMAND)")
-	f.add(cmd, true)
+	f.add(cmd, true, true)
 	return cmd
 }
 
@@ -262,7 +277,7 @@ already so.`,
 		Args:              positional("PATTERN", "NAME"),
 		ValidArgsFunction: a.completeHosts(0),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			opts, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
@@ -271,13 +286,13 @@ already so.`,
 				return usagef("--state %q: give started, stopped, restarted or reloaded", state)
 			}
 			svc.Name = args[1]
-			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpService, Service: svc}, timeout)
+			return a.submit(cmd, args[0], exe.Request{Operate: exe.OpService, Service: svc}, opts)
 		},
 	}
 	cmd.Flags().StringVar(&state, "state", "", "started, stopped, restarted or reloaded (required)")
 	_ = cmd.MarkFlagRequired("state")
 	_ = cmd.RegisterFlagCompletionFunc("state", cobra.FixedCompletions([]string{"started", "stopped", "restarted", "reloaded"}, cobra.ShellCompDirectiveNoFileComp))
-	f.add(cmd, true)
+	f.add(cmd, true, true)
 	return cmd
 }
 
@@ -303,7 +318,7 @@ its hosts: a second one on a host it holds is refused (409).`,
 		Args:              positional("ROLE", "PATTERN"),
 		ValidArgsFunction: a.completeHosts(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			opts, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
@@ -318,12 +333,12 @@ its hosts: a second one on a host it holds is refused (409).`,
 				}
 			}
 			return a.submit(cmd, args[1], exe.Request{Operate: exe.OpDeploy,
-				Deploy: exe.DeployArgs{Role: args[0], Partial: partial, ExtraVars: ev}}, timeout)
+				Deploy: exe.DeployArgs{Role: args[0], Partial: partial, ExtraVars: ev}}, opts)
 		},
 	}
 	cmd.Flags().StringSliceVarP(&tags, "tags", "t", nil, "only the role's steps with these tags (a,b)")
 	cmd.Flags().StringArrayVarP(&vars, "extra-vars", "e", nil, "variables: @file.yml, key=value pairs, or YAML/JSON (repeatable)")
-	f.add(cmd, false)
+	f.add(cmd, false, true)
 	return cmd
 }
 
@@ -343,7 +358,7 @@ boolean. The task's steps show as they finish, then a PLAY RECAP.`,
 		Args:              positional("TYPE", "PATTERN"),
 		ValidArgsFunction: a.completeTask,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			timeout, err := f.check(cmd)
+			job, err := f.check(cmd)
 			if err != nil {
 				return err
 			}
@@ -371,12 +386,12 @@ boolean. The task's steps show as they finish, then a PLAY RECAP.`,
 				name = args[0]
 			}
 			return a.submit(cmd, args[1], exe.Request{Operate: exe.OpTask,
-				Task: exe.TaskArgs{Name: name, Type: args[0], Options: options}}, timeout)
+				Task: exe.TaskArgs{Name: name, Type: args[0], Options: options}}, job)
 		},
 	}
 	cmd.Flags().StringArrayVar(&opts, "opt", nil, "a task option, KEY=VALUE (repeatable)")
 	cmd.Flags().StringVar(&name, "name", "", "a label for this run (the job's taskname; default TYPE)")
-	f.add(cmd, false)
+	f.add(cmd, false, false)
 	return cmd
 }
 
@@ -518,6 +533,9 @@ func (a *app) showJob(job *exe.Job) {
 		job.JID, state, job.Operate, fields.OperateArgs, strings.Join(job.Targets, ", "), orDash(job.User), clock(job.StartAt), ended)
 	if job.Timeout > 0 {
 		fmt.Fprintf(a.stdout, "  timeout: %s\n", job.Timeout)
+	}
+	if job.Forks > 0 {
+		fmt.Fprintf(a.stdout, "  forks:   %d\n", job.Forks)
 	}
 	t := newTally(job, time.Unix(job.StartAt, 0))
 	order := append([]string{exe.AnnounceHost}, job.Targets...)

@@ -46,10 +46,13 @@
 // or JSON), repeated, later ones winning. task's --opt values are typed
 // by the task's schema (batch=2 a number, batch=25% a string).
 // --timeout is the API's timeout: the server stops the hosts not
-// finished by then (FAILED "command timed out"). Ansible's -f/--forks and
-// -b/--become are refused: exed runs hosts in parallel up to the
-// server's [runner] concurrency, and takes privilege escalation from
-// the inventory (ansible_become), not per request.
+// finished by then (FAILED "command timed out"). -f/--forks (ping,
+// facts, run, service and deploy, as ansible and ansible-playbook have
+// it) is the API's forks: the hosts worked on at once, lowered by the
+// server to its [runner] concurrency, which applies without it; tasks
+// pace their hosts themselves and have none. Ansible's -b/--become is
+// refused: exed takes privilege escalation from the inventory
+// (ansible_become), not per request.
 //
 // # Interrupting
 //

@@ -90,7 +90,8 @@ func TestGoldenOffTerminal(t *testing.T) {
 		{"run", []string{"run", "h*", "--", "echo", "hello;", "echo", "warning", ">&2"}},
 		{"run-args", []string{"run", "h2", "-a", "printf '%s\\n' a b"}},
 		{"run-failed", []string{"run", "h1,down", "--", "echo out; echo err >&2; exit 3"}},
-		{"run-json", []string{"--json", "run", "h1", "--timeout", "90s", "--", "echo hi"}},
+		// -f 2 is sent as forks, which the server lowers to its concurrency (1).
+		{"run-json", []string{"--json", "run", "h1", "--timeout", "90s", "-f", "2", "--", "echo hi"}},
 		{"job", nil}, // the last job, by its ID
 		{"job-json", nil},
 		{"service-usage", []string{"service", "h1", "nginx", "--state", "bogus"}},
@@ -109,7 +110,7 @@ func TestGoldenOffTerminal(t *testing.T) {
 		{"no-match", []string{"ping", "nomatch*"}},
 		{"unknown-job", []string{"job", "00000000-0000-0000-0000-000000000000"}},
 		{"run-no-command", []string{"run", "h1"}},
-		{"run-forks", []string{"run", "h1", "-f", "10", "--", "true"}},
+		{"run-forks", []string{"run", "h1", "-f", "0", "--", "true"}},
 		{"run-become", []string{"run", "h1", "--become", "--", "true"}},
 		{"run-bad-timeout", []string{"run", "h1", "--timeout", "soon", "--", "true"}},
 		{"missing-pattern", []string{"ping"}},

@@ -117,7 +117,7 @@ func (p *process) startEngine(runJobs bool) error {
 	p.disp = p.backend.dispatcher(p.cfg, runJobs, p.log)
 	p.engine, err = exe.NewEngine(exe.Config{Store: p.backend.store, Executor: plugs.Executor, Tasks: plugs.Tasks,
 		Dispatcher: p.disp, SyncTimeout: p.cfg.API.SyncTimeout, MaxTimeout: p.cfg.Runner.MaxTimeout,
-		Observer: p.metrics, Logger: p.log})
+		MaxForks: p.cfg.Runner.Concurrency, Observer: p.metrics, Logger: p.log})
 	if err != nil {
 		return err
 	}

@@ -198,13 +198,17 @@ func (x *MatchResponse) GetHosts() []string {
 // OperateRequest runs one executor operation: operate is the API's
 // operation name (ping, facter, service, execute, deploy); args_json the
 // operation's arguments (exe.ServiceArgs, exe.ExecuteArgs, exe.DeployArgs).
-// id, chosen by the caller, names the operation in a later Cancel.
+// id, chosen by the caller, names the operation in a later Cancel. forks
+// is the request's hosts at once (exe.Request.Forks), 0 when it set none:
+// the plugin works on at most min(forks, its own bound) hosts at once. A
+// plugin built before the field ignores it and keeps its own bound.
 type OperateRequest struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
 	Operate       string                 `protobuf:"bytes,1,opt,name=operate,proto3" json:"operate,omitempty"`
 	Hosts         []string               `protobuf:"bytes,2,rep,name=hosts,proto3" json:"hosts,omitempty"`
 	ArgsJson      []byte                 `protobuf:"bytes,3,opt,name=args_json,json=argsJson,proto3" json:"args_json,omitempty"`
 	Id            string                 `protobuf:"bytes,4,opt,name=id,proto3" json:"id,omitempty"`
+	Forks         uint32                 `protobuf:"varint,5,opt,name=forks,proto3" json:"forks,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -265,6 +269,13 @@ func (x *OperateRequest) GetId() string {
 		return x.Id
 	}
 	return ""
+}
+
+func (x *OperateRequest) GetForks() uint32 {
+	if x != nil {
+		return x.Forks
+	}
+	return 0
 }
 
 // CancelRequest interrupts the running operation or task run id, as a
@@ -716,12 +727,13 @@ const file_plugin_proto_rawDesc = "" +
 	"\fMatchRequest\x12\x18\n" +
 	"\apattern\x18\x01 \x01(\tR\apattern\"%\n" +
 	"\rMatchResponse\x12\x14\n" +
-	"\x05hosts\x18\x01 \x03(\tR\x05hosts\"m\n" +
+	"\x05hosts\x18\x01 \x03(\tR\x05hosts\"\x83\x01\n" +
 	"\x0eOperateRequest\x12\x18\n" +
 	"\aoperate\x18\x01 \x01(\tR\aoperate\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
 	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id\"Q\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id\x12\x14\n" +
+	"\x05forks\x18\x05 \x01(\rR\x05forks\"Q\n" +
 	"\rCancelRequest\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x14\n" +
 	"\x05cause\x18\x02 \x01(\tR\x05cause\x12\x1a\n" +

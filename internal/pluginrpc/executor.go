@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"slices"
 	"sync"
 
@@ -83,7 +84,7 @@ func (s *ExecutorServer) Health(ctx context.Context, _ *pluginpb.Empty) (*plugin
 // requestFromPB decodes an OperateRequest; tasks are requests only for
 // ValidateRequest, since executors do not run them.
 func requestFromPB(req *pluginpb.OperateRequest, task bool) (exe.Request, error) {
-	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts()}
+	r := exe.Request{Operate: exe.Operate(req.GetOperate()), Targets: req.GetHosts(), Forks: int(req.GetForks())}
 	var args any
 	switch {
 	case r.Operate == exe.OpService:
@@ -106,9 +107,13 @@ func requestFromPB(req *pluginpb.OperateRequest, task bool) (exe.Request, error)
 	return r, nil
 }
 
-// requestToPB encodes a request's operation, hosts and arguments.
-func requestToPB(op exe.Operate, hosts []string, args any) (*pluginpb.OperateRequest, error) {
+// requestToPB encodes a request's operation, hosts, arguments and forks
+// (a larger forks than the field holds is as good as none).
+func requestToPB(op exe.Operate, hosts []string, args any, forks int) (*pluginpb.OperateRequest, error) {
 	req := &pluginpb.OperateRequest{Operate: string(op), Hosts: hosts}
+	if forks > 0 && forks <= math.MaxUint32 {
+		req.Forks = uint32(forks)
+	}
 	if args != nil {
 		b, err := json.Marshal(args)
 		if err != nil {
@@ -296,7 +301,7 @@ func (c *ExecutorClient) ValidateRequest(ctx context.Context, r exe.Request) err
 	case exe.OpTask:
 		args = r.Task
 	}
-	req, err := requestToPB(r.Operate, r.Targets, args)
+	req, err := requestToPB(r.Operate, r.Targets, args, r.Forks)
 	if err != nil {
 		return err
 	}
@@ -307,8 +312,10 @@ func (c *ExecutorClient) ValidateRequest(ctx context.Context, r exe.Request) err
 	return fromStatus(ctx, err)
 }
 
+// operate runs op in the plugin, with the request's forks that Perform
+// put in ctx.
 func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []string, args any, emit exe.Emit) error {
-	req, err := requestToPB(op, hosts, args)
+	req, err := requestToPB(op, hosts, args, exe.ForksFrom(ctx))
 	if err != nil {
 		return err
 	}

@@ -49,7 +49,8 @@ type Config struct {
 	// Inventory is passed as -i when set; else ansible's own config
 	// decides.
 	Inventory string
-	// Forks is --forks; default 5 (ansible's).
+	// Forks is --forks; default 5 (ansible's). A request's forks
+	// (exe.ForksFrom) may lower it for its operation, never raise it.
 	Forks int
 	// Timeout bounds each operation; zero: none beyond the caller's.
 	Timeout time.Duration
@@ -163,6 +164,11 @@ func (x *Executor) run(ctx context.Context, bin string, args []string, fn func(l
 	}
 	if x.cfg.Inventory != "" {
 		args = append([]string{"-i", x.cfg.Inventory}, args...)
+	}
+	if exe.ForksFrom(ctx) > 0 {
+		// A request's forks, at most Config.Forks: the flag, which both
+		// CLIs take, wins over an ANSIBLE_FORKS that Config.Env may set.
+		args = append([]string{"--forks", strconv.Itoa(exe.BoundForks(ctx, x.cfg.Forks))}, args...)
 	}
 	cmd := exec.CommandContext(ctx, bin, args...)
 	cmd.Dir = x.cfg.Workdir

@@ -28,7 +28,8 @@ type Plugin struct {
 //	kill_grace   an interrupted ansible's process group gets SIGHUP, then
 //	             SIGTERM after this long, then SIGKILL (default 2s)
 //	output_cap   bytes kept of each output field (default 1048576)
-//	concurrency  the server's [runner] concurrency: ansible's --forks
+//	concurrency  the server's [runner] concurrency: ansible's --forks, which a
+//	             request's forks may lower, never raise
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	s := section.New("ansible", values)
 	cfg := Config{

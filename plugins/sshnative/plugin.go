@@ -52,7 +52,8 @@ import (
 //	                   then SIGTERM after this long, then SIGKILL (default 2s)
 //	output_cap         bytes kept of each output field (default 1048576)
 //	forks              hosts at once per operation (default 50); the
-//	                   server sends its [runner] forks as concurrency
+//	                   server sends its [runner] concurrency as concurrency;
+//	                   a request's forks may lower it, never raise it
 //
 // The explicit options win over ansible.cfg's settings ([defaults]
 // inventory, remote_user, remote_port, private_key_file,

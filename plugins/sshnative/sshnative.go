@@ -53,7 +53,8 @@ type Config struct {
 	Inventory *inventory.Inventory
 	// Forks bounds how many hosts one operation works on at once, as
 	// Ansible's forks do; zero means DefaultForks. Hosts are I/O bound:
-	// the bound is not the CPU count.
+	// the bound is not the CPU count. A request's own forks
+	// (exe.ForksFrom) may lower it for its operation, never raise it.
 	Forks int
 	// OutputCap bounds each captured output field in bytes; zero means
 	// DefaultOutputCap.
@@ -342,13 +343,14 @@ func single(fn func(ctx context.Context, c conn) (exe.Event, bool)) hostFunc {
 	}
 }
 
-// each runs fn for every host with bounded concurrency; fn emits each
+// each runs fn for every host, at most min(the request's forks, Config.Forks)
+// at once (exe.BoundForks); fn emits each
 // result as soon as it is ready. Hosts missing from the inventory and hosts
 // whose connection cannot be set up are reported UNREACHABLE. Once ctx
 // ends no further host is started, and those end SKIPPED exe.NotStarted,
 // after the hosts under way have reported.
 func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn hostFunc) error {
-	sem := make(chan struct{}, x.cfg.Forks)
+	sem := make(chan struct{}, exe.BoundForks(ctx, x.cfg.Forks))
 	v := x.view()
 	var wg sync.WaitGroup
 	started := 0

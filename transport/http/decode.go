@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"mime"
 	"net/http"
 	"net/url"
@@ -43,7 +44,7 @@ func parseBool(q url.Values, name string) (bool, error) {
 // singleValued are the query parameters that take one value; a second one
 // would be silently ignored by url.Values.Get, so it is refused. target and
 // targets are lists and may repeat.
-var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail", "from", "timeout"}
+var singleValued = []string{"pattern", "name", "state", "graceful", "cmd", "outputs", "follow", "detail", "from", "timeout", "forks"}
 
 // checkQuery answers 400 for a query string that does not parse, before
 // the handler reads it: url.ParseQuery drops a pair that holds an unencoded
@@ -139,6 +140,13 @@ func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
 			return req, err
 		}
 	}
+	if v, ok := q["forks"]; ok {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil || n < 0 {
+			return req, exe.Errorf(exe.ErrInvalid, "forks: %q is not %s", clip(v[0], 32), forksType)
+		}
+		req.Forks = forksInt(float64(n))
+	}
 	switch op {
 	case exe.OpService:
 		req.Service.Name = q.Get("name")
@@ -169,6 +177,7 @@ type (
 		Targets *[]string `json:"targets"`
 		Target  *[]string `json:"target"`  // the seed's documents use both names
 		Timeout *float64  `json:"timeout"` // seconds; every operation takes it
+		Forks   *float64  `json:"forks"`   // hosts at once; tasks refuse it
 	}
 	serviceBody struct {
 		targetsBody
@@ -210,7 +219,19 @@ var fieldTypes = map[string]string{
 	"name": "a string", "state": "an integer (0, 1 or 2)", "graceful": "a boolean",
 	"cmd": "a string", "role": "a string", "partial": "a list of strings", "extra_vars": "an object",
 	"taskname": "a string", "tasktype": "a string", "taskopts": "an object",
-	"timeout": "a number of seconds",
+	"timeout": "a number of seconds", "forks": forksType,
+}
+
+// forksType is what "forks" must be, in error messages.
+const forksType = "a positive integer (hosts at once; 0 or absent: the server's concurrency)"
+
+// forksInt converts a whole forks value (an int64, as the OpenAPI
+// document's integers are) to an int; a value past what an int32 holds is
+// taken as that much, since any value above the server's concurrency is
+// lowered to it. A negative value stays negative, for Request.Validate to
+// refuse.
+func forksInt(f float64) int {
+	return int(min(max(f, math.MinInt32), math.MaxInt32))
 }
 
 // decodeBody builds an async request from a JSON body.
@@ -275,6 +296,12 @@ func decodeBody(op exe.Operate, contentType string, body io.Reader) (exe.Request
 		if req.Timeout, err = exe.SecondsDuration(*targets.Timeout); err != nil {
 			return req, err
 		}
+	}
+	if f := targets.Forks; f != nil {
+		if *f != math.Trunc(*f) || math.Abs(*f) >= math.MaxInt64 {
+			return req, exe.Errorf(exe.ErrInvalid, "forks: %g is not %s", *f, forksType)
+		}
+		req.Forks = forksInt(*f)
 	}
 	switch op {
 	case exe.OpService:
