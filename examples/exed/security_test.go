@@ -483,3 +483,27 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, denied()) }, 10*time.Second, 10*time.Millisecond,
 		"the trail says why the stream ended: %v", denied())
 }
+
+// A deploy refused because its host is locked names the job holding the
+// lock only to a caller that may see that job: to a credential limited to
+// its own jobs, another user's job is not named.
+func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
+	const deployer = "deployer-0123456789abcdef"
+	s := startSecured(t, adminToken+" name=admin\n"+deployer+" name=deployer ops=deploy jobs=own\n", "")
+	release := filepath.Join(s.dir, "release")
+	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "roles", "slow"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "roles", "slow", "main.sh"),
+		[]byte("#!/bin/sh\nwhile [ ! -e "+release+" ]; do sleep 0.05; done\n"), 0o755))
+	holder := s.submit(t, "/deploy", adminToken, `{"targets":["web1"],"role":"slow"}`)
+	defer func() {
+		require.NoError(t, os.WriteFile(release, nil, 0o600))
+		s.finished(t, holder, adminToken)
+	}()
+	code, b := s.call(t, "POST", "/deploy", deployer, `{"targets":["web1"],"role":"web"}`)
+	assert.Equal(t, http.StatusConflict, code, string(b))
+	assert.JSONEq(t, `{"message":"operate conflict: host web1 is locked by a running job of another user"}`, string(b))
+	code, b = s.call(t, "POST", "/deploy", adminToken, `{"targets":["web1"],"role":"web"}`)
+	assert.Equal(t, http.StatusConflict, code, string(b))
+	assert.Contains(t, string(b), holder, "a caller that sees every job is told which one")
+	assert.Empty(t, s.canaryFiles(t), "neither refused deploy ran")
+}
