@@ -32,7 +32,9 @@
 //     with a target it does not select is refused, and /target lists only
 //     the hosts it selects.
 //   - jobs: own (the jobs submitted under its name only: any other is "no
-//     such job") or all.
+//     such job") or all. A token line with jobs=own must have a name: its
+//     default, token#N, follows the line's number, and would pass its
+//     jobs to another line when lines above it are added or removed.
 //
 // Tokens are compared by their SHA-256 sums in constant time, against
 // every line, so neither the token's length nor which line matched shows
@@ -40,6 +42,7 @@
 package auth
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -191,16 +194,40 @@ func (f *File) Token(token string) (*Identity, bool) {
 	return f.tokens[idx].id, true
 }
 
-// Cert returns the identity of the first of names (a verified client
-// certificate's Common Name and Subject Alternative Names) that a cert:
-// line names.
+// Cert returns the identity of the cert: line that names one of names (a
+// verified client certificate's Common Name and Subject Alternative
+// Names). A certificate whose names match more than one cert: line is
+// refused (false), as CertIdentity says.
 func (f *File) Cert(names []string) (*Identity, bool) {
+	id, err := f.CertIdentity(names)
+	return id, err == nil
+}
+
+// CertIdentity is Cert with the reason for a refusal: no cert: line names
+// the certificate, or several do. A certificate with CN "alice" and the
+// SAN "mallory" must not pass for whichever of cert:alice and
+// cert:mallory is checked first: it is refused, and the message names the
+// lines (never a token).
+func (f *File) CertIdentity(names []string) (*Identity, error) {
+	var found *Identity
+	var lines []string
 	for _, n := range names {
-		if id, ok := f.certs[n]; ok {
-			return id, true
+		id, ok := f.certs[n]
+		if !ok || id == found {
+			continue
+		}
+		lines = append(lines, "cert:"+n)
+		if found == nil {
+			found = id
 		}
 	}
-	return nil, false
+	switch {
+	case found == nil:
+		return nil, errors.New("client certificate is not in the credentials file")
+	case len(lines) > 1:
+		return nil, fmt.Errorf("client certificate matches more than one line of the credentials file (%s): refused", strings.Join(lines, ", "))
+	}
+	return found, nil
 }
 
 var nameRE = regexp.MustCompile(`^[A-Za-z0-9._@-]{1,64}$`)
@@ -215,6 +242,9 @@ func Parse(text []byte, src string) (*File, []string, error) {
 	}
 	f := &File{certs: map[string]*Identity{}}
 	var warnings []string
+	// A byte order mark (a file saved by some Windows editors) is no part
+	// of the first token.
+	text = bytes.TrimPrefix(text, []byte("\ufeff"))
 	for i, line := range strings.Split(string(text), "\n") {
 		n := i + 1
 		line = strings.TrimSpace(line)
@@ -230,8 +260,13 @@ func Parse(text []byte, src string) (*File, []string, error) {
 		if cred.cert != "" {
 			id.Name = cred.cert
 		}
-		if err := parseScopes(fields[1:], id); err != nil {
+		named, err := parseScopes(fields[1:], id)
+		if err != nil {
 			return nil, nil, fmt.Errorf("%s line %d: %v", src, n, err)
+		}
+		if cred.cert == "" && !named && id.OwnJobs {
+			return nil, nil, fmt.Errorf("%s line %d: jobs=own needs name=: without one the token is %s, a name that follows its line and would go to another token when lines above it are added or removed",
+				src, n, id.Name)
 		}
 		cred.id = id
 		if cred.cert != "" {
@@ -285,37 +320,38 @@ func parseCredential(field string) (parsedCredential, error) {
 	return c, nil
 }
 
-// parseScopes applies key=value fields to id, which starts with Full.
-func parseScopes(fields []string, id *Identity) error {
+// parseScopes applies key=value fields to id, which starts with Full, and
+// reports whether they gave it a name.
+func parseScopes(fields []string, id *Identity) (named bool, err error) {
 	seen := map[string]bool{}
 	for _, f := range fields {
 		key, value, ok := strings.Cut(f, "=")
 		if !ok {
-			return fmt.Errorf("%q is not key=value (keys: name, ops, hosts, jobs; a token holds no spaces)", clip(f))
+			return false, fmt.Errorf("%q is not key=value (keys: name, ops, hosts, jobs; a token holds no spaces)", clip(f))
 		}
 		if seen[key] {
-			return fmt.Errorf("%s is given twice", key)
+			return false, fmt.Errorf("%s is given twice", key)
 		}
 		seen[key] = true
 		switch key {
 		case "name":
 			if !nameRE.MatchString(value) {
-				return fmt.Errorf("name %q: use 1-64 of A-Z a-z 0-9 . _ @ -", clip(value))
+				return false, fmt.Errorf("name %q: use 1-64 of A-Z a-z 0-9 . _ @ -", clip(value))
 			}
-			id.Name = value
+			id.Name, named = value, true
 		case "ops":
 			s, err := parseOps(value)
 			if err != nil {
-				return err
+				return false, err
 			}
 			s.Hosts, s.OwnJobs = id.Hosts, id.OwnJobs
 			id.Scope = s
 		case "hosts":
 			if value == "" {
-				return errors.New("hosts: an Ansible host pattern is required (leave hosts out for every host)")
+				return false, errors.New("hosts: an Ansible host pattern is required (leave hosts out for every host)")
 			}
 			if _, err := inventory.Default().Match(value); err != nil {
-				return fmt.Errorf("hosts: %v", exe.PublicMessage(err))
+				return false, fmt.Errorf("hosts: %v", exe.PublicMessage(err))
 			}
 			id.Hosts = value
 		case "jobs":
@@ -325,13 +361,13 @@ func parseScopes(fields []string, id *Identity) error {
 			case "all":
 				id.OwnJobs = false
 			default:
-				return fmt.Errorf("jobs: %q is not own or all", clip(value))
+				return false, fmt.Errorf("jobs: %q is not own or all", clip(value))
 			}
 		default:
-			return fmt.Errorf("unknown key %q (keys: name, ops, hosts, jobs)", clip(key))
+			return false, fmt.Errorf("unknown key %q (keys: name, ops, hosts, jobs)", clip(key))
 		}
 	}
-	return nil
+	return named, nil
 }
 
 var opWords = map[string]exe.Operate{

@@ -99,6 +99,7 @@ func TestParseErrors(t *testing.T) {
 		webToken + "\n" + webToken + " name=x\n": "tokens line 2: the same token is on an earlier line",
 		"cert:a\ncert:a\n":                       "tokens line 2: cert:a is given twice",
 		"cert:\n":                                "tokens line 1: cert: must be followed by",
+		legacy + "\n" + webToken + " jobs=own\n": "tokens line 2: jobs=own needs name=: without one the token is token#2",
 	} {
 		_, _, err := auth.Parse([]byte(text), "tokens")
 		require.Error(t, err, text)
@@ -189,4 +190,49 @@ func TestLoadFileChecks(t *testing.T) {
 		assert.NotContains(t, w, "s3cret")
 		assert.NotContains(t, w, long2[:15])
 	}
+}
+
+// An unnamed token is named after its line, so the name moves when lines
+// above it come or go (a revoked token deleted): one that sees only its
+// own jobs must be named, or a revocation would hand it another token's
+// jobs.
+func TestOwnJobsNeedAName(t *testing.T) {
+	_, _, err := auth.Parse([]byte("# revoked: a line was here\n"+webToken+" ops=execute jobs=own\n"), "tokens")
+	require.EqualError(t, err, "tokens line 2: jobs=own needs name=: without one the token is token#2, a name that follows its line and would go to another token when lines above it are added or removed")
+	f, _, err := auth.Parse([]byte(legacy+"\n"+webToken+" name=ci jobs=own\ncert:alice jobs=own\n"), "tokens")
+	require.NoError(t, err, "a cert: line is named after its certificate")
+	id, ok := f.Cert([]string{"alice"})
+	require.True(t, ok)
+	assert.True(t, id.OwnJobs)
+}
+
+// A byte order mark is no part of the first token.
+func TestByteOrderMark(t *testing.T) {
+	f, _, err := auth.Parse([]byte("\ufeff"+legacy+"\n"), "tokens")
+	require.NoError(t, err)
+	_, ok := f.Token(legacy)
+	assert.True(t, ok)
+}
+
+// A client certificate is known by its Common Name or a Subject
+// Alternative Name; one whose names match two lines is refused, whichever
+// line is more powerful.
+func TestCertNamesMatchingTwoLinesAreRefused(t *testing.T) {
+	f, _, err := auth.Parse([]byte("cert:alice ops=all\ncert:mallory ops=read\n"), "tokens")
+	require.NoError(t, err)
+	id, ok := f.Cert([]string{"mallory", "mallory.example"})
+	require.True(t, ok)
+	assert.Equal(t, "mallory", id.Name)
+	id, ok = f.Cert([]string{"alice", "alice"})
+	require.True(t, ok, "a CN repeated as a SAN is one name")
+	assert.Equal(t, "alice", id.Name)
+	for _, names := range [][]string{{"alice", "mallory"}, {"mallory", "alice"}} {
+		id, err := f.CertIdentity(names)
+		assert.Nil(t, id, names)
+		assert.EqualError(t, err, fmt.Sprintf("client certificate matches more than one line of the credentials file (cert:%s, cert:%s): refused", names[0], names[1]))
+		_, ok := f.Cert(names)
+		assert.False(t, ok, names)
+	}
+	_, err = f.CertIdentity([]string{"bob"})
+	assert.EqualError(t, err, "client certificate is not in the credentials file")
 }

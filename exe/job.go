@@ -201,11 +201,16 @@ const MaxTimeoutSeconds = 1e9
 
 // SecondsDuration converts a timeout in seconds, as the API writes it (a
 // JSON number or a query value, fractions allowed), to a Duration rounded
-// to the millisecond. It returns an ErrInvalid error for a negative, NaN
+// to the millisecond; a positive one is at least a millisecond, since 0
+// means no timeout. It returns an ErrInvalid error for a negative, NaN
 // or infinite value, or one above MaxTimeoutSeconds.
 func SecondsDuration(secs float64) (time.Duration, error) {
 	if math.IsNaN(secs) || secs < 0 || secs > MaxTimeoutSeconds {
 		return 0, Errorf(ErrInvalid, "timeout: must be a number of seconds from 0 to %g", float64(MaxTimeoutSeconds))
 	}
-	return time.Duration(math.Round(secs*1000)) * time.Millisecond, nil
+	d := time.Duration(math.Round(secs*1000)) * time.Millisecond
+	if d == 0 && secs > 0 {
+		d = time.Millisecond
+	}
+	return d, nil
 }

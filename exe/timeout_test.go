@@ -68,3 +68,15 @@ func TestTimeoutBounds(t *testing.T) {
 	require.NoError(t, err)
 	assert.Empty(t, jobs, "a refused request stores nothing")
 }
+
+// A timeout is kept to the millisecond; a positive one below that is a
+// millisecond, never 0, which would mean no timeout at all.
+func TestSecondsDuration(t *testing.T) {
+	for secs, want := range map[float64]time.Duration{
+		0: 0, 1e-9: time.Millisecond, 0.0004: time.Millisecond, 0.0016: 2 * time.Millisecond, 1.5: 1500 * time.Millisecond,
+	} {
+		got, err := exe.SecondsDuration(secs)
+		require.NoError(t, err, secs)
+		assert.Equal(t, want, got, secs)
+	}
+}

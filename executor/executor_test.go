@@ -351,3 +351,30 @@ func TestExamplePluginLocalsh(t *testing.T) {
 	assert.EqualError(t, err, "executor plugin localsh: [localsh] hots: unknown option")
 	assert.True(t, errors.Is(err, exe.ErrInvalid))
 }
+
+// SIGHUP is the server's (a reload): a plugin it reaches too (`killall
+// -HUP`, a signal to the process group, a closing terminal) goes on with
+// the work under way.
+func TestSIGHUPDoesNotEndThePlugin(t *testing.T) {
+	c, logs := start(t, executor.Options{})
+	pid := c.PID()
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	done := make(chan error, 1)
+	go func() {
+		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			if ev.Name == "started" {
+				close(started)
+			}
+		})
+	}()
+	<-started
+	require.NoError(t, syscall.Kill(pid, syscall.SIGHUP))
+	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "SIGHUP ignored: the server reloads its plugins") },
+		10*time.Second, 5*time.Millisecond, "the plugin says it took the signal: %s", logs)
+	cancel()
+	assert.ErrorIs(t, <-done, context.Canceled, "the call ends by its cancel, not by the plugin's death")
+	assert.Equal(t, pid, c.PID())
+	assert.Zero(t, c.Restarts())
+	require.NoError(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}))
+}

@@ -19,12 +19,18 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"os/signal"
 	"runtime/debug"
+	"syscall"
 
 	"github.com/0ops/exed/examples/exed/internal/config"
 	"github.com/0ops/exed/examples/exed/internal/debugpprof"
 	"github.com/0ops/exed/loader"
 )
+
+// earlyHUPs holds the SIGHUPs that arrive before the server or worker
+// has started (see run); startProcess takes it over.
+var earlyHUPs chan os.Signal
 
 // version is set at build time with -ldflags "-X main.version=...".
 var version = ""
@@ -55,6 +61,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	// exed starts itself as "exed plugin KIND NAME" to run a built-in
 	// plugin in a process of its own: Serve serves it and exits.
 	loader.Standard.Serve(args)
+	// SIGHUP's default action ends the process: a reload asked for while
+	// exed reads its configuration (systemctl reload, a log rotation, a
+	// script that signals every exed) must not. It is taken first thing
+	// and kept for the reload loop (startProcess), which then reloads.
+	earlyHUPs = make(chan os.Signal, 1)
+	signal.Notify(earlyHUPs, syscall.SIGHUP)
 	worker := false
 	if len(args) > 0 && args[0] == "worker" {
 		worker, args = true, args[1:]

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
@@ -69,5 +71,111 @@ func TestSIGHUPReloadsInventory(t *testing.T) {
 	require.NoError(t, os.WriteFile(release, nil, 0o600))
 	final := follow(t, base, running)
 	assert.EqualValues(t, 0, final["state"], "the job running across both reloads ends Done: %v", final)
+	p.stop(t)
+}
+
+// A SIGHUP that arrives while exed is still reading its configuration
+// does not end it (its default action): the reload happens once exed
+// runs. The configuration is a named pipe, so the signal is sent while
+// exed is, for certain, reading it.
+func TestSIGHUPWhileStartingDoesNotEndExed(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "exed.conf")
+	require.NoError(t, syscall.Mkfifo(conf, 0o600))
+	cmd := exec.Command(binary, "-c", conf)
+	cmd.Dir = dir
+	var logs lockedBuffer
+	stderr, err := cmd.StderrPipe()
+	require.NoError(t, err)
+	require.NoError(t, cmd.Start())
+	t.Cleanup(func() { _ = cmd.Process.Kill() })
+	done := make(chan error, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteString(sc.Text() + "\n")
+		}
+		done <- cmd.Wait()
+	}()
+	// Opening the pipe for writing returns once exed has opened it to
+	// read (an exed that died first would leave it blocked: bounded).
+	opened := make(chan *os.File, 1)
+	go func() {
+		f, err := os.OpenFile(conf, os.O_WRONLY, 0)
+		if err == nil {
+			opened <- f
+		}
+	}()
+	var w *os.File
+	select {
+	case w = <-opened:
+	case err := <-done:
+		t.Fatalf("exed ended before reading its configuration: %v\n%s", err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("exed did not open its configuration\n%s", logs.String())
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGHUP))
+	_, err = fmt.Fprintf(w, "[api]\nlisten_port = %d\n[runner]\nstate_dir = %s\n", freePort(t), filepath.Join(dir, "state"))
+	require.NoError(t, err)
+	require.NoError(t, w.Close())
+	// exed starts, then reloads.
+	deadline := time.After(60 * time.Second)
+	for out := logs.String(); !strings.Contains(out, "exed listening") || !strings.Contains(out, "reload done"); out = logs.String() {
+		select {
+		case err := <-done:
+			t.Fatalf("SIGHUP while starting ended exed: %v\n%s", err, logs.String())
+		case <-deadline:
+			t.Fatalf("exed did not start and reload\n%s", logs.String())
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	require.NoError(t, cmd.Process.Signal(syscall.SIGTERM))
+	select {
+	case err := <-done:
+		require.NoError(t, err, "exed exits 0 on SIGTERM\n%s", logs.String())
+	case <-time.After(60 * time.Second):
+		t.Fatal("exed did not stop on SIGTERM")
+	}
+}
+
+// SIGHUP reopens the log files, so that a rotation (rename, then
+// SIGHUP, as logrotate does) has exed write to new files: the access log
+// and the audit trail go on in files of their names, the renamed ones
+// get nothing more.
+func TestSIGHUPReopensLogFiles(t *testing.T) {
+	dir := t.TempDir()
+	access, audit := filepath.Join(dir, "access.log"), filepath.Join(dir, "audit.log")
+	tokens := filepath.Join(dir, "tokens")
+	require.NoError(t, os.WriteFile(tokens, []byte("admin-0123456789abcdef name=admin\n"), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\nauth_token_file = %s\n[log]\naccess_log = %s\naudit_log = %s\n",
+		freePort(t), tokens, access, audit))
+	p := start(t, dir, "-c", conf)
+	denied := func() {
+		t.Helper()
+		code, body := httpDo(t, "GET", "http://"+p.addr+"/jobs", "")
+		require.Equal(t, 401, code, string(body))
+	}
+	denied()
+	for _, f := range []string{access, audit} {
+		require.Eventually(t, func() bool { b, _ := os.ReadFile(f); return len(b) > 0 }, 10*time.Second, 10*time.Millisecond, f)
+		require.NoError(t, os.Rename(f, f+".1"))
+	}
+	before := map[string]string{}
+	for _, f := range []string{access, audit} {
+		b, err := os.ReadFile(f + ".1")
+		require.NoError(t, err)
+		before[f] = string(b)
+	}
+	p.sighup(t, "reload done")
+	denied()
+	for _, f := range []string{access, audit} {
+		require.Eventually(t, func() bool {
+			b, _ := os.ReadFile(f)
+			return strings.Contains(string(b), "/jobs")
+		}, 10*time.Second, 10*time.Millisecond, "%s is written again after SIGHUP", f)
+		b, err := os.ReadFile(f + ".1")
+		require.NoError(t, err)
+		assert.Equal(t, before[f], string(b), "the renamed %s gets nothing more", f)
+	}
 	p.stop(t)
 }

@@ -129,17 +129,20 @@ func (t *tlsFiles) config() *tls.Config {
 	return base
 }
 
-// openAudit opens [log] audit_log: appended to, never readable by others.
-func openAudit(path string) (io.Writer, func(), error) {
+// openAudit opens [log] audit_log: appended to, never readable by others,
+// reopened on SIGHUP like the other log files.
+func (p *process) openAudit(path string) (io.Writer, error) {
 	if path == "" {
-		return nil, func() {}, nil
+		return nil, nil
 	}
 	if path == "-" {
-		return nil, nil, errors.New("[log] audit_log: give a file")
+		return nil, errors.New("[log] audit_log: give a file")
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	f, err := openLogFile(path, 0o600)
 	if err != nil {
-		return nil, nil, fmt.Errorf("[log] audit_log: %v", err)
+		return nil, fmt.Errorf("[log] audit_log: %v", err)
 	}
-	return f, func() { f.Close() }, nil
+	p.logFiles = append(p.logFiles, f)
+	p.closers = append(p.closers, func() { f.Close() })
+	return f, nil
 }

@@ -434,3 +434,76 @@ func TestTLSReloadAndClientCertificates(t *testing.T) {
 		}
 	}
 }
+
+// A follow stream opened with a token that a reload then revokes gets
+// nothing more: no later host event, no final job. The streams of
+// credentials still in force go on.
+func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
+	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
+	release := filepath.Join(s.dir, "release")
+	jid := s.submit(t, "/execute", adminToken, `{"targets":["web1"],"cmd":"while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation"}`)
+	follow := func(token string) (*bufio.Reader, io.Closer) {
+		req, err := http.NewRequest("GET", s.base+"/jobs/"+jid+"?follow=1", nil)
+		require.NoError(t, err)
+		req.Header.Set("Authorization", "Bearer "+token)
+		res, err := s.client.Do(req)
+		require.NoError(t, err)
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		br := bufio.NewReader(res.Body)
+		first, err := br.ReadString('\n')
+		require.NoError(t, err)
+		assert.Contains(t, first, `"state":1`, "the job, running")
+		return br, res.Body
+	}
+	revoked, body := follow(readerToken)
+	defer body.Close()
+	kept, body2 := follow(adminToken)
+	defer body2.Close()
+
+	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
+	s.sighup(t, "credentials reloaded")
+	require.NoError(t, os.WriteFile(release, nil, 0o600))
+
+	rest, err := io.ReadAll(kept)
+	require.NoError(t, err)
+	assert.Contains(t, string(rest), "after-revocation", "a token still in force follows to the end")
+	rest, err = io.ReadAll(revoked)
+	require.NoError(t, err)
+	assert.Empty(t, string(rest), "the revoked token's stream ends with nothing more")
+	denied := func() []string {
+		var out []string
+		for _, l := range s.auditLines(t) {
+			if l["action"] == "deny" && l["user"] == "reader" {
+				out = append(out, fmt.Sprint(l["message"]))
+			}
+		}
+		return out
+	}
+	want := []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, denied()) }, 10*time.Second, 10*time.Millisecond,
+		"the trail says why the stream ended: %v", denied())
+}
+
+// A deploy refused because its host is locked names the job holding the
+// lock only to a caller that may see that job: to a credential limited to
+// its own jobs, another user's job is not named.
+func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
+	const deployer = "deployer-0123456789abcdef"
+	s := startSecured(t, adminToken+" name=admin\n"+deployer+" name=deployer ops=deploy jobs=own\n", "")
+	release := filepath.Join(s.dir, "release")
+	require.NoError(t, os.MkdirAll(filepath.Join(s.dir, "roles", "slow"), 0o755))
+	require.NoError(t, os.WriteFile(filepath.Join(s.dir, "roles", "slow", "main.sh"),
+		[]byte("#!/bin/sh\nwhile [ ! -e "+release+" ]; do sleep 0.05; done\n"), 0o755))
+	holder := s.submit(t, "/deploy", adminToken, `{"targets":["web1"],"role":"slow"}`)
+	defer func() {
+		require.NoError(t, os.WriteFile(release, nil, 0o600))
+		s.finished(t, holder, adminToken)
+	}()
+	code, b := s.call(t, "POST", "/deploy", deployer, `{"targets":["web1"],"role":"web"}`)
+	assert.Equal(t, http.StatusConflict, code, string(b))
+	assert.JSONEq(t, `{"message":"operate conflict: host web1 is locked by a running job of another user"}`, string(b))
+	code, b = s.call(t, "POST", "/deploy", adminToken, `{"targets":["web1"],"role":"web"}`)
+	assert.Equal(t, http.StatusConflict, code, string(b))
+	assert.Contains(t, string(b), holder, "a caller that sees every job is told which one")
+	assert.Empty(t, s.canaryFiles(t), "neither refused deploy ran")
+}

@@ -41,11 +41,10 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	for _, w := range cfg.API.AccessWarnings(sec.authenticates()) {
 		p.log.Warn(w)
 	}
-	auditOut, closeAudit, err := openAudit(cfg.Log.AuditLog)
+	auditOut, err := p.openAudit(cfg.Log.AuditLog)
 	if err != nil {
 		return p.fail(exitUsage, "%v", err)
 	}
-	defer closeAudit()
 	if auditOut != nil {
 		sec.audit = exehttp.NewAudit(auditOut, p.log.Named("audit"))
 	}
@@ -91,6 +90,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 
 	code = 0
 	err = p.wait(served, func() {
+		p.reopenLogs()
 		p.log.Info("SIGHUP: reloading")
 		sec.reload(p.log)
 		p.reloadInventory()

@@ -26,20 +26,22 @@ const pluginGrace = 30 * time.Second
 // on SIGTERM or SIGINT, logs to [log] error_log, and runs an Engine on
 // the configured job backend and plugins.
 type process struct {
-	name    string // in messages: "exed", "exed worker"
-	cfg     *config.Config
-	stderr  io.Writer
-	sigs    chan os.Signal
-	hups    chan os.Signal
-	log     hclog.Logger
-	backend *backend
-	plugins *loader.Set
-	disp    exe.Dispatcher
-	engine  *exe.Engine
-	status  string               // what sdReady last said: said again after a reload
-	reg     *prometheus.Registry // what GET /metrics serves
-	metrics *exeprom.Metrics     // the Engine's and the API's Observer
-	closers []func()             // run by close, last first
+	name   string // in messages: "exed", "exed worker"
+	cfg    *config.Config
+	stderr io.Writer
+	sigs   chan os.Signal
+	hups   chan os.Signal
+	// logFiles are the log files opened by name, reopened on SIGHUP.
+	logFiles []*logFile
+	log      hclog.Logger
+	backend  *backend
+	plugins  *loader.Set
+	disp     exe.Dispatcher
+	engine   *exe.Engine
+	status   string               // what sdReady last said: said again after a reload
+	reg      *prometheus.Registry // what GET /metrics serves
+	metrics  *exeprom.Metrics     // the Engine's and the API's Observer
+	closers  []func()             // run by close, last first
 }
 
 // startProcess begins a process: before anything else it takes SIGTERM and
@@ -48,8 +50,12 @@ type process struct {
 // then opens the error log and logs the configuration's warnings. nil and
 // the exit code when it cannot; close releases what it opened.
 func startProcess(name, logName string, cfg *config.Config, warnings []string, stderr io.Writer) (*process, int) {
-	p := &process{name: name, cfg: cfg, stderr: stderr, sigs: make(chan os.Signal, 2), hups: make(chan os.Signal, 1)}
+	p := &process{name: name, cfg: cfg, stderr: stderr, sigs: make(chan os.Signal, 2), hups: earlyHUPs}
 	signal.Notify(p.sigs, syscall.SIGTERM, syscall.SIGINT)
+	if p.hups == nil {
+		p.hups = make(chan os.Signal, 1)
+	}
+	earlyHUPs = nil
 	signal.Notify(p.hups, syscall.SIGHUP)
 	p.closers = append(p.closers, func() { signal.Stop(p.sigs); signal.Stop(p.hups) })
 	errOut, err := p.openLog(cfg.Log.ErrorLog, stderr)
@@ -82,12 +88,23 @@ func (p *process) openLog(path string, def io.Writer) (io.Writer, error) {
 	if path == "" || path == "-" {
 		return def, nil
 	}
-	f, err := os.OpenFile(path, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o640)
+	f, err := openLogFile(path, 0o640)
 	if err != nil {
 		return nil, err
 	}
+	p.logFiles = append(p.logFiles, f)
 	p.closers = append(p.closers, func() { f.Close() })
 	return f, nil
+}
+
+// reopenLogs reopens the log files (SIGHUP), for log rotation. One that
+// cannot be reopened is logged, and written to as before.
+func (p *process) reopenLogs() {
+	for _, f := range p.logFiles {
+		if err := f.reopen(); err != nil {
+			p.log.Error("reload: log file not reopened, still writing to the one open", "file", f.path, "error", err)
+		}
+	}
 }
 
 // openBackend opens the job backend ([runner]); close closes it.

@@ -48,6 +48,7 @@ func runWorker(cfg *config.Config, warnings []string, stderr io.Writer) int {
 		"concurrency", cfg.Runner.Concurrency, "workers", cfg.Runner.Workers, "metrics", metricsAddr)
 	p.sdReady("running jobs as " + name)
 	_ = p.wait(nil, func() {
+		p.reopenLogs()
 		p.log.Info("SIGHUP: reloading")
 		p.reloadInventory()
 		if sec != nil {

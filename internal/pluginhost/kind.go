@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"reflect"
+	"syscall"
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/pluginpb"
@@ -58,6 +60,7 @@ func (k Kind[Impl]) Serve(impl Impl, opts ...grpc.ServerOption) {
 		fmt.Fprintf(os.Stderr, "%s: %s.Serve needs the %s to serve, not nil\n", filepath.Base(os.Args[0]), k.Name, k.Name)
 		os.Exit(1)
 	}
+	ignoreHUP()
 	plugin.Serve(&plugin.ServeConfig{
 		HandshakeConfig: k.Handshake(),
 		Plugins:         k.Plugins(impl),
@@ -65,6 +68,22 @@ func (k Kind[Impl]) Serve(impl Impl, opts ...grpc.ServerOption) {
 			return plugin.DefaultGRPCServer(append(base, opts...))
 		},
 	})
+}
+
+// ignoreHUP keeps SIGHUP from ending the plugin: a reload is the
+// server's to do (it reconfigures its plugins), and `killall -HUP exed`,
+// `kill -HUP -PGID` or a closing terminal reach the plugins too, whose
+// death would fail the jobs under way and could leave their commands
+// running. The signal is caught rather than ignored, so that the
+// commands the plugin starts get its default action back, as usual.
+func ignoreHUP() {
+	hups := make(chan os.Signal, 1)
+	signal.Notify(hups, syscall.SIGHUP)
+	go func() {
+		for range hups {
+			fmt.Fprintln(os.Stderr, "SIGHUP ignored: the server reloads its plugins")
+		}
+	}()
 }
 
 // Start starts a plugin binary of the kind (see the package Start);

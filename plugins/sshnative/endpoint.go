@@ -48,9 +48,18 @@ type endpoint struct {
 func (e *endpoint) addr() string { return net.JoinHostPort(e.hostname, strconv.Itoa(e.port)) }
 
 // key identifies a connection to share: the same login at the same
-// address through the same hops, its host key checked the same way.
+// address with the same keys through the same hops, its host key checked
+// the same way. A pooled connection is found by it, so a host whose
+// settings change (an inventory reload) gets a connection of its new
+// ones, never the one made for the old.
 func (e *endpoint) key() string {
 	k := e.user + "@" + e.addr() + " (" + e.strict + " " + strings.Join(e.knownHosts, " ") + ")"
+	if len(e.identities) > 0 || e.identitiesOnly {
+		k += " keys " + strings.Join(e.identities, " ")
+		if e.identitiesOnly {
+			k += " only"
+		}
+	}
 	if e.jump != nil {
 		k += " via " + e.jump.key()
 	}

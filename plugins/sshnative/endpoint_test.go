@@ -182,7 +182,7 @@ Host aliased
 	assert.Equal(t, "ops@192.0.2.1:2222", bastion.user+"@"+bastion.addr())
 	assert.Equal(t, []string{"/keys/bastion"}, bastion.identities)
 	assert.Nil(t, bastion.jump)
-	assert.Equal(t, "me@10.1.0.1:22 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2) via ops@192.0.2.1:2222 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2)", inner.key())
+	assert.Equal(t, "me@10.1.0.1:22 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2) via ops@192.0.2.1:2222 (yes /home/me/.ssh/known_hosts /home/me/.ssh/known_hosts2 /etc/ssh/ssh_known_hosts /etc/ssh/ssh_known_hosts2) keys /keys/bastion", inner.key())
 
 	// -J in the host's ssh arguments wins over ssh_config.
 	e, err = resolveWith(t, config, SSHOptions{}, connSettings{Conn: inventory.Conn{Address: "db", SSHExtraArgs: "-J bastion"}})

@@ -89,7 +89,7 @@ func remoteCommand(c command, posix bool, b *become, prompt string) string {
 // sshConn runs commands on one host over its pooled connection.
 type sshConn struct {
 	pool  *pool
-	name  string    // the inventory host: its pooled connection's name
+	name  string    // its pooled connection's name: the inventory host and ep.key()
 	ep    *endpoint // where and as whom
 	posix bool      // the login shell is a POSIX sh (ansible_shell_type)
 	// become, when set, runs every command as another user.

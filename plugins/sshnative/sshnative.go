@@ -283,7 +283,7 @@ func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
 	if hs.local {
 		return x.local, nil
 	}
-	return sshConn{pool: x.pool, name: h.Name, ep: hs.ep, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
+	return sshConn{pool: x.pool, name: h.Name + "\x00" + hs.ep.key(), ep: hs.ep, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
 }
 
 // setup resolves how a host's commands run.

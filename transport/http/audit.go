@@ -161,6 +161,18 @@ func (au *Audit) deny(r *http.Request, req *exe.Request, status int, msg string)
 	au.write(rec)
 }
 
+// revoked records a follow ended because a reload revoked (or narrowed)
+// the credential it was opened with: a 401 whose user is the one the
+// stream was opened as.
+func (au *Audit) revoked(r *http.Request, msg string) {
+	if au == nil {
+		return
+	}
+	rec := record(r, "deny", nil)
+	rec.Outcome, rec.Status, rec.Message = "denied", http.StatusUnauthorized, msg
+	au.write(rec)
+}
+
 // done records a request that was answered: err nil for success.
 func (au *Audit) done(r *http.Request, action string, req *exe.Request, jid string, err error) {
 	if au == nil {

@@ -60,10 +60,11 @@ func (a *authenticator) identify(r *http.Request) (*auth.Identity, string) {
 		if a.creds == nil {
 			return &auth.Identity{Name: certName(leaf), Scope: auth.Full}, ""
 		}
-		if id, ok := a.creds.File().Cert(certNames(leaf)); ok {
-			return id, ""
+		id, err := a.creds.File().CertIdentity(certNames(leaf))
+		if err != nil {
+			return nil, err.Error()
 		}
-		return nil, "client certificate is not in the credentials file"
+		return id, ""
 	}
 	return nil, "missing or invalid bearer token"
 }

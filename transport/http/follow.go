@@ -137,13 +137,26 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		stop := s.keepAlive(a.opts.StreamKeepAlive, func(err error) { cancel(err) })
 		defer stop()
 	}
+	allowed := a.stillAllowed(r, job)
 	var writeErr error
 	final, err := a.engine.FollowBatches(ctx, jid, from, func(batch []exe.Event) error {
+		if !allowed() {
+			writeErr = errRevoked
+			return writeErr
+		}
 		writeErr = s.writeEvents(&a.lines, jid, batch)
 		return writeErr
 	})
-	if err == nil {
+	if err == nil && !allowed() {
+		writeErr = errRevoked
+	} else if err == nil {
 		_ = s.write(sseDone, 0, final)
+		return
+	}
+	if errors.Is(writeErr, errRevoked) {
+		// Nothing more for a credential that is no longer valid: the
+		// stream just ends, and following again is 401 (or 404).
+		a.audit.revoked(r, "follow of job "+jid+" ended: the credentials reloaded no longer allow it")
 		return
 	}
 	if writeErr != nil || s.failed() {
@@ -155,6 +168,29 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	}
 	// Best effort: a client that left gets nothing, and needs nothing.
 	_ = s.write(sseEnd, 0, streamEnd{job: job, message: "stream ended: " + reason})
+}
+
+// errRevoked ends a follow whose credential a reload revoked.
+var errRevoked = errors.New("the credentials reloaded no longer allow this follow")
+
+// stillAllowed returns a check, made before each line of a follow, that
+// the credentials in force still let r's caller follow job: a reload that
+// revokes a token (or narrows it) ends the streams it had open at their
+// next line, as it refuses its next request. It looks again only when
+// the credentials have been reloaded.
+func (a *API) stillAllowed(r *http.Request, job *exe.Job) func() bool {
+	if a.authn.creds == nil {
+		return func() bool { return true }
+	}
+	file, ok := a.authn.creds.File(), true
+	return func() bool {
+		if f := a.authn.creds.File(); ok && f != file {
+			file = f
+			id, _ := a.authn.identify(r)
+			ok = id != nil && id.CanRead() && visible(id, job)
+		}
+		return ok
+	}
 }
 
 // The event names of an event stream (the "event:" field).

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"time"
 
@@ -49,6 +50,10 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 // asyncOp stores and dispatches a job and answers 201 {"jid": ...}.
 func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
+		if err := bodyOnly(r.URL.Query()); err != nil {
+			a.writeError(w, r, err)
+			return
+		}
 		body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		req, err := decodeBody(op, r.Header.Get("Content-Type"), body)
 		switch {
@@ -68,13 +73,44 @@ func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 		jid, err := a.engine.Submit(r.Context(), req)
 		a.audit.done(r, "submit", &req, jid, err)
 		if err != nil {
-			a.writeError(w, r, err)
+			a.writeError(w, r, a.hideOthersJob(r, err))
 			return
 		}
 		a.audit.watch(a.engine, r, req, jid)
 		w.Header().Set("Location", a.opts.Prefix+"/jobs/"+jid)
 		writeJSON(w, http.StatusCreated, map[string]string{"jid": jid})
 	}
+}
+
+// hideOthersJob keeps a conflict from naming a job the caller may not see
+// (another user's, to a credential limited to its own jobs): the host is
+// locked, by whom is not its business. The audit trail keeps the job.
+func (a *API) hideOthersJob(r *http.Request, err error) error {
+	var conflict *exe.ConflictError
+	id := identityOf(r)
+	if !id.OwnJobs || !errors.As(err, &conflict) {
+		return err
+	}
+	if job, jerr := a.engine.Job(r.Context(), conflict.JID, false); jerr == nil && visible(id, job) {
+		return err
+	}
+	return exe.Errorf(exe.ErrConflict, "%s: host %s is locked by a running job of another user", exe.ErrConflict, conflict.Host)
+}
+
+// bodyFields are the request members a POST reads from its JSON body.
+var bodyFields = []string{"target", "targets", "timeout", "cmd", "name", "state", "graceful",
+	"role", "partial", "extra_vars", "taskname", "tasktype", "taskopts"}
+
+// bodyOnly refuses a POST whose query names one of its body's members: a
+// POST reads only its body, and ignoring ?timeout=5 would run the job
+// with no bound at all.
+func bodyOnly(q url.Values) error {
+	for _, f := range bodyFields {
+		if q.Has(f) {
+			return exe.Errorf(exe.ErrInvalid, "%s: a POST reads it from its JSON body, not from the query: send {\"%s\": ...}", f, f)
+		}
+	}
+	return nil
 }
 
 func (a *API) tasks(w http.ResponseWriter, r *http.Request) {

@@ -58,6 +58,9 @@ func TestTimeout(t *testing.T) {
 		{"POST", "/ping", `{"targets":["localhost"],"timeout":1e300}`, "timeout: must be a number of seconds from 0"},
 		{"POST", "/ping", `{"targets":["localhost"],"timeout":86401}`, "timeout: at most 86400 seconds (the server's maximum)"},
 		{"POST", "/execute", `{"targets":["localhost"],"cmd":"touch ` + canary + `","timeout":-1}`, "timeout:"},
+		// A POST reads its body only: a bound in its query would be ignored.
+		{"POST", "/execute?timeout=1", `{"targets":["localhost"],"cmd":"touch ` + canary + `"}`, `timeout: a POST reads it from its JSON body, not from the query: send {"timeout": ...}`},
+		{"POST", "/execute?target=localhost", `{"targets":["localhost"],"cmd":"touch ` + canary + `"}`, `target: a POST reads it from its JSON body`},
 	} {
 		var r resp
 		if c.method == "GET" {
