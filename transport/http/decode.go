@@ -124,6 +124,40 @@ func (b *flexBool) UnmarshalJSON(data []byte) error {
 	return exe.Errorf(exe.ErrInvalid, "graceful: must be a boolean")
 }
 
+// queryBounds reads the bounds every operation takes from the query as
+// well as from a POST's body (API.md: "timeout ... body field or query"):
+// timeout in seconds and forks. A POST that gives one both ways must give
+// the same value; one that the body gives and the query does not keeps
+// the body's.
+func queryBounds(q url.Values, req *exe.Request) error {
+	if v, ok := q["timeout"]; ok {
+		secs, err := strconv.ParseFloat(v[0], 64)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "timeout: %q is not a number of seconds", clip(v[0], 32))
+		}
+		d, err := exe.SecondsDuration(secs)
+		if err != nil {
+			return err
+		}
+		if req.Timeout != 0 && req.Timeout != d {
+			return exe.Errorf(exe.ErrInvalid, "timeout: the body says %s seconds and the query %s: give it once", strconv.FormatFloat(req.Timeout.Seconds(), 'g', -1, 64), clip(v[0], 32))
+		}
+		req.Timeout = d
+	}
+	if v, ok := q["forks"]; ok {
+		n, err := strconv.ParseInt(v[0], 10, 64)
+		if err != nil || n < 0 {
+			return exe.Errorf(exe.ErrInvalid, "forks: %q is not %s", clip(v[0], 32), forksType)
+		}
+		f := forksInt(float64(n))
+		if req.Forks != 0 && req.Forks != f {
+			return exe.Errorf(exe.ErrInvalid, "forks: the body says %d and the query %s: give it once", req.Forks, clip(v[0], 32))
+		}
+		req.Forks = f
+	}
+	return nil
+}
+
 // queryRequest builds a sync request from query parameters.
 func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
 	req := exe.Request{Operate: op}
@@ -131,21 +165,8 @@ func queryRequest(op exe.Operate, q url.Values) (exe.Request, error) {
 	if len(req.Targets) == 0 {
 		return req, exe.Errorf(exe.ErrInvalid, "target: at least one target host is required")
 	}
-	if v, ok := q["timeout"]; ok {
-		secs, err := strconv.ParseFloat(v[0], 64)
-		if err != nil {
-			return req, exe.Errorf(exe.ErrInvalid, "timeout: %q is not a number of seconds", clip(v[0], 32))
-		}
-		if req.Timeout, err = exe.SecondsDuration(secs); err != nil {
-			return req, err
-		}
-	}
-	if v, ok := q["forks"]; ok {
-		n, err := strconv.ParseInt(v[0], 10, 64)
-		if err != nil || n < 0 {
-			return req, exe.Errorf(exe.ErrInvalid, "forks: %q is not %s", clip(v[0], 32), forksType)
-		}
-		req.Forks = forksInt(float64(n))
+	if err := queryBounds(q, &req); err != nil {
+		return req, err
 	}
 	switch op {
 	case exe.OpService:

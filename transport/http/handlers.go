@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"net/http"
-	"net/url"
 	"strconv"
 	"time"
 
@@ -50,10 +49,6 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 // asyncOp stores and dispatches a job and answers 201 {"jid": ...}.
 func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
-		if err := bodyOnly(r.URL.Query()); err != nil {
-			a.writeError(w, r, err)
-			return
-		}
 		body := http.MaxBytesReader(w, r.Body, a.opts.MaxBodyBytes)
 		req, err := decodeBody(op, r.Header.Get("Content-Type"), body)
 		switch {
@@ -64,6 +59,12 @@ func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 			writeMessage(w, http.StatusRequestEntityTooLarge, "request body is larger than the limit of "+byteSize(a.opts.MaxBodyBytes))
 			return
 		case err != nil:
+			a.writeError(w, r, err)
+			return
+		}
+		// The bounds may come in the query too; the query's other
+		// parameters are ignored, as they always were.
+		if err := queryBounds(r.URL.Query(), &req); err != nil {
 			a.writeError(w, r, err)
 			return
 		}
@@ -95,22 +96,6 @@ func (a *API) hideOthersJob(r *http.Request, err error) error {
 		return err
 	}
 	return exe.Errorf(exe.ErrConflict, "%s: host %s is locked by a running job of another user", exe.ErrConflict, conflict.Host)
-}
-
-// bodyFields are the request members a POST reads from its JSON body.
-var bodyFields = []string{"target", "targets", "timeout", "cmd", "name", "state", "graceful",
-	"role", "partial", "extra_vars", "taskname", "tasktype", "taskopts"}
-
-// bodyOnly refuses a POST whose query names one of its body's members: a
-// POST reads only its body, and ignoring ?timeout=5 would run the job
-// with no bound at all.
-func bodyOnly(q url.Values) error {
-	for _, f := range bodyFields {
-		if q.Has(f) {
-			return exe.Errorf(exe.ErrInvalid, "%s: a POST reads it from its JSON body, not from the query: send {\"%s\": ...}", f, f)
-		}
-	}
-	return nil
 }
 
 func (a *API) tasks(w http.ResponseWriter, r *http.Request) {

@@ -12,7 +12,7 @@ import (
 )
 
 // TestTimeout: every operation takes "timeout" in seconds, a body member
-// for POST and a query parameter for GET; a host still running when it
+// or query parameter for POST and a query parameter for GET; a host still running when it
 // passes is stopped and FAILED with what it printed, and the job object
 // carries the timeout back. A timeout that is not a number of seconds, or
 // is over the server's bound, is a 400 that runs and stores nothing.
@@ -40,6 +40,13 @@ func TestTimeout(t *testing.T) {
 	assert.Equal(t, "command timed out", host["msg"])
 	assert.Equal(t, "partial\n", host["stdout"])
 
+	// A POST takes it from the query as well (API.md: body field or
+	// query); the query's other parameters are ignored, as they were.
+	jid = s.submit("/execute?timeout=0.5&cmd=ignored", `{"targets":["localhost"],"cmd":"echo partial; sleep 30; touch `+canary+`"}`)
+	job = s.waitJob(jid)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "timed out after 0.5 seconds", job.Error)
+
 	// Without one, the job object is as before: no "timeout" member.
 	jid = s.submit("/ping", `{"targets":["localhost"]}`)
 	s.waitJob(jid)
@@ -58,9 +65,8 @@ func TestTimeout(t *testing.T) {
 		{"POST", "/ping", `{"targets":["localhost"],"timeout":1e300}`, "timeout: must be a number of seconds from 0"},
 		{"POST", "/ping", `{"targets":["localhost"],"timeout":86401}`, "timeout: at most 86400 seconds (the server's maximum)"},
 		{"POST", "/execute", `{"targets":["localhost"],"cmd":"touch ` + canary + `","timeout":-1}`, "timeout:"},
-		// A POST reads its body only: a bound in its query would be ignored.
-		{"POST", "/execute?timeout=1", `{"targets":["localhost"],"cmd":"touch ` + canary + `"}`, `timeout: a POST reads it from its JSON body, not from the query: send {"timeout": ...}`},
-		{"POST", "/execute?target=localhost", `{"targets":["localhost"],"cmd":"touch ` + canary + `"}`, `target: a POST reads it from its JSON body`},
+		{"POST", "/execute?timeout=soon", `{"targets":["localhost"],"cmd":"touch ` + canary + `"}`, `timeout: "soon" is not a number of seconds`},
+		{"POST", "/execute?timeout=2", `{"targets":["localhost"],"cmd":"touch ` + canary + `","timeout":1}`, `timeout: the body says 1 seconds and the query 2: give it once`},
 	} {
 		var r resp
 		if c.method == "GET" {
@@ -74,6 +80,6 @@ func TestTimeout(t *testing.T) {
 	}
 	var ids []string
 	s.get("/jobs").json(t, &ids)
-	assert.Len(t, ids, 2, "refused requests stored nothing")
+	assert.Len(t, ids, 3, "refused requests stored nothing")
 	assert.NoFileExists(t, canary, "nothing ran past its timeout, nor from a refused request")
 }
