@@ -97,7 +97,7 @@ verify-units:
 
 test: deps vet check-generated verify-units
 	EXE_REQUIRE_INTEGRATION=1 $(GO) test -race -count=1 -timeout 15m $(PACKAGES)
-	$(GO) test -count=1 -run 'GrowsLinearly' ./inventory
+	$(GO) test -count=1 -run 'GrowsLinearly' ./inventory ./plugins/sshnative
 	$(MAKE) --no-print-directory fuzz
 
 bench:

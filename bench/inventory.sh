@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Inventory comparison: inventory.Load and GET /target (HTTP API, sshnative
 # executor) on generated inventories of N hosts in INI and YAML (each host
-# with two variables, in one big group and in racks of 100), against
+# with two variables, in one big group and in racks of 100) and in INI
+# nested (200 groups under zones, regions and an estate group), against
 # ansible-inventory --list on the same files. Prints one Markdown table.
 #
 #   bench/inventory.sh                       # N = 1000 10000 100000, ~10 min
@@ -48,8 +49,9 @@ END {
 	print "|---|---|---|---|---|"
 	for (n in sizes) ns[++k] = n + 0
 	for (i = 1; i <= k; i++) for (j = i + 1; j <= k; j++) if (ns[j] < ns[i]) { t = ns[i]; ns[i] = ns[j]; ns[j] = t }
-	for (i = 1; i <= k; i++) for (f = 1; f <= 2; f++) {
-		fm = (f == 1) ? "ini" : "yml"; n = ns[i]
+	split("ini yml nested", fms, " ")
+	for (i = 1; i <= k; i++) for (f = 1; f <= 3; f++) {
+		fm = fms[f]; n = ns[i]
 		a = ((fm, n) in ans) ? fmt(ans[fm, n]) : "-"
 		r = ((fm, n) in ans) ? sprintf("%.0fx", ans[fm, n] / load[fm, n]) : "-"
 		printf "| %d | %s | %s | %s | %s |\n", n, fm, fmt(load[fm, n]), a, r

@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -37,10 +38,14 @@ func sizes(b *testing.B) []int {
 	return out
 }
 
+// inventoryFormats are the generated inventories: racks under a parent and
+// one group of every host, in INI and YAML; and (nested) 200 groups of
+// hosts under zones, regions and an estate group, with variables at every
+// level.
 var inventoryFormats = []struct {
-	ext string
-	gen func(int) string
-}{{"ini", invgen.INI}, {"yml", invgen.YAML}}
+	name, ext string
+	gen       func(int) string
+}{{"ini", "ini", invgen.INI}, {"yml", "yml", invgen.YAML}, {"nested", "ini", invgen.Nested}}
 
 // inventoryFile writes the generated inventory of n hosts.
 func inventoryFile(b *testing.B, ext string, gen func(int) string, n int) string {
@@ -51,33 +56,68 @@ func inventoryFile(b *testing.B, ext string, gen func(int) string, n int) string
 	return p
 }
 
-// BenchmarkInventoryLoad is inventory.Load of a generated inventory: n
-// hosts with two variables each, in one group and in racks of 100.
+// BenchmarkInventoryLoad is inventory.Load of a generated inventory
+// (inventoryFormats), with the loaded inventory's live heap (heap-MB).
 func BenchmarkInventoryLoad(b *testing.B) {
 	for _, n := range sizes(b) {
 		for _, f := range inventoryFormats {
 			p := inventoryFile(b, f.ext, f.gen, n)
-			b.Run(fmt.Sprintf("%s/%d", f.ext, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%d", f.name, n), func(b *testing.B) {
+				base := liveHeap()
+				inv, err := inventory.Load(p)
+				if err != nil {
+					b.Fatal(err)
+				}
+				heap := float64(liveHeap()-base) / (1 << 20)
+				runtime.KeepAlive(inv)
+				inv = nil
 				for b.Loop() {
 					if _, err := inventory.Load(p); err != nil {
 						b.Fatal(err)
 					}
 				}
+				// After the loop, whose start resets reported metrics.
+				b.ReportMetric(heap, "heap-MB")
 			})
 		}
 	}
 }
 
+// liveHeap is the heap in use after collecting, in bytes.
+func liveHeap() int64 {
+	runtime.GC()
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc)
+}
+
 // targetPatterns are what GET /target is asked: every host, one rack, an
-// intersection with an exclusion, a glob, a regex, a subscript.
-var targetPatterns = []string{"all", "rack0001", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}
+// intersection with an exclusion, a glob, a regex, a subscript (on the
+// racks inventory); every host through three levels of groups, an
+// intersection and exclusion of nested groups (on the nested one).
+var targetPatterns = []struct {
+	gen      func(int) string
+	patterns []string
+}{
+	{invgen.INI, []string{"all", "rack0001", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}},
+	{invgen.Nested, []string{"estate", "region0:&zone0*:!svc001"}},
+}
 
 // BenchmarkInventoryTarget is GET /target?pattern=... through the HTTP API
 // (sshnative executor, in-process dispatcher) on the generated inventory:
 // the pattern, the JSON of the selected host names, the HTTP round trip.
 func BenchmarkInventoryTarget(b *testing.B) {
 	for _, n := range sizes(b) {
-		inv, err := inventory.Parse(strings.NewReader(invgen.INI(n)), "hosts.ini")
+		for _, t := range targetPatterns {
+			benchmarkTarget(b, n, t.gen, t.patterns)
+		}
+	}
+}
+
+func benchmarkTarget(b *testing.B, n int, gen func(int) string, patterns []string) {
+	{
+		inv, err := inventory.Parse(strings.NewReader(gen(n)), "hosts.ini")
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -86,7 +126,7 @@ func BenchmarkInventoryTarget(b *testing.B) {
 			b.Fatal(err)
 		}
 		srv, _ := api(b, x)
-		for _, p := range targetPatterns {
+		for _, p := range patterns {
 			u := srv.URL + "/target?pattern=" + url.QueryEscape(p)
 			b.Run(fmt.Sprintf("%d/%s", n, p), func(b *testing.B) {
 				for b.Loop() {
@@ -122,7 +162,7 @@ func BenchmarkInventoryAnsible(b *testing.B) {
 	for _, n := range sizes(b) {
 		for _, f := range inventoryFormats {
 			p := inventoryFile(b, f.ext, f.gen, n)
-			b.Run(fmt.Sprintf("%s/%d", f.ext, n), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%s/%d", f.name, n), func(b *testing.B) {
 				for b.Loop() {
 					cmd := exec.Command(bin, "-i", p, "--list", "--output", os.DevNull)
 					cmd.Env = append(os.Environ(), "ANSIBLE_CONFIG="+cfg, "ANSIBLE_HOME="+home)

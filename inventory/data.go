@@ -1,11 +1,14 @@
 package inventory
 
 import (
+	"cmp"
 	"fmt"
 	"math/big"
 	"reflect"
+	"slices"
 	"sort"
 	"strconv"
+	"strings"
 )
 
 // The model follows Ansible's InventoryData, Group and Host
@@ -16,20 +19,76 @@ import (
 type host struct {
 	name string
 	idx  int // order of first definition
-	// vars are the host's own variables (inventory sources only).
-	vars map[string]any
+	// vars are the host's own variables (inventory sources only), in the
+	// order first set: a slice, where a map per host would cost several
+	// times the memory of the few variables most hosts have.
+	vars hostVars
 	// direct lists the groups the host was put in, in order.
 	direct []*group
 	// where is the first definition ("file:line").
 	where string
 	// conn remembers where each connection variable got its value, to warn
-	// when a later definition changes it.
-	conn map[string]varSite
+	// when a later definition changes it; the value is the one in vars.
+	conn []connSite
 }
 
-type varSite struct {
+type connSite struct {
+	key, where string
+}
+
+// hostVars are a host's own variables. Lookups are linear up to
+// indexAbove entries, then through index.
+type hostVars struct {
+	list  []hostVar
+	index map[string]int
+}
+
+type hostVar struct {
+	key   string
 	value any
-	where string
+}
+
+// indexAbove is the count of variables from which a host's are indexed:
+// below it a scan is faster than a map and much smaller.
+const indexAbove = 16
+
+func (hv *hostVars) find(k string) int {
+	if hv.index != nil {
+		if i, ok := hv.index[k]; ok {
+			return i
+		}
+		return -1
+	}
+	for i := range hv.list {
+		if hv.list[i].key == k {
+			return i
+		}
+	}
+	return -1
+}
+
+func (hv *hostVars) get(k string) (any, bool) {
+	if i := hv.find(k); i >= 0 {
+		return hv.list[i].value, true
+	}
+	return nil, false
+}
+
+func (hv *hostVars) set(k string, v any) {
+	if i := hv.find(k); i >= 0 {
+		hv.list[i].value = v
+		return
+	}
+	hv.list = append(hv.list, hostVar{k, v})
+	switch n := len(hv.list); {
+	case hv.index != nil:
+		hv.index[k] = n - 1
+	case n > indexAbove:
+		hv.index = make(map[string]int, n)
+		for i, e := range hv.list {
+			hv.index[e.key] = i
+		}
+	}
 }
 
 type group struct {
@@ -40,6 +99,9 @@ type group struct {
 	vars     map[string]any
 	priority int
 	depth    int
+	// lineage is the group and its ancestors but all, sorted for
+	// variable precedence (setLineages).
+	lineage []*group
 }
 
 // localNames are Ansible's C.LOCALHOST: the names the implicit localhost
@@ -54,7 +116,7 @@ var connVars = map[string]bool{
 }
 
 func newInventory() *Inventory {
-	inv := &Inventory{hostByName: map[string]*host{}, groupByName: map[string]*group{}}
+	inv := &Inventory{hostByName: map[string]*host{}, groupByName: map[string]*group{}, strings: map[string]string{}}
 	all := inv.addGroup("all")
 	ungrouped := inv.addGroup("ungrouped")
 	_ = inv.addChild(all, ungrouped)
@@ -88,7 +150,7 @@ func (inv *Inventory) addHost(name string, g *group, port int, where string) (*h
 	}
 	h, ok := inv.hostByName[name]
 	if !ok {
-		h = &host{name: name, idx: len(inv.hosts), vars: map[string]any{}, where: where}
+		h = &host{name: name, idx: len(inv.hosts), where: where}
 		inv.hosts = append(inv.hosts, h)
 		inv.hostByName[name] = h
 		if port != 0 {
@@ -102,9 +164,9 @@ func (inv *Inventory) addHost(name string, g *group, port int, where string) (*h
 			}
 		}
 	} else if port != 0 {
-		if cur, set := h.vars["ansible_port"]; !set || !sameValue(cur, port) {
+		if cur, set := h.vars.get("ansible_port"); !set || !sameValue(cur, port) {
 			first := h.where
-			if site, ok := h.conn["ansible_port"]; ok {
+			if site := h.connSite("ansible_port"); site != nil {
 				first = site.where
 			}
 			inv.warnf("%s: host %q is given port %d, which Ansible ignores because the host is defined before (at %s)%s", where, name, port, first, portNote(h))
@@ -117,7 +179,7 @@ func (inv *Inventory) addHost(name string, g *group, port int, where string) (*h
 }
 
 func portNote(h *host) string {
-	if p, ok := h.vars["ansible_port"]; ok {
+	if p, ok := h.vars.get("ansible_port"); ok {
 		return fmt.Sprintf("; its port stays %v", p)
 	}
 	return "; its port stays unset (22)"
@@ -136,17 +198,52 @@ func (g *group) addHost(h *host) {
 // setHostVar is Host.set_variable: a later value replaces an earlier one,
 // mappings too (Ansible merges them only with hash_behaviour=merge).
 func (inv *Inventory) setHostVar(h *host, k string, v any, where string) {
+	k, v = inv.intern(k), inv.internValue(v)
 	if connVars[k] {
-		if prev, ok := h.conn[k]; ok && prev.where != where && !sameValue(prev.value, v) {
+		site := h.connSite(k)
+		if prev, _ := h.vars.get(k); site != nil && site.where != where && !sameValue(prev, v) {
 			inv.warnf("host %q is defined at %s with %s=%v and at %s with %s=%v; as in Ansible the later one (%v) is used",
-				h.name, prev.where, k, prev.value, where, k, v, v)
+				h.name, site.where, k, prev, where, k, v, v)
 		}
-		if h.conn == nil {
-			h.conn = map[string]varSite{}
+		if site != nil {
+			site.where = where
+		} else {
+			h.conn = append(h.conn, connSite{k, where})
 		}
-		h.conn[k] = varSite{value: v, where: where}
 	}
-	h.vars[k] = v
+	h.vars.set(k, v)
+}
+
+func (h *host) connSite(k string) *connSite {
+	for i := range h.conn {
+		if h.conn[i].key == k {
+			return &h.conn[i]
+		}
+	}
+	return nil
+}
+
+// intern returns one copy of each distinct string a load meets, so that a
+// variable name or a value repeated on every host line (ansible_user=deploy)
+// is stored once, not once per host. strings stays nil outside loading.
+func (inv *Inventory) intern(s string) string {
+	if inv.strings == nil {
+		return s
+	}
+	if c, ok := inv.strings[s]; ok {
+		return c
+	}
+	// A copy, so that the line the string was cut from can be freed.
+	c := strings.Clone(s)
+	inv.strings[c] = c
+	return c
+}
+
+func (inv *Inventory) internValue(v any) any {
+	if s, ok := v.(string); ok {
+		return inv.intern(s)
+	}
+	return v
 }
 
 // setGroupVar is Group.set_variable: ansible_group_priority sets the
@@ -363,38 +460,60 @@ func (inv *Inventory) setDepths() {
 
 // groupsOf lists the host's groups and their ancestors except all, sorted
 // as Ansible's sort_groups does for variable precedence: by depth, then
-// priority, then name.
+// priority, then name. The list may be shared: do not change it.
 func (inv *Inventory) groupsOf(h *host) []*group {
-	all := inv.groupByName["all"]
-	seen := map[*group]bool{}
+	switch len(h.direct) {
+	case 0:
+		return nil
+	case 1:
+		// Most hosts are in one group: its lineage, computed once.
+		return h.direct[0].lineage
+	}
 	var out []*group
-	var add func(g *group)
-	add = func(g *group) {
-		if seen[g] {
-			return
-		}
-		seen[g] = true
-		if g != all {
-			out = append(out, g)
-		}
-		for _, p := range g.parents {
-			add(p)
-		}
-	}
 	for _, g := range h.direct {
-		add(g)
+		for _, a := range g.lineage {
+			if !slices.Contains(out, a) {
+				out = append(out, a)
+			}
+		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		a, b := out[i], out[j]
-		if a.depth != b.depth {
-			return a.depth < b.depth
-		}
-		if a.priority != b.priority {
-			return a.priority < b.priority
-		}
-		return a.name < b.name
-	})
+	slices.SortFunc(out, compareGroups)
 	return out
+}
+
+// compareGroups is sort_groups' order: depth, priority, name. Names are
+// unique, so the order is total.
+func compareGroups(a, b *group) int {
+	if a.depth != b.depth {
+		return cmp.Compare(a.depth, b.depth)
+	}
+	if a.priority != b.priority {
+		return cmp.Compare(a.priority, b.priority)
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+// setLineages gives each group its lineage: itself and its ancestors
+// except all, in compareGroups order. Once per inventory, so that
+// resolving a host's variables does not walk and sort its groups again.
+func (inv *Inventory) setLineages() {
+	all := inv.groupByName["all"]
+	for _, g := range inv.groups {
+		var out []*group
+		var add func(g *group)
+		add = func(g *group) {
+			if g == all || slices.Contains(out, g) {
+				return
+			}
+			out = append(out, g)
+			for _, p := range g.parents {
+				add(p)
+			}
+		}
+		add(g)
+		slices.SortFunc(out, compareGroups)
+		g.lineage = slices.Clip(out)
+	}
 }
 
 // flatHosts is Group.get_hosts: the group's own hosts, then those of its

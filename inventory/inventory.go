@@ -44,6 +44,7 @@
 package inventory
 
 import (
+	"maps"
 	"sort"
 	"strings"
 )
@@ -65,6 +66,8 @@ type Inventory struct {
 	// (Options.PlaybookDir); nil: none.
 	playVars *varsDir
 	warnings []string
+	// strings interns the strings of a load (see intern); nil once frozen.
+	strings map[string]string
 }
 
 // Host is an inventory host with its variables resolved.
@@ -109,7 +112,7 @@ func (h *Host) Local() bool {
 func Default() *Inventory {
 	inv := newInventory()
 	h, _ := inv.addHost("localhost", inv.groupByName["ungrouped"], 0, "default inventory")
-	h.vars["ansible_connection"] = "local"
+	h.vars.set("ansible_connection", "local")
 	inv.reconcile()
 	inv.freeze()
 	return inv
@@ -140,6 +143,8 @@ func Static(hosts ...string) (*Inventory, error) {
 }
 
 func (inv *Inventory) freeze() {
+	inv.strings = nil
+	inv.setLineages()
 	inv.sorted = make([]*host, len(inv.hosts))
 	copy(inv.sorted, inv.hosts)
 	sort.Slice(inv.sorted, func(i, j int) bool { return inv.sorted[i].name < inv.sorted[j].name })
@@ -210,41 +215,49 @@ func (inv *Inventory) Host(name string) *Host {
 // hostVars resolves a listed host's variables.
 func (inv *Inventory) hostVars(h *host) map[string]any {
 	groups := inv.groupsOf(h)
-	vars := map[string]any{}
-	merge := func(m map[string]any) {
-		for k, v := range m {
-			vars[k] = v
-		}
-	}
-	// Ansible's order: the inventory's own, then its group_vars/all, the
-	// playbook directory's group_vars/all, the inventory's group_vars of
-	// each group, the playbook directory's; then the host's own, its
-	// host_vars, the playbook directory's.
-	merge(inv.groupByName["all"].vars)
-	for _, g := range groups {
-		merge(g.vars)
-	}
-	for _, vd := range inv.varDirs {
-		merge(vd.groups["all"])
-	}
 	play := inv.playVars
 	if play == nil {
 		play = &varsDir{}
 	}
-	merge(play.groups["all"])
+	all := inv.groupByName["all"]
+	// Ansible's order: the inventory's own, then its group_vars/all, the
+	// playbook directory's group_vars/all, the inventory's group_vars of
+	// each group, the playbook directory's; then the host's own, its
+	// host_vars, the playbook directory's.
+	var buf [16]map[string]any
+	srcs := append(buf[:0], all.vars)
+	for _, g := range groups {
+		srcs = append(srcs, g.vars)
+	}
+	for _, vd := range inv.varDirs {
+		srcs = append(srcs, vd.groups["all"])
+	}
+	srcs = append(srcs, play.groups["all"])
 	for _, vd := range inv.varDirs {
 		for _, g := range groups {
-			merge(vd.groups[g.name])
+			srcs = append(srcs, vd.groups[g.name])
 		}
 	}
 	for _, g := range groups {
-		merge(play.groups[g.name])
+		srcs = append(srcs, play.groups[g.name])
 	}
-	merge(h.vars)
+	size := len(h.vars.list)
+	for _, m := range srcs {
+		size += len(m)
+	}
+	vars := make(map[string]any, size)
+	for _, m := range srcs {
+		for k, v := range m {
+			vars[k] = v
+		}
+	}
+	for _, e := range h.vars.list {
+		vars[e.key] = e.value
+	}
 	for _, vd := range inv.varDirs {
-		merge(vd.hosts[h.name])
+		maps.Copy(vars, vd.hosts[h.name])
 	}
-	merge(play.hosts[h.name])
+	maps.Copy(vars, play.hosts[h.name])
 	return vars
 }
 

@@ -76,6 +76,10 @@ type matcher struct {
 	// implicit is the implicit localhost once a term selected it: as in
 	// Ansible, the first localhost name used stands for all of them.
 	implicit *host
+	// scratch is scratchSet's set; seen is enumerate's, kept clear
+	// between terms.
+	scratch *hostBits
+	seen    []uint64
 }
 
 // evaluate is _evaluate_patterns; the result may repeat hosts.
@@ -94,32 +98,57 @@ func (m *matcher) evaluate(terms []string) ([]*host, error) {
 	if len(regular) == 0 {
 		regular = []string{"all"}
 	}
+	// in marks the hosts so far, kept as hosts grows, so that each term
+	// costs what it selects, not what the terms before it selected: a
+	// pattern of thousands of terms stays linear.
+	in := m.newSet()
 	var hosts []*host
-	for _, p := range append(append(regular, intersect...), exclude...) {
+	for _, p := range append(regular, intersect...) {
 		if h, ok := m.inv.hostByName[p]; ok {
 			hosts = append(hosts, h)
+			in.add(h)
 			continue
 		}
 		that, err := m.matchOne(p)
 		if err != nil {
 			return nil, err
 		}
-		switch p[0] {
-		case '!':
-			set := m.set(that)
-			hosts = filter(hosts, func(h *host) bool { return !set.has(h) })
-		case '&':
-			set := m.set(that)
-			hosts = filter(hosts, func(h *host) bool { return set.has(h) })
-		default:
-			existing := m.set(hosts)
-			for _, h := range that {
-				if !existing.has(h) {
-					hosts = append(hosts, h)
+		if p[0] == '&' {
+			set := m.scratchSet(that)
+			hosts = filter(hosts, func(h *host) bool {
+				if set.has(h) {
+					return true
 				}
+				in.remove(h)
+				return false
+			})
+			set.clear(that)
+			continue
+		}
+		for _, h := range that {
+			if !in.has(h) {
+				hosts = append(hosts, h)
+				in.add(h)
 			}
 		}
 	}
+	if len(exclude) == 0 {
+		return hosts, nil
+	}
+	// The exclusions come last and each removes what it selects: removing
+	// their union at once is the same, and one pass over the hosts however
+	// many hosts they name.
+	var excluded []*host
+	for _, p := range exclude {
+		that, err := m.matchOne(p)
+		if err != nil {
+			return nil, err
+		}
+		excluded = append(excluded, that...)
+	}
+	set := m.scratchSet(excluded)
+	hosts = filter(hosts, func(h *host) bool { return !set.has(h) })
+	set.clear(excluded)
 	return hosts, nil
 }
 
@@ -130,19 +159,46 @@ type hostBits struct {
 	implicit bool
 }
 
-func (m *matcher) set(hs []*host) hostBits {
-	s := hostBits{bits: make([]uint64, len(m.inv.hosts)/64+1)}
-	for _, h := range hs {
-		if h.idx < 0 {
-			s.implicit = true
-			continue
-		}
-		s.bits[h.idx>>6] |= 1 << (h.idx & 63)
-	}
-	return s
+func (m *matcher) newSet() *hostBits {
+	return &hostBits{bits: make([]uint64, len(m.inv.hosts)/64+1)}
 }
 
-func (s hostBits) has(h *host) bool {
+// scratchSet is the set of hs in the matcher's one scratch set, which
+// clear empties again: one allocation per Match, however many terms.
+func (m *matcher) scratchSet(hs []*host) *hostBits {
+	if m.scratch == nil {
+		m.scratch = m.newSet()
+	}
+	for _, h := range hs {
+		m.scratch.add(h)
+	}
+	return m.scratch
+}
+
+func (s *hostBits) add(h *host) {
+	if h.idx < 0 {
+		s.implicit = true
+		return
+	}
+	s.bits[h.idx>>6] |= 1 << (h.idx & 63)
+}
+
+func (s *hostBits) remove(h *host) {
+	if h.idx < 0 {
+		s.implicit = false
+		return
+	}
+	s.bits[h.idx>>6] &^= 1 << (h.idx & 63)
+}
+
+// clear removes hs, which were all that the set held.
+func (s *hostBits) clear(hs []*host) {
+	for _, h := range hs {
+		s.remove(h)
+	}
+}
+
+func (s *hostBits) has(h *host) bool {
 	if h.idx < 0 {
 		return s.implicit
 	}
@@ -254,7 +310,10 @@ func (m *matcher) enumerate(expr string) ([]*host, error) {
 	}
 	var results []*host
 	matchedGroup := false
-	seen := make([]uint64, len(inv.hosts)/64+1)
+	if m.seen == nil {
+		m.seen = make([]uint64, len(inv.hosts)/64+1)
+	}
+	seen := m.seen
 	if literal {
 		if g, ok := inv.groupByName[expr]; ok {
 			matchedGroup = true

@@ -1,8 +1,10 @@
 package inventory_test
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -61,67 +63,141 @@ func skipSlow(t *testing.T) {
 	}
 }
 
-// TestLoadGrowsLinearly loads 10,000 and 100,000 hosts: ten times the hosts
-// must take about ten times as long, not a hundred (a host added to a group
-// used to be checked against every host already in it, a group added to
-// all against every group already there).
+// growth measures fn at each size (1,000, 10,000 and 100,000 hosts) with
+// what prepare makes of that size, and fails when ten times the hosts
+// take more than maxGrowth times as long. Each size is prepared alone in
+// the heap; fn runs calls(n) times in a row, a few rounds.
+func growth[T any](t *testing.T, name string, prepare func(n int) T, fn func(T)) {
+	t.Helper()
+	var prev time.Duration
+	for _, n := range []int{1000, 10000, 100000} {
+		arg := prepare(n)
+		runtime.GC()
+		calls := max(1, 10000/n)
+		d := minDuration(t, min(3, 200000/n), calls, func() { fn(arg) })
+		t.Logf("%s: %d hosts: %v", name, n, d)
+		if prev > 0 {
+			ratio := float64(d) / float64(prev)
+			require.Less(t, ratio, maxGrowth, "%s: %d hosts took %.0fx as long as a tenth as many", name, n, ratio)
+		}
+		prev = d
+	}
+}
+
+// TestLoadGrowsLinearly loads 1,000, 10,000 and 100,000 hosts: ten times
+// the hosts must take about ten times as long, not a hundred (a host added
+// to a group used to be checked against every host already in it, a group
+// added to all against every group already there). The shapes: one group
+// of every host and racks under a parent (INI, YAML), a group per host,
+// and 200 groups nested three deep with variables at every level.
 func TestLoadGrowsLinearly(t *testing.T) {
 	skipSlow(t)
 	for _, format := range []struct {
 		name string
 		gen  func(int) string
-	}{{"hosts.ini", invgen.INI}, {"hosts.yml", invgen.YAML}, {"groups.ini", invgen.GroupPerHost}} {
+	}{
+		{"hosts.ini", invgen.INI}, {"hosts.yml", invgen.YAML}, {"groups.ini", invgen.GroupPerHost},
+		{"nested.ini", invgen.Nested},
+	} {
 		t.Run(format.name, func(t *testing.T) {
-			small := writeGenerated(t, format.name, format.gen(10000))
-			large := writeGenerated(t, format.name, format.gen(100000))
-			load := func(p string) func() {
-				return func() {
-					inv, err := inventory.Load(p)
-					require.NoError(t, err)
-					got, err := inv.Match("all[100:199]")
-					require.NoError(t, err)
-					require.Len(t, got, 100)
-				}
-			}
-			ts := minDuration(t, 3, 1, load(small))
-			tl := minDuration(t, 2, 1, load(large))
-			ratio := float64(tl) / float64(ts)
-			t.Logf("10k: %v, 100k: %v, ratio %.1f", ts, tl, ratio)
-			require.Less(t, ratio, maxGrowth, "loading 10x the hosts took %.0fx as long", ratio)
+			growth(t, format.name, func(n int) string {
+				return writeGenerated(t, format.name, format.gen(n))
+			}, func(p string) {
+				inv, err := inventory.Load(p)
+				require.NoError(t, err)
+				got, err := inv.Match("all[100:199]")
+				require.NoError(t, err)
+				require.Len(t, got, 100)
+			})
 		})
 	}
 }
 
+// TestHostVarsGrowsLinearly resolves the variables of every host of the
+// nested inventory, as an operation on all of them does: the cost per host
+// must not grow with the inventory (each host's groups and ancestors are
+// sorted once per group, not walked and sorted per host).
+func TestHostVarsGrowsLinearly(t *testing.T) {
+	skipSlow(t)
+	type loaded struct {
+		inv   *inventory.Inventory
+		hosts []string
+	}
+	growth(t, "Host", func(n int) loaded {
+		inv, err := inventory.Parse(strings.NewReader(invgen.Nested(n)), "hosts.ini")
+		require.NoError(t, err)
+		return loaded{inv, inv.Hosts()}
+	}, func(l loaded) {
+		for _, name := range l.hosts {
+			h := l.inv.Host(name)
+			if h == nil || h.Vars["zone"] == nil || h.Vars["ansible_host"] == nil {
+				t.Fatalf("%s: %v", name, h)
+			}
+		}
+	})
+}
+
 // TestMatchGrowsLinearly does the same for patterns on a loaded inventory,
-// also when a pattern matches a group per host.
+// also when a pattern matches a group per host and when it has a term per
+// tenth of the hosts (each term used to re-read the hosts selected so far).
 func TestMatchGrowsLinearly(t *testing.T) {
 	skipSlow(t)
 	for _, c := range []struct {
 		gen      func(int) string
-		patterns []string
+		patterns []func(n int) string
 	}{
-		{invgen.INI, []string{"all", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}},
-		{invgen.GroupPerHost, []string{"g0*", "g0*[5:]:!g000007"}},
+		{invgen.INI, fixed("all", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]")},
+		{invgen.GroupPerHost, append(fixed("g0*", "g0*[5:]:!g000007"), termPerTenth("g%06d", ","), termPerTenth("!g%06d", ":"))},
+		{invgen.Nested, append(fixed("estate", "region0:&zone0*:!svc001", "svc0[0-4]?", "~node00[0-9]"), termPerTenth("&"+"node%06d.example.com", ","))},
 	} {
-		// Each inventory is measured alone in the heap.
-		times := func(n, calls int) []time.Duration {
+		type loaded struct {
+			inv      *inventory.Inventory
+			patterns []string
+		}
+		times := make([][]time.Duration, len(c.patterns))
+		for _, n := range []int{1000, 10000, 100000} {
 			inv, err := inventory.Parse(strings.NewReader(c.gen(n)), "hosts.ini")
 			require.NoError(t, err)
-			out := make([]time.Duration, len(c.patterns))
+			runtime.GC()
 			for i, p := range c.patterns {
-				out[i] = minDuration(t, 7, calls, func() {
-					_, err := inv.Match(p)
+				pattern := p(n)
+				times[i] = append(times[i], minDuration(t, 7, 200000/n, func() {
+					_, err := inv.Match(pattern)
 					require.NoError(t, err)
-				})
+				}))
 			}
-			return out
 		}
-		small, large := times(10000, 100), times(100000, 10)
 		for i, p := range c.patterns {
-			ts, tl := small[i], large[i]
-			ratio := float64(tl) / float64(ts)
-			t.Logf("%s: 10k: %v, 100k: %v, ratio %.1f", p, ts, tl, ratio)
-			require.Less(t, ratio, maxGrowth, "%s: matching on 10x the hosts took %.0fx as long", p, ratio)
+			name := p(10)
+			for j := 1; j < len(times[i]); j++ {
+				ratio := float64(times[i][j]) / float64(times[i][j-1])
+				t.Logf("%.60s: %v then %v, ratio %.1f", name, times[i][j-1], times[i][j], ratio)
+				require.Less(t, ratio, maxGrowth, "%s: matching on 10x the hosts took %.0fx as long", name, ratio)
+			}
 		}
+	}
+}
+
+// fixed are patterns that do not depend on the inventory's size.
+func fixed(patterns ...string) []func(int) string {
+	out := make([]func(int) string, len(patterns))
+	for i, p := range patterns {
+		out[i] = func(int) string { return p }
+	}
+	return out
+}
+
+// termPerTenth is a pattern with a term for every tenth host (format
+// applied to its number), joined by sep.
+func termPerTenth(format, sep string) func(int) string {
+	return func(n int) string {
+		terms := make([]string, 0, n/10)
+		for i := 0; i < n; i += 10 {
+			terms = append(terms, fmt.Sprintf(format, i))
+		}
+		if strings.HasPrefix(format, "!") || strings.HasPrefix(format, "&") {
+			terms = append([]string{"all"}, terms...)
+		}
+		return strings.Join(terms, sep)
 	}
 }

@@ -67,3 +67,56 @@ func GroupPerHost(n int) string {
 	}
 	return b.String()
 }
+
+// Nested layout: LeafGroups groups share the hosts in equal blocks, under
+// parents three levels deep (zones of ten leaves, regions of five zones,
+// one estate group), each level with variables of its own, as
+// environments, sites and services are usually nested.
+const (
+	LeafGroups  = 200
+	leavesPer   = 10 // leaves per zone
+	zonesPer    = 5  // zones per region
+	leafRegions = LeafGroups / leavesPer / zonesPer
+)
+
+// Leaf is the name of leaf group g: svc042.
+func Leaf(g int) string { return fmt.Sprintf("svc%03d", g) }
+
+// Nested writes an INI inventory of n hosts in LeafGroups leaf groups of
+// n/LeafGroups hosts (the rest in the last), nested in zones, regions and
+// an estate group, with variables at every level and on every host line.
+func Nested(n int) string {
+	var b strings.Builder
+	per := max(n/LeafGroups, 1)
+	for g := 0; g < LeafGroups; g++ {
+		fmt.Fprintf(&b, "[%s]\n", Leaf(g))
+		end := (g + 1) * per
+		if g == LeafGroups-1 {
+			end = n
+		}
+		for i := g * per; i < end && i < n; i++ {
+			fmt.Fprintf(&b, "%s ansible_host=%s rack=%d\n", Host(i), address(i), i/HostsPerRack)
+		}
+		fmt.Fprintf(&b, "[%s:vars]\nservice=%s\nansible_port=%d\n", Leaf(g), Leaf(g), 2200+g)
+	}
+	for z := 0; z < LeafGroups/leavesPer; z++ {
+		fmt.Fprintf(&b, "[zone%02d:children]\n", z)
+		for g := z * leavesPer; g < (z+1)*leavesPer; g++ {
+			b.WriteString(Leaf(g) + "\n")
+		}
+		fmt.Fprintf(&b, "[zone%02d:vars]\nzone=zone%02d\nansible_user=ops%02d\n", z, z, z)
+	}
+	for r := 0; r < leafRegions; r++ {
+		fmt.Fprintf(&b, "[region%d:children]\n", r)
+		for z := r * zonesPer; z < (r+1)*zonesPer; z++ {
+			fmt.Fprintf(&b, "zone%02d\n", z)
+		}
+		fmt.Fprintf(&b, "[region%d:vars]\nregion=region%d\nntp_server=ntp%d.example.com\n", r, r, r)
+	}
+	b.WriteString("[estate:children]\n")
+	for r := 0; r < leafRegions; r++ {
+		fmt.Fprintf(&b, "region%d\n", r)
+	}
+	b.WriteString("[estate:vars]\nansible_become=true\ndomain=example.com\n[all:vars]\nansible_python_interpreter=/usr/bin/python3\n")
+	return b.String()
+}

@@ -26,6 +26,15 @@ type become struct {
 	passwordVar string
 }
 
+// becomeKey identifies a become: two with the same key act the same.
+type becomeKey struct {
+	method, user, exe, flags, password, passwordVar string
+}
+
+func (b *become) key() becomeKey {
+	return becomeKey{b.method, b.user, strings.Join(b.exe, "\x00"), strings.Join(b.flags, "\x00"), b.password, b.passwordVar}
+}
+
 // becomeMethods are the methods sshnative implements.
 var becomeMethods = map[string]bool{"sudo": true, "su": true}
 

@@ -7,8 +7,10 @@ import (
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -26,6 +28,17 @@ type endpoint struct {
 	hostname string // what is dialled: ssh_config's HostName, else alias
 	port     int
 	user     string
+	// jump is the host this one is reached through (ProxyJump); nil:
+	// directly.
+	jump *endpoint
+	// trust is how the host is authenticated and trusted, and the
+	// timeouts: the same for most hosts, so shared (see share).
+	*trust
+}
+
+// trust is the part of an endpoint that is the same for every host a
+// configuration treats alike. Read it, never change it: it is shared.
+type trust struct {
 	// identities are the private key files tried, in order: the command
 	// line's (ansible_private_key_file, -i), then ssh_config's.
 	identities []string
@@ -38,9 +51,31 @@ type endpoint struct {
 	hashKnownHosts bool
 	connectTimeout time.Duration
 	keepAlive      time.Duration // ServerAliveInterval; 0: none
-	// jump is the host this one is reached through (ProxyJump); nil:
-	// directly.
-	jump *endpoint
+}
+
+// trustKey identifies a trust: two with the same key act the same.
+type trustKey struct {
+	identities, knownHosts, strict string
+	identitiesOnly, hashKnownHosts bool
+	connectTimeout, keepAlive      time.Duration
+}
+
+func (t *trust) key() trustKey {
+	return trustKey{strings.Join(t.identities, "\x00"), strings.Join(t.knownHosts, "\x00"), t.strict,
+		t.identitiesOnly, t.hashKnownHosts, t.connectTimeout, t.keepAlive}
+}
+
+// share makes e and the hops it is reached through use the copy of their
+// trust in shared, adding it when missing.
+func (e *endpoint) share(shared map[trustKey]*trust) {
+	for ; e != nil; e = e.jump {
+		k := e.trust.key()
+		if t, ok := shared[k]; ok {
+			e.trust = t
+		} else {
+			shared[k] = e.trust
+		}
+	}
 }
 
 // addr is the TCP address dialled, and the name known_hosts is searched
@@ -77,6 +112,9 @@ type resolver struct {
 	configs     sshConfigCache
 	localUser   string
 	home        string
+	// knownHosts is defaultKnownHosts' list.
+	knownHostsOnce sync.Once
+	knownHosts     []string
 }
 
 func newResolver(opts SSHOptions) *resolver {
@@ -215,7 +253,7 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		}
 		return hc.get(key)
 	}
-	e := &endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser, strict: "yes"}
+	e := &endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser, trust: &trust{strict: "yes"}}
 	if refused := hc.refused(); len(refused) > 0 {
 		return nil, whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
 	}
@@ -235,30 +273,45 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	if v, ok := get("user"); ok {
 		e.user = v
 	}
-	tokens := r.tokens(e)
-	seen := map[string]bool{}
+	// The tokens only for a path that has one: they cost two system
+	// calls, and most hosts have none.
+	var tokens map[byte]string
+	tok := func(s string) map[byte]string {
+		if tokens == nil && strings.Contains(s, "%") {
+			tokens = r.tokens(e)
+		}
+		return tokens
+	}
+	var listed []string
 	for _, f := range append(append([]string(nil), a.identities...), hc.identities...) {
-		if strings.EqualFold(f, "none") || seen[f] {
+		if strings.EqualFold(f, "none") || slices.Contains(listed, f) {
 			continue // ssh lists a file once
 		}
-		seen[f] = true
-		e.identities = append(e.identities, r.expandPath(f, tokens))
+		listed = append(listed, f)
+		e.identities = append(e.identities, r.expandPath(f, tok(f)))
 	}
 	if v, ok := get("identitiesonly"); ok {
 		e.identitiesOnly = yes(v)
 	}
-	e.knownHosts = r.opts.KnownHosts
-	if len(e.knownHosts) == 0 {
-		e.knownHosts = []string{filepath.Join(r.home, ".ssh", "known_hosts"), filepath.Join(r.home, ".ssh", "known_hosts2")}
+	user, userSet := get("userknownhostsfile")
+	global, globalSet := get("globalknownhostsfile")
+	if !userSet && !globalSet {
+		// The same files for every host: one list, shared.
+		e.knownHosts = r.defaultKnownHosts()
+	} else {
+		e.knownHosts = r.opts.KnownHosts
+		if len(e.knownHosts) == 0 {
+			e.knownHosts = r.userKnownHosts()
+		}
+		if userSet {
+			e.knownHosts = r.pathList(user, tok(user))
+		}
+		globals := globalKnownHosts
+		if globalSet {
+			globals = r.pathList(global, tok(global))
+		}
+		e.knownHosts = append(e.knownHosts[:len(e.knownHosts):len(e.knownHosts)], globals...)
 	}
-	if v, ok := get("userknownhostsfile"); ok {
-		e.knownHosts = r.pathList(v, tokens)
-	}
-	global := []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
-	if v, ok := get("globalknownhostsfile"); ok {
-		global = r.pathList(v, tokens)
-	}
-	e.knownHosts = append(e.knownHosts, global...)
 	if v, ok := get("stricthostkeychecking"); ok {
 		switch strings.ToLower(v) {
 		case "yes", "ask", "true":
@@ -383,6 +436,29 @@ func parseJumpSpec(spec string) (user, host, port string, err error) {
 		}
 	}
 	return user, host, port, nil
+}
+
+// globalKnownHosts are ssh's GlobalKnownHostsFile default.
+var globalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
+
+// userKnownHosts are the user known_hosts files without
+// UserKnownHostsFile: SSHOptions.KnownHosts, else ssh's default.
+func (r *resolver) userKnownHosts() []string {
+	if len(r.opts.KnownHosts) > 0 {
+		return r.opts.KnownHosts
+	}
+	return []string{filepath.Join(r.home, ".ssh", "known_hosts"), filepath.Join(r.home, ".ssh", "known_hosts2")}
+}
+
+// defaultKnownHosts are the known_hosts files of a host for which
+// ssh_config names none: built once, shared by every such endpoint (read,
+// never changed).
+func (r *resolver) defaultKnownHosts() []string {
+	r.knownHostsOnce.Do(func() {
+		u := r.userKnownHosts()
+		r.knownHosts = slices.Clip(append(append([]string(nil), u...), globalKnownHosts...))
+	})
+	return r.knownHosts
 }
 
 // tokens are the percent tokens of ssh_config paths for e: %d home, %h

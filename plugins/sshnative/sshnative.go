@@ -127,8 +127,20 @@ var _ exe.Executor = (*Executor)(nil)
 // inventoryView is an inventory with how each of its hosts is reached,
 // resolved once per host and kept while the inventory is current.
 type inventoryView struct {
-	inv    *inventory.Inventory
-	setups sync.Map // host name -> *hostSetup
+	inv *inventory.Inventory
+	mu  sync.Mutex
+	// setups are the hosts' setups by name: a plain map, a third of a
+	// sync.Map's size per host, held for as long as the inventory.
+	setups map[string]*hostSetup
+	// becomes holds one copy of each distinct become: hosts of a group
+	// escalate the same way, and 100,000 copies would cost megabytes.
+	becomes map[becomeKey]*become
+	// trusts likewise holds one copy of each distinct endpoint trust.
+	trusts map[trustKey]*trust
+}
+
+func newInventoryView(inv *inventory.Inventory) *inventoryView {
+	return &inventoryView{inv: inv, setups: map[string]*hostSetup{}, becomes: map[becomeKey]*become{}, trusts: map[trustKey]*trust{}}
 }
 
 func (x *Executor) view() *inventoryView { return x.current.Load() }
@@ -221,7 +233,7 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 		inv = inventory.Default()
 	}
 	invWarnings := x.checkInventory(inv)
-	x.current.Store(&inventoryView{inv: inv})
+	x.current.Store(newInventoryView(inv))
 	x.mu.Lock()
 	x.warnings = append(append([]string(nil), x.fixed...), invWarnings...)
 	x.mu.Unlock()
@@ -270,12 +282,16 @@ type hostSetup struct {
 
 // hostConn returns the connection that reaches host, a host of v.
 func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
-	var hs *hostSetup
-	if got, ok := v.setups.Load(h.Name); ok {
-		hs = got.(*hostSetup)
-	} else {
-		hs = x.setup(h)
-		v.setups.Store(h.Name, hs)
+	v.mu.Lock()
+	hs, ok := v.setups[h.Name]
+	v.mu.Unlock()
+	if !ok {
+		// Set up outside the lock: two operations may both set a host up,
+		// to the same result.
+		hs = x.setup(v, h)
+		v.mu.Lock()
+		v.setups[h.Name] = hs
+		v.mu.Unlock()
 	}
 	if hs.err != nil {
 		return nil, hs.err
@@ -287,7 +303,7 @@ func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
 }
 
 // setup resolves how a host's commands run.
-func (x *Executor) setup(h *inventory.Host) *hostSetup {
+func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
 	c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
 	if err != nil {
 		return &hostSetup{err: &unreachableError{err}}
@@ -310,11 +326,31 @@ func (x *Executor) setup(h *inventory.Host) *hostSetup {
 	if err != nil {
 		return &hostSetup{err: err}
 	}
+	b = v.shareBecome(b)
 	ep, err := x.resolver.resolve(h.Name, c, remoteUser)
 	if err != nil {
 		return &hostSetup{err: err}
 	}
+	v.mu.Lock()
+	ep.share(v.trusts)
+	v.mu.Unlock()
 	return &hostSetup{ep: ep, become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
+}
+
+// shareBecome returns the view's copy of b, the same for every host that
+// escalates the same way.
+func (v *inventoryView) shareBecome(b *become) *become {
+	if b == nil {
+		return nil
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	k := b.key()
+	if c, ok := v.becomes[k]; ok {
+		return c
+	}
+	v.becomes[k] = b
+	return b
 }
 
 // Warnings are what loading noticed that sshnative does not honour (see

@@ -1,0 +1,5 @@
+//go:build !race
+
+package sshnative
+
+const raceEnabled = false
