@@ -99,6 +99,10 @@ type Engine struct {
 	mu     sync.Mutex
 	closed bool
 	nsync  uint64
+
+	// matches keeps the executor's answers while its MatchVersion says
+	// they hold.
+	matches matchCache
 }
 
 // NewEngine checks cfg, builds the Runner that executes jobs from its
@@ -335,12 +339,33 @@ func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 	if !utf8.ValidString(pattern) {
 		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
+	hosts, err := e.match(ctx, pattern)
+	if err != nil {
+		return nil, err
+	}
+	// A kept answer is shared: the caller gets its own.
+	return append(make([]string, 0, len(hosts)), hosts...), nil
+}
+
+// match asks the executor which hosts pattern selects, or answers as it
+// last did while its MatchVersion says the answer holds. The slice may be
+// shared: it must not be changed.
+func (e *Engine) match(ctx context.Context, pattern string) ([]string, error) {
+	mv, ok := e.cfg.Executor.(MatchVersioner)
+	var version uint64
+	if ok {
+		if version, ok = mv.MatchVersion(); ok {
+			if hosts, kept := e.matches.get(version, pattern); kept {
+				return hosts, nil
+			}
+		}
+	}
 	hosts, err := e.cfg.Executor.Match(ctx, pattern)
 	if err != nil {
 		return nil, err
 	}
-	if hosts == nil {
-		hosts = []string{}
+	if ok {
+		e.matches.put(version, pattern, hosts)
 	}
 	return hosts, nil
 }
@@ -349,9 +374,12 @@ func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 // valid host names contain no ',' or pattern characters (an IPv6 address's
 // ':' stays within its term), so their comma-joined list is an exact union.
 func (e *Engine) resolve(ctx context.Context, targets []string) error {
-	known, err := e.cfg.Executor.Match(ctx, strings.Join(targets, ","))
+	known, err := e.match(ctx, strings.Join(targets, ","))
 	if err != nil {
 		return err
+	}
+	if len(targets) == 1 && len(known) == 1 && known[0] == targets[0] {
+		return nil
 	}
 	set := make(map[string]bool, len(known))
 	for _, h := range known {

@@ -61,6 +61,27 @@ type ValidationScope interface {
 	Validates(op Operate) bool
 }
 
+// MatchVersioner is implemented by executors whose Match answers change
+// only when they load an inventory (when made, and on a reload), not from
+// one call to the next. MatchVersion returns a number that grows after
+// every such change, and ok false when answers may change at any time.
+// The Engine then keeps its answers for the patterns it was asked about
+// (a request's targets, GET /target) until the version grows, instead of
+// asking for every request: for an executor plugin, that is a round trip
+// to its process per request.
+//
+// The version must grow only once the new inventory answers: an answer
+// given while it grows is then kept under the older version, and dropped.
+// For an executor served as a plugin, exed asks when the plugin starts
+// whether it implements this, and from then on takes its answers to
+// change only when it is configured (started, started again, or sent its
+// section again on a reload). An executor that reads its inventory anew
+// for each Match (the ansible executor runs ansible --list-hosts) does not
+// implement it.
+type MatchVersioner interface {
+	MatchVersion() (version uint64, ok bool)
+}
+
 // Capabilities is implemented by executors that do not perform every
 // operation: the Engine asks before it runs or stores a request, so an
 // unsupported operation is refused at once (ErrNotSupported, HTTP 501) for

@@ -125,12 +125,18 @@ type Client struct {
 	// with ops; nil: every request.
 	validates atomic.Pointer[exe.Only]
 	config    map[string]string
+	// matchVersion grows after every configuration of the plugin (each
+	// start, each Reconfigure) when the plugin said its Match answers
+	// change only then; 0 while it did not say so.
+	matchVersion atomic.Uint64
+	configured   atomic.Uint64 // configurations so far
 }
 
 var (
 	_ exe.Executor         = (*Client)(nil)
 	_ exe.RequestValidator = (*Client)(nil)
 	_ exe.ValidationScope  = (*Client)(nil)
+	_ exe.MatchVersioner   = (*Client)(nil)
 )
 
 // Start starts the plugin and configures it: a binary that is not a
@@ -143,16 +149,17 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 		if err := x.Configure(ctx, opts.Config); err != nil {
 			return err
 		}
-		ops, validates, err := x.OperationScope(ctx)
+		sc, err := x.OperationScope(ctx)
 		if err != nil {
 			return err
 		}
-		c.ops.Store(&ops)
-		if validates != nil {
-			c.validates.Store(&validates)
+		c.ops.Store(&sc.Ops)
+		if sc.Validates != nil {
+			c.validates.Store(&sc.Validates)
 		} else {
 			c.validates.Store(nil)
 		}
+		c.setMatchVersion(sc.MatchVersioned)
 		return nil
 	})
 	if err != nil {
@@ -195,7 +202,36 @@ func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
 // that refuses (a file that no longer loads) keeps the configuration it
 // had, and the error says why.
 func (c *Client) Reconfigure(ctx context.Context) error {
+	// Whether or not the plugin took it, its answers may have changed
+	// (it may have loaded part of it, or have been started again).
+	defer func() { c.setMatchVersion(c.matchVersion.Load() != 0) }()
 	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Configure(ctx, c.config) })
+}
+
+// setMatchVersion starts a new MatchVersion once the plugin was
+// configured, or none when it does not keep its answers.
+func (c *Client) setMatchVersion(versioned bool) {
+	n := c.configured.Add(1)
+	if !versioned {
+		c.matchVersion.Store(0)
+		return
+	}
+	// Concurrent configurations (a Reconfigure during a restart) store
+	// the larger version: it only ever grows.
+	for {
+		v := c.matchVersion.Load()
+		if v >= n || c.matchVersion.CompareAndSwap(v, n) {
+			return
+		}
+	}
+}
+
+// MatchVersion implements exe.MatchVersioner for a plugin that said its
+// Match answers change only when it is configured: the version grows
+// after each start of the plugin and each Reconfigure.
+func (c *Client) MatchVersion() (uint64, bool) {
+	v := c.matchVersion.Load()
+	return v, v != 0
 }
 
 // Match implements exe.Executor.

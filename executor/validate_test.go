@@ -2,6 +2,7 @@ package executor_test
 
 import (
 	"context"
+	"syscall"
 	"testing"
 	"time"
 
@@ -89,4 +90,57 @@ func TestValidatesCrossesTheBoundary(t *testing.T) {
 	for _, op := range []exe.Operate{exe.OpPing, exe.OpExecute, exe.OpTask} {
 		assert.True(t, old.Validates(op), op)
 	}
+}
+
+// matchesOf is testexec_matches_total: the Match calls the plugin answered.
+func matchesOf(t *testing.T, c *executor.Client) float64 {
+	t.Helper()
+	mfs, err := c.Metrics(context.Background())
+	require.NoError(t, err)
+	for _, mf := range mfs {
+		if mf.GetName() == "testexec_matches_total" {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
+// A plugin says its Match answers change only when it is configured:
+// exed keeps them, asking the plugin once for many requests, and asks
+// again after each Reconfigure and each start of the plugin. An older
+// plugin, which does not say, is asked for every request.
+func TestMatchVersionCrossesTheBoundary(t *testing.T) {
+	c, _ := start(t, executor.Options{})
+	ctx := context.Background()
+	v1, ok := c.MatchVersion()
+	require.True(t, ok)
+	eng, _ := engineOn(t, c)
+	ping := exe.Request{Operate: exe.OpPing, Targets: []string{"a"}}
+	for range 3 {
+		_, err := eng.Submit(ctx, ping)
+		require.NoError(t, err)
+	}
+	assert.Equal(t, 1.0, matchesOf(t, c))
+
+	require.NoError(t, c.Reconfigure(ctx))
+	v2, ok := c.MatchVersion()
+	require.True(t, ok)
+	assert.Greater(t, v2, v1)
+	_, err := eng.Submit(ctx, ping)
+	require.NoError(t, err)
+	assert.Equal(t, 2.0, matchesOf(t, c), "asked again after a Reconfigure")
+
+	pid := c.PID()
+	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
+	require.Eventually(t, func() bool { return c.Health(ctx) == nil && c.PID() != pid }, 30*time.Second, 10*time.Millisecond)
+	v3, ok := c.MatchVersion()
+	require.True(t, ok)
+	assert.Greater(t, v3, v2)
+	_, err = eng.Submit(ctx, ping)
+	require.NoError(t, err)
+	assert.Equal(t, 1.0, matchesOf(t, c), "the new process was asked once")
+
+	old, _ := start(t, executor.Options{Env: []string{"EXE_TESTPLUGIN_OLD=1"}})
+	_, ok = old.MatchVersion()
+	assert.False(t, ok)
 }

@@ -478,8 +478,13 @@ type OperationList struct {
 	// fields leaves validates_listed unset, and is asked about every request.
 	Validates       []string `protobuf:"bytes,2,rep,name=validates,proto3" json:"validates,omitempty"`
 	ValidatesListed bool     `protobuf:"varint,3,opt,name=validates_listed,json=validatesListed,proto3" json:"validates_listed,omitempty"`
-	unknownFields   protoimpl.UnknownFields
-	sizeCache       protoimpl.SizeCache
+	// match_versioned: Match answers change only when the plugin is
+	// configured (exe.MatchVersioner), so exed keeps them until it
+	// configures the plugin again instead of asking for every request. A
+	// plugin built before the field leaves it unset and is asked every time.
+	MatchVersioned bool `protobuf:"varint,4,opt,name=match_versioned,json=matchVersioned,proto3" json:"match_versioned,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *OperationList) Reset() {
@@ -529,6 +534,13 @@ func (x *OperationList) GetValidates() []string {
 func (x *OperationList) GetValidatesListed() bool {
 	if x != nil {
 		return x.ValidatesListed
+	}
+	return false
+}
+
+func (x *OperationList) GetMatchVersioned() bool {
+	if x != nil {
+		return x.MatchVersioned
 	}
 	return false
 }
@@ -752,11 +764,12 @@ const file_plugin_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\bR\ttruncated\x12\x1d\n" +
 	"\n" +
-	"extra_json\x18\v \x01(\fR\textraJson\"t\n" +
+	"extra_json\x18\v \x01(\fR\textraJson\"\x9d\x01\n" +
 	"\rOperationList\x12\x1a\n" +
 	"\boperates\x18\x01 \x03(\tR\boperates\x12\x1c\n" +
 	"\tvalidates\x18\x02 \x03(\tR\tvalidates\x12)\n" +
-	"\x10validates_listed\x18\x03 \x01(\bR\x0fvalidatesListed\",\n" +
+	"\x10validates_listed\x18\x03 \x01(\bR\x0fvalidatesListed\x12'\n" +
+	"\x0fmatch_versioned\x18\x04 \x01(\bR\x0ematchVersioned\",\n" +
 	"\x0eMetricFamilies\x12\x1a\n" +
 	"\bfamilies\x18\x01 \x03(\fR\bfamilies\"c\n" +
 	"\bTaskInfo\x12\x12\n" +

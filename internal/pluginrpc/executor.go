@@ -54,6 +54,9 @@ func (s *ExecutorServer) Operations(context.Context, *pluginpb.Empty) (*pluginpb
 			}
 		}
 	}
+	if mv, ok := s.Impl.(exe.MatchVersioner); ok {
+		_, out.MatchVersioned = mv.MatchVersion()
+	}
 	return out, nil
 }
 
@@ -221,33 +224,44 @@ func (c *ExecutorClient) Configure(ctx context.Context, cfg map[string]string) e
 // Operations asks which operations the plugin performs. A plugin built
 // before the question existed performs every operation it was asked to.
 func (c *ExecutorClient) Operations(ctx context.Context) (exe.Only, error) {
-	ops, _, err := c.OperationScope(ctx)
-	return ops, err
+	sc, err := c.OperationScope(ctx)
+	return sc.Ops, err
 }
 
-// OperationScope asks which operations the plugin performs, and which of
-// them (task included) its ValidateRequest may refuse: validates is nil
-// when the plugin does not say (one built before the question), which
-// means all of them.
-func (c *ExecutorClient) OperationScope(ctx context.Context) (ops exe.Only, validates exe.Only, err error) {
+// Scope is what a plugin says of itself when it starts.
+type Scope struct {
+	// Ops are the operations it performs.
+	Ops exe.Only
+	// Validates are those (task included) whose requests its
+	// ValidateRequest may refuse; nil when the plugin does not say (one
+	// built before the question), which means all of them.
+	Validates exe.Only
+	// MatchVersioned tells that its Match answers change only when it is
+	// configured (exe.MatchVersioner).
+	MatchVersioned bool
+}
+
+// OperationScope asks the plugin for its Scope. A plugin built before the
+// question performs every operation and says nothing more.
+func (c *ExecutorClient) OperationScope(ctx context.Context) (Scope, error) {
 	res, err := c.RPC.Operations(ctx, &pluginpb.Empty{})
 	if status.Code(err) == codes.Unimplemented {
-		return append(exe.Only(nil), exe.ExecutorOperations...), nil, nil
+		return Scope{Ops: append(exe.Only(nil), exe.ExecutorOperations...)}, nil
 	}
 	if err != nil {
-		return nil, nil, fromStatus(ctx, err)
+		return Scope{}, fromStatus(ctx, err)
 	}
-	ops = exe.Only{}
+	sc := Scope{Ops: exe.Only{}, MatchVersioned: res.GetMatchVersioned()}
 	for _, op := range res.GetOperates() {
-		ops = append(ops, exe.Operate(op))
+		sc.Ops = append(sc.Ops, exe.Operate(op))
 	}
 	if res.GetValidatesListed() {
-		validates = exe.Only{}
+		sc.Validates = exe.Only{}
 		for _, op := range res.GetValidates() {
-			validates = append(validates, exe.Operate(op))
+			sc.Validates = append(sc.Validates, exe.Operate(op))
 		}
 	}
-	return ops, validates, nil
+	return sc, nil
 }
 
 func (c *ExecutorClient) Match(ctx context.Context, pattern string) ([]string, error) {

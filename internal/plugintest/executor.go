@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -47,7 +48,9 @@ import (
 //
 // Match("hex:H") returns one host named by the bytes of H. A config key
 // "fail" makes Configure refuse. Its metrics (Gather, which the plugin
-// protocol serves) count its calls: testexec_calls_total{operation}.
+// protocol serves) count its calls: testexec_calls_total{operation}, and
+// testexec_matches_total. It is an exe.MatchVersioner whose version is
+// the number of Configure calls.
 type Executor struct {
 	Logger    hclog.Logger
 	markerDir string
@@ -55,6 +58,9 @@ type Executor struct {
 	metricsOnce sync.Once
 	reg         *prometheus.Registry
 	calls       *prometheus.CounterVec
+	matchesOnce sync.Once
+	matches     prometheus.Counter
+	configured  atomic.Uint64
 }
 
 // metrics returns the registry and counters, made on first use.
@@ -88,10 +94,23 @@ func (x *Executor) Configure(_ context.Context, cfg map[string]string) error {
 		return exe.Errorf(exe.ErrInvalid, "[testexec] fail: %q refused", v)
 	}
 	x.markerDir = cfg["marker_dir"]
+	x.configured.Add(1)
 	return nil
 }
 
+// MatchVersion implements exe.MatchVersioner.
+func (x *Executor) MatchVersion() (uint64, bool) { return x.configured.Load(), true }
+
 func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
+	// Registered at the first Match: a plugin that was asked none
+	// gathers one family, as before the counter existed.
+	x.matchesOnce.Do(func() {
+		reg, _ := x.metrics()
+		x.matches = prometheus.NewCounter(prometheus.CounterOpts{Name: "testexec_matches_total",
+			Help: "Match calls testexec answered."})
+		reg.MustRegister(x.matches)
+	})
+	x.matches.Inc()
 	if pattern == "all" {
 		return hosts, nil
 	}

@@ -112,6 +112,8 @@ type Executor struct {
 	// current is the inventory operations start with; SetInventory
 	// replaces it.
 	current atomic.Pointer[inventoryView]
+	// inventories counts SetInventory calls: the MatchVersion.
+	inventories atomic.Uint64
 	// fixed are the warnings of the configuration (ansible.cfg,
 	// ssh_config); warnings adds the current inventory's.
 	fixed    []string
@@ -122,7 +124,10 @@ type Executor struct {
 	runIDs runIDs
 }
 
-var _ exe.Executor = (*Executor)(nil)
+var (
+	_ exe.Executor       = (*Executor)(nil)
+	_ exe.MatchVersioner = (*Executor)(nil)
+)
 
 // inventoryView is an inventory with how each of its hosts is reached,
 // resolved once per host and kept while the inventory is current.
@@ -221,6 +226,11 @@ func (x *Executor) Match(_ context.Context, pattern string) ([]string, error) {
 	return x.view().inv.Match(pattern)
 }
 
+// MatchVersion implements exe.MatchVersioner: Match answers from the
+// inventory SetInventory set last, and the version grows with each call
+// to it.
+func (x *Executor) MatchVersion() (uint64, bool) { return x.inventories.Load(), true }
+
 // SetInventory makes inv (nil: inventory.Default()) the inventory of the
 // operations that start from now on, while those under way finish with
 // the one they started with, and returns what New would warn about it
@@ -234,6 +244,7 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 	}
 	invWarnings := x.checkInventory(inv)
 	x.current.Store(newInventoryView(inv))
+	x.inventories.Add(1) // after the Store: see exe.MatchVersioner
 	x.mu.Lock()
 	x.warnings = append(append([]string(nil), x.fixed...), invWarnings...)
 	x.mu.Unlock()
