@@ -15,6 +15,10 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/redistest"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
 )
 
 // followersEnv, when set in the environment of this test binary, makes it
@@ -36,8 +40,25 @@ func TestMain(m *testing.M) {
 // process's). They still share the machine's cores, as they would on a
 // server followed from the same host.
 func BenchmarkFollowers1000ServerCPU(b *testing.B) {
+	runFollowerProcess(b, newStack(b, 1), 0)
+}
+
+// BenchmarkFollowers1000RedisServerCPU is BenchmarkFollowers1000ServerCPU
+// on the Redis store: the server's follows read the job's stream from a
+// redis-server of its own, whose CPU time per line is redis-us/line.
+func BenchmarkFollowers1000RedisServerCPU(b *testing.B) {
+	srv := redistest.Start(b)
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr, PoolSize: 256})
+	b.Cleanup(func() { rdb.Close() })
+	store := exeredis.New(rdb, exeredis.Options{Prefix: "b" + uuid.NewString()[:8] + ":"})
+	runFollowerProcess(b, newStackOn(b, 1, store), srv.PID())
+}
+
+// runFollowerProcess runs the follower fleet against s and reports the
+// latencies and the CPU time per delivered line of this process, of the
+// fleet and, when redisPID is set, of that redis-server.
+func runFollowerProcess(b *testing.B, s *stack, redisPID int) {
 	const followers = 1000
-	s := newStack(b, 1)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	job := &exe.Job{JID: "bench-follow-cpu", State: exe.JobRunning, StartAt: time.Now().Unix(),
@@ -75,6 +96,10 @@ func BenchmarkFollowers1000ServerCPU(b *testing.B) {
 	expect("ready")
 
 	serverCPU, clientCPU := processCPU(os.Getpid()), processCPU(cmd.Process.Pid)
+	var redisCPU time.Duration
+	if redisPID != 0 {
+		redisCPU = processCPU(redisPID)
+	}
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
 		appendStamped(ctx, b, s.store, job.JID)
@@ -82,6 +107,9 @@ func BenchmarkFollowers1000ServerCPU(b *testing.B) {
 	}
 	b.StopTimer()
 	serverCPU, clientCPU = processCPU(os.Getpid())-serverCPU, processCPU(cmd.Process.Pid)-clientCPU
+	if redisPID != 0 {
+		redisCPU = processCPU(redisPID) - redisCPU
+	}
 	if err := s.store.Finish(ctx, job.JID, exe.JobDone, ""); err != nil {
 		b.Fatal(err)
 	}
@@ -96,6 +124,9 @@ func BenchmarkFollowers1000ServerCPU(b *testing.B) {
 	b.ReportMetric(maxMS, "max-ms")
 	b.ReportMetric(float64(serverCPU.Microseconds())/lines, "server-us/line")
 	b.ReportMetric(float64(clientCPU.Microseconds())/lines, "client-us/line")
+	if redisPID != 0 {
+		b.ReportMetric(float64(redisCPU.Microseconds())/lines, "redis-us/line")
+	}
 }
 
 // processCPU is the user and system time pid has used so far, from

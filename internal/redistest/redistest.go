@@ -30,6 +30,17 @@ type Server struct {
 	out  chan struct{}
 }
 
+// PID is the redis-server process's ID while it runs, or 0: benchmarks
+// read its CPU time.
+func (s *Server) PID() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.cmd == nil || s.cmd.Process == nil {
+		return 0
+	}
+	return s.cmd.Process.Pid
+}
+
 // Options change how the server runs.
 type Options struct {
 	// AppendOnly turns AOF on, every write synced before its reply: a
