@@ -65,6 +65,9 @@ func checkQuery(next http.Handler) http.Handler {
 // query that url.ParseQuery would drop, or a single-valued parameter given
 // more than once.
 func queryError(raw string) error {
+	if raw == "" {
+		return nil // most requests: nothing to parse
+	}
 	for pair := range strings.SplitSeq(raw, "&") {
 		if pair == "" {
 			continue
