@@ -1,9 +1,9 @@
 package main
 
 import (
-	"fmt"
 	"io"
 	"net/http"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -13,15 +13,30 @@ import (
 // Authorization header never is.
 func accessLog(w io.Writer, next http.Handler) http.Handler {
 	var mu sync.Mutex
+	var line []byte // under mu
 	return http.HandlerFunc(func(rw http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		rec := &recorder{ResponseWriter: rw, status: http.StatusOK}
 		next.ServeHTTP(rec, r)
+		took := time.Since(start)
 		mu.Lock()
 		defer mu.Unlock()
-		fmt.Fprintf(w, "%s - - [%s] %q %d %d %.3fs\n", r.RemoteAddr, start.Format("02/Jan/2006:15:04:05 -0700"),
-			r.Method+" "+r.URL.RequestURI()+" "+r.Proto, rec.status, rec.bytes, time.Since(start).Seconds())
+		line = appendAccessLine(line[:0], r.RemoteAddr, start, r.Method+" "+r.URL.RequestURI()+" "+r.Proto, rec.status, rec.bytes, took)
+		_, _ = w.Write(line)
 	})
+}
+
+// appendAccessLine appends the access log line of a request, as
+// fmt.Sprintf("%s - - [%s] %q %d %d %.3fs\n") with the start in the
+// common log format's time layout writes it, without fmt's reflection.
+func appendAccessLine(b []byte, remote string, start time.Time, request string, status int, size int64, took time.Duration) []byte {
+	b = append(append(b, remote...), " - - ["...)
+	b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
+	b = strconv.AppendQuote(append(b, "] "...), request)
+	b = strconv.AppendInt(append(b, ' '), int64(status), 10)
+	b = strconv.AppendInt(append(b, ' '), size, 10)
+	b = strconv.AppendFloat(append(b, ' '), took.Seconds(), 'f', 3, 64)
+	return append(b, "s\n"...)
 }
 
 // recorder remembers the status and size of a response. Unwrap lets

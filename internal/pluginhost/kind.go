@@ -65,10 +65,21 @@ func (k Kind[Impl]) Serve(impl Impl, opts ...grpc.ServerOption) {
 		HandshakeConfig: k.Handshake(),
 		Plugins:         k.Plugins(impl),
 		GRPCServer: func(base []grpc.ServerOption) *grpc.Server {
-			return plugin.DefaultGRPCServer(append(base, opts...))
+			return plugin.DefaultGRPCServer(append(append(base, grpc.NumStreamWorkers(StreamWorkers)), opts...))
 		},
 	})
 }
+
+// StreamWorkers is how many goroutines of a plugin's gRPC server serve its
+// calls, each one call at a time, kept from call to call; a call that
+// finds them all busy gets a goroutine of its own, as every call does
+// without them. A new goroutine's stack grows to what an operation needs
+// on each call (copied two or three times): a third of the sshnative
+// plugin's CPU per ping, which a kept goroutine pays once. The server
+// runs up to its workers' jobs at once (16 by default) and a few calls of
+// its own, and go-plugin's streams (stdio, broker) keep one each for the
+// life of the plugin.
+const StreamWorkers = 32
 
 // ignoreHUP keeps SIGHUP from ending the plugin: a reload is the
 // server's to do (it reconfigures its plugins), and `killall -HUP exed`,

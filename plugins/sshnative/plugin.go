@@ -259,7 +259,10 @@ type Plugin struct {
 	metrics *prometheus.Registry // set by Configure
 }
 
-var _ executor.Gatherer = (*Plugin)(nil)
+var (
+	_ executor.Gatherer  = (*Plugin)(nil)
+	_ exe.MatchVersioner = (*Plugin)(nil)
+)
 
 // Gather implements executor.Gatherer: the executor's metrics, none
 // before Configure.
@@ -359,4 +362,15 @@ func (p *Plugin) Validates(op exe.Operate) bool {
 		return s.Validates(op)
 	}
 	return true
+}
+
+// MatchVersion implements exe.MatchVersioner with the executor's, so that
+// the server keeps the plugin's Match answers until it configures the
+// plugin again instead of asking it for every request; ok is false before
+// Configure.
+func (p *Plugin) MatchVersion() (uint64, bool) {
+	if mv, ok := p.Executor.(exe.MatchVersioner); ok {
+		return mv.MatchVersion()
+	}
+	return 0, false
 }

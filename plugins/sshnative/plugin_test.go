@@ -51,11 +51,20 @@ func TestConfigFromSection(t *testing.T) {
 func TestPluginConfigure(t *testing.T) {
 	p := &sshnative.Plugin{}
 	assert.ErrorIs(t, p.Health(context.Background()), exe.ErrUnavailable)
+	_, ok := p.MatchVersion()
+	assert.False(t, ok, "not configured: no answers to keep")
 	require.Error(t, p.Configure(context.Background(), map[string]string{"output_cap": "0"}))
 	require.NoError(t, p.Configure(context.Background(), map[string]string{"concurrency": "2"}))
 	hosts, err := p.Match(context.Background(), "*")
 	require.NoError(t, err)
 	assert.Equal(t, []string{"localhost"}, hosts)
+	// The server keeps its Match answers until it configures it again.
+	v1, ok := p.MatchVersion()
+	assert.True(t, ok)
+	require.NoError(t, p.Configure(context.Background(), map[string]string{"concurrency": "2"}))
+	v2, ok := p.MatchVersion()
+	assert.True(t, ok)
+	assert.Greater(t, v2, v1, "a reload is a new version")
 	// The server asks the plugin to validate deploys only.
 	assert.True(t, p.Validates(exe.OpDeploy))
 	for _, op := range []exe.Operate{exe.OpPing, exe.OpFacter, exe.OpService, exe.OpExecute, exe.OpTask} {

@@ -422,7 +422,7 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 		}
 		started++
 		wg.Add(1)
-		go func(name string) {
+		host := func(name string) {
 			defer func() { <-sem; wg.Done() }()
 			h := v.inv.Host(name)
 			if h == nil {
@@ -445,7 +445,14 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 			}
 			defer cancel()
 			fn(hctx, name, c, emit)
-		}(name)
+		}
+		if len(hosts) == 1 {
+			// A goroutine would only be waited for, and grow a new
+			// stack for each operation.
+			host(name)
+		} else {
+			go host(name)
+		}
 	}
 	return nil
 }

@@ -4,12 +4,15 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/0ops/exed/exe"
+	"github.com/stretchr/testify/assert"
 )
 
 // FuzzDecodeRequest feeds arbitrary bodies to every operation's decoder: it
@@ -155,5 +158,67 @@ func checkExact(t *testing.T, op exe.Operate, body string, req exe.Request) {
 	}
 	if got != want {
 		t.Fatalf("%s %q: decoded %q, but the exact member says %q", op, body, got, want)
+	}
+}
+
+// FuzzPlainBody checks decodeExact's one-pass path against the full walk:
+// for every body and every body struct, the same struct or the same error.
+func FuzzPlainBody(f *testing.F) {
+	for _, seed := range []string{
+		`{"targets":["localhost"]}`, ` { "targets" : [ "a" , "b" ] , "forks" : 2 , "timeout" : 1.5 } `,
+		`{"targets":["a"],"name":"nginx","state":2,"graceful":"yes"}`, `{"targets":["a"],"graceful":2}`,
+		`{"targets":["a"],"role":"web","partial":["t1"],"extra_vars":{"k":[1,{"x":null}],"l":{}}}`,
+		`{"targets":["a"],"extra_vars":{"k":1,"k":2}}`, `{"targets":["a"],"cmd":"x","cmd":"y"}`,
+		`{"targets":["a"],"tasktype":"rollingrestart","taskopts":{"batch":"25%"}}`,
+		`{"targets":"a"}`, `{"targets":["a"]}]`, `{"targets":["a"]} {}`, `{"targets":}`, `{"state":1e400}`,
+		`{"targets":["a"],"CMD":"x"}`, `{"targets":["a\u0062"]}`, `{"targets":["\ud800"]}`, `{"targets":[tru]}`,
+		`{"targets":["a"],"forks":-1}`, `{"targets":[["a"]]}`, `{"targets":["a"],"cmd":"a"b"}`,
+	} {
+		f.Add(seed)
+	}
+	dsts := []func() any{
+		func() any { return &targetsBody{} }, func() any { return &serviceBody{} }, func() any { return &executeBody{} },
+		func() any { return &deployBody{} }, func() any { return &taskBody{} },
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		raw := bytes.TrimSpace([]byte(body))
+		if len(raw) == 0 || raw[0] != '{' || !utf8.Valid(raw) {
+			return // decodeBody refuses these before decodeExact
+		}
+		for _, mk := range dsts {
+			fast, full := mk(), mk()
+			errFast, errFull := decodeExact(raw, fast), decodeMembers(raw, full)
+			if fmt.Sprint(errFast) != fmt.Sprint(errFull) {
+				t.Fatalf("%T %q: plain: %v, full walk: %v", fast, body, errFast, errFull)
+			}
+			if errFull == nil && !reflect.DeepEqual(fast, full) {
+				t.Fatalf("%T %q: plain: %+v, full walk: %+v", fast, body, fast, full)
+			}
+		}
+	})
+}
+
+// Plain bodies, the usual ones, take the one-pass path; the others the
+// full walk.
+func TestPlainBody(t *testing.T) {
+	for body, plain := range map[string]bool{
+		`{"targets":["localhost"]}`: true, ` {"targets" : ["a","b"], "forks":2}`: true,
+		`{"targets":["a"],"extra_vars":{"k":[1,{"x":null}]}}`: true,
+		`{"targets":["a"],"unknown":1}`:                       false, `{"targets":["a"],"CMD":"x"}`: false,
+		`{"targets":["a"],"targets":["b"]}`: false, `{"targets":["a"],"extra_vars":{"k":1,"k":2}}`: false,
+		`{"targets":["a\u0062"]}`: false, `{"targets":["a"]} x`: false, `["a"]`: false,
+	} {
+		assert.Equal(t, plain, plainBody([]byte(strings.TrimSpace(body))), body)
+	}
+}
+
+// BenchmarkDecodeBody decodes the body of a POST /ping, as bench/jobs.sh
+// sends it.
+func BenchmarkDecodeBody(b *testing.B) {
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := decodeBody(exe.OpPing, "application/json", strings.NewReader(`{"targets":["localhost"]}`)); err != nil {
+			b.Fatal(err)
+		}
 	}
 }

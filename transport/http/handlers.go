@@ -79,8 +79,13 @@ func (a *API) asyncOp(op exe.Operate) http.HandlerFunc {
 		}
 		a.audit.watch(a.engine, r, req, jid)
 		w.Header().Set("Location", a.opts.Prefix+"/jobs/"+jid)
-		writeJSON(w, http.StatusCreated, map[string]string{"jid": jid})
+		writeJSON(w, http.StatusCreated, submitted{jid})
 	}
+}
+
+// submitted is the answer to a submit, {"jid": "..."}.
+type submitted struct {
+	JID string `json:"jid"`
 }
 
 // hideOthersJob keeps a conflict from naming a job the caller may not see

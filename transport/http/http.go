@@ -359,7 +359,15 @@ func (a *API) build(routes []route) http.Handler {
 
 // writeJSON answers with v as JSON.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	b, err := json.Marshal(v)
+	var b []byte
+	var err error
+	if job, ok := v.(*exe.Job); ok && job != nil {
+		// The same bytes as json.Marshal's, which would only check and
+		// copy the method's output (compact, HTML escaped) once more.
+		b, err = job.MarshalJSON()
+	} else {
+		b, err = json.Marshal(v)
+	}
 	if err != nil {
 		writeMessage(w, http.StatusInternalServerError, "internal error")
 		return

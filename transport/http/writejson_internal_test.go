@@ -1,0 +1,35 @@
+package http
+
+import (
+	"encoding/json"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// A job is written as json.Marshal writes it, byte for byte, HTML
+// escapes and all; a submit's answer as the map it used to be.
+func TestWriteJSONJob(t *testing.T) {
+	job := &exe.Job{JID: "j1", State: exe.JobFailure, Error: "<b>&\u2028</b>", StartAt: time.Unix(1, 0).Unix(),
+		Request:    exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "echo '<x>' && true"}},
+		ReturnData: map[string][]exe.Event{"a": {{Host: "a", Status: exe.HostFailed, Msg: "<nope>", Exec: &exe.ExecResult{Stdout: "a\u2029b"}}}}}
+	want, err := json.Marshal(job)
+	require.NoError(t, err)
+	rec := httptest.NewRecorder()
+	writeJSON(rec, 200, job)
+	assert.Equal(t, string(want)+"\n", rec.Body.String())
+
+	rec = httptest.NewRecorder()
+	writeJSON(rec, 200, (*exe.Job)(nil))
+	assert.Equal(t, "null\n", rec.Body.String())
+
+	want, err = json.Marshal(map[string]string{"jid": "j<1>"})
+	require.NoError(t, err)
+	got, err := json.Marshal(submitted{"j<1>"})
+	require.NoError(t, err)
+	assert.Equal(t, string(want), string(got))
+}
