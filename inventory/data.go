@@ -102,6 +102,9 @@ type group struct {
 	// lineage is the group and its ancestors but all, sorted for
 	// variable precedence (setLineages).
 	lineage []*group
+	// base is what a host in this group alone gets from its groups
+	// (setBases); nil: merged per host.
+	base map[string]any
 }
 
 // localNames are Ansible's C.LOCALHOST: the names the implicit localhost
