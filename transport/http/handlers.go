@@ -22,7 +22,7 @@ func (a *API) target(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, hosts)
+	writeStrings(w, http.StatusOK, hosts)
 }
 
 // syncOp runs an operation in this process and answers {"host": event}.

@@ -369,6 +369,49 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// writeStrings answers with list as a JSON array: byte for byte what
+// writeJSON writes for it, without encoding/json's reflection and
+// buffer growth, for the lists of up to every host of an inventory that
+// GET /target answers.
+func writeStrings(w http.ResponseWriter, status int, list []string) {
+	if list == nil {
+		writeJSON(w, status, list)
+		return
+	}
+	size := len("[]\n")
+	for _, s := range list {
+		size += len(s) + len(`"",`)
+	}
+	b := make([]byte, 0, size)
+	b = append(b, '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+	}
+	b = append(b, ']', '\n')
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(b)
+}
+
+// appendJSONString appends s as encoding/json writes it: as it is, in
+// quotes, when it has nothing to escape (host names); else as
+// json.Marshal escapes it (control characters, quotes, backslashes, <, >
+// and & for HTML, U+2028 and U+2029, invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c >= 0x80 || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // writeMessage answers with {"message": msg}.
 func writeMessage(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"message": msg})
