@@ -12,7 +12,9 @@ import (
 
 // target lists the hosts a pattern selects.
 func (a *API) target(w http.ResponseWriter, r *http.Request) {
-	hosts, err := a.engine.Match(r.Context(), r.URL.Query().Get("pattern"))
+	// Shared with the Engine's cache: only read (filterHosts makes a list
+	// of its own), and written out.
+	hosts, err := a.engine.MatchShared(r.Context(), r.URL.Query().Get("pattern"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return

@@ -13,7 +13,7 @@ import (
 var oddNames = []string{
 	"", "web01.example.com", `"quoted"`, `back\slash`, "\x00\x01\x1f\t\n\r\b\f", "\x7f",
 	"<script>&amp;</script>", "é", "日本語", "\u2028\u2029", "\xff\xfe", "a\xc3", "[::1]:22",
-	"fe80::1%eth0", "x/y?z=1#f", "\U0001F600", "a&b", "a>b", "a<b", `a"`, `a\`, "a\n",
+	"fe80::1%eth0", "x/y?z=1#f", "\U0001F600", "a&b", "a>b", "a<b", `a"`, `a\`, "a\n", "a\x1f", "a\x80", "a\x7f",
 }
 
 // sameAsWriteJSON requires writeStrings to answer exactly as writeJSON
