@@ -100,15 +100,17 @@ func liveHeap() int64 {
 // groups, an intersection and exclusion of nested groups (on the nested
 // one).
 var targetPatterns = []struct {
+	name     string
 	gen      func(int) string
 	patterns []string
 }{
-	{invgen.INI, []string{"all", "rack0001", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}},
-	{invgen.Nested, []string{"all", "estate", "region0:&zone0*:!svc001"}},
+	{"ini", invgen.INI, []string{"all", "rack0001", "fleet:&racks:!rack0001", "node00*", "~node0000[0-9]", "racks[10:20]"}},
+	{"nested", invgen.Nested, []string{"all", "estate", "region0:&zone0*:!svc001"}},
 }
 
 // BenchmarkInventoryTarget is GET /target?pattern=... through the HTTP API
-// (sshnative executor, in-process dispatcher) on the generated inventory:
+// (sshnative executor, in-process dispatcher) on the generated inventories
+// (named by inventory: "100000/nested/estate/cached"):
 // the pattern, the JSON of the selected host names, the HTTP round trip.
 // "uncached" is a pattern's first answer after a load (the Engine asks
 // the executor: it is made to hide exe.MatchVersioner, so that every call
@@ -119,7 +121,7 @@ var targetPatterns = []struct {
 func BenchmarkInventoryTarget(b *testing.B) {
 	for _, n := range sizes(b) {
 		for _, t := range targetPatterns {
-			benchmarkTarget(b, n, t.gen, t.patterns)
+			benchmarkTarget(b, n, t.name, t.gen, t.patterns)
 		}
 	}
 }
@@ -127,7 +129,7 @@ func BenchmarkInventoryTarget(b *testing.B) {
 // uncached is an executor whose Match answers the Engine cannot keep.
 type uncached struct{ exe.Executor }
 
-func benchmarkTarget(b *testing.B, n int, gen func(int) string, patterns []string) {
+func benchmarkTarget(b *testing.B, n int, name string, gen func(int) string, patterns []string) {
 	inv, err := inventory.Parse(strings.NewReader(gen(n)), "hosts.ini")
 	if err != nil {
 		b.Fatal(err)
@@ -146,7 +148,7 @@ func benchmarkTarget(b *testing.B, n int, gen func(int) string, patterns []strin
 		for _, p := range patterns {
 			u := srv.URL + "/target?pattern=" + url.QueryEscape(p)
 			get(b, u) // the cached one's first: kept from here on
-			b.Run(fmt.Sprintf("%d/%s/%s", n, p, s.name), func(b *testing.B) {
+			b.Run(fmt.Sprintf("%d/%s/%s/%s", n, name, p, s.name), func(b *testing.B) {
 				cpu := cpuTime(b)
 				for b.Loop() {
 					get(b, u)
