@@ -330,6 +330,20 @@ func (e *Engine) isClosed() bool {
 
 // Match lists the inventory hosts that pattern selects ("*" when empty).
 func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
+	hosts, err := e.MatchShared(ctx, pattern)
+	if err != nil {
+		return nil, err
+	}
+	// A kept answer is shared: the caller gets its own.
+	return append(make([]string, 0, len(hosts)), hosts...), nil
+}
+
+// MatchShared is Match without the copy: the list may be the one the
+// Engine keeps for the next Match of pattern (see MatchVersioner), so the
+// caller must read it only, never change it. For a caller that only
+// writes the list out (GET /target), of up to every host of a large
+// inventory.
+func (e *Engine) MatchShared(ctx context.Context, pattern string) ([]string, error) {
 	if err := e.made(); err != nil {
 		return nil, err
 	}
@@ -339,12 +353,7 @@ func (e *Engine) Match(ctx context.Context, pattern string) ([]string, error) {
 	if !utf8.ValidString(pattern) {
 		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
-	hosts, err := e.match(ctx, pattern)
-	if err != nil {
-		return nil, err
-	}
-	// A kept answer is shared: the caller gets its own.
-	return append(make([]string, 0, len(hosts)), hosts...), nil
+	return e.match(ctx, pattern)
 }
 
 // match asks the executor which hosts pattern selects, or answers as it

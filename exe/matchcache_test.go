@@ -96,3 +96,26 @@ func TestMatchAskedEveryTimeWithoutAVersion(t *testing.T) {
 	}
 	assert.EqualValues(t, 3, cx.matches.Load())
 }
+
+// MatchShared answers as Match does, from the same kept answer, and checks
+// the pattern the same way.
+func TestMatchSharedAnswersAsMatch(t *testing.T) {
+	x, err := sshnative.New(sshnative.Config{Inventory: localInventory(t, "a", "b", "c")})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = x.Close() })
+	cx := &counting{Executor: x}
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: cx})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	ctx := context.Background()
+	for _, p := range []string{"all", "", "b:c", "!a", "nothing"} {
+		want, err := eng.Match(ctx, p)
+		require.NoError(t, err, p)
+		got, err := eng.MatchShared(ctx, p)
+		require.NoError(t, err, p)
+		assert.Equal(t, want, got, p)
+	}
+	assert.EqualValues(t, 5, cx.matches.Load(), "one question per pattern")
+	_, err = eng.MatchShared(ctx, "\xff")
+	assert.ErrorIs(t, err, exe.ErrInvalid)
+}

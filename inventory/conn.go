@@ -69,25 +69,86 @@ func (c Conn) Escalates() bool {
 }
 
 // becomeVars are the become plugins' variables, each list in the plugin's
-// order (the last one set wins).
+// order (the last one set wins), as indices in connVarNames.
 type becomeVars struct {
-	user, exe, flags, pass []string
+	user, exe, flags, pass []int
 	exeDefault, flagsDef   string
+}
+
+// connVarNames are the variables Conn reads, each once; a host's values
+// are read into an array in this order (connValues).
+var connVarNames = [...]string{
+	"ansible_connection", "ansible_host", "ansible_ssh_host", "ansible_user", "ansible_ssh_user",
+	"ansible_private_key_file", "ansible_ssh_private_key_file",
+	"ansible_password", "ansible_ssh_pass", "ansible_ssh_password",
+	"ansible_ssh_args", "ansible_ssh_common_args", "ansible_ssh_extra_args", "ansible_shell_type",
+	"ansible_become_method", "ansible_port", "ansible_ssh_port", "ansible_become",
+	"ansible_become_user", "ansible_sudo_user", "ansible_su_user",
+	"ansible_become_exe", "ansible_sudo_exe", "ansible_su_exe",
+	"ansible_become_flags", "ansible_sudo_flags", "ansible_su_flags",
+	"ansible_become_password", "ansible_become_pass", "ansible_sudo_pass", "ansible_su_pass",
+}
+
+// connVarSlot is each of connVarNames' index.
+var connVarSlot = func() map[string]int {
+	m := make(map[string]int, len(connVarNames))
+	for i, n := range connVarNames {
+		m[n] = i
+	}
+	return m
+}()
+
+// slots are the indices of names in connVarNames.
+func slots(names ...string) []int {
+	out := make([]int, len(names))
+	for i, n := range names {
+		s, ok := connVarSlot[n]
+		if !ok {
+			panic("inventory: " + n + " is not among connVarNames")
+		}
+		out[i] = s
+	}
+	return out
+}
+
+// connValues are a host's values of connVarNames, by index; nil: unset
+// (a variable set to null counts as unset).
+type connValues [len(connVarNames)]any
+
+// connValuesOf reads the values of connVarNames from vars: by walking vars
+// when it has fewer entries than there are names (most hosts), else by
+// looking each name up.
+func connValuesOf(vars map[string]any) *connValues {
+	var out connValues
+	if len(vars) <= len(connVarNames) {
+		for k, v := range vars {
+			if strings.HasPrefix(k, "ansible_") {
+				if i, ok := connVarSlot[k]; ok {
+					out[i] = v
+				}
+			}
+		}
+		return &out
+	}
+	for i, n := range connVarNames {
+		out[i] = vars[n]
+	}
+	return &out
 }
 
 var becomeMethods = map[string]becomeVars{
 	"sudo": {
-		user:       []string{"ansible_become_user", "ansible_sudo_user"},
-		exe:        []string{"ansible_become_exe", "ansible_sudo_exe"},
-		flags:      []string{"ansible_become_flags", "ansible_sudo_flags"},
-		pass:       []string{"ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"},
+		user:       slots("ansible_become_user", "ansible_sudo_user"),
+		exe:        slots("ansible_become_exe", "ansible_sudo_exe"),
+		flags:      slots("ansible_become_flags", "ansible_sudo_flags"),
+		pass:       slots("ansible_become_password", "ansible_become_pass", "ansible_sudo_pass"),
 		exeDefault: "sudo", flagsDef: "-H -S -n",
 	},
 	"su": {
-		user:       []string{"ansible_become_user", "ansible_su_user"},
-		exe:        []string{"ansible_become_exe", "ansible_su_exe"},
-		flags:      []string{"ansible_become_flags", "ansible_su_flags"},
-		pass:       []string{"ansible_become_password", "ansible_become_pass", "ansible_su_pass"},
+		user:       slots("ansible_become_user", "ansible_su_user"),
+		exe:        slots("ansible_become_exe", "ansible_su_exe"),
+		flags:      slots("ansible_become_flags", "ansible_su_flags"),
+		pass:       slots("ansible_become_password", "ansible_become_pass", "ansible_su_pass"),
 		exeDefault: "su",
 	},
 }
@@ -95,11 +156,27 @@ var becomeMethods = map[string]becomeVars{
 // genericBecome is for the methods exed does not know: Ansible's common
 // spellings, no defaults.
 var genericBecome = becomeVars{
-	user:  []string{"ansible_become_user"},
-	exe:   []string{"ansible_become_exe"},
-	flags: []string{"ansible_become_flags"},
-	pass:  []string{"ansible_become_password", "ansible_become_pass"},
+	user:  slots("ansible_become_user"),
+	exe:   slots("ansible_become_exe"),
+	flags: slots("ansible_become_flags"),
+	pass:  slots("ansible_become_password", "ansible_become_pass"),
 }
+
+// The slots of the variables Conn reads outside the become plugins'.
+var (
+	slotConnection     = slots("ansible_connection")
+	slotAddress        = slots("ansible_host", "ansible_ssh_host")
+	slotUser           = slots("ansible_user", "ansible_ssh_user")
+	slotPrivateKeyFile = slots("ansible_private_key_file", "ansible_ssh_private_key_file")
+	slotPassword       = slots("ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
+	slotSSHArgs        = slots("ansible_ssh_args")
+	slotSSHCommonArgs  = slots("ansible_ssh_common_args")
+	slotSSHExtraArgs   = slots("ansible_ssh_extra_args")
+	slotShellType      = slots("ansible_shell_type")
+	slotBecomeMethod   = slots("ansible_become_method")
+	slotPort           = slots("ansible_port", "ansible_ssh_port")
+	slotBecome         = slots("ansible_become")
+)
 
 // Conn resolves the host's connection. An error names the variable and
 // says what is wrong with it: a port that is not a number from 1 to 65535,
@@ -107,28 +184,29 @@ var genericBecome = becomeVars{
 // (which Ansible renders and exed does not), an ansible-vault encrypted
 // value, a list or mapping where a string is needed.
 func (h *Host) Conn() (Conn, error) {
+	vals := connValuesOf(h.Vars)
 	c := Conn{Connection: "ssh", Address: h.Name, BecomeMethod: "sudo", BecomeUser: "root"}
 	var err error
-	str := func(dst *string, names ...string) {
+	str := func(dst *string, slots []int) {
 		if err != nil {
 			return
 		}
-		name, v, ok := lastSet(h.Vars, names)
+		name, v, ok := lastSet(vals, slots)
 		if !ok {
 			return
 		}
 		*dst, err = textVar(name, v)
 	}
-	str(&c.Connection, "ansible_connection")
-	str(&c.Address, "ansible_host", "ansible_ssh_host")
-	str(&c.User, "ansible_user", "ansible_ssh_user")
-	str(&c.PrivateKeyFile, "ansible_private_key_file", "ansible_ssh_private_key_file")
-	str(&c.Password, "ansible_password", "ansible_ssh_pass", "ansible_ssh_password")
-	str(&c.SSHArgs, "ansible_ssh_args")
-	str(&c.SSHCommonArgs, "ansible_ssh_common_args")
-	str(&c.SSHExtraArgs, "ansible_ssh_extra_args")
-	str(&c.ShellType, "ansible_shell_type")
-	str(&c.BecomeMethod, "ansible_become_method")
+	str(&c.Connection, slotConnection)
+	str(&c.Address, slotAddress)
+	str(&c.User, slotUser)
+	str(&c.PrivateKeyFile, slotPrivateKeyFile)
+	str(&c.Password, slotPassword)
+	str(&c.SSHArgs, slotSSHArgs)
+	str(&c.SSHCommonArgs, slotSSHCommonArgs)
+	str(&c.SSHExtraArgs, slotSSHExtraArgs)
+	str(&c.ShellType, slotShellType)
+	str(&c.BecomeMethod, slotBecomeMethod)
 	if err != nil {
 		return Conn{}, err
 	}
@@ -140,13 +218,13 @@ func (h *Host) Conn() (Conn, error) {
 	if c.Address == "" {
 		return Conn{}, fmt.Errorf("the host's address (ansible_host or ansible_ssh_host) is empty")
 	}
-	if name, v, ok := lastSet(h.Vars, []string{"ansible_port", "ansible_ssh_port"}); ok {
+	if name, v, ok := lastSet(vals, slotPort); ok {
 		if c.Port, err = portVar(name, v); err != nil {
 			return Conn{}, err
 		}
 	}
-	if v, ok := h.Vars["ansible_become"]; ok && v != nil {
-		if c.Become, err = boolVar("ansible_become", v); err != nil {
+	if name, v, ok := lastSet(vals, slotBecome); ok {
+		if c.Become, err = boolVar(name, v); err != nil {
 			return Conn{}, err
 		}
 	}
@@ -156,10 +234,10 @@ func (h *Host) Conn() (Conn, error) {
 		c.BecomeUser = ""
 	}
 	c.BecomeExe, c.BecomeFlags = bv.exeDefault, bv.flagsDef
-	str(&c.BecomeUser, bv.user...)
-	str(&c.BecomeExe, bv.exe...)
-	str(&c.BecomeFlags, bv.flags...)
-	str(&c.BecomePassword, bv.pass...)
+	str(&c.BecomeUser, bv.user)
+	str(&c.BecomeExe, bv.exe)
+	str(&c.BecomeFlags, bv.flags)
+	str(&c.BecomePassword, bv.pass)
 	if err != nil {
 		return Conn{}, err
 	}
@@ -218,17 +296,14 @@ var builtinBecomes = map[string]bool{"sudo": true, "su": true, "runas": true}
 // builtinConnections are ansible-core's connection plugins.
 var builtinConnections = map[string]bool{"local": true, "ssh": true, "paramiko_ssh": true, "psrp": true, "winrm": true}
 
-// lastSet returns the last of names that vars sets to a non-null value.
-func lastSet(vars map[string]any, names []string) (string, any, bool) {
-	found := false
-	var name string
-	var val any
-	for _, n := range names {
-		if v, ok := vars[n]; ok && v != nil {
-			name, val, found = n, v, true
+// lastSet returns the last of slots that vals sets, with its name.
+func lastSet(vals *connValues, slots []int) (string, any, bool) {
+	for i := len(slots) - 1; i >= 0; i-- {
+		if v := vals[slots[i]]; v != nil {
+			return connVarNames[slots[i]], v, true
 		}
 	}
-	return name, val, found
+	return "", nil, false
 }
 
 // textVar reads a variable Ansible uses as text: scalars as Python's str()

@@ -102,6 +102,9 @@ type group struct {
 	// lineage is the group and its ancestors but all, sorted for
 	// variable precedence (setLineages).
 	lineage []*group
+	// base is what a host in this group alone gets from its groups
+	// (setBases); nil: merged per host.
+	base map[string]any
 }
 
 // localNames are Ansible's C.LOCALHOST: the names the implicit localhost
@@ -524,29 +527,29 @@ func (inv *Inventory) setLineages() {
 // one serves every call of a Match.
 func (inv *Inventory) flatHosts(g *group, out []*host, seen []uint64) []*host {
 	start := len(out)
-	out = appendUnseen(out, g.hosts, seen)
+	groups := []*group{g}
 	if len(g.children) > 0 {
 		visited := map[*group]bool{g: true}
-		level := make([]*group, 0, len(g.children))
-		for _, c := range g.children {
-			if !visited[c] {
-				visited[c] = true
-				level = append(level, c)
-			}
-		}
-		for len(level) > 0 {
-			var next []*group
-			for _, l := range level {
-				out = appendUnseen(out, l.hosts, seen)
-				for _, c := range l.children {
-					if !visited[c] {
-						visited[c] = true
-						next = append(next, c)
-					}
+		for i := 0; i < len(groups); i++ {
+			for _, c := range groups[i].children {
+				if !visited[c] {
+					visited[c] = true
+					groups = append(groups, c)
 				}
 			}
-			level = next
 		}
+	}
+	// Room for every host at once (at most the inventory's), rather than
+	// growing a list of 100,000 hosts step by step.
+	room := 0
+	for _, d := range groups {
+		room += len(d.hosts)
+	}
+	// slices.Grow grows as append does: a glob of 100,000 groups of a
+	// host each stays linear.
+	out = slices.Grow(out, min(room, len(inv.hosts)+1))
+	for _, d := range groups {
+		out = appendUnseen(out, d.hosts, seen)
 	}
 	for _, h := range out[start:] {
 		seen[h.idx>>6] &^= 1 << (h.idx & 63)

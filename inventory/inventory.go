@@ -59,6 +59,8 @@ type Inventory struct {
 	// localhost is the first listed localhost-like host, which answers for
 	// every localhost name, as in Ansible.
 	localhost *host
+	// all is group all.
+	all *group
 	// sorted are the hosts by name, for Match's result.
 	sorted  []*host
 	varDirs []*varsDir
@@ -144,7 +146,9 @@ func Static(hosts ...string) (*Inventory, error) {
 
 func (inv *Inventory) freeze() {
 	inv.strings = nil
+	inv.all = inv.groupByName["all"]
 	inv.setLineages()
+	inv.setBases()
 	inv.sorted = make([]*host, len(inv.hosts))
 	copy(inv.sorted, inv.hosts)
 	sort.Slice(inv.sorted, func(i, j int) bool { return inv.sorted[i].name < inv.sorted[j].name })
@@ -212,20 +216,45 @@ func (inv *Inventory) Host(name string) *Host {
 	return &Host{Name: h.name, Vars: inv.hostVars(h)}
 }
 
-// hostVars resolves a listed host's variables.
+// hostVars resolves a listed host's variables. A host in one group starts
+// from that group's base (see setBases) when it has one: a copy of a
+// finished map is about half the work of merging the groups again, and a
+// host with no variables of its own shares the base itself.
 func (inv *Inventory) hostVars(h *host) map[string]any {
-	groups := inv.groupsOf(h)
+	var vars map[string]any
+	if len(h.direct) == 1 && h.direct[0].base != nil {
+		base := h.direct[0].base
+		if len(h.vars.list) == 0 && !inv.hasHostFiles(h.name) {
+			return base
+		}
+		vars = maps.Clone(base)
+	} else {
+		vars = inv.groupVars(inv.groupsOf(h), len(h.vars.list))
+	}
+	for _, e := range h.vars.list {
+		vars[e.key] = e.value
+	}
+	for _, vd := range inv.varDirs {
+		maps.Copy(vars, vd.hosts[h.name])
+	}
+	if inv.playVars != nil {
+		maps.Copy(vars, inv.playVars.hosts[h.name])
+	}
+	return vars
+}
+
+// groupVars merges the variables a host in groups (groupsOf's list) gets
+// from them, before its own, in Ansible's order: the inventory's own for
+// all, then its group_vars/all, the playbook directory's group_vars/all,
+// the inventory's group_vars of each group, the playbook directory's.
+// extra is room for the host's own.
+func (inv *Inventory) groupVars(groups []*group, extra int) map[string]any {
 	play := inv.playVars
 	if play == nil {
 		play = &varsDir{}
 	}
-	all := inv.groupByName["all"]
-	// Ansible's order: the inventory's own, then its group_vars/all, the
-	// playbook directory's group_vars/all, the inventory's group_vars of
-	// each group, the playbook directory's; then the host's own, its
-	// host_vars, the playbook directory's.
 	var buf [16]map[string]any
-	srcs := append(buf[:0], all.vars)
+	srcs := append(buf[:0], inv.all.vars)
 	for _, g := range groups {
 		srcs = append(srcs, g.vars)
 	}
@@ -241,7 +270,7 @@ func (inv *Inventory) hostVars(h *host) map[string]any {
 	for _, g := range groups {
 		srcs = append(srcs, play.groups[g.name])
 	}
-	size := len(h.vars.list)
+	size := extra
 	for _, m := range srcs {
 		size += len(m)
 	}
@@ -251,14 +280,43 @@ func (inv *Inventory) hostVars(h *host) map[string]any {
 			vars[k] = v
 		}
 	}
-	for _, e := range h.vars.list {
-		vars[e.key] = e.value
-	}
-	for _, vd := range inv.varDirs {
-		maps.Copy(vars, vd.hosts[h.name])
-	}
-	maps.Copy(vars, play.hosts[h.name])
 	return vars
+}
+
+// hasHostFiles tells whether host_vars files give the host variables.
+func (inv *Inventory) hasHostFiles(name string) bool {
+	for _, vd := range inv.varDirs {
+		if len(vd.hosts[name]) > 0 {
+			return true
+		}
+	}
+	return inv.playVars != nil && len(inv.playVars.hosts[name]) > 0
+}
+
+// baseFrom is how many hosts a group must have alone (in no other
+// group) for it to keep their base variables: below it the base would
+// cost more memory than it saves work (a group per host would double the
+// inventory's variables).
+const baseFrom = 16
+
+// setBases gives each group of at least baseFrom hosts that are in no
+// other group its base: the variables those hosts get from their groups
+// (groupVars), with room for the most variables one of them has of its
+// own, so that a copy takes them without growing. Once per inventory,
+// after its group_vars are read; the base is shared: never changed.
+func (inv *Inventory) setBases() {
+	for _, g := range inv.groups {
+		alone, own := 0, 0
+		for _, h := range g.hosts {
+			if len(h.direct) == 1 {
+				alone++
+				own = max(own, len(h.vars.list))
+			}
+		}
+		if alone >= baseFrom {
+			g.base = inv.groupVars(g.lineage, own)
+		}
+	}
 }
 
 // implicitHost is the implicit localhost: group all's variables and its

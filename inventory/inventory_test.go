@@ -1,6 +1,8 @@
 package inventory_test
 
 import (
+	"fmt"
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -271,8 +273,9 @@ func TestDuplicateHostWarnings(t *testing.T) {
 	}, inv.Warnings(), "the same value again (line 6) is no news")
 }
 
-func TestConn(t *testing.T) {
-	inv := parse(t, `
+// connInventory has hosts with every spelling of the connection variables
+// and values Conn refuses.
+const connInventory = `
 [web]
 legacy ansible_ssh_host=10.0.0.2 ansible_host=10.0.0.1 ansible_ssh_port=2222 ansible_port=22 ansible_ssh_user=deploy ansible_user=root
 plain ansible_host=10.0.0.3 ansible_port="2200" ansible_user=123 ansible_private_key_file=~/.ssh/web
@@ -289,7 +292,10 @@ empty ansible_host=""
 nullhost
 [web:vars]
 ansible_shell_type=sh
-`)
+`
+
+func TestConn(t *testing.T) {
+	inv := parse(t, connInventory)
 	home, err := os.UserHomeDir()
 	require.NoError(t, err)
 	conn := func(name string) inventory.Conn {
@@ -355,6 +361,26 @@ ansible_shell_type=sh
 	c, err = implicit.Conn()
 	require.NoError(t, err)
 	assert.Equal(t, "local", c.Connection)
+}
+
+// TestConnOfManyVariables: Conn reads the connection variables of a host
+// with more variables than there are connection variables by looking each
+// up, not by walking them; both must read the same.
+func TestConnOfManyVariables(t *testing.T) {
+	inv := parse(t, connInventory)
+	hosts := append(inv.Hosts(), "localhost", "::1")
+	for _, name := range hosts {
+		h := inv.Host(name)
+		require.NotNil(t, h, name)
+		many := &inventory.Host{Name: h.Name, Vars: maps.Clone(h.Vars), Implicit: h.Implicit}
+		for i := range 40 {
+			many.Vars[fmt.Sprintf("app_setting_%02d", i)] = i
+		}
+		want, wantErr := h.Conn()
+		got, err := many.Conn()
+		assert.Equal(t, want, got, name)
+		assert.Equal(t, wantErr, err, name)
+	}
 }
 
 func TestUnsafeValuesAreTakenAsWritten(t *testing.T) {

@@ -103,7 +103,8 @@ func (m *matcher) evaluate(terms []string) ([]*host, error) {
 	// pattern of thousands of terms stays linear.
 	in := m.newSet()
 	var hosts []*host
-	for _, p := range append(regular, intersect...) {
+	terms = append(regular, intersect...)
+	for i, p := range terms {
 		if h, ok := m.inv.hostByName[p]; ok {
 			hosts = append(hosts, h)
 			in.add(h)
@@ -123,6 +124,18 @@ func (m *matcher) evaluate(terms []string) ([]*host, error) {
 				return false
 			})
 			set.clear(that)
+			continue
+		}
+		if len(hosts) == 0 {
+			// The first term's hosts as they are: sortedNames removes
+			// what one term selects twice (a host in two of its groups),
+			// and only a term after it needs them marked.
+			hosts = that
+			if i < len(terms)-1 {
+				for _, h := range that {
+					in.add(h)
+				}
+			}
 			continue
 		}
 		for _, h := range that {
@@ -362,7 +375,7 @@ func (m *matcher) localhost(name string) *host {
 // marked and read back in name order.
 func (m *matcher) sortedNames(hosts []*host) []string {
 	inv := m.inv
-	marked := make([]bool, len(inv.hosts))
+	marked := make([]uint64, len(inv.hosts)/64+1)
 	var implicit string
 	count := 0
 	for _, h := range hosts {
@@ -370,8 +383,8 @@ func (m *matcher) sortedNames(hosts []*host) []string {
 			implicit = h.name
 			continue
 		}
-		if !marked[h.idx] {
-			marked[h.idx] = true
+		if w, bit := h.idx>>6, uint64(1)<<(h.idx&63); marked[w]&bit == 0 {
+			marked[w] |= bit
 			count++
 		}
 	}
@@ -382,7 +395,7 @@ func (m *matcher) sortedNames(hosts []*host) []string {
 		}
 	} else if count > 0 {
 		for _, h := range inv.sorted {
-			if marked[h.idx] {
+			if marked[h.idx>>6]&(1<<(h.idx&63)) != 0 {
 				out = append(out, h.name)
 			}
 		}

@@ -26,15 +26,6 @@ type become struct {
 	passwordVar string
 }
 
-// becomeKey identifies a become: two with the same key act the same.
-type becomeKey struct {
-	method, user, exe, flags, password, passwordVar string
-}
-
-func (b *become) key() becomeKey {
-	return becomeKey{b.method, b.user, strings.Join(b.exe, "\x00"), strings.Join(b.flags, "\x00"), b.password, b.passwordVar}
-}
-
 // becomeMethods are the methods sshnative implements.
 var becomeMethods = map[string]bool{"sudo": true, "su": true}
 
@@ -51,7 +42,7 @@ func (e *failedError) Unwrap() error { return e.err }
 // they do not: become is off, or the become user is the login user
 // (Ansible's default, allow_same_user false). An error is a *failedError.
 func newBecome(c connSettings, remoteUser string) (*become, error) {
-	if !c.Become || c.BecomeUser == remoteUser && remoteUser != "" {
+	if !escalates(c, remoteUser) {
 		return nil, nil
 	}
 	if !becomeMethods[c.BecomeMethod] {
@@ -69,6 +60,12 @@ func newBecome(c connSettings, remoteUser string) (*become, error) {
 		b.flags = interactiveSudoFlags(b.flags)
 	}
 	return b, nil
+}
+
+// escalates tells whether commands escalate on a host with settings c
+// whose login user is remoteUser (see newBecome).
+func escalates(c connSettings, remoteUser string) bool {
+	return c.Become && (c.BecomeUser != remoteUser || remoteUser == "")
 }
 
 // shortNFlag is a group of short flags with n among them.

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -53,31 +54,6 @@ type trust struct {
 	keepAlive      time.Duration // ServerAliveInterval; 0: none
 }
 
-// trustKey identifies a trust: two with the same key act the same.
-type trustKey struct {
-	identities, knownHosts, strict string
-	identitiesOnly, hashKnownHosts bool
-	connectTimeout, keepAlive      time.Duration
-}
-
-func (t *trust) key() trustKey {
-	return trustKey{strings.Join(t.identities, "\x00"), strings.Join(t.knownHosts, "\x00"), t.strict,
-		t.identitiesOnly, t.hashKnownHosts, t.connectTimeout, t.keepAlive}
-}
-
-// share makes e and the hops it is reached through use the copy of their
-// trust in shared, adding it when missing.
-func (e *endpoint) share(shared map[trustKey]*trust) {
-	for ; e != nil; e = e.jump {
-		k := e.trust.key()
-		if t, ok := shared[k]; ok {
-			e.trust = t
-		} else {
-			shared[k] = e.trust
-		}
-	}
-}
-
 // addr is the TCP address dialled, and the name known_hosts is searched
 // for ("[host]:port" when the port is not 22).
 func (e *endpoint) addr() string { return net.JoinHostPort(e.hostname, strconv.Itoa(e.port)) }
@@ -87,18 +63,51 @@ func (e *endpoint) addr() string { return net.JoinHostPort(e.hostname, strconv.I
 // the same way. A pooled connection is found by it, so a host whose
 // settings change (an inventory reload) gets a connection of its new
 // ones, never the one made for the old.
-func (e *endpoint) key() string {
-	k := e.user + "@" + e.addr() + " (" + e.strict + " " + strings.Join(e.knownHosts, " ") + ")"
+func (e *endpoint) key() string { return string(e.appendKey(nil)) }
+
+// appendKey appends key() to b: "user@addr (strict known_hosts...)
+// [keys identities... [only]] [via hop's key]".
+func (e *endpoint) appendKey(b []byte) []byte {
+	b = append(b, e.user...)
+	b = append(b, '@')
+	// addr(), as net.JoinHostPort writes it.
+	if strings.IndexByte(e.hostname, ':') >= 0 {
+		b = append(b, '[')
+		b = append(b, e.hostname...)
+		b = append(b, ']')
+	} else {
+		b = append(b, e.hostname...)
+	}
+	b = append(b, ':')
+	b = strconv.AppendInt(b, int64(e.port), 10)
+	b = append(b, " ("...)
+	b = append(b, e.strict...)
+	b = append(b, ' ')
+	b = appendJoined(b, e.knownHosts)
+	b = append(b, ')')
 	if len(e.identities) > 0 || e.identitiesOnly {
-		k += " keys " + strings.Join(e.identities, " ")
+		b = append(b, " keys "...)
+		b = appendJoined(b, e.identities)
 		if e.identitiesOnly {
-			k += " only"
+			b = append(b, " only"...)
 		}
 	}
 	if e.jump != nil {
-		k += " via " + e.jump.key()
+		b = append(b, " via "...)
+		b = e.jump.appendKey(b)
 	}
-	return k
+	return b
+}
+
+// appendJoined appends list joined by spaces, as strings.Join.
+func appendJoined(b []byte, list []string) []byte {
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ' ')
+		}
+		b = append(b, s...)
+	}
+	return b
 }
 
 // resolver turns a host's connection settings into an endpoint as ssh
@@ -110,8 +119,10 @@ type resolver struct {
 	// no -F; nil: none.
 	configPaths []string
 	configs     sshConfigCache
-	localUser   string
-	home        string
+	// configured are configPaths' files once loaded.
+	configured atomic.Pointer[sshConfigFiles]
+	localUser  string
+	home       string
 	// knownHosts is defaultKnownHosts' list.
 	knownHostsOnce sync.Once
 	knownHosts     []string
@@ -210,25 +221,44 @@ func (r *resolver) argsOf(c connSettings, remoteUser string) (*sshArgs, error) {
 // settings are c. An error is an *unreachableError saying what cannot be
 // honoured.
 func (r *resolver) resolve(name string, c connSettings, remoteUser string) (*endpoint, error) {
-	a, err := r.argsOf(c, remoteUser)
+	e := new(endpoint)
+	if err := r.resolveIn(nil, e, name, c, remoteUser); err != nil {
+		return nil, err
+	}
+	return e, nil
+}
+
+// resolveIn is resolve into e, with the arguments and trust of the
+// endpoint (and of its hops) shared in s (nil: none shared).
+func (r *resolver) resolveIn(s *shared, e *endpoint, name string, c connSettings, remoteUser string) error {
+	a, err := s.argsOf(r, c, remoteUser)
 	if err != nil {
-		return nil, &unreachableError{err}
+		return &unreachableError{err}
 	}
 	if len(a.refused) > 0 {
-		return nil, whereError("sshnative cannot apply %s from the host's ssh arguments: ssh would connect differently", strings.Join(a.refused, ", "))
+		return whereError("sshnative cannot apply %s from the host's ssh arguments: ssh would connect differently", strings.Join(a.refused, ", "))
 	}
 	files, err := r.filesFor(a)
 	if err != nil {
-		return nil, &unreachableError{err}
+		return &unreachableError{err}
 	}
-	return r.endpointOf(name, c.Address, a, files, 0)
+	return r.endpointOf(s, e, name, c.Address, a, files, 0)
 }
 
 // filesFor returns the ssh_config files for a command line: its -F file,
 // else the configured ones.
 func (r *resolver) filesFor(a *sshArgs) (*sshConfigFiles, error) {
 	if a.configFile == "" {
-		return r.configs.load(r.configPaths)
+		if f := r.configured.Load(); f != nil {
+			return f, nil
+		}
+		f, err := r.configs.load(r.configPaths)
+		if err == nil {
+			// Loaded once, as the cache would give them anyway: without a
+			// lock and a key per host.
+			r.configured.Store(f)
+		}
+		return f, err
 	}
 	p := r.expandPath(a.configFile, nil)
 	if _, err := os.Stat(p); err != nil {
@@ -241,21 +271,24 @@ func (r *resolver) filesFor(a *sshArgs) (*sshConfigFiles, error) {
 const maxJumpDepth = 8
 
 // endpointOf applies the command line a and the ssh_config files to
-// alias. depth counts the hops already resolved.
-func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFiles, depth int) (*endpoint, error) {
+// alias, into e. depth counts the hops already resolved.
+func (r *resolver) endpointOf(s *shared, e *endpoint, name, alias string, a *sshArgs, files *sshConfigFiles, depth int) error {
 	if depth > maxJumpDepth {
-		return nil, whereError("ProxyJump chain of more than %d hops (does ssh_config make it loop?)", maxJumpDepth)
+		return whereError("ProxyJump chain of more than %d hops (does ssh_config make it loop?)", maxJumpDepth)
 	}
-	hc := files.settings(alias, r.localUser, a.opts)
+	var hc hostConfig
+	files.settings(&hc, alias, r.localUser, a.opts)
 	get := func(key string) (string, bool) {
 		if v, ok := a.opts[key]; ok {
 			return v, true
 		}
 		return hc.get(key)
 	}
-	e := &endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser, trust: &trust{strict: "yes"}}
+	// The trust is made here and shared at the end (s.trust).
+	t := trust{strict: "yes"}
+	*e = endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser}
 	if refused := hc.refused(); len(refused) > 0 {
-		return nil, whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
+		return whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
 	}
 	if v, ok := get("hostname"); ok {
 		e.hostname = expandTokens(v, map[byte]string{'h': alias})
@@ -266,7 +299,7 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	if v, ok := get("port"); ok {
 		p, err := strconv.Atoi(v)
 		if err != nil || p < 1 || p > 65535 {
-			return nil, whereError("Port %q is not a port number", v)
+			return whereError("Port %q is not a port number", v)
 		}
 		e.port = p
 	}
@@ -276,8 +309,8 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 	// The tokens only for a path that has one: they cost two system
 	// calls, and most hosts have none.
 	var tokens map[byte]string
-	tok := func(s string) map[byte]string {
-		if tokens == nil && strings.Contains(s, "%") {
+	tok := func(path string) map[byte]string {
+		if tokens == nil && strings.Contains(path, "%") {
 			tokens = r.tokens(e)
 		}
 		return tokens
@@ -288,58 +321,58 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 			continue // ssh lists a file once
 		}
 		listed = append(listed, f)
-		e.identities = append(e.identities, r.expandPath(f, tok(f)))
+		t.identities = append(t.identities, r.expandPath(f, tok(f)))
 	}
 	if v, ok := get("identitiesonly"); ok {
-		e.identitiesOnly = yes(v)
+		t.identitiesOnly = yes(v)
 	}
 	user, userSet := get("userknownhostsfile")
 	global, globalSet := get("globalknownhostsfile")
 	if !userSet && !globalSet {
 		// The same files for every host: one list, shared.
-		e.knownHosts = r.defaultKnownHosts()
+		t.knownHosts = r.defaultKnownHosts()
 	} else {
-		e.knownHosts = r.opts.KnownHosts
-		if len(e.knownHosts) == 0 {
-			e.knownHosts = r.userKnownHosts()
+		t.knownHosts = r.opts.KnownHosts
+		if len(t.knownHosts) == 0 {
+			t.knownHosts = r.userKnownHosts()
 		}
 		if userSet {
-			e.knownHosts = r.pathList(user, tok(user))
+			t.knownHosts = r.pathList(user, tok(user))
 		}
 		globals := globalKnownHosts
 		if globalSet {
 			globals = r.pathList(global, tok(global))
 		}
-		e.knownHosts = append(e.knownHosts[:len(e.knownHosts):len(e.knownHosts)], globals...)
+		t.knownHosts = append(t.knownHosts[:len(t.knownHosts):len(t.knownHosts)], globals...)
 	}
 	if v, ok := get("stricthostkeychecking"); ok {
 		switch strings.ToLower(v) {
 		case "yes", "ask", "true":
 		case "accept-new":
-			e.strict = "accept-new"
+			t.strict = "accept-new"
 		case "no", "off", "false":
-			e.strict = "no"
+			t.strict = "no"
 		default:
-			return nil, whereError("StrictHostKeyChecking %q is not yes, accept-new, no or ask", v)
+			return whereError("StrictHostKeyChecking %q is not yes, accept-new, no or ask", v)
 		}
 	}
 	if v, ok := get("hashknownhosts"); ok {
-		e.hashKnownHosts = yes(v)
+		t.hashKnownHosts = yes(v)
 	}
 	if v, ok := get("connecttimeout"); ok && !strings.EqualFold(v, "none") {
 		d, err := parseSSHTime(v)
 		if err != nil {
-			return nil, whereError("ConnectTimeout %q: %v", v, err)
+			return whereError("ConnectTimeout %q: %v", v, err)
 		}
-		e.connectTimeout = d
+		t.connectTimeout = d
 	}
-	e.keepAlive = r.opts.KeepAlive
+	t.keepAlive = r.opts.KeepAlive
 	if v, ok := get("serveraliveinterval"); ok {
 		d, err := parseSSHTime(v)
 		if err != nil {
-			return nil, whereError("ServerAliveInterval %q: %v", v, err)
+			return whereError("ServerAliveInterval %q: %v", v, err)
 		}
-		e.keepAlive = d
+		t.keepAlive = d
 	}
 	// ProxyJump and ProxyCommand exclude each other: the first read wins,
 	// the command line before ssh_config.
@@ -350,18 +383,19 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 		if cmdInConfig && (!jumpSet || hc.seq["proxycommand"] < hc.seq["proxyjump"]) {
 			jumpSet = false
 			if !strings.EqualFold(cmd, "none") {
-				return nil, whereError("sshnative cannot apply ProxyCommand %s (%s): ssh would connect through it; use ProxyJump", cmd, hc.from["proxycommand"])
+				return whereError("sshnative cannot apply ProxyCommand %s (%s): ssh would connect through it; use ProxyJump", cmd, hc.from["proxycommand"])
 			}
 		}
 	}
 	if jumpSet && !strings.EqualFold(jump, "none") {
-		hop, err := r.jumpChain(jump, files, depth)
+		hop, err := r.jumpChain(s, jump, files, depth)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		e.jump = hop
 	}
-	return e, nil
+	e.trust = s.trust(t)
+	return nil
 }
 
 // jumpChain resolves a ProxyJump value ("[user@]host[:port]", or
@@ -370,7 +404,7 @@ func (r *resolver) endpointOf(name, alias string, a *sshArgs, files *sshConfigFi
 // does for the jump hosts it starts, each hop gets the user and port its
 // spec gives, else ssh_config's for its host, and only the first hop may
 // itself have a ProxyJump (from ssh_config).
-func (r *resolver) jumpChain(value string, files *sshConfigFiles, depth int) (*endpoint, error) {
+func (r *resolver) jumpChain(s *shared, value string, files *sshConfigFiles, depth int) (*endpoint, error) {
 	var prev *endpoint
 	specs := strings.Split(value, ",")
 	for i, spec := range specs {
@@ -389,7 +423,8 @@ func (r *resolver) jumpChain(value string, files *sshConfigFiles, depth int) (*e
 		if i > 0 {
 			a.opts["proxyjump"] = "none" // reached through the hop before
 		}
-		hop, err := r.endpointOf("jump host "+host, host, a, files, depth+1)
+		hop := new(endpoint)
+		err = r.endpointOf(s, hop, "jump host "+host, host, a, files, depth+1)
 		if err != nil {
 			var ue *unreachableError
 			if errors.As(err, &ue) {

@@ -330,24 +330,24 @@ type evalState struct {
 // add up. If a Match line says "final", ssh reads the files again with
 // "final" and "canonical" true and Host lines compared with the host name
 // (lower-cased); a value set in the first pass stays, and the host name
-// cannot change.
-func (c *sshConfigFiles) settings(alias, localUser string, cmd map[string]string) *hostConfig {
-	hc := &hostConfig{first: map[string]string{}, seq: map[string]int{}, from: map[string]string{}}
+// cannot change. It fills hc, which the caller keeps (on its stack):
+// its maps are made by the first keyword set, and most hosts match no
+// block that sets one.
+func (c *sshConfigFiles) settings(hc *hostConfig, alias, localUser string, cmd map[string]string) {
 	if c == nil {
-		return hc
+		return
 	}
 	st := &evalState{alias: alias, localUser: localUser, cmd: cmd}
 	for _, f := range c.files {
 		hc.walk(f, st, true, false)
 	}
 	if !st.wantFinal {
-		return hc
+		return
 	}
 	st.final, st.finalHost = true, canonicalHost(st.hostname(hc))
 	for _, f := range c.files {
 		hc.walk(f, st, true, false)
 	}
-	return hc
 }
 
 // hostname is the host name set so far: HostName with %h expanded, else
@@ -409,6 +409,9 @@ func (hc *hostConfig) set(key, value, path string, final bool) {
 	}
 	if final && key == "hostname" {
 		return // ssh has set it to the host name found in the first pass
+	}
+	if hc.first == nil {
+		hc.first, hc.seq, hc.from = map[string]string{}, map[string]int{}, map[string]string{}
 	}
 	if _, ok := hc.first[key]; !ok {
 		hc.first[key], hc.seq[key], hc.from[key] = value, len(hc.seq), path
@@ -528,6 +531,9 @@ func matchPattern(s, p string) bool {
 // (see refusedKeywords); ProxyCommand is weighed against ProxyJump by the
 // caller.
 func (hc *hostConfig) refused() []string {
+	if len(hc.first) == 0 {
+		return nil
+	}
 	var out []string
 	for key := range refusedKeywords {
 		if v, ok := hc.first[key]; ok && key != "proxycommand" && keywordRefused(key, v) {

@@ -89,12 +89,23 @@ func remoteCommand(c command, posix bool, b *become, prompt string) string {
 // sshConn runs commands on one host over its pooled connection.
 type sshConn struct {
 	pool  *pool
-	name  string    // its pooled connection's name: the inventory host and ep.key()
+	host  string    // the inventory host
 	ep    *endpoint // where and as whom
 	posix bool      // the login shell is a POSIX sh (ansible_shell_type)
 	// become, when set, runs every command as another user.
 	become *become
 	grace  time.Duration // see Config.KillGrace
+}
+
+// poolName is the name of the host's pooled connection: the inventory
+// host and ep.key(). Made when a command runs, not when the host is set
+// up, so that setting up every host of a large inventory neither builds
+// nor keeps 100,000 names.
+func (c sshConn) poolName() string {
+	var buf [256]byte
+	name := append(buf[:0], c.host...)
+	name = append(name, 0)
+	return string(c.ep.appendKey(name))
 }
 
 func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
@@ -110,7 +121,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		if ctx.Err() != nil {
 			return result{}, &notStartedError{context.Cause(ctx)}
 		}
-		client, pc, err := c.pool.acquire(ctx, c.name, c.ep)
+		client, pc, err := c.pool.acquire(ctx, c.poolName(), c.ep)
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{}, &notStartedError{context.Cause(ctx)}

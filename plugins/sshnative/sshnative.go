@@ -137,15 +137,13 @@ type inventoryView struct {
 	// setups are the hosts' setups by name: a plain map, a third of a
 	// sync.Map's size per host, held for as long as the inventory.
 	setups map[string]*hostSetup
-	// becomes holds one copy of each distinct become: hosts of a group
-	// escalate the same way, and 100,000 copies would cost megabytes.
-	becomes map[becomeKey]*become
-	// trusts likewise holds one copy of each distinct endpoint trust.
-	trusts map[trustKey]*trust
+	// shared holds one copy of each become, set of ssh arguments and
+	// endpoint trust that hosts have alike.
+	shared *shared
 }
 
 func newInventoryView(inv *inventory.Inventory) *inventoryView {
-	return &inventoryView{inv: inv, setups: map[string]*hostSetup{}, becomes: map[becomeKey]*become{}, trusts: map[trustKey]*trust{}}
+	return &inventoryView{inv: inv, setups: map[string]*hostSetup{}, shared: newShared()}
 }
 
 func (x *Executor) view() *inventoryView { return x.current.Load() }
@@ -282,10 +280,11 @@ func isLocal(c conn) bool {
 
 // hostSetup is how a host's commands run, resolved once per host.
 type hostSetup struct {
-	local  bool
-	ep     *endpoint
-	posix  bool
-	become *become
+	local bool
+	// endpoint is where a host that is not local is reached.
+	endpoint endpoint
+	posix    bool
+	become   *become
 	// err is why the host cannot be worked on as the inventory asks: an
 	// *unreachableError (where) or a *failedError (as whom).
 	err error
@@ -310,7 +309,7 @@ func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
 	if hs.local {
 		return x.local, nil
 	}
-	return sshConn{pool: x.pool, name: h.Name + "\x00" + hs.ep.key(), ep: hs.ep, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
+	return sshConn{pool: x.pool, host: h.Name, ep: &hs.endpoint, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
 }
 
 // setup resolves how a host's commands run.
@@ -333,35 +332,16 @@ func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
 	default:
 		return &hostSetup{err: &unreachableError{fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c.Connection)}}
 	}
-	b, err := newBecome(c, remoteUser)
+	b, err := v.shared.become(c, remoteUser)
 	if err != nil {
 		return &hostSetup{err: err}
 	}
-	b = v.shareBecome(b)
-	ep, err := x.resolver.resolve(h.Name, c, remoteUser)
-	if err != nil {
+	// The endpoint in the setup: one allocation for the two.
+	hs := &hostSetup{become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
+	if err := x.resolver.resolveIn(v.shared, &hs.endpoint, h.Name, c, remoteUser); err != nil {
 		return &hostSetup{err: err}
 	}
-	v.mu.Lock()
-	ep.share(v.trusts)
-	v.mu.Unlock()
-	return &hostSetup{ep: ep, become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
-}
-
-// shareBecome returns the view's copy of b, the same for every host that
-// escalates the same way.
-func (v *inventoryView) shareBecome(b *become) *become {
-	if b == nil {
-		return nil
-	}
-	v.mu.Lock()
-	defer v.mu.Unlock()
-	k := b.key()
-	if c, ok := v.becomes[k]; ok {
-		return c
-	}
-	v.becomes[k] = b
-	return b
+	return hs
 }
 
 // Warnings are what loading noticed that sshnative does not honour (see

@@ -12,7 +12,9 @@ import (
 
 // target lists the hosts a pattern selects.
 func (a *API) target(w http.ResponseWriter, r *http.Request) {
-	hosts, err := a.engine.Match(r.Context(), r.URL.Query().Get("pattern"))
+	// Shared with the Engine's cache: only read (filterHosts makes a list
+	// of its own), and written out.
+	hosts, err := a.engine.MatchShared(r.Context(), r.URL.Query().Get("pattern"))
 	if err != nil {
 		a.writeError(w, r, err)
 		return
@@ -22,7 +24,7 @@ func (a *API) target(w http.ResponseWriter, r *http.Request) {
 		a.writeError(w, r, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, hosts)
+	writeStrings(w, http.StatusOK, hosts)
 }
 
 // syncOp runs an operation in this process and answers {"host": event}.

@@ -377,6 +377,73 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 	_, _ = w.Write(append(b, '\n'))
 }
 
+// writeStrings answers with list as a JSON array: byte for byte what
+// writeJSON writes for it, for the lists of up to every host of an
+// inventory that GET /target answers: without encoding/json's reflection,
+// and written as it is made, through a buffer of stringsFlush bytes, not
+// first made whole (megabytes for 100,000 names).
+func writeStrings(w http.ResponseWriter, status int, list []string) {
+	if list == nil {
+		writeJSON(w, status, list)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	bp := stringsBuffers.Get().(*[]byte)
+	defer func() {
+		if cap(*bp) <= 4*stringsFlush { // not one made for a huge string
+			stringsBuffers.Put(bp)
+		}
+	}()
+	b := append((*bp)[:0], '[')
+	for i, s := range list {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendJSONString(b, s)
+		if len(b) >= stringsFlush {
+			if _, err := w.Write(b); err != nil {
+				return // the client is gone
+			}
+			b = b[:0]
+		}
+	}
+	b = append(b, ']', '\n')
+	_, _ = w.Write(b)
+	*bp = b
+}
+
+// stringsFlush is how many bytes writeStrings writes at once.
+const stringsFlush = 32 << 10
+
+var stringsBuffers = sync.Pool{New: func() any { b := make([]byte, 0, stringsFlush+1024); return &b }}
+
+// jsonSafe are the bytes encoding/json writes as they are in a string
+// (with its HTML escaping): ASCII but control characters, '"', '\\',
+// '<', '>' and '&'.
+var jsonSafe = func() (t [256]bool) {
+	for c := 0x20; c < 0x80; c++ {
+		t[c] = !strings.ContainsRune(`"\<>&`, rune(c))
+	}
+	return t
+}()
+
+// appendJSONString appends s as encoding/json writes it: as it is, in
+// quotes, when every byte is jsonSafe (host names); else as json.Marshal
+// escapes it (control characters, quotes, backslashes, <, > and &,
+// U+2028 and U+2029, invalid UTF-8).
+func appendJSONString(b []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if !jsonSafe[s[i]] {
+			q, _ := json.Marshal(s) // a string always encodes
+			return append(b, q...)
+		}
+	}
+	b = append(b, '"')
+	b = append(b, s...)
+	return append(b, '"')
+}
+
 // writeMessage answers with {"message": msg}.
 func writeMessage(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"message": msg})
