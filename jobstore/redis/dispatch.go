@@ -243,8 +243,9 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // Cancel implements exe.Dispatcher: whichever worker runs the job stops
 // it. A job no worker has started, or whose worker's lease has lapsed, is
 // exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
-// stops at its first event, or when its lease is found gone once the job
-// has ended.
+// stops when it first stores an event (the Runner's first write, at most
+// 10ms after the event), or when its lease is found gone once the job
+// has ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	if err := d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err(); err != nil {
 		return unavailable(ctx, err)
