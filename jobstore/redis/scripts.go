@@ -300,16 +300,26 @@ end
 local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if not res then return out end
 local taken = mark
+local ids = {}
 for _, m in ipairs(res[1][2]) do
-	redis.call('XACK', KEYS[1], ARGV[1], m[1])
-	redis.call('XDEL', KEYS[1], m[1])
+	table.insert(ids, m[1])
+end
+-- Acknowledged and deleted together, a hundred at a time (unpack's
+-- bound), before any job is started: in the same step all the same.
+for i = 1, #ids, 100 do
+	local page = {unpack(ids, i, math.min(i + 99, #ids))}
+	redis.call('XACK', KEYS[1], ARGV[1], unpack(page))
+	redis.call('XDEL', KEYS[1], unpack(page))
+end
+for _, m in ipairs(res[1][2]) do
 	local jid
 	for i = 1, #m[2], 2 do
 		if m[2][i] == 'jid' then jid = m[2][i + 1] end
 	end
 	if jid then
 		local job = ARGV[5] .. 'job:' .. jid
-		if redis.call('HGET', job, 'state') == '1' and redis.call('HEXISTS', job, 'worker') == 0 then
+		local f = redis.call('HMGET', job, 'state', 'worker')
+		if f[1] == '1' and not f[2] then
 			redis.call('HSET', job, 'worker', ARGV[2], 'lost', ARGV[7])
 			redis.call('SET', ARGV[5] .. 'lease:' .. jid, ARGV[2], 'PX', ARGV[4])
 			redis.call('SADD', KEYS[2], jid)

@@ -205,8 +205,18 @@ func readsClient(rdb goredis.UniversalClient) (goredis.UniversalClient, bool) {
 	return rdb, false
 }
 
-func (s *Store) key(parts ...string) string { return s.opts.Prefix + strings.Join(parts, ":") }
-func (s *Store) jobKey(jid string) string   { return s.key("job", jid) }
+// key is the key of parts under the prefix, joined by ":"; one
+// allocation for the usual one or two parts.
+func (s *Store) key(parts ...string) string {
+	switch len(parts) {
+	case 1:
+		return s.opts.Prefix + parts[0]
+	case 2:
+		return s.opts.Prefix + parts[0] + ":" + parts[1]
+	}
+	return s.opts.Prefix + strings.Join(parts, ":")
+}
+func (s *Store) jobKey(jid string) string { return s.key("job", jid) }
 func (s *Store) eventsKey(jid string) string {
 	return s.key("events", jid)
 }
@@ -267,7 +277,9 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 // decodeJob builds a job from its hash.
 func decodeJob(jid string, h map[string]string) (*exe.Job, error) {
 	job := &exe.Job{}
-	if err := json.Unmarshal([]byte(h["req"]), job); err != nil {
+	// The stored job was written by json.Marshal: its own decoder, without
+	// json.Unmarshal's first pass that checks the whole text.
+	if err := job.UnmarshalJSON([]byte(h["req"])); err != nil {
 		return nil, fmt.Errorf("job %s: stored job: %w", jid, err)
 	}
 	state, _ := strconv.Atoi(h["state"])
