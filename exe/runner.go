@@ -47,7 +47,8 @@ const (
 const DefaultMaxUnstoredBytes = 32 << 20
 
 // Runner executes stored jobs: it calls the executor (or task), appends every
-// event to the store as it arrives, and finishes the job with its outcome.
+// event to the store as it arrives (see below for an AppendFinisher), and
+// finishes the job with its outcome.
 // Dispatchers' workers call Run; a Runner is safe for concurrent use.
 //
 // Events are stored as they come, in batches, and the outcome after them.
