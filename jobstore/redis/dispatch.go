@@ -9,7 +9,6 @@ import (
 	"os"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/0ops/exed/exe"
@@ -295,12 +294,11 @@ type worker struct {
 	jobs   running.Jobs
 	wg     sync.WaitGroup // the goroutines that start and run jobs
 	// work is what the read loop starts, run by up to Concurrency
-	// goroutines that stay for the worker's life once started (spawned,
-	// idle of them waiting): a job does not start a goroutine (and grow
-	// its stack) of its own.
+	// goroutines (spawned) that stay for the worker's life once started:
+	// a job does not start a goroutine (and grow its stack) of its own.
+	// Unbuffered: a send is taken by a goroutine that waits.
 	work    chan func()
 	spawned int // read loop only
-	idle    atomic.Int64
 
 	// loops stop the loops that take jobs; loopsDone ends when they
 	// have.
@@ -322,7 +320,7 @@ func newWorker(rdb goredis.UniversalClient, s *Store, runner exe.JobRunner, opts
 func (w *worker) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.loops, w.loopsDone = cancel, make(chan struct{})
-	w.work = make(chan func(), w.opts.Concurrency)
+	w.work = make(chan func())
 	var loops sync.WaitGroup
 	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name, w.runner)
 	for _, loop := range []func(context.Context){w.readLoop, w.claimLoop, w.cancelLoop, rec.run} {
@@ -465,23 +463,26 @@ func (w *worker) readLoop(ctx context.Context) {
 	}
 }
 
-// hand hands run to the worker's goroutines, starting one more when none
-// waits (at most Concurrency: run holds one of the read loop's slots, so
-// one of them is free when none waits). Read loop only.
+// hand hands run to one of the worker's goroutines that waits, or to a
+// new one when none waits and fewer than Concurrency were started; else
+// it waits for one: run holds one of the read loop's slots, so at most
+// Concurrency-1 others run, and a goroutine is about to wait. Read loop
+// only.
 func (w *worker) hand(run func()) {
-	if w.idle.Load() == 0 && w.spawned < w.opts.Concurrency {
+	select {
+	case w.work <- run:
+		return
+	default:
+	}
+	if w.spawned < w.opts.Concurrency {
 		w.spawned++
 		go func() {
-			for {
-				w.idle.Add(1)
-				run, ok := <-w.work
-				w.idle.Add(-1)
-				if !ok {
-					return
-				}
+			run()
+			for run := range w.work {
 				run()
 			}
 		}()
+		return
 	}
 	w.work <- run
 }
