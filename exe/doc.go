@@ -41,8 +41,9 @@
 // tasks run only this way) are stored as a Job before their ID is returned,
 // then
 // dispatched: a worker's Runner calls the executor (or task), appends
-// every Event to the store as it arrives, and finishes the job with its
-// outcome, Done only when no host FAILED or was UNREACHABLE. Deploy and
+// every Event to the store as it arrives (on an AppendFinisher, within
+// 10ms, or with the outcome when the job ends sooner), and finishes the
+// job with its outcome, Done only when no host FAILED or was UNREACHABLE. Deploy and
 // task jobs hold their hosts: a second one on a held host is a conflict.
 // Engine.Follow streams a job's events from the first until it ends
 // (Engine.FollowFrom resumes after a given event);

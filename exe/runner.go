@@ -35,14 +35,26 @@ const (
 	// maxBatchEvents and maxBatchBytes bound one Append of queued events.
 	maxBatchEvents = 1000
 	maxBatchBytes  = 4 << 20
+	// appendDelay is how long a job's events may wait to be stored when
+	// its store is an AppendFinisher: an operation that returns sooner
+	// (most jobs of a few hosts) has its events stored with its outcome,
+	// in one write; a longer one has them written within appendDelay of
+	// the first of them, then as they come.
+	appendDelay = 10 * time.Millisecond
 )
 
 // DefaultMaxUnstoredBytes is Runner.MaxUnstoredBytes when it is zero.
 const DefaultMaxUnstoredBytes = 32 << 20
 
 // Runner executes stored jobs: it calls the executor (or task), appends every
-// event to the store as it arrives, and finishes the job with its outcome.
+// event to the store as it arrives (see below for an AppendFinisher), and
+// finishes the job with its outcome.
 // Dispatchers' workers call Run; a Runner is safe for concurrent use.
+//
+// Events are stored as they come, in batches, and the outcome after them.
+// With a store that is an AppendFinisher, events wait up to appendDelay
+// (10ms): a job whose operation returns by then is ended with its events
+// in one write.
 //
 // A store that fails (a Redis outage) loses nothing and runs nothing
 // twice: a job's events wait in memory, in order, and are written when
@@ -123,11 +135,11 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 		log.Warn("job operation failed", "jid", jid, "error", opErr)
 	}
 	state, msg := rec.outcome(ctx, job.Targets, opErr)
-	rec.flush()
+	last := rec.flush()
 	if n := rec.lostCount(); n > 0 && ctx.Err() == nil {
 		state, msg = JobFailure, fmt.Sprintf("%d events could not be stored", n)
 	}
-	ended, err := r.finish(writeCtx, jid, state, msg)
+	ended, err := r.finish(writeCtx, jid, state, msg, last)
 	switch {
 	case ended:
 		obs.JobEnded(job.Operate, state)
@@ -145,13 +157,20 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	return err
 }
 
-// finish writes the job's outcome, retrying with backoff until the store
-// answers or writeCtx ends. ended is false, with no error, when the job
-// had already ended (cancelled, or failed as lost: the store has its end).
-func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string) (ended bool, _ error) {
+// finish writes the job's outcome, after its last events (with the
+// store's AppendFinish, in the same write), retrying with backoff until
+// the store answers or writeCtx ends. ended is false, with no error, when
+// the job had already ended (cancelled, or failed as lost: the store has
+// its end, and the events are not stored).
+func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string, last []Event) (ended bool, _ error) {
 	for failures := 0; ; failures++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
-		err := r.Store.Finish(actx, jid, state, msg)
+		var err error
+		if len(last) > 0 {
+			err = r.Store.(AppendFinisher).AppendFinish(actx, jid, state, msg, last...)
+		} else {
+			err = r.Store.Finish(actx, jid, state, msg)
+		}
 		cancel()
 		switch {
 		case err == nil:
@@ -290,7 +309,10 @@ func sleep(ctx context.Context, d time.Duration) bool {
 
 // recorder keeps what a running job's outcome needs, and queues its
 // events for a writer goroutine that appends them in order, retrying
-// while the store fails.
+// while the store fails. With a store that is an AppendFinisher (lazy),
+// the writer starts only appendDelay after the first event, or as soon
+// as the queue fills a batch: a job that ends sooner leaves its events to
+// the write of its outcome, and starts no goroutine.
 type recorder struct {
 	runner   *Runner
 	jid      string
@@ -313,6 +335,10 @@ type recorder struct {
 	ended   bool    // the writer ended: further events are not stored
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer ended
+
+	lazy    bool        // the writer starts only when events have waited (see recorder)
+	writing bool        // the writer goroutine was started
+	timer   *time.Timer // starts the writer appendDelay after the first event
 }
 
 func newRecorder(r *Runner, job *Job, stop context.CancelCauseFunc, writeCtx context.Context) *recorder {
@@ -322,8 +348,31 @@ func newRecorder(r *Runner, job *Job, stop context.CancelCauseFunc, writeCtx con
 		rc.max = DefaultMaxUnstoredBytes
 	}
 	rc.room = sync.NewCond(&rc.mu)
-	go rc.write()
+	if _, ok := r.Store.(AppendFinisher); ok {
+		rc.lazy = true
+	} else {
+		rc.startWriter()
+	}
 	return rc
+}
+
+// startWriter starts the writer goroutine, once; rc.mu is held, or rc is
+// not shared yet.
+func (rc *recorder) startWriter() {
+	if !rc.writing {
+		rc.writing = true
+		go rc.write()
+	}
+}
+
+// startLate is the timer's start of a lazy writer: not once the events
+// went to the end's write (flush).
+func (rc *recorder) startLate() {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	if !rc.flushed {
+		rc.startWriter()
+	}
 }
 
 // emit is the job's Emit: it notes the event for the outcome and queues
@@ -341,6 +390,9 @@ func (rc *recorder) emit(ev Event) {
 			rc.failed[ev.Host] = true
 		}
 	}
+	if !rc.ended && len(rc.queue) > 0 && rc.queued+size > rc.max {
+		rc.startWriter() // a lazy one too: room comes only from writes
+	}
 	for !rc.ended && len(rc.queue) > 0 && rc.queued+size > rc.max {
 		rc.room.Wait()
 	}
@@ -352,25 +404,60 @@ func (rc *recorder) emit(ev Event) {
 	ev.Seq = rc.seq
 	rc.queue = append(rc.queue, ev)
 	rc.queued += size
+	switch {
+	case rc.writing:
+	case len(rc.queue) >= maxBatchEvents || rc.queued >= maxBatchBytes:
+		rc.startWriter() // a batch is full: waiting saves no write
+	case rc.timer == nil:
+		rc.timer = time.AfterFunc(appendDelay, rc.startLate)
+	}
+	writing := rc.writing
 	rc.mu.Unlock()
+	if !writing {
+		return
+	}
 	select {
 	case rc.wake <- struct{}{}:
 	default:
 	}
 }
 
-// flush waits until every queued event is stored or given up; no event
-// may be emitted after it.
-func (rc *recorder) flush() {
+// flush ends the recording; no event may be emitted after it. A lazy
+// recorder whose writer never started returns the queued events, at most
+// one batch, for the write of the job's outcome (which is the writer's
+// end: later events are not stored). Otherwise it waits until every
+// queued event is stored or given up, and returns nil.
+func (rc *recorder) flush() []Event {
+	rc.mu.Lock()
+	if rc.timer != nil {
+		rc.timer.Stop() // a start it missed sees flushed
+	}
+	if rc.lazy && !rc.writing {
+		if n, _ := batchLen(rc.queue); n == len(rc.queue) {
+			last := rc.queue
+			rc.queue, rc.queued = nil, 0
+			rc.flushed, rc.ended = true, true
+			rc.room.Broadcast()
+			rc.mu.Unlock()
+			return last
+		}
+		rc.startWriter() // more than a batch: the writer stores them
+	}
+	rc.mu.Unlock()
 	rc.release()
 	<-rc.done
+	return nil
 }
 
 // release tells the writer that no more events come: it ends once the
-// queued ones are stored or given up.
+// queued ones are stored or given up. A lazy writer that was not started
+// is started if events wait (a panic skipped flush).
 func (rc *recorder) release() {
 	rc.mu.Lock()
 	rc.flushed = true
+	if !rc.ended && len(rc.queue) > 0 {
+		rc.startWriter()
+	}
 	rc.mu.Unlock()
 	select {
 	case rc.wake <- struct{}{}:
@@ -404,11 +491,7 @@ func (rc *recorder) write() {
 			<-rc.wake
 			continue
 		}
-		n, size := 0, int64(0)
-		for n < len(rc.queue) && n < maxBatchEvents && (n == 0 || size < maxBatchBytes) {
-			size += eventSize(rc.queue[n])
-			n++
-		}
+		n, size := batchLen(rc.queue)
 		batch := rc.queue[:n:n]
 		rc.mu.Unlock()
 
@@ -447,6 +530,16 @@ func (rc *recorder) write() {
 		}
 		failures++
 	}
+}
+
+// batchLen is how many of the queued events one write takes, and their
+// size.
+func batchLen(queue []Event) (n int, size int64) {
+	for n < len(queue) && n < maxBatchEvents && (n == 0 || size < maxBatchBytes) {
+		size += eventSize(queue[n])
+		n++
+	}
+	return n, size
 }
 
 // end stops the writer: queued events are dropped, lost of them counted,

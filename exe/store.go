@@ -48,3 +48,18 @@ type JobStore interface {
 type BatchFollower interface {
 	FollowBatches(ctx context.Context, jid string, from int64, fn func([]Event) error) (*Job, error)
 }
+
+// AppendFinisher is a JobStore that stores a job's last events and its
+// outcome in one step, as Append then Finish would, so that a job whose
+// events are still queued when its operation returns ends in one write.
+// Events follow Append's rules: in the order given, and when numbered by
+// their writer (Seq consecutive from the first) those the store already
+// holds are skipped, so a call retried after its reply was lost stores
+// each event once. ErrFinished when the job had ended (nothing is
+// stored), except that the same call made again after its reply was
+// lost may find the job ended by itself and return nil; ErrNotFound for
+// an unknown job. A Runner uses it when its
+// store has it; the store's followers see the events, then the end.
+type AppendFinisher interface {
+	AppendFinish(ctx context.Context, jid string, state JobState, msg string, events ...Event) error
+}

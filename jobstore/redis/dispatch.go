@@ -243,8 +243,9 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // Cancel implements exe.Dispatcher: whichever worker runs the job stops
 // it. A job no worker has started, or whose worker's lease has lapsed, is
 // exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
-// stops at its first event, or when its lease is found gone once the job
-// has ended.
+// stops when it first stores an event (the Runner's first write, at most
+// 10ms after the event), or when its lease is found gone once the job
+// has ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	if err := d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err(); err != nil {
 		return unavailable(ctx, err)
@@ -292,6 +293,12 @@ type worker struct {
 	log    hclog.Logger
 	jobs   running.Jobs
 	wg     sync.WaitGroup // the goroutines that start and run jobs
+	// work is what the read loop starts, run by up to Concurrency
+	// goroutines (spawned) that stay for the worker's life once started:
+	// a job does not start a goroutine (and grow its stack) of its own.
+	// Unbuffered: a send is taken by a goroutine that waits.
+	work    chan func()
+	spawned int // read loop only
 
 	// loops stop the loops that take jobs; loopsDone ends when they
 	// have.
@@ -313,13 +320,14 @@ func newWorker(rdb goredis.UniversalClient, s *Store, runner exe.JobRunner, opts
 func (w *worker) start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	w.loops, w.loopsDone = cancel, make(chan struct{})
+	w.work = make(chan func())
 	var loops sync.WaitGroup
 	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name, w.runner)
 	for _, loop := range []func(context.Context){w.readLoop, w.claimLoop, w.cancelLoop, rec.run} {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx) }()
 	}
-	go func() { loops.Wait(); close(w.loopsDone) }()
+	go func() { loops.Wait(); close(w.work); close(w.loopsDone) }()
 }
 
 // stop stops taking jobs, gives the running ones Grace (or until ctx is
@@ -413,10 +421,10 @@ func (w *worker) readLoop(ctx context.Context) {
 				jid, _ := taken[i].(string)
 				fields, _ := taken[i+1].([]any)
 				w.wg.Add(1)
-				go func() {
+				w.hand(func() {
 					defer func() { <-slots; w.wg.Done() }()
 					w.run(jid, fields)
-				}()
+				})
 			}
 			continue
 		}
@@ -447,12 +455,36 @@ func (w *worker) readLoop(ctx context.Context) {
 		}
 		for _, m := range res[0].Messages {
 			w.wg.Add(1)
-			go func() {
+			w.hand(func() {
 				defer func() { <-slots; w.wg.Done() }()
 				w.handle(ctx, m)
-			}()
+			})
 		}
 	}
+}
+
+// hand hands run to one of the worker's goroutines that waits, or to a
+// new one when none waits and fewer than Concurrency were started; else
+// it waits for one: run holds one of the read loop's slots, so at most
+// Concurrency-1 others run, and a goroutine is about to wait. Read loop
+// only.
+func (w *worker) hand(run func()) {
+	select {
+	case w.work <- run:
+		return
+	default:
+	}
+	if w.spawned < w.opts.Concurrency {
+		w.spawned++
+		go func() {
+			run()
+			for run := range w.work {
+				run()
+			}
+		}()
+		return
+	}
+	w.work <- run
 }
 
 // claimLoop takes over messages that a dead worker read but never started.
@@ -532,10 +564,8 @@ func (w *worker) run(jid string, fields []any) {
 	// ends: a cancelled job is still this worker's while its executor
 	// reports the hosts the cancel interrupted and the Runner stores
 	// them.
-	hbCtx, hbStop := context.WithCancel(w.life)
-	defer hbStop()
-	hbDone := make(chan struct{})
-	go w.heartbeat(hbCtx, jid, cancel, hbDone)
+	hb := w.heartbeat(jid, cancel)
+	defer hb.stop()
 	w.log.Debug("running job", "jid", jid)
 	var err error
 	if job, derr := decodeJob(jid, hash); derr == nil {
@@ -547,51 +577,96 @@ func (w *worker) run(jid string, fields []any) {
 	if err != nil {
 		w.log.Error("job run", "jid", jid, "error", err)
 	}
-	hbStop()
-	<-hbDone
 }
 
-// heartbeat renews the job's lease until the run ends. While Redis does
-// not answer it tries again every Lease/10, and takes the lease again if
-// it lapsed meanwhile while the job still runs as this worker's. A lease
-// found taken, or a job found ended, means the job was cancelled or
-// failed as lost: stop running it.
-func (w *worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, done chan<- struct{}) {
-	defer close(done)
-	every, retry := w.opts.Lease/3, w.opts.Lease/10
-	t := time.NewTimer(every)
-	defer t.Stop()
-	failing := false
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid), w.s.jobKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
-		switch {
-		case err != nil:
-			if ctx.Err() != nil {
-				return
-			}
-			if !failing {
-				w.log.Warn("could not renew the lease of a running job; retrying", "jid", jid, "error", err)
-			}
-			failing = true
-			t.Reset(retry)
-			continue
-		case held == 0:
-			w.log.Warn("the job is no longer this worker's (cancelled, or failed as lost); stopping it", "jid", jid)
-			cancel(exe.ErrWorkerLost)
-			return
-		case held == 2:
-			w.log.Warn("took the lease of a running job again after it lapsed", "jid", jid)
-		case failing:
-			w.log.Info("renewed the lease of a running job again", "jid", jid)
-		}
-		failing = false
-		t.Reset(every)
+// heartbeat renews the job's lease until the run ends (stop). While
+// Redis does not answer it tries again every Lease/10, and takes the
+// lease again if it lapsed meanwhile while the job still runs as this
+// worker's. A lease found taken, or a job found ended, means the job was
+// cancelled or failed as lost: stop running it. Each renewal runs on a
+// timer: a job that ends within Lease/3 starts none.
+func (w *worker) heartbeat(jid string, cancel context.CancelCauseFunc) *heartbeat {
+	h := &heartbeat{w: w, jid: jid, cancel: cancel}
+	h.mu.Lock() // a renewal that comes at once waits for h.t
+	h.t = time.AfterFunc(w.opts.Lease/3, h.beat)
+	h.mu.Unlock()
+	return h
+}
+
+// heartbeat is one running job's lease renewal.
+type heartbeat struct {
+	w      *worker
+	jid    string
+	cancel context.CancelCauseFunc // the job's
+
+	// mu is held by a renewal, so that stop waits for one under way
+	// (whose call it cancels first, by abort): none runs after stop.
+	mu      sync.Mutex
+	t       *time.Timer
+	failing bool
+
+	amu   sync.Mutex
+	abort context.CancelFunc // of the renewal under way; nil when none
+	ended bool               // stop was called: no renewal starts
+}
+
+func (h *heartbeat) beat() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.amu.Lock()
+	if h.ended {
+		h.amu.Unlock()
+		return
 	}
+	// Renewals end when stop returns, or with the worker's life.
+	ctx, abort := context.WithCancel(h.w.life)
+	h.abort = abort
+	h.amu.Unlock()
+	defer func() {
+		h.amu.Lock()
+		h.abort = nil
+		h.amu.Unlock()
+		abort()
+	}()
+	w, jid := h.w, h.jid
+	held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid), w.s.jobKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
+	switch {
+	case err != nil:
+		if ctx.Err() != nil {
+			return
+		}
+		if !h.failing {
+			w.log.Warn("could not renew the lease of a running job; retrying", "jid", jid, "error", err)
+		}
+		h.failing = true
+		h.t.Reset(w.opts.Lease / 10)
+		return
+	case held == 0:
+		w.log.Warn("the job is no longer this worker's (cancelled, or failed as lost); stopping it", "jid", jid)
+		h.cancel(exe.ErrWorkerLost)
+		return
+	case held == 2:
+		w.log.Warn("took the lease of a running job again after it lapsed", "jid", jid)
+	case h.failing:
+		w.log.Info("renewed the lease of a running job again", "jid", jid)
+	}
+	h.failing = false
+	h.t.Reset(w.opts.Lease / 3)
+}
+
+// stop ends the renewals, cancelling one under way, and returns once
+// none runs.
+func (h *heartbeat) stop() {
+	h.amu.Lock()
+	h.ended = true
+	if h.abort != nil {
+		h.abort()
+	}
+	h.amu.Unlock()
+	h.t.Stop()
+	h.mu.Lock() // a renewal under way ends (it resets no timer that runs)
+	h.t.Stop()
+	h.mu.Unlock()
 }
 
 // every calls fn every d until ctx ends or fn returns false.

@@ -283,7 +283,8 @@ func TestAppendRetriedStoresEachEventOnce(t *testing.T) {
 
 // TestRunnerRetriesAfterALostReply: the reply to the Runner's append is
 // lost (the client does not retry by itself); the Runner sends it again,
-// and every event is stored once.
+// and every event is stored once. The job's events fill more than a
+// write's batch, so they are appended while it runs.
 func TestRunnerRetriesAfterALostReply(t *testing.T) {
 	srv := redistest.Start(t)
 	proxy := redistest.NewLossyProxy(t, srv.Addr)
@@ -292,7 +293,7 @@ func TestRunnerRetriesAfterALostReply(t *testing.T) {
 	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
 	ctx := context.Background()
 	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
-		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "hello"}}}
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "stream 400"}}}
 	require.NoError(t, s.Create(ctx, job))
 	// The append script is loaded, so the reply lost is that of the
 	// append that stores the events.
@@ -305,7 +306,7 @@ func TestRunnerRetriesAfterALostReply(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobDone, j.State, j.Error)
 	for _, h := range job.Targets {
-		assert.Len(t, j.ReturnData[h], 1, "%s: its event stored once", h)
+		assert.Len(t, j.ReturnData[h], 400, "%s: its events stored once", h)
 	}
 }
 

@@ -86,7 +86,7 @@ if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg = ARGV[2]
+local msg, ended = ARGV[2], ''
 if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
@@ -108,7 +108,16 @@ if ARGV[7] == 'guard' then
 		end
 	end
 end
-redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3])
+` + finishTail)
+
+// finishTail is the end of finishScript and appendFinishScript: it
+// finishes the Running job (checked by the caller) with state ARGV[1],
+// message msg and end time ARGV[3], and the caller's token ended, releases its locks (prefix ARGV[5],
+// held by jid ARGV[6]), marks the end of its stream, drops its lease and
+// started mark, and sets its keys to expire after ARGV[4] ms from now.
+// KEYS as finishScript's.
+const finishTail = `
+redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3], 'ended', ended)
 local locks = redis.call('HGET', KEYS[1], 'locks')
 if locks then
 	for h in string.gmatch(locks, '[^\n]+') do
@@ -129,7 +138,37 @@ for _, j in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0,
 	redis.call('ZREM', KEYS[3], j)
 end
 return 'ok'
-`)
+`
+
+// appendFinishScript is appendScript then finishScript in one step, for a
+// job whose last events are still to be stored when its operation
+// returns: one call stores them and ends the job. The events are
+// numbered by their writer: those the stream already holds are skipped
+// (see appendScript), so a call retried after its reply was lost stores
+// each event once. The caller's token (its store's id and the Seq of
+// its last event) is kept in the job ("ended"): the same token again, on
+// a finished job, is the call retried after its reply was lost, which
+// took effect.
+// KEYS: as finishScript's. ARGV: state, msg, endat, retention ms, lock
+// prefix, jid, base (the number of events the job had before the first
+// one), token, host, event JSON, host, event JSON, ...
+var appendFinishScript = goredis.NewScript(`
+local st = redis.call('HGET', KEYS[1], 'state')
+if not st then return 'notfound' end
+if st ~= '1' then
+	if redis.call('HGET', KEYS[1], 'ended') == ARGV[8] then return 'ok' end
+	return 'finished'
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local msg, ended = ARGV[2], ARGV[8]
+local first = 9
+local have = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[7])
+if have > 0 then first = first + 2 * have end
+for i = first, #ARGV, 2 do
+	redis.call('XADD', KEYS[2], '*', 'h', ARGV[i], 'e', ARGV[i + 1])
+end
+` + finishTail)
 
 // pruneScript drops expired jobs from the job list (their keys expire by
 // themselves). KEYS: jobs, expiry.
@@ -261,16 +300,26 @@ end
 local res = redis.call('XREADGROUP', 'GROUP', ARGV[1], ARGV[2], 'COUNT', ARGV[3], 'STREAMS', KEYS[1], '>')
 if not res then return out end
 local taken = mark
+local ids = {}
 for _, m in ipairs(res[1][2]) do
-	redis.call('XACK', KEYS[1], ARGV[1], m[1])
-	redis.call('XDEL', KEYS[1], m[1])
+	table.insert(ids, m[1])
+end
+-- Acknowledged and deleted together, a hundred at a time (unpack's
+-- bound), before any job is started: in the same step all the same.
+for i = 1, #ids, 100 do
+	local page = {unpack(ids, i, math.min(i + 99, #ids))}
+	redis.call('XACK', KEYS[1], ARGV[1], unpack(page))
+	redis.call('XDEL', KEYS[1], unpack(page))
+end
+for _, m in ipairs(res[1][2]) do
 	local jid
 	for i = 1, #m[2], 2 do
 		if m[2][i] == 'jid' then jid = m[2][i + 1] end
 	end
 	if jid then
 		local job = ARGV[5] .. 'job:' .. jid
-		if redis.call('HGET', job, 'state') == '1' and redis.call('HEXISTS', job, 'worker') == 0 then
+		local f = redis.call('HMGET', job, 'state', 'worker')
+		if f[1] == '1' and not f[2] then
 			redis.call('HSET', job, 'worker', ARGV[2], 'lost', ARGV[7])
 			redis.call('SET', ARGV[5] .. 'lease:' .. jid, ARGV[2], 'PX', ARGV[4])
 			redis.call('SADD', KEYS[2], jid)

@@ -30,9 +30,10 @@
 //	job:{jid}     hash: req (the job as JSON), state, error, startat,
 //	              endat, locks (targets locked, one per line), worker
 //	              (which runs it), lost (its error if that worker's
-//	              lease lapses), created and appended (tokens of the
-//	              create and of the last append, to recognise calls the
-//	              client retried)
+//	              lease lapses), created, appended and ended (tokens of
+//	              the create, of the last append and of the append that
+//	              finished the job, to recognise calls the client
+//	              retried)
 //	events:{jid}  stream: one entry per event (h = host, e = event JSON),
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
@@ -126,7 +127,10 @@ type Store struct {
 // token is a new call's token.
 func (s *Store) token() string { return s.id + strconv.FormatUint(s.calls.Add(1), 36) }
 
-var _ exe.JobStore = (*Store)(nil)
+var (
+	_ exe.JobStore       = (*Store)(nil)
+	_ exe.AppendFinisher = (*Store)(nil)
+)
 
 // followReadConns bounds the connections of a store's own client for the
 // reads that follows share: one per read under way, each for up to
@@ -201,8 +205,18 @@ func readsClient(rdb goredis.UniversalClient) (goredis.UniversalClient, bool) {
 	return rdb, false
 }
 
-func (s *Store) key(parts ...string) string { return s.opts.Prefix + strings.Join(parts, ":") }
-func (s *Store) jobKey(jid string) string   { return s.key("job", jid) }
+// key is the key of parts under the prefix, joined by ":"; one
+// allocation for the usual one or two parts.
+func (s *Store) key(parts ...string) string {
+	switch len(parts) {
+	case 1:
+		return s.opts.Prefix + parts[0]
+	case 2:
+		return s.opts.Prefix + parts[0] + ":" + parts[1]
+	}
+	return s.opts.Prefix + strings.Join(parts, ":")
+}
+func (s *Store) jobKey(jid string) string { return s.key("job", jid) }
 func (s *Store) eventsKey(jid string) string {
 	return s.key("events", jid)
 }
@@ -263,7 +277,9 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 // decodeJob builds a job from its hash.
 func decodeJob(jid string, h map[string]string) (*exe.Job, error) {
 	job := &exe.Job{}
-	if err := json.Unmarshal([]byte(h["req"]), job); err != nil {
+	// The stored job was written by json.Marshal: its own decoder, without
+	// json.Unmarshal's first pass that checks the whole text.
+	if err := job.UnmarshalJSON([]byte(h["req"])); err != nil {
 		return nil, fmt.Errorf("job %s: stored job: %w", jid, err)
 	}
 	state, _ := strconv.Atoi(h["state"])
@@ -394,27 +410,42 @@ func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) err
 	if len(events) == 0 {
 		return nil
 	}
-	base := int64(-1)
-	if seq := events[0].Seq; seq > 0 && events[len(events)-1].Seq == seq+int64(len(events))-1 {
-		base = seq - 1
-	}
 	args := make([]any, 0, 2+2*len(events))
-	args = append(args, s.token(), base)
-	for _, ev := range events {
-		// What is stored is read back as text. JSON would mend invalid
-		// bytes itself, but the host is a stream field outside it.
-		ev = ev.ToValidUTF8()
-		b, err := json.Marshal(ev)
-		if err != nil {
-			return err
-		}
-		args = append(args, ev.Host, b)
+	args = append(args, s.token(), base(events))
+	args, err := eventArgs(args, events)
+	if err != nil {
+		return err
 	}
 	res, err := appendScript.Run(ctx, s.rdb, []string{s.jobKey(jid), s.eventsKey(jid)}, args...).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
 	return statusErr(res)
+}
+
+// base is the number of events a job had before the first of events
+// when their writer numbered them (Seq set, consecutive from the first),
+// else -1.
+func base(events []exe.Event) int64 {
+	if seq := events[0].Seq; seq > 0 && events[len(events)-1].Seq == seq+int64(len(events))-1 {
+		return seq - 1
+	}
+	return -1
+}
+
+// eventArgs appends each event's host and JSON to args.
+func eventArgs(args []any, events []exe.Event) ([]any, error) {
+	for _, ev := range events {
+		// What is stored is read back as text. JSON would mend invalid
+		// bytes itself, but the host is a stream field outside it.
+		ev = ev.ToValidUTF8()
+		b, err := json.Marshal(ev)
+		if err != nil {
+			return nil, err
+		}
+		args = append(args, ev.Host, b)
+	}
+	return args, nil
 }
 
 func statusErr(res string) error {
@@ -433,6 +464,36 @@ func statusErr(res string) error {
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
 		int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, "", 0, 0).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return statusErr(res)
+}
+
+// AppendFinish implements exe.AppendFinisher: one script call stores the
+// events and ends the job. Events its writer did not number are stored
+// by Append, then the job is finished: two calls. The same call made
+// again by this store (the same events: the Runner's retry after a reply
+// was lost) finds the job ended by it: nil, not exe.ErrFinished. One
+// Runner runs a job in a process.
+func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState, msg string, events ...exe.Event) error {
+	if len(events) == 0 {
+		return s.Finish(ctx, jid, state, msg)
+	}
+	b := base(events)
+	if b < 0 {
+		if err := s.Append(ctx, jid, events...); err != nil {
+			return err
+		}
+		return s.Finish(ctx, jid, state, msg)
+	}
+	args := make([]any, 0, 8+2*len(events))
+	args = append(args, int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, b, s.id+strconv.FormatInt(events[len(events)-1].Seq, 10))
+	args, err := eventArgs(args, events)
+	if err != nil {
+		return err
+	}
+	res, err := appendFinishScript.Run(ctx, s.rdb, s.finishKeys(jid), args...).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

@@ -9,7 +9,8 @@
 // It checks creation, listing order, deletion rules, the atomic per-host
 // mutex of deploy and task jobs, follow delivery (every event from the first,
 // or after a given one, in order, exactly once, under concurrent appends),
-// retention and outputs.
+// retention and outputs, and, for a store that is an exe.AppendFinisher,
+// its one-step append and finish.
 package storetest
 
 import (
@@ -56,6 +57,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowStops", testFollowStops},
 		{"FollowFrom", testFollowFrom},
 		{"Retention", testRetention},
+		{"AppendFinish", testAppendFinish},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
@@ -541,4 +543,79 @@ func testRetention(t *testing.T, newStore NewStore) {
 	assert.Equal(t, exe.JobRunning, got.State)
 	// Its lock is still held.
 	assert.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "a")), exe.ErrConflict)
+}
+
+// testAppendFinish stores a job's last events and ends it in one call
+// (exe.AppendFinisher; skipped for stores without it): a follower waiting
+// on the job sees every event once, in order, then the end; events the
+// store already holds are skipped by Seq, as a retried call sends them;
+// the job's locks are released; a finished or unknown job takes nothing.
+func testAppendFinish(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	af, ok := s.(exe.AppendFinisher)
+	if !ok {
+		t.Skip("the store is not an exe.AppendFinisher")
+	}
+	j := newJob(exe.OpDeploy, "a", "b")
+	require.NoError(t, s.Create(ctx, j))
+	ev := func(seq int64, host string, st exe.HostStatus) exe.Event {
+		return exe.Event{Seq: seq, Host: host, Status: st, Name: fmt.Sprint("step", seq)}
+	}
+	require.NoError(t, s.Append(ctx, j.JID, ev(1, "a", exe.HostOK), ev(2, "b", exe.HostOK)))
+
+	type followed struct {
+		events []exe.Event
+		final  *exe.Job
+		err    error
+	}
+	got := make(chan followed, 1)
+	delivered := make(chan struct{})
+	go func() {
+		var f followed
+		f.final, f.err = s.Follow(ctx, j.JID, 0, func(e exe.Event) error {
+			f.events = append(f.events, e)
+			if len(f.events) == 2 {
+				close(delivered)
+			}
+			return nil
+		})
+		got <- f
+	}()
+	<-delivered // the follower waits for more
+
+	before := time.Now().Unix()
+	// Events 2 and 3 again, as a call retried after its reply was lost
+	// sends them: stored once.
+	require.NoError(t, af.AppendFinish(ctx, j.JID, exe.JobFailure, "1 of 2 hosts failed",
+		ev(2, "b", exe.HostOK), ev(3, "a", exe.HostChanged), ev(4, "b", exe.HostFailed)))
+	f := <-got
+	require.NoError(t, f.err)
+	want := []exe.Event{ev(1, "a", exe.HostOK), ev(2, "b", exe.HostOK), ev(3, "a", exe.HostChanged), ev(4, "b", exe.HostFailed)}
+	assert.Equal(t, want, f.events, "every event once, in order, then the end")
+	assert.Equal(t, exe.JobFailure, f.final.State)
+	assert.Equal(t, "1 of 2 hosts failed", f.final.Error)
+
+	job, err := s.Get(ctx, j.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.GreaterOrEqual(t, job.EndAt, before)
+	assert.Equal(t, map[string][]exe.Event{"a": {want[0], want[2]}, "b": {want[1], want[3]}}, job.ReturnData)
+	require.NoError(t, s.Create(ctx, newJob(exe.OpDeploy, "a", "b")), "the job's locks are released")
+
+	assert.ErrorIs(t, af.AppendFinish(ctx, j.JID, exe.JobDone, "", ev(5, "a", exe.HostOK)), exe.ErrFinished)
+	assert.ErrorIs(t, af.AppendFinish(ctx, uuid.NewString(), exe.JobDone, "", ev(1, "a", exe.HostOK)), exe.ErrNotFound)
+	job, err = s.Get(ctx, j.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State, "refused calls change nothing")
+	assert.Len(t, job.ReturnData["a"], 2)
+
+	// Events without numbers are stored as Append stores them.
+	k := newJob(exe.OpPing, "c")
+	require.NoError(t, s.Create(ctx, k))
+	require.NoError(t, af.AppendFinish(ctx, k.JID, exe.JobDone, "", exe.Event{Host: "c", Status: exe.HostOK}))
+	job, err = s.Get(ctx, k.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, job.State)
+	assert.Equal(t, []exe.Event{{Seq: 1, Host: "c", Status: exe.HostOK}}, job.ReturnData["c"])
 }

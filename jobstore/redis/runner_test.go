@@ -1,0 +1,158 @@
+package redis_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/plugintest"
+	"github.com/0ops/exed/internal/redistest"
+	exeredis "github.com/0ops/exed/jobstore/redis"
+	"github.com/google/uuid"
+	"github.com/hashicorp/go-hclog"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// scriptCount counts the scripts a client runs.
+type scriptCount struct{ n atomic.Int64 }
+
+func (c *scriptCount) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (c *scriptCount) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		if name := cmd.Name(); name == "evalsha" || name == "eval" {
+			c.n.Add(1)
+		}
+		return next(ctx, cmd)
+	}
+}
+func (c *scriptCount) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return next
+}
+
+func executeJob(t *testing.T, s *exeredis.Store, cmd string, targets ...string) *exe.Job {
+	t.Helper()
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: targets, Execute: exe.ExecuteArgs{Cmd: cmd}}}
+	require.NoError(t, s.Create(context.Background(), job))
+	return job
+}
+
+// TestRunnerEndsAQuickJobInOneWrite: a job whose operation returns
+// before its events were written is ended with them by one script: its
+// events and its outcome, stored once each.
+func TestRunnerEndsAQuickJobInOneWrite(t *testing.T) {
+	srv := redistest.Start(t)
+	s, rdb, _ := newStore(t, srv)
+	ctx := context.Background()
+	r := &exe.Runner{Store: s, Executor: &plugintest.Executor{}}
+	// A first job loads the script: then each job is one call.
+	require.NoError(t, r.RunJob(ctx, executeJob(t, s, "hello", "a")))
+	job := executeJob(t, s, "hello", "a", "b", "c")
+	scripts := &scriptCount{}
+	rdb.AddHook(scripts)
+	require.NoError(t, r.RunJob(ctx, job))
+	assert.EqualValues(t, 1, scripts.n.Load(), "the events and the outcome in one script")
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	for i, h := range job.Targets {
+		require.Len(t, j.ReturnData[h], 1, h)
+		assert.Equal(t, int64(i+1), j.ReturnData[h][0].Seq)
+	}
+}
+
+// waitingExecutor emits an event for its first host, and emits the one
+// of its second host only once the store holds the first: events are
+// stored while the operation runs, not only at its end.
+type waitingExecutor struct {
+	plugintest.Executor
+	s   *exeredis.Store
+	jid string
+}
+
+func (x *waitingExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	emit(exe.Event{Host: hs[0], Status: exe.HostChanged})
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		j, err := x.s.Get(ctx, x.jid, true)
+		if err != nil {
+			return err
+		}
+		if len(j.ReturnData[hs[0]]) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the first event was not stored while the job ran")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	emit(exe.Event{Host: hs[1], Status: exe.HostChanged})
+	return nil
+}
+
+func TestRunnerStoresEventsWhileTheJobRuns(t *testing.T) {
+	srv := redistest.Start(t)
+	s, _, _ := newStore(t, srv)
+	job := executeJob(t, s, "wait", "a", "b")
+	r := &exe.Runner{Store: s, Executor: &waitingExecutor{s: s, jid: job.JID}}
+	require.NoError(t, r.RunJob(context.Background(), job))
+	j, err := s.Get(context.Background(), job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	assert.Len(t, j.ReturnData["a"], 1)
+	assert.Len(t, j.ReturnData["b"], 1)
+}
+
+// TestRunnerEndRetriedAfterALostReply: the reply to the script that
+// stores a job's last events and ends it is lost; the Runner sends it
+// again, which finds the job ended by this call: the job ends once, with
+// each event once, and the Runner logs it ended.
+func TestRunnerEndRetriedAfterALostReply(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	ctx := context.Background()
+	// The script is loaded, so the reply lost is that of the call that
+	// stores the events.
+	require.NoError(t, s.AppendFinish(ctx, runningJob(t, s), exe.JobDone, "", exe.Event{Seq: 1, Host: "a"}))
+	job := executeJob(t, s, "hello", "a", "b", "c")
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	log := hclog.New(&hclog.LoggerOptions{Output: lockedWriter{&mu, &logged}})
+	proxy.DropNextReply()
+	r := &exe.Runner{Store: s, Executor: &plugintest.Executor{}, Logger: log}
+	require.NoError(t, r.RunJob(ctx, job))
+	require.Equal(t, 1, proxy.Dropped())
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	for _, h := range job.Targets {
+		assert.Len(t, j.ReturnData[h], 1, "%s: its event stored once", h)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, logged.String(), "job ended")
+	assert.NotContains(t, logged.String(), "already ended", "the retry is the Runner's own end")
+}
+
+type lockedWriter struct {
+	mu *sync.Mutex
+	b  *bytes.Buffer
+}
+
+func (w lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.b.Write(p)
+}
