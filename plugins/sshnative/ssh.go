@@ -324,19 +324,31 @@ func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, incoming, *
 	var conn net.Conn
 	var parent *pooled
 	if ep.jump != nil {
-		jc, jpc, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
-		if err != nil {
-			return nil, incoming{}, nil, jumpFailed(ep.jump, err)
-		}
-		conn, err = jc.DialContext(ctx, "tcp", target)
-		if err != nil {
+		for attempt := 0; ; attempt++ {
+			jc, jpc, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
+			if err != nil {
+				return nil, incoming{}, nil, jumpFailed(ep.jump, err)
+			}
+			conn, err = jc.DialContext(ctx, "tcp", target)
+			if err == nil {
+				parent = jpc
+				break
+			}
+			var rejected *ssh.OpenChannelError
+			if attempt == 0 && ctx.Err() == nil && !errors.As(err, &rejected) {
+				// Not a refusal by the jump host: its pooled connection
+				// is gone (the host restarted) before its keepalive or
+				// its end was noticed. Dial the jump host again, once.
+				p.drop(jpc, jc)
+				p.release(jpc)
+				continue
+			}
 			p.release(jpc)
 			if ctx.Err() != nil {
 				return nil, incoming{}, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
 			}
 			return nil, incoming{}, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
 		}
-		parent = jpc
 	} else {
 		var d net.Dialer
 		var err error
