@@ -411,17 +411,9 @@ func plainValue(raw []byte, i, depth int) (end int, ok bool) {
 			if i, ok = plainValue(raw, i, depth+1); !ok {
 				return i, false
 			}
-			i = skipSpace(raw, i)
-			if i >= len(raw) {
-				return i, false
-			}
-			switch raw[i] {
-			case ',':
-				i++
-			case ']':
-				return i + 1, true
-			default:
-				return i, false
+			var end bool
+			if i, end, ok = plainNext(raw, i, ']'); !ok || end {
+				return i, ok
 			}
 		}
 	case '{':
@@ -461,17 +453,9 @@ func plainValue(raw []byte, i, depth int) (end int, ok bool) {
 			if i, ok = plainValue(raw, i+1, depth+1); !ok {
 				return i, false
 			}
-			i = skipSpace(raw, i)
-			if i >= len(raw) {
-				return i, false
-			}
-			switch raw[i] {
-			case ',':
-				i++
-			case '}':
-				return i + 1, true
-			default:
-				return i, false
+			var end bool
+			if i, end, ok = plainNext(raw, i, '}'); !ok || end {
+				return i, ok
 			}
 		}
 	}
@@ -720,4 +704,21 @@ func jsonError(err error) error {
 		return exe.Errorf(exe.ErrInvalid, "request body is truncated JSON")
 	}
 	return exe.Errorf(exe.ErrInvalid, "request body is not valid JSON: %s", fmt.Sprint(err))
+}
+
+// plainNext reads what follows an array's or object's item at raw[i]:
+// a ',' (the index after it) or the closing byte (the index after it,
+// and end); anything else is not plain.
+func plainNext(raw []byte, i int, closing byte) (next int, end, ok bool) {
+	i = skipSpace(raw, i)
+	if i >= len(raw) {
+		return i, false, false
+	}
+	switch raw[i] {
+	case ',':
+		return i + 1, false, true
+	case closing:
+		return i + 1, true, true
+	}
+	return i, false, false
 }
