@@ -353,7 +353,11 @@ func (e *Engine) MatchShared(ctx context.Context, pattern string) ([]string, err
 	if !utf8.ValidString(pattern) {
 		return nil, Errorf(ErrInvalid, "pattern: not valid UTF-8")
 	}
-	return e.match(ctx, pattern)
+	hosts, err := e.match(ctx, pattern)
+	if hosts == nil && err == nil {
+		hosts = []string{} // an answer of no host is [], never null
+	}
+	return hosts, err
 }
 
 // match asks the executor which hosts pattern selects, or answers as it

@@ -6,9 +6,13 @@ import "sync"
 // A pattern's answer is at most the whole inventory, so the names bound
 // is what keeps a cache of huge answers (GET /target on a large
 // inventory, with many patterns) from growing without end.
+// A pattern longer than maxCachedPattern bytes (a request's targets are
+// one pattern) is not kept: keys would otherwise hold up to the server's
+// request size each.
 const (
 	maxCachedPatterns = 4096
 	maxCachedNames    = 1 << 20
+	maxCachedPattern  = 4 << 10
 )
 
 // matchCache keeps Match answers under the executor's MatchVersion: an
@@ -39,6 +43,9 @@ func (c *matchCache) get(version uint64, pattern string) ([]string, bool) {
 // put keeps hosts as pattern's answer under version, unless a newer
 // version was seen meanwhile (the answer may be of the older inventory).
 func (c *matchCache) put(version uint64, pattern string, hosts []string) {
+	if len(pattern) > maxCachedPattern {
+		return
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if version < c.version {

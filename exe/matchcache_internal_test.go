@@ -41,3 +41,18 @@ func TestMatchCacheBounds(t *testing.T) {
 	assert.False(t, ok)
 	assert.LessOrEqual(t, c.names, maxCachedNames)
 }
+
+// A pattern longer than maxCachedPattern is answered, not kept: a request
+// of many targets, or a huge GET /target pattern, would otherwise keep
+// its bytes.
+func TestMatchCacheKeepsNoLongPattern(t *testing.T) {
+	var c matchCache
+	long := string(make([]byte, maxCachedPattern+1))
+	c.put(1, long, []string{})
+	_, ok := c.get(1, long)
+	assert.False(t, ok)
+	short := string(make([]byte, maxCachedPattern))
+	c.put(1, short, []string{})
+	_, ok = c.get(1, short)
+	assert.True(t, ok)
+}

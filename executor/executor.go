@@ -126,10 +126,17 @@ type Client struct {
 	validates atomic.Pointer[exe.Only]
 	config    map[string]string
 	// matchVersion grows after every configuration of the plugin (each
-	// start, each Reconfigure) when the plugin said its Match answers
-	// change only then; 0 while it did not say so.
+	// start, each Reconfigure).
 	matchVersion atomic.Uint64
 	configured   atomic.Uint64 // configurations so far
+	// versioned: the plugin said, when it last started, that its Match
+	// answers change only when it is configured.
+	versioned atomic.Bool
+	// unsure: the last Reconfigure ended without the plugin's answer (its
+	// context ended, the connection broke), so the plugin may still be
+	// loading, and replace its inventory at any time: its answers are
+	// not kept until a configuration ends with one.
+	unsure atomic.Bool
 }
 
 var (
@@ -159,7 +166,8 @@ func Start(ctx context.Context, opts Options) (*Client, error) {
 		} else {
 			c.validates.Store(nil)
 		}
-		c.setMatchVersion(sc.MatchVersioned)
+		c.versioned.Store(sc.MatchVersioned)
+		c.configuredAs(true)
 		return nil
 	})
 	if err != nil {
@@ -202,36 +210,49 @@ func (c *Client) get(ctx context.Context) (*pluginrpc.ExecutorClient, error) {
 // that refuses (a file that no longer loads) keeps the configuration it
 // had, and the error says why.
 func (c *Client) Reconfigure(ctx context.Context) error {
+	err := c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Configure(ctx, c.config) })
 	// Whether or not the plugin took it, its answers may have changed
-	// (it may have loaded part of it, or have been started again).
-	defer func() { c.setMatchVersion(c.matchVersion.Load() != 0) }()
-	return c.call(ctx, func(x *pluginrpc.ExecutorClient) error { return x.Configure(ctx, c.config) })
+	// (it may have loaded part of it, or have been started again); when
+	// the call ended without its answer, the plugin may still replace
+	// its inventory later (a slow inventory script), unseen.
+	var transport *pluginrpc.TransportError
+	c.configuredAs(ctx.Err() == nil && !errors.As(err, &transport))
+	return err
 }
 
-// setMatchVersion starts a new MatchVersion once the plugin was
-// configured, or none when it does not keep its answers.
-func (c *Client) setMatchVersion(versioned bool) {
-	n := c.configured.Add(1)
-	if !versioned {
-		c.matchVersion.Store(0)
-		return
+// configuredAs starts a new MatchVersion once the plugin was configured;
+// answered tells whether the configuration ended with the plugin's answer.
+func (c *Client) configuredAs(answered bool) {
+	if !answered {
+		// Before the version grows: from here on no answer is kept.
+		c.unsure.Store(true)
 	}
+	n := c.configured.Add(1)
 	// Concurrent configurations (a Reconfigure during a restart) store
 	// the larger version: it only ever grows.
 	for {
 		v := c.matchVersion.Load()
 		if v >= n || c.matchVersion.CompareAndSwap(v, n) {
-			return
+			break
 		}
+	}
+	if answered {
+		// After the version grew: an answer kept from here on is one
+		// asked after the configuration.
+		c.unsure.Store(false)
 	}
 }
 
 // MatchVersion implements exe.MatchVersioner for a plugin that said its
 // Match answers change only when it is configured: the version grows
-// after each start of the plugin and each Reconfigure.
+// after each start of the plugin and each Reconfigure. It is not ok for
+// another plugin, nor after a Reconfigure that ended without the
+// plugin's answer, until the plugin is configured again.
 func (c *Client) MatchVersion() (uint64, bool) {
-	v := c.matchVersion.Load()
-	return v, v != 0
+	if !c.versioned.Load() || c.unsure.Load() {
+		return 0, false
+	}
+	return c.matchVersion.Load(), true
 }
 
 // Match implements exe.Executor.

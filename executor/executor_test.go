@@ -25,8 +25,9 @@ var bins map[string]string
 
 func TestMain(m *testing.M) {
 	plugintest.Main(m, &bins, map[string]string{
-		"testexec":             "./internal/plugintest/testexec",
-		"exe-executor-localsh": "./examples/plugins/exe-executor-localsh",
+		"testexec":               "./internal/plugintest/testexec",
+		"exe-executor-localsh":   "./examples/plugins/exe-executor-localsh",
+		"exe-executor-sshnative": "./plugins/sshnative/cmd/exe-executor-sshnative",
 	})
 }
 
