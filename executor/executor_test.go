@@ -152,17 +152,7 @@ func TestEventsArriveAsEmitted(t *testing.T) {
 func TestCancelReachesThePlugin(t *testing.T) {
 	marker := t.TempDir()
 	c, _ := start(t, executor.Options{Config: map[string]string{"marker_dir": marker}})
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
-			if ev.Name == "started" {
-				close(started)
-			}
-		})
-	}()
-	<-started
+	cancel, done := executeBlocking(c)
 	cancel()
 	assert.ErrorIs(t, <-done, context.Canceled)
 	require.Eventually(t, func() bool {
@@ -359,17 +349,7 @@ func TestExamplePluginLocalsh(t *testing.T) {
 func TestSIGHUPDoesNotEndThePlugin(t *testing.T) {
 	c, logs := start(t, executor.Options{})
 	pid := c.PID()
-	ctx, cancel := context.WithCancel(context.Background())
-	started := make(chan struct{})
-	done := make(chan error, 1)
-	go func() {
-		done <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
-			if ev.Name == "started" {
-				close(started)
-			}
-		})
-	}()
-	<-started
+	cancel, done := executeBlocking(c)
 	require.NoError(t, syscall.Kill(pid, syscall.SIGHUP))
 	require.Eventually(t, func() bool { return strings.Contains(logs.String(), "SIGHUP ignored: the server reloads its plugins") },
 		10*time.Second, 5*time.Millisecond, "the plugin says it took the signal: %s", logs)
@@ -378,4 +358,21 @@ func TestSIGHUPDoesNotEndThePlugin(t *testing.T) {
 	assert.Equal(t, pid, c.PID())
 	assert.Zero(t, c.Restarts())
 	require.NoError(t, c.Ping(context.Background(), []string{"a"}, func(exe.Event) {}))
+}
+
+// executeBlocking starts testexec's "block" on host a and returns once it
+// has started: cancel ends it, and done gives what Execute returned.
+func executeBlocking(c *executor.Client) (cancel context.CancelFunc, done <-chan error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	started := make(chan struct{})
+	returned := make(chan error, 1)
+	go func() {
+		returned <- c.Execute(ctx, []string{"a"}, exe.ExecuteArgs{Cmd: "block"}, func(ev exe.Event) {
+			if ev.Name == "started" {
+				close(started)
+			}
+		})
+	}()
+	<-started
+	return cancel, returned
 }
