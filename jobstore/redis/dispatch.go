@@ -323,7 +323,21 @@ func (w *worker) start() {
 	w.work = make(chan func())
 	var loops sync.WaitGroup
 	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name, w.runner)
-	for _, loop := range []func(context.Context){w.readLoop, w.claimLoop, w.cancelLoop, rec.run} {
+	// Cancels are published, not stored: a job taken before the worker
+	// listens for them would miss its cancel. The loops that take jobs
+	// start once the subscription is confirmed.
+	subscribed := make(chan struct{})
+	listening := func(loop func(context.Context)) func(context.Context) {
+		return func(ctx context.Context) {
+			select {
+			case <-subscribed:
+				loop(ctx)
+			case <-ctx.Done():
+			}
+		}
+	}
+	cancels := func(ctx context.Context) { w.cancelLoop(ctx, subscribed) }
+	for _, loop := range []func(context.Context){listening(w.readLoop), listening(w.claimLoop), cancels, rec.run} {
 		loops.Add(1)
 		go func() { defer loops.Done(); loop(ctx) }()
 	}
@@ -512,9 +526,25 @@ func (w *worker) claimLoop(ctx context.Context) {
 }
 
 // cancelLoop stops the jobs this worker runs when the API cancels them.
-func (w *worker) cancelLoop(ctx context.Context) {
+// It closes subscribed once Redis has confirmed the subscription (trying
+// again with backoff while Redis does not answer).
+func (w *worker) cancelLoop(ctx context.Context, subscribed chan<- struct{}) {
 	sub := w.rdb.Subscribe(ctx, w.s.key("cancel"))
 	defer sub.Close()
+	for failures := 0; ; failures++ {
+		_, err := sub.Receive(ctx) // the subscription's confirmation
+		if err == nil {
+			break
+		}
+		if ctx.Err() != nil {
+			return
+		}
+		if failures == 0 {
+			w.log.Warn("could not listen for cancels; no job is taken until it can", "error", err)
+		}
+		backoff(ctx, failures)
+	}
+	close(subscribed)
 	ch := sub.Channel()
 	for {
 		select {
