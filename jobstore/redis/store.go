@@ -155,6 +155,10 @@ const followReadConns = 4096
 // too: its pool must have room for them besides its other calls. Hooks
 // added to rdb (AddHook) do not see the reads.
 //
+// Calls made while one of the store's round trips is on its way (job
+// creates, reads, appends, finishes) are sent together in its next
+// pipeline, so hooks added to rdb see them as pipelines (see batcher).
+//
 // rdb must not be nil: New panics, as goredis.NewClient does with nil
 // options.
 func New(rdb goredis.UniversalClient, opts Options) *Store {
