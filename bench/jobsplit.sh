@@ -4,9 +4,12 @@
 # runs exed-redis, N async pings from C clients (bench/peers/cmd/exedload).
 # For each run it prints the CPU per job of the API, the workers (their own
 # and their plugins'), redis-server and the client (/proc/PID/stat), the
-# context switches per job (/proc/PID/task/*/status) and Redis's commands
-# per job (INFO commandstats). With BASELINE=REV it also runs exed as of
-# that git revision, alternating with this tree, REPS rounds.
+# context switches per job (/proc/PID/task/*/status), Redis's commands
+# per job and their time in µs per job (INFO commandstats; a script's time
+# includes its commands') and its reads from client sockets per job
+# (INFO stats: about one per round trip, however many commands it
+# carries). With BASELINE=REV it also runs exed as of that git revision,
+# alternating with this tree, REPS rounds.
 #
 #   BASELINE=main REPS=5 N=3000 bench/jobsplit.sh
 set -euo pipefail
@@ -86,7 +89,9 @@ run() { # run NAME: one run of the system built as $BIN/NAME
 			sys, v["jobs_per_s"], la, api * 1000 / n, apio * 1000 / n, w * 1000 / n, wo * 1000 / n, r * 1000 / n,
 			v["cpu_s"] * 1000 / n, (api + w + r + v["cpu_s"]) * 1000 / n, (A[7] - B[7]) / n, (A[8] - B[8]) / n, (A[9] - B[9]) / n
 	}'
-	redis-cli -p "$rp" info commandstats | awk -F'[:,=]' -v n="$N" '/^cmdstat_/ { printf "  %s %.2f/job", substr($1, 9), $3 / n } END { print "" }'
+	redis-cli -p "$rp" info commandstats | awk -F'[:,=]' -v n="$N" '/^cmdstat_/ { printf "  %s %.2f/job %.1fus", substr($1, 9), $3 / n, $5 / n } END { print "" }'
+	# Reads Redis made from its clients' sockets: its round trips, pipelines counted once.
+	redis-cli -p "$rp" info stats | tr -d '\r' | awk -F: -v n="$N" '/^total_reads_processed:/ { printf "  redis reads %.2f/job\n", $2 / n }'
 	kill "$a" "$w1" "$w2" "$r"
 	wait "$a" "$w1" "$w2" "$r" 2>/dev/null || true
 	PIDS=()

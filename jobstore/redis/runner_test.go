@@ -20,7 +20,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// scriptCount counts the scripts a client runs.
+// scriptCount counts the scripts a client runs, alone or in pipelines.
 type scriptCount struct{ n atomic.Int64 }
 
 func (c *scriptCount) DialHook(next goredis.DialHook) goredis.DialHook { return next }
@@ -33,7 +33,14 @@ func (c *scriptCount) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook 
 	}
 }
 func (c *scriptCount) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return next
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, cmd := range cmds {
+			if name := cmd.Name(); name == "evalsha" || name == "eval" {
+				c.n.Add(1)
+			}
+		}
+		return next(ctx, cmds)
+	}
 }
 
 func executeJob(t *testing.T, s *exeredis.Store, cmd string, targets ...string) *exe.Job {

@@ -81,7 +81,8 @@ return 'ok'
 // finish only if the lease lapsed (or an empty string), checked at (Redis
 // ms), max age ms, host event status, host event msg suffix.
 var finishScript = goredis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local f = redis.call('HMGET', KEYS[1], 'state', 'locks')
+local st, locks = f[1], f[2]
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
 local t = redis.call('TIME')
@@ -112,13 +113,13 @@ end
 
 // finishTail is the end of finishScript and appendFinishScript: it
 // finishes the Running job (checked by the caller) with state ARGV[1],
-// message msg and end time ARGV[3], and the caller's token ended, releases its locks (prefix ARGV[5],
-// held by jid ARGV[6]), marks the end of its stream, drops its lease and
-// started mark, and sets its keys to expire after ARGV[4] ms from now.
-// KEYS as finishScript's.
+// message msg and end time ARGV[3], and the caller's token ended,
+// releases its locks (the job's locks field, read by the caller with its
+// state in one HMGET; prefix ARGV[5], held by jid ARGV[6]), marks the end
+// of its stream, drops its lease and started mark, and sets its keys to
+// expire after ARGV[4] ms from now. KEYS as finishScript's.
 const finishTail = `
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3], 'ended', ended)
-local locks = redis.call('HGET', KEYS[1], 'locks')
 if locks then
 	for h in string.gmatch(locks, '[^\n]+') do
 		local k = ARGV[5] .. h
@@ -153,10 +154,11 @@ return 'ok'
 // prefix, jid, base (the number of events the job had before the first
 // one), token, host, event JSON, host, event JSON, ...
 var appendFinishScript = goredis.NewScript(`
-local st = redis.call('HGET', KEYS[1], 'state')
+local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended')
+local st, locks = f[1], f[2]
 if not st then return 'notfound' end
 if st ~= '1' then
-	if redis.call('HGET', KEYS[1], 'ended') == ARGV[8] then return 'ok' end
+	if f[3] == ARGV[8] then return 'ok' end
 	return 'finished'
 end
 local t = redis.call('TIME')

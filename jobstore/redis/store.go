@@ -118,6 +118,9 @@ type Store struct {
 	reads    goredis.UniversalClient
 	ownReads bool
 	hubs     hubs // shared follow reads
+	// batch sends the calls of concurrent requests and jobs together
+	// (see batcher).
+	batch batcher
 	// id and calls make the tokens that let a script tell a retried
 	// call from a new one: unique across stores.
 	id    string
@@ -152,6 +155,10 @@ const followReadConns = 4096
 // too: its pool must have room for them besides its other calls. Hooks
 // added to rdb (AddHook) do not see the reads.
 //
+// Calls made while one of the store's round trips is on its way (job
+// creates, reads, appends, finishes) are sent together in its next
+// pipeline, so hooks added to rdb see them as pipelines (see batcher).
+//
 // rdb must not be nil: New panics, as goredis.NewClient does with nil
 // options.
 func New(rdb goredis.UniversalClient, opts Options) *Store {
@@ -173,7 +180,7 @@ func New(rdb goredis.UniversalClient, opts Options) *Store {
 	b := make([]byte, 8)
 	_, _ = rand.Read(b)
 	reads, own := readsClient(rdb)
-	return &Store{rdb: rdb, opts: opts, reads: reads, ownReads: own, id: hex.EncodeToString(b) + ":"}
+	return &Store{rdb: rdb, opts: opts, reads: reads, ownReads: own, id: hex.EncodeToString(b) + ":", batch: batcher{rdb: rdb}}
 }
 
 // readsClient returns a client for follows' blocking reads with rdb's
@@ -261,7 +268,8 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 	for _, t := range job.Targets {
 		args = append(args, t)
 	}
-	res, err := createScript.Run(ctx, s.rdb, []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter"), queue}, args...).StringSlice()
+	keys := []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter"), queue}
+	res, err := s.script(ctx, createScript, keys, args).StringSlice()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -315,8 +323,11 @@ func (s *Store) Get(ctx context.Context, jid string, outputs bool) (*exe.Job, er
 			return nil
 		})
 	} else {
-		hash = s.rdb.HGetAll(ctx, s.jobKey(jid))
-		err = hash.Err()
+		if err = s.batch.do(ctx, func(ctx context.Context, p goredis.Pipeliner) {
+			hash = p.HGetAll(ctx, s.jobKey(jid))
+		}); err == nil {
+			err = hash.Err()
+		}
 	}
 	if err != nil {
 		return nil, unavailable(ctx, err)
@@ -416,7 +427,7 @@ func (s *Store) Append(ctx context.Context, jid string, events ...exe.Event) err
 	if err != nil {
 		return err
 	}
-	res, err := appendScript.Run(ctx, s.rdb, []string{s.jobKey(jid), s.eventsKey(jid)}, args...).Text()
+	res, err := s.script(ctx, appendScript, []string{s.jobKey(jid), s.eventsKey(jid)}, args).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -462,8 +473,8 @@ func statusErr(res string) error {
 
 // Finish implements exe.JobStore.
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
-	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
-		int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, "", 0, 0).Text()
+	res, err := s.script(ctx, finishScript, s.finishKeys(jid),
+		[]any{int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "", 0, 0}).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -493,11 +504,24 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 	if err != nil {
 		return err
 	}
-	res, err := appendFinishScript.Run(ctx, s.rdb, s.finishKeys(jid), args...).Text()
+	res, err := s.script(ctx, appendFinishScript, s.finishKeys(jid), args).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
 	return statusErr(res)
+}
+
+// script runs one of batchedScripts through the store's batcher; the
+// error of a call given up before it was sent (ctx) is the command's.
+func (s *Store) script(ctx context.Context, script *goredis.Script, keys []string, args []any) *goredis.Cmd {
+	var cmd *goredis.Cmd
+	if err := s.batch.do(ctx, func(ctx context.Context, p goredis.Pipeliner) {
+		cmd = script.EvalSha(ctx, p, keys, args...)
+	}); err != nil {
+		cmd = goredis.NewCmd(ctx)
+		cmd.SetErr(err)
+	}
+	return cmd
 }
 
 func (s *Store) finishKeys(jid string) []string {
@@ -601,12 +625,13 @@ func (s *Store) FollowBatches(ctx context.Context, jid string, from int64, fn fu
 	for {
 		var hash *goredis.MapStringStringCmd
 		var page *goredis.XMessageSliceCmd
-		_, _ = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		err := s.batch.do(ctx, func(ctx context.Context, p goredis.Pipeliner) {
 			hash = p.HGetAll(ctx, s.jobKey(jid))
 			page = p.XRangeN(ctx, key, "("+f.last.String(), "+", pageSize)
-			return nil
 		})
-		var err error
+		if err != nil {
+			return nil, err
+		}
 		if f.job, err = jobFrom(ctx, jid, hash); err == nil {
 			msgs, err = page.Result()
 			err = unavailable(ctx, err)
