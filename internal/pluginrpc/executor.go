@@ -214,6 +214,9 @@ func (s *sender) close() error {
 // at the other end of a gRPC connection.
 type ExecutorClient struct {
 	RPC pluginpb.ExecutorClient
+	// Streams, when set, carries operations on kept OperateStream
+	// streams of RPC's connection; else each is an Operate call.
+	Streams *OperateStreams
 }
 
 var (
@@ -339,13 +342,16 @@ func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []st
 	if err != nil {
 		return err
 	}
-	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (func() (*pluginpb.Event, error), error) {
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (call, error) {
 		req.Id = id
+		if c.Streams != nil && !c.Streams.old.Load() {
+			return c.Streams.start(sctx, req)
+		}
 		stream, err := c.RPC.Operate(sctx, req)
 		if err != nil {
 			return nil, err
 		}
-		return stream.Recv, nil
+		return recvCall(stream.Recv), nil
 	}, emit)
 }
 
