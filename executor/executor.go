@@ -2,9 +2,10 @@
 // (hashicorp/go-plugin, gRPC protocol, AutoMTLS). A plugin's main calls
 // Serve; the server starts the binary with Start and uses the returned
 // Client as any other exe.Executor. Each operation's events cross the
-// process boundary as a server-streaming RPC, one message per event as the
-// plugin emits it, and cancelling the caller's context cancels the work in
-// the plugin.
+// process boundary on a gRPC stream, one message per event as the plugin
+// emits it (a stream kept from one operation to the next, see
+// docs/plugins.md), and cancelling the caller's context cancels the work
+// in the plugin.
 package executor
 
 import (

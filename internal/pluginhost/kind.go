@@ -133,7 +133,10 @@ var (
 			pluginpb.RegisterExecutorServer(s, &pluginrpc.ExecutorServer{Impl: x})
 		},
 		Client: func(_ *plugin.GRPCBroker, c *grpc.ClientConn) any {
-			return &pluginrpc.ExecutorClient{RPC: pluginpb.NewExecutorClient(c)}
+			// The streams are this connection's: a restarted plugin
+			// is dispensed anew, with none.
+			rpc := pluginpb.NewExecutorClient(c)
+			return &pluginrpc.ExecutorClient{RPC: rpc, Streams: pluginrpc.NewOperateStreams(rpc)}
 		}}
 	Tasks = Kind[exe.Task]{Name: "task", Version: TaskProtocol,
 		Register: func(t exe.Task, b *plugin.GRPCBroker, s *grpc.Server) {

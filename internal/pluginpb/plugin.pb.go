@@ -468,6 +468,208 @@ func (x *Event) GetExtraJson() []byte {
 	return nil
 }
 
+// OperateStreamMessage is one message of an OperateStream from the
+// plugin: an event of the operation under way, or its end.
+type OperateStreamMessage struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// Types that are valid to be assigned to Message:
+	//
+	//	*OperateStreamMessage_Event
+	//	*OperateStreamMessage_End
+	Message       isOperateStreamMessage_Message `protobuf_oneof:"message"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperateStreamMessage) Reset() {
+	*x = OperateStreamMessage{}
+	mi := &file_plugin_proto_msgTypes[7]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperateStreamMessage) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperateStreamMessage) ProtoMessage() {}
+
+func (x *OperateStreamMessage) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[7]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperateStreamMessage.ProtoReflect.Descriptor instead.
+func (*OperateStreamMessage) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{7}
+}
+
+func (x *OperateStreamMessage) GetMessage() isOperateStreamMessage_Message {
+	if x != nil {
+		return x.Message
+	}
+	return nil
+}
+
+func (x *OperateStreamMessage) GetEvent() *Event {
+	if x != nil {
+		if x, ok := x.Message.(*OperateStreamMessage_Event); ok {
+			return x.Event
+		}
+	}
+	return nil
+}
+
+func (x *OperateStreamMessage) GetEnd() *OperateEnd {
+	if x != nil {
+		if x, ok := x.Message.(*OperateStreamMessage_End); ok {
+			return x.End
+		}
+	}
+	return nil
+}
+
+type isOperateStreamMessage_Message interface {
+	isOperateStreamMessage_Message()
+}
+
+type OperateStreamMessage_Event struct {
+	Event *Event `protobuf:"bytes,1,opt,name=event,proto3,oneof"`
+}
+
+type OperateStreamMessage_End struct {
+	End *OperateEnd `protobuf:"bytes,2,opt,name=end,proto3,oneof"`
+}
+
+func (*OperateStreamMessage_Event) isOperateStreamMessage_Message() {}
+
+func (*OperateStreamMessage_End) isOperateStreamMessage_Message() {}
+
+// OperateEnd ends one operation of an OperateStream with the status its
+// Operate stream would have ended with: code 0 (OK) when it succeeded,
+// else the gRPC code, message and details (the ErrorInfo of an exe error
+// kind). Its fields are google.rpc.Status's, field for field.
+type OperateEnd struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	Code          int32                  `protobuf:"varint,1,opt,name=code,proto3" json:"code,omitempty"`
+	Message       string                 `protobuf:"bytes,2,opt,name=message,proto3" json:"message,omitempty"`
+	Details       []*StatusDetail        `protobuf:"bytes,3,rep,name=details,proto3" json:"details,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *OperateEnd) Reset() {
+	*x = OperateEnd{}
+	mi := &file_plugin_proto_msgTypes[8]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *OperateEnd) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*OperateEnd) ProtoMessage() {}
+
+func (x *OperateEnd) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[8]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use OperateEnd.ProtoReflect.Descriptor instead.
+func (*OperateEnd) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{8}
+}
+
+func (x *OperateEnd) GetCode() int32 {
+	if x != nil {
+		return x.Code
+	}
+	return 0
+}
+
+func (x *OperateEnd) GetMessage() string {
+	if x != nil {
+		return x.Message
+	}
+	return ""
+}
+
+func (x *OperateEnd) GetDetails() []*StatusDetail {
+	if x != nil {
+		return x.Details
+	}
+	return nil
+}
+
+// StatusDetail is a google.protobuf.Any, field for field: a detail of a
+// status, as its type URL and serialized message.
+type StatusDetail struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	TypeUrl       string                 `protobuf:"bytes,1,opt,name=type_url,json=typeUrl,proto3" json:"type_url,omitempty"`
+	Value         []byte                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *StatusDetail) Reset() {
+	*x = StatusDetail{}
+	mi := &file_plugin_proto_msgTypes[9]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *StatusDetail) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*StatusDetail) ProtoMessage() {}
+
+func (x *StatusDetail) ProtoReflect() protoreflect.Message {
+	mi := &file_plugin_proto_msgTypes[9]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use StatusDetail.ProtoReflect.Descriptor instead.
+func (*StatusDetail) Descriptor() ([]byte, []int) {
+	return file_plugin_proto_rawDescGZIP(), []int{9}
+}
+
+func (x *StatusDetail) GetTypeUrl() string {
+	if x != nil {
+		return x.TypeUrl
+	}
+	return ""
+}
+
+func (x *StatusDetail) GetValue() []byte {
+	if x != nil {
+		return x.Value
+	}
+	return nil
+}
+
 // Operations lists the operations an executor performs (exe.Capabilities).
 type OperationList struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
@@ -489,7 +691,7 @@ type OperationList struct {
 
 func (x *OperationList) Reset() {
 	*x = OperationList{}
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[10]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -501,7 +703,7 @@ func (x *OperationList) String() string {
 func (*OperationList) ProtoMessage() {}
 
 func (x *OperationList) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[7]
+	mi := &file_plugin_proto_msgTypes[10]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -514,7 +716,7 @@ func (x *OperationList) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use OperationList.ProtoReflect.Descriptor instead.
 func (*OperationList) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{7}
+	return file_plugin_proto_rawDescGZIP(), []int{10}
 }
 
 func (x *OperationList) GetOperates() []string {
@@ -559,7 +761,7 @@ type MetricFamilies struct {
 
 func (x *MetricFamilies) Reset() {
 	*x = MetricFamilies{}
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[11]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -571,7 +773,7 @@ func (x *MetricFamilies) String() string {
 func (*MetricFamilies) ProtoMessage() {}
 
 func (x *MetricFamilies) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[8]
+	mi := &file_plugin_proto_msgTypes[11]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -584,7 +786,7 @@ func (x *MetricFamilies) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use MetricFamilies.ProtoReflect.Descriptor instead.
 func (*MetricFamilies) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{8}
+	return file_plugin_proto_rawDescGZIP(), []int{11}
 }
 
 func (x *MetricFamilies) GetFamilies() [][]byte {
@@ -606,7 +808,7 @@ type TaskInfo struct {
 
 func (x *TaskInfo) Reset() {
 	*x = TaskInfo{}
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[12]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -618,7 +820,7 @@ func (x *TaskInfo) String() string {
 func (*TaskInfo) ProtoMessage() {}
 
 func (x *TaskInfo) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[9]
+	mi := &file_plugin_proto_msgTypes[12]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -631,7 +833,7 @@ func (x *TaskInfo) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use TaskInfo.ProtoReflect.Descriptor instead.
 func (*TaskInfo) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{9}
+	return file_plugin_proto_rawDescGZIP(), []int{12}
 }
 
 func (x *TaskInfo) GetType() string {
@@ -669,7 +871,7 @@ type RunRequest struct {
 
 func (x *RunRequest) Reset() {
 	*x = RunRequest{}
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[13]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -681,7 +883,7 @@ func (x *RunRequest) String() string {
 func (*RunRequest) ProtoMessage() {}
 
 func (x *RunRequest) ProtoReflect() protoreflect.Message {
-	mi := &file_plugin_proto_msgTypes[10]
+	mi := &file_plugin_proto_msgTypes[13]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -694,7 +896,7 @@ func (x *RunRequest) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use RunRequest.ProtoReflect.Descriptor instead.
 func (*RunRequest) Descriptor() ([]byte, []int) {
-	return file_plugin_proto_rawDescGZIP(), []int{10}
+	return file_plugin_proto_rawDescGZIP(), []int{13}
 }
 
 func (x *RunRequest) GetExecutor() uint32 {
@@ -764,7 +966,19 @@ const file_plugin_proto_rawDesc = "" +
 	"\ttruncated\x18\n" +
 	" \x01(\bR\ttruncated\x12\x1d\n" +
 	"\n" +
-	"extra_json\x18\v \x01(\fR\textraJson\"\x9d\x01\n" +
+	"extra_json\x18\v \x01(\fR\textraJson\"\x80\x01\n" +
+	"\x14OperateStreamMessage\x12-\n" +
+	"\x05event\x18\x01 \x01(\v2\x15.exed.plugin.v1.EventH\x00R\x05event\x12.\n" +
+	"\x03end\x18\x02 \x01(\v2\x1a.exed.plugin.v1.OperateEndH\x00R\x03endB\t\n" +
+	"\amessage\"r\n" +
+	"\n" +
+	"OperateEnd\x12\x12\n" +
+	"\x04code\x18\x01 \x01(\x05R\x04code\x12\x18\n" +
+	"\amessage\x18\x02 \x01(\tR\amessage\x126\n" +
+	"\adetails\x18\x03 \x03(\v2\x1c.exed.plugin.v1.StatusDetailR\adetails\"?\n" +
+	"\fStatusDetail\x12\x19\n" +
+	"\btype_url\x18\x01 \x01(\tR\atypeUrl\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\fR\x05value\"\x9d\x01\n" +
 	"\rOperationList\x12\x1a\n" +
 	"\boperates\x18\x01 \x03(\tR\boperates\x12\x1c\n" +
 	"\tvalidates\x18\x02 \x03(\tR\tvalidates\x12)\n" +
@@ -781,14 +995,15 @@ const file_plugin_proto_rawDesc = "" +
 	"\bexecutor\x18\x01 \x01(\rR\bexecutor\x12\x14\n" +
 	"\x05hosts\x18\x02 \x03(\tR\x05hosts\x12\x1b\n" +
 	"\targs_json\x18\x03 \x01(\fR\bargsJson\x12\x0e\n" +
-	"\x02id\x18\x04 \x01(\tR\x02id2\x98\x04\n" +
+	"\x02id\x18\x04 \x01(\tR\x02id2\xf3\x04\n" +
 	"\bExecutor\x12:\n" +
 	"\tConfigure\x12\x16.exed.plugin.v1.Config\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
 	"\n" +
 	"Operations\x12\x15.exed.plugin.v1.Empty\x1a\x1d.exed.plugin.v1.OperationList\x12D\n" +
 	"\x05Match\x12\x1c.exed.plugin.v1.MatchRequest\x1a\x1d.exed.plugin.v1.MatchResponse\x12H\n" +
 	"\x0fValidateRequest\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Empty\x12B\n" +
-	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x126\n" +
+	"\aOperate\x12\x1e.exed.plugin.v1.OperateRequest\x1a\x15.exed.plugin.v1.Event0\x01\x12Y\n" +
+	"\rOperateStream\x12\x1e.exed.plugin.v1.OperateRequest\x1a$.exed.plugin.v1.OperateStreamMessage(\x010\x01\x126\n" +
 	"\x06Health\x12\x15.exed.plugin.v1.Empty\x1a\x15.exed.plugin.v1.Empty\x12>\n" +
 	"\x06Cancel\x12\x1d.exed.plugin.v1.CancelRequest\x1a\x15.exed.plugin.v1.Empty\x12@\n" +
 	"\aMetrics\x12\x15.exed.plugin.v1.Empty\x1a\x1e.exed.plugin.v1.MetricFamilies2\xb9\x02\n" +
@@ -811,54 +1026,62 @@ func file_plugin_proto_rawDescGZIP() []byte {
 	return file_plugin_proto_rawDescData
 }
 
-var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 12)
+var file_plugin_proto_msgTypes = make([]protoimpl.MessageInfo, 15)
 var file_plugin_proto_goTypes = []any{
-	(*Empty)(nil),          // 0: exed.plugin.v1.Empty
-	(*Config)(nil),         // 1: exed.plugin.v1.Config
-	(*MatchRequest)(nil),   // 2: exed.plugin.v1.MatchRequest
-	(*MatchResponse)(nil),  // 3: exed.plugin.v1.MatchResponse
-	(*OperateRequest)(nil), // 4: exed.plugin.v1.OperateRequest
-	(*CancelRequest)(nil),  // 5: exed.plugin.v1.CancelRequest
-	(*Event)(nil),          // 6: exed.plugin.v1.Event
-	(*OperationList)(nil),  // 7: exed.plugin.v1.OperationList
-	(*MetricFamilies)(nil), // 8: exed.plugin.v1.MetricFamilies
-	(*TaskInfo)(nil),       // 9: exed.plugin.v1.TaskInfo
-	(*RunRequest)(nil),     // 10: exed.plugin.v1.RunRequest
-	nil,                    // 11: exed.plugin.v1.Config.ValuesEntry
+	(*Empty)(nil),                // 0: exed.plugin.v1.Empty
+	(*Config)(nil),               // 1: exed.plugin.v1.Config
+	(*MatchRequest)(nil),         // 2: exed.plugin.v1.MatchRequest
+	(*MatchResponse)(nil),        // 3: exed.plugin.v1.MatchResponse
+	(*OperateRequest)(nil),       // 4: exed.plugin.v1.OperateRequest
+	(*CancelRequest)(nil),        // 5: exed.plugin.v1.CancelRequest
+	(*Event)(nil),                // 6: exed.plugin.v1.Event
+	(*OperateStreamMessage)(nil), // 7: exed.plugin.v1.OperateStreamMessage
+	(*OperateEnd)(nil),           // 8: exed.plugin.v1.OperateEnd
+	(*StatusDetail)(nil),         // 9: exed.plugin.v1.StatusDetail
+	(*OperationList)(nil),        // 10: exed.plugin.v1.OperationList
+	(*MetricFamilies)(nil),       // 11: exed.plugin.v1.MetricFamilies
+	(*TaskInfo)(nil),             // 12: exed.plugin.v1.TaskInfo
+	(*RunRequest)(nil),           // 13: exed.plugin.v1.RunRequest
+	nil,                          // 14: exed.plugin.v1.Config.ValuesEntry
 }
 var file_plugin_proto_depIdxs = []int32{
-	11, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
-	1,  // 1: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
-	0,  // 2: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
-	2,  // 3: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
-	4,  // 4: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
-	4,  // 5: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
-	0,  // 6: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
-	5,  // 7: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	0,  // 8: exed.plugin.v1.Executor.Metrics:input_type -> exed.plugin.v1.Empty
-	1,  // 9: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
-	0,  // 10: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
-	10, // 11: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
-	5,  // 12: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
-	0,  // 13: exed.plugin.v1.Task.Metrics:input_type -> exed.plugin.v1.Empty
-	0,  // 14: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
-	7,  // 15: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
-	3,  // 16: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
-	0,  // 17: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
-	6,  // 18: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
-	0,  // 19: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
-	0,  // 20: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
-	8,  // 21: exed.plugin.v1.Executor.Metrics:output_type -> exed.plugin.v1.MetricFamilies
-	0,  // 22: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
-	9,  // 23: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
-	6,  // 24: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
-	0,  // 25: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
-	8,  // 26: exed.plugin.v1.Task.Metrics:output_type -> exed.plugin.v1.MetricFamilies
-	14, // [14:27] is the sub-list for method output_type
-	1,  // [1:14] is the sub-list for method input_type
-	1,  // [1:1] is the sub-list for extension type_name
-	1,  // [1:1] is the sub-list for extension extendee
-	0,  // [0:1] is the sub-list for field type_name
+	14, // 0: exed.plugin.v1.Config.values:type_name -> exed.plugin.v1.Config.ValuesEntry
+	6,  // 1: exed.plugin.v1.OperateStreamMessage.event:type_name -> exed.plugin.v1.Event
+	8,  // 2: exed.plugin.v1.OperateStreamMessage.end:type_name -> exed.plugin.v1.OperateEnd
+	9,  // 3: exed.plugin.v1.OperateEnd.details:type_name -> exed.plugin.v1.StatusDetail
+	1,  // 4: exed.plugin.v1.Executor.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 5: exed.plugin.v1.Executor.Operations:input_type -> exed.plugin.v1.Empty
+	2,  // 6: exed.plugin.v1.Executor.Match:input_type -> exed.plugin.v1.MatchRequest
+	4,  // 7: exed.plugin.v1.Executor.ValidateRequest:input_type -> exed.plugin.v1.OperateRequest
+	4,  // 8: exed.plugin.v1.Executor.Operate:input_type -> exed.plugin.v1.OperateRequest
+	4,  // 9: exed.plugin.v1.Executor.OperateStream:input_type -> exed.plugin.v1.OperateRequest
+	0,  // 10: exed.plugin.v1.Executor.Health:input_type -> exed.plugin.v1.Empty
+	5,  // 11: exed.plugin.v1.Executor.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	0,  // 12: exed.plugin.v1.Executor.Metrics:input_type -> exed.plugin.v1.Empty
+	1,  // 13: exed.plugin.v1.Task.Configure:input_type -> exed.plugin.v1.Config
+	0,  // 14: exed.plugin.v1.Task.Info:input_type -> exed.plugin.v1.Empty
+	13, // 15: exed.plugin.v1.Task.Run:input_type -> exed.plugin.v1.RunRequest
+	5,  // 16: exed.plugin.v1.Task.Cancel:input_type -> exed.plugin.v1.CancelRequest
+	0,  // 17: exed.plugin.v1.Task.Metrics:input_type -> exed.plugin.v1.Empty
+	0,  // 18: exed.plugin.v1.Executor.Configure:output_type -> exed.plugin.v1.Empty
+	10, // 19: exed.plugin.v1.Executor.Operations:output_type -> exed.plugin.v1.OperationList
+	3,  // 20: exed.plugin.v1.Executor.Match:output_type -> exed.plugin.v1.MatchResponse
+	0,  // 21: exed.plugin.v1.Executor.ValidateRequest:output_type -> exed.plugin.v1.Empty
+	6,  // 22: exed.plugin.v1.Executor.Operate:output_type -> exed.plugin.v1.Event
+	7,  // 23: exed.plugin.v1.Executor.OperateStream:output_type -> exed.plugin.v1.OperateStreamMessage
+	0,  // 24: exed.plugin.v1.Executor.Health:output_type -> exed.plugin.v1.Empty
+	0,  // 25: exed.plugin.v1.Executor.Cancel:output_type -> exed.plugin.v1.Empty
+	11, // 26: exed.plugin.v1.Executor.Metrics:output_type -> exed.plugin.v1.MetricFamilies
+	0,  // 27: exed.plugin.v1.Task.Configure:output_type -> exed.plugin.v1.Empty
+	12, // 28: exed.plugin.v1.Task.Info:output_type -> exed.plugin.v1.TaskInfo
+	6,  // 29: exed.plugin.v1.Task.Run:output_type -> exed.plugin.v1.Event
+	0,  // 30: exed.plugin.v1.Task.Cancel:output_type -> exed.plugin.v1.Empty
+	11, // 31: exed.plugin.v1.Task.Metrics:output_type -> exed.plugin.v1.MetricFamilies
+	18, // [18:32] is the sub-list for method output_type
+	4,  // [4:18] is the sub-list for method input_type
+	4,  // [4:4] is the sub-list for extension type_name
+	4,  // [4:4] is the sub-list for extension extendee
+	0,  // [0:4] is the sub-list for field type_name
 }
 
 func init() { file_plugin_proto_init() }
@@ -866,13 +1089,17 @@ func file_plugin_proto_init() {
 	if File_plugin_proto != nil {
 		return
 	}
+	file_plugin_proto_msgTypes[7].OneofWrappers = []any{
+		(*OperateStreamMessage_Event)(nil),
+		(*OperateStreamMessage_End)(nil),
+	}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_plugin_proto_rawDesc), len(file_plugin_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   12,
+			NumMessages:   15,
 			NumExtensions: 0,
 			NumServices:   2,
 		},

@@ -29,6 +29,7 @@ const (
 	Executor_Match_FullMethodName           = "/exed.plugin.v1.Executor/Match"
 	Executor_ValidateRequest_FullMethodName = "/exed.plugin.v1.Executor/ValidateRequest"
 	Executor_Operate_FullMethodName         = "/exed.plugin.v1.Executor/Operate"
+	Executor_OperateStream_FullMethodName   = "/exed.plugin.v1.Executor/OperateStream"
 	Executor_Health_FullMethodName          = "/exed.plugin.v1.Executor/Health"
 	Executor_Cancel_FullMethodName          = "/exed.plugin.v1.Executor/Cancel"
 	Executor_Metrics_FullMethodName         = "/exed.plugin.v1.Executor/Metrics"
@@ -52,9 +53,18 @@ type ExecutorClient interface {
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(ctx context.Context, in *OperateRequest, opts ...grpc.CallOption) (grpc.ServerStreamingClient[Event], error)
+	// OperateStream runs one operation after another on one stream, each
+	// as Operate runs it: the host sends an OperateRequest, the plugin sends
+	// the operation's events then its OperateEnd, and the stream waits for
+	// the host's next request. One operation at a time: the host opens
+	// another stream for operations at once. Cancel interrupts a running
+	// operation by its id, as it does an Operate; the stream's end ends the
+	// one running. A plugin built before this call answers Unimplemented,
+	// and is called with Operate.
+	OperateStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OperateRequest, OperateStreamMessage], error)
 	Health(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error)
-	// Cancel interrupts a running Operate; an unknown id (it has ended) is
-	// no error.
+	// Cancel interrupts a running Operate, or OperateStream operation; an
+	// unknown id (it has ended) is no error.
 	Cancel(ctx context.Context, in *CancelRequest, opts ...grpc.CallOption) (*Empty, error)
 	// Metrics gathers the plugin's metrics, at each scrape of the server's.
 	// A plugin built before this call answers Unimplemented: it has none.
@@ -128,6 +138,19 @@ func (c *executorClient) Operate(ctx context.Context, in *OperateRequest, opts .
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_OperateClient = grpc.ServerStreamingClient[Event]
 
+func (c *executorClient) OperateStream(ctx context.Context, opts ...grpc.CallOption) (grpc.BidiStreamingClient[OperateRequest, OperateStreamMessage], error) {
+	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
+	stream, err := c.cc.NewStream(ctx, &Executor_ServiceDesc.Streams[1], Executor_OperateStream_FullMethodName, cOpts...)
+	if err != nil {
+		return nil, err
+	}
+	x := &grpc.GenericClientStream[OperateRequest, OperateStreamMessage]{ClientStream: stream}
+	return x, nil
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_OperateStreamClient = grpc.BidiStreamingClient[OperateRequest, OperateStreamMessage]
+
 func (c *executorClient) Health(ctx context.Context, in *Empty, opts ...grpc.CallOption) (*Empty, error) {
 	cOpts := append([]grpc.CallOption{grpc.StaticMethod()}, opts...)
 	out := new(Empty)
@@ -176,9 +199,18 @@ type ExecutorServer interface {
 	// Operate streams each host's events as the plugin emits them; the
 	// operation's error, if any, ends the stream.
 	Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error
+	// OperateStream runs one operation after another on one stream, each
+	// as Operate runs it: the host sends an OperateRequest, the plugin sends
+	// the operation's events then its OperateEnd, and the stream waits for
+	// the host's next request. One operation at a time: the host opens
+	// another stream for operations at once. Cancel interrupts a running
+	// operation by its id, as it does an Operate; the stream's end ends the
+	// one running. A plugin built before this call answers Unimplemented,
+	// and is called with Operate.
+	OperateStream(grpc.BidiStreamingServer[OperateRequest, OperateStreamMessage]) error
 	Health(context.Context, *Empty) (*Empty, error)
-	// Cancel interrupts a running Operate; an unknown id (it has ended) is
-	// no error.
+	// Cancel interrupts a running Operate, or OperateStream operation; an
+	// unknown id (it has ended) is no error.
 	Cancel(context.Context, *CancelRequest) (*Empty, error)
 	// Metrics gathers the plugin's metrics, at each scrape of the server's.
 	// A plugin built before this call answers Unimplemented: it has none.
@@ -207,6 +239,9 @@ func (UnimplementedExecutorServer) ValidateRequest(context.Context, *OperateRequ
 }
 func (UnimplementedExecutorServer) Operate(*OperateRequest, grpc.ServerStreamingServer[Event]) error {
 	return status.Error(codes.Unimplemented, "method Operate not implemented")
+}
+func (UnimplementedExecutorServer) OperateStream(grpc.BidiStreamingServer[OperateRequest, OperateStreamMessage]) error {
+	return status.Error(codes.Unimplemented, "method OperateStream not implemented")
 }
 func (UnimplementedExecutorServer) Health(context.Context, *Empty) (*Empty, error) {
 	return nil, status.Error(codes.Unimplemented, "method Health not implemented")
@@ -321,6 +356,13 @@ func _Executor_Operate_Handler(srv interface{}, stream grpc.ServerStream) error 
 // This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
 type Executor_OperateServer = grpc.ServerStreamingServer[Event]
 
+func _Executor_OperateStream_Handler(srv interface{}, stream grpc.ServerStream) error {
+	return srv.(ExecutorServer).OperateStream(&grpc.GenericServerStream[OperateRequest, OperateStreamMessage]{ServerStream: stream})
+}
+
+// This type alias is provided for backwards compatibility with existing code that references the prior non-generic stream type by name.
+type Executor_OperateStreamServer = grpc.BidiStreamingServer[OperateRequest, OperateStreamMessage]
+
 func _Executor_Health_Handler(srv interface{}, ctx context.Context, dec func(interface{}) error, interceptor grpc.UnaryServerInterceptor) (interface{}, error) {
 	in := new(Empty)
 	if err := dec(in); err != nil {
@@ -416,6 +458,12 @@ var Executor_ServiceDesc = grpc.ServiceDesc{
 			StreamName:    "Operate",
 			Handler:       _Executor_Operate_Handler,
 			ServerStreams: true,
+		},
+		{
+			StreamName:    "OperateStream",
+			Handler:       _Executor_OperateStream_Handler,
+			ServerStreams: true,
+			ClientStreams: true,
 		},
 	},
 	Metadata: "plugin.proto",

@@ -116,18 +116,38 @@ func causeFromPB(req *pluginpb.CancelRequest) error {
 // cancelFunc is a Cancel RPC of the generated clients.
 type cancelFunc func(ctx context.Context, req *pluginpb.CancelRequest, opts ...grpc.CallOption) (*pluginpb.Empty, error)
 
-// interruptible reads a server-streaming call (open) until it ends,
-// delivering each event to emit. The stream does not end with ctx: when
-// ctx ends, the plugin is asked to interrupt the work (cancel) and the
-// stream is read on for the events that produces (the hosts it stopped,
-// with their partial output) for up to DrainTimeout. A plugin built
-// without Cancel has its stream cancelled at once, as a cancel of ctx did
-// before.
-func interruptible(ctx context.Context, cancel cancelFunc, open func(ctx context.Context, id string) (func() (*pluginpb.Event, error), error), emit exe.Emit) error {
+// call is the host's end of one operation (or task run) in a plugin.
+type call interface {
+	// recv returns the next event; io.EOF when the work succeeded, else
+	// the status error it ended with.
+	recv() (*pluginpb.Event, error)
+	// abort ends the call at once, beyond the cancel of the context it
+	// was opened with.
+	abort()
+	// release is called once the call is over; clean: its outcome was
+	// read and its caller's context never ended.
+	release(clean bool)
+}
+
+// recvCall is a call that is one server-streaming RPC (Operate, Run): its
+// context is all there is to end.
+type recvCall func() (*pluginpb.Event, error)
+
+func (r recvCall) recv() (*pluginpb.Event, error) { return r() }
+func (recvCall) abort()                           {}
+func (recvCall) release(bool)                     {}
+
+// interruptible reads a call (open) until it ends, delivering each event
+// to emit. The call does not end with ctx: when ctx ends, the plugin is
+// asked to interrupt the work (cancel) and the call is read on for the
+// events that produces (the hosts it stopped, with their partial output)
+// for up to DrainTimeout. A plugin built without Cancel has its call
+// cancelled at once, as a cancel of ctx did before.
+func interruptible(ctx context.Context, cancel cancelFunc, open func(ctx context.Context, id string) (call, error), emit exe.Emit) error {
 	id := uuid.NewString()
 	sctx, stop := context.WithCancel(context.WithoutCancel(ctx))
 	defer stop()
-	recv, err := open(sctx, id)
+	c, err := open(sctx, id)
 	if err != nil {
 		return fromStatus(ctx, err)
 	}
@@ -136,13 +156,16 @@ func interruptible(ctx context.Context, cancel cancelFunc, open func(ctx context
 		defer done()
 		if _, err := cancel(cctx, causeToPB(ctx, id)); err != nil {
 			stop() // no Cancel in this plugin, or it cannot be reached
+			c.abort()
 			return
 		}
-		drain := time.AfterFunc(DrainTimeout, stop)
+		drain := time.AfterFunc(DrainTimeout, func() { stop(); c.abort() })
 		context.AfterFunc(sctx, func() { drain.Stop() })
 	})
-	defer watch()
-	err = receive(sctx, recv, emit)
+	err = receive(sctx, c.recv, emit)
+	// Stopped before it ran: ctx never ended, nothing interrupted the
+	// call, which is clean if it was read to its end.
+	c.release(watch())
 	if err != nil && ctx.Err() != nil {
 		// The work was interrupted: say so as an executor in process does.
 		return ctx.Err()

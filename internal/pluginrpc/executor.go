@@ -149,18 +149,24 @@ func (s *ExecutorServer) ValidateRequest(ctx context.Context, req *pluginpb.Oper
 // a Cancel of its ID, after which the stream carries the events of the
 // interruption.
 func (s *ExecutorServer) Operate(req *pluginpb.OperateRequest, stream pluginpb.Executor_OperateServer) error {
+	return toStatus(s.perform(stream.Context(), req, stream.Send))
+}
+
+// perform runs the operation req asks for, sending each event with send,
+// under ctx (the stream's) or a Cancel of req's ID.
+func (s *ExecutorServer) perform(ctx context.Context, req *pluginpb.OperateRequest, sendFn func(*pluginpb.Event) error) error {
 	r, err := requestFromPB(req, false)
 	if err != nil {
-		return toStatus(err)
+		return err
 	}
-	ctx, cancel, done := s.ops.start(stream.Context(), req.GetId())
+	ctx, cancel, done := s.ops.start(ctx, req.GetId())
 	defer done()
-	send := &sender{send: stream.Send, cancel: func() { cancel(nil) }}
+	send := &sender{send: sendFn, cancel: func() { cancel(nil) }}
 	err = exe.Perform(ctx, s.Impl, nil, r, send.emit)
 	if serr := send.close(); err == nil {
 		err = serr
 	}
-	return toStatus(err)
+	return err
 }
 
 // Cancel interrupts the operation req names, if it still runs.
@@ -208,6 +214,9 @@ func (s *sender) close() error {
 // at the other end of a gRPC connection.
 type ExecutorClient struct {
 	RPC pluginpb.ExecutorClient
+	// Streams, when set, carries operations on kept OperateStream
+	// streams of RPC's connection; else each is an Operate call.
+	Streams *OperateStreams
 }
 
 var (
@@ -333,13 +342,16 @@ func (c *ExecutorClient) operate(ctx context.Context, op exe.Operate, hosts []st
 	if err != nil {
 		return err
 	}
-	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (func() (*pluginpb.Event, error), error) {
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, id string) (call, error) {
 		req.Id = id
+		if c.Streams != nil && !c.Streams.old.Load() {
+			return c.Streams.start(sctx, req)
+		}
 		stream, err := c.RPC.Operate(sctx, req)
 		if err != nil {
 			return nil, err
 		}
-		return stream.Recv, nil
+		return recvCall(stream.Recv), nil
 	}, emit)
 }
 

@@ -128,11 +128,11 @@ func (c *TaskClient) Run(ctx context.Context, exec exe.Executor, hosts []string,
 		}
 		<-served
 	}()
-	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, runID string) (func() (*pluginpb.Event, error), error) {
+	return interruptible(ctx, c.RPC.Cancel, func(sctx context.Context, runID string) (call, error) {
 		stream, err := c.RPC.Run(sctx, &pluginpb.RunRequest{Executor: id, Hosts: hosts, ArgsJson: b, Id: runID})
 		if err != nil {
 			return nil, err
 		}
-		return stream.Recv, nil
+		return recvCall(stream.Recv), nil
 	}, emit)
 }

@@ -1,9 +1,9 @@
 // Command testexec serves plugintest.Executor as an executor plugin, for
 // exed's own tests. EXE_TESTPLUGIN_PROTOCOL=N makes it speak protocol
 // version N, for the version-mismatch test; EXE_TESTPLUGIN_OLD=1 makes it
-// a plugin built before the ValidateRequest and Metrics calls, which
-// answers them Unimplemented and does not say what it validates; EXE_TESTPLUGIN_NIL=1 makes it serve a nil
-// executor.
+// a plugin built before the ValidateRequest, Metrics and OperateStream
+// calls, which answers them Unimplemented and does not say what it
+// validates; EXE_TESTPLUGIN_NIL=1 makes it serve a nil executor.
 package main
 
 import (
@@ -48,8 +48,8 @@ func main() {
 }
 
 // oldPlugin serves the executor service as a plugin built before the
-// ValidateRequest and Metrics calls did: without those methods, which gRPC
-// then answers Unimplemented ("unknown method").
+// ValidateRequest, Metrics and OperateStream calls did: without those
+// methods, which gRPC then answers Unimplemented ("unknown method").
 type oldPlugin struct {
 	plugin.NetRPCUnsupportedPlugin
 	impl exe.Executor
@@ -61,6 +61,12 @@ func (p *oldPlugin) GRPCServer(_ *plugin.GRPCBroker, s *grpc.Server) error {
 	for _, m := range pluginpb.Executor_ServiceDesc.Methods {
 		if m.MethodName != "ValidateRequest" && m.MethodName != "Metrics" {
 			desc.Methods = append(desc.Methods, m)
+		}
+	}
+	desc.Streams = nil
+	for _, st := range pluginpb.Executor_ServiceDesc.Streams {
+		if st.StreamName != "OperateStream" {
+			desc.Streams = append(desc.Streams, st)
 		}
 	}
 	s.RegisterService(&desc, oldServer{&pluginrpc.ExecutorServer{Impl: p.impl}})
