@@ -109,6 +109,8 @@ type Executor struct {
 	reaping sync.WaitGroup
 
 	resolver *resolver
+	// defaults are Config.SSH.HostDefaults, as values of variables.
+	defaults map[string]any
 	// current is the inventory operations start with; SetInventory
 	// replaces it.
 	current atomic.Pointer[inventoryView]
@@ -176,7 +178,8 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH)}
+	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH),
+		defaults: anyDefaults(cfg.SSH.HostDefaults)}
 	if x.runIDs.prefix, err = randomID(); err != nil {
 		p.close()
 		return nil, fmt.Errorf("sshnative: %w", err)
@@ -253,7 +256,7 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 // host: journaled when the executor keeps a journal, and in any case with
 // each command marked by a run ID, by which a stop finds the process
 // groups the command's processes moved to.
-func (x *Executor) connFor(v *inventoryView, h *inventory.Host) (conn, error) {
+func (x *Executor) connFor(v *inventoryView, h inventory.HostVars) (conn, error) {
 	c, err := x.hostConn(v, h)
 	if err != nil {
 		return c, err
@@ -290,17 +293,18 @@ type hostSetup struct {
 	err error
 }
 
-// hostConn returns the connection that reaches host, a host of v.
-func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
+// hostConn returns the connection that reaches host, a host of v. Its
+// variables are read only when it is set up: once per host and view.
+func (x *Executor) hostConn(v *inventoryView, h inventory.HostVars) (conn, error) {
 	v.mu.Lock()
-	hs, ok := v.setups[h.Name]
+	hs, ok := v.setups[h.Name()]
 	v.mu.Unlock()
 	if !ok {
 		// Set up outside the lock: two operations may both set a host up,
 		// to the same result.
 		hs = x.setup(v, h)
 		v.mu.Lock()
-		v.setups[h.Name] = hs
+		v.setups[h.Name()] = hs
 		v.mu.Unlock()
 	}
 	if hs.err != nil {
@@ -309,12 +313,12 @@ func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
 	if hs.local {
 		return x.local, nil
 	}
-	return sshConn{pool: x.pool, host: h.Name, ep: &hs.endpoint, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
+	return sshConn{pool: x.pool, host: h.Name(), ep: &hs.endpoint, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
 }
 
 // setup resolves how a host's commands run.
-func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
-	c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
+func (x *Executor) setup(v *inventoryView, h inventory.HostVars) *hostSetup {
+	c, err := settingsOf(h, x.defaults)
 	if err != nil {
 		return &hostSetup{err: &unreachableError{err}}
 	}
@@ -338,7 +342,7 @@ func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
 	}
 	// The endpoint in the setup: one allocation for the two.
 	hs := &hostSetup{become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
-	if err := x.resolver.resolveIn(v.shared, &hs.endpoint, h.Name, c, remoteUser); err != nil {
+	if err := x.resolver.resolveIn(v.shared, &hs.endpoint, h.Name(), c, remoteUser); err != nil {
 		return &hostSetup{err: err}
 	}
 	return hs
@@ -404,8 +408,9 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 		wg.Add(1)
 		host := func(name string) {
 			defer func() { <-sem; wg.Done() }()
-			h := v.inv.Host(name)
-			if h == nil {
+			// Its variables one at a time, not all of them in a map.
+			h, ok := v.inv.HostVars(name)
+			if !ok {
 				emit(exe.Event{Host: name, Status: exe.HostUnreachable, Msg: "host is not in the inventory"})
 				return
 			}
