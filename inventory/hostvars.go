@@ -40,6 +40,20 @@ func VarsOf(h *Host) HostVars { return HostVars{name: h.Name, vars: h.Vars} }
 // Name is the host's inventory name (Host.Name).
 func (v HostVars) Name() string { return v.name }
 
+// Index numbers the hosts the inventory lists, from 0 to Len()-1, in the
+// order they were first defined, so that a caller can keep what it
+// derives from each host in a slice rather than a map by name; -1 for a
+// host it does not list (the implicit localhost, VarsOf).
+func (v HostVars) Index() int {
+	if v.h == nil {
+		return -1
+	}
+	return v.h.idx
+}
+
+// Len is the number of hosts the inventory lists (those of Hosts).
+func (inv *Inventory) Len() int { return len(inv.hosts) }
+
 // Get returns the variable's value as Host(name).Vars[key] does, and
 // whether the host has the variable (a variable set to null: nil, true).
 func (v HostVars) Get(key string) (any, bool) {

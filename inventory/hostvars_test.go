@@ -36,9 +36,10 @@ func nullsInventory() string {
 // TestHostVarsReadAsHost requires HostVars, which reads a host's
 // variables one at a time (and its connection from its group's values
 // computed once), to read what Host resolves: every variable, a few it
-// does not have, and the connection, with and without defaults, on every
-// inventory of the Ansible corpus, the generated nested layout and one
-// with nulls over earlier values.
+// does not have, and the connection, with and without defaults; and to
+// number each listed host once (Index), on every inventory of the
+// Ansible corpus, the generated nested layout and one with nulls over
+// earlier values.
 func TestHostVarsReadAsHost(t *testing.T) {
 	type namedInventory struct {
 		name  string
@@ -66,6 +67,15 @@ func TestHostVarsReadAsHost(t *testing.T) {
 	checked := 0
 	for _, c := range invs {
 		names := append(append(c.inv.Hosts(), c.extra...), "localhost", "127.0.0.1", "::1", "not-a-host")
+		// hosts are the listed hosts by Index.
+		require.Equal(t, len(c.inv.Hosts()), c.inv.Len(), c.name)
+		hosts := make([]string, c.inv.Len())
+		for _, name := range c.inv.Hosts() {
+			hv, _ := c.inv.HostVars(name)
+			require.Zero(t, hosts[hv.Index()], "%s: %s and %s have one index", c.name, name, hosts[hv.Index()])
+			hosts[hv.Index()] = name
+		}
+		indices := map[int]bool{}
 		for _, name := range names {
 			where := c.name + " " + name
 			h := c.inv.Host(name)
@@ -76,6 +86,12 @@ func TestHostVarsReadAsHost(t *testing.T) {
 			}
 			checked++
 			assert.Equal(t, h.Name, hv.Name(), where)
+			if h.Implicit {
+				assert.Equal(t, -1, hv.Index(), where)
+			} else {
+				assert.Equal(t, h.Name, hosts[hv.Index()], where)
+				indices[hv.Index()] = true
+			}
 			for k, want := range h.Vars {
 				got, ok := hv.Get(k)
 				assert.True(t, ok, "%s: %s", where, k)
@@ -110,7 +126,9 @@ func TestHostVarsReadAsHost(t *testing.T) {
 			got, err = inventory.VarsOf(h).Conn(defaults)
 			assert.Equal(t, want, got, where+" of a Host with defaults")
 			assert.Equal(t, wantErr, err, where+" of a Host with defaults")
+			assert.Equal(t, -1, inventory.VarsOf(h).Index(), where)
 		}
+		assert.Len(t, indices, c.inv.Len(), c.name)
 	}
 	require.Greater(t, checked, 4000)
 }
