@@ -42,7 +42,7 @@ func resolveTargets(tb testing.TB, x *Executor, hosts []string) {
 		if err != nil {
 			tb.Fatalf("%s: %v", name, err)
 		}
-		sc, ok := c.(sshConn)
+		sc, ok := c.(*sshConn)
 		if !ok || sc.ep.port == 0 || sc.become == nil {
 			tb.Fatalf("%s: resolved to %#v", name, c)
 		}

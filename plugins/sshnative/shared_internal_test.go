@@ -61,7 +61,7 @@ func TestSharedSetupsMatchUnshared(t *testing.T) {
 		require.True(t, ok, name)
 		c, err := x.hostConn(v, h)
 		require.NoError(t, err, name)
-		got := c.(sshConn)
+		got := c.(*sshConn)
 
 		s, err := settingsOf(inventory.VarsOf(inv.Host(name)), nil)
 		require.NoError(t, err, name)
@@ -69,16 +69,16 @@ func TestSharedSetupsMatchUnshared(t *testing.T) {
 		require.NoError(t, err, name)
 		wantBecome, err := newBecome(s, s.User)
 		require.NoError(t, err, name)
-		assert.Equal(t, want, got.ep, name)
+		assert.Equal(t, want, &got.ep, name)
 		assert.Equal(t, want.key(), got.ep.key(), name)
 		assert.Equal(t, wantBecome, got.become, name)
 	}
 
-	conn := func(name string) sshConn {
+	conn := func(name string) *sshConn {
 		h, _ := inv.HostVars(name)
 		c, err := x.hostConn(v, h)
 		require.NoError(t, err)
-		return c.(sshConn)
+		return c.(*sshConn)
 	}
 	a1, a2 := conn("a1"), conn("a2")
 	assert.NotEqual(t, a1.ep.hostname, a2.ep.hostname)
