@@ -115,25 +115,40 @@ func slots(names ...string) []int {
 // (a variable set to null counts as unset).
 type connValues [len(connVarNames)]any
 
-// connValuesOf reads the values of connVarNames from vars: by walking vars
-// when it has fewer entries than there are names (most hosts), else by
-// looking each name up.
-func connValuesOf(vars map[string]any) *connValues {
-	var out connValues
+// setFrom sets the values of connVarNames that vars holds (a value
+// set to null too: a later source's null unsets an earlier value, as in
+// a merged map): by walking vars when it has fewer entries than there
+// are names (most sources), else by looking each name up.
+func (out *connValues) setFrom(vars map[string]any) {
 	if len(vars) <= len(connVarNames) {
 		for k, v := range vars {
-			if strings.HasPrefix(k, "ansible_") {
-				if i, ok := connVarSlot[k]; ok {
-					out[i] = v
-				}
-			}
+			out.set(k, v)
 		}
-		return &out
+		return
 	}
 	for i, n := range connVarNames {
-		out[i] = vars[n]
+		if v, ok := vars[n]; ok {
+			out[i] = v
+		}
 	}
-	return &out
+}
+
+// set sets the value of k when it is one of connVarNames.
+func (out *connValues) set(k string, v any) {
+	if strings.HasPrefix(k, "ansible_") {
+		if i, ok := connVarSlot[k]; ok {
+			out[i] = v
+		}
+	}
+}
+
+// setDefaults sets the values defaults gives for the names still unset.
+func (out *connValues) setDefaults(defaults map[string]any) {
+	for k, d := range defaults {
+		if i, ok := connVarSlot[k]; ok && out[i] == nil {
+			out[i] = d
+		}
+	}
 }
 
 var becomeMethods = map[string]becomeVars{
@@ -184,8 +199,14 @@ var (
 // (which Ansible renders and exed does not), an ansible-vault encrypted
 // value, a list or mapping where a string is needed.
 func (h *Host) Conn() (Conn, error) {
-	vals := connValuesOf(h.Vars)
-	c := Conn{Connection: "ssh", Address: h.Name, BecomeMethod: "sudo", BecomeUser: "root"}
+	var vals connValues
+	vals.setFrom(h.Vars)
+	return connOf(h.Name, &vals)
+}
+
+// connOf is Conn of the host name whose connection variables are vals.
+func connOf(name string, vals *connValues) (Conn, error) {
+	c := Conn{Connection: "ssh", Address: name, BecomeMethod: "sudo", BecomeUser: "root"}
 	var err error
 	str := func(dst *string, slots []int) {
 		if err != nil {

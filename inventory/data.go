@@ -22,7 +22,7 @@ type host struct {
 	// vars are the host's own variables (inventory sources only), in the
 	// order first set: a slice, where a map per host would cost several
 	// times the memory of the few variables most hosts have.
-	vars hostVars
+	vars ownVars
 	// direct lists the groups the host was put in, in order.
 	direct []*group
 	// where is the first definition ("file:line").
@@ -36,9 +36,9 @@ type connSite struct {
 	key, where string
 }
 
-// hostVars are a host's own variables. Lookups are linear up to
+// ownVars are a host's own variables. Lookups are linear up to
 // indexAbove entries, then through index.
-type hostVars struct {
+type ownVars struct {
 	list  []hostVar
 	index map[string]int
 }
@@ -52,7 +52,7 @@ type hostVar struct {
 // below it a scan is faster than a map and much smaller.
 const indexAbove = 16
 
-func (hv *hostVars) find(k string) int {
+func (hv *ownVars) find(k string) int {
 	if hv.index != nil {
 		if i, ok := hv.index[k]; ok {
 			return i
@@ -67,14 +67,14 @@ func (hv *hostVars) find(k string) int {
 	return -1
 }
 
-func (hv *hostVars) get(k string) (any, bool) {
+func (hv *ownVars) get(k string) (any, bool) {
 	if i := hv.find(k); i >= 0 {
 		return hv.list[i].value, true
 	}
 	return nil, false
 }
 
-func (hv *hostVars) set(k string, v any) {
+func (hv *ownVars) set(k string, v any) {
 	if i := hv.find(k); i >= 0 {
 		hv.list[i].value = v
 		return
@@ -105,6 +105,8 @@ type group struct {
 	// base is what a host in this group alone gets from its groups
 	// (setBases); nil: merged per host.
 	base map[string]any
+	// baseConn are base's values of connVarNames, for HostVars.Conn.
+	baseConn *connValues
 }
 
 // localNames are Ansible's C.LOCALHOST: the names the implicit localhost

@@ -213,14 +213,14 @@ func (inv *Inventory) Host(name string) *Host {
 		}
 		h = inv.localhost
 	}
-	return &Host{Name: h.name, Vars: inv.hostVars(h)}
+	return &Host{Name: h.name, Vars: inv.resolveVars(h)}
 }
 
-// hostVars resolves a listed host's variables. A host in one group starts
+// resolveVars resolves a listed host's variables. A host in one group starts
 // from that group's base (see setBases) when it has one: a copy of a
 // finished map is about half the work of merging the groups again, and a
 // host with no variables of its own shares the base itself.
-func (inv *Inventory) hostVars(h *host) map[string]any {
+func (inv *Inventory) resolveVars(h *host) map[string]any {
 	var vars map[string]any
 	if len(h.direct) == 1 && h.direct[0].base != nil {
 		base := h.direct[0].base
@@ -249,12 +249,29 @@ func (inv *Inventory) hostVars(h *host) map[string]any {
 // the inventory's group_vars of each group, the playbook directory's.
 // extra is room for the host's own.
 func (inv *Inventory) groupVars(groups []*group, extra int) map[string]any {
+	var buf [16]map[string]any
+	srcs := inv.groupSources(groups, buf[:0])
+	size := extra
+	for _, m := range srcs {
+		size += len(m)
+	}
+	vars := make(map[string]any, size)
+	for _, m := range srcs {
+		for k, v := range m {
+			vars[k] = v
+		}
+	}
+	return vars
+}
+
+// groupSources appends to srcs the maps groupVars merges, in its order:
+// a later one's value wins.
+func (inv *Inventory) groupSources(groups []*group, srcs []map[string]any) []map[string]any {
 	play := inv.playVars
 	if play == nil {
 		play = &varsDir{}
 	}
-	var buf [16]map[string]any
-	srcs := append(buf[:0], inv.all.vars)
+	srcs = append(srcs, inv.all.vars)
 	for _, g := range groups {
 		srcs = append(srcs, g.vars)
 	}
@@ -270,17 +287,7 @@ func (inv *Inventory) groupVars(groups []*group, extra int) map[string]any {
 	for _, g := range groups {
 		srcs = append(srcs, play.groups[g.name])
 	}
-	size := extra
-	for _, m := range srcs {
-		size += len(m)
-	}
-	vars := make(map[string]any, size)
-	for _, m := range srcs {
-		for k, v := range m {
-			vars[k] = v
-		}
-	}
-	return vars
+	return srcs
 }
 
 // hasHostFiles tells whether host_vars files give the host variables.
@@ -315,6 +322,8 @@ func (inv *Inventory) setBases() {
 		}
 		if alone >= baseFrom {
 			g.base = inv.groupVars(g.lineage, own)
+			g.baseConn = new(connValues)
+			g.baseConn.setFrom(g.base)
 		}
 	}
 }

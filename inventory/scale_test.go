@@ -116,22 +116,34 @@ func TestLoadGrowsLinearly(t *testing.T) {
 // TestHostVarsGrowsLinearly resolves the variables of every host of the
 // nested inventory, as an operation on all of them does: the cost per host
 // must not grow with the inventory (each host's groups and ancestors are
-// sorted once per group, not walked and sorted per host).
+// sorted once per group, not walked and sorted per host). So must reading
+// each host's connection and a variable through HostVars, as an executor
+// sets hosts up.
 func TestHostVarsGrowsLinearly(t *testing.T) {
 	skipSlow(t)
 	type loaded struct {
 		inv   *inventory.Inventory
 		hosts []string
 	}
-	growth(t, "Host", func(n int) loaded {
+	load := func(n int) loaded {
 		inv, err := inventory.Parse(strings.NewReader(invgen.Nested(n)), "hosts.ini")
 		require.NoError(t, err)
 		return loaded{inv, inv.Hosts()}
-	}, func(l loaded) {
+	}
+	growth(t, "Host", load, func(l loaded) {
 		for _, name := range l.hosts {
 			h := l.inv.Host(name)
 			if h == nil || h.Vars["zone"] == nil || h.Vars["ansible_host"] == nil {
 				t.Fatalf("%s: %v", name, h)
+			}
+		}
+	})
+	growth(t, "HostVars", load, func(l loaded) {
+		for _, name := range l.hosts {
+			h, ok := l.inv.HostVars(name)
+			c, err := h.Conn(nil)
+			if zone, _ := h.Get("zone"); !ok || err != nil || c.Port == 0 || zone == nil {
+				t.Fatalf("%s: %v %v", name, c, err)
 			}
 		}
 	})

@@ -22,31 +22,20 @@ type connSettings struct {
 
 // settingsOf reads a host's connection settings, with defaults (Ansible's
 // configuration: ansible.cfg) below the host's own variables, as Ansible
-// puts configuration below inventory variables.
-func settingsOf(h *inventory.Host, defaults map[string]string) (connSettings, error) {
-	if len(defaults) > 0 {
-		vars := make(map[string]any, len(h.Vars)+len(defaults))
-		for k, v := range defaults {
-			vars[k] = v
-		}
-		for k, v := range h.Vars {
-			if v != nil { // a variable set to null is unset: the default stays
-				vars[k] = v
-			}
-		}
-		h = &inventory.Host{Name: h.Name, Vars: vars, Implicit: h.Implicit}
-	}
-	c, err := h.Conn()
+// puts configuration below inventory variables: a default applies where
+// the host does not set the variable, or sets it to null.
+func settingsOf(h inventory.HostVars, defaults map[string]any) (connSettings, error) {
+	c, err := h.Conn(defaults)
 	if err != nil {
 		return connSettings{}, err
 	}
 	s := connSettings{Conn: c}
-	if name, v, ok := lastVar(h.Vars, "ansible_ssh_timeout"); ok {
+	if name, v, ok := lastVar(h, defaults, "ansible_ssh_timeout"); ok {
 		if s.Timeout, err = scalarVar(name, v); err != nil {
 			return connSettings{}, err
 		}
 	}
-	if name, v, ok := lastVar(h.Vars, "ansible_host_key_checking", "ansible_ssh_host_key_checking"); ok {
+	if name, v, ok := lastVar(h, defaults, "ansible_host_key_checking", "ansible_ssh_host_key_checking"); ok {
 		text, err := scalarVar(name, v)
 		if err != nil {
 			return connSettings{}, err
@@ -58,17 +47,34 @@ func settingsOf(h *inventory.Host, defaults map[string]string) (connSettings, er
 	return s, nil
 }
 
-// lastVar returns the last of names that vars sets to a non-null value.
-func lastVar(vars map[string]any, names ...string) (string, any, bool) {
+// lastVar returns the last of names that the host sets to a non-null
+// value, or else defaults does.
+func lastVar(h inventory.HostVars, defaults map[string]any, names ...string) (string, any, bool) {
 	found := false
 	var name string
 	var val any
 	for _, n := range names {
-		if v, ok := vars[n]; ok && v != nil {
+		v, _ := h.Get(n)
+		if v == nil {
+			v = defaults[n]
+		}
+		if v != nil {
 			name, val, found = n, v, true
 		}
 	}
 	return name, val, found
+}
+
+// anyDefaults is HostDefaults as variables' values.
+func anyDefaults(d map[string]string) map[string]any {
+	if len(d) == 0 {
+		return nil
+	}
+	out := make(map[string]any, len(d))
+	for k, v := range d {
+		out[k] = v
+	}
+	return out
 }
 
 // scalarVar is a variable's value as text: a string, boolean or number,

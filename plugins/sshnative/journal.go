@@ -32,8 +32,8 @@ const runIDVar = "EXE_RUN_ID"
 // takes, even if the inventory has changed since. Passwords are never
 // written: a command on a host whose sudo needs one is reaped through the
 // inventory's current settings.
-func journalVars(h *inventory.Host) map[string]string {
-	c, err := h.Conn()
+func journalVars(h inventory.HostVars) map[string]string {
+	c, err := h.Conn(nil)
 	if err != nil {
 		return nil
 	}
@@ -142,13 +142,13 @@ type journalLine struct {
 }
 
 // begin records a command about to start on h and returns its run ID.
-func (j *journal) begin(h *inventory.Host) string {
+func (j *journal) begin(h inventory.HostVars) string {
 	vars := journalVars(h)
 	j.mu.Lock()
 	defer j.mu.Unlock()
 	j.seq++
 	id := j.id + "." + strconv.FormatUint(j.seq, 36)
-	line, _ := json.Marshal(journalLine{Begin: id, Host: h.Name, Vars: vars})
+	line, _ := json.Marshal(journalLine{Begin: id, Host: h.Name(), Vars: vars})
 	line = append(line, '\n')
 	j.live[id] = line
 	j.write(line)

@@ -18,9 +18,9 @@ func TestJournalCompacts(t *testing.T) {
 	j, err := openJournal(dir, hclog.NewNullLogger())
 	require.NoError(t, err)
 	h := &inventory.Host{Name: "web1", Vars: map[string]any{"ansible_host": "10.0.0.1", "ansible_port": 2222, "color": "blue"}}
-	running := j.begin(h)
+	running := j.begin(inventory.VarsOf(h))
 	for i := 0; i < 20000; i++ {
-		j.end(j.begin(h))
+		j.end(j.begin(inventory.VarsOf(h)))
 	}
 	st, err := os.Stat(j.path)
 	require.NoError(t, err)
@@ -49,7 +49,7 @@ func BenchmarkJournalBeginEnd(b *testing.B) {
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			j.end(j.begin(h))
+			j.end(j.begin(inventory.VarsOf(h)))
 		}
 	})
 }

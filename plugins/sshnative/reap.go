@@ -30,7 +30,7 @@ const (
 type tracked struct {
 	conn
 	x    *Executor
-	host *inventory.Host
+	host inventory.HostVars
 }
 
 func (t tracked) run(ctx context.Context, cmd command, limit int) (result, error) {
@@ -46,7 +46,7 @@ func (t tracked) run(ctx context.Context, cmd command, limit int) (result, error
 		return res, err
 	}
 	// Cancelled, timed out or cut off: its process group may still run.
-	t.x.settle(t.conn, t.host.Name, cmd.runID)
+	t.x.settle(t.conn, t.host.Name(), cmd.runID)
 	return res, err
 }
 
@@ -160,7 +160,7 @@ func (x *Executor) reapJournal(dj *deadJournal) {
 // own, as the journal recorded it.
 func (x *Executor) reapConn(h *inventory.Host) (conn, error) {
 	v := x.view()
-	if cur := v.inv.Host(h.Name); cur != nil && sameConnection(cur, h) {
+	if cur, ok := v.inv.HostVars(h.Name); ok && sameConnection(cur, inventory.VarsOf(h)) {
 		return x.hostConn(v, cur)
 	}
 	vars := map[string]any{}
@@ -170,9 +170,9 @@ func (x *Executor) reapConn(h *inventory.Host) (conn, error) {
 	if vars["ansible_host"] == nil || vars["ansible_host"] == "" {
 		vars["ansible_host"] = h.Name
 	}
-	return x.hostConn(v, &inventory.Host{Name: "\x00journal " + h.Name, Vars: vars})
+	return x.hostConn(v, inventory.VarsOf(&inventory.Host{Name: "\x00journal " + h.Name, Vars: vars}))
 }
 
-func sameConnection(a, b *inventory.Host) bool {
+func sameConnection(a, b inventory.HostVars) bool {
 	return maps.Equal(journalVars(a), journalVars(b))
 }

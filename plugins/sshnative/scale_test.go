@@ -34,15 +34,15 @@ func scaleExecutor(tb testing.TB, n int) (*Executor, []string) {
 func resolveTargets(tb testing.TB, x *Executor, hosts []string) {
 	v := newInventoryView(x.view().inv)
 	for _, name := range hosts {
-		h := v.inv.Host(name)
-		if h == nil {
+		h, ok := v.inv.HostVars(name)
+		if !ok {
 			tb.Fatalf("%s: not in the inventory", name)
 		}
 		c, err := x.hostConn(v, h)
 		if err != nil {
 			tb.Fatalf("%s: %v", name, err)
 		}
-		sc, ok := c.(sshConn)
+		sc, ok := c.(*sshConn)
 		if !ok || sc.ep.port == 0 || sc.become == nil {
 			tb.Fatalf("%s: resolved to %#v", name, c)
 		}
@@ -112,7 +112,8 @@ func BenchmarkResolveTargets(b *testing.B) {
 			loaded := heapMB() - base
 			v := x.view()
 			for _, name := range hosts {
-				if _, err := x.hostConn(v, v.inv.Host(name)); err != nil {
+				h, _ := v.inv.HostVars(name)
+				if _, err := x.hostConn(v, h); err != nil {
 					b.Fatal(err)
 				}
 			}

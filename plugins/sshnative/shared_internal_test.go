@@ -57,26 +57,28 @@ func TestSharedSetupsMatchUnshared(t *testing.T) {
 
 	v := x.view()
 	for _, name := range inv.Hosts() {
-		h := inv.Host(name)
+		h, ok := inv.HostVars(name)
+		require.True(t, ok, name)
 		c, err := x.hostConn(v, h)
 		require.NoError(t, err, name)
-		got := c.(sshConn)
+		got := c.(*sshConn)
 
-		s, err := settingsOf(h, nil)
+		s, err := settingsOf(inventory.VarsOf(inv.Host(name)), nil)
 		require.NoError(t, err, name)
 		want, err := x.resolver.resolve(name, s, s.User)
 		require.NoError(t, err, name)
 		wantBecome, err := newBecome(s, s.User)
 		require.NoError(t, err, name)
-		assert.Equal(t, want, got.ep, name)
+		assert.Equal(t, want, &got.ep, name)
 		assert.Equal(t, want.key(), got.ep.key(), name)
 		assert.Equal(t, wantBecome, got.become, name)
 	}
 
-	conn := func(name string) sshConn {
-		c, err := x.hostConn(v, inv.Host(name))
+	conn := func(name string) *sshConn {
+		h, _ := inv.HostVars(name)
+		c, err := x.hostConn(v, h)
 		require.NoError(t, err)
-		return c.(sshConn)
+		return c.(*sshConn)
 	}
 	a1, a2 := conn("a1"), conn("a2")
 	assert.NotEqual(t, a1.ep.hostname, a2.ep.hostname)
@@ -87,4 +89,43 @@ func TestSharedSetupsMatchUnshared(t *testing.T) {
 	assert.Equal(t, "hop2", hop.alias)
 	assert.Equal(t, "hop1", hop.jump.alias)
 	assert.Same(t, hop.trust, hop.jump.trust, "jump hosts share their trust too")
+}
+
+// TestSettingsReadAsHost requires a host's settings read through
+// inventory.HostVars, with ansible.cfg's defaults below its variables, to
+// be those of the host's resolved variables merged over the defaults (a
+// variable set to null leaves the default), as they were read before
+// HostVars.
+func TestSettingsReadAsHost(t *testing.T) {
+	inv, err := inventory.Parse(strings.NewReader(sharedInventory+`
+[nulls]
+null-timeout ansible_ssh_timeout=None ansible_host_key_checking=None
+null-user ansible_user=None ansible_port=None
+[nulls:vars]
+ansible_ssh_host_key_checking=true
+`), "hosts.ini")
+	require.NoError(t, err)
+	for _, defaults := range []map[string]string{nil, {
+		"ansible_ssh_timeout": "9", "ansible_host_key_checking": "false", "ansible_user": "dflt",
+		"ansible_port": "2022", "ansible_become": "true", "ansible_become_flags": "-H",
+	}} {
+		for _, name := range inv.Hosts() {
+			h := inv.Host(name)
+			merged := map[string]any{}
+			for k, v := range defaults {
+				merged[k] = v
+			}
+			for k, v := range h.Vars {
+				if v != nil {
+					merged[k] = v
+				}
+			}
+			want, wantErr := settingsOf(inventory.VarsOf(&inventory.Host{Name: h.Name, Vars: merged}), nil)
+			hv, ok := inv.HostVars(name)
+			require.True(t, ok)
+			got, err := settingsOf(hv, anyDefaults(defaults))
+			assert.Equal(t, want, got, "%s %v", name, defaults)
+			assert.Equal(t, wantErr, err, "%s %v", name, defaults)
+		}
+	}
 }

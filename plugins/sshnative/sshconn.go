@@ -86,29 +86,29 @@ func remoteCommand(c command, posix bool, b *become, prompt string) string {
 	return line
 }
 
-// sshConn runs commands on one host over its pooled connection.
+// sshConn runs commands on one host over its pooled connection. It lives
+// in the host's setup (hostSetup), and operations use it through a pointer:
+// made per operation, it was an allocation per host.
 type sshConn struct {
-	pool  *pool
-	host  string    // the inventory host
-	ep    *endpoint // where and as whom
-	posix bool      // the login shell is a POSIX sh (ansible_shell_type)
+	x *Executor // its pool and Config.KillGrace
 	// become, when set, runs every command as another user.
 	become *become
-	grace  time.Duration // see Config.KillGrace
+	ep     endpoint // where and as whom; ep.name is the inventory host
+	posix  bool     // the login shell is a POSIX sh (ansible_shell_type)
 }
 
 // poolName is the name of the host's pooled connection: the inventory
 // host and ep.key(). Made when a command runs, not when the host is set
 // up, so that setting up every host of a large inventory neither builds
 // nor keeps 100,000 names.
-func (c sshConn) poolName() string {
+func (c *sshConn) poolName() string {
 	var buf [256]byte
-	name := append(buf[:0], c.host...)
+	name := append(buf[:0], c.ep.name...)
 	name = append(name, 0)
 	return string(c.ep.appendKey(name))
 }
 
-func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
+func (c *sshConn) run(ctx context.Context, cmd command, limit int) (result, error) {
 	prompt := ""
 	if c.become != nil && c.become.method == "sudo" {
 		prompt = newPrompt()
@@ -121,7 +121,7 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		if ctx.Err() != nil {
 			return result{}, &notStartedError{context.Cause(ctx)}
 		}
-		client, pc, err := c.pool.acquire(ctx, c.poolName(), c.ep)
+		client, pc, err := c.x.pool.acquire(ctx, c.poolName(), &c.ep)
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{}, &notStartedError{context.Cause(ctx)}
@@ -131,15 +131,15 @@ func (c sshConn) run(ctx context.Context, cmd command, limit int) (result, error
 		sess, err := client.NewSession()
 		if err != nil {
 			// The server dropped a pooled connection: re-dial once.
-			c.pool.drop(pc, client)
-			c.pool.release(pc)
+			c.x.pool.drop(pc, client)
+			c.x.pool.release(pc)
 			if attempt == 0 && ctx.Err() == nil {
 				continue
 			}
 			return result{}, &unreachableError{fmt.Errorf("ssh session: %v", err)}
 		}
 		res, err := c.runSession(ctx, client, sess, line, prompt, cmd, limit)
-		c.pool.release(pc)
+		c.x.pool.release(pc)
 		return res, err
 	}
 }
@@ -225,7 +225,7 @@ type started struct {
 // start starts line on sess. With a become method, stdin is fed by
 // feedBecome: the password when sudo or su prompts for it, then, once
 // the command has started as the become user, the command's stdin.
-func (c sshConn) start(sess *ssh.Session, line, prompt string, cmd command, limit int) (*started, error) {
+func (c *sshConn) start(sess *ssh.Session, line, prompt string, cmd command, limit int) (*started, error) {
 	st := &started{sess: sess, stdout: &capped{limit: limit}, stderr: &capped{limit: limit}, done: make(chan error, 1)}
 	st.pids = newPIDFilter(st.stderr)
 	sess.Stdout, sess.Stderr = st.stdout, st.stderr
@@ -303,7 +303,7 @@ func (st *started) collect() result {
 		started: true}
 }
 
-func (c sshConn) runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line, prompt string, cmd command, limit int) (result, error) {
+func (c *sshConn) runSession(ctx context.Context, client *ssh.Client, sess *ssh.Session, line, prompt string, cmd command, limit int) (result, error) {
 	defer sess.Close()
 	st, err := c.start(sess, line, prompt, cmd, limit)
 	if err != nil {
@@ -340,7 +340,7 @@ func (c sshConn) runSession(ctx context.Context, client *ssh.Client, sess *ssh.S
 // ended is the result of a command whose session ended by itself. With a
 // become method, a session that ended before the command reported its
 // start is a become failure: sudo or su refused.
-func (c sshConn) ended(st *started, err error) (result, error) {
+func (c *sshConn) ended(st *started, err error) (result, error) {
 	res, err := sessionResult(err, st.collect())
 	if c.become == nil || st.pids.hasStarted() {
 		st.prompts()
@@ -380,7 +380,7 @@ func sessionResult(err error, res result) (result, error) {
 // become user, when there is one: only it may signal the command), once
 // the command has reported its pid (it does so first thing) or has ended.
 // It says why when it could not.
-func (c sshConn) stopRemote(client *ssh.Client, st *started, runID string) error {
+func (c *sshConn) stopRemote(client *ssh.Client, st *started, runID string) error {
 	var pid int
 	select {
 	case pid = <-st.pids.pid:
@@ -395,7 +395,7 @@ func (c sshConn) stopRemote(client *ssh.Client, st *started, runID string) error
 		return fmt.Errorf("no session to stop the command (%v); %s", err, mayStillRun)
 	}
 	defer stop.Close()
-	tenths := int((c.grace + 99*time.Millisecond) / (100 * time.Millisecond))
+	tenths := int((c.x.cfg.KillGrace + 99*time.Millisecond) / (100 * time.Millisecond))
 	mark := ""
 	if runID != "" {
 		mark = runIDVar + "=" + runID + ":" + strconv.Itoa(pid)
@@ -422,7 +422,7 @@ func (c sshConn) stopRemote(client *ssh.Client, st *started, runID string) error
 			return fmt.Errorf("stopping the command failed (exit %d); %s", res.rtc, mayStillRun)
 		}
 		return nil
-	case <-time.After(3*c.grace + stopSlack):
+	case <-time.After(3*c.x.cfg.KillGrace + stopSlack):
 		return errors.New("stopping the command did not finish; " + mayStillRun)
 	}
 }

@@ -109,6 +109,8 @@ type Executor struct {
 	reaping sync.WaitGroup
 
 	resolver *resolver
+	// defaults are Config.SSH.HostDefaults, as values of variables.
+	defaults map[string]any
 	// current is the inventory operations start with; SetInventory
 	// replaces it.
 	current atomic.Pointer[inventoryView]
@@ -133,17 +135,22 @@ var (
 // resolved once per host and kept while the inventory is current.
 type inventoryView struct {
 	inv *inventory.Inventory
-	mu  sync.Mutex
-	// setups are the hosts' setups by name: a plain map, a third of a
-	// sync.Map's size per host, held for as long as the inventory.
-	setups map[string]*hostSetup
+	// setups are the listed hosts' setups by inventory.HostVars.Index: 8
+	// bytes a host, where a map by name cost a hash of the name on every
+	// look-up, a lock, and about three times the memory.
+	setups []atomic.Pointer[hostSetup]
+	mu     sync.Mutex
+	// others are the setups of the hosts the inventory does not list (the
+	// implicit localhost, a host as a journal recorded it), by name.
+	others map[string]*hostSetup
 	// shared holds one copy of each become, set of ssh arguments and
 	// endpoint trust that hosts have alike.
 	shared *shared
 }
 
 func newInventoryView(inv *inventory.Inventory) *inventoryView {
-	return &inventoryView{inv: inv, setups: map[string]*hostSetup{}, shared: newShared()}
+	return &inventoryView{inv: inv, setups: make([]atomic.Pointer[hostSetup], inv.Len()),
+		others: map[string]*hostSetup{}, shared: newShared()}
 }
 
 func (x *Executor) view() *inventoryView { return x.current.Load() }
@@ -176,7 +183,8 @@ func New(cfg Config) (*Executor, error) {
 	if err != nil {
 		return nil, fmt.Errorf("sshnative: %w", err)
 	}
-	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH)}
+	x := &Executor{cfg: cfg, log: log, local: localConn{grace: cfg.KillGrace}, pool: p, resolver: newResolver(cfg.SSH),
+		defaults: anyDefaults(cfg.SSH.HostDefaults)}
 	if x.runIDs.prefix, err = randomID(); err != nil {
 		p.close()
 		return nil, fmt.Errorf("sshnative: %w", err)
@@ -253,7 +261,7 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 // host: journaled when the executor keeps a journal, and in any case with
 // each command marked by a run ID, by which a stop finds the process
 // groups the command's processes moved to.
-func (x *Executor) connFor(v *inventoryView, h *inventory.Host) (conn, error) {
+func (x *Executor) connFor(v *inventoryView, h inventory.HostVars) (conn, error) {
 	c, err := x.hostConn(v, h)
 	if err != nil {
 		return c, err
@@ -278,43 +286,64 @@ func isLocal(c conn) bool {
 	return false
 }
 
-// hostSetup is how a host's commands run, resolved once per host.
+// hostSetup is how a host's commands run, resolved once per host: over
+// ssh, locally (no error and no ssh.x), or not at all (err). The setup,
+// its connection and its endpoint are one allocation of 128 bytes.
 type hostSetup struct {
-	local bool
-	// endpoint is where a host that is not local is reached.
-	endpoint endpoint
-	posix    bool
-	become   *become
+	ssh sshConn
 	// err is why the host cannot be worked on as the inventory asks: an
 	// *unreachableError (where) or a *failedError (as whom).
 	err error
 }
 
-// hostConn returns the connection that reaches host, a host of v.
-func (x *Executor) hostConn(v *inventoryView, h *inventory.Host) (conn, error) {
-	v.mu.Lock()
-	hs, ok := v.setups[h.Name]
-	v.mu.Unlock()
-	if !ok {
-		// Set up outside the lock: two operations may both set a host up,
-		// to the same result.
-		hs = x.setup(v, h)
-		v.mu.Lock()
-		v.setups[h.Name] = hs
-		v.mu.Unlock()
-	}
+// hostConn returns the connection that reaches host, a host of v (from
+// v.inv.HostVars, or not of the inventory: inventory.VarsOf). Its
+// variables are read only when it is set up: once per host and view.
+func (x *Executor) hostConn(v *inventoryView, h inventory.HostVars) (conn, error) {
+	hs := x.setupOf(v, h)
 	if hs.err != nil {
 		return nil, hs.err
 	}
-	if hs.local {
+	if hs.ssh.x == nil {
 		return x.local, nil
 	}
-	return sshConn{pool: x.pool, host: h.Name, ep: &hs.endpoint, posix: hs.posix, become: hs.become, grace: x.cfg.KillGrace}, nil
+	return &hs.ssh, nil
+}
+
+// setupOf returns the host's setup in v, set up the first time. Two
+// operations may both set a host up, to the same result: outside any
+// lock, and the first one is kept.
+func (x *Executor) setupOf(v *inventoryView, h inventory.HostVars) *hostSetup {
+	if i := h.Index(); i >= 0 {
+		p := &v.setups[i]
+		if hs := p.Load(); hs != nil {
+			return hs
+		}
+		hs := x.setup(v, h)
+		if !p.CompareAndSwap(nil, hs) {
+			return p.Load()
+		}
+		return hs
+	}
+	v.mu.Lock()
+	hs, ok := v.others[h.Name()]
+	v.mu.Unlock()
+	if ok {
+		return hs
+	}
+	hs = x.setup(v, h)
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if prev, ok := v.others[h.Name()]; ok {
+		return prev
+	}
+	v.others[h.Name()] = hs
+	return hs
 }
 
 // setup resolves how a host's commands run.
-func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
-	c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
+func (x *Executor) setup(v *inventoryView, h inventory.HostVars) *hostSetup {
+	c, err := settingsOf(h, x.defaults)
 	if err != nil {
 		return &hostSetup{err: &unreachableError{err}}
 	}
@@ -327,7 +356,7 @@ func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
 		if c.Become && c.BecomeUser != x.resolver.localUser {
 			return &hostSetup{err: &failedError{fmt.Errorf("become %s is not supported on a local connection (exed runs as %s); the command was not run", c.BecomeUser, x.resolver.localUser)}}
 		}
-		return &hostSetup{local: true}
+		return &hostSetup{}
 	case "ssh", "paramiko_ssh":
 	default:
 		return &hostSetup{err: &unreachableError{fmt.Errorf("ansible_connection=%s is not supported (use ssh or local)", c.Connection)}}
@@ -336,9 +365,8 @@ func (x *Executor) setup(v *inventoryView, h *inventory.Host) *hostSetup {
 	if err != nil {
 		return &hostSetup{err: err}
 	}
-	// The endpoint in the setup: one allocation for the two.
-	hs := &hostSetup{become: b, posix: c.ShellType == "" || c.ShellType == "sh"}
-	if err := x.resolver.resolveIn(v.shared, &hs.endpoint, h.Name, c, remoteUser); err != nil {
+	hs := &hostSetup{ssh: sshConn{x: x, become: b, posix: c.ShellType == "" || c.ShellType == "sh"}}
+	if err := x.resolver.resolveIn(v.shared, &hs.ssh.ep, h.Name(), c, remoteUser); err != nil {
 		return &hostSetup{err: err}
 	}
 	return hs
@@ -404,8 +432,9 @@ func (x *Executor) each(ctx context.Context, hosts []string, emit exe.Emit, fn h
 		wg.Add(1)
 		host := func(name string) {
 			defer func() { <-sem; wg.Done() }()
-			h := v.inv.Host(name)
-			if h == nil {
+			// Its variables one at a time, not all of them in a map.
+			h, ok := v.inv.HostVars(name)
+			if !ok {
 				emit(exe.Event{Host: name, Status: exe.HostUnreachable, Msg: "host is not in the inventory"})
 				return
 			}

@@ -106,7 +106,7 @@ func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 		for _, k := range unused {
 			w.add(fmt.Sprintf("%s is not honoured: %s", k, unhonouredVars[k]), name)
 		}
-		c, err := settingsOf(h, x.cfg.SSH.HostDefaults)
+		c, err := settingsOf(inventory.VarsOf(h), x.defaults)
 		if err != nil {
 			w.add(fmt.Sprintf("%v: these hosts are UNREACHABLE", err), name)
 			return
