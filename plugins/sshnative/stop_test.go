@@ -121,11 +121,22 @@ func TestStopEscalatesOverSSH(t *testing.T) {
 		t.Run(fmt.Sprintf("root=%v", root), func(t *testing.T) {
 			// sshd refuses signal requests for root logins: stopping must
 			// not depend on them.
+			// The command_timeout counts from the session's start, so it
+			// also covers the login shell's rc files: root's may take
+			// seconds on a busy machine (a version manager's init), and
+			// a command stopped before it started tests nothing. The
+			// cases run at once, so the longer bound costs its length
+			// once.
+			timeout := 2 * time.Second
+			if root {
+				timeout = 8 * time.Second
+			}
 			cancelled := newFleetAs(t, 1, sshnative.Config{KillGrace: testGrace}, root)
-			timedOut := newFleetAs(t, 1, sshnative.Config{KillGrace: testGrace, CommandTimeout: 2 * time.Second}, root)
+			timedOut := newFleetAs(t, 1, sshnative.Config{KillGrace: testGrace, CommandTimeout: timeout}, root)
 			for _, c := range stubborn {
 				for _, host := range []string{"h01", "viash"} {
 					t.Run(c.name+"/"+host, func(t *testing.T) {
+						t.Parallel()
 						pidFile := filepath.Join(cancelled.server.WritableDir(t), "pid")
 						ev, pid := interrupt(t, cancelled.exec, host, fmt.Sprintf(c.cmd, pidFile), pidFile, false)
 						checkInterrupted(t, ev, "cancelled")
