@@ -1,0 +1,96 @@
+package http_test
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/jobstore/memory"
+	"github.com/0ops/exed/plugins/sshnative"
+	exehttp "github.com/0ops/exed/transport/http"
+)
+
+// countingObserver is an Observer that only counts, so that the
+// benchmark measures the API's own work around it.
+type countingObserver struct{ requests, streams atomic.Int64 }
+
+func (o *countingObserver) Request(string, int, time.Duration) { o.requests.Add(1) }
+func (o *countingObserver) FollowStreams(delta int)            { o.streams.Add(int64(delta)) }
+
+// BenchmarkJobRequests is bench/jobs.sh's pair of requests per job on a
+// loopback server, from 32 clients: POST /ping, then, once the job has
+// ended, GET /jobs/{jid}. It reports the process's CPU (user + system,
+// getrusage) per pair: clients, server and the job's run together, so
+// that only differences between builds mean something.
+func BenchmarkJobRequests(b *testing.B) {
+	const clients = 32
+	x, err := sshnative.New(sshnative.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{MaxJobs: 1 << 22}), Executor: x,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 16, Queue: 1 << 16})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{ServerNames: []string{"127.0.0.1"}, Observer: &countingObserver{}}))
+	b.Cleanup(func() {
+		srv.Close()
+		_ = eng.Shutdown(context.Background())
+	})
+	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
+	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+	b.ReportAllocs()
+	before := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := client.Post(srv.URL+"/ping", "application/json", strings.NewReader(`{"targets":["localhost"]}`))
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			var out struct{ JID string }
+			err = json.NewDecoder(res.Body).Decode(&out)
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if err != nil || res.StatusCode != http.StatusCreated {
+				b.Errorf("POST /ping: %d %v", res.StatusCode, err)
+				return
+			}
+			if job, err := eng.Follow(context.Background(), out.JID, func(exe.Event) error { return nil }); err != nil || job.State != exe.JobDone {
+				b.Errorf("job %s: %v", out.JID, err)
+				return
+			}
+			res, err = client.Get(srv.URL + "/jobs/" + out.JID)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("GET /jobs/%s: %d", out.JID, res.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// cpuTime is the process's user + system CPU time so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
