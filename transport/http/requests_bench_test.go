@@ -32,23 +32,7 @@ func (o *countingObserver) FollowStreams(delta int)            { o.streams.Add(i
 // getrusage) per pair: clients, server and the job's run together, so
 // that only differences between builds mean something.
 func BenchmarkJobRequests(b *testing.B) {
-	const clients = 32
-	x, err := sshnative.New(sshnative.Config{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{MaxJobs: 1 << 22}), Executor: x,
-		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 16, Queue: 1 << 16})})
-	if err != nil {
-		b.Fatal(err)
-	}
-	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{ServerNames: []string{"127.0.0.1"}, Observer: &countingObserver{}}))
-	b.Cleanup(func() {
-		srv.Close()
-		_ = eng.Shutdown(context.Background())
-	})
-	client := &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
-	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+	eng, srv, client := newBenchServer(b)
 	b.ReportAllocs()
 	before := cpuTime()
 	b.ResetTimer()
@@ -86,6 +70,64 @@ func BenchmarkJobRequests(b *testing.B) {
 	})
 	b.StopTimer()
 	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// BenchmarkJobGet is GET /jobs/{jid} of one ended job from 32 clients:
+// the API's handler chain and net/http, with no job to run. It reports
+// the process's CPU per request (clients and server).
+func BenchmarkJobGet(b *testing.B) {
+	eng, srv, client := newBenchServer(b)
+	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := eng.Follow(context.Background(), jid, func(exe.Event) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	before := cpuTime()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			res, err := client.Get(srv.URL + "/jobs/" + jid)
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			res.Body.Close()
+			if res.StatusCode != http.StatusOK {
+				b.Errorf("GET /jobs/%s: %d", jid, res.StatusCode)
+				return
+			}
+		}
+	})
+	b.StopTimer()
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// newBenchServer is the API of an Engine with the memory store and
+// sshnative on a loopback server, as exed serves it (an Observer, the
+// server's names), and a client for 32 connections at once, each
+// benchmark goroutine one of them.
+func newBenchServer(b *testing.B) (*exe.Engine, *httptest.Server, *http.Client) {
+	const clients = 32
+	x, err := sshnative.New(sshnative.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{MaxJobs: 1 << 22}), Executor: x,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{Workers: 16, Queue: 1 << 16})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	srv := httptest.NewServer(exehttp.New(eng, exehttp.Options{ServerNames: []string{"127.0.0.1"}, Observer: &countingObserver{}}))
+	b.Cleanup(func() {
+		srv.Close()
+		_ = eng.Shutdown(context.Background())
+	})
+	b.SetParallelism(max(1, clients/runtime.GOMAXPROCS(0)))
+	return eng, srv, &http.Client{Transport: &http.Transport{MaxIdleConns: clients, MaxIdleConnsPerHost: clients}}
 }
 
 // cpuTime is the process's user + system CPU time so far.

@@ -32,4 +32,13 @@ func TestWriteJSONJob(t *testing.T) {
 	got, err := json.Marshal(submitted{"j<1>"})
 	require.NoError(t, err)
 	assert.Equal(t, string(want), string(got))
+	for _, jid := range []string{"0b6c1c1e-8f0e-4c53-9d4a-4a3c3f1f2b7e", "j<1>&\"\\\u2028\x01\xff", ""} {
+		want, err := json.Marshal(submitted{jid})
+		require.NoError(t, err)
+		rec := httptest.NewRecorder()
+		writeSubmitted(rec, jid)
+		assert.Equal(t, 201, rec.Code)
+		assert.Equal(t, "application/json", rec.Header().Get("Content-Type"))
+		assert.Equal(t, string(want)+"\n", rec.Body.String(), jid)
+	}
 }
