@@ -136,3 +136,63 @@ func cpuTime() time.Duration {
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
+
+// BenchmarkJobGetHandler is GET /jobs/{jid} of one ended job through the
+// API's handler chain alone (Host and cross-site checks, request ID,
+// routing, query check, authorization, the handler, the Observer), called
+// directly with a ResponseWriter that keeps nothing: what net/http and
+// the network add is left out, so that the chain's own cost shows.
+func BenchmarkJobGetHandler(b *testing.B) {
+	x, err := sshnative.New(sshnative.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: x,
+		Dispatcher: exe.NewLocalDispatcher(exe.LocalOptions{})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	jid, err := eng.Submit(context.Background(), exe.Request{Operate: exe.OpPing, Targets: []string{"localhost"}})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := eng.Follow(context.Background(), jid, func(exe.Event) error { return nil }); err != nil {
+		b.Fatal(err)
+	}
+	api := exehttp.New(eng, exehttp.Options{ServerNames: []string{"127.0.0.1"}, Observer: &countingObserver{}})
+	r := httptest.NewRequest("GET", "/jobs/"+jid, nil)
+	r.Host = "127.0.0.1:16808"
+	w := &discardWriter{header: http.Header{}}
+	b.ReportAllocs()
+	before := cpuTime()
+	for b.Loop() {
+		clear(w.header)
+		w.code = 0
+		api.ServeHTTP(w, r)
+		if w.code != http.StatusOK {
+			b.Fatalf("GET /jobs/%s: %d", jid, w.code)
+		}
+	}
+	b.ReportMetric(float64(cpuTime()-before)/float64(b.N), "cpu-ns/op")
+}
+
+// discardWriter is a ResponseWriter that keeps the status and discards
+// the body.
+type discardWriter struct {
+	header http.Header
+	code   int
+}
+
+func (w *discardWriter) Header() http.Header { return w.header }
+func (w *discardWriter) WriteHeader(code int) {
+	if w.code == 0 {
+		w.code = code
+	}
+}
+func (w *discardWriter) Write(b []byte) (int, error) {
+	if w.code == 0 {
+		w.code = http.StatusOK
+	}
+	return len(b), nil
+}
