@@ -137,9 +137,9 @@ func newRequestID() string {
 
 // withRequestID gives every request an ID of the server's, answered in
 // X-Request-Id and written in the audit trail. One a client sends is not
-// taken: the trail's IDs are the server's own. The request's context gets
-// it in authorize, the only way to the audit trail, which so copies the
-// request once (Request.WithContext) rather than twice.
+// taken: the trail's IDs are the server's own. authorize puts it in the
+// request's context (the trail, its only reader, is behind authorize),
+// so that a request is copied (Request.WithContext) once, not twice.
 func withRequestID(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header()[requestIDHeader] = []string{newRequestID()}
