@@ -45,12 +45,26 @@ type jobJSON struct {
 	ReturnData  map[string][]Event `json:"return_data"`
 }
 
+// jobOutJSON is jobJSON as MarshalJSON writes it: the operation's
+// arguments encoded in the same pass as the job, where a json.RawMessage
+// of them would be encoded first, then checked and copied again.
+type jobOutJSON struct {
+	JID         string             `json:"jid"`
+	State       JobState           `json:"state"`
+	Error       string             `json:"error"`
+	StartAt     int64              `json:"startat"`
+	EndAt       int64              `json:"endat"`
+	Operate     Operate            `json:"operate"`
+	OperateArgs any                `json:"operate_args"`
+	Targets     []string           `json:"targets"`
+	Timeout     float64            `json:"timeout,omitempty"` // seconds
+	Forks       int                `json:"forks,omitempty"`   // hosts at once
+	User        string             `json:"user"`
+	ReturnData  map[string][]Event `json:"return_data"`
+}
+
 // MarshalJSON writes the job object of API.md.
 func (j Job) MarshalJSON() ([]byte, error) {
-	args, err := json.Marshal(j.Request.args())
-	if err != nil {
-		return nil, err
-	}
 	rd := j.ReturnData
 	if rd == nil {
 		rd = map[string][]Event{}
@@ -59,9 +73,9 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	if targets == nil {
 		targets = []string{}
 	}
-	return json.Marshal(jobJSON{
+	return json.Marshal(jobOutJSON{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
-		Operate: j.Operate, OperateArgs: args, Targets: targets, Timeout: j.Timeout.Seconds(),
+		Operate: j.Operate, OperateArgs: j.Request.args(), Targets: targets, Timeout: j.Timeout.Seconds(),
 		Forks: j.Forks, User: j.User, ReturnData: rd,
 	})
 }

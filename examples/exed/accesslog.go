@@ -21,22 +21,38 @@ func accessLog(w io.Writer, next http.Handler) http.Handler {
 		took := time.Since(start)
 		mu.Lock()
 		defer mu.Unlock()
-		line = appendAccessLine(line[:0], r.RemoteAddr, start, r.Method+" "+r.URL.RequestURI()+" "+r.Proto, rec.status, rec.bytes, took)
+		line = appendAccessLine(line[:0], r.RemoteAddr, start, r.Method, r.URL.RequestURI(), r.Proto, rec.status, rec.bytes, took)
 		_, _ = w.Write(line)
 	})
 }
 
 // appendAccessLine appends the access log line of a request, as
 // fmt.Sprintf("%s - - [%s] %q %d %d %.3fs\n") with the start in the
-// common log format's time layout writes it, without fmt's reflection.
-func appendAccessLine(b []byte, remote string, start time.Time, request string, status int, size int64, took time.Duration) []byte {
+// common log format's time layout and the request line (method, URI and
+// protocol, a space between each) writes it, without fmt's reflection
+// and without making the request line a string first.
+func appendAccessLine(b []byte, remote string, start time.Time, method, uri, proto string, status int, size int64, took time.Duration) []byte {
 	b = append(append(b, remote...), " - - ["...)
 	b = start.AppendFormat(b, "02/Jan/2006:15:04:05 -0700")
-	b = strconv.AppendQuote(append(b, "] "...), request)
+	b = append(b, "] \""...)
+	b = append(appendQuoted(b, method), ' ')
+	b = append(appendQuoted(b, uri), ' ')
+	b = append(appendQuoted(b, proto), '"')
 	b = strconv.AppendInt(append(b, ' '), int64(status), 10)
 	b = strconv.AppendInt(append(b, ' '), size, 10)
 	b = strconv.AppendFloat(append(b, ' '), took.Seconds(), 'f', 3, 64)
 	return append(b, "s\n"...)
+}
+
+// appendQuoted appends s as strconv.Quote writes it, without the quotes.
+// Quoting three strings so, with a space between each, writes what
+// quoting them joined does: Quote escapes rune by rune, and a space never
+// continues a UTF-8 sequence, so no rune spans two of them.
+func appendQuoted(b []byte, s string) []byte {
+	n := len(b)
+	b = strconv.AppendQuote(b, s)
+	copy(b[n:], b[n+1:len(b)-1])
+	return b[:len(b)-2]
 }
 
 // recorder remembers the status and size of a response. Unwrap lets
