@@ -30,32 +30,19 @@ type Job struct {
 // Finished reports whether the job has ended.
 func (j *Job) Finished() bool { return j.State != JobRunning }
 
-type jobJSON struct {
+// jobWire is the job object of API.md. MarshalJSON writes it with the
+// operation's arguments as they are (A any), encoded in the same pass as
+// the job, where a json.RawMessage of them would be encoded first, then
+// checked and copied again; UnmarshalJSON reads them as a
+// json.RawMessage, decoded once the operation is known.
+type jobWire[A any] struct {
 	JID         string             `json:"jid"`
 	State       JobState           `json:"state"`
 	Error       string             `json:"error"`
 	StartAt     int64              `json:"startat"`
 	EndAt       int64              `json:"endat"`
 	Operate     Operate            `json:"operate"`
-	OperateArgs json.RawMessage    `json:"operate_args"`
-	Targets     []string           `json:"targets"`
-	Timeout     float64            `json:"timeout,omitempty"` // seconds
-	Forks       int                `json:"forks,omitempty"`   // hosts at once
-	User        string             `json:"user"`
-	ReturnData  map[string][]Event `json:"return_data"`
-}
-
-// jobOutJSON is jobJSON as MarshalJSON writes it: the operation's
-// arguments encoded in the same pass as the job, where a json.RawMessage
-// of them would be encoded first, then checked and copied again.
-type jobOutJSON struct {
-	JID         string             `json:"jid"`
-	State       JobState           `json:"state"`
-	Error       string             `json:"error"`
-	StartAt     int64              `json:"startat"`
-	EndAt       int64              `json:"endat"`
-	Operate     Operate            `json:"operate"`
-	OperateArgs any                `json:"operate_args"`
+	OperateArgs A                  `json:"operate_args"`
 	Targets     []string           `json:"targets"`
 	Timeout     float64            `json:"timeout,omitempty"` // seconds
 	Forks       int                `json:"forks,omitempty"`   // hosts at once
@@ -73,7 +60,7 @@ func (j Job) MarshalJSON() ([]byte, error) {
 	if targets == nil {
 		targets = []string{}
 	}
-	return json.Marshal(jobOutJSON{
+	return json.Marshal(jobWire[any]{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
 		Operate: j.Operate, OperateArgs: j.Request.args(), Targets: targets, Timeout: j.Timeout.Seconds(),
 		Forks: j.Forks, User: j.User, ReturnData: rd,
@@ -83,7 +70,7 @@ func (j Job) MarshalJSON() ([]byte, error) {
 // UnmarshalJSON reads the job object of API.md. Events in return_data get
 // their Host from the key they are filed under.
 func (j *Job) UnmarshalJSON(b []byte) error {
-	var w jobJSON
+	var w jobWire[json.RawMessage]
 	err := json.Unmarshal(b, &w)
 	if err != nil {
 		return err

@@ -25,7 +25,7 @@ func twoPassJSON(j Job) ([]byte, error) {
 	if targets == nil {
 		targets = []string{}
 	}
-	return json.Marshal(jobJSON{
+	return json.Marshal(jobWire[json.RawMessage]{
 		JID: j.JID, State: j.State, Error: j.Error, StartAt: j.StartAt, EndAt: j.EndAt,
 		Operate: j.Operate, OperateArgs: args, Targets: targets, Timeout: j.Timeout.Seconds(),
 		Forks: j.Forks, User: j.User, ReturnData: rd,
