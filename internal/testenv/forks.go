@@ -67,12 +67,16 @@ func NewForksProbe(t testing.TB, dir string) *ForksProbe {
 
 // Cmd is the shell command each host runs: it prints "released" once
 // Drive lets it go. A host's FIFO is removed before its command ends, so
-// the next host to start never counts it.
+// the next host to start never counts it. The FIFO is made under a name
+// Drive does not look at (new.*), and takes its host.* name only once
+// the host has counted: Drive, which lets a host go once enough of them
+// run, cannot let one go between another's start and its count (both
+// would then count only themselves).
 func (p *ForksProbe) Cmd() string {
-	return fmt.Sprintf(`f=$(mktemp -u -p %[1]s host.XXXXXXXX) && mkfifo -m 666 "$f" && ls %[1]s | wc -l >> %[2]s && read x < "$f"; rm -f "$f"; echo released`, p.run, p.log)
+	return fmt.Sprintf(`f=$(mktemp -u -p %[1]s host.XXXXXXXX) && n=%[1]s/new.${f##*/} && mkfifo -m 666 "$n" && ls %[1]s | wc -l >> %[2]s && mv "$n" "$f" && read x < "$f"; rm -f "$f"; echo released`, p.run, p.log)
 }
 
-// fifos lists the FIFOs of the hosts running, sorted.
+// fifos lists the FIFOs of the hosts running that have counted, sorted.
 func (p *ForksProbe) fifos() []string {
 	names, _ := filepath.Glob(filepath.Join(p.run, "host.*"))
 	slices.Sort(names)
