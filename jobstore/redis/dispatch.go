@@ -241,22 +241,20 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 }
 
 // Cancel implements exe.Dispatcher: whichever worker runs the job stops
+// it, at once when it hears the cancel's message, else at its next lease
+// renewal (every Lease/3) once it reaches Redis: the cancel is kept in the
+// job's hash, so a worker cut off from Redis when it was asked still gets
 // it. A job no worker has started, or whose worker's lease has lapsed, is
 // exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
 // stops when it first stores an event (the Runner's first write, at most
 // 10ms after the event), or when its lease is found gone once the job
 // has ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
-	if err := d.rdb.Publish(ctx, d.s.key("cancel"), jid).Err(); err != nil {
+	leased, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
+	if err != nil {
 		return unavailable(ctx, err)
 	}
-	pipe := d.rdb.Pipeline()
-	worker := pipe.HExists(ctx, d.s.jobKey(jid), "worker")
-	leased := pipe.Exists(ctx, d.s.leaseKey(jid))
-	if _, err := pipe.Exec(ctx); err != nil {
-		return unavailable(ctx, err)
-	}
-	if !worker.Val() || leased.Val() == 0 {
+	if leased == 0 {
 		return exe.ErrNotRunning
 	}
 	return nil
@@ -594,7 +592,7 @@ func (w *worker) run(jid string, fields []any) {
 	// ends: a cancelled job is still this worker's while its executor
 	// reports the hosts the cancel interrupted and the Runner stores
 	// them.
-	hb := w.heartbeat(jid, cancel)
+	hb := w.heartbeat(runCtx, jid, cancel)
 	defer hb.stop()
 	w.log.Debug("running job", "jid", jid)
 	var err error
@@ -615,8 +613,8 @@ func (w *worker) run(jid string, fields []any) {
 // worker's. A lease found taken, or a job found ended, means the job was
 // cancelled or failed as lost: stop running it. Each renewal runs on a
 // timer: a job that ends within Lease/3 starts none.
-func (w *worker) heartbeat(jid string, cancel context.CancelCauseFunc) *heartbeat {
-	h := &heartbeat{w: w, jid: jid, cancel: cancel}
+func (w *worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc) *heartbeat {
+	h := &heartbeat{w: w, jid: jid, ctx: ctx, cancel: cancel}
 	h.mu.Lock() // a renewal that comes at once waits for h.t
 	h.t = time.AfterFunc(w.opts.Lease/3, h.beat)
 	h.mu.Unlock()
@@ -627,6 +625,7 @@ func (w *worker) heartbeat(jid string, cancel context.CancelCauseFunc) *heartbea
 type heartbeat struct {
 	w      *worker
 	jid    string
+	ctx    context.Context         // the job's run
 	cancel context.CancelCauseFunc // the job's
 
 	// mu is held by a renewal, so that stop waits for one under way
@@ -660,6 +659,10 @@ func (h *heartbeat) beat() {
 	}()
 	w, jid := h.w, h.jid
 	held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid), w.s.jobKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
+	asked := held > 2 // its cancel was asked: held is 2 more
+	if asked {
+		held -= 2
+	}
 	switch {
 	case err != nil:
 		if ctx.Err() != nil {
@@ -679,6 +682,12 @@ func (h *heartbeat) beat() {
 		w.log.Warn("took the lease of a running job again after it lapsed", "jid", jid)
 	case h.failing:
 		w.log.Info("renewed the lease of a running job again", "jid", jid)
+	}
+	if asked && h.ctx.Err() == nil {
+		// The cancel's message did not reach this worker (its connection
+		// to Redis was down when it was published).
+		w.log.Info("found the job's cancel at its lease renewal; stopping it", "jid", jid)
+		h.cancel(exe.ErrCancelled)
 	}
 	h.failing = false
 	h.t.Reset(w.opts.Lease / 3)

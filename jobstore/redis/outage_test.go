@@ -87,6 +87,7 @@ func (x *gatedExecutor) runsOf(cmd string) int {
 // with its own Redis client, on one redis-server.
 type outageCluster struct {
 	engine *exe.Engine
+	disp   *exeredis.Dispatcher // the API engine's
 	store  *exeredis.Store
 	x      *gatedExecutor
 	prefix string
@@ -104,8 +105,8 @@ func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout
 	apiStore := exeredis.New(apiRdb, exeredis.Options{Prefix: prefix})
 	// The API process runs the lost-lease recovery, as its dispatcher
 	// does when it runs no jobs.
-	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Executor: &plugintest.Executor{},
-		Dispatcher: exeredis.NewDispatcher(apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})})
+	disp := exeredis.NewDispatcher(apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})
+	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Executor: &plugintest.Executor{}, Dispatcher: disp})
 	require.NoError(t, err)
 	engines := []*exe.Engine{eng}
 	x := newGatedExecutor()
@@ -125,7 +126,7 @@ func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout
 		}
 		wg.Wait()
 	})
-	return &outageCluster{engine: eng, store: apiStore, x: x, prefix: prefix}
+	return &outageCluster{engine: eng, disp: disp, store: apiStore, x: x, prefix: prefix}
 }
 
 // startJobs submits n jobs on hosts a and b and waits until each has
@@ -243,6 +244,55 @@ func TestOutageLongerThanTheLease(t *testing.T) {
 	}
 	c.x.open()
 	c.checkDone(t, jobs)
+}
+
+// TestCancelMissedByItsWorker: a running job's cancel is asked while its
+// worker is cut off from Redis, so that the cancel's message never reaches
+// it. Once the worker reaches Redis again, it finds the cancel at its next
+// lease renewal and stops the job, which ends as a job whose worker heard
+// its cancel does (same state, error and host events), not by the API's
+// fallback after CancelWait (40s).
+func TestCancelMissedByItsWorker(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	c := newOutageClusterOn(t, srv.Addr, proxy.Addr, 3*time.Second, 200*time.Millisecond)
+	ctx := context.Background()
+	var heard, missed string
+	for jid, cmd := range c.startJobs(t, 2, "cancel") {
+		if strings.HasSuffix(cmd, "-0") {
+			heard = jid
+		} else {
+			missed = jid
+		}
+	}
+	want, err := c.engine.Cancel(ctx, heard)
+	require.NoError(t, err)
+
+	proxy.Blackhole()
+	require.NoError(t, c.disp.Cancel(ctx, missed), "a worker holds the job's lease")
+	// The cancel's message was published while the worker's connections
+	// passed nothing: it is lost. They are reset now, as a network coming
+	// back resets them.
+	proxy.Restore()
+	fctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+	defer cancel()
+	final, err := c.engine.Follow(fctx, missed, func(exe.Event) error { return nil })
+	require.NoError(t, err, "the worker stops the job once it reaches Redis again")
+
+	assert.Equal(t, exe.JobFailure, want.State)
+	assert.Equal(t, want.State, final.State)
+	assert.Equal(t, want.Error, final.Error)
+	got, err := c.store.Get(ctx, missed, true)
+	require.NoError(t, err)
+	ref, err := c.store.Get(ctx, heard, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		require.Len(t, got.ReturnData[h], len(ref.ReturnData[h]), h)
+		for i, ev := range got.ReturnData[h] {
+			r := ref.ReturnData[h][i]
+			assert.Equal(t, []any{r.Status, r.Name, r.Msg, r.Exec}, []any{ev.Status, ev.Name, ev.Msg, ev.Exec}, "%s event %d", h, i)
+		}
+	}
 }
 
 // TestRedisRestartWithAOFLosesNothing: Redis is killed and restarted with

@@ -229,19 +229,38 @@ return redis.call('HGETALL', KEYS[1])
 // holder could not reach Redis for a while (an outage), and nobody failed
 // the job meanwhile (see recoverer for why nobody did). It returns 1 when
 // renewed, 2 when taken again, 0 when the job is no longer the holder's
-// (finished, failed as lost, gone).
+// (finished, failed as lost, gone); 2 more (3, 4) when the job's cancel
+// was asked (cancelScript), which the holder may not have heard.
 // KEYS: lease, job. ARGV: worker, lease ms.
 var renewScript = goredis.NewScript(`
 local holder = redis.call('GET', KEYS[1])
+local held = 0
 if holder == ARGV[1] then
 	redis.call('PEXPIRE', KEYS[1], ARGV[2])
-	return 1
-end
-if holder then return 0 end
-if redis.call('HGET', KEYS[2], 'state') == '1' and redis.call('HGET', KEYS[2], 'worker') == ARGV[1] then
+	held = 1
+elseif not holder and redis.call('HGET', KEYS[2], 'state') == '1' and redis.call('HGET', KEYS[2], 'worker') == ARGV[1] then
 	redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-	return 2
+	held = 2
 end
+if held > 0 and redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then return held + 2 end
+return held
+`)
+
+// cancelScript asks for the cancel of a job. It marks a running job's hash
+// (field cancel), which the job's worker reads at each lease renewal
+// (renewScript), then publishes the job's ID on the cancel channel, which
+// reaches the workers at once. A worker whose connection to Redis was down
+// when the message was published never gets it: the mark still stops the
+// job, at its first renewal once the worker reaches Redis again. It
+// returns 1 when a worker runs the job under a lease, 0 otherwise (queued,
+// lease lapsed, ended or gone).
+// KEYS: job, lease. ARGV: cancel channel, jid.
+var cancelScript = goredis.NewScript(`
+if redis.call('HGET', KEYS[1], 'state') == '1' then
+	redis.call('HSET', KEYS[1], 'cancel', '1')
+end
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+if redis.call('HEXISTS', KEYS[1], 'worker') == 1 and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
 return 0
 `)
 
