@@ -316,3 +316,31 @@ func TestEngineOnAnotherStoreIsRefused(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), n, "the job is kept under the dispatcher's store's prefix")
 }
+
+// TestCancelledWhileQueuedNeverRuns: a queued job's cancel is asked, and
+// its canceller does not end the job itself (the API process stopped, or
+// Redis failed it, between its Dispatcher.Cancel and its end of the job):
+// a worker then takes the job. It never runs: its hosts are SKIPPED
+// "cancelled before start", as when the API ends it, rather than its
+// command started and then stopped at the first lease renewal.
+func TestCancelledWhileQueuedNeverRuns(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	jid := c.submit([]string{"a", "b"}, "queued")
+	err := exeredis.NewDispatcher(c.store, exeredis.DispatcherOptions{}).Cancel(ctx, jid)
+	require.ErrorIs(t, err, exe.ErrNotRunning)
+	x := newGatedExecutor()
+	c.workerWith(x, exeredis.DispatcherOptions{})
+	job := c.wait(jid)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, exe.ErrCancelled.Error(), job.Error)
+	full, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		want := exe.NotStarted(h, exe.ErrCancelled)
+		if evs := full.ReturnData[h]; assert.Len(t, evs, 1, h) {
+			assert.Equal(t, []any{want.Status, want.Msg}, []any{evs[0].Status, evs[0].Msg}, h)
+		}
+	}
+	assert.Zero(t, x.runsOf("queued"), "the command never started")
+}
