@@ -245,10 +245,12 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // renewal (every Lease/3) once it reaches Redis: the cancel is kept in the
 // job's hash, so a worker cut off from Redis when it was asked still gets
 // it. A job no worker has started, or whose worker's lease has lapsed, is
-// exe.ErrNotRunning: the API ends it. A worker that starts it meanwhile
-// stops when it first stores an event (the Runner's first write, at most
-// 10ms after the event), or when its lease is found gone once the job
-// has ended; what it ran is not stored.
+// exe.ErrNotRunning: the API ends it. A worker that takes a queued job
+// after its cancel was asked does not run it (it ends it as the API
+// does, should the API have stopped first); one whose lease lapsed stops
+// when it first stores an event (the Runner's first write, at most 10ms
+// after the event), or when its lease is found gone once the job has
+// ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	leased, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
@@ -321,9 +323,9 @@ func (w *worker) start() {
 	w.work = make(chan func())
 	var loops sync.WaitGroup
 	rec := newRecoverer(w.rdb, w.s, w.opts, w.opts.Name, w.runner)
-	// Cancels are published, not stored: a job taken before the worker
-	// listens for them would miss its cancel. The loops that take jobs
-	// start once the subscription is confirmed.
+	// A job taken before the worker listens for cancels would miss their
+	// message, and stop only at its next lease renewal: the loops that
+	// take jobs start once the subscription is confirmed.
 	subscribed := make(chan struct{})
 	listening := func(loop func(context.Context)) func(context.Context) {
 		return func(ctx context.Context) {
@@ -585,6 +587,18 @@ func (w *worker) run(jid string, fields []any) {
 		k, _ := fields[i].(string)
 		v, _ := fields[i+1].(string)
 		hash[k] = v
+	}
+	if hash["cancel"] != "" {
+		// Its cancel was asked while it was queued: its canceller ends
+		// it, unless it stopped first. It never runs: its hosts are
+		// SKIPPED "cancelled before start" (a job ended meanwhile is
+		// left as it is).
+		sctx, stop := context.WithTimeout(w.life, 10*time.Second)
+		defer stop()
+		if err := w.runner.Skip(sctx, jid, exe.ErrCancelled); err != nil {
+			w.log.Warn("could not end a job cancelled before it started", "jid", jid, "error", err)
+		}
+		return
 	}
 	runCtx, cancel, end := w.jobs.Begin(context.Background(), jid)
 	defer end()

@@ -246,8 +246,9 @@ if held > 0 and redis.call('HEXISTS', KEYS[2], 'cancel') == 1 then return held +
 return held
 `)
 
-// cancelScript asks for the cancel of a job. It marks a running job's hash
-// (field cancel), which the job's worker reads at each lease renewal
+// cancelScript asks for the cancel of a job. It marks the hash of a job
+// not ended, queued or running (field cancel), which a worker reads when
+// it takes the job (it does not run it) and at each lease renewal
 // (renewScript), then publishes the job's ID on the cancel channel, which
 // reaches the workers at once. A worker whose connection to Redis was down
 // when the message was published never gets it: the mark still stops the

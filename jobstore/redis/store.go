@@ -33,7 +33,8 @@
 //	              lease lapses), created, appended and ended (tokens of
 //	              the create, of the last append and of the append that
 //	              finished the job, to recognise calls the client
-//	              retried)
+//	              retried), cancel (its cancel was asked while it ran or
+//	              was queued: read at take and at each lease renewal)
 //	events:{jid}  stream: one entry per event (h = host, e = event JSON),
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
