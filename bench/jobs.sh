@@ -11,6 +11,9 @@
 #   celery        Celery (Debian's), Redis broker and result backend, one
 #                 worker with two prefork processes (-c 2), a no-op task
 #   asynq         two asynq servers (16 tasks at once each), a no-op task
+#   http-floor    bench/peers/cmd/httpfloor: net/http answering exed's two
+#                 requests of a job and doing nothing else, what the HTTP
+#                 requests alone cost the client and a Go server here
 #
 # Each drives N async jobs (exed: POST /ping on ["localhost"]) from 1 and
 # from 32 concurrent clients, each client submitting one job at a time,
@@ -47,7 +50,7 @@ fi
 N=${N:-5000}
 REPS=${REPS:-3}
 CLIENTS=${CLIENTS:-1 32}
-WITH=${WITH:-exed-memory,exed-redis,celery,asynq}
+WITH=${WITH:-exed-memory,exed-redis,celery,asynq,http-floor}
 WORK=$(mktemp -d -t exed-jobs-XXXXXX)
 OUT=${OUT:-$WORK/results.txt}
 BIN=$WORK/bin
@@ -194,7 +197,7 @@ exed_systems() { # exed_systems ROUND EXED SUFFIX: exed-memory and exed-redis
 }
 
 round() {
-	local r=$1 w1 w2 c
+	local r=$1 w1 w2 c port i
 	[ -z "${BASELINE:-}" ] || exed_systems "$r" "$BIN/exed-baseline" "@$BASELINE"
 	exed_systems "$r" "$BIN/exed" ""
 	if [[ ,$WITH, == *,celery,* ]]; then
@@ -222,6 +225,15 @@ round() {
 			measure asynq "$c" "$r" "$w1 $w2" -- "$BIN/asynqpeer" load -redis "127.0.0.1:$RPORT" -n "$N" -c "$c"
 		done
 		stop "$w1" "$w2"
+	fi
+	if [[ ,$WITH, == *,http-floor,* ]]; then
+		port=$(freeport)
+		"$BIN/httpfloor" -addr "127.0.0.1:$port" >"$WORK/floor.out" 2>&1 &
+		w1=$!
+		STARTED+=("$w1")
+		for i in $(seq 100); do curl -fsS "http://127.0.0.1:$port/jobs/x" >/dev/null 2>&1 && break; sleep 0.1; done
+		run_exed http-floor "$r" "http://127.0.0.1:$port" "$w1"
+		stop "$w1"
 	fi
 }
 
