@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 )
 
@@ -176,13 +177,17 @@ var errRevoked = errors.New("the credentials reloaded no longer allow this follo
 // stillAllowed returns a check, made before each line of a follow, that
 // the credentials in force still let r's caller follow job: a reload that
 // revokes a token (or narrows it) ends the streams it had open at their
-// next line, as it refuses its next request. It looks again only when
-// the credentials have been reloaded.
+// next line, as it refuses its next request. The first check looks up
+// the caller in the credentials then in force, since a reload may have
+// come after the request was let in (the stream's first line is written
+// before the first check); later ones look again only when the
+// credentials have been reloaded.
 func (a *API) stillAllowed(r *http.Request, job *exe.Job) func() bool {
 	if a.authn.creds == nil {
 		return func() bool { return true }
 	}
-	file, ok := a.authn.creds.File(), true
+	var file *auth.File // none yet: the first check looks
+	ok := true
 	return func() bool {
 		if f := a.authn.creds.File(); ok && f != file {
 			file = f
