@@ -3,6 +3,7 @@ package exe
 import (
 	"context"
 	"errors"
+	"fmt"
 )
 
 // JobRunner runs stored jobs for a Dispatcher's workers. The Engine builds
@@ -27,10 +28,20 @@ type JobRunner interface {
 }
 
 // ErrNotRunning is returned by Dispatcher.Cancel when no worker runs the
-// job (it waits in the queue, or its worker is gone): the Engine then ends
-// the job itself. It is between dispatchers and the Engine, never an
+// job (it waits in the queue; see ErrWorkerGone for a worker that started
+// it and is gone): the Engine then ends the job itself. It is between dispatchers and the Engine, never an
 // answer to a client, so it is not one of ErrorKinds.
 var ErrNotRunning = errors.New("no worker runs the job")
+
+// ErrWorkerGone is returned by Dispatcher.Cancel when a worker started the
+// job but no longer holds it (it died, or is cut off from the dispatcher,
+// and no one has failed the job as lost yet). The Engine ends the job
+// itself, as for ErrNotRunning, but the targets without an event may have
+// started: they end FAILED "may still run", not SKIPPED. It wraps
+// ErrNotRunning, so that a dispatcher's caller that checks only for
+// ErrNotRunning still ends the job; like it, it is never an answer to a
+// client.
+var ErrWorkerGone = fmt.Errorf("%w: the worker that started it is gone", ErrNotRunning)
 
 // Dispatcher hands stored jobs to workers that run them with the Engine's
 // JobRunner. Its lifecycle belongs to the Engine that it is given to:
@@ -49,9 +60,9 @@ type Dispatcher interface {
 	// worker is running it; the worker's Runner then stores each host's
 	// last event (its result, FAILED "cancelled" with partial output, or
 	// SKIPPED "cancelled before start") and finishes the job as cancelled.
-	// When no worker runs the job (still queued, or its worker is gone) it
-	// returns ErrNotRunning, and a queued job is not started afterwards:
-	// the Engine ends the job itself.
+	// When no worker runs the job it returns ErrNotRunning (still queued:
+	// a queued job is not started afterwards), or ErrWorkerGone (the
+	// worker that started it is gone): the Engine ends the job itself.
 	Cancel(ctx context.Context, jid string) error
 	// Shutdown stops taking jobs and gives the jobs its workers run a
 	// grace period (or until ctx is done, if sooner); then it cancels

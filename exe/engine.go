@@ -657,7 +657,7 @@ func (e *Engine) Delete(ctx context.Context, jid string) error {
 // Config.CancelWait. A job no worker runs (still queued, or its worker is
 // gone), or one whose worker did not finish it in time, is ended here:
 // its targets without an event get SKIPPED "cancelled before start" (or,
-// if a worker had it, FAILED saying the command may still run).
+// if a worker had started it, FAILED saying the command may still run).
 // ErrFinished when the job had already ended.
 func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	if err := e.made(); err != nil {
@@ -670,9 +670,13 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	if job.Finished() {
 		return nil, ErrFinished
 	}
-	started := false
+	// started: a worker started the job; running: one still holds it, and
+	// is asked to stop it.
+	started, running := false, false
 	switch err := e.cfg.Dispatcher.Cancel(ctx, jid); {
 	case err == nil:
+		started, running = true, true
+	case errors.Is(err, ErrWorkerGone):
 		started = true
 	case !errors.Is(err, ErrNotRunning):
 		return nil, err
@@ -680,7 +684,7 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	// The wait and the ending below outlive a client that leaves: the job
 	// must not stay Running because its canceller went away.
 	wctx := context.WithoutCancel(ctx)
-	if started {
+	if running {
 		if job, ok := e.waitFinished(wctx, jid, e.cfg.CancelWait); ok {
 			return job, nil
 		}

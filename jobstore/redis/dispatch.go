@@ -244,22 +244,25 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // it, at once when it hears the cancel's message, else at its next lease
 // renewal (every Lease/3) once it reaches Redis: the cancel is kept in the
 // job's hash, so a worker cut off from Redis when it was asked still gets
-// it. A job no worker has started, or whose worker's lease has lapsed, is
-// exe.ErrNotRunning: the API ends it. A worker that takes a queued job
-// after its cancel was asked does not run it (it ends it as the API
-// does, should the API have stopped first); one whose lease lapsed stops
-// when it first stores an event (the Runner's first write, at most 10ms
-// after the event), or when its lease is found gone once the job has
-// ended; what it ran is not stored.
+// it. A job no worker has started is exe.ErrNotRunning, and one whose
+// worker's lease has lapsed exe.ErrWorkerGone: the API ends it. A worker
+// that takes a queued job after its cancel was asked does not run it (it
+// ends it as the API does, should the API have stopped first); one whose
+// lease lapsed stops when it first stores an event (the Runner's first
+// write, at most 10ms after the event), or when its lease is found gone
+// once the job has ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
-	leased, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
+	held, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
-	if leased == 0 {
-		return exe.ErrNotRunning
+	switch held {
+	case 1:
+		return nil
+	case 2:
+		return exe.ErrWorkerGone
 	}
-	return nil
+	return exe.ErrNotRunning
 }
 
 // Health implements exe.HealthChecker. A process that runs jobs itself

@@ -36,7 +36,8 @@ func clientWithin(t *testing.T, addr string, timeout time.Duration) *goredis.Cli
 
 // gatedExecutor runs "execute" as a command that starts, waits for the
 // gate to open, and ends with its command line as output. It counts the
-// runs of each command line.
+// runs of each command line. A command line that begins "quiet" reports
+// nothing until it ends.
 type gatedExecutor struct {
 	plugintest.Executor
 
@@ -63,7 +64,9 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 	gate := x.gate
 	x.mu.Unlock()
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.HostChanged, Name: "started"})
+		if !strings.HasPrefix(args.Cmd, "quiet") {
+			emit(exe.Event{Host: h, Status: exe.HostChanged, Name: "started"})
+		}
 	}
 	select {
 	case <-gate:
@@ -291,6 +294,47 @@ func TestCancelMissedByItsWorker(t *testing.T) {
 		for i, ev := range got.ReturnData[h] {
 			r := ref.ReturnData[h][i]
 			assert.Equal(t, []any{r.Status, r.Name, r.Msg, r.Exec}, []any{ev.Status, ev.Name, ev.Msg, ev.Exec}, "%s event %d", h, i)
+		}
+	}
+}
+
+// TestCancelAfterItsWorkerIsGone: a worker starts a job whose hosts have
+// reported nothing yet, and is cut off from Redis; its lease is gone
+// before any recovery has failed the job (a recoverer fails nothing in
+// its first lease). A cancel then ends the job at once, and its hosts end
+// FAILED "may still run", as their commands may be running, not SKIPPED
+// "cancelled before start", which would say they never ran.
+func TestCancelAfterItsWorkerIsGone(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	c := newOutageClusterOn(t, srv.Addr, proxy.Addr, 10*time.Second, 200*time.Millisecond)
+	defer proxy.Restore() // lets the workers shut down without waiting out their timeouts
+	ctx := context.Background()
+	rdb := serverClient(t, srv.Addr)
+	jid, err := c.engine.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"}, Execute: exe.ExecuteArgs{Cmd: "quiet"}})
+	require.NoError(t, err)
+	lease := c.prefix + "lease:" + jid
+	require.Eventually(t, func() bool {
+		n, err := rdb.Exists(ctx, lease).Result()
+		return err == nil && n == 1
+	}, 20*time.Second, 10*time.Millisecond, "a worker starts the job")
+	proxy.Blackhole()
+	// The lease lapses (as it would a lease after the worker's last
+	// renewal), and the worker, cut off, cannot take it again.
+	require.NoError(t, rdb.Del(ctx, lease).Err())
+
+	require.ErrorIs(t, c.disp.Cancel(ctx, jid), exe.ErrWorkerGone)
+	job, err := c.engine.Cancel(ctx, jid)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, exe.ErrCancelled.Error(), job.Error)
+	j, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		if assert.Len(t, j.ReturnData[h], 1, h) {
+			ev := j.ReturnData[h][0]
+			assert.Equal(t, exe.HostFailed, ev.Status, "%s: %+v", h, ev)
+			assert.Contains(t, ev.Msg, "may still run", h)
 		}
 	}
 }

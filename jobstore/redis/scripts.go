@@ -253,15 +253,20 @@ return held
 // reaches the workers at once. A worker whose connection to Redis was down
 // when the message was published never gets it: the mark still stops the
 // job, at its first renewal once the worker reaches Redis again. It
-// returns 1 when a worker runs the job under a lease, 0 otherwise (queued,
-// lease lapsed, ended or gone).
+// returns 1 when a worker runs the job under a lease, 2 when a worker
+// started the job and its lease has lapsed while the job still runs (the
+// worker died or is cut off, and no recovery has failed the job yet), 0
+// otherwise (queued, ended or gone).
 // KEYS: job, lease. ARGV: cancel channel, jid.
 var cancelScript = goredis.NewScript(`
-if redis.call('HGET', KEYS[1], 'state') == '1' then
+local running = redis.call('HGET', KEYS[1], 'state') == '1'
+if running then
 	redis.call('HSET', KEYS[1], 'cancel', '1')
 end
 redis.call('PUBLISH', ARGV[1], ARGV[2])
-if redis.call('HEXISTS', KEYS[1], 'worker') == 1 and redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if redis.call('HEXISTS', KEYS[1], 'worker') == 0 then return 0 end
+if redis.call('EXISTS', KEYS[2]) == 1 then return 1 end
+if running then return 2 end
 return 0
 `)
 
