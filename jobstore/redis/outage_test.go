@@ -339,6 +339,46 @@ func TestCancelAfterItsWorkerIsGone(t *testing.T) {
 	}
 }
 
+// TestCancelOfItsOwnJobAfterItsLeaseLapsed: an API process that runs its
+// jobs itself (RunJobs, one process on Redis) runs a job whose lease has
+// lapsed (a Redis outage stopped its renewals; the process takes the lease
+// again at its next one). Its worker is not gone: the cancel stops the
+// command here and the Runner reports its hosts, rather than
+// exe.ErrWorkerGone, on which the Engine would end the job at once with
+// hosts FAILED "may still run" by the very process that stops them.
+func TestCancelOfItsOwnJobAfterItsLeaseLapsed(t *testing.T) {
+	srv := redistest.Start(t)
+	prefix := "o" + uuid.NewString()[:8] + ":"
+	s := exeredis.New(serverClient(t, srv.Addr), exeredis.Options{Prefix: prefix})
+	x := newGatedExecutor()
+	disp := exeredis.NewDispatcher(s, exeredis.DispatcherOptions{RunJobs: true, Lease: 10 * time.Second, LostMessage: exe.ErrServerLost.Error()})
+	eng, err := exe.NewEngine(exe.Config{Store: s, Executor: x, Dispatcher: disp})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = eng.Shutdown(context.Background()) })
+	ctx := context.Background()
+	rdb := serverClient(t, srv.Addr)
+	jid, err := eng.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b"}, Execute: exe.ExecuteArgs{Cmd: "quiet"}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return x.runsOf("quiet") == 1 }, 20*time.Second, 10*time.Millisecond, "the command starts")
+	require.NoError(t, rdb.Del(ctx, prefix+"lease:"+jid).Err())
+
+	require.NoError(t, disp.Cancel(ctx, jid), "this process's worker runs the job")
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	job, err := eng.Follow(fctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, exe.ErrCancelled.Error(), job.Error)
+	job, err = s.Get(ctx, jid, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		if assert.Len(t, job.ReturnData[h], 1, h) {
+			want, ev := exe.NoResult(h, exe.ErrCancelled), job.ReturnData[h][0]
+			assert.Equal(t, []any{want.Status, want.Msg}, []any{ev.Status, ev.Msg}, "%s: stopped here, reported by its Runner", h)
+		}
+	}
+}
+
 // TestRedisRestartWithAOFLosesNothing: Redis is killed and restarted with
 // its AOF while jobs end; the connections break instead of hanging.
 func TestRedisRestartWithAOFLosesNothing(t *testing.T) {
