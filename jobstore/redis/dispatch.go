@@ -51,6 +51,7 @@ type Dispatcher struct {
 
 	mu      sync.Mutex
 	started bool
+	w       *worker                   // with RunJobs, once started
 	stop    func(ctx context.Context) // ends what Start started
 	stopped chan struct{}             // closed when stop has returned
 }
@@ -194,7 +195,7 @@ func (d *Dispatcher) Start(runner exe.JobRunner) error {
 	if d.opts.RunJobs {
 		w := newWorker(d.rdb, d.s, runner, d.opts)
 		w.start()
-		d.stop = w.stop
+		d.w, d.stop = w, w.stop
 		return nil
 	}
 	rec := newRecoverer(d.rdb, d.s, d.opts, "", runner)
@@ -250,7 +251,10 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // ends it as the API does, should the API have stopped first); one whose
 // lease lapsed stops when it first stores an event (the Runner's first
 // write, at most 10ms after the event), or when its lease is found gone
-// once the job has ended; what it ran is not stored.
+// once the job has ended; what it ran is not stored. A lapsed lease of a
+// job this process's own worker runs (its renewals stopped by an outage:
+// it takes the lease again at the next one) is not a worker gone: the job
+// is stopped here, and nil returned, as for a job under a lease.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	held, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
@@ -260,6 +264,12 @@ func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	case 1:
 		return nil
 	case 2:
+		d.mu.Lock()
+		w := d.w
+		d.mu.Unlock()
+		if w != nil && w.jobs.Cancel(jid, exe.ErrCancelled) {
+			return nil
+		}
 		return exe.ErrWorkerGone
 	}
 	return exe.ErrNotRunning
