@@ -8,10 +8,14 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/openapitest"
 	"github.com/0ops/exed/jobstore/memory"
@@ -397,4 +401,51 @@ func TestFollowEventStreamEndsOnShutdown(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("shutdown waited for the stream")
 	}
+}
+
+// reloadOnFollow reloads the credentials as a follow stream starts: after
+// its request was let in, before its first line is written.
+type reloadOnFollow struct{ reload func() }
+
+func (reloadOnFollow) Request(string, int, time.Duration) {}
+
+func (o reloadOnFollow) FollowStreams(delta int) {
+	if delta > 0 {
+		o.reload()
+	}
+}
+
+// A reload that revokes a token after its follow was let in, before the
+// stream's first line, ends the stream after that line: no event, no
+// final job.
+func TestFollowOfATokenRevokedAsItStarts(t *testing.T) {
+	const keep, revoked = "keep-0123456789abcdef", "revoked-0123456789abcdef"
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"+revoked+" name=revoked\n"), 0o600))
+	creds, _, err := auth.NewKeeper(path)
+	require.NoError(t, err)
+	var once sync.Once
+	s := newServer(t, serverOpts{api: exehttp.Options{Credentials: creds, Observer: reloadOnFollow{func() {
+		once.Do(func() {
+			assert.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"), 0o600))
+			_, err := creds.Reload()
+			assert.NoError(t, err)
+		})
+	}}}})
+	jid := s.storedJob()
+	s.appendEvents(jid, 0, 2)
+	s.finish(jid)
+
+	res := s.openFollow(jid, "", http.Header{"Authorization": {"Bearer " + revoked}})
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	st := ndjson{t, bufio.NewReader(res.Body)}
+	assert.EqualValues(t, exe.JobDone, st.job()["state"], "the job line, written as the request was let in")
+	rest, err := io.ReadAll(st.rd)
+	require.NoError(t, err)
+	assert.Empty(t, string(rest), "nothing more for the revoked token")
+	res = s.openFollow(jid, "", http.Header{"Authorization": {"Bearer " + keep}})
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	st = ndjson{t, bufio.NewReader(res.Body)}
+	st.job()
+	assert.JSONEq(t, eventLine(1), st.line(), "a token still in force follows")
 }
