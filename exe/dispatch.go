@@ -29,8 +29,9 @@ type JobRunner interface {
 
 // ErrNotRunning is returned by Dispatcher.Cancel when no worker runs the
 // job (it waits in the queue; see ErrWorkerGone for a worker that started
-// it and is gone): the Engine then ends the job itself. It is between dispatchers and the Engine, never an
-// answer to a client, so it is not one of ErrorKinds.
+// it and is gone): the Engine then ends the job itself. It is between
+// dispatchers and the Engine, never an answer to a client, so it is not
+// one of ErrorKinds.
 var ErrNotRunning = errors.New("no worker runs the job")
 
 // ErrWorkerGone is returned by Dispatcher.Cancel when a worker started the

@@ -241,20 +241,22 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 	return d.s.create(ctx, job, d.s.key("queue"))
 }
 
-// Cancel implements exe.Dispatcher: whichever worker runs the job stops
-// it, at once when it hears the cancel's message, else at its next lease
-// renewal (every Lease/3) once it reaches Redis: the cancel is kept in the
-// job's hash, so a worker cut off from Redis when it was asked still gets
-// it. A job no worker has started is exe.ErrNotRunning, and one whose
-// worker's lease has lapsed exe.ErrWorkerGone: the API ends it. A worker
-// that takes a queued job after its cancel was asked does not run it (it
-// ends it as the API does, should the API have stopped first); one whose
-// lease lapsed stops when it first stores an event (the Runner's first
-// write, at most 10ms after the event), or when its lease is found gone
-// once the job has ended; what it ran is not stored. A lapsed lease of a
-// job this process's own worker runs (its renewals stopped by an outage:
-// it takes the lease again at the next one) is not a worker gone: the job
-// is stopped here, and nil returned, as for a job under a lease.
+// Cancel implements exe.Dispatcher. It marks the job cancelled in Redis
+// and tells the workers at once (cancelScript); then:
+//   - a job under a worker's lease: nil. The worker stops it when the
+//     message reaches it, or else at its next lease renewal (every
+//     Lease/3) once it reaches Redis, so a worker cut off when the cancel
+//     was asked still gets it;
+//   - a job whose worker's lease lapsed: exe.ErrWorkerGone, for the API to
+//     end it; but nil if this process's own worker runs it (its renewals
+//     stopped by an outage), which stops it here;
+//   - a queued job: exe.ErrNotRunning, for the API to end it. A worker
+//     that takes it meanwhile does not run it, and ends it as the API
+//     does, should the API have stopped first.
+//
+// A worker whose lease lapsed stops the job when it first stores an event
+// (at most 10ms after the event), or when its lease is found gone once
+// the job has ended; what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	held, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
