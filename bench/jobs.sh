@@ -13,7 +13,10 @@
 #   asynq         two asynq servers (16 tasks at once each), a no-op task
 #   http-floor    bench/peers/cmd/httpfloor: net/http answering exed's two
 #                 requests of a job and doing nothing else, what the HTTP
-#                 requests alone cost the client and a Go server here
+#                 requests alone cost the client and a Go server here;
+#                 FLOOR_WORK="0 25us 50us" adds rows of it spending that
+#                 much more CPU per job (http-floor+25us, ...): the rate
+#                 exed would reach here if its own work came to that
 #
 # Each drives N async jobs (exed: POST /ping on ["localhost"]) from 1 and
 # from 32 concurrent clients, each client submitting one job at a time,
@@ -28,6 +31,7 @@
 #   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
 #   WITH=exed-memory,exed-redis bench/jobs.sh
 #   BASELINE=main WITH=exed-memory,exed-redis bench/jobs.sh   # before/after
+#   WITH=exed-memory,http-floor FLOOR_WORK="0 25us 50us 75us" bench/jobs.sh
 #   PROFILE=3 WITH=exed-redis REPS=1 bench/jobs.sh   # + 3 s CPU, block and
 #                                       # mutex profiles of every exed process
 #
@@ -51,6 +55,7 @@ N=${N:-5000}
 REPS=${REPS:-3}
 CLIENTS=${CLIENTS:-1 32}
 WITH=${WITH:-exed-memory,exed-redis,celery,asynq,http-floor}
+FLOOR_WORK=${FLOOR_WORK:-0}
 WORK=$(mktemp -d -t exed-jobs-XXXXXX)
 OUT=${OUT:-$WORK/results.txt}
 BIN=$WORK/bin
@@ -227,13 +232,18 @@ round() {
 		stop "$w1" "$w2"
 	fi
 	if [[ ,$WITH, == *,http-floor,* ]]; then
-		port=$(freeport)
-		"$BIN/httpfloor" -addr "127.0.0.1:$port" >"$WORK/floor.out" 2>&1 &
-		w1=$!
-		STARTED+=("$w1")
-		for i in $(seq 100); do curl -fsS "http://127.0.0.1:$port/jobs/x" >/dev/null 2>&1 && break; sleep 0.1; done
-		run_exed http-floor "$r" "http://127.0.0.1:$port" "$w1"
-		stop "$w1"
+		local work name
+		for work in $FLOOR_WORK; do
+			name=http-floor
+			[ "$work" = 0 ] || name=http-floor+$work
+			port=$(freeport)
+			"$BIN/httpfloor" -addr "127.0.0.1:$port" -work "$work" >"$WORK/floor.out" 2>&1 &
+			w1=$!
+			STARTED+=("$w1")
+			for i in $(seq 100); do curl -fsS "http://127.0.0.1:$port/jobs/x" >/dev/null 2>&1 && break; sleep 0.1; done
+			run_exed "$name" "$r" "http://127.0.0.1:$port" "$w1"
+			stop "$w1"
+		done
 	fi
 }
 
