@@ -52,6 +52,7 @@ import (
 	"path"
 	"regexp"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -468,6 +469,9 @@ func LoadFile(path string) (*File, []string, error) {
 type Keeper struct {
 	path string
 	cur  atomic.Pointer[File]
+
+	mu      sync.Mutex
+	changed chan struct{} // Changed's; closed and dropped by a Reload that loads
 }
 
 // NewKeeper loads the file at path (LoadFile).
@@ -491,6 +495,20 @@ func KeeperOf(f *File) *Keeper {
 // File returns the credentials in force.
 func (k *Keeper) File() *File { return k.cur.Load() }
 
+// Changed returns a channel closed when other credentials come into force
+// (a Reload that loads), so that what holds on to a credential check, a
+// follow stream say, can check again at once rather than at its next
+// use. Take it before reading File: a change after Changed returned
+// closes the channel it returned.
+func (k *Keeper) Changed() <-chan struct{} {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if k.changed == nil {
+		k.changed = make(chan struct{})
+	}
+	return k.changed
+}
+
 // Reload reads the file again. When it does not load, the error says why
 // and the credentials in force stay; otherwise the new ones are in force
 // for every request that authenticates after Reload returns.
@@ -503,6 +521,12 @@ func (k *Keeper) Reload() ([]string, error) {
 		return nil, err
 	}
 	k.cur.Store(f)
+	k.mu.Lock()
+	if k.changed != nil {
+		close(k.changed)
+		k.changed = nil
+	}
+	k.mu.Unlock()
 	return warnings, nil
 }
 

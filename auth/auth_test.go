@@ -116,8 +116,8 @@ func TestShortTokenWarned(t *testing.T) {
 	assert.NotContains(t, warnings[0], "s3cret")
 }
 
-// A reload that fails keeps the credentials in force; one that loads
-// replaces them.
+// A reload that fails keeps the credentials in force, and Changed stays
+// open; one that loads replaces them, and closes it.
 func TestKeeperReload(t *testing.T) {
 	p := filepath.Join(t.TempDir(), "tokens")
 	require.NoError(t, os.WriteFile(p, []byte(legacy+"\n"), 0o600))
@@ -125,6 +125,15 @@ func TestKeeperReload(t *testing.T) {
 	require.NoError(t, err)
 	_, ok := k.File().Token(legacy)
 	require.True(t, ok)
+	changed := k.Changed()
+	closed := func() bool {
+		select {
+		case <-changed:
+			return true
+		default:
+			return false
+		}
+	}
 
 	require.NoError(t, os.WriteFile(p, []byte(webToken+" ops=nonsense\n"), 0o600))
 	_, err = k.Reload()
@@ -138,10 +147,13 @@ func TestKeeperReload(t *testing.T) {
 	require.ErrorContains(t, err, "writable by group or others")
 	_, ok = k.File().Token(webToken)
 	assert.False(t, ok)
+	assert.False(t, closed(), "no reload loaded")
 
 	require.NoError(t, os.Chmod(p, 0o600))
 	_, err = k.Reload()
 	require.NoError(t, err)
+	assert.True(t, closed(), "the reload put other credentials in force")
+	assert.NotEqual(t, changed, k.Changed(), "a new channel for the next change")
 	_, ok = k.File().Token(legacy)
 	assert.False(t, ok, "a revoked token is refused after the reload")
 	_, ok = k.File().Token(webToken)

@@ -139,6 +139,12 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		defer stop()
 	}
 	allowed := a.stillAllowed(r, job)
+	if a.authn.creds != nil {
+		// A stream with nothing to send ends as soon as a reload revokes
+		// its credential, not at its next event, which may never come.
+		stop := endOnRevocation(ctx, a.authn.creds, allowed, func() { cancel(errRevoked) })
+		defer stop()
+	}
 	var writeErr error
 	final, err := a.engine.FollowBatches(ctx, jid, from, func(batch []exe.Event) error {
 		if !allowed() {
@@ -148,7 +154,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		writeErr = s.writeEvents(&a.lines, jid, batch)
 		return writeErr
 	})
-	if err == nil && !allowed() {
+	if errors.Is(context.Cause(ctx), errRevoked) || err == nil && !allowed() {
 		writeErr = errRevoked
 	} else if err == nil {
 		_ = s.write(sseDone, 0, final)
@@ -174,10 +180,11 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 // errRevoked ends a follow whose credential a reload revoked.
 var errRevoked = errors.New("the credentials reloaded no longer allow this follow")
 
-// stillAllowed returns a check, made before each line of a follow, that
-// the credentials in force still let r's caller follow job: a reload that
-// revokes a token (or narrows it) ends the streams it had open at their
-// next line, as it refuses its next request. The first check looks up
+// stillAllowed returns a check, made before each line of a follow and at
+// each reload (endOnRevocation), that the credentials in force still let
+// r's caller follow job: a reload that revokes a token (or narrows it)
+// ends the streams it had open at once, as it refuses its next request,
+// whether or not they had a line to send. The first check looks up
 // the caller in the credentials then in force, since a reload may have
 // come after the request was let in (the stream's first line is written
 // before the first check); later ones look again only when the
@@ -186,9 +193,12 @@ func (a *API) stillAllowed(r *http.Request, job *exe.Job) func() bool {
 	if a.authn.creds == nil {
 		return func() bool { return true }
 	}
+	var mu sync.Mutex   // the stream's writer and endOnRevocation both check
 	var file *auth.File // none yet: the first check looks
 	ok := true
 	return func() bool {
+		mu.Lock()
+		defer mu.Unlock()
 		if f := a.authn.creds.File(); ok && f != file {
 			file = f
 			id, _ := a.authn.identify(r)
@@ -196,6 +206,28 @@ func (a *API) stillAllowed(r *http.Request, job *exe.Job) func() bool {
 		}
 		return ok
 	}
+}
+
+// endOnRevocation checks allowed whenever creds change, and calls revoked
+// when it no longer holds, until ctx ends or the returned stop is called.
+func endOnRevocation(ctx context.Context, creds *auth.Keeper, allowed func() bool, revoked func()) (stop func()) {
+	ctx, cancel := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for {
+			changed := creds.Changed() // before the check: a reload after it closes this
+			if !allowed() {
+				revoked()
+				return
+			}
+			select {
+			case <-changed:
+			case <-ctx.Done():
+				return
+			}
+		}
+	})
+	return func() { cancel(); wg.Wait() }
 }
 
 // The event names of an event stream (the "event:" field).

@@ -449,3 +449,46 @@ func TestFollowOfATokenRevokedAsItStarts(t *testing.T) {
 	st.job()
 	assert.JSONEq(t, eventLine(1), st.line(), "a token still in force follows")
 }
+
+// A reload that revokes a token ends its follow streams at once, though
+// their job is quiet: no event has to come first. Streams of a token
+// still in force go on.
+func TestRevokedTokenEndsItsQuietFollows(t *testing.T) {
+	const keep, revoked = "keep-0123456789abcdef", "revoked-0123456789abcdef"
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"+revoked+" name=revoked\n"), 0o600))
+	creds, _, err := auth.NewKeeper(path)
+	require.NoError(t, err)
+	s := newServer(t, serverOpts{api: exehttp.Options{Credentials: creds}})
+	jid := s.storedJob()
+	s.appendEvents(jid, 0, 1)
+
+	open := func(token, accept string) *bufio.Reader {
+		res := s.openFollow(jid, "", http.Header{"Authorization": {"Bearer " + token}, "Accept": {accept}})
+		require.Equal(t, http.StatusOK, res.StatusCode)
+		return bufio.NewReader(res.Body)
+	}
+	ndjsonRevoked := ndjson{t, open(revoked, "application/x-ndjson")}
+	assert.EqualValues(t, exe.JobRunning, ndjsonRevoked.job()["state"])
+	assert.JSONEq(t, eventLine(1), ndjsonRevoked.line())
+	sseRevoked := &sse{t: t, rd: open(revoked, "text/event-stream")}
+	sseRevoked.job("job")
+	sseRevoked.host(1)
+	kept := ndjson{t, open(keep, "application/x-ndjson")}
+	kept.job()
+	assert.JSONEq(t, eventLine(1), kept.line())
+
+	require.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"), 0o600))
+	_, err = creds.Reload()
+	require.NoError(t, err)
+	for name, rd := range map[string]*bufio.Reader{"ndjson": ndjsonRevoked.rd, "sse": sseRevoked.rd} {
+		rest, err := io.ReadAll(rd) // openFollow bounds it: an open stream fails here
+		require.NoError(t, err, "%s: the stream ends", name)
+		assert.Empty(t, string(rest), "%s: nothing more for the revoked token", name)
+	}
+	s.appendEvents(jid, 1, 2)
+	assert.JSONEq(t, eventLine(2), kept.line(), "a token still in force follows")
+	s.finish(jid)
+	assert.EqualValues(t, exe.JobDone, kept.job()["state"])
+	kept.end()
+}
