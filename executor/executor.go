@@ -314,8 +314,10 @@ func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn 
 		mu.Unlock()
 		emit(ev)
 	})
-	var transport *pluginrpc.TransportError
-	if err == nil || !errors.As(err, &transport) || ctx.Err() != nil {
+	if err == nil {
+		return nil
+	}
+	if !isTransport(err) || ctx.Err() != nil {
 		return c.proc.Explain(err)
 	}
 	err = c.proc.Explain(err)
@@ -328,6 +330,14 @@ func (c *Client) operate(ctx context.Context, hosts []string, emit exe.Emit, fn 
 		}
 	}
 	return err
+}
+
+// isTransport reports whether err is the plugin connection's failure. A
+// function of its own so that the target of errors.As, which escapes,
+// is allocated only for an operation that failed.
+func isTransport(err error) bool {
+	var transport *pluginrpc.TransportError
+	return errors.As(err, &transport)
 }
 
 // ValidateRequest implements exe.RequestValidator: it asks the plugin

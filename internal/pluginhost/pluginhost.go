@@ -214,6 +214,9 @@ func (p *Process) watch(client *plugin.Client) {
 // before go-plugin reaps the process), an error naming the plugin and its
 // exit; otherwise err unchanged.
 func (p *Process) Explain(err error) error {
+	if err == nil {
+		return nil // the target of errors.As below escapes: no allocation per call
+	}
 	var transport *pluginrpc.TransportError
 	if !errors.As(err, &transport) {
 		return err
