@@ -243,7 +243,9 @@ func observeUnrun(obs Observer, job *Job, last func(host string) Event) {
 // endUnrun finishes a job no Runner will finish, as Failure with cause's
 // text, after appending last(host) for each target that has no event yet,
 // and returns it as it was before (nil when it had already ended, and so
-// was left as it is).
+// was left as it is). last's event must not depend on the host but for
+// its Host: a store that is an UnrunFinisher gives each such target
+// last(""), in the same step as the end.
 func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) (*Job, error) {
 	job, err := store.Get(ctx, jid, true)
 	if err != nil {
@@ -251,6 +253,15 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 	}
 	if job.Finished() {
 		return nil, nil
+	}
+	if uf, ok := store.(UnrunFinisher); ok {
+		switch err := uf.FinishUnrun(ctx, jid, cause.Error(), last("")); {
+		case errors.Is(err, ErrFinished):
+			return nil, nil
+		case err != nil:
+			return nil, err
+		}
+		return job, nil
 	}
 	var events []Event
 	for _, h := range job.Targets {

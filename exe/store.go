@@ -63,3 +63,18 @@ type BatchFollower interface {
 type AppendFinisher interface {
 	AppendFinish(ctx context.Context, jid string, state JobState, msg string, events ...Event) error
 }
+
+// UnrunFinisher is a JobStore that ends, in one step, a Running job that
+// no Runner will finish (cancelled while queued, queued at shutdown, its
+// worker gone): each target without an event gets fill, with Host set to
+// the target, and the job ends as Failure with msg, its locks released.
+// Two that end the same job at once (an API's cancel and the worker that
+// takes the job meanwhile) so store one event per target and one end,
+// where Append then Finish could store two. ErrFinished when the job had
+// ended (nothing is stored), except that the same call made again after
+// its reply was lost may find the job ended by itself and return nil;
+// ErrNotFound for an unknown job. The Engine and the Runner use it when
+// their store has it; the stores of this module do.
+type UnrunFinisher interface {
+	FinishUnrun(ctx context.Context, jid string, msg string, fill Event) error
+}

@@ -296,6 +296,13 @@ func (s *Store) Finish(_ context.Context, jid string, state exe.JobState, msg st
 	if e.job.Finished() {
 		return exe.ErrFinished
 	}
+	s.finish(jid, e, state, msg)
+	return nil
+}
+
+// finish ends e (Running), releases its locks, starts its retention
+// clock and wakes its followers; s.mu held.
+func (s *Store) finish(jid string, e *entry, state exe.JobState, msg string) {
 	now := s.opts.Now()
 	e.job.State, e.job.Error, e.job.EndAt = state, msg, now.Unix()
 	e.expires = now.Add(s.opts.Retention)
@@ -307,6 +314,39 @@ func (s *Store) Finish(_ context.Context, jid string, state exe.JobState, msg st
 	}
 	close(e.changed)
 	e.changed = make(chan struct{})
+}
+
+// FinishUnrun implements exe.UnrunFinisher: Append's events for the
+// targets without one, then Finish as Failure, under one lock.
+func (s *Store) FinishUnrun(_ context.Context, jid, msg string, fill exe.Event) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.get(jid)
+	if err != nil {
+		return err
+	}
+	if e.job.Finished() {
+		return exe.ErrFinished
+	}
+	seen := make(map[string]bool, len(e.events))
+	for _, ev := range e.events {
+		seen[ev.Host] = true
+	}
+	var added int64
+	for _, h := range e.job.Targets {
+		if seen[h] {
+			continue
+		}
+		seen[h] = true
+		ev := fill
+		ev.Host, ev.Seq = h, int64(len(e.events)+1)
+		e.events = append(e.events, ev)
+		added += eventBytes(ev)
+	}
+	e.bytes += added
+	s.bytes += added
+	s.fitBytes(0)
+	s.finish(jid, e, exe.JobFailure, msg)
 	return nil
 }
 

@@ -80,18 +80,32 @@ return 'ok'
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
 // finish only if the lease lapsed (or an empty string), checked at (Redis
 // ms), max age ms, host event status, host event msg suffix.
+// With "fill" instead of "guard" (a job no worker will finish, ended by
+// whoever asks: FinishUnrun), each target that has no event gets the
+// event JSON ARGV[10] in the same step, whatever the lease, and ARGV[11]
+// is the caller's token, kept as the job's "ended": the same token again,
+// on a finished job, is the call retried after its reply was lost, which
+// took effect.
 var finishScript = goredis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'state', 'locks')
+local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended')
 local st, locks = f[1], f[2]
 if not st then return 'notfound' end
-if st ~= '1' then return 'finished' end
+if st ~= '1' then
+	if ARGV[7] == 'fill' and f[3] == ARGV[11] then return 'ok' end
+	return 'finished'
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg, ended = ARGV[2], ''
+local msg, ended, fill = ARGV[2], '', nil
 if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
 	msg = redis.call('HGET', KEYS[1], 'lost') or msg
+	fill = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[11]})
+elseif ARGV[7] == 'fill' then
+	fill, ended = ARGV[10], ARGV[11]
+end
+if fill then
 	local ok, req = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'req') or '')
 	if ok and type(req) == 'table' and type(req.targets) == 'table' then
 		local seen = {}
@@ -100,11 +114,10 @@ if ARGV[7] == 'guard' then
 				if e[2][i] == 'h' then seen[e[2][i + 1]] = true end
 			end
 		end
-		local ev = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[11]})
 		for _, h in ipairs(req.targets) do
 			if type(h) == 'string' and not seen[h] then
 				seen[h] = true
-				redis.call('XADD', KEYS[2], '*', 'h', h, 'e', ev)
+				redis.call('XADD', KEYS[2], '*', 'h', h, 'e', fill)
 			end
 		end
 	end

@@ -512,6 +512,22 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 	return statusErr(res)
 }
 
+// FinishUnrun implements exe.UnrunFinisher, in one script (finishScript
+// with "fill"), whatever the job's lease says.
+func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) error {
+	fill.Host, fill.Seq = "", 0
+	b, err := json.Marshal(fill.ToValidUTF8())
+	if err != nil {
+		return err
+	}
+	res, err := s.script(ctx, finishScript, s.finishKeys(jid),
+		[]any{int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "fill", 0, 0, b, s.token()}).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return statusErr(res)
+}
+
 // script runs one of batchedScripts through the store's batcher; the
 // error of a call given up before it was sent (ctx) is the command's.
 func (s *Store) script(ctx context.Context, script *goredis.Script, keys []string, args []any) *goredis.Cmd {

@@ -9,8 +9,8 @@
 // It checks creation, listing order, deletion rules, the atomic per-host
 // mutex of deploy and task jobs, follow delivery (every event from the first,
 // or after a given one, in order, exactly once, under concurrent appends),
-// retention and outputs, and, for a store that is an exe.AppendFinisher,
-// its one-step append and finish.
+// retention and outputs, and, for a store that is an exe.AppendFinisher
+// or an exe.UnrunFinisher, its one-step append and finish.
 package storetest
 
 import (
@@ -58,6 +58,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowFrom", testFollowFrom},
 		{"Retention", testRetention},
 		{"AppendFinish", testAppendFinish},
+		{"FinishUnrun", testFinishUnrun},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
@@ -618,4 +619,71 @@ func testAppendFinish(t *testing.T, newStore NewStore) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobDone, job.State)
 	assert.Equal(t, []exe.Event{{Seq: 1, Host: "c", Status: exe.HostOK}}, job.ReturnData["c"])
+}
+
+// testFinishUnrun ends a job no Runner will finish in one call
+// (exe.UnrunFinisher; skipped for stores without it): each target without
+// an event gets the fill event, once, however many end the job at once
+// (one of them does, the others get ErrFinished); hosts with events keep
+// them; a follower sees the events, then the end; the job's locks are
+// released; an unknown job is ErrNotFound.
+func testFinishUnrun(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	uf, ok := s.(exe.UnrunFinisher)
+	if !ok {
+		t.Skip("the store is not an exe.UnrunFinisher")
+	}
+	j := newJob(exe.OpDeploy, "a", "b", "c")
+	require.NoError(t, s.Create(ctx, j))
+	ran := exe.Event{Host: "b", Status: exe.HostOK, Name: "ran"}
+	require.NoError(t, s.Append(ctx, j.JID, ran))
+
+	followed := make(chan []exe.Event, 1)
+	go func() {
+		var evs []exe.Event
+		final, err := s.Follow(ctx, j.JID, 0, func(e exe.Event) error { evs = append(evs, e); return nil })
+		assert.NoError(t, err)
+		if assert.NotNil(t, final) {
+			assert.Equal(t, exe.JobFailure, final.State)
+		}
+		followed <- evs
+	}()
+
+	fill := exe.Event{Host: "ignored", Seq: 99, Status: exe.HostSkipped, Msg: "cancelled before start"}
+	const callers = 8
+	errs := make(chan error, callers)
+	var start sync.WaitGroup
+	start.Add(1)
+	for range callers {
+		go func() {
+			start.Wait()
+			errs <- uf.FinishUnrun(ctx, j.JID, "cancelled", fill)
+		}()
+	}
+	start.Done()
+	ended := 0
+	for range callers {
+		err := <-errs
+		if err == nil {
+			ended++
+		} else {
+			assert.ErrorIs(t, err, exe.ErrFinished)
+		}
+	}
+	assert.Equal(t, 1, ended, "one call ends the job")
+
+	want := map[string][]exe.Event{
+		"a": {{Seq: 2, Host: "a", Status: exe.HostSkipped, Msg: "cancelled before start"}},
+		"b": {{Seq: 1, Host: "b", Status: exe.HostOK, Name: "ran"}},
+		"c": {{Seq: 3, Host: "c", Status: exe.HostSkipped, Msg: "cancelled before start"}},
+	}
+	job, err := s.Get(ctx, j.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "cancelled", job.Error)
+	assert.Equal(t, want, job.ReturnData, "one event per target: those it had, the fill for the others")
+	assert.Equal(t, []exe.Event{want["b"][0], want["a"][0], want["c"][0]}, <-followed)
+	require.NoError(t, s.Create(ctx, newJob(exe.OpDeploy, "a", "b", "c")), "the job's locks are released")
+	assert.ErrorIs(t, uf.FinishUnrun(ctx, uuid.NewString(), "cancelled", fill), exe.ErrNotFound)
 }
