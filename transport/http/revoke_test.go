@@ -1,0 +1,182 @@
+package http_test
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/0ops/exed/auth"
+	"github.com/0ops/exed/exe"
+	exehttp "github.com/0ops/exed/transport/http"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// revocationTrail is a server with a credentials file the test rewrites
+// and reloads, and its audit trail.
+type revocationTrail struct {
+	*server
+	path  string
+	creds *auth.Keeper
+	trail *lockedBuffer
+}
+
+func newRevocationServer(t *testing.T, lines string) *revocationTrail {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "tokens")
+	require.NoError(t, os.WriteFile(path, []byte(lines), 0o600))
+	creds, _, err := auth.NewKeeper(path)
+	require.NoError(t, err)
+	trail := &lockedBuffer{}
+	s := newServer(t, serverOpts{api: exehttp.Options{Credentials: creds, Audit: exehttp.NewAudit(trail, nil)}})
+	return &revocationTrail{server: s, path: path, creds: creds, trail: trail}
+}
+
+func (s *revocationTrail) reload(lines string) {
+	s.t.Helper()
+	require.NoError(s.t, os.WriteFile(s.path, []byte(lines), 0o600))
+	_, err := s.creds.Reload()
+	require.NoError(s.t, err)
+}
+
+// revocations are the audit trail's records of follows a reload ended.
+func (s *revocationTrail) revocations() []exehttp.AuditRecord {
+	var out []exehttp.AuditRecord
+	for _, rec := range auditRecords(s.t, s.trail) {
+		if rec.Action == "deny" && strings.Contains(rec.Message, "the credentials reloaded no longer allow it") {
+			out = append(out, rec)
+		}
+	}
+	return out
+}
+
+func (s *revocationTrail) follow(jid, token string) ndjson {
+	s.t.Helper()
+	res := s.openFollow(jid, "", http.Header{"Authorization": {"Bearer " + token}})
+	require.Equal(s.t, http.StatusOK, res.StatusCode)
+	return ndjson{s.t, bufio.NewReader(res.Body)}
+}
+
+// watchers counts the goroutines that wait on a reload for a follow.
+func watchers() int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			return strings.Count(string(buf[:n]), "exed/transport/http.endOnRevocation")
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+}
+
+const (
+	keepTok  = "keep-0123456789abcdef"
+	otherTok = "other-0123456789abcdef"
+)
+
+// Reloads that leave a token as it was, many in a row, one that adds
+// another token and one that fails to load, leave its follow streaming:
+// nothing is recorded as revoked, and no watcher outlives the stream.
+func TestReloadsThatKeepATokenKeepItsFollow(t *testing.T) {
+	s := newRevocationServer(t, keepTok+" name=keep\n")
+	jid := s.storedJob()
+	s.appendEvents(jid, 0, 1)
+	st := s.follow(jid, keepTok)
+	st.job()
+	assert.JSONEq(t, eventLine(1), st.line())
+
+	for range 100 {
+		s.reload(keepTok + " name=keep\n")
+	}
+	s.reload(keepTok + " name=keep\n" + otherTok + " name=other\n")
+	require.NoError(t, os.Chmod(s.path, 0o666))
+	_, err := s.creds.Reload()
+	require.Error(t, err, "a file others can write does not load")
+	s.appendEvents(jid, 1, 2)
+	assert.JSONEq(t, eventLine(2), st.line(), "the stream goes on")
+	s.finish(jid)
+	assert.EqualValues(t, exe.JobDone, st.job()["state"])
+	st.end()
+	assert.Empty(t, s.revocations())
+	assert.Zero(t, watchers(), "the stream's watcher ended with it")
+}
+
+// A reload that narrows a token to its own jobs ends its follow of
+// another user's job at once, recorded once.
+func TestNarrowedTokenEndsItsFollow(t *testing.T) {
+	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
+	jid := s.storedJob() // no user: not other's
+	st := s.follow(jid, otherTok)
+	st.job()
+	s.reload(keepTok + " name=keep\n" + otherTok + " name=other jobs=own\n")
+	rest, err := io.ReadAll(st.rd) // openFollow bounds it: an open stream fails here
+	require.NoError(t, err, "the stream ends")
+	assert.Empty(t, string(rest), "nothing more for the narrowed token")
+	assert.Len(t, s.revocations(), 1)
+	assert.Zero(t, watchers())
+}
+
+// A reload that revokes a token as its follow's job ends: the stream
+// either ends with the final job line and nothing recorded, or without
+// it and recorded once as revoked.
+func TestRevocationRacingTheFinalLine(t *testing.T) {
+	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
+	for i := range 100 {
+		s.reload(keepTok + " name=keep\n" + otherTok + " name=other\n")
+		before := len(s.revocations())
+		jid := s.storedJob()
+		st := s.follow(jid, otherTok)
+		st.job()
+		var wg sync.WaitGroup
+		wg.Go(func() { s.finish(jid) })
+		wg.Go(func() {
+			require.NoError(t, os.WriteFile(s.path, []byte(keepTok+" name=keep\n"), 0o600))
+			_, err := s.creds.Reload()
+			assert.NoError(t, err)
+		})
+		wg.Wait()
+		b, err := st.rd.ReadBytes('\n')
+		got := len(s.revocations()) - before
+		if err == nil {
+			var final map[string]any
+			require.NoError(t, json.Unmarshal(b, &final), "%d: %s", i, b)
+			assert.EqualValues(t, exe.JobDone, final["state"], "%d: the final job line: %s", i, b)
+			assert.NotContains(t, final, "message", "%d: no early end", i)
+			assert.Zero(t, got, "%d: a stream that ended with its job is not revoked", i)
+			st.end()
+		} else {
+			assert.Empty(t, b, "%d", i)
+			assert.Equal(t, 1, got, "%d: one record per revoked stream", i)
+		}
+	}
+	assert.Zero(t, watchers())
+}
+
+// A client that leaves a quiet follow ends its watcher.
+func TestFollowLeftEndsItsWatcher(t *testing.T) {
+	s := newRevocationServer(t, keepTok+" name=keep\n")
+	jid := s.storedJob()
+	ctx, cancel := context.WithCancel(context.Background())
+	req, err := http.NewRequestWithContext(ctx, "GET", s.URL+"/jobs/"+jid+"?follow=1", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+keepTok)
+	res, err := s.Client().Do(req)
+	require.NoError(t, err)
+	st := ndjson{t, bufio.NewReader(res.Body)}
+	st.job()
+	assert.Equal(t, 1, watchers())
+	cancel()
+	res.Body.Close()
+	require.Eventually(t, func() bool { return watchers() == 0 }, 10*time.Second, 5*time.Millisecond)
+	assert.Empty(t, s.revocations())
+}
+
