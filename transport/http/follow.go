@@ -147,11 +147,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	}
 	var writeErr error
 	final, err := a.engine.FollowBatches(ctx, jid, from, func(batch []exe.Event) error {
-		if !allowed() {
-			writeErr = errRevoked
-			return writeErr
-		}
-		writeErr = s.writeEvents(&a.lines, jid, batch)
+		writeErr = s.writeEvents(&a.lines, jid, batch, allowed)
 		return writeErr
 	})
 	if errors.Is(context.Cause(ctx), errRevoked) || err == nil && !allowed() {
@@ -180,7 +176,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 // errRevoked ends a follow whose credential a reload revoked.
 var errRevoked = errors.New("the credentials reloaded no longer allow this follow")
 
-// stillAllowed returns a check, made before each line of a follow and at
+// stillAllowed returns a check, made before each write of a follow and at
 // each reload (endOnRevocation), that the credentials in force still let
 // r's caller follow job: a reload that revokes a token (or narrows it)
 // ends the streams it had open at once, as it refuses its next request,
@@ -274,8 +270,11 @@ const flushAt = 32 << 10
 
 // writeEvents sends the events of a batch, each as {"host": event}, and
 // flushes once per flushAt bytes and at the end: one write for the events
-// that arrived together, instead of one per event.
-func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event) error {
+// that arrived together, instead of one per event. Each write is made
+// only if allowed still holds, else it is errRevoked: a reload that
+// revokes the stream's credential while it sends a long backlog ends it
+// there, not at the end of the backlog.
+func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event, allowed func() bool) error {
 	buf := &s.buf
 	defer func() {
 		if buf.Cap() > 2*flushAt {
@@ -290,6 +289,9 @@ func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event) e
 		}
 		s.frame(buf, sseHost, ev.Seq, b)
 		if buf.Len() >= flushAt {
+			if !allowed() {
+				return errRevoked
+			}
 			if err := s.send(buf.Bytes()); err != nil {
 				return err
 			}
@@ -298,6 +300,9 @@ func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event) e
 	}
 	if buf.Len() == 0 {
 		return nil
+	}
+	if !allowed() {
+		return errRevoked
 	}
 	return s.send(buf.Bytes())
 }

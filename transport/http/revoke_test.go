@@ -4,13 +4,16 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -180,3 +183,37 @@ func TestFollowLeftEndsItsWatcher(t *testing.T) {
 	assert.Empty(t, s.revocations())
 }
 
+// A reload that revokes a token while its follow is sending a long
+// backlog ends the stream there: the rest of the backlog is not sent.
+func TestRevocationStopsABacklog(t *testing.T) {
+	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
+	jid := s.storedJob()
+	const events, size = 16 << 10, 1 << 10 // 16 MiB of lines
+	msg := strings.Repeat("x", size)
+	for range events {
+		require.NoError(t, s.store.Append(context.Background(), jid, exe.Event{Host: "a", Status: exe.HostOK, Msg: msg}))
+	}
+	// A client with a small receive window: the server's writes block
+	// once the socket buffers are full.
+	client := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+		var serr error
+		err := c.Control(func(fd uintptr) { serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 4096) })
+		return errors.Join(err, serr)
+	}}).DialContext}}
+	defer client.CloseIdleConnections()
+	req, err := http.NewRequest("GET", s.URL+"/jobs/"+jid+"?follow=1", nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+otherTok)
+	res, err := client.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	st := ndjson{t, bufio.NewReaderSize(res.Body, 4096)}
+	st.job()
+	assert.Contains(t, st.line(), msg, "the backlog is being sent")
+	s.reload(keepTok + " name=keep\n")
+	n, err := io.Copy(io.Discard, st.rd)
+	require.NoError(t, err)
+	t.Logf("%d bytes after the reload", n)
+	assert.Less(t, n, int64(events*size/2), "the backlog stopped at the reload")
+	assert.Len(t, s.revocations(), 1)
+}
