@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rand"
@@ -17,6 +18,7 @@ import (
 	"math/big"
 	"net"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path/filepath"
 	"strings"
@@ -506,4 +508,68 @@ func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
 	assert.Equal(t, http.StatusConflict, code, string(b))
 	assert.Contains(t, string(b), holder, "a caller that sees every job is told which one")
 	assert.Empty(t, s.canaryFiles(t), "neither refused deploy ran")
+}
+
+// A client certificate whose cert: line a reload removes is refused at
+// once on a connection already open (its handshake was before the
+// reload), and its follow stream ends with nothing more, recorded in the
+// audit trail.
+func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
+	ca := newPKI(t)
+	dir := t.TempDir()
+	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+	ca.issue(t, certPath, keyPath, 100, "exed", false)
+	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
+	s := startSecured(t, adminToken+" name=admin\ncert:alice ops=execute\n",
+		fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	s.base = "https://" + s.addr
+	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca.issue(t, "", "", 200, "alice", true)}}
+	streams := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	requests := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	defer streams.CloseIdleConnections()
+	defer requests.CloseIdleConnections()
+	release := filepath.Join(s.dir, "release")
+	s.client = requests
+	jid := s.submit(t, "/execute", "", `{"targets":["web1"],"cmd":"while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation"}`)
+
+	bounded, cancel := context.WithTimeout(context.Background(), time.Minute) // an open stream fails the read below
+	defer cancel()
+	req, err := http.NewRequestWithContext(bounded, "GET", s.base+"/jobs/"+jid+"?follow=1", nil)
+	require.NoError(t, err)
+	res, err := streams.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	stream := bufio.NewReader(res.Body)
+	first, err := stream.ReadString('\n')
+	require.NoError(t, err)
+	assert.Contains(t, first, `"state":1`, "the job, running")
+
+	reused := false
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
+	s.sighup(t, "credentials reloaded")
+	req, err = http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+"/jobs", nil)
+	require.NoError(t, err)
+	again, err := requests.Do(req)
+	require.NoError(t, err)
+	again.Body.Close()
+	assert.True(t, reused, "the connection the job was submitted on")
+	assert.Equal(t, http.StatusUnauthorized, again.StatusCode)
+	rest, err := io.ReadAll(stream) // the job is still running
+	require.NoError(t, err)
+	assert.Empty(t, string(rest), "the revoked certificate's stream ends with nothing more")
+	var denied []string
+	for _, l := range s.auditLines(t) {
+		if l["action"] == "deny" && l["user"] == "alice" {
+			denied = append(denied, fmt.Sprint(l["message"]))
+		}
+	}
+	assert.Equal(t, []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}, denied)
+
+	require.NoError(t, os.WriteFile(release, nil, 0o600))
+	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
+	assert.EqualValues(t, 0, s.finished(t, jid, adminToken)["state"], "the job itself runs on")
 }
