@@ -386,20 +386,30 @@ func servedSerial(t *testing.T, addr string, roots *x509.CertPool) int64 {
 	return c.ConnectionState().PeerCertificates[0].SerialNumber.Int64()
 }
 
+// startTLS starts exed over TLS with the credentials tokens, a server
+// certificate (serial 100; dir/server.pem and dir/server.key) and a
+// client CA from a new PKI, and returns it (base URL https), the PKI and
+// the roots that trust its server.
+func startTLS(t *testing.T, dir, tokens string) (*secured, *pki, *x509.CertPool) {
+	t.Helper()
+	ca := newPKI(t)
+	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+	ca.issue(t, certPath, keyPath, 100, "exed", false)
+	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
+	s := startSecured(t, tokens, fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	s.base = "https://" + s.addr
+	return s, ca, roots
+}
+
 // Over TLS, a renewed certificate is served after SIGHUP, a broken one
 // leaves the one in force, and a client certificate the client CA signed
 // authenticates under its name as mapped in the credentials file.
 func TestTLSReloadAndClientCertificates(t *testing.T) {
-	ca := newPKI(t)
 	dir := t.TempDir()
-	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
-	ca.issue(t, certPath, keyPath, 100, "exed", false)
-	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
-	s := startSecured(t, adminToken+" name=admin\ncert:alice ops=execute hosts=web1 jobs=own\n",
-		fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	s.base = "https://" + s.addr
+	certPath, keyPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key")
+	s, ca, roots := startTLS(t, dir, adminToken+" name=admin\ncert:alice ops=execute hosts=web1 jobs=own\n")
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 
 	assert.Equal(t, int64(100), servedSerial(t, s.addr, roots))
@@ -515,16 +525,7 @@ func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
 // reload), and its follow stream ends with nothing more, recorded in the
 // audit trail.
 func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
-	ca := newPKI(t)
-	dir := t.TempDir()
-	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
-	ca.issue(t, certPath, keyPath, 100, "exed", false)
-	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
-	s := startSecured(t, adminToken+" name=admin\ncert:alice ops=execute\n",
-		fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	s.base = "https://" + s.addr
+	s, ca, roots := startTLS(t, t.TempDir(), adminToken+" name=admin\ncert:alice ops=execute\n")
 	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca.issue(t, "", "", 200, "alice", true)}}
 	streams := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	requests := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}

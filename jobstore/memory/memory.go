@@ -259,13 +259,29 @@ func (s *Store) List(context.Context) ([]string, error) {
 func (s *Store) Append(_ context.Context, jid string, events ...exe.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.get(jid)
+	e, err := s.running(jid)
 	if err != nil {
 		return err
 	}
-	if e.job.Finished() {
-		return exe.ErrFinished
+	s.add(e, events)
+	close(e.changed)
+	e.changed = make(chan struct{})
+	return nil
+}
+
+// running returns jid's entry, ErrFinished when the job has ended;
+// s.mu held.
+func (s *Store) running(jid string) (*entry, error) {
+	e, err := s.get(jid)
+	if err == nil && e.job.Finished() {
+		return nil, exe.ErrFinished
 	}
+	return e, err
+}
+
+// add records events on e (Running), numbered after its last, without
+// waking its followers; s.mu held.
+func (s *Store) add(e *entry, events []exe.Event) {
 	var added int64
 	for _, ev := range events {
 		ev.Seq = int64(len(e.events) + 1)
@@ -277,9 +293,6 @@ func (s *Store) Append(_ context.Context, jid string, events ...exe.Event) error
 	// A running job's events are kept whatever the budget says; finished
 	// jobs make room for them.
 	s.fitBytes(0)
-	close(e.changed)
-	e.changed = make(chan struct{})
-	return nil
 }
 
 // Finish ends the job, releases its locks and starts its retention clock.
@@ -289,12 +302,9 @@ func (s *Store) Finish(_ context.Context, jid string, state exe.JobState, msg st
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.get(jid)
+	e, err := s.running(jid)
 	if err != nil {
 		return err
-	}
-	if e.job.Finished() {
-		return exe.ErrFinished
 	}
 	s.finish(jid, e, state, msg)
 	return nil
@@ -321,31 +331,24 @@ func (s *Store) finish(jid string, e *entry, state exe.JobState, msg string) {
 func (s *Store) FinishUnrun(_ context.Context, jid, msg string, fill exe.Event) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	e, err := s.get(jid)
+	e, err := s.running(jid)
 	if err != nil {
 		return err
-	}
-	if e.job.Finished() {
-		return exe.ErrFinished
 	}
 	seen := make(map[string]bool, len(e.events))
 	for _, ev := range e.events {
 		seen[ev.Host] = true
 	}
-	var added int64
+	var events []exe.Event
 	for _, h := range e.job.Targets {
-		if seen[h] {
-			continue
+		if !seen[h] {
+			seen[h] = true
+			ev := fill
+			ev.Host = h
+			events = append(events, ev)
 		}
-		seen[h] = true
-		ev := fill
-		ev.Host, ev.Seq = h, int64(len(e.events)+1)
-		e.events = append(e.events, ev)
-		added += eventBytes(ev)
 	}
-	e.bytes += added
-	s.bytes += added
-	s.fitBytes(0)
+	s.add(e, events)
 	s.finish(jid, e, exe.JobFailure, msg)
 	return nil
 }

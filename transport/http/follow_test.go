@@ -455,11 +455,7 @@ func TestFollowOfATokenRevokedAsItStarts(t *testing.T) {
 // still in force go on.
 func TestRevokedTokenEndsItsQuietFollows(t *testing.T) {
 	const keep, revoked = "keep-0123456789abcdef", "revoked-0123456789abcdef"
-	path := filepath.Join(t.TempDir(), "tokens")
-	require.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"+revoked+" name=revoked\n"), 0o600))
-	creds, _, err := auth.NewKeeper(path)
-	require.NoError(t, err)
-	s := newServer(t, serverOpts{api: exehttp.Options{Credentials: creds}})
+	s := newRevocationServer(t, keep+" name=keep\n"+revoked+" name=revoked\n")
 	jid := s.storedJob()
 	s.appendEvents(jid, 0, 1)
 
@@ -478,9 +474,7 @@ func TestRevokedTokenEndsItsQuietFollows(t *testing.T) {
 	kept.job()
 	assert.JSONEq(t, eventLine(1), kept.line())
 
-	require.NoError(t, os.WriteFile(path, []byte(keep+" name=keep\n"), 0o600))
-	_, err = creds.Reload()
-	require.NoError(t, err)
+	s.reload(keep + " name=keep\n")
 	for name, rd := range map[string]*bufio.Reader{"ndjson": ndjsonRevoked.rd, "sse": sseRevoked.rd} {
 		rest, err := io.ReadAll(rd) // openFollow bounds it: an open stream fails here
 		require.NoError(t, err, "%s: the stream ends", name)
