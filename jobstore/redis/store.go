@@ -513,9 +513,9 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 }
 
 // FinishUnrun implements exe.UnrunFinisher, in one script (finishScript
-// with "fill"), whatever the job's lease says.
+// with "fill"), whatever the job's lease says. The event's JSON holds
+// neither its Host nor its Seq: the script sets the host of each one.
 func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) error {
-	fill.Host, fill.Seq = "", 0
 	b, err := json.Marshal(fill.ToValidUTF8())
 	if err != nil {
 		return err
