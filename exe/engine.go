@@ -699,12 +699,11 @@ func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	}
 	sctx, cancel := context.WithTimeout(wctx, storeTimeout)
 	defer cancel()
-	ended, err := endUnrun(sctx, e.cfg.Store, jid, ErrCancelled, last)
+	ended, err := endUnrun(sctx, e.cfg.Store, e.cfg.Observer, jid, ErrCancelled, last)
 	if err != nil {
 		return nil, err
 	}
 	if ended != nil {
-		observeUnrun(e.cfg.Observer, ended, last)
 		logJobEnded(e.log.Named("runner"), "job ended", ended, JobFailure, ErrCancelled.Error(), started, -1)
 	}
 	if !started {

@@ -221,46 +221,50 @@ func (r *Runner) Fail(ctx context.Context, jid, msg string) error {
 // already ended is left as it is.
 func (r *Runner) Skip(ctx context.Context, jid string, cause error) error {
 	last := func(host string) Event { return NotStarted(host, cause) }
-	job, err := endUnrun(ctx, r.Store, jid, cause, last)
+	job, err := endUnrun(ctx, r.Store, r.observer(), jid, cause, last)
 	if job != nil {
-		observeUnrun(r.observer(), job, last)
 		logJobEnded(r.logger(), "job ended", job, JobFailure, cause.Error(), false, -1)
 	}
 	return err
 }
 
-// observeUnrun tells obs of a job endUnrun ended (job as it was before):
-// its end, and the event last gave each target that had none.
-func observeUnrun(obs Observer, job *Job, last func(host string) Event) {
-	obs.JobEnded(job.Operate, JobFailure)
-	for _, h := range job.Targets {
-		if len(job.ReturnData[h]) == 0 {
-			obs.HostResult(job.Operate, last(h).Status)
-		}
-	}
-}
-
 // endUnrun finishes a job no Runner will finish, as Failure with cause's
-// text, after appending last(host) for each target that has no event yet,
-// and returns it as it was before (nil when it had already ended, and so
-// was left as it is). last's event must not depend on the host but for
-// its Host: a store that is an UnrunFinisher gives each such target
-// last(""), in the same step as the end.
-func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last func(host string) Event) (*Job, error) {
-	job, err := store.Get(ctx, jid, true)
+// text, after giving last(host) to each target that has no event yet,
+// and tells obs what it stored: a HostResult for each event it gave, then
+// JobEnded when it ended the job. It returns the job as read before the
+// end (its request and owner, which never change, for the log) when it
+// ended it; nil when the job had already ended, and was left as it is.
+//
+// last's event must not depend on the host but for its Host: a store
+// that is an UnrunFinisher gives each such target last(""), in the same
+// step as the end, and answers which targets it gave it to; obs is told
+// of those, never of the targets a read before the end saw without an
+// event (a worker may have stored one since). Any other store is read,
+// then written twice (Append, Finish): obs is told of the events
+// appended, which are stored, although a host whose event was stored
+// between the read and the append then holds both.
+func endUnrun(ctx context.Context, store JobStore, obs Observer, jid string, cause error, last func(host string) Event) (*Job, error) {
+	uf, oneStep := store.(UnrunFinisher)
+	job, err := store.Get(ctx, jid, !oneStep)
 	if err != nil {
 		return nil, err
 	}
 	if job.Finished() {
 		return nil, nil
 	}
-	if uf, ok := store.(UnrunFinisher); ok {
-		switch err := uf.FinishUnrun(ctx, jid, cause.Error(), last("")); {
+	if oneStep {
+		fill := last("")
+		filled, err := uf.FinishUnrun(ctx, jid, cause.Error(), fill)
+		switch {
 		case errors.Is(err, ErrFinished):
 			return nil, nil
 		case err != nil:
 			return nil, err
 		}
+		for range filled {
+			obs.HostResult(job.Operate, fill.Status)
+		}
+		obs.JobEnded(job.Operate, JobFailure)
 		return job, nil
 	}
 	var events []Event
@@ -276,6 +280,9 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 			}
 			return nil, err
 		}
+		for _, ev := range events {
+			obs.HostResult(job.Operate, ev.Status)
+		}
 	}
 	switch err := store.Finish(ctx, jid, JobFailure, cause.Error()); {
 	case errors.Is(err, ErrFinished):
@@ -283,6 +290,7 @@ func endUnrun(ctx context.Context, store JobStore, jid string, cause error, last
 	case err != nil:
 		return nil, err
 	}
+	obs.JobEnded(job.Operate, JobFailure)
 	return job, nil
 }
 

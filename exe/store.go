@@ -70,11 +70,20 @@ type AppendFinisher interface {
 // the target, and the job ends as Failure with msg, its locks released.
 // Two that end the same job at once (an API's cancel and the worker that
 // takes the job meanwhile) so store one event per target and one end,
-// where Append then Finish could store two. ErrFinished when the job had
-// ended (nothing is stored), except that the same call made again after
-// its reply was lost may find the job ended by itself and return nil;
-// ErrNotFound for an unknown job. The Engine and the Runner use it when
-// their store has it; the stores of this module do.
+// where Append then Finish could store two.
+//
+// filled is the targets that got fill, in the order of the job's
+// Targets (their events' order): those that had no event when the job
+// ended, so a host whose event was stored after the caller last read the
+// job is not among them. It is what the caller reports (metrics, logs),
+// never a count from a job read before the call. It is nil with an
+// error.
+//
+// ErrFinished when the job had ended (nothing is stored), except that the
+// same call made again after its reply was lost may find the job ended by
+// itself and return nil, with the same filled as the call that took
+// effect; ErrNotFound for an unknown job. The Engine and the Runner use
+// it when their store has it; the stores of this module do.
 type UnrunFinisher interface {
-	FinishUnrun(ctx context.Context, jid string, msg string, fill Event) error
+	FinishUnrun(ctx context.Context, jid string, msg string, fill Event) (filled []string, err error)
 }

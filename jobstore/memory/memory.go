@@ -327,30 +327,33 @@ func (s *Store) finish(jid string, e *entry, state exe.JobState, msg string) {
 }
 
 // FinishUnrun implements exe.UnrunFinisher: Append's events for the
-// targets without one, then Finish as Failure, under one lock.
-func (s *Store) FinishUnrun(_ context.Context, jid, msg string, fill exe.Event) error {
+// targets without one, then Finish as Failure, under one lock; filled is
+// read under that lock too, so it is exactly the events it stored.
+func (s *Store) FinishUnrun(_ context.Context, jid, msg string, fill exe.Event) ([]string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	e, err := s.running(jid)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	seen := make(map[string]bool, len(e.events))
 	for _, ev := range e.events {
 		seen[ev.Host] = true
 	}
 	var events []exe.Event
+	filled := []string{}
 	for _, h := range e.job.Targets {
 		if !seen[h] {
 			seen[h] = true
 			ev := fill
 			ev.Host = h
 			events = append(events, ev)
+			filled = append(filled, h)
 		}
 	}
 	s.add(e, events)
 	s.finish(jid, e, exe.JobFailure, msg)
-	return nil
+	return filled, nil
 }
 
 // Delete removes a finished job.

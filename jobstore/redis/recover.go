@@ -93,36 +93,36 @@ func (r *recoverer) run(ctx context.Context) {
 	})
 }
 
-// observe tells the Observer of a job failed as lost: its end, and the
-// FAILED event the failing gave each target that had none. The job is
-// read back for them (it is kept for its retention); a read that fails
-// only leaves it uncounted.
-func (r *recoverer) observe(ctx context.Context, jid string) {
+// observe tells the Observer of a job failed as lost: the FAILED event
+// the failing gave each of filled (the targets that had none when it
+// failed, as the failing's own write answered, not as a read before or
+// after it would see them), then its end. The job is read (without its
+// events) for its operation only, which never changes; a read that fails
+// leaves it uncounted.
+func (r *recoverer) observe(ctx context.Context, jid string, filled []string) {
 	if _, none := r.obs.(exe.NoObserver); none {
 		return
 	}
-	job, err := r.s.Get(ctx, jid, true)
+	job, err := r.s.Get(ctx, jid, false)
 	if err != nil {
+		r.log.Debug("lost-lease recovery: job not counted in metrics", "jid", jid, "error", err)
 		return
 	}
-	r.obs.JobEnded(job.Operate, exe.JobFailure)
-	for _, h := range job.Targets {
-		evs := job.ReturnData[h]
-		if n := len(evs); n > 0 && evs[n-1].Status == exe.HostFailed && evs[n-1].Msg == job.Error+lostHostSuffix {
-			r.obs.HostResult(job.Operate, exe.HostFailed)
-		}
+	for range filled {
+		r.obs.HostResult(job.Operate, exe.HostFailed)
 	}
+	r.obs.JobEnded(job.Operate, exe.JobFailure)
 }
 
 // failLapsed fails the jobs whose lapse a look at Redis's time now saw.
 func (r *recoverer) failLapsed(ctx context.Context, jids []any, now int64, slow time.Duration) {
 	for _, v := range jids {
 		jid, _ := v.(string)
-		err := r.s.failLapsed(ctx, jid, r.opts.LostMessage, now, slow)
+		filled, err := r.s.failLapsed(ctx, jid, r.opts.LostMessage, now, slow)
 		switch {
 		case err == nil:
 			r.log.Warn("job failed: the lease of the process running it lapsed", "jid", jid)
-			r.observe(ctx, jid)
+			r.observe(ctx, jid, filled)
 		case errors.Is(err, exe.ErrNotFound):
 			r.rdb.SRem(ctx, r.s.key("started"), jid)
 		case errors.Is(err, errStale):

@@ -72,26 +72,47 @@ return 'ok'
 // with the message its holder left in the job's "lost" field, if any.
 // A job failed so gets, in the same step, an event for each of its targets
 // that has none: status ARGV[10] (FAILED) and msg "<lost message>" +
-// ARGV[11] (": the remote command may still be running"), since nobody
+// ARGV[12] (": the remote command may still be running"), since nobody
 // knows how far its holder got on those hosts. Hosts that have events keep
 // them as they are.
+// With "fill" instead of "guard" (a job no worker will finish, ended by
+// whoever asks: FinishUnrun), each target that has no event gets the
+// event JSON ARGV[10] in the same step, whatever the lease.
+// Guarded or with "fill", it answers {'ok', host, ...}: the targets it
+// gave an event, in the job's target order, so that its caller reports
+// what was stored rather than what it read before; their number is kept
+// as the job's "filled", and ARGV[11], the caller's token, as its
+// "ended": the same token again, on a finished job, is the call retried
+// after its reply was lost, which took effect, and gets the same answer,
+// read back from the entries before the end marker (the filled events
+// are the last ones this call added before it).
 // The end marker carries the outcome, so a follower needs no further read.
 // KEYS: job, events, expiry (zset), started (set), lease, jobs (zset).
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
-// finish only if the lease lapsed (or an empty string), checked at (Redis
-// ms), max age ms, host event status, host event msg suffix.
-// With "fill" instead of "guard" (a job no worker will finish, ended by
-// whoever asks: FinishUnrun), each target that has no event gets the
-// event JSON ARGV[10] in the same step, whatever the lease, and ARGV[11]
-// is the caller's token, kept as the job's "ended": the same token again,
-// on a finished job, is the call retried after its reply was lost, which
-// took effect.
+// finish only if the lease lapsed, "fill", or an empty string; checked at
+// (Redis ms) and max age ms (guard); host event status (guard) or event
+// JSON (fill); token (guard, fill); host event msg suffix (guard).
 var finishScript = goredis.NewScript(`
-local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended')
+local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended', 'filled')
 local st, locks = f[1], f[2]
+local filling = ARGV[7] == 'fill' or ARGV[7] == 'guard'
 if not st then return 'notfound' end
 if st ~= '1' then
-	if ARGV[7] == 'fill' and f[3] == ARGV[11] then return 'ok' end
+	if filling and ARGV[11] ~= '' and f[3] == ARGV[11] then
+		local n = tonumber(f[4]) or 0
+		local reply = {'ok'}
+		if n > 0 then
+			-- Newest first: the end marker, then the n events filled.
+			local tail = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', n + 1)
+			for i = #tail, 2, -1 do
+				local e = tail[i][2]
+				for j = 1, #e, 2 do
+					if e[j] == 'h' then table.insert(reply, e[j + 1]) end
+				end
+			end
+		end
+		return reply
+	end
 	return 'finished'
 end
 local t = redis.call('TIME')
@@ -101,11 +122,14 @@ if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
 	msg = redis.call('HGET', KEYS[1], 'lost') or msg
-	fill = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[11]})
+	fill = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[12]})
 elseif ARGV[7] == 'fill' then
-	fill, ended = ARGV[10], ARGV[11]
+	fill = ARGV[10]
 end
+local reply = 'ok'
 if fill then
+	ended = ARGV[11]
+	reply = {'ok'}
 	local ok, req = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'req') or '')
 	if ok and type(req) == 'table' and type(req.targets) == 'table' then
 		local seen = {}
@@ -118,9 +142,11 @@ if fill then
 			if type(h) == 'string' and not seen[h] then
 				seen[h] = true
 				redis.call('XADD', KEYS[2], '*', 'h', h, 'e', fill)
+				table.insert(reply, h)
 			end
 		end
 	end
+	redis.call('HSET', KEYS[1], 'filled', #reply - 1)
 end
 ` + finishTail)
 
@@ -129,8 +155,9 @@ end
 // message msg and end time ARGV[3], and the caller's token ended,
 // releases its locks (the job's locks field, read by the caller with its
 // state in one HMGET; prefix ARGV[5], held by jid ARGV[6]), marks the end
-// of its stream, drops its lease and started mark, and sets its keys to
-// expire after ARGV[4] ms from now. KEYS as finishScript's.
+// of its stream, drops its lease and started mark, sets its keys to
+// expire after ARGV[4] ms from now, and answers the caller's reply.
+// KEYS as finishScript's.
 const finishTail = `
 redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3], 'ended', ended)
 if locks then
@@ -151,7 +178,7 @@ for _, j in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3], '-inf', now, 'LIMIT', 0,
 	redis.call('ZREM', KEYS[6], j)
 	redis.call('ZREM', KEYS[3], j)
 end
-return 'ok'
+return reply
 `
 
 // appendFinishScript is appendScript then finishScript in one step, for a
@@ -176,7 +203,7 @@ if st ~= '1' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg, ended = ARGV[2], ARGV[8]
+local msg, ended, reply = ARGV[2], ARGV[8], 'ok'
 local first = 9
 local have = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[7])
 if have > 0 then first = first + 2 * have end

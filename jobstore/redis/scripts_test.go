@@ -3,7 +3,10 @@ package redis
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/0ops/exed/exe"
+	"github.com/google/uuid"
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -65,4 +68,36 @@ func TestStartRetriedGetsTheJob(t *testing.T) {
 	assert.IsType(t, []any{}, start("w1"), "started: the job's hash")
 	assert.IsType(t, []any{}, start("w1"), "the same worker again: a retry, the job once more")
 	assert.Equal(t, "started", start("w2"), "another worker never starts it")
+}
+
+// TestLostLeaseFailureRetriedGetsTheSameAnswer: the script that fails a
+// job as lost, sent again with the same token (go-redis resends a call
+// whose reply was lost), answers the targets the first run gave a FAILED
+// event rather than "finished", so that the recovery counts them, and
+// the job's end, once. Another token is another call: refused.
+func TestLostLeaseFailureRetriedGetsTheSameAnswer(t *testing.T) {
+	s := testStore(t, Options{})
+	ctx := context.Background()
+	j := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
+	require.NoError(t, s.create(ctx, j, ""))
+	require.NoError(t, s.Append(ctx, j.JID, exe.Event{Host: "b", Status: exe.HostChanged}))
+	now, err := s.rdb.Time(ctx).Result()
+	require.NoError(t, err)
+	fail := func(token string) any {
+		// No lease: it has lapsed, as the recovery saw it just now.
+		res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(j.JID), int(exe.JobFailure), "worker lost", now.Unix(),
+			60000, s.key("lock")+":", j.JID, "guard", now.UnixMilli(), 60000, int(exe.HostFailed), token, lostHostSuffix).Result()
+		require.NoError(t, err)
+		return res
+	}
+	assert.Equal(t, []any{"ok", "a", "c"}, fail("t1"), "the targets it gave an event")
+	assert.Equal(t, []any{"ok", "a", "c"}, fail("t1"), "the same call again: the same answer")
+	assert.Equal(t, "finished", fail("t2"), "another call")
+	got, err := s.Get(ctx, j.JID, true)
+	require.NoError(t, err)
+	for _, h := range j.Targets {
+		assert.Len(t, got.ReturnData[h], 1, "%s: one event", h)
+	}
+	assert.Equal(t, "worker lost"+lostHostSuffix, got.ReturnData["a"][0].Msg)
 }

@@ -31,10 +31,13 @@
 //	              endat, locks (targets locked, one per line), worker
 //	              (which runs it), lost (its error if that worker's
 //	              lease lapses), created, appended and ended (tokens of
-//	              the create, of the last append and of the append that
-//	              finished the job, to recognise calls the client
-//	              retried), cancel (its cancel was asked while it ran or
-//	              was queued: read at take and at each lease renewal)
+//	              the create, of the last append and of the append, the
+//	              unrun end or the lost-lease failure that finished the
+//	              job, to recognise calls the client retried), filled
+//	              (how many targets that unrun end or failure gave an
+//	              event: the last ones before the end marker), cancel
+//	              (its cancel was asked while it ran or was queued: read
+//	              at take and at each lease renewal)
 //	events:{jid}  stream: one entry per event (h = host, e = event JSON),
 //	              then an end marker (end = 1) when the job finishes
 //	jobs          sorted set: every job by creation order (List)
@@ -134,6 +137,7 @@ func (s *Store) token() string { return s.id + strconv.FormatUint(s.calls.Add(1)
 var (
 	_ exe.JobStore       = (*Store)(nil)
 	_ exe.AppendFinisher = (*Store)(nil)
+	_ exe.UnrunFinisher  = (*Store)(nil)
 )
 
 // followReadConns bounds the connections of a store's own client for the
@@ -514,18 +518,45 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 
 // FinishUnrun implements exe.UnrunFinisher, in one script (finishScript
 // with "fill"), whatever the job's lease says. The event's JSON holds
-// neither its Host nor its Seq: the script sets the host of each one.
-func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) error {
+// neither its Host nor its Seq: the script sets the host of each one,
+// and answers the targets it gave one. Its token makes a call the client
+// sends again after a lost reply get the same answer.
+func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) ([]string, error) {
 	b, err := json.Marshal(fill.ToValidUTF8())
 	if err != nil {
-		return err
+		return nil, err
 	}
 	res, err := s.script(ctx, finishScript, s.finishKeys(jid),
-		[]any{int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "fill", 0, 0, b, s.token()}).Text()
+		[]any{int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "fill", 0, 0, b, s.token()}).Result()
 	if err != nil {
-		return unavailable(ctx, err)
+		return nil, unavailable(ctx, err)
 	}
-	return statusErr(res)
+	return filledReply(res)
+}
+
+// filledReply reads finishScript's answer to a call that fills: {'ok',
+// host, ...}, or a status that says why nothing was stored.
+func filledReply(res any) ([]string, error) {
+	switch r := res.(type) {
+	case string:
+		if err := statusErr(r); err != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("finish: unexpected answer %q", r)
+	case []any:
+		if len(r) > 0 && r[0] == "ok" {
+			filled := make([]string, 0, len(r)-1)
+			for _, h := range r[1:] {
+				hs, ok := h.(string)
+				if !ok {
+					return nil, fmt.Errorf("finish: unexpected host %v", h)
+				}
+				filled = append(filled, hs)
+			}
+			return filled, nil
+		}
+	}
+	return nil, fmt.Errorf("finish: unexpected answer %v", res)
 }
 
 // script runs one of batchedScripts through the store's batcher; the
@@ -554,21 +585,23 @@ const lostHostSuffix = ": the remote command may still be running"
 // msg) if its lease has still lapsed and Redis runs this within maxAge of
 // checkedAt, the Redis time (ms) at which the lapse was seen: errLeased or
 // errStale otherwise. Each target without an event gets a FAILED one
-// saying its command may still run, in the same step.
-func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) error {
+// saying its command may still run, in the same step: filled is those
+// targets. Its token makes a call the client sends again after a lost
+// reply get the same answer.
+func (s *Store) failLapsed(ctx context.Context, jid, msg string, checkedAt int64, maxAge time.Duration) (filled []string, _ error) {
 	res, err := finishScript.Run(ctx, s.rdb, s.finishKeys(jid),
 		int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid,
-		"guard", checkedAt, maxAge.Milliseconds(), int(exe.HostFailed), lostHostSuffix).Text()
+		"guard", checkedAt, maxAge.Milliseconds(), int(exe.HostFailed), s.token(), lostHostSuffix).Result()
 	if err != nil {
-		return unavailable(ctx, err)
+		return nil, unavailable(ctx, err)
 	}
 	switch res {
 	case "leased":
-		return errLeased
+		return nil, errLeased
 	case "stale":
-		return errStale
+		return nil, errStale
 	}
-	return statusErr(res)
+	return filledReply(res)
 }
 
 var (

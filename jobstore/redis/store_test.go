@@ -337,6 +337,44 @@ func TestRetriedWritesTakeEffectOnce(t *testing.T) {
 	assert.ErrorContains(t, s.Create(ctx, &other), "already exists")
 }
 
+// TestFinishUnrunRetriedAfterALostReply: the reply to the script that
+// ends a job unrun is lost and go-redis sends it again, which finds the
+// job ended by this very call: it answers as the first run would have,
+// with the targets that run filled, so that its caller counts them once,
+// and not none; each target holds one event.
+func TestFinishUnrunRetriedAfterALostReply(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, PoolSize: 1, MaxRetries: 1,
+		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "u:"})
+	ctx := context.Background()
+	// The scripts are loaded, so the call below is one EVALSHA.
+	_, err := s.FinishUnrun(ctx, runningJob(t, s), "cancelled", exe.Event{Status: exe.HostSkipped})
+	require.NoError(t, err)
+
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "true"}}}
+	require.NoError(t, s.Create(ctx, job))
+	require.NoError(t, s.Append(ctx, job.JID, exe.Event{Host: "b", Status: exe.HostChanged, Name: "ran"}))
+	fill := exe.Event{Status: exe.HostSkipped, Msg: "cancelled before start"}
+	proxy.DropNextReply()
+	filled, err := s.FinishUnrun(ctx, job.JID, "cancelled", fill)
+	require.NoError(t, err, "the retry finds the job ended by its first run")
+	require.Equal(t, 1, proxy.Dropped(), "the reply of the end was lost")
+	assert.Equal(t, []string{"a", "c"}, filled, "the retry answers the targets the first run filled")
+
+	got, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, got.State)
+	for _, h := range job.Targets {
+		assert.Len(t, got.ReturnData[h], 1, "%s: one event", h)
+	}
+	_, err = s.FinishUnrun(ctx, job.JID, "cancelled", fill)
+	assert.ErrorIs(t, err, exe.ErrFinished, "another call is not the retried one")
+}
+
 // goredisLog records what go-redis logs.
 type goredisLog struct {
 	mu    sync.Mutex

@@ -10,7 +10,9 @@
 // mutex of deploy and task jobs, follow delivery (every event from the first,
 // or after a given one, in order, exactly once, under concurrent appends),
 // retention and outputs, and, for a store that is an exe.AppendFinisher
-// or an exe.UnrunFinisher, its one-step append and finish.
+// or an exe.UnrunFinisher, its one-step append and finish (and, for the
+// latter, that the targets it says it filled are exactly those it gave
+// an event, under concurrent appends).
 package storetest
 
 import (
@@ -59,6 +61,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"Retention", testRetention},
 		{"AppendFinish", testAppendFinish},
 		{"FinishUnrun", testFinishUnrun},
+		{"FinishUnrunReportsWhatItFilled", testFinishUnrunFilled},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, newStore) })
@@ -624,9 +627,10 @@ func testAppendFinish(t *testing.T, newStore NewStore) {
 // testFinishUnrun ends a job no Runner will finish in one call
 // (exe.UnrunFinisher; skipped for stores without it): each target without
 // an event gets the fill event, once, however many end the job at once
-// (one of them does, the others get ErrFinished); hosts with events keep
-// them; a follower sees the events, then the end; the job's locks are
-// released; an unknown job is ErrNotFound.
+// (one of them does, and says which targets it filled; the others get
+// ErrFinished); hosts with events keep them; a follower sees the events,
+// then the end; the job's locks are released; an unknown job is
+// ErrNotFound.
 func testFinishUnrun(t *testing.T, newStore NewStore) {
 	ctx := ctxT(t)
 	s := newStore(t, Options{Retention: long})
@@ -652,23 +656,30 @@ func testFinishUnrun(t *testing.T, newStore NewStore) {
 
 	fill := exe.Event{Host: "ignored", Seq: 99, Status: exe.HostSkipped, Msg: "cancelled before start"}
 	const callers = 8
-	errs := make(chan error, callers)
+	type answer struct {
+		filled []string
+		err    error
+	}
+	answers := make(chan answer, callers)
 	var start sync.WaitGroup
 	start.Add(1)
 	for range callers {
 		go func() {
 			start.Wait()
-			errs <- uf.FinishUnrun(ctx, j.JID, "cancelled", fill)
+			filled, err := uf.FinishUnrun(ctx, j.JID, "cancelled", fill)
+			answers <- answer{filled, err}
 		}()
 	}
 	start.Done()
 	ended := 0
 	for range callers {
-		err := <-errs
-		if err == nil {
+		a := <-answers
+		if a.err == nil {
 			ended++
+			assert.Equal(t, []string{"a", "c"}, a.filled, "the targets without an event, in target order")
 		} else {
-			assert.ErrorIs(t, err, exe.ErrFinished)
+			assert.ErrorIs(t, a.err, exe.ErrFinished)
+			assert.Nil(t, a.filled)
 		}
 	}
 	assert.Equal(t, 1, ended, "one call ends the job")
@@ -685,5 +696,90 @@ func testFinishUnrun(t *testing.T, newStore NewStore) {
 	assert.Equal(t, want, job.ReturnData, "one event per target: those it had, the fill for the others")
 	assert.Equal(t, []exe.Event{want["b"][0], want["a"][0], want["c"][0]}, <-followed)
 	require.NoError(t, s.Create(ctx, newJob(exe.OpDeploy, "a", "b", "c")), "the job's locks are released")
-	assert.ErrorIs(t, uf.FinishUnrun(ctx, uuid.NewString(), "cancelled", fill), exe.ErrNotFound)
+	_, err = uf.FinishUnrun(ctx, uuid.NewString(), "cancelled", fill)
+	assert.ErrorIs(t, err, exe.ErrNotFound)
+}
+
+// testFinishUnrunFilled ends jobs while every target but one gets an
+// event appended at the same moment (exe.UnrunFinisher; skipped for
+// stores without it): whichever lands first, the targets the ending call
+// says it filled are exactly those whose one stored event is the fill;
+// every other target holds only its appended event, whose append was
+// stored; an append that came too late was refused (ErrFinished). So a
+// caller that reports the filled targets reports what is stored, not
+// what a read before the call saw.
+func testFinishUnrunFilled(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	uf, ok := s.(exe.UnrunFinisher)
+	if !ok {
+		t.Skip("the store is not an exe.UnrunFinisher")
+	}
+	const rounds, hosts, enders = 20, 16, 2
+	fill := exe.Event{Status: exe.HostSkipped, Msg: "cancelled before start"}
+	someFilled, someAppended := false, false
+	for round := range rounds {
+		targets := make([]string, hosts)
+		for i := range targets {
+			targets[i] = fmt.Sprintf("h%02d", i)
+		}
+		j := newJob(exe.OpExecute, targets...)
+		require.NoError(t, s.Create(ctx, j))
+
+		var start, wg sync.WaitGroup
+		start.Add(1)
+		stored := make([]bool, hosts) // by target: its append was stored
+		for i, h := range targets[1:] {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start.Wait()
+				err := s.Append(ctx, j.JID, exe.Event{Host: h, Status: exe.HostChanged, Name: "ran"})
+				if err == nil {
+					stored[i+1] = true
+				} else {
+					assert.ErrorIs(t, err, exe.ErrFinished, "round %d, %s", round, h)
+				}
+			}()
+		}
+		var filled [][]string
+		var mu sync.Mutex
+		for range enders {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				start.Wait()
+				f, err := uf.FinishUnrun(ctx, j.JID, "cancelled", fill)
+				if err != nil {
+					assert.ErrorIs(t, err, exe.ErrFinished, "round %d", round)
+					return
+				}
+				mu.Lock()
+				filled = append(filled, f)
+				mu.Unlock()
+			}()
+		}
+		start.Done()
+		wg.Wait()
+		require.Len(t, filled, 1, "round %d: one call ends the job", round)
+
+		job, err := s.Get(ctx, j.JID, true)
+		require.NoError(t, err)
+		var want []string // the targets whose stored event is the fill
+		for i, h := range targets {
+			evs := job.ReturnData[h]
+			require.Len(t, evs, 1, "round %d, %s: one event per target", round, h)
+			if evs[0].Status == fill.Status && evs[0].Msg == fill.Msg {
+				want = append(want, h)
+				assert.False(t, stored[i], "round %d, %s: filled, so its append was refused", round, h)
+			} else {
+				assert.Equal(t, "ran", evs[0].Name, "round %d, %s", round, h)
+				assert.True(t, stored[i], "round %d, %s: its append was stored", round, h)
+			}
+		}
+		assert.Equal(t, want, filled[0], "round %d: the targets filled, as stored, in target order", round)
+		someFilled = someFilled || len(want) > 1
+		someAppended = someAppended || len(want) < hosts
+	}
+	t.Logf("over %d rounds, appends stored before the end: %v; refused after it: %v", rounds, someAppended, someFilled)
 }
