@@ -33,7 +33,11 @@ type Observer interface {
 	// HostAnnounce): one per host for ping, facter, service and execute,
 	// one per step and host for deploy and tasks; a sync operation's
 	// (Engine.RunSync) as well as a job's, including the events the
-	// Runner gives hosts that reported nothing.
+	// Runner gives hosts that reported nothing. A job's event is
+	// reported by whoever stored it, once the store took it: a Runner's
+	// event that the store refused because the job had ended meanwhile
+	// (a cancel that gave the host an event of its own) is not, so the
+	// results counted are those the stored jobs hold.
 	HostResult(op Operate, status HostStatus)
 }
 

@@ -79,7 +79,8 @@ type Runner struct {
 	// DefaultMaxUnstoredBytes.
 	MaxUnstoredBytes int64
 	// Observer is told of the jobs it runs and ends and of their hosts'
-	// results (metrics). Nil: NoObserver.
+	// results (metrics), each result once the store took it. Nil:
+	// NoObserver.
 	Observer Observer
 }
 
@@ -142,6 +143,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	ended, err := r.finish(writeCtx, jid, state, msg, last)
 	switch {
 	case ended:
+		rec.observe(last) // stored with the end
 		obs.JobEnded(job.Operate, state)
 		logJobEnded(log, "job ended", job, state, msg, true, time.Since(began))
 	case err == nil:
@@ -396,12 +398,12 @@ func (rc *recorder) startLate() {
 
 // emit is the job's Emit: it notes the event for the outcome and queues
 // it for the writer, numbered from 1 in emit order. It waits while the
-// queue is over its size bound.
+// queue is over its size bound. The Observer hears of the event once the
+// store took it (observe), not here: an event the store refuses (its job
+// was ended meanwhile, by a cancel that gave the host an event of its
+// own) is no host's result.
 func (rc *recorder) emit(ev Event) {
 	size := eventSize(ev)
-	if ev.Host != AnnounceHost {
-		rc.obs.HostResult(rc.op, ev.Status)
-	}
 	rc.mu.Lock()
 	if ev.Host != AnnounceHost {
 		rc.seen[ev.Host] = true
@@ -484,6 +486,17 @@ func (rc *recorder) release() {
 	}
 }
 
+// observe tells the Observer of events the store took: a host result
+// for each (AnnounceHost's are no host's). A write retried after a
+// failure is observed once, when it succeeds.
+func (rc *recorder) observe(events []Event) {
+	for _, ev := range events {
+		if ev.Host != AnnounceHost {
+			rc.obs.HostResult(rc.op, ev.Status)
+		}
+	}
+}
+
 func (rc *recorder) lostCount() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -522,6 +535,7 @@ func (rc *recorder) write() {
 				log.Info("stored a job's events after a store failure", "jid", rc.jid, "attempts", failures+1)
 			}
 			failures = 0
+			rc.observe(batch)
 			rc.mu.Lock()
 			rc.queue = rc.queue[n:]
 			rc.queued -= size

@@ -3,6 +3,8 @@ package exe_test
 import (
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -137,9 +139,10 @@ func (s *landingStore) waitStored(ctx context.Context, t *testing.T, jid string,
 	}
 }
 
-// heldExecutor reports hosts on every target, then holds its operation
-// until release is closed or its context ends, as a command still
-// running on other hosts would.
+// heldExecutor reports CHANGED for each of hosts (whatever the targets:
+// those a worker got to), then holds its operation until release is
+// closed or its context ends, as a command still running on the other
+// targets would.
 type heldExecutor struct {
 	exe.Executor
 	hosts   []string
@@ -172,11 +175,19 @@ func workerElsewhere(store *landingStore, t *testing.T, obs exe.Observer, ran []
 }
 
 // A queued job is cancelled while a worker elsewhere takes it and stores
-// its hosts' results, after the cancel read the job and before it ended
-// it: the metrics count what the store holds (the results the worker
-// stored; nothing SKIPPED, since the end filled no host), not what the
-// cancel's read saw (no event, so three SKIPPED).
+// some or all of its hosts' results, after the cancel read the job and
+// before it ended it: the metrics count what the store holds (the
+// results the worker stored, SKIPPED for the hosts the end filled), not
+// what the cancel's read saw (no event, so every host SKIPPED), nor the
+// events the worker's Runner then gave its silent hosts, which the store
+// refused (the job had ended).
 func TestCancelCountsWhatItStored(t *testing.T) {
+	for _, ran := range [][]string{{"a", "b", "c"}, {"b"}} {
+		t.Run(strings.Join(ran, ""), func(t *testing.T) { testCancelCountsWhatItStored(t, ran) })
+	}
+}
+
+func testCancelCountsWhatItStored(t *testing.T, ran []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store := newLandingStore()
@@ -198,21 +209,14 @@ func TestCancelCountsWhatItStored(t *testing.T) {
 	require.NoError(t, err)
 
 	store.landOn = queued
-	release, done := workerElsewhere(store, t, obs, hosts)
+	release, done := workerElsewhere(store, t, obs, ran)
 	job, err := engine.Cancel(ctx, queued)
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobFailure, job.State)
 	assert.Equal(t, "cancelled", job.Error)
 	close(release)
 	require.NoError(t, <-done)
-
-	stored, err := store.Get(ctx, queued, true)
-	require.NoError(t, err)
-	for _, h := range hosts {
-		if assert.Len(t, stored.ReturnData[h], 1, h) {
-			assert.Equal(t, "ran", stored.ReturnData[h][0].Name, "%s keeps the result the worker stored", h)
-		}
-	}
+	assertKeptOrFilled(t, store, queued, hosts, ran, "cancelled before start")
 
 	_, err = engine.Cancel(ctx, blocker)
 	require.NoError(t, err)
@@ -223,10 +227,35 @@ func TestCancelCountsWhatItStored(t *testing.T) {
 	assert.Equal(t, wantEnded, gotEnded, "job ends counted: those stored")
 }
 
+// assertKeptOrFilled checks that each of the job's hosts holds one
+// event: the result the worker stored for those of ran, the fill (msg)
+// for the others.
+func assertKeptOrFilled(t *testing.T, store exe.JobStore, jid string, hosts, ran []string, msg string) {
+	t.Helper()
+	stored, err := store.Get(context.Background(), jid, true)
+	require.NoError(t, err)
+	for _, h := range hosts {
+		if !assert.Len(t, stored.ReturnData[h], 1, h) {
+			continue
+		}
+		if slices.Contains(ran, h) {
+			assert.Equal(t, "ran", stored.ReturnData[h][0].Name, "%s keeps the result the worker stored", h)
+		} else {
+			assert.Equal(t, msg, stored.ReturnData[h][0].Msg, "%s is filled", h)
+		}
+	}
+}
+
 // Runner.Skip (a job queued at shutdown) while a worker elsewhere takes
-// the job and stores its hosts' results between Skip's read and its end:
-// the metrics count what the store holds.
+// the job and stores some or all of its hosts' results between Skip's
+// read and its end: the metrics count what the store holds.
 func TestSkipCountsWhatItStored(t *testing.T) {
+	for _, ran := range [][]string{{"a", "b", "c"}, {"b"}} {
+		t.Run(strings.Join(ran, ""), func(t *testing.T) { testSkipCountsWhatItStored(t, ran) })
+	}
+}
+
+func testSkipCountsWhatItStored(t *testing.T, ran []string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	store := newLandingStore()
@@ -237,23 +266,60 @@ func TestSkipCountsWhatItStored(t *testing.T) {
 	require.NoError(t, store.Create(ctx, job))
 
 	store.landOn = job.JID
-	release, done := workerElsewhere(store, t, obs, hosts)
+	release, done := workerElsewhere(store, t, obs, ran)
 	r := &exe.Runner{Store: store, Executor: &plugintest.Executor{}, Observer: obs}
 	require.NoError(t, r.Skip(ctx, job.JID, exe.ErrShutdown))
 	close(release)
 	require.NoError(t, <-done)
 
-	stored, err := store.Get(ctx, job.JID, true)
+	stored, err := store.Get(ctx, job.JID, false)
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobFailure, stored.State)
 	assert.Equal(t, "server shutdown", stored.Error)
-	for _, h := range hosts {
-		if assert.Len(t, stored.ReturnData[h], 1, h) {
-			assert.Equal(t, "ran", stored.ReturnData[h][0].Name, "%s keeps the result the worker stored", h)
-		}
-	}
+	assertKeptOrFilled(t, store, job.JID, hosts, ran, "not started: server shutdown")
 	wantHosts, wantEnded := storedCounts(t, store)
 	gotHosts, gotEnded := obs.counts()
+	assert.Equal(t, wantHosts, gotHosts, "host results counted: those stored")
+	assert.Equal(t, wantEnded, gotEnded, "job ends counted: those stored")
+}
+
+// endingStore is a memory store whose first Append is preceded by end:
+// the job is ended by another party (a cancel of a job its canceller saw
+// queued) just before its Runner's first write reaches the store.
+type endingStore struct {
+	*memory.Store
+	once sync.Once
+	end  func()
+}
+
+func (s *endingStore) Append(ctx context.Context, jid string, events ...exe.Event) error {
+	s.once.Do(s.end)
+	return s.Store.Append(ctx, jid, events...)
+}
+
+// A job is ended unrun (Runner.Skip, as a cancel of a job seen queued
+// does) just before its Runner's events reach the store, which refuses
+// them: the metrics count the SKIPPED events the end stored, not the
+// results the Runner was given but could not store.
+func TestRunnerCountsOnlyWhatTheStoreTook(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	obs := newCountingObserver()
+	store := &endingStore{Store: memory.New(memory.Options{})}
+	hosts := []string{"a", "b", "c"}
+	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
+		Request: exe.Request{Operate: exe.OpExecute, Targets: hosts, Execute: exe.ExecuteArgs{Cmd: "echo"}}}
+	require.NoError(t, store.Create(ctx, job))
+	canceller := &exe.Runner{Store: store.Store, Observer: obs}
+	store.end = func() { require.NoError(t, canceller.Skip(ctx, job.JID, exe.ErrCancelled)) }
+
+	r := &exe.Runner{Store: store, Executor: &plugintest.Executor{}, Observer: obs}
+	require.NoError(t, r.RunJob(ctx, job))
+
+	assertKeptOrFilled(t, store, job.JID, hosts, nil, "cancelled before start")
+	wantHosts, wantEnded := storedCounts(t, store)
+	gotHosts, gotEnded := obs.counts()
+	assert.Equal(t, map[exe.HostStatus]int{exe.HostSkipped: 3}, wantHosts)
 	assert.Equal(t, wantHosts, gotHosts, "host results counted: those stored")
 	assert.Equal(t, wantEnded, gotEnded, "job ends counted: those stored")
 }
