@@ -113,11 +113,12 @@
 // get until its context is done (jobs at most the dispatcher's grace
 // period), then are cancelled with cause ErrShutdown and end "server
 // shutdown", each host with its event; queued jobs never start (they end
-// SKIPPED, or stay queued for another process on a shared queue); last,
-// the follows still waiting end with ErrShutdown. The parts it was given
-// stay the caller's: stop the plugins (loader.Set.Shutdown) after it, and
-// close the store. A dispatcher of one's own implements Start and
-// Shutdown to this contract, which dispatchtest.Run checks.
+// SKIPPED at once, or stay queued for another process on a shared
+// queue); last, the follows still waiting end with ErrShutdown. The
+// parts it was given stay the caller's: stop the plugins
+// (loader.Set.Shutdown) after it, and close the store. A dispatcher of
+// one's own implements Start and Shutdown to this contract, which
+// dispatchtest.Run checks.
 //
 // # Logging
 //

@@ -1,6 +1,7 @@
 package exe
 
 import (
+	"container/list"
 	"context"
 	"errors"
 	"fmt"
@@ -27,24 +28,25 @@ const (
 // defaults; negative ones are refused by Start (so by NewEngine).
 type LocalOptions struct {
 	Workers int           // jobs run at once; zero: DefaultJobsAtOnce
-	Queue   int           // jobs waiting for a worker; zero: DefaultLocalQueue
+	Queue   int           // jobs waiting for a worker (not those cancelled there); zero: DefaultLocalQueue
 	Grace   time.Duration // what Shutdown gives running jobs; zero: DefaultLocalGrace
 	Logger  hclog.Logger  // nil: no logging
 }
 
 // LocalDispatcher is the in-process Dispatcher, the Engine's default: a
-// bounded pool of worker goroutines reading a bounded queue. A full queue
-// refuses new jobs with ErrBusy rather than growing without limit; cancel
-// reaches the running executor through its context; Shutdown stops taking
-// jobs, ends the queued ones (each host SKIPPED "server shutdown"), gives
-// running ones the grace period, and fails whatever is left as "server
-// shutdown", so no job stays Running forever.
+// bounded pool of worker goroutines taking jobs, first in first out, from
+// a bounded queue. A full queue refuses new jobs with ErrBusy rather than
+// growing without limit; only jobs that still wait count toward its
+// bound, so a job cancelled in the queue leaves it at once. Cancel
+// reaches the running executor through its context; Shutdown stops
+// taking jobs, ends the queued ones at once (each host SKIPPED "server
+// shutdown"), gives running ones the grace period, and fails whatever is
+// left as "server shutdown", so no job stays Running forever.
 type LocalDispatcher struct {
-	opts  LocalOptions
-	log   hclog.Logger
-	queue chan string
-	jobs  running.Jobs
-	wg    sync.WaitGroup
+	opts LocalOptions
+	log  hclog.Logger
+	jobs running.Jobs
+	wg   sync.WaitGroup
 
 	bad      error     // what NewLocalDispatcher refused, for Start to return
 	runner   JobRunner // set by Start
@@ -52,9 +54,14 @@ type LocalDispatcher struct {
 	mu       sync.Mutex
 	started  bool
 	closed   bool
-	// queued holds the jobs waiting in queue; true once cancelled there,
-	// so that no worker starts them.
-	queued map[string]bool
+	// waiting holds the jids of the queued jobs, oldest first, and queued
+	// their elements: a cancel takes its job out at once, so that the
+	// bound (opts.Queue) counts only jobs that will run. Both under mu.
+	waiting *list.List
+	queued  map[string]*list.Element
+	// ready is signalled (on mu) when a job is queued, and broadcast when
+	// Shutdown lets the workers go.
+	ready *sync.Cond
 }
 
 var _ Dispatcher = (*LocalDispatcher)(nil)
@@ -78,8 +85,9 @@ func NewLocalDispatcher(opts LocalOptions) *LocalDispatcher {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &LocalDispatcher{opts: opts, log: log, queue: make(chan string, opts.Queue),
-		queued: map[string]bool{}, bad: bad}
+	d := &LocalDispatcher{opts: opts, log: log, waiting: list.New(), queued: map[string]*list.Element{}, bad: bad}
+	d.ready = sync.NewCond(&d.mu)
+	return d
 }
 
 // Start implements Dispatcher: it starts the workers.
@@ -100,8 +108,9 @@ func (d *LocalDispatcher) Start(runner JobRunner) error {
 	return nil
 }
 
-// Dispatch implements Dispatcher: it queues a stored job. ErrBusy when the
-// queue is full or the dispatcher is shutting down.
+// Dispatch implements Dispatcher: it queues a stored job behind those
+// that wait. ErrBusy when opts.Queue jobs wait already (its message says
+// how many) or the dispatcher is shutting down.
 func (d *LocalDispatcher) Dispatch(_ context.Context, jid string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -111,27 +120,31 @@ func (d *LocalDispatcher) Dispatch(_ context.Context, jid string) error {
 	case !d.started:
 		return errors.New("exe: the local dispatcher is not started (give it to NewEngine)")
 	}
-	select {
-	case d.queue <- jid:
-		d.queued[jid] = false
-		return nil
-	default:
-		return Errorf(ErrBusy, "job queue is full (%d jobs waiting); try again later", cap(d.queue))
+	if _, ok := d.queued[jid]; ok {
+		return nil // already waiting: queued once, it runs once
 	}
+	if d.waiting.Len() >= d.opts.Queue {
+		return Errorf(ErrBusy, "job queue is full (%d jobs waiting); try again later", d.waiting.Len())
+	}
+	d.queued[jid] = d.waiting.PushBack(jid)
+	d.ready.Signal()
+	return nil
 }
 
 // Cancel implements Dispatcher: it interrupts the job's executor if a
-// worker here runs it. A job still in the queue is left there to be
-// dropped when it comes up, and, like a job this dispatcher does not
-// hold, answered ErrNotRunning.
+// worker here runs it. A job still in the queue is taken out of it (no
+// worker starts it, and it no longer counts toward the queue's bound)
+// and, like a job this dispatcher does not hold, answered ErrNotRunning:
+// the Engine ends it.
 func (d *LocalDispatcher) Cancel(_ context.Context, jid string) error {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if d.jobs.Cancel(jid, ErrCancelled) {
 		return nil
 	}
-	if _, ok := d.queued[jid]; ok {
-		d.queued[jid] = true
+	if e, ok := d.queued[jid]; ok {
+		d.waiting.Remove(e)
+		delete(d.queued, jid)
 	}
 	return ErrNotRunning
 }
@@ -146,26 +159,22 @@ func (d *LocalDispatcher) Health(context.Context) error {
 
 func (d *LocalDispatcher) work() {
 	defer d.wg.Done()
-	for jid := range d.queue {
+	for {
 		// Taken off the queue and marked running in one step: a cancel
 		// either finds it queued or reaches its run.
 		d.mu.Lock()
-		cancelled := d.queued[jid]
+		for d.waiting.Len() == 0 && !d.closed {
+			d.ready.Wait()
+		}
+		if d.closed { // Shutdown took the queued jobs
+			d.mu.Unlock()
+			return
+		}
+		jid := d.waiting.Remove(d.waiting.Front()).(string)
 		delete(d.queued, jid)
-		stopping := d.stopping.Load()
-		var ctx context.Context
-		var end func()
-		if !cancelled && !stopping {
-			ctx, _, end = d.jobs.Begin(context.Background(), jid)
-		}
+		ctx, _, end := d.jobs.Begin(context.Background(), jid)
 		d.mu.Unlock()
-		switch {
-		case cancelled: // ended by the canceller
-		case stopping:
-			d.skip(jid, ErrShutdown)
-		default:
-			d.run(ctx, end, jid)
-		}
+		d.run(ctx, end, jid)
 	}
 }
 
@@ -202,20 +211,34 @@ func (d *LocalDispatcher) fail(jid, msg string) {
 }
 
 // Shutdown implements Dispatcher: it stops taking jobs and ends the queued
-// ones, each host SKIPPED "server shutdown". Running jobs get the grace
-// period (or until ctx is done, if sooner); then they are cancelled with
-// cause ErrShutdown, and any that still have not returned shortly after
-// are failed directly. It returns when no worker is left.
+// ones at once, each host SKIPPED "server shutdown", without waiting for
+// a worker to be free. Running jobs get the grace period (or until ctx is
+// done, if sooner); then they are cancelled with cause ErrShutdown, and
+// any that still have not returned shortly after are failed directly. It
+// returns when no worker is left and every queued job is ended.
 func (d *LocalDispatcher) Shutdown(ctx context.Context) error {
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
 		return nil
 	}
-	d.closed = true
+	d.closed = true // no Dispatch queues a job now: it checks closed under mu
 	d.stopping.Store(true)
-	close(d.queue) // no Dispatch can send now: it checks closed under mu
+	unstarted := make([]string, 0, d.waiting.Len())
+	for e := d.waiting.Front(); e != nil; e = e.Next() {
+		unstarted = append(unstarted, e.Value.(string))
+	}
+	d.waiting.Init()
+	clear(d.queued)
+	d.wg.Add(1)
+	d.ready.Broadcast()
 	d.mu.Unlock()
+	go func() {
+		defer d.wg.Done()
+		for _, jid := range unstarted {
+			d.skip(jid, ErrShutdown)
+		}
+	}()
 
 	idle := make(chan struct{})
 	go func() { d.wg.Wait(); close(idle) }()
