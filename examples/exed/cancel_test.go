@@ -205,6 +205,49 @@ func TestCancelQueuedJobOnRedis(t *testing.T) {
 	p.stop(t)
 }
 
+// A job cancelled while it waits for the only worker gives its place in
+// the queue back at once: with queue_size 1, the next job is taken while
+// the first still runs, and a refusal counts only the job that waits.
+func TestCancelledQueuedJobFreesTheQueue(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("web01 ansible_connection=local\n"), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nworkers = 1\nqueue_size = 1\n[sshnative]\ninventory = %s\n",
+		freePort(t), inv))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+	pidFile, ran := filepath.Join(dir, "pid"), filepath.Join(dir, "ran")
+	running := post(t, base, "/execute", fmt.Sprintf(`{"targets":["web01"],"cmd":"echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; sleep 300"}`, pidFile))
+	pid := testenv.WaitPIDFile(t, pidFile, 30*time.Second)
+	queued := post(t, base, "/execute", fmt.Sprintf(`{"targets":["web01"],"cmd":"touch %s"}`, ran))
+
+	code, out := httpDo(t, "POST", base+"/jobs/"+queued+"/cancel", "")
+	require.Equal(t, http.StatusAccepted, code, string(out))
+	code, out = httpDo(t, "GET", base+"/jobs/"+queued+"?outputs=1", "")
+	require.Equal(t, 200, code)
+	var job struct {
+		State      int                         `json:"state"`
+		Error      string                      `json:"error"`
+		ReturnData map[string][]map[string]any `json:"return_data"`
+	}
+	require.NoError(t, json.Unmarshal(out, &job))
+	assert.Equal(t, 2, job.State)
+	assert.Equal(t, "cancelled", job.Error)
+	assert.Equal(t, map[string][]map[string]any{"web01": {{"status": 2.0, "msg": "cancelled before start"}}}, job.ReturnData)
+
+	next := post(t, base, "/execute", `{"targets":["web01"],"cmd":"echo next"}`) // 503 before the fix
+	code, out = httpDo(t, "POST", base+"/execute", `{"targets":["web01"],"cmd":"true"}`)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.JSONEq(t, `{"message":"job queue is full (1 jobs waiting); try again later"}`, string(out))
+
+	code, out = httpDo(t, "POST", base+"/jobs/"+running+"/cancel", "")
+	require.Equal(t, http.StatusAccepted, code, string(out))
+	stopped(t, pid, "the cancelled job's command")
+	assert.EqualValues(t, 0, follow(t, base, next)["state"], "the job queued after the cancel runs")
+	assert.NoFileExists(t, ran, "the cancelled job never ran")
+	p.stop(t)
+}
+
 // SIGTERM: after shutdown_grace the running job's commands are stopped,
 // a HUP-trapping one included, before the server exits.
 func TestShutdownStopsRunningCommands(t *testing.T) {
