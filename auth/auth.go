@@ -39,6 +39,10 @@
 // Tokens are compared by their SHA-256 sums in constant time, against
 // every line, so neither the token's length nor which line matched shows
 // in the timing. Nothing in this package logs or returns a token.
+//
+// Keeper holds the file in force across reloads; ClientCAs holds the
+// client certificate authorities ([api] tls_client_ca) in force, against
+// which a connection's certificate is verified again after they change.
 package auth
 
 import (
