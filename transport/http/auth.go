@@ -21,10 +21,13 @@ type authenticator struct {
 	// credentials file, every certificate the client CA signed has full
 	// access under its Common Name.
 	certs bool
+	// cas, when not nil, must still sign the connection's certificate
+	// (a reload may have rotated a CA out since the handshake).
+	cas *auth.ClientCAs
 }
 
 func newAuthenticator(opts Options) *authenticator {
-	a := &authenticator{creds: opts.Credentials, certs: opts.ClientCerts}
+	a := &authenticator{creds: opts.Credentials, certs: opts.ClientCerts, cas: opts.ClientCAs}
 	if a.creds == nil && len(opts.Tokens) > 0 {
 		a.creds = auth.KeeperOf(auth.FromTokens(opts.Tokens))
 	}
@@ -38,10 +41,53 @@ func (a *authenticator) required() bool { return a.creds != nil || a.certs }
 // credentials: full access, no name.
 var anonymous = &auth.Identity{Scope: auth.Full}
 
+// reloads reports whether what identify answers can change while a
+// request is served (a follow stream): a reload of the credentials or of
+// the client CAs.
+func (a *authenticator) reloads() bool { return a.creds != nil || a.cas != nil }
+
+// authState is what identify's answer for a request depends on that a
+// reload changes.
+type authState struct {
+	file  *auth.File // nil without credentials
+	caGen uint64     // 0 without client CAs
+}
+
+func (a *authenticator) state() authState {
+	var st authState
+	if a.creds != nil {
+		st.file = a.creds.File()
+	}
+	if a.cas != nil {
+		st.caGen = a.cas.Generation()
+	}
+	return st
+}
+
+// changed returns channels closed when the credentials or the client CAs
+// change (nil, which never fires, for those the API has not); take them
+// before calling identify, as Keeper.Changed says.
+func (a *authenticator) changed() (creds, cas <-chan struct{}) {
+	if a.creds != nil {
+		creds = a.creds.Changed()
+	}
+	if a.cas != nil {
+		cas = a.cas.Changed()
+	}
+	return creds, cas
+}
+
 // identify returns the caller's identity, or "" and why it is refused. A
 // bearer token, when sent, must be valid even if a client certificate is
-// also presented.
+// also presented. A connection whose certificate the client CAs in force
+// no longer sign is refused whatever it shows: a new connection with
+// that certificate would fail its handshake.
 func (a *authenticator) identify(r *http.Request) (*auth.Identity, string) {
+	if a.cas != nil {
+		if err := a.cas.Verify(r.TLS); err != nil {
+			return nil, err.Error()
+		}
+	}
 	if !a.required() {
 		return anonymous, ""
 	}

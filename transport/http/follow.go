@@ -12,7 +12,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
 )
 
@@ -138,11 +137,12 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		stop := s.keepAlive(a.opts.StreamKeepAlive, func(err error) { cancel(err) })
 		defer stop()
 	}
-	allowed := a.stillAllowed(r, job)
-	if a.authn.creds != nil {
+	check := a.stillAllowed(r, job)
+	allowed := check.allowed
+	if a.authn.reloads() {
 		// A stream with nothing to send ends as soon as a reload revokes
 		// its credential, not at its next event, which may never come.
-		stop := endOnRevocation(ctx, a.authn.creds, allowed, func() { cancel(errRevoked) })
+		stop := endOnRevocation(ctx, a.authn, allowed, func() { cancel(errRevoked) })
 		defer stop()
 	}
 	var writeErr error
@@ -159,7 +159,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	if errors.Is(writeErr, errRevoked) {
 		// Nothing more for a credential that is no longer valid: the
 		// stream just ends, and following again is 401 (or 404).
-		a.audit.revoked(r, "follow of job "+jid+" ended: the credentials reloaded no longer allow it")
+		a.audit.revoked(r, "follow of job "+jid+" ended: "+check.reason())
 		return
 	}
 	if writeErr != nil || s.failed() {
@@ -177,47 +177,77 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 var errRevoked = errors.New("the credentials reloaded no longer allow this follow")
 
 // stillAllowed returns a check, made before each write of a follow and at
-// each reload (endOnRevocation), that the credentials in force still let
-// r's caller follow job: a reload that revokes a token (or narrows it)
+// each reload (endOnRevocation), that the credentials and client CAs in
+// force still let r's caller follow job: a reload that revokes a token
+// (or narrows it), or rotates out the CA of the connection's certificate,
 // ends the streams it had open at once, as it refuses its next request,
-// whether or not they had a line to send. The first check looks up
-// the caller in the credentials then in force, since a reload may have
-// come after the request was let in (the stream's first line is written
+// whether or not they had a line to send. The first check looks up the
+// caller in the credentials then in force, since a reload may have come
+// after the request was let in (the stream's first line is written
 // before the first check); later ones look again only when the
-// credentials have been reloaded.
-func (a *API) stillAllowed(r *http.Request, job *exe.Job) func() bool {
-	if a.authn.creds == nil {
-		return func() bool { return true }
-	}
-	var mu sync.Mutex   // the stream's writer and endOnRevocation both check
-	var file *auth.File // none yet: the first check looks
-	ok := true
-	return func() bool {
-		mu.Lock()
-		defer mu.Unlock()
-		if f := a.authn.creds.File(); ok && f != file {
-			file = f
-			id, _ := a.authn.identify(r)
-			ok = id != nil && id.CanRead() && visible(id, job)
-		}
-		return ok
-	}
+// credentials or the client CAs have been reloaded.
+func (a *API) stillAllowed(r *http.Request, job *exe.Job) *followCheck {
+	return &followCheck{authn: a.authn, r: r, job: job, ok: true}
 }
 
-// endOnRevocation checks allowed whenever creds change, and calls revoked
-// when it no longer holds, until ctx ends or the returned stop is called.
-func endOnRevocation(ctx context.Context, creds *auth.Keeper, allowed func() bool, revoked func()) (stop func()) {
+// followCheck is stillAllowed's check. The stream's writer and
+// endOnRevocation both make it.
+type followCheck struct {
+	authn *authenticator
+	r     *http.Request
+	job   *exe.Job
+
+	mu      sync.Mutex
+	checked bool      // once: seen is set
+	seen    authState // of the last look-up
+	ok      bool      // once false, for good
+	why     string    // when not ok
+}
+
+func (c *followCheck) allowed() bool {
+	if !c.authn.reloads() {
+		return true
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if st := c.authn.state(); c.ok && (!c.checked || st != c.seen) {
+		c.checked, c.seen = true, st
+		if c.authn.cas != nil {
+			if err := c.authn.cas.Verify(c.r.TLS); err != nil {
+				c.ok, c.why = false, err.Error()
+				return false
+			}
+		}
+		id, _ := c.authn.identify(c.r)
+		c.ok = id != nil && id.CanRead() && visible(id, c.job)
+		c.why = "the credentials reloaded no longer allow it"
+	}
+	return c.ok
+}
+
+// reason says, for the audit trail, why allowed no longer holds.
+func (c *followCheck) reason() string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.why
+}
+
+// endOnRevocation checks allowed whenever the credentials or the client
+// CAs change, and calls revoked when it no longer holds, until ctx ends
+// or the returned stop is called.
+func endOnRevocation(ctx context.Context, authn *authenticator, allowed func() bool, revoked func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			changed := creds.Changed() // before the check: a reload after it closes this
+			creds, cas := authn.changed() // before the check: a reload after it closes these
 			if !allowed() {
 				revoked()
 				return
 			}
 			select {
-			case <-changed:
+			case <-creds:
+			case <-cas:
 			case <-ctx.Done():
 				return
 			}

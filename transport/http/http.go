@@ -105,6 +105,16 @@ type Options struct {
 	// authenticate a request: by its cert: line in Credentials, or, with no
 	// Credentials, with full access under its Common Name.
 	ClientCerts bool
+	// ClientCAs, when set, are the client certificate authorities the TLS
+	// server verifies client certificates against (auth.ClientCAs, whose
+	// Pool each handshake must take). After a Set that changes them, a
+	// request on a connection opened before, whose certificate they no
+	// longer sign, is 401 with the reason, whether it shows the
+	// certificate or a token, as a new connection with that certificate
+	// fails its handshake; the follow streams of such a connection end as
+	// a revoked token's do. Without it, a certificate is checked only at
+	// the handshake.
+	ClientCAs *auth.ClientCAs
 	// Audit, when set, records who asked for what (NewAudit).
 	Audit *Audit
 	// LineTimeout is the write deadline of each line of a follow stream, so

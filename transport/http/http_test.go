@@ -3,6 +3,7 @@ package http_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -36,6 +37,7 @@ type serverOpts struct {
 	disp  exe.LocalOptions
 	tasks map[string]exe.Task
 	roles string // sshnative's roles directory
+	tls   *tls.Config
 }
 
 func newServer(t *testing.T, o serverOpts) *server {
@@ -45,7 +47,15 @@ func newServer(t *testing.T, o serverOpts) *server {
 	require.NoError(t, err)
 	eng, err := exe.NewEngine(exe.Config{Store: store, Dispatcher: exe.NewLocalDispatcher(o.disp), Executor: x, Tasks: o.tasks})
 	require.NoError(t, err)
-	ts := httptest.NewServer(openapitest.Handler(t, exehttp.New(eng, o.api), o.api.Prefix))
+	h := openapitest.Handler(t, exehttp.New(eng, o.api), o.api.Prefix)
+	var ts *httptest.Server
+	if o.tls != nil {
+		ts = httptest.NewUnstartedServer(h)
+		ts.TLS = o.tls
+		ts.StartTLS()
+	} else {
+		ts = httptest.NewServer(h)
+	}
 	t.Cleanup(func() {
 		ts.Close()
 		_ = eng.Shutdown(context.Background())
