@@ -44,7 +44,7 @@ func (p *process) serveWorkerMetrics(sec *security) (string, func(context.Contex
 		return "", nil, fmt.Errorf("[worker] metrics_address %s is not a loopback address: set [api] auth_token_file (a token with ops=metrics) or tls_client_ca, or [api] allow_insecure = true to serve it without authentication", w.MetricsAddress)
 	}
 	host, _, _ := net.SplitHostPort(w.MetricsAddress)
-	handler := exehttp.MetricsHandler(exehttp.Options{Credentials: sec.creds, ClientCerts: p.cfg.API.TLSClientCA != "",
+	handler := exehttp.MetricsHandler(exehttp.Options{Credentials: sec.creds, ClientCerts: p.cfg.API.TLSClientCA != "", ClientCAs: sec.clientCAs(),
 		ServerNames: append([]string{host}, p.cfg.API.ServerNames...), Metrics: exeprom.Handler(p.reg),
 		Observer: p.metrics, Logger: p.log.Named("metrics")})
 	ln, err := net.Listen("tcp", w.MetricsAddress)

@@ -1,9 +1,13 @@
 package main
 
 import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,4 +308,70 @@ metrics_address = 127.0.0.1:0
 	out, err = exec.Command(binary, "worker", "-c", bad).CombinedOutput()
 	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(out), `[worker] metrics_address: "9816" is not host:port (e.g. 127.0.0.1:9816)`)
+}
+
+// The worker's metrics endpoint, like the API, refuses a client
+// certificate on a connection already open once a reload of
+// tls_client_ca drops its CA.
+func TestWorkerMetricsClientCAReload(t *testing.T) {
+	redis := redistest.Start(t)
+	dir := t.TempDir()
+	ca1, ca2 := newPKI(t), newPKI(t)
+	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
+	ca1.issue(t, certPath, keyPath, 100, "exed", false)
+	require.NoError(t, os.WriteFile(caPath, ca1.pem, 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf(`[api]
+tls_cert = %s
+tls_key = %s
+tls_client_ca = %s
+[runner]
+broker_url = %s
+shutdown_grace = 2s
+[worker]
+metrics_address = 127.0.0.1:0
+`, certPath, keyPath, caPath, redis.URL))
+	worker, rest := spawn(t, dir, "exed worker running:", "worker", "-c", conf)
+	_, addr, found := strings.Cut(rest, "metrics=")
+	require.True(t, found, rest)
+	url := "https://" + strings.Fields(addr)[0] + "/metrics"
+	roots := testRoots(ca1)
+	client := func(ca *pki, cn string) *http.Client {
+		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
+			Certificates: []tls.Certificate{ca.issue(t, "", "", 200, cn, true)}}}}
+		t.Cleanup(c.CloseIdleConnections)
+		return c
+	}
+	scrape := func(c *http.Client) (int, string, bool) {
+		t.Helper()
+		reused := false
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
+		require.NoError(t, err)
+		res, err := c.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		return res.StatusCode, string(b), reused
+	}
+	scraper := client(ca1, "prometheus")
+	code, _, _ := scrape(scraper)
+	require.Equal(t, http.StatusOK, code)
+
+	require.NoError(t, os.WriteFile(caPath, ca2.pem, 0o600))
+	worker.sighup(t, "client CA changed")
+	code, body, reused := scrape(scraper)
+	assert.True(t, reused, "the connection opened under CA1")
+	assert.Equal(t, http.StatusUnauthorized, code)
+	assert.JSONEq(t, `{"message":"client certificate no longer verifies: the client CA reloaded does not sign it"}`, body)
+	code, body, _ = scrape(client(ca2, "prometheus"))
+	assert.Equal(t, http.StatusOK, code, "a certificate of CA2: %s", body)
+	worker.stop(t)
+}
+
+// testRoots trusts the CA that signed the server's certificate.
+func testRoots(ca *pki) *x509.CertPool {
+	roots := x509.NewCertPool()
+	roots.AddCert(ca.cert)
+	return roots
 }

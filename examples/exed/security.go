@@ -41,7 +41,7 @@ func loadSecurity(cfg *config.Config, log hclog.Logger) (*security, error) {
 	}
 	if cfg.API.TLS() {
 		t := &tlsFiles{cert: cfg.API.TLSCert, key: cfg.API.TLSKey, ca: cfg.API.TLSClientCA}
-		if err := t.load(); err != nil {
+		if _, err := t.load(); err != nil {
 			return nil, err
 		}
 		s.tls = t
@@ -52,6 +52,15 @@ func loadSecurity(cfg *config.Config, log hclog.Logger) (*security, error) {
 // authenticates reports whether requests must show a token or a client
 // certificate.
 func (s *security) authenticates() bool { return s.creds != nil || s.cfg.TLSClientCA != "" }
+
+// clientCAs are the client CAs in force, for the API; nil without
+// tls_client_ca.
+func (s *security) clientCAs() *auth.ClientCAs {
+	if s.tls == nil {
+		return nil
+	}
+	return s.tls.cas
+}
 
 // reload re-reads every file; what does not load is logged and stays as
 // it was. The log line of each reload comes after it is in force, so a
@@ -70,59 +79,73 @@ func (s *security) reload(log hclog.Logger) {
 		}
 	}
 	if s.tls != nil {
-		if err := s.tls.load(); err != nil {
+		casChanged, err := s.tls.load()
+		switch {
+		case err != nil:
 			log.Error("reload: TLS files not reloaded, the certificate in force stays", "error", err)
-		} else {
+		case casChanged:
+			// Logged once in force: from now on a certificate the new CAs
+			// do not sign is refused on connections already open too.
+			log.Info("reload: TLS certificate reloaded; client CA changed, connections already open are verified against it",
+				"tls_cert", s.cfg.TLSCert, "tls_client_ca", s.cfg.TLSClientCA)
+		default:
 			log.Info("reload: TLS certificate reloaded", "tls_cert", s.cfg.TLSCert)
 		}
 	}
 }
 
 // tlsFiles serves the certificate and client CAs last loaded: new
-// handshakes take them, connections already open keep theirs.
+// handshakes take them. Connections already open keep their certificate,
+// but not their client CA: the API verifies the client certificate of
+// each request against the CAs in force (exehttp.Options.ClientCAs).
 type tlsFiles struct {
 	cert, key, ca string
-	cur           atomic.Pointer[tlsState]
+	cur           atomic.Pointer[tls.Certificate]
+	cas           *auth.ClientCAs // nil without tls_client_ca
 }
 
-type tlsState struct {
-	cert *tls.Certificate
-	cas  *x509.CertPool // nil without tls_client_ca
-}
-
-func (t *tlsFiles) load() error {
+// load reads the files, and puts them in force only if all of them load.
+// It reports whether the client CAs changed.
+func (t *tlsFiles) load() (casChanged bool, err error) {
 	cert, err := tls.LoadX509KeyPair(t.cert, t.key)
 	if err != nil {
-		return fmt.Errorf("[api] tls_cert, tls_key: %v", err)
+		return false, fmt.Errorf("[api] tls_cert, tls_key: %v", err)
 	}
-	st := &tlsState{cert: &cert}
+	var cas *x509.CertPool
 	if t.ca != "" {
 		pem, err := os.ReadFile(t.ca)
 		if err != nil {
-			return fmt.Errorf("[api] tls_client_ca: %v", err)
+			return false, fmt.Errorf("[api] tls_client_ca: %v", err)
 		}
-		st.cas = x509.NewCertPool()
-		if !st.cas.AppendCertsFromPEM(pem) {
-			return fmt.Errorf("[api] tls_client_ca: %s holds no PEM certificate", t.ca)
+		cas = x509.NewCertPool()
+		if !cas.AppendCertsFromPEM(pem) {
+			return false, fmt.Errorf("[api] tls_client_ca: %s holds no PEM certificate", t.ca)
 		}
 	}
-	t.cur.Store(st)
-	return nil
+	t.cur.Store(&cert)
+	switch {
+	case cas == nil:
+	case t.cas == nil:
+		t.cas = auth.NewClientCAs(cas)
+	default:
+		casChanged = t.cas.Set(cas)
+	}
+	return casChanged, nil
 }
 
-// config is the server's tls.Config: every handshake reads the state in
-// force, so a reload needs no restart of the listener.
+// config is the server's tls.Config: every handshake reads the
+// certificate and client CAs in force, so a reload needs no restart of
+// the listener.
 func (t *tlsFiles) config() *tls.Config {
 	base := &tls.Config{MinVersion: tls.VersionTLS12, NextProtos: []string{"http/1.1"}}
 	base.GetConfigForClient = func(*tls.ClientHelloInfo) (*tls.Config, error) {
-		st := t.cur.Load()
 		c := base.Clone()
 		c.GetConfigForClient = nil
-		c.Certificates = []tls.Certificate{*st.cert}
-		if st.cas != nil {
+		c.Certificates = []tls.Certificate{*t.cur.Load()}
+		if t.cas != nil {
 			// A certificate is asked for, not required: a client may use a
 			// bearer token instead. One that is sent must verify.
-			c.ClientCAs, c.ClientAuth = st.cas, tls.VerifyClientCertIfGiven
+			c.ClientCAs, c.ClientAuth = t.cas.Pool(), tls.VerifyClientCertIfGiven
 		}
 		return c, nil
 	}

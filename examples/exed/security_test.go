@@ -574,3 +574,88 @@ func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 	assert.EqualValues(t, 0, s.finished(t, jid, adminToken)["state"], "the job itself runs on")
 }
+
+// A reload of tls_client_ca that keeps the CA of a client certificate
+// leaves its connections working; one that drops it refuses the
+// certificate at once on a connection already open (its handshake was
+// before the reload), with the reason, and ends its follow stream with
+// nothing more, recorded in the audit trail. A certificate of the new CA
+// authenticates on a new connection.
+func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
+	dir := t.TempDir()
+	s, ca1, roots := startTLS(t, dir, adminToken+" name=admin\ncert:alice ops=execute\ncert:bob ops=read\n")
+	ca2 := newPKI(t)
+	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca1.issue(t, "", "", 200, "alice", true)}}
+	streams := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	requests := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
+	defer streams.CloseIdleConnections()
+	defer requests.CloseIdleConnections()
+	kept, release, once := filepath.Join(s.dir, "kept"), filepath.Join(s.dir, "release"), filepath.Join(s.dir, "once")
+	s.client = requests
+	// One host (the first to make the directory) ends once kept exists,
+	// the other once release does: an event for each step.
+	jid := s.submit(t, "/execute", "", `{"targets":["web1","web2"],"cmd":"if mkdir `+once+` 2>/dev/null; then `+
+		`while [ ! -e `+kept+` ]; do sleep 0.05; done; echo kept-CA1; else `+
+		`while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation; fi"}`)
+
+	bounded, cancel := context.WithTimeout(context.Background(), time.Minute) // an open stream fails the reads below
+	defer cancel()
+	req, err := http.NewRequestWithContext(bounded, "GET", s.base+"/jobs/"+jid+"?follow=1", nil)
+	require.NoError(t, err)
+	res, err := streams.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	stream := bufio.NewReader(res.Body)
+	first, err := stream.ReadString('\n')
+	require.NoError(t, err)
+	assert.Contains(t, first, `"state":1`, "the job, running")
+
+	// get sends GET /jobs on the connection the job was submitted on.
+	get := func() (int, string) {
+		t.Helper()
+		reused := false
+		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+"/jobs", nil)
+		require.NoError(t, err)
+		res, err := requests.Do(req)
+		require.NoError(t, err)
+		defer res.Body.Close()
+		b, err := io.ReadAll(res.Body)
+		require.NoError(t, err)
+		assert.True(t, reused, "the connection opened under CA1 alone")
+		return res.StatusCode, string(b)
+	}
+	caPath := filepath.Join(dir, "ca.pem")
+	require.NoError(t, os.WriteFile(caPath, append(append([]byte{}, ca1.pem...), ca2.pem...), 0o600))
+	s.sighup(t, "client CA changed")
+	code, b := get()
+	assert.Equal(t, http.StatusOK, code, "CA1 is still in the file: %s", b)
+	require.NoError(t, os.WriteFile(kept, nil, 0o600))
+	line, err := stream.ReadString('\n')
+	require.NoError(t, err)
+	assert.Contains(t, line, "kept-CA1", "the stream goes on")
+
+	require.NoError(t, os.WriteFile(caPath, ca2.pem, 0o600))
+	s.sighup(t, "client CA changed")
+	code, b = get()
+	assert.Equal(t, http.StatusUnauthorized, code)
+	assert.JSONEq(t, `{"message":"client certificate no longer verifies: the client CA reloaded does not sign it"}`, b)
+	rest, err := io.ReadAll(stream) // the job is still running
+	require.NoError(t, err)
+	assert.Empty(t, string(rest), "the stream of the certificate CA1 signed ends with nothing more")
+	var denied []string
+	for _, l := range s.auditLines(t) {
+		if l["action"] == "deny" && l["user"] == "alice" {
+			denied = append(denied, fmt.Sprint(l["message"]))
+		}
+	}
+	assert.Equal(t, []string{"follow of job " + jid + " ended: client certificate no longer verifies: the client CA reloaded does not sign it"}, denied)
+
+	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
+		Certificates: []tls.Certificate{ca2.issue(t, "", "", 201, "bob", true)}}}}
+	code, body := s.call(t, "GET", "/jobs", "", "")
+	assert.Equal(t, http.StatusOK, code, "a certificate of CA2, on a new connection: %s", body)
+	require.NoError(t, os.WriteFile(release, nil, 0o600))
+	assert.EqualValues(t, 0, s.finished(t, jid, adminToken)["state"], "the job itself runs on")
+}

@@ -52,7 +52,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 		return p.fail(exitUsage, "%v", err)
 	}
 	api := exehttp.New(p.engine, exehttp.Options{MaxBodyBytes: cfg.API.MaxBodyBytes, Credentials: sec.creds,
-		ClientCerts: cfg.API.TLSClientCA != "", Audit: sec.audit,
+		ClientCerts: cfg.API.TLSClientCA != "", ClientCAs: sec.clientCAs(), Audit: sec.audit,
 		ServerNames: append([]string{cfg.API.ListenAddr}, cfg.API.ServerNames...), UI: cfg.API.UI,
 		Metrics: exeprom.Handler(p.reg), Observer: p.metrics, Logger: p.log.Named("http")})
 
