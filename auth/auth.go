@@ -42,7 +42,8 @@
 //
 // Keeper holds the file in force across reloads; ClientCAs holds the
 // client certificate authorities ([api] tls_client_ca) in force, against
-// which a connection's certificate is verified again after they change.
+// which a connection's certificate is verified again at each request,
+// once they change or it expires.
 package auth
 
 import (

@@ -8,6 +8,7 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+	"time"
 )
 
 // ClientCAs holds the client certificate authorities in force (mutual
@@ -16,11 +17,12 @@ import (
 //
 // crypto/tls verifies a client's certificate once, at the handshake: a
 // connection opened before a CA was rotated out would go on
-// authenticating with a certificate the new pool does not sign. Verify
-// checks a connection's certificate again against the pool in force, as
-// the handshake does, for every request: while the first pool is in
-// force that is two loads, and after a Set that changed it one map
-// lookup, each presented chain being verified once per pool whatever the
+// authenticating with a certificate the new pool does not sign, or that
+// has expired since. Verify checks a connection's certificate again
+// against the pool in force, as the handshake does, for every request:
+// while the first pool is in force that is a look at the clock, and
+// after a Set that changed it one map lookup, each presented chain being
+// verified once per pool (and once more when it expires) whatever the
 // number of connections and requests that present it.
 //
 // For Verify to trust the handshake while the first pool is in force,
@@ -49,6 +51,7 @@ type caPool struct {
 type verdict struct {
 	intermediates [][]byte // DER, in the order presented
 	err           error
+	until         time.Time // when err is nil: it holds until then
 }
 
 // maxVerdicts bounds the verdicts a pool keeps (each holds a certificate
@@ -120,35 +123,51 @@ var ErrNotSigned = errors.New("client certificate no longer verifies: the client
 
 // Verify reports whether the client certificate of a TLS connection
 // (cs.PeerCertificates, leaf first, as the client sent them) verifies
-// against the pool in force as crypto/tls verifies it at the handshake:
-// x509.Certificate.Verify with the rest of the chain as intermediates and
-// ExtKeyUsageClientAuth. A connection without a certificate (cs nil, or
-// no PeerCertificates) has nothing to verify: nil. The error says why a
-// certificate is refused, in words for the client (ErrNotSigned when no
-// chain leads to the pool), and never names a token.
+// now against the pool in force as crypto/tls verifies it at the
+// handshake: x509.Certificate.Verify with the rest of the chain as
+// intermediates and ExtKeyUsageClientAuth. A connection without a
+// certificate (cs nil, or no PeerCertificates) has nothing to verify:
+// nil. The error says why a certificate is refused, in words for the
+// client: ErrNotSigned when no chain leads to the pool, x509's error
+// otherwise (a certificate of the chain has expired since the
+// handshake, say).
 //
 // While the first pool is in force, a certificate the handshake verified
-// (cs.VerifiedChains) is not verified again.
+// (cs.VerifiedChains) is not verified again until it expires.
 func (c *ClientCAs) Verify(cs *tls.ConnectionState) error {
-	if cs == nil || len(cs.PeerCertificates) == 0 {
-		return nil
-	}
-	p := c.cur.Load()
-	if p.gen == 0 && len(cs.VerifiedChains) > 0 {
-		return nil
-	}
-	return p.verify(cs.PeerCertificates)
+	_, err := c.VerifyUntil(cs)
+	return err
 }
 
-func (p *caPool) verify(certs []*x509.Certificate) error {
+// VerifyUntil is Verify, and says until when its nil answer holds if no
+// Set comes: the time the first certificate of the chain expires (the
+// latest such time when several chains lead to the pool). Zero for a
+// connection without a certificate.
+func (c *ClientCAs) VerifyUntil(cs *tls.ConnectionState) (time.Time, error) {
+	if cs == nil || len(cs.PeerCertificates) == 0 {
+		return time.Time{}, nil
+	}
+	p := c.cur.Load()
+	now := time.Now()
+	if p.gen == 0 && len(cs.VerifiedChains) > 0 {
+		if until := chainsExpiry(cs.VerifiedChains); !now.After(until) {
+			return until, nil
+		}
+		// Expired since the handshake: x509 says which certificate.
+	}
+	return p.verify(cs.PeerCertificates, now)
+}
+
+func (p *caPool) verify(certs []*x509.Certificate, now time.Time) (time.Time, error) {
 	leaf, rest := certs[0], certs[1:]
 	p.mu.RLock()
 	v := p.verdicts[string(leaf.Raw)]
 	p.mu.RUnlock()
-	if v != nil && v.presentedWith(rest) {
-		return v.err
+	if v != nil && v.presentedWith(rest) && (v.err != nil || !now.After(v.until)) {
+		return v.until, v.err
 	}
-	v = &verdict{err: verifyChain(p.pool, leaf, rest)}
+	v = &verdict{}
+	v.until, v.err = verifyChain(p.pool, leaf, rest, now)
 	for _, c := range rest {
 		v.intermediates = append(v.intermediates, c.Raw)
 	}
@@ -157,7 +176,7 @@ func (p *caPool) verify(certs []*x509.Certificate) error {
 		p.verdicts[string(leaf.Raw)] = v
 	}
 	p.mu.Unlock()
-	return v.err
+	return v.until, v.err
 }
 
 // presentedWith reports whether the verdict is for the leaf presented
@@ -167,22 +186,41 @@ func (v *verdict) presentedWith(rest []*x509.Certificate) bool {
 }
 
 // verifyChain is crypto/tls's verification of a client's certificate
-// (handshake_server.go, processCertsFromClient).
-func verifyChain(pool *x509.CertPool, leaf *x509.Certificate, rest []*x509.Certificate) error {
-	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(),
+// (handshake_server.go, processCertsFromClient), at now; it returns when
+// the chains it found expire.
+func verifyChain(pool *x509.CertPool, leaf *x509.Certificate, rest []*x509.Certificate, now time.Time) (time.Time, error) {
+	opts := x509.VerifyOptions{Roots: pool, Intermediates: x509.NewCertPool(), CurrentTime: now,
 		KeyUsages: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
 	for _, c := range rest {
 		opts.Intermediates.AddCert(c)
 	}
-	_, err := leaf.Verify(opts)
+	chains, err := leaf.Verify(opts)
 	var unknown x509.UnknownAuthorityError
 	switch {
 	case err == nil:
-		return nil
+		return chainsExpiry(chains), nil
 	case errors.As(err, &unknown):
 		// Its text names a candidate CA of the pool, and why it failed:
 		// nothing the client can act on.
-		return ErrNotSigned
+		return time.Time{}, ErrNotSigned
 	}
-	return fmt.Errorf("client certificate no longer verifies against the client CA in force: %w", err)
+	return time.Time{}, fmt.Errorf("client certificate no longer verifies: %w", err)
+}
+
+// chainsExpiry is when the last of chains stops verifying: each does at
+// the first NotAfter of its certificates.
+func chainsExpiry(chains [][]*x509.Certificate) time.Time {
+	var latest time.Time
+	for _, chain := range chains {
+		var first time.Time
+		for i, c := range chain {
+			if i == 0 || c.NotAfter.Before(first) {
+				first = c.NotAfter
+			}
+		}
+		if first.After(latest) {
+			latest = first
+		}
+	}
+	return latest
 }

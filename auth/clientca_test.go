@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"net"
 	"testing"
+	"time"
 
 	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/internal/testpki"
@@ -126,10 +127,42 @@ func TestClientCAsVerifyAsTheHandshake(t *testing.T) {
 	require.True(t, cas.Set(testpki.Pool(ca, testpki.NewCA(t, "CA2"))))
 	serverOnly := ca.Leaf(t, &x509.Certificate{ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}})
 	err := cas.Verify(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{serverOnly.Leaf}})
-	assert.ErrorContains(t, err, "client certificate no longer verifies against the client CA in force: x509: certificate specifies an incompatible key usage")
+	assert.ErrorContains(t, err, "client certificate no longer verifies: x509: certificate specifies an incompatible key usage")
 	_, err = handshake(t, cas, serverOnly)
 	assert.Error(t, err, "nor does the handshake take it")
 
 	empty := auth.NewClientCAs(nil)
 	assert.ErrorIs(t, empty.Verify(&tls.ConnectionState{PeerCertificates: []*x509.Certificate{ca.Client(t, "dave").Leaf}}), auth.ErrNotSigned)
+}
+
+// A certificate that expires after its handshake no longer verifies,
+// whether the first pool is in force or another; VerifyUntil says when
+// a certificate stops verifying: at the first expiry of its chain.
+func TestClientCAsVerifyExpiry(t *testing.T) {
+	ca := testpki.NewCA(t, "CA")
+	cas := auth.NewClientCAs(testpki.Pool(ca))
+	halfHour := ca.Leaf(t, &x509.Certificate{NotAfter: time.Now().Add(30 * time.Minute),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	st, err := handshake(t, cas, halfHour)
+	require.NoError(t, err)
+	until, err := cas.VerifyUntil(st)
+	require.NoError(t, err)
+	assert.Equal(t, halfHour.Leaf.NotAfter, until, "the leaf expires before its CA")
+
+	// The state of a connection whose handshake was two hours ago, with
+	// a certificate valid for an hour then.
+	expired := ca.Leaf(t, &x509.Certificate{NotBefore: time.Now().Add(-2 * time.Hour), NotAfter: time.Now().Add(-time.Hour),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}).Leaf
+	old := &tls.ConnectionState{PeerCertificates: []*x509.Certificate{expired}, VerifiedChains: [][]*x509.Certificate{{expired, ca.Cert}}}
+	for _, when := range []string{"the first pool", "another pool"} {
+		err := cas.Verify(old)
+		assert.ErrorContains(t, err, "client certificate no longer verifies: x509: certificate has expired or is not yet valid", when)
+		require.True(t, cas.Set(testpki.Pool(ca, testpki.NewCA(t, "CA2"))))
+	}
+	until, err = cas.VerifyUntil(st)
+	require.NoError(t, err, "the live one still verifies")
+	assert.Equal(t, halfHour.Leaf.NotAfter, until)
+	until, err = cas.VerifyUntil(nil)
+	assert.NoError(t, err)
+	assert.True(t, until.IsZero())
 }

@@ -1,7 +1,7 @@
 // Package testpki makes throwaway certificate authorities, and the
 // server and client certificates they sign, for tests over real TLS.
-// Every certificate is valid from an hour ago to an hour from now, with
-// an ECDSA P-256 key.
+// Every certificate has an ECDSA P-256 key and, unless Leaf is given
+// another validity, is valid from an hour ago to an hour from now.
 package testpki
 
 import (
@@ -78,12 +78,18 @@ func (ca *CA) Server(t testing.TB) tls.Certificate {
 		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}, IPAddresses: []net.IP{net.ParseIP("127.0.0.1")}})
 }
 
-// Leaf signs tmpl, given its serial number, validity and key usage.
+// Leaf signs tmpl, given its serial number, key usage and, unless it
+// has them, its validity.
 func (ca *CA) Leaf(t testing.TB, tmpl *x509.Certificate) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
 	tmpl.SerialNumber = nextSerial()
-	tmpl.NotBefore, tmpl.NotAfter = time.Now().Add(-time.Hour), time.Now().Add(time.Hour)
+	if tmpl.NotBefore.IsZero() {
+		tmpl.NotBefore = time.Now().Add(-time.Hour)
+	}
+	if tmpl.NotAfter.IsZero() {
+		tmpl.NotAfter = time.Now().Add(time.Hour)
+	}
 	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.Key)
 	if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bufio"
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"io"
 	"net/http"
 	"net/http/httptrace"
@@ -165,4 +167,35 @@ func TestClientCAChangeRefusesOpenConnections(t *testing.T) {
 			require.Eventually(t, func() bool { return watchers() == 0 }, 10*time.Second, 5*time.Millisecond)
 		})
 	}
+}
+
+// A client certificate that expires while its connection is open is
+// refused from then on, as a new handshake would refuse it: its follow
+// ends at the expiry, with nothing more, and the next request on the
+// connection is 401 with the reason.
+func TestExpiredCertificateEndsItsFollowAndConnection(t *testing.T) {
+	ca := testpki.NewCA(t, "CA")
+	s := newCAServer(t, nil, ca)
+	// Valid for the few seconds the test needs to connect and follow
+	// (x509 keeps whole seconds): the test waits for it to expire.
+	cert := ca.Leaf(t, &x509.Certificate{Subject: pkix.Name{CommonName: "alice"}, NotAfter: time.Now().Add(4 * time.Second),
+		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}})
+	alice := s.client(cert)
+	r, _ := s.get(alice, "/jobs", "")
+	require.Equal(t, http.StatusOK, r.status, string(r.body))
+	jid := s.storedJob()
+	stream := s.follow(s.client(cert), jid, "")
+
+	rest, err := io.ReadAll(stream.rd) // bounded by follow's context
+	require.NoError(t, err, "the stream ends when the certificate expires")
+	assert.Empty(t, string(rest))
+	assert.True(t, time.Now().After(cert.Leaf.NotAfter), "not before the expiry")
+	r, reused := s.get(alice, "/jobs", "")
+	assert.True(t, reused, "the connection opened before the expiry")
+	assert.Equal(t, http.StatusUnauthorized, r.status)
+	assert.Contains(t, r.message(t), "client certificate no longer verifies: x509: certificate has expired or is not yet valid")
+	msgs := s.auditMessages("alice")
+	require.Len(t, msgs, 1)
+	assert.Contains(t, msgs[0], "follow of job "+jid+" ended: client certificate no longer verifies: x509: certificate has expired")
+	require.Eventually(t, func() bool { return watchers() == 0 }, 10*time.Second, 5*time.Millisecond)
 }

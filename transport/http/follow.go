@@ -142,7 +142,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	if a.authn.reloads() {
 		// A stream with nothing to send ends as soon as a reload revokes
 		// its credential, not at its next event, which may never come.
-		stop := endOnRevocation(ctx, a.authn, allowed, func() { cancel(errRevoked) })
+		stop := endOnRevocation(ctx, check, func() { cancel(errRevoked) })
 		defer stop()
 	}
 	var writeErr error
@@ -181,11 +181,12 @@ var errRevoked = errors.New("the credentials reloaded no longer allow this follo
 // force still let r's caller follow job: a reload that revokes a token
 // (or narrows it), or rotates out the CA of the connection's certificate,
 // ends the streams it had open at once, as it refuses its next request,
-// whether or not they had a line to send. The first check looks up the
-// caller in the credentials then in force, since a reload may have come
-// after the request was let in (the stream's first line is written
-// before the first check); later ones look again only when the
-// credentials or the client CAs have been reloaded.
+// whether or not they had a line to send; so does the expiry of the
+// connection's certificate. The first check looks up the caller in the
+// credentials then in force, since a reload may have come after the
+// request was let in (the stream's first line is written before the
+// first check); later ones look again only when the credentials or the
+// client CAs have been reloaded, or the certificate has expired.
 func (a *API) stillAllowed(r *http.Request, job *exe.Job) *followCheck {
 	return &followCheck{authn: a.authn, r: r, job: job, ok: true}
 }
@@ -200,6 +201,7 @@ type followCheck struct {
 	mu      sync.Mutex
 	checked bool      // once: seen is set
 	seen    authState // of the last look-up
+	until   time.Time // the connection's certificate verifies until then; zero: none
 	ok      bool      // once false, for good
 	why     string    // when not ok
 }
@@ -210,19 +212,33 @@ func (c *followCheck) allowed() bool {
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if st := c.authn.state(); c.ok && (!c.checked || st != c.seen) {
+	if !c.ok {
+		return false
+	}
+	expired := !c.until.IsZero() && time.Now().After(c.until)
+	if st := c.authn.state(); !c.checked || st != c.seen || expired {
 		c.checked, c.seen = true, st
 		if c.authn.cas != nil {
-			if err := c.authn.cas.Verify(c.r.TLS); err != nil {
+			until, err := c.authn.cas.VerifyUntil(c.r.TLS)
+			if err != nil {
 				c.ok, c.why = false, err.Error()
 				return false
 			}
+			c.until = until
 		}
-		id, _ := c.authn.identify(c.r)
-		c.ok = id != nil && id.CanRead() && visible(id, c.job)
-		c.why = "the credentials reloaded no longer allow it"
+		if id, _ := c.authn.identify(c.r); id == nil || !id.CanRead() || !visible(id, c.job) {
+			c.ok, c.why = false, "the credentials reloaded no longer allow it"
+		}
 	}
 	return c.ok
+}
+
+// expires is when allowed must look again though nothing was reloaded:
+// the connection's certificate expires then. Zero: never.
+func (c *followCheck) expires() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.until
 }
 
 // reason says, for the audit trail, why allowed no longer holds.
@@ -232,23 +248,36 @@ func (c *followCheck) reason() string {
 	return c.why
 }
 
-// endOnRevocation checks allowed whenever the credentials or the client
-// CAs change, and calls revoked when it no longer holds, until ctx ends
-// or the returned stop is called.
-func endOnRevocation(ctx context.Context, authn *authenticator, allowed func() bool, revoked func()) (stop func()) {
+// endOnRevocation makes check whenever the credentials or the client CAs
+// change and when the connection's certificate expires, and calls
+// revoked when it no longer holds, until ctx ends or the returned stop is
+// called.
+func endOnRevocation(ctx context.Context, check *followCheck, revoked func()) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
-			creds, cas := authn.changed() // before the check: a reload after it closes these
-			if !allowed() {
+			creds, cas := check.authn.changed() // before the check: a reload after it closes these
+			if !check.allowed() {
 				revoked()
 				return
+			}
+			var expiry <-chan time.Time
+			var timer *time.Timer
+			if until := check.expires(); !until.IsZero() {
+				timer = time.NewTimer(time.Until(until))
+				expiry = timer.C
 			}
 			select {
 			case <-creds:
 			case <-cas:
+			case <-expiry:
 			case <-ctx.Done():
+			}
+			if timer != nil {
+				timer.Stop()
+			}
+			if ctx.Err() != nil {
 				return
 			}
 		}

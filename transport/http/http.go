@@ -112,8 +112,9 @@ type Options struct {
 	// longer sign, is 401 with the reason, whether it shows the
 	// certificate or a token, as a new connection with that certificate
 	// fails its handshake; the follow streams of such a connection end as
-	// a revoked token's do. Without it, a certificate is checked only at
-	// the handshake.
+	// a revoked token's do. A certificate that expires while its
+	// connection is open is refused the same way from its expiry on.
+	// Without it, a certificate is checked only at the handshake.
 	ClientCAs *auth.ClientCAs
 	// Audit, when set, records who asked for what (NewAudit).
 	Audit *Audit
