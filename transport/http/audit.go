@@ -41,7 +41,9 @@ type AuditRecord struct {
 	// sorted; their values are never recorded.
 	OptionNames []string `json:"option_names,omitempty"`
 	JID         string   `json:"jid,omitempty"`
-	// Outcome is accepted, refused, done, failure, or denied.
+	// Outcome is accepted, refused, done, failure, denied, or cancelled
+	// (the client went away before the answer: a sync run cut short,
+	// status 499).
 	Outcome string `json:"outcome"`
 	Status  int    `json:"status,omitempty"`  // the HTTP status answered
 	Message string `json:"message,omitempty"` // why it was refused or failed
@@ -173,16 +175,20 @@ func (au *Audit) revoked(r *http.Request, msg string) {
 	au.write(rec)
 }
 
-// done records a request that was answered: err nil for success.
+// done records a request that was answered: err nil for success; an err
+// of the client's going away (clientGone) is "cancelled", 499.
 func (au *Audit) done(r *http.Request, action string, req *exe.Request, jid string, err error) {
 	if au == nil {
 		return
 	}
 	rec := record(r, action, req)
 	rec.JID = jid
-	if err != nil {
+	switch {
+	case err != nil && clientGone(r, err):
+		rec.Outcome, rec.Status, rec.Message = "cancelled", statusClientClosed, msgClientClosed
+	case err != nil:
 		rec.Outcome, rec.Status, rec.Message = "refused", statusOf(err), exe.PublicMessage(err)
-	} else {
+	default:
 		rec.Outcome = "accepted"
 	}
 	au.write(rec)

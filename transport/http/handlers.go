@@ -28,7 +28,8 @@ func (a *API) target(w http.ResponseWriter, r *http.Request) {
 	writeStrings(w, http.StatusOK, hosts)
 }
 
-// syncOp runs an operation in this process and answers {"host": event}.
+// syncOp runs an operation in this process and answers {"host": event};
+// 499 when its client went away before the hosts were done.
 func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		req, err := queryRequest(op, r.URL.Query())
@@ -40,6 +41,18 @@ func (a *API) syncOp(op exe.Operate) http.HandlerFunc {
 			return
 		}
 		out, err := a.engine.RunSync(r.Context(), req)
+		if gone := r.Context().Err(); gone != nil {
+			if _, known := exe.KindOf(err); err == nil || !known {
+				// The client went away while the hosts ran. RunSync
+				// stopped them and answers as for a run that ended
+				// (each stopped host "cancelled"), or with the
+				// executor's interruption in its own words: either way
+				// the request was cut short, which is a 499 (API.md),
+				// in the audit trail, the access log and the metrics
+				// too, not a 200 no one reads.
+				err = gone
+			}
+		}
 		a.audit.done(r, "run", &req, "", err)
 		if err != nil {
 			a.writeError(w, r, err)

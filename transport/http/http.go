@@ -475,14 +475,27 @@ func statusOf(err error) int {
 // server error, and the client rarely reads it.
 const statusClientClosed = 499
 
+// msgClientClosed is the message of a statusClientClosed answer (API.md).
+const msgClientClosed = "request cancelled: the client closed its connection"
+
+// clientGone reports whether err is the end of r's context: its client
+// went away (or half-closed its connection), and what r asked for was cut
+// short by that, not refused. net/http ends a request's context only
+// then (or when the handler returns), and exe and the plugins return
+// that ending as context.Canceled (or DeadlineExceeded, for a context an
+// embedder bounded).
+func clientGone(r *http.Request, err error) bool {
+	return r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded))
+}
+
 // writeError answers with err's status and public message; unexpected
 // errors are logged in full and shown as a generic message. An error that
-// comes of the request's context ending (the client went away) is
-// neither: it is answered 499 and logged at debug level.
+// comes of the request's context ending (clientGone) is neither: it is
+// answered 499 and logged at debug level.
 func (a *API) writeError(w http.ResponseWriter, r *http.Request, err error) {
-	if r.Context().Err() != nil && (errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded)) {
-		a.log.Debug("request cancelled: the client closed its connection", "method", r.Method, "path", r.URL.Path, "error", err)
-		writeMessage(w, statusClientClosed, "request cancelled: the client closed its connection")
+	if clientGone(r, err) {
+		a.log.Debug(msgClientClosed, "method", r.Method, "path", r.URL.Path, "error", err)
+		writeMessage(w, statusClientClosed, msgClientClosed)
 		return
 	}
 	status := statusOf(err)

@@ -1,0 +1,76 @@
+package main
+
+import (
+	"fmt"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// localServer starts exed without tokens on loopback, with an inventory
+// of one host with a local connection (web01), an access log and an
+// audit trail, both files it returns.
+func localServer(t *testing.T) (p *proc, accessLog, auditLog string) {
+	t.Helper()
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("web01 ansible_connection=local\n"), 0o600))
+	accessLog, auditLog = filepath.Join(dir, "access.log"), filepath.Join(dir, "audit.log")
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[log]\naccess_log = %s\naudit_log = %s\n[sshnative]\ninventory = %s\n",
+		freePort(t), accessLog, auditLog, inv))
+	return start(t, dir, "-c", conf), accessLog, auditLog
+}
+
+// A sync GET whose client leaves while its command runs (as `curl -m 1`
+// does) is a 499 in the access log and the metrics, not a 200, and the
+// command is stopped. The command sends its pid through a FIFO once it
+// runs, so the client leaves while it runs.
+func TestSyncRunLeftByItsClientIs499(t *testing.T) {
+	p, accessLog, _ := localServer(t)
+	base := "http://" + p.addr
+	fifo := filepath.Join(t.TempDir(), "pid")
+	require.NoError(t, syscall.Mkfifo(fifo, 0o600))
+	uri := "/execute?" + url.Values{"target": {"web01"}, "cmd": {"echo $$ > " + fifo + "; sleep 30"}}.Encode()
+
+	c, err := net.Dial("tcp", p.addr)
+	require.NoError(t, err)
+	_, err = fmt.Fprintf(c, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", uri, p.addr)
+	require.NoError(t, err)
+	pidText := make(chan []byte, 1)
+	go func() {
+		b, _ := os.ReadFile(fifo) // returns once the command has written it
+		pidText <- b
+	}()
+	var pid int
+	select {
+	case b := <-pidText:
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		require.NoError(t, err, "%q", b)
+	case <-time.After(time.Minute):
+		if f, err := os.OpenFile(fifo, os.O_WRONLY, 0); err == nil {
+			f.Close() // the reader above ends
+		}
+		t.Fatal("the command did not start")
+	}
+	require.NoError(t, c.Close())
+
+	want := fmt.Sprintf("%q 499 ", "GET "+uri+" HTTP/1.1")
+	require.Eventually(t, func() bool { // another process's log file
+		b, _ := os.ReadFile(accessLog)
+		return strings.Contains(string(b), want)
+	}, 30*time.Second, 10*time.Millisecond, "the access log has the request as 499")
+	m := scraped(t, base+"/metrics", "")
+	assert.Equal(t, 1.0, m.get("exed_http_requests_total", "code", "499", "route", "GET /execute"))
+	assert.Zero(t, m.get("exed_http_requests_total", "code", "200", "route", "GET /execute"))
+	stopped(t, pid, "the command of the request its client left")
+	p.stop(t)
+}
