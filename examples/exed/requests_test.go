@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"net"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -72,5 +73,35 @@ func TestSyncRunLeftByItsClientIs499(t *testing.T) {
 	assert.Equal(t, 1.0, m.get("exed_http_requests_total", "code", "499", "route", "GET /execute"))
 	assert.Zero(t, m.get("exed_http_requests_total", "code", "200", "route", "GET /execute"))
 	stopped(t, pid, "the command of the request its client left")
+	p.stop(t)
+}
+
+// HEAD on the sync endpoints (which link checkers and probes send freely)
+// runs nothing: 405 with the methods allowed, no command run, nothing in
+// the audit trail. GET runs, as always.
+func TestHeadRunsNothing(t *testing.T) {
+	p, _, auditLog := localServer(t)
+	base := "http://" + p.addr
+	canary := filepath.Join(t.TempDir(), "HEADRAN")
+	run := url.Values{"target": {"web01"}, "cmd": {"touch " + canary}}.Encode()
+	for _, path := range []string{"/ping?target=web01", "/facter?target=web01", "/service?target=web01&name=exe-no-such-service&state=1", "/execute?" + run} {
+		res, err := http.Head(base + path)
+		require.NoError(t, err)
+		res.Body.Close()
+		assert.Equal(t, http.StatusMethodNotAllowed, res.StatusCode, path)
+		assert.Equal(t, "GET, POST", res.Header.Get("Allow"), path)
+	}
+	res, err := http.Head(base + "/jobs")
+	require.NoError(t, err)
+	res.Body.Close()
+	assert.Equal(t, http.StatusOK, res.StatusCode, "a GET that only reads answers HEAD")
+	assert.NoFileExists(t, canary, "HEAD ran the command")
+	b, err := os.ReadFile(auditLog)
+	require.NoError(t, err)
+	assert.Empty(t, string(b), "HEAD ran an operation")
+
+	code, body := httpDo(t, "GET", base+"/execute?"+run, "")
+	require.Equal(t, http.StatusOK, code, string(body))
+	assert.FileExists(t, canary, "the same request as a GET runs")
 	p.stop(t)
 }

@@ -116,9 +116,14 @@ func (c *Checker) Check(ex Exchange) error {
 	}
 	head := rreq.Method == http.MethodHead
 	if head {
-		rreq.Method = http.MethodGet // GET routes answer HEAD
+		rreq.Method = http.MethodGet // GET routes that only read answer HEAD
 	}
 	route, params, err := c.router.FindRoute(rreq)
+	if err == nil && head && ex.Status == http.StatusMethodNotAllowed {
+		// A GET that runs an operation refuses HEAD: to the document,
+		// which has no HEAD operation, a method the path does not serve.
+		err = errors.New("HEAD of a GET that runs an operation")
+	}
 	if err != nil {
 		note(ex.Request.Method+" (not in the document)", ex.Status, "")
 		return c.checkUndocumented(ex, err)

@@ -44,6 +44,7 @@ func TestCheckerCatchesDisagreements(t *testing.T) {
 		exchange("DELETE", "/jobs/j", "", 204, "", ""),
 		exchange("GET", "/nowhere", "", 404, js, `{"message":"no such endpoint: /nowhere"}`),
 		exchange("PUT", "/ping", "", 405, js, `{"message":"method PUT is not allowed here"}`),
+		exchange("HEAD", "/ping?target=a", "", 405, js, ""), // a HEAD that would run the operation
 	}
 	for _, ex := range ok {
 		assert.NoError(t, c.Check(ex), "%s %s", ex.Request.Method, ex.Request.URL)
@@ -66,6 +67,7 @@ func TestCheckerCatchesDisagreements(t *testing.T) {
 		"an undocumented event":       exchange("GET", "/jobs/j?follow=1", "", 200, es, "retry: 2000\nevent: job\ndata: "+job+"\n\nevent: progress\ndata: {}\n\n"),
 		"no retry first":              exchange("GET", "/jobs/j?follow=1", "", 200, es, "event: job\ndata: "+job+"\n\n"),
 		"405 without Allow":           {Request: httptest.NewRequest("PUT", "/ping", nil), Status: 405, Header: http.Header{"Content-Type": {js}}, Answer: []byte(`{"message":"no"}`)},
+		"HEAD 405 without Allow":      {Request: httptest.NewRequest("HEAD", "/ping?target=a", nil), Status: 405, Header: http.Header{"Content-Type": {js}}},
 		"200 for an unknown path":     exchange("GET", "/nowhere", "", 200, js, `{}`),
 		"text error for unknown path": exchange("GET", "/nowhere", "", 404, "text/plain", "404 page not found"),
 	}

@@ -105,7 +105,7 @@ func TestMuxErrorsAreJSON(t *testing.T) {
 	assert.Equal(t, "no such endpoint: /nope", r.message(t))
 
 	for path, allow := range map[string]string{
-		"/ping":          "GET, HEAD, POST",
+		"/ping":          "GET, POST",
 		"/deploy":        "POST",
 		"/jobs":          "GET, HEAD",
 		"/jobs/x":        "DELETE, GET, HEAD",

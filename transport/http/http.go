@@ -281,28 +281,33 @@ type route struct {
 	method, path string
 	handler      http.HandlerFunc
 	public       bool // no token needed
+	// operates marks a GET that runs an operation on hosts (the sync
+	// operations): HEAD, which net/http's mux routes to a GET and which
+	// link checkers and probes send as a safe method, is refused there
+	// (405) instead of running it.
+	operates bool
 }
 
 func (a *API) routes() []route {
 	return []route{
-		{"GET", "/target", a.target, false},
-		{"GET", "/ping", a.syncOp(exe.OpPing), false},
-		{"POST", "/ping", a.asyncOp(exe.OpPing), false},
-		{"GET", "/facter", a.syncOp(exe.OpFacter), false},
-		{"POST", "/facter", a.asyncOp(exe.OpFacter), false},
-		{"GET", "/service", a.syncOp(exe.OpService), false},
-		{"POST", "/service", a.asyncOp(exe.OpService), false},
-		{"GET", "/execute", a.syncOp(exe.OpExecute), false},
-		{"POST", "/execute", a.asyncOp(exe.OpExecute), false},
-		{"POST", "/deploy", a.asyncOp(exe.OpDeploy), false},
-		{"GET", "/tasks", a.tasks, false},
-		{"POST", "/tasks", a.asyncOp(exe.OpTask), false},
-		{"GET", "/jobs", a.jobs, false},
-		{"GET", "/jobs/{jid}", a.job, false},
-		{"DELETE", "/jobs/{jid}", a.deleteJob, false},
-		{"POST", "/jobs/{jid}/cancel", a.cancelJob, false},
-		{"GET", "/healthz", a.health, true},
-		{"GET", "/openapi.json", a.openAPI, true},
+		{method: "GET", path: "/target", handler: a.target},
+		{method: "GET", path: "/ping", handler: a.syncOp(exe.OpPing), operates: true},
+		{method: "POST", path: "/ping", handler: a.asyncOp(exe.OpPing)},
+		{method: "GET", path: "/facter", handler: a.syncOp(exe.OpFacter), operates: true},
+		{method: "POST", path: "/facter", handler: a.asyncOp(exe.OpFacter)},
+		{method: "GET", path: "/service", handler: a.syncOp(exe.OpService), operates: true},
+		{method: "POST", path: "/service", handler: a.asyncOp(exe.OpService)},
+		{method: "GET", path: "/execute", handler: a.syncOp(exe.OpExecute), operates: true},
+		{method: "POST", path: "/execute", handler: a.asyncOp(exe.OpExecute)},
+		{method: "POST", path: "/deploy", handler: a.asyncOp(exe.OpDeploy)},
+		{method: "GET", path: "/tasks", handler: a.tasks},
+		{method: "POST", path: "/tasks", handler: a.asyncOp(exe.OpTask)},
+		{method: "GET", path: "/jobs", handler: a.jobs},
+		{method: "GET", path: "/jobs/{jid}", handler: a.job},
+		{method: "DELETE", path: "/jobs/{jid}", handler: a.deleteJob},
+		{method: "POST", path: "/jobs/{jid}/cancel", handler: a.cancelJob},
+		{method: "GET", path: "/healthz", handler: a.health, public: true},
+		{method: "GET", path: "/openapi.json", handler: a.openAPI, public: true},
 		a.metricsRoute(),
 	}
 }
@@ -327,6 +332,7 @@ func (a *API) build(routes []route) http.Handler {
 	obs := a.opts.Observer
 	a.patterns = map[string]bool{}
 	allowed := map[string][]string{}
+	noHead := map[string]bool{} // paths whose GET operates: HEAD is 405
 	var paths []string
 	for _, rt := range routes {
 		h := checkQuery(rt.handler)
@@ -340,20 +346,29 @@ func (a *API) build(routes []route) http.Handler {
 			paths = append(paths, rt.path)
 		}
 		allowed[rt.path] = append(allowed[rt.path], rt.method)
-		if rt.method == "GET" {
-			allowed[rt.path] = append(allowed[rt.path], "HEAD")
+		switch {
+		case rt.method == "GET" && rt.operates:
+			noHead[rt.path] = true
+		case rt.method == "GET":
+			allowed[rt.path] = append(allowed[rt.path], "HEAD") // the mux routes it to the GET
 		}
 	}
 	for _, p := range paths {
 		methods := allowed[p]
 		sort.Strings(methods)
 		allow := strings.Join(methods, ", ")
-		// A method-less pattern is less specific than the method ones, so
-		// it only catches the methods they do not serve.
-		mux.Handle(a.opts.Prefix+p, routed(obs, a.opts.Prefix+p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		notAllowed := routed(obs, a.opts.Prefix+p, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Allow", allow)
 			writeMessage(w, http.StatusMethodNotAllowed, "method "+r.Method+" is not allowed here; allowed: "+allow)
-		})))
+		}))
+		// A method-less pattern is less specific than the method ones, so
+		// it only catches the methods they do not serve.
+		mux.Handle(a.opts.Prefix+p, notAllowed)
+		if noHead[p] {
+			// More specific than "GET p", which would take HEAD too and
+			// run the operation (its answer's body discarded).
+			mux.Handle("HEAD "+a.opts.Prefix+p, notAllowed)
+		}
 	}
 	if a.opts.UI {
 		a.registerUI(mux)

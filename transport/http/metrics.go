@@ -115,4 +115,4 @@ func MetricsHandler(opts Options) http.Handler {
 	return a
 }
 
-func (a *API) metricsRoute() route { return route{"GET", "/metrics", a.metrics, false} }
+func (a *API) metricsRoute() route { return route{method: "GET", path: "/metrics", handler: a.metrics} }
