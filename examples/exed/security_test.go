@@ -447,9 +447,11 @@ func TestTLSReloadAndClientCertificates(t *testing.T) {
 	}
 }
 
-// A follow stream opened with a token that a reload then revokes gets
-// nothing more: no later host event, no final job. The streams of
-// credentials still in force go on.
+// A follow stream opened with a token that a reload then revokes gets no
+// later host event and no final job: it ends with the last line API.md
+// gives a stream that ends before its job, the job as the stream knew it
+// (Running) with a message that says the credentials were revoked. The
+// streams of credentials still in force go on.
 func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
 	release := filepath.Join(s.dir, "release")
@@ -481,7 +483,7 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	assert.Contains(t, string(rest), "after-revocation", "a token still in force follows to the end")
 	rest, err = io.ReadAll(revoked)
 	require.NoError(t, err)
-	assert.Empty(t, string(rest), "the revoked token's stream ends with nothing more")
+	revokedLastLine(t, rest, jid)
 	denied := func() []string {
 		var out []string
 		for _, l := range s.auditLines(t) {
@@ -494,6 +496,22 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	want := []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}
 	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, denied()) }, 10*time.Second, 10*time.Millisecond,
 		"the trail says why the stream ended: %v", denied())
+}
+
+// revokedLastLine checks that rest, what a follow stream sent once a
+// reload revoked its credential, is one line: the job jid as the stream
+// first sent it (Running), with the message of a revoked credential.
+func revokedLastLine(t *testing.T, rest []byte, jid string) {
+	t.Helper()
+	lines := strings.SplitAfter(string(rest), "\n")
+	require.Len(t, lines, 2, "one last line, ended: %q", rest)
+	require.Empty(t, lines[1], "nothing after it: %q", rest)
+	var end map[string]any
+	require.NoError(t, json.Unmarshal([]byte(lines[0]), &end), lines[0])
+	assert.Equal(t, jid, end["jid"])
+	assert.EqualValues(t, 1, end["state"], "the job as the stream knew it: running")
+	assert.Equal(t, map[string]any{}, end["return_data"], "no output")
+	assert.Equal(t, "stream ended: credentials revoked: authenticate again", end["message"])
 }
 
 // A deploy refused because its host is locked names the job holding the
@@ -522,8 +540,8 @@ func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
 
 // A client certificate whose cert: line a reload removes is refused at
 // once on a connection already open (its handshake was before the
-// reload), and its follow stream ends with nothing more, recorded in the
-// audit trail.
+// reload), and its follow stream ends with the last line of a revoked
+// credential and nothing more, recorded in the audit trail.
 func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 	s, ca, roots := startTLS(t, t.TempDir(), adminToken+" name=admin\ncert:alice ops=execute\n")
 	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca.issue(t, "", "", 200, "alice", true)}}
@@ -561,7 +579,7 @@ func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 	assert.Equal(t, http.StatusUnauthorized, again.StatusCode)
 	rest, err := io.ReadAll(stream) // the job is still running
 	require.NoError(t, err)
-	assert.Empty(t, string(rest), "the revoked certificate's stream ends with nothing more")
+	revokedLastLine(t, rest, jid)
 	var denied []string
 	for _, l := range s.auditLines(t) {
 		if l["action"] == "deny" && l["user"] == "alice" {

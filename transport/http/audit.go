@@ -163,9 +163,9 @@ func (au *Audit) deny(r *http.Request, req *exe.Request, status int, msg string)
 	au.write(rec)
 }
 
-// revoked records a follow ended because a reload revoked (or narrowed)
-// the credential it was opened with: a 401 whose user is the one the
-// stream was opened as.
+// revoked records a follow ended because the credential it was opened
+// with no longer allows it (endForCredential: a reload revoked or
+// narrowed it): a 401 whose user is the one the stream was opened as.
 func (au *Audit) revoked(r *http.Request, msg string) {
 	if au == nil {
 		return

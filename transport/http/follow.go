@@ -101,9 +101,10 @@ func acceptsEventStream(accept []string) bool {
 // as Server-Sent Events. Each line is flushed as written; the stream ends
 // when the job does or the client leaves. A stream that ends before its
 // job does (the server shuts down, the store stays unreachable, the job
-// vanishes) ends with the job object as last known, still Running, plus
-// "message" saying why: a client that reads the last line as the final
-// job sees that the job has not ended, and follows again.
+// vanishes, the credential it was opened with no longer allows it) ends
+// with the job object as last known, still Running, plus "message"
+// saying why: a client that reads the last line as the final job sees
+// that the job has not ended, and follows again (or authenticates again).
 func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from int64, sse bool) {
 	ctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -142,7 +143,7 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	if a.authn.reloads() {
 		// A stream with nothing to send ends as soon as a reload revokes
 		// its credential, not at its next event, which may never come.
-		stop := endOnRevocation(ctx, check, func() { cancel(errRevoked) })
+		stop := endOnRevocation(ctx, check, func(end *credentialEnd) { cancel(end) })
 		defer stop()
 	}
 	var writeErr error
@@ -150,16 +151,15 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 		writeErr = s.writeEvents(&a.lines, jid, batch, allowed)
 		return writeErr
 	})
-	if errors.Is(context.Cause(ctx), errRevoked) || err == nil && !allowed() {
-		writeErr = errRevoked
-	} else if err == nil {
-		_ = s.write(sseDone, 0, final)
-		return
+	end := credentialEndOf(context.Cause(ctx), writeErr)
+	if end == nil && err == nil {
+		if end = allowed(); end == nil {
+			_ = s.write(sseDone, 0, final)
+			return
+		}
 	}
-	if errors.Is(writeErr, errRevoked) {
-		// Nothing more for a credential that is no longer valid: the
-		// stream just ends, and following again is 401 (or 404).
-		a.audit.revoked(r, "follow of job "+jid+" ended: "+check.reason())
+	if end != nil {
+		a.endForCredential(r, s, jid, job, end)
 		return
 	}
 	if writeErr != nil || s.failed() {
@@ -173,8 +173,52 @@ func (a *API) follow(w http.ResponseWriter, r *http.Request, jid string, from in
 	_ = s.write(sseEnd, 0, streamEnd{job: job, message: "stream ended: " + reason})
 }
 
-// errRevoked ends a follow whose credential a reload revoked.
-var errRevoked = errors.New("the credentials reloaded no longer allow this follow")
+// credentialEnd is why a follow stream ends when the credential it was
+// opened with no longer lets it go on. Whatever checks the credential
+// (stillAllowed at each write and reload; another check may cancel the
+// stream's context with a *credentialEnd of its own) ends the stream the
+// same way, endForCredential: a last line, the job as the stream first
+// sent it with "message": "stream ended: " + message, and a 401 denial
+// in the audit trail.
+type credentialEnd struct {
+	message string // for the client: why, and what to do
+	audit   string // for the audit trail, after "follow of job J ended: "
+}
+
+func (e *credentialEnd) Error() string { return e.audit }
+
+// The ends of a follow whose credential a reload of the credentials
+// took away (errRevoked: the token or cert: line is gone, so following
+// again is 401) or narrowed (errNarrowed: it may no longer read this
+// job, so following again is 403 or 404).
+var (
+	errRevoked  = &credentialEnd{message: "credentials revoked: authenticate again", audit: reloadedAway}
+	errNarrowed = &credentialEnd{message: "the credentials reloaded no longer allow following this job", audit: reloadedAway}
+)
+
+const reloadedAway = "the credentials reloaded no longer allow it"
+
+// credentialEndOf returns the *credentialEnd among errs, nil if none.
+func credentialEndOf(errs ...error) *credentialEnd {
+	for _, err := range errs {
+		var end *credentialEnd
+		if errors.As(err, &end) {
+			return end
+		}
+	}
+	return nil
+}
+
+// endForCredential ends a follow of jid that the credential it was opened
+// with no longer allows: the one place that writes such a stream's last
+// line, whatever took the credential away. The line is the job as the
+// stream's first line had it, which the caller was allowed to read, with
+// the message: nothing the caller may no longer read is sent. Best
+// effort, as every last line: a client that left gets nothing.
+func (a *API) endForCredential(r *http.Request, s *stream, jid string, job *exe.Job, end *credentialEnd) {
+	a.audit.revoked(r, "follow of job "+jid+" ended: "+end.audit)
+	_ = s.write(sseEnd, 0, streamEnd{job: job, message: "stream ended: " + end.message})
+}
 
 // stillAllowed returns a check, made before each write of a follow and at
 // each reload (endOnRevocation), that the credentials and client CAs in
@@ -182,13 +226,16 @@ var errRevoked = errors.New("the credentials reloaded no longer allow this follo
 // (or narrows it), or rotates out the CA of the connection's certificate,
 // ends the streams it had open at once, as it refuses its next request,
 // whether or not they had a line to send; so does the expiry of the
-// connection's certificate. The first check looks up the caller in the
-// credentials then in force, since a reload may have come after the
-// request was let in (the stream's first line is written before the
-// first check); later ones look again only when the credentials or the
-// client CAs have been reloaded, or the certificate has expired.
+// connection's certificate. Its allowed returns nil while they do, else
+// errRevoked (no identity any more), errNarrowed, or the end of a
+// certificate that no longer verifies. The first check looks up the
+// caller in the credentials then in force, since a reload may have come
+// after the request was let in (the stream's first line is written
+// before the first check); later ones look again only when the
+// credentials or the client CAs have been reloaded, or the certificate
+// has expired.
 func (a *API) stillAllowed(r *http.Request, job *exe.Job) *followCheck {
-	return &followCheck{authn: a.authn, r: r, job: job, ok: true}
+	return &followCheck{authn: a.authn, r: r, job: job}
 }
 
 // followCheck is stillAllowed's check. The stream's writer and
@@ -199,21 +246,20 @@ type followCheck struct {
 	job   *exe.Job
 
 	mu      sync.Mutex
-	checked bool      // once: seen is set
-	seen    authState // of the last look-up
-	until   time.Time // the connection's certificate verifies until then; zero: none
-	ok      bool      // once false, for good
-	why     string    // when not ok
+	checked bool           // once: seen is set
+	seen    authState      // of the last look-up
+	until   time.Time      // the connection's certificate verifies until then; zero: none
+	end     *credentialEnd // once set, for good
 }
 
-func (c *followCheck) allowed() bool {
+func (c *followCheck) allowed() *credentialEnd {
 	if !c.authn.reloads() {
-		return true
+		return nil
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if !c.ok {
-		return false
+	if c.end != nil {
+		return c.end
 	}
 	expired := !c.until.IsZero() && time.Now().After(c.until)
 	if st := c.authn.state(); !c.checked || st != c.seen || expired {
@@ -221,16 +267,19 @@ func (c *followCheck) allowed() bool {
 		if c.authn.cas != nil {
 			until, err := c.authn.cas.VerifyUntil(c.r.TLS)
 			if err != nil {
-				c.ok, c.why = false, err.Error()
-				return false
+				c.end = &credentialEnd{message: err.Error() + ": connect again with a valid certificate", audit: err.Error()}
+				return c.end
 			}
 			c.until = until
 		}
-		if id, _ := c.authn.identify(c.r); id == nil || !id.CanRead() || !visible(id, c.job) {
-			c.ok, c.why = false, "the credentials reloaded no longer allow it"
+		switch id, _ := c.authn.identify(c.r); {
+		case id == nil:
+			c.end = errRevoked
+		case !id.CanRead() || !visible(id, c.job):
+			c.end = errNarrowed
 		}
 	}
-	return c.ok
+	return c.end
 }
 
 // expires is when allowed must look again though nothing was reloaded:
@@ -241,25 +290,18 @@ func (c *followCheck) expires() time.Time {
 	return c.until
 }
 
-// reason says, for the audit trail, why allowed no longer holds.
-func (c *followCheck) reason() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.why
-}
-
 // endOnRevocation makes check whenever the credentials or the client CAs
 // change and when the connection's certificate expires, and calls
-// revoked when it no longer holds, until ctx ends or the returned stop is
-// called.
-func endOnRevocation(ctx context.Context, check *followCheck, revoked func()) (stop func()) {
+// revoked with its end when it no longer holds, until ctx ends or the
+// returned stop is called.
+func endOnRevocation(ctx context.Context, check *followCheck, revoked func(*credentialEnd)) (stop func()) {
 	ctx, cancel := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		for {
 			creds, cas := check.authn.changed() // before the check: a reload after it closes these
-			if !check.allowed() {
-				revoked()
+			if end := check.allowed(); end != nil {
+				revoked(end)
 				return
 			}
 			var expiry <-chan time.Time
@@ -330,10 +372,10 @@ const flushAt = 32 << 10
 // writeEvents sends the events of a batch, each as {"host": event}, and
 // flushes once per flushAt bytes and at the end: one write for the events
 // that arrived together, instead of one per event. Each write is made
-// only if allowed still holds, else it is errRevoked: a reload that
-// revokes the stream's credential while it sends a long backlog ends it
-// there, not at the end of the backlog.
-func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event, allowed func() bool) error {
+// only if allowed still holds, else it is allowed's *credentialEnd: a
+// reload that revokes the stream's credential while it sends a long
+// backlog ends it there, not at the end of the backlog.
+func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event, allowed func() *credentialEnd) error {
 	buf := &s.buf
 	defer func() {
 		if buf.Cap() > 2*flushAt {
@@ -348,8 +390,8 @@ func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event, a
 		}
 		s.frame(buf, sseHost, ev.Seq, b)
 		if buf.Len() >= flushAt {
-			if !allowed() {
-				return errRevoked
+			if end := allowed(); end != nil {
+				return end
 			}
 			if err := s.send(buf.Bytes()); err != nil {
 				return err
@@ -360,8 +402,8 @@ func (s *stream) writeEvents(lines *eventLines, jid string, batch []exe.Event, a
 	if buf.Len() == 0 {
 		return nil
 	}
-	if !allowed() {
-		return errRevoked
+	if end := allowed(); end != nil {
+		return end
 	}
 	return s.send(buf.Bytes())
 }

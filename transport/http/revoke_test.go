@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/0ops/exed/auth"
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/openapitest"
 	exehttp "github.com/0ops/exed/transport/http"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -86,6 +88,41 @@ const (
 	otherTok = "other-0123456789abcdef"
 )
 
+// The messages of the last line of a follow whose credential a reload
+// took away: revoked (gone from the file), narrowed (still there, but no
+// longer allowed this job).
+const (
+	revokedEnd  = "stream ended: credentials revoked: authenticate again"
+	narrowedEnd = "stream ended: the credentials reloaded no longer allow following this job"
+)
+
+// lastLine checks that rest, all that a follow stream sent once its
+// credential was taken away, is its last line and nothing more: the job
+// object as the stream first sent it (jid, state), with message.
+func lastLine(t *testing.T, rest []byte, jid string, state exe.JobState, message string) {
+	t.Helper()
+	line, after, found := bytes.Cut(rest, []byte("\n"))
+	require.True(t, found, "a last line comes: %q", rest)
+	assert.Empty(t, string(after), "nothing after the last line")
+	var end map[string]any
+	require.NoError(t, json.Unmarshal(line, &end), "%s", line)
+	assert.Equal(t, jid, end["jid"], "the job object: %s", line)
+	assert.EqualValues(t, state, end["state"], "as the stream first sent it: %s", line)
+	assert.Equal(t, message, end["message"])
+}
+
+// lastEvent is lastLine for an event stream: one "end" event whose data
+// is that line (keep-alive comments aside).
+func lastEvent(t *testing.T, rest []byte, jid string, state exe.JobState, message string) {
+	t.Helper()
+	evs, err := openapitest.ParseEvents(rest)
+	require.NoError(t, err)
+	require.Len(t, evs, 1, "one last event: %q", rest)
+	assert.Equal(t, "end", evs[0].Event)
+	assert.Empty(t, evs[0].ID, "an end event has no id: a browser resumes after the last host event")
+	lastLine(t, []byte(evs[0].Data+"\n"), jid, state, message)
+}
+
 // Reloads that leave a token as it was, many in a row, one that adds
 // another token and one that fails to load, leave its follow streaming:
 // nothing is recorded as revoked, and no watcher outlives the stream.
@@ -114,7 +151,8 @@ func TestReloadsThatKeepATokenKeepItsFollow(t *testing.T) {
 }
 
 // A reload that narrows a token to its own jobs ends its follow of
-// another user's job at once, recorded once.
+// another user's job at once, with a last line that says so, recorded
+// once.
 func TestNarrowedTokenEndsItsFollow(t *testing.T) {
 	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
 	jid := s.storedJob() // no user: not other's
@@ -123,14 +161,15 @@ func TestNarrowedTokenEndsItsFollow(t *testing.T) {
 	s.reload(keepTok + " name=keep\n" + otherTok + " name=other jobs=own\n")
 	rest, err := io.ReadAll(st.rd) // openFollow bounds it: an open stream fails here
 	require.NoError(t, err, "the stream ends")
-	assert.Empty(t, string(rest), "nothing more for the narrowed token")
+	lastLine(t, rest, jid, exe.JobRunning, narrowedEnd)
 	assert.Len(t, s.revocations(), 1)
 	assert.Zero(t, watchers())
 }
 
 // A reload that revokes a token as its follow's job ends: the stream
-// either ends with the final job line and nothing recorded, or without
-// it and recorded once as revoked.
+// either ends with the final job line and nothing recorded, or with the
+// last line of a revoked stream (the job as first sent, Running, with
+// the message) and recorded once as revoked.
 func TestRevocationRacingTheFinalLine(t *testing.T) {
 	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
 	for i := range 100 {
@@ -147,17 +186,16 @@ func TestRevocationRacingTheFinalLine(t *testing.T) {
 			assert.NoError(t, err)
 		})
 		wg.Wait()
-		b, err := st.rd.ReadBytes('\n')
+		b, err := io.ReadAll(st.rd) // openFollow bounds it
+		require.NoError(t, err, "%d", i)
 		got := len(s.revocations()) - before
-		if err == nil {
+		if !bytes.Contains(b, []byte(`"message"`)) {
 			var final map[string]any
 			require.NoError(t, json.Unmarshal(b, &final), "%d: %s", i, b)
 			assert.EqualValues(t, exe.JobDone, final["state"], "%d: the final job line: %s", i, b)
-			assert.NotContains(t, final, "message", "%d: no early end", i)
 			assert.Zero(t, got, "%d: a stream that ended with its job is not revoked", i)
-			st.end()
 		} else {
-			assert.Empty(t, b, "%d", i)
+			lastLine(t, b, jid, exe.JobRunning, revokedEnd)
 			assert.Equal(t, 1, got, "%d: one record per revoked stream", i)
 		}
 	}
@@ -184,7 +222,8 @@ func TestFollowLeftEndsItsWatcher(t *testing.T) {
 }
 
 // A reload that revokes a token while its follow is sending a long
-// backlog ends the stream there: the rest of the backlog is not sent.
+// backlog ends the stream there: the rest of the backlog is not sent,
+// and the last line says why.
 func TestRevocationStopsABacklog(t *testing.T) {
 	s := newRevocationServer(t, keepTok+" name=keep\n"+otherTok+" name=other\n")
 	jid := s.storedJob()
@@ -211,9 +250,12 @@ func TestRevocationStopsABacklog(t *testing.T) {
 	st.job()
 	assert.Contains(t, st.line(), msg, "the backlog is being sent")
 	s.reload(keepTok + " name=keep\n")
-	n, err := io.Copy(io.Discard, st.rd)
+	rest, err := io.ReadAll(st.rd)
 	require.NoError(t, err)
-	t.Logf("%d bytes after the reload", n)
-	assert.Less(t, n, int64(events*size/2), "the backlog stopped at the reload")
+	t.Logf("%d bytes after the reload", len(rest))
+	assert.Less(t, len(rest), events*size/2, "the backlog stopped at the reload")
+	// What was buffered of the backlog, then the last line.
+	before := bytes.LastIndexByte(rest[:max(len(rest)-1, 0)], '\n')
+	lastLine(t, rest[before+1:], jid, exe.JobRunning, revokedEnd)
 	assert.Len(t, s.revocations(), 1)
 }
