@@ -503,6 +503,12 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 // first sent it (Running), with the message of a revoked credential.
 func revokedLastLine(t *testing.T, rest []byte, jid string) {
 	t.Helper()
+	endedLastLine(t, rest, jid, "stream ended: credentials revoked: authenticate again")
+}
+
+// endedLastLine is revokedLastLine with the last line's message.
+func endedLastLine(t *testing.T, rest []byte, jid, message string) {
+	t.Helper()
 	lines := strings.SplitAfter(string(rest), "\n")
 	require.Len(t, lines, 2, "one last line, ended: %q", rest)
 	require.Empty(t, lines[1], "nothing after it: %q", rest)
@@ -511,7 +517,7 @@ func revokedLastLine(t *testing.T, rest []byte, jid string) {
 	assert.Equal(t, jid, end["jid"])
 	assert.EqualValues(t, 1, end["state"], "the job as the stream knew it: running")
 	assert.Equal(t, map[string]any{}, end["return_data"], "no output")
-	assert.Equal(t, "stream ended: credentials revoked: authenticate again", end["message"])
+	assert.Equal(t, message, end["message"])
 }
 
 // A deploy refused because its host is locked names the job holding the
@@ -661,7 +667,9 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 	assert.JSONEq(t, `{"message":"client certificate no longer verifies: the client CA reloaded does not sign it"}`, b)
 	rest, err := io.ReadAll(stream) // the job is still running
 	require.NoError(t, err)
-	assert.Empty(t, string(rest), "the stream of the certificate CA1 signed ends with nothing more")
+	// The stream of the certificate CA1 signed ends with a last line
+	// that says why.
+	endedLastLine(t, rest, jid, "stream ended: client certificate no longer verifies: the client CA reloaded does not sign it: connect again with a valid certificate")
 	var denied []string
 	for _, l := range s.auditLines(t) {
 		if l["action"] == "deny" && l["user"] == "alice" {

@@ -2,6 +2,7 @@ package http_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -150,7 +151,7 @@ func TestClientCAChangeRefusesOpenConnections(t *testing.T) {
 			}
 			rest, err := io.ReadAll(aliceStream.rd)
 			require.NoError(t, err, "the stream ends")
-			assert.Empty(t, string(rest), "nothing more for the certificate CA1 signed")
+			lastLine(t, rest, jid, exe.JobRunning, "stream ended: client certificate no longer verifies: the client CA reloaded does not sign it: connect again with a valid certificate")
 			assert.Equal(t, []string{"follow of job " + jid + " ended: client certificate no longer verifies: the client CA reloaded does not sign it"},
 				s.auditMessages("alice"))
 
@@ -171,7 +172,7 @@ func TestClientCAChangeRefusesOpenConnections(t *testing.T) {
 
 // A client certificate that expires while its connection is open is
 // refused from then on, as a new handshake would refuse it: its follow
-// ends at the expiry, with nothing more, and the next request on the
+// ends at the expiry, with a last line saying why, and the next request on the
 // connection is 401 with the reason.
 func TestExpiredCertificateEndsItsFollowAndConnection(t *testing.T) {
 	ca := testpki.NewCA(t, "CA")
@@ -188,7 +189,10 @@ func TestExpiredCertificateEndsItsFollowAndConnection(t *testing.T) {
 
 	rest, err := io.ReadAll(stream.rd) // bounded by follow's context
 	require.NoError(t, err, "the stream ends when the certificate expires")
-	assert.Empty(t, string(rest))
+	line, after, found := bytes.Cut(rest, []byte("\n"))
+	require.True(t, found, "a last line comes: %q", rest)
+	assert.Empty(t, string(after), "nothing after the last line")
+	assert.Contains(t, string(line), `"message":"stream ended: client certificate no longer verifies: x509: certificate has expired`)
 	assert.True(t, time.Now().After(cert.Leaf.NotAfter), "not before the expiry")
 	r, reused := s.get(alice, "/jobs", "")
 	assert.True(t, reused, "the connection opened before the expiry")
