@@ -13,9 +13,10 @@ import (
 type JobRunner interface {
 	// Run executes job jid to completion, appending its events and
 	// finishing it with its outcome. When ctx is cancelled with a cause
-	// (ErrCancelled, ErrShutdown, ErrWorkerLost), the job fails with
-	// that cause. A job that is no longer Running is left alone. Its
-	// error is for the log: the job's own error is already stored.
+	// (ErrCancelled, ErrShutdown, ErrWorkerLost, ErrLeaseLost), the job
+	// fails with that cause. A job that is no longer Running is left
+	// alone. Its error is for the log: the job's own error is already
+	// stored.
 	Run(ctx context.Context, jid string) error
 	// RunJob is Run for a job the worker has just read from the store.
 	RunJob(ctx context.Context, job *Job) error

@@ -21,6 +21,14 @@ var (
 	// ErrServerLost is ErrWorkerLost for jobs that an API server ran itself
 	// (a Redis store without separate workers).
 	ErrServerLost = errors.New("server lost")
+	// ErrLeaseLost is the cause a worker (or an API server running its
+	// jobs itself) stops a job's commands with when it could not renew its
+	// lease on the job (cut off from Redis) and the lease may lapse soon:
+	// it stops them itself before the lost-lease recovery may fail the job
+	// and release its hosts (see jobstore/redis, DispatcherOptions.
+	// FenceMargin), so that the hosts' events and the job's error say what
+	// happened to them.
+	ErrLeaseLost = errors.New("its worker lost its lease: cut off from Redis")
 )
 
 const (
@@ -86,7 +94,7 @@ type Runner struct {
 
 // Run executes job jid to completion. A job that is no longer Running (it
 // was cancelled while queued) is left alone. When ctx is cancelled with a
-// cause (ErrCancelled, ErrShutdown, ErrWorkerLost, ...), the job fails with
+// cause (ErrCancelled, ErrShutdown, ErrWorkerLost, ErrLeaseLost, ...), the job fails with
 // that cause as its error. Errors it returns are for the log: the job's
 // own error is already written when it could be.
 func (r *Runner) Run(ctx context.Context, jid string) error {

@@ -180,7 +180,7 @@ func TestInterruptedWorkIsReported(t *testing.T) {
 		require.Len(t, list, 2, "the event the interruption produced arrived")
 		assert.Equal(t, exe.Event{Host: "a", Status: exe.HostFailed, Name: "stopped", Msg: cause}, list[1])
 	}
-	for _, cause := range []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost} {
+	for _, cause := range []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost, exe.ErrLeaseLost} {
 		t.Run(cause.Error(), func(t *testing.T) {
 			ctx, cancel := context.WithCancelCause(context.Background())
 			defer cancel(nil)

@@ -81,7 +81,7 @@ func (o *ops) cancel(req *pluginpb.CancelRequest) {
 }
 
 // causes are the cancellation causes a plugin recognises with errors.Is.
-var causes = []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost}
+var causes = []error{exe.ErrCancelled, exe.ErrShutdown, exe.ErrWorkerLost, exe.ErrLeaseLost}
 
 // causeToPB describes why ctx ended for a CancelRequest.
 func causeToPB(ctx context.Context, id string) *pluginpb.CancelRequest {
