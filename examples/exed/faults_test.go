@@ -243,6 +243,12 @@ func gatedJob(runs, gate, out string) string {
 	return fmt.Sprintf("echo run >> %s; while [ ! -e %s ]; do sleep 0.05; done; echo %s", runs, gate, out)
 }
 
+// outageLease is the lease of TestRedisOutageDuringJobs: long enough for
+// the processes running jobs to ride out its outages, which a process
+// cannot tell from a partition of its own; past about a quarter of the
+// lease it stops its jobs before their leases may lapse.
+const outageLease = 30 * time.Second
+
 // TestRedisOutageDuringJobs: Redis (with AOF) stops answering for 3s,
 // then 5s, while jobs run, with workers and with the API server running
 // its jobs itself. Jobs ending during the outage and jobs ending after
@@ -276,8 +282,8 @@ func TestRedisOutageDuringJobs(t *testing.T) {
 	} {
 		t.Run(mode.name, func(t *testing.T) {
 			url := "redis://" + proxy.Addr + "/0"
-			conf := writeConf(t, t.TempDir(), fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\n%s = %s\nredis_prefix = %s:\nconcurrency = 8\nshutdown_grace = 2s\n",
-				freePort(t), mode.runner, url, mode.name))
+			conf := writeConf(t, t.TempDir(), fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\n%s = %s\nredis_prefix = %s:\nconcurrency = 8\nshutdown_grace = 2s\nlease = %s\n",
+				freePort(t), mode.runner, url, mode.name, outageLease))
 			api := start(t, dir, "-c", conf)
 			base := "http://" + api.addr
 			var workers []*proc

@@ -29,9 +29,10 @@ const DefaultLease = 10 * time.Second
 //
 //   - RunJobs: a worker that takes jobs from the queue and runs them with
 //     the Engine's runner, at most once each, under a lease it renews
-//     while they run (the worker also runs the lost-lease recovery).
-//     This is `exed worker`, and an API server that runs its jobs itself
-//     on a Redis store.
+//     while they run, and stops a job itself before its lease may lapse
+//     when it cannot renew it (DispatcherOptions.FenceMargin); the worker
+//     also runs the lost-lease recovery. This is `exed worker`, and an
+//     API server that runs its jobs itself on a Redis store.
 //   - otherwise: only the lost-lease recovery (see recoverer), so that the jobs of a worker that died fail
 //     even when no other worker is alive. Jobs wait in the queue until a
 //     worker takes them. This is an API server with separate workers.
@@ -79,8 +80,38 @@ type DispatcherOptions struct {
 	// until Redis answers. A job whose lease lapses fails with LostMessage
 	// within about Lease plus RecoverEvery (see recover.go for when it
 	// waits longer). It is also the lease of the workers whose jobs the
-	// recovery fails. Default DefaultLease.
+	// recovery fails. A worker that cannot renew a lease stops the job
+	// before it lapses (FenceMargin), so Lease also bounds the Redis
+	// outage a running job outlives: about Lease - FenceMargin - Lease/3 -
+	// Lease/10, 2.3s with the defaults; a longer one stops the jobs
+	// running then (raise Lease to ride out a Redis failover). Default
+	// DefaultLease.
 	Lease time.Duration
+	// FenceMargin is how long before a job's lease may lapse a worker
+	// that could not renew it stops the job itself. The worker knows the
+	// lease lasts at least until the send time of the last renewal (or
+	// take) Redis confirmed, plus Lease, on its own clock; at that point
+	// minus FenceMargin it cancels the job's run with cause
+	// exe.ErrLeaseLost ("its worker lost its lease: cut off from Redis"),
+	// whether Redis is down for everyone or the worker alone is cut off:
+	// it cannot tell which. Its executor stops the commands and reports
+	// the hosts it stopped, and the Runner stores them and the end if
+	// Redis answers again within 10s; else the recovery fails the job as
+	// lost once the lease has lapsed in Redis, and only then releases its
+	// hosts' locks. So no second mutex job starts on a host while the
+	// command stays running there, provided the executor stops it within
+	// FenceMargin: SIGHUP, then SIGTERM and SIGKILL kill_grace apart for
+	// sshnative and ansible, about twice kill_grace plus round trips for a
+	// command that ignores SIGHUP and SIGTERM (5s with their default
+	// kill_grace of 2s, so a Lease of 15s or more). It assumes that
+	// Redis keeps each lease until it lapses by Redis's clock: a clock
+	// that does not jump forward, and no eviction of lease keys
+	// (maxmemory-policy noeviction). A failover to a replica that lacks
+	// the last renewal breaks the recovery's touch with Redis as well,
+	// after which it waits a lease (see recover.go). Default Lease/3;
+	// more than Lease/2 is refused by Start, as it would stop jobs whose
+	// renewal is merely late.
+	FenceMargin time.Duration
 	// RecoverEvery is how often the recovery looks for lapsed leases, and
 	// the worker notes itself as seen; default (and at most) Lease/4.
 	RecoverEvery time.Duration
@@ -126,6 +157,9 @@ func NewDispatcher(s *Store, opts DispatcherOptions) *Dispatcher {
 	if opts.Lease <= 0 {
 		opts.Lease = DefaultLease
 	}
+	if opts.FenceMargin <= 0 {
+		opts.FenceMargin = opts.Lease / 3
+	}
 	if opts.RecoverEvery <= 0 || opts.RecoverEvery > opts.Lease/4 {
 		opts.RecoverEvery = opts.Lease / 4
 	}
@@ -156,11 +190,19 @@ func checkDispatcherOptions(s *Store, opts DispatcherOptions) error {
 	for _, f := range []struct {
 		name string
 		v    time.Duration
-	}{{"Lease", opts.Lease}, {"RecoverEvery", opts.RecoverEvery}, {"ClaimIdle", opts.ClaimIdle},
-		{"Grace", opts.Grace}, {"WorkerTimeout", opts.WorkerTimeout}} {
+	}{{"Lease", opts.Lease}, {"FenceMargin", opts.FenceMargin}, {"RecoverEvery", opts.RecoverEvery},
+		{"ClaimIdle", opts.ClaimIdle}, {"Grace", opts.Grace}, {"WorkerTimeout", opts.WorkerTimeout}} {
 		if f.v < 0 {
 			return fmt.Errorf("redis dispatcher: DispatcherOptions.%s is negative (zero means the default)", f.name)
 		}
+	}
+	lease := opts.Lease
+	if lease == 0 {
+		lease = DefaultLease
+	}
+	if opts.FenceMargin > lease/2 {
+		return fmt.Errorf("redis dispatcher: DispatcherOptions.FenceMargin (%s) is more than half the Lease (%s): "+
+			"a worker would stop its jobs whenever a renewal (every Lease/3) is a little late", opts.FenceMargin, lease)
 	}
 	if opts.Concurrency < 0 {
 		return errors.New("redis dispatcher: DispatcherOptions.Concurrency is negative (zero means the default)")
@@ -254,9 +296,12 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 //     that takes it meanwhile does not run it, and ends it as the API
 //     does, should the API have stopped first.
 //
-// A worker whose lease lapsed stops the job when it first stores an event
-// (at most 10ms after the event), or when its lease is found gone once
-// the job has ended; what it ran is not stored.
+// A worker cut off from Redis has stopped the job itself before its lease
+// could lapse (DispatcherOptions.FenceMargin); one whose job was ended
+// meanwhile (by the API on exe.ErrWorkerGone, or by the recovery) stops
+// what is left of it when it first stores an event (at most 10ms after
+// the event), or when its lease is found gone once the job has ended;
+// what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	held, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
@@ -438,7 +483,9 @@ func (w *worker) readLoop(ctx context.Context) {
 		}
 		// Jobs that wait are read and started in one step; only when
 		// there are none does the worker block on the queue, and then
-		// starts what it reads one by one (handle).
+		// starts what it reads one by one (handle). The leases it takes
+		// last at least Lease from the call's send time (sent).
+		sent := time.Now()
 		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started"), w.s.key("taken", w.opts.Name)},
 			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token(), w.opts.LostMessage).Slice()
 		if err == nil && len(taken) > 0 {
@@ -452,7 +499,7 @@ func (w *worker) readLoop(ctx context.Context) {
 				w.wg.Add(1)
 				w.hand(func() {
 					defer func() { <-slots; w.wg.Done() }()
-					w.run(jid, fields)
+					w.run(jid, fields, sent)
 				})
 			}
 			continue
@@ -580,6 +627,7 @@ func (w *worker) handle(ctx context.Context, m goredis.XMessage) {
 	// Started and acknowledged in one step (or found not to need running
 	// and acknowledged): a job is never delivered again after this, so it
 	// runs at most once.
+	sent := time.Now()
 	res, err := startScript.Run(ctx, w.rdb, []string{w.s.jobKey(jid), w.s.leaseKey(jid), w.s.key("started"), w.s.key("queue")},
 		w.opts.Name, w.opts.Lease.Milliseconds(), jid, group, m.ID, w.opts.LostMessage).Result()
 	if err != nil {
@@ -592,11 +640,12 @@ func (w *worker) handle(ctx context.Context, m goredis.XMessage) {
 		w.log.Debug("queued job not run", "jid", jid, "reason", res)
 		return
 	}
-	w.run(jid, fields)
+	w.run(jid, fields, sent)
 }
 
-// run runs a job the worker started, given its hash's fields and values.
-func (w *worker) run(jid string, fields []any) {
+// run runs a job the worker started, given its hash's fields and values;
+// sent is the send time of the call that took its lease.
+func (w *worker) run(jid string, fields []any, sent time.Time) {
 	hash := make(map[string]string, len(fields)/2)
 	for i := 0; i+1 < len(fields); i += 2 {
 		k, _ := fields[i].(string)
@@ -621,7 +670,7 @@ func (w *worker) run(jid string, fields []any) {
 	// ends: a cancelled job is still this worker's while its executor
 	// reports the hosts the cancel interrupted and the Runner stores
 	// them.
-	hb := w.heartbeat(runCtx, jid, cancel)
+	hb := w.heartbeat(runCtx, jid, cancel, sent)
 	defer hb.stop()
 	w.log.Debug("running job", "jid", jid)
 	var err error
@@ -642,8 +691,19 @@ func (w *worker) run(jid string, fields []any) {
 // worker's. A lease found taken, or a job found ended, means the job was
 // cancelled or failed as lost: stop running it. Each renewal runs on a
 // timer: a job that ends within Lease/3 starts none.
-func (w *worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc) *heartbeat {
-	h := &heartbeat{w: w, jid: jid, ctx: ctx, cancel: cancel}
+//
+// It also fences the job: the lease, taken by a call sent at sent, lasts
+// at least until the send time of the last renewal Redis confirmed plus
+// Lease. FenceMargin before that, if no later renewal was confirmed, the
+// run is cancelled with exe.ErrLeaseLost, so that its commands are
+// stopped before the lost-lease recovery may release the job's hosts
+// (DispatcherOptions.FenceMargin). The fence has a timer of its own: a
+// renewal that hangs on a dead connection does not hold it up.
+func (w *worker) heartbeat(ctx context.Context, jid string, cancel context.CancelCauseFunc, sent time.Time) *heartbeat {
+	h := &heartbeat{w: w, jid: jid, ctx: ctx, cancel: cancel, until: sent.Add(w.opts.Lease)}
+	h.fmu.Lock() // a fence that comes at once waits for h.fence
+	h.fence = time.AfterFunc(time.Until(h.until)-w.opts.FenceMargin, h.fenceCheck)
+	h.fmu.Unlock()
 	h.mu.Lock() // a renewal that comes at once waits for h.t
 	h.t = time.AfterFunc(w.opts.Lease/3, h.beat)
 	h.mu.Unlock()
@@ -666,6 +726,48 @@ type heartbeat struct {
 	amu   sync.Mutex
 	abort context.CancelFunc // of the renewal under way; nil when none
 	ended bool               // stop was called: no renewal starts
+
+	// fmu guards the fence: until is when the lease may lapse at the
+	// earliest (by this process's monotonic clock), fence the timer that
+	// checks it FenceMargin before.
+	fmu     sync.Mutex
+	until   time.Time
+	fence   *time.Timer
+	fenced  bool // the fence cancelled the run
+	unfence bool // stop was called: the fence no longer acts
+}
+
+// renewed notes a renewal (or a take again) that Redis confirmed, sent
+// at sent: the lease lasts at least until sent plus Lease.
+func (h *heartbeat) renewed(sent time.Time) {
+	h.fmu.Lock()
+	defer h.fmu.Unlock()
+	if until := sent.Add(h.w.opts.Lease); until.After(h.until) {
+		h.until = until
+	}
+}
+
+// fenceCheck is the fence's timer: it cancels the run if no renewal
+// since it was set has moved the lease's end, else waits for the new
+// one.
+func (h *heartbeat) fenceCheck() {
+	h.fmu.Lock()
+	if h.unfence || h.fenced {
+		h.fmu.Unlock()
+		return
+	}
+	if left := time.Until(h.until) - h.w.opts.FenceMargin; left > 0 {
+		h.fence.Reset(left)
+		h.fmu.Unlock()
+		return
+	}
+	h.fenced = true
+	h.fmu.Unlock()
+	if h.ctx.Err() == nil {
+		h.w.log.Warn("could not renew the lease of a running job before it may lapse; stopping the job",
+			"jid", h.jid, "lease_left", time.Until(h.until).Round(time.Millisecond))
+		h.cancel(exe.ErrLeaseLost)
+	}
 }
 
 func (h *heartbeat) beat() {
@@ -687,6 +789,7 @@ func (h *heartbeat) beat() {
 		abort()
 	}()
 	w, jid := h.w, h.jid
+	sent := time.Now()
 	held, err := renewScript.Run(ctx, w.rdb, []string{w.s.leaseKey(jid), w.s.jobKey(jid)}, w.opts.Name, w.opts.Lease.Milliseconds()).Int()
 	asked := held > 2 // its cancel was asked: held is 2 more
 	if asked {
@@ -712,6 +815,7 @@ func (h *heartbeat) beat() {
 	case h.failing:
 		w.log.Info("renewed the lease of a running job again", "jid", jid)
 	}
+	h.renewed(sent)
 	if asked && h.ctx.Err() == nil {
 		// The cancel's message did not reach this worker (its connection
 		// to Redis was down when it was published).
@@ -735,6 +839,10 @@ func (h *heartbeat) stop() {
 	h.mu.Lock() // a renewal under way ends (it resets no timer that runs)
 	h.t.Stop()
 	h.mu.Unlock()
+	h.fmu.Lock()
+	h.unfence = true
+	h.fence.Stop()
+	h.fmu.Unlock()
 }
 
 // every calls fn every d until ctx ends or fn returns false.

@@ -27,12 +27,24 @@ import (
 // more than 2*RecoverEvery after the last. An outage long enough to make
 // a lease lapse (two thirds of a lease or more, since holders renew every
 // third) breaks that touch for every recoverer it reaches, and its
-// holders get a whole lease after it to renew. A holder cut off alone (a
-// partition, a stopped process) is failed within about Lease plus
-// RecoverEvery of its last renewal. The failing call also checks, in
-// Redis, that it runs within RecoverEvery/2 of the look that saw the
-// lapse, so a call held up by an outage decides nothing. A recoverer that
-// starts (a restarted server) fails nothing during its first lease.
+// holders get a whole lease after it to renew, and to store how their
+// jobs ended (those the outage made them stop, see below). A holder cut
+// off alone (a partition, a stopped process) is failed within about
+// Lease plus RecoverEvery of its last renewal. The failing call also
+// checks, in Redis, that it runs within RecoverEvery/2 of the look that
+// saw the lapse, so a call held up by an outage decides nothing. A
+// recoverer that starts (a restarted server) fails nothing during its
+// first lease.
+//
+// The failing call acts only on a lease that has lapsed in Redis (the
+// script checks it, by Redis's clock, in the step that releases the
+// locks), and a holder that is alive but cut off has stopped the job's
+// commands by then: it fences itself FenceMargin before its lease may
+// lapse, by its own clock from the send time of its last confirmed
+// renewal (see DispatcherOptions.FenceMargin). So the locks of a lost job
+// are released once its commands were stopped, or once its holder died
+// (the next executor on its state directory ends what it left running);
+// a holder frozen whole (SIGSTOP, a paused VM) stops nothing.
 type recoverer struct {
 	rdb  goredis.UniversalClient
 	s    *Store

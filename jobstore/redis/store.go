@@ -68,7 +68,11 @@
 // outcome and writes them, each once, when Redis is back; workers keep
 // their leases (see recover.go for the rule that decides when a lapsed
 // lease means a lost worker); follows wait and read on
-// (Options.FollowOutage).
+// (Options.FollowOutage). A worker that cannot renew a lease for long
+// enough that it may lapse stops the job itself first
+// (DispatcherOptions.FenceMargin): a host lock is released only once the
+// commands of the job that held it were stopped. Redis must keep lease
+// keys until they expire: no eviction (maxmemory-policy noeviction).
 package redis
 
 import (

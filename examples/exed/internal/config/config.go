@@ -81,7 +81,10 @@ type Runner struct {
 	// Lease is how long a worker's hold on a running job lasts without a
 	// heartbeat (on Redis; with redis_url alone the API servers are the
 	// workers): after one dies, its jobs fail as "worker lost" ("server
-	// lost") within about this long.
+	// lost") within about this long. One cut off from Redis stops its jobs
+	// a third of a lease before their leases may lapse (see
+	// redis.DispatcherOptions.FenceMargin), so the lease also bounds the
+	// Redis outage a running job outlives.
 	Lease time.Duration
 	// StateDir holds what plugins keep across their restarts and the
 	// server's (the sshnative executor's journal of running commands),
