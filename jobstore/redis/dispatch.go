@@ -21,7 +21,7 @@ import (
 const group = "workers"
 
 // DefaultLease is DispatcherOptions.Lease when it is zero.
-const DefaultLease = 10 * time.Second
+const DefaultLease = 30 * time.Second
 
 // Dispatcher is the Redis exe.Dispatcher: it queues jobs on the queue
 // stream, where any process's worker takes them, and broadcasts cancels.
@@ -83,7 +83,7 @@ type DispatcherOptions struct {
 	// recovery fails. A worker that cannot renew a lease stops the job
 	// before it lapses (FenceMargin), so Lease also bounds the Redis
 	// outage a running job outlives: about Lease - FenceMargin - Lease/3 -
-	// Lease/10, 2.3s with the defaults; a longer one stops the jobs
+	// Lease/10, 7s with the defaults; a longer one stops the jobs
 	// running then (raise Lease to ride out a Redis failover). Default
 	// DefaultLease.
 	Lease time.Duration

@@ -291,8 +291,8 @@ func TestFenceMarginIsChecked(t *testing.T) {
 	}{
 		{exeredis.DispatcherOptions{FenceMargin: -time.Second},
 			"redis dispatcher: DispatcherOptions.FenceMargin is negative (zero means the default)"},
-		{exeredis.DispatcherOptions{FenceMargin: 6 * time.Second},
-			"redis dispatcher: DispatcherOptions.FenceMargin (6s) is more than half the Lease (10s): a worker would stop its jobs whenever a renewal (every Lease/3) is a little late"},
+		{exeredis.DispatcherOptions{FenceMargin: 16 * time.Second},
+			"redis dispatcher: DispatcherOptions.FenceMargin (16s) is more than half the Lease (30s): a worker would stop its jobs whenever a renewal (every Lease/3) is a little late"},
 		{exeredis.DispatcherOptions{RunJobs: true, Lease: time.Second, FenceMargin: 501 * time.Millisecond},
 			"redis dispatcher: DispatcherOptions.FenceMargin (501ms) is more than half the Lease (1s): a worker would stop its jobs whenever a renewal (every Lease/3) is a little late"},
 	} {

@@ -130,7 +130,7 @@ func Default() *Config {
 		Runner: Runner{Executor: "sshnative", Concurrency: 50, Workers: exe.DefaultJobsAtOnce, MaxTimeout: exe.DefaultMaxTimeout,
 			Modules:   cwd + "/modules",
 			QueueSize: 1024, MaxJobs: 10000, JobTTL: 7 * 24 * time.Hour, ShutdownGrace: 30 * time.Second,
-			Lease: 10 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
+			Lease: 30 * time.Second, RedisPrefix: "exe:", StateDir: cwd + "/state"},
 		Log: Log{Level: "info", Format: "text"},
 	}
 }
