@@ -383,31 +383,74 @@ func (e *Engine) match(ctx context.Context, pattern string) ([]string, error) {
 	return hosts, nil
 }
 
-// resolve checks that every target is an inventory host, in one Match call:
-// valid host names contain no ',' or pattern characters (an IPv6 address's
-// ':' stays within its term), so their comma-joined list is an exact union.
-func (e *Engine) resolve(ctx context.Context, targets []string) error {
-	known, err := e.match(ctx, strings.Join(targets, ","))
+// resolve checks that every target names an inventory host and returns
+// the hosts, each once, in the order the targets first name them, under
+// the names Ansible gives them: "ansible 'localhost,127.0.0.1'" runs on
+// one host, named localhost (the implicit localhost takes the first of
+// its names; a listed localhost-like host keeps its own). A target is
+// one host's name when Match of the targets' union returns it: valid
+// host names contain no ',' or pattern characters (an IPv6 address's ':'
+// stays within its term), so their comma-joined list is an exact union.
+// A target it does not return is a name of localhost (localhostNames)
+// that names one host of the union (a second Match, of the union
+// intersected with it, says which), or it names no host (a
+// *NoMatchError). Only these names: a group's name is no host's, even
+// when the group has one host. The list returned is targets itself when
+// no target was another's alias.
+func (e *Engine) resolve(ctx context.Context, targets []string) ([]string, error) {
+	union := strings.Join(targets, ",")
+	known, err := e.match(ctx, union)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if len(targets) == 1 && len(known) == 1 && known[0] == targets[0] {
-		return nil
+		return targets, nil
 	}
 	set := make(map[string]bool, len(known))
 	for _, h := range known {
 		set[h] = true
 	}
 	var missing []string
+	var alias map[string]string
 	for _, h := range targets {
-		if !set[h] {
-			missing = append(missing, h)
+		if set[h] {
+			continue
 		}
+		if localhostNames[h] {
+			named, err := e.match(ctx, union+",&"+h)
+			if err != nil && !errors.Is(err, ErrInvalid) {
+				return nil, err
+			}
+			// An executor without Ansible's '&' refuses the pattern:
+			// it has no aliases either.
+			if err == nil && len(named) == 1 {
+				if alias == nil {
+					alias = map[string]string{}
+				}
+				alias[h] = named[0]
+				continue
+			}
+		}
+		missing = append(missing, h)
 	}
 	if len(missing) > 0 {
-		return &NoMatchError{Hosts: missing}
+		return nil, &NoMatchError{Hosts: missing}
 	}
-	return nil
+	if alias == nil {
+		return targets, nil
+	}
+	hosts := make([]string, 0, len(targets))
+	seen := make(map[string]bool, len(targets))
+	for _, h := range targets {
+		if a, ok := alias[h]; ok {
+			h = a
+		}
+		if !seen[h] {
+			seen[h] = true
+			hosts = append(hosts, h)
+		}
+	}
+	return hosts, nil
 }
 
 // validateRequest asks the executor, if it is a RequestValidator, whether
@@ -425,7 +468,10 @@ func (e *Engine) validateRequest(ctx context.Context, req Request) error {
 }
 
 // RunSync performs a ping, facter, service or execute operation synchronously and
-// returns one event per target. The request is validated as Submit does.
+// returns one event per host its targets name, keyed by the host's name:
+// a host named twice (localhost and 127.0.0.1) is one, under the name
+// Ansible gives it, as the job of Submit lists it in Targets (see
+// Executor.Match). The request is validated as Submit does.
 // When the sync timeout passes, the executor is interrupted (its context's
 // deadline): the targets that had answered keep their results, those it
 // stopped are FAILED as it reports them (with their partial output), and
@@ -457,9 +503,11 @@ func (e *Engine) RunSync(ctx context.Context, req Request) (map[string]Event, er
 	if err := e.validateRequest(ctx, req); err != nil {
 		return nil, err
 	}
-	if err := e.resolve(ctx, req.Targets); err != nil {
+	targets, err := e.resolve(ctx, req.Targets)
+	if err != nil {
 		return nil, err
 	}
+	req.Targets = targets
 	parent := ctx
 	ctx, end, err := e.beginSync(ctx)
 	if err != nil {
@@ -530,7 +578,9 @@ func (e *Engine) capForks(req *Request) {
 }
 
 // Submit validates req (Request.Validate, the task's options schema, and
-// the executor if it is a RequestValidator), resolves its targets, stores
+// the executor if it is a RequestValidator), resolves its targets (the
+// job's Targets are the hosts they name, each once, under the names
+// Ansible gives them: see Executor.Match), stores
 // it as a Running job owned by UserFrom(ctx)
 // (taking the per-host locks of mutex operations atomically) and dispatches
 // it. The job is durable before its ID is returned. When it cannot be
@@ -567,9 +617,11 @@ func (e *Engine) Submit(ctx context.Context, req Request) (string, error) {
 	if err := e.validateRequest(ctx, req); err != nil {
 		return "", err
 	}
-	if err := e.resolve(ctx, req.Targets); err != nil {
+	targets, err := e.resolve(ctx, req.Targets)
+	if err != nil {
 		return "", err
 	}
+	req.Targets = targets
 	job := &Job{JID: uuid.NewString(), State: JobRunning, StartAt: e.cfg.Now().Unix(), Request: req, User: UserFrom(ctx)}
 	if cd, ok := e.cfg.Dispatcher.(StoringDispatcher); ok {
 		if err := cd.CreateAndDispatch(ctx, job); err != nil {

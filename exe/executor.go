@@ -15,7 +15,18 @@ type Executor interface {
 	// selects. A pattern that selects nothing returns an empty list, not an
 	// error; a malformed pattern returns an ErrInvalid error. The Engine
 	// checks a request's targets with one call whose pattern is their
-	// comma-separated union ("web1,db1"), so "," must mean union.
+	// comma-separated union ("web1,db1"), so "," must mean union, and
+	// each target must be a name it returns, with one exception, Ansible's:
+	// localhost, 127.0.0.1 and ::1 may name a host of another name (the
+	// inventory's localhost-like host, or the implicit localhost named
+	// after the first of them the pattern uses, so that
+	// "localhost,127.0.0.1" selects one host, localhost). For such a
+	// target the Engine asks which host it is, intersecting the union
+	// with it ("localhost,127.0.0.1,&127.0.0.1"): an answer of one host
+	// makes the target that host's alias (an ErrInvalid error: the
+	// executor has no '&', nor aliases). The Engine then runs the
+	// operation, keys its results and stores the job under the names
+	// returned, each host once.
 	Match(ctx context.Context, pattern string) ([]string, error)
 	// Ping checks that each host answers: status OK, or UNREACHABLE with msg.
 	Ping(ctx context.Context, hosts []string, emit Emit) error

@@ -336,6 +336,48 @@ func TestInventoryPatterns(t *testing.T) {
 	assert.Contains(t, string(outText), "[sshnative] inventory: "+inv+":2: host \"web[01:04\": unterminated range")
 }
 
+// TestTargetsNamingLocalhostTwice: an inventory that lists no localhost
+// has Ansible's implicit one, named localhost, 127.0.0.1 or ::1; a
+// request naming it by two of those names runs on it once, under the
+// first name, as "ansible 'localhost,127.0.0.1'" does (one host,
+// localhost), where it was refused with 404 naming a name that works alone.
+func TestTargetsNamingLocalhostTwice(t *testing.T) {
+	dir := t.TempDir()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04]\n[boxes]\nsshbox ansible_connection=local\n"), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
+	p := start(t, dir, "-c", conf)
+	base := "http://" + p.addr
+	for query, want := range map[string]string{
+		"/ping?target=127.0.0.1":                                `{"127.0.0.1":{"status":1}}`,
+		"/ping?target=localhost&target=127.0.0.1":               `{"localhost":{"status":1}}`,
+		"/ping?target=127.0.0.1&target=localhost&target=::1":    `{"127.0.0.1":{"status":1}}`,
+		"/ping?target=sshbox&target=127.0.0.1&target=localhost": `{"sshbox":{"status":1},"127.0.0.1":{"status":1}}`,
+		"/target?pattern=localhost:127.0.0.1":                   `["localhost"]`,
+	} {
+		code, body := httpDo(t, "GET", base+query, "")
+		assert.Equal(t, 200, code, query)
+		assert.JSONEq(t, want, string(body), query)
+	}
+	code, body := httpDo(t, "POST", base+"/execute", `{"targets":["localhost","127.0.0.1"],"cmd":"echo hi"}`)
+	require.Equal(t, 201, code, string(body))
+	var created map[string]string
+	require.NoError(t, json.Unmarshal(body, &created))
+	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
+	require.Equal(t, 200, code)
+	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	require.Len(t, lines, 3, "the job, one host, the end: %s", body)
+	assert.JSONEq(t, `{"localhost":{"status":5,"rtc":0,"stdout":"hi\n","stderr":""}}`, lines[1])
+	var final struct {
+		State   int      `json:"state"`
+		Targets []string `json:"targets"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(lines[2]), &final))
+	assert.Equal(t, 0, final.State)
+	assert.Equal(t, []string{"localhost"}, final.Targets)
+	p.stop(t)
+}
+
 func TestExecuteOverSSH(t *testing.T) {
 	s := sshtest.Start(t, sshtest.Options{ExtraConfig: []string{"ListenAddress 127.0.0.2"}})
 	dir := t.TempDir()
