@@ -203,3 +203,50 @@ func TestAliasesAreLocalhostsOnly(t *testing.T) {
 		assert.EqualError(t, err, "no hosts match that target: "+missing, "%v", *targets)
 	}
 }
+
+// TestLocalhostNamesTakeOneLock: deploys are mutex per host, and the
+// implicit localhost is one host whichever of its names a deploy gives: a
+// deploy naming it thrice takes one lock, on one host, and a second
+// deploy on any of its names conflicts with it until it ends.
+func TestLocalhostNamesTakeOneLock(t *testing.T) {
+	roles := t.TempDir()
+	require.NoError(t, os.MkdirAll(filepath.Join(roles, "wait"), 0o755))
+	// It waits for its job's cancel.
+	require.NoError(t, os.WriteFile(filepath.Join(roles, "wait", "main.sh"), []byte("exec sleep 600\n"), 0o755))
+	eng, _ := aliasEngine(t, implicitLocalhost, roles)
+	ctx := context.Background()
+	deploy := func(targets ...string) exe.Request {
+		return exe.Request{Operate: exe.OpDeploy, Targets: targets, Deploy: exe.DeployArgs{Role: "wait"}}
+	}
+	jid, err := eng.Submit(ctx, deploy("localhost", "127.0.0.1", "::1"))
+	require.NoError(t, err)
+	job, err := eng.Job(ctx, jid, false)
+	require.NoError(t, err)
+	assert.Equal(t, []string{"localhost"}, job.Targets)
+	for _, name := range []string{"localhost", "127.0.0.1", "::1"} {
+		_, err := eng.Submit(ctx, deploy("web01", name))
+		var ce *exe.ConflictError
+		require.ErrorAs(t, err, &ce, name)
+		assert.Equal(t, exe.ConflictError{Host: name, JID: jid}, *ce)
+	}
+	other, err := eng.Submit(ctx, deploy("web01"))
+	require.NoError(t, err, "another host is free")
+	_, err = eng.Cancel(ctx, jid)
+	require.NoError(t, err)
+	full, err := eng.Job(ctx, jid, true)
+	require.NoError(t, err)
+	var hosts []string
+	for h := range full.ReturnData {
+		if h != exe.AnnounceHost {
+			hosts = append(hosts, h)
+		}
+	}
+	assert.Equal(t, []string{"localhost"}, hosts, "one host")
+
+	again, err := eng.Submit(ctx, deploy("::1"))
+	require.NoError(t, err, "the lock is released")
+	for _, j := range []string{again, other} {
+		_, err = eng.Cancel(ctx, j)
+		require.NoError(t, err)
+	}
+}

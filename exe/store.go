@@ -7,8 +7,9 @@ import "context"
 // pass the conformance suite in jobstore/storetest.
 type JobStore interface {
 	// Create stores a new Running job. For mutex operations (Operate.Mutex)
-	// it atomically locks every target, or locks nothing and returns a
-	// *ConflictError when any target is held by another running job.
+	// it atomically locks every target under its LockKey, or locks nothing
+	// and returns a *ConflictError naming the target when any target's key
+	// is held by another running job.
 	Create(ctx context.Context, job *Job) error
 	// Get returns the job; with outputs, ReturnData holds every event so far,
 	// grouped by host. ErrNotFound for an unknown or expired job.

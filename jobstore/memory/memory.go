@@ -57,7 +57,7 @@ type Store struct {
 	jobs  map[string]*entry
 	order []string          // jids in creation order, oldest first; may hold deleted ones
 	ended []expiry          // finished jobs in finishing order, so in expiry order
-	locks map[string]string // host -> jid of the running mutex job holding it
+	locks map[string]string // exe.LockKey(host) -> jid of the running mutex job holding it
 	bytes int64             // sum of the kept entries' bytes
 	gen   uint64            // last entry generation handed out
 }
@@ -190,7 +190,7 @@ func (s *Store) Create(_ context.Context, job *exe.Job) error {
 	}
 	if job.Operate.Mutex() {
 		for _, h := range job.Targets {
-			if holder, ok := s.locks[h]; ok {
+			if holder, ok := s.locks[exe.LockKey(h)]; ok {
 				return &exe.ConflictError{Host: h, JID: holder}
 			}
 		}
@@ -207,7 +207,7 @@ func (s *Store) Create(_ context.Context, job *exe.Job) error {
 	}
 	if job.Operate.Mutex() {
 		for _, h := range job.Targets {
-			s.locks[h] = job.JID
+			s.locks[exe.LockKey(h)] = job.JID
 		}
 	}
 	stored := *job
@@ -318,8 +318,8 @@ func (s *Store) finish(jid string, e *entry, state exe.JobState, msg string) {
 	e.expires = now.Add(s.opts.Retention)
 	s.ended = append(s.ended, expiry{jid: jid, gen: e.gen, at: e.expires})
 	for _, h := range e.job.Targets {
-		if s.locks[h] == jid {
-			delete(s.locks, h)
+		if k := exe.LockKey(h); s.locks[k] == jid {
+			delete(s.locks, k)
 		}
 	}
 	close(e.changed)

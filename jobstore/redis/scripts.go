@@ -12,7 +12,8 @@ import goredis "github.com/redis/go-redis/v9"
 // carries a token, kept in the job: the same token again is the call
 // retried by the client after its reply was lost, which took effect.
 // KEYS: job, jobs (zset), counter, queue or "". ARGV: jid, job JSON,
-// startat, lock prefix, mutex ("1"/"0"), token, targets...
+// startat, lock prefix, mutex ("1"/"0"), token, the targets' lock keys
+// (exe.LockKey, each once)...
 var createScript = goredis.NewScript(`
 if redis.call('EXISTS', KEYS[1]) == 1 then
 	if redis.call('HGET', KEYS[1], 'created') == ARGV[6] then return {'ok'} end

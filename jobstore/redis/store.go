@@ -28,7 +28,7 @@
 // Keys, all under Options.Prefix (default "exe:"):
 //
 //	job:{jid}     hash: req (the job as JSON), state, error, startat,
-//	              endat, locks (targets locked, one per line), worker
+//	              endat, locks (lock keys held, one per line), worker
 //	              (which runs it), lost (its error if that worker's
 //	              lease lapses), created, appended and ended (tokens of
 //	              the create, of the last append and of the append, the
@@ -46,6 +46,7 @@
 //	              a few on every finish)
 //	counter       creation counter (the jobs scores)
 //	lock:{host}   the jid of the running deploy or task job holding host
+//	              (the key is exe.LockKey(host): localhost for its names)
 //	queue         stream of jids to run, read by the "workers" group; an
 //	              entry is deleted when a worker takes its job
 //	lease:{jid}   the worker running the job; expires unless renewed
@@ -274,8 +275,14 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 		mutex = "1"
 	}
 	args := []any{job.JID, b, job.StartAt, s.key("lock") + ":", mutex, s.token()}
+	// The job locks each target's key once (two targets may share one:
+	// exe.LockKey), and its hash keeps the keys it holds.
+	keyed := make(map[string]bool, len(job.Targets))
 	for _, t := range job.Targets {
-		args = append(args, t)
+		if k := exe.LockKey(t); !keyed[k] {
+			keyed[k] = true
+			args = append(args, k)
+		}
 	}
 	keys := []string{s.jobKey(job.JID), s.key("jobs"), s.key("counter"), queue}
 	res, err := s.script(ctx, createScript, keys, args).StringSlice()
@@ -286,7 +293,15 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 	case "exists":
 		return fmt.Errorf("job %s already exists", job.JID)
 	case "conflict":
-		return &exe.ConflictError{Host: res[1], JID: res[2]}
+		// The key held: the error names the target this job gave it.
+		host := res[1]
+		for _, t := range job.Targets {
+			if exe.LockKey(t) == host {
+				host = t
+				break
+			}
+		}
+		return &exe.ConflictError{Host: host, JID: res[2]}
 	}
 	return nil
 }

@@ -53,6 +53,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"MutexAtomic", testMutexAtomic},
 		{"MutexPartialConflictLocksNothing", testMutexPartial},
 		{"MutexReleasedOnFinishAndCancel", testMutexReleased},
+		{"MutexLocalhostNamesShareALock", testMutexLocalhost},
 		{"OutputsGroupedPerHost", testOutputs},
 		{"FollowDeliversEverythingOnce", testFollowConcurrent},
 		{"FollowFinishedJob", testFollowFinished},
@@ -243,6 +244,37 @@ func testMutexPartial(t *testing.T, newStore NewStore) {
 	// h1 is free, h2 is held: the job is refused and must not keep h1.
 	assert.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "h1", "h2")), exe.ErrConflict)
 	require.NoError(t, s.Create(ctx, newJob(exe.OpTask, "h1")), "a refused job locks nothing")
+}
+
+// testMutexLocalhost: Ansible's names of localhost name one machine (the
+// implicit localhost is named after whichever a request uses), so they
+// take one lock (exe.LockKey): a job on one of them holds the others, a
+// job naming two of them holds its key once, and the end of the job
+// frees them all. The conflict names the target the refused job gave.
+func testMutexLocalhost(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s := newStore(t, Options{Retention: long})
+	j := newJob(exe.OpDeploy, "127.0.0.1", "web1")
+	require.NoError(t, s.Create(ctx, j))
+	for _, name := range []string{"localhost", "::1", "127.0.0.1"} {
+		err := s.Create(ctx, newJob(exe.OpTask, "db1", name))
+		var ce *exe.ConflictError
+		require.ErrorAs(t, err, &ce, name)
+		assert.Equal(t, name, ce.Host)
+		assert.Equal(t, j.JID, ce.JID)
+	}
+	require.NoError(t, s.Create(ctx, newJob(exe.OpExecute, "localhost")), "only mutex jobs lock")
+	require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+
+	both := newJob(exe.OpDeploy, "localhost", "::1")
+	require.NoError(t, s.Create(ctx, both), "a job's own targets never conflict")
+	require.ErrorIs(t, s.Create(ctx, newJob(exe.OpDeploy, "127.0.0.1")), exe.ErrConflict)
+	require.NoError(t, s.Finish(ctx, both.JID, exe.JobFailure, exe.ErrCancelled.Error()))
+	for _, name := range []string{"localhost", "127.0.0.1", "::1", "db1"} {
+		j := newJob(exe.OpDeploy, name)
+		require.NoError(t, s.Create(ctx, j), "%s must be released", name)
+		require.NoError(t, s.Finish(ctx, j.JID, exe.JobDone, ""))
+	}
 }
 
 func testMutexReleased(t *testing.T, newStore NewStore) {
