@@ -260,6 +260,7 @@ func TestDaemon(t *testing.T) {
 
 func TestBadConfigurationExits2(t *testing.T) {
 	dir := t.TempDir()
+	port := freePort(t)
 	for text, want := range map[string]string{
 		"[api]\nlisten_port = many\n":                     `[api] listen_port: "many" is not a port number`,
 		"[api]\nlisten_addr = 0.0.0.0\nlisten_port = 1\n": "is not a loopback address: set auth_token_file",
@@ -267,17 +268,58 @@ func TestBadConfigurationExits2(t *testing.T) {
 		"[api]\nauth_token_file = /nonexistent/tokens\n":  "[api] auth_token_file",
 		"[sshnative]\nconnect_timeout = soon\n":           `[sshnative] connect_timeout: "soon" is not a duration`,
 		"[log]\nlog_format = logfmt\n":                    `[log] log_format: "logfmt" is not a log format (text, json)`,
+		// What configparser refuses, where exed once served: on the
+		// default port with a warning (the first), or silently on the
+		// last port given (the others).
+		fmt.Sprintf("listen_port=%d\n", port):                                         "exed.conf:1: listen_port: option outside any section",
+		fmt.Sprintf("[api]\nlisten_port = %d\nlisten_port = %d\n", port, port):        "exed.conf:3: [api] listen_port: repeated (first at line 2)",
+		fmt.Sprintf("[api]\nlisten_port = %d\n[api]\nlisten_port = %d\n", port, port): "exed.conf:3: [api]: repeated (first at line 1)",
 	} {
-		out, err := exec.Command(binary, "-c", writeConf(t, dir, text)).CombinedOutput()
-		assert.Equal(t, 2, exitCode(t, err), text)
-		assert.Contains(t, string(out), want, text)
+		code, out := refused(t, dir, "-c", writeConf(t, dir, text))
+		assert.Equal(t, 2, code, text)
+		assert.Contains(t, out, want, text)
 	}
-	out, err := exec.Command(binary, "worker", "-c", writeConf(t, dir, "[log]\nlog_format = yaml\n")).CombinedOutput()
-	assert.Equal(t, 2, exitCode(t, err), "exed worker")
-	assert.Contains(t, string(out), `[log] log_format: "yaml" is not a log format (text, json)`)
-	out, err = exec.Command(binary, "--bogus").CombinedOutput()
-	assert.Equal(t, 2, exitCode(t, err))
-	assert.Contains(t, string(out), "Usage: exed")
+	code, out := refused(t, dir, "worker", "-c", writeConf(t, dir, "[log]\nlog_format = yaml\n"))
+	assert.Equal(t, 2, code, "exed worker")
+	assert.Contains(t, out, `[log] log_format: "yaml" is not a log format (text, json)`)
+	code, out = refused(t, dir, "worker", "-c", writeConf(t, dir, "[log]\nlog_format = json\n[log]\nlog_format = yaml\n"))
+	assert.Equal(t, 2, code, "exed worker")
+	assert.Contains(t, out, "exed.conf:3: [log]: repeated (first at line 1)")
+	code, out = refused(t, dir, "--bogus")
+	assert.Equal(t, 2, code)
+	assert.Contains(t, out, "Usage: exed")
+}
+
+// refused runs exed in dir, which must refuse to start, and returns its
+// exit code and output. An exed that serves instead (it logs that it
+// listens) fails the test and is stopped with SIGTERM, so that a test
+// of a refusal never waits on a running server.
+func refused(t *testing.T, dir string, args ...string) (int, string) {
+	t.Helper()
+	r, w, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	cmd := exec.Command(binary, args...)
+	cmd.Dir = dir
+	cmd.Stdout, cmd.Stderr = w, w
+	err = cmd.Start()
+	w.Close()
+	require.NoError(t, err)
+	var out strings.Builder
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		out.WriteString(sc.Text() + "\n")
+		if strings.Contains(sc.Text(), "exed listening") {
+			t.Errorf("exed %v started instead of refusing", args)
+			_ = cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	err = cmd.Wait()
+	if err == nil {
+		t.Errorf("exed %v exited 0:\n%s", args, out.String())
+		return 0, out.String()
+	}
+	return exitCode(t, err), out.String()
 }
 
 func TestUnknownOptionWarnsAndAuth(t *testing.T) {

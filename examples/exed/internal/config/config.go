@@ -1,7 +1,10 @@
 // Package config reads exed.conf: the INI file of the original service, with
 // its sections and option names, values quoted or not. Every option has a
-// default, so no file at all gives the embedded default. A value that does
-// not parse is an error naming the option; an unknown option is a warning.
+// default, so no file at all gives the embedded default. A file whose
+// structure Python's configparser (the original service's reader) refuses
+// (an option outside any section, an option or a section given twice) is
+// an error naming the file and line, and so is a value that does not
+// parse, naming the option too; an unknown option is a warning.
 package config
 
 import (
@@ -17,7 +20,6 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/section"
-	"gopkg.in/ini.v1"
 )
 
 // Config is exed's configuration.
@@ -178,15 +180,22 @@ var options = []option{
 }
 
 // Load reads the file at path over the defaults; an empty value keeps the
-// option's default. It returns warnings for
-// unknown sections and options, and an error naming the file, section and
-// option for a value that does not parse.
+// option's default. It returns warnings for unknown options of exed's own
+// sections (a plugin's section is the plugin's to check), and an error
+// naming the file and line for a file whose structure configparser would
+// refuse (see parseINI), and the section and option too for a value that
+// does not parse: "exed.conf:3: [api] listen_port: repeated (first at line
+// 2)", "exed.conf:2: [api] listen_port: "http" is not a port number".
 func Load(path string) (*Config, []string, error) {
 	c := Default()
 	c.Path = path
-	f, err := ini.LoadSources(ini.LoadOptions{AllowBooleanKeys: false, SpaceBeforeInlineComment: true}, path)
+	text, err := os.ReadFile(path)
 	if err != nil {
-		return nil, nil, fmt.Errorf("%s: %w", path, err)
+		return nil, nil, err
+	}
+	f, err := parseINI(path, text)
+	if err != nil {
+		return nil, nil, err
 	}
 	known := map[string]map[string]option{}
 	for _, o := range options {
@@ -197,15 +206,12 @@ func Load(path string) (*Config, []string, error) {
 	}
 	var warnings []string
 	c.Sections = map[string]map[string]string{}
-	for _, sec := range f.Sections() {
-		name := sec.Name()
-		if name == ini.DefaultSection && len(sec.Keys()) == 0 {
-			continue
-		}
+	for _, sec := range f.sections {
+		name := sec.name
 		values := map[string]string{}
-		for _, key := range sec.Keys() {
-			if v := unquote(key.Value()); v != "" {
-				values[key.Name()] = v
+		for _, o := range sec.options {
+			if o.value != "" {
+				values[o.key] = o.value
 			}
 		}
 		c.Sections[name] = values
@@ -214,18 +220,17 @@ func Load(path string) (*Config, []string, error) {
 			// A plugin's section: the server checks it names one.
 			continue
 		}
-		for _, key := range sec.Keys() {
-			o, ok := opts[key.Name()]
+		for _, kv := range sec.options {
+			o, ok := opts[kv.key]
 			if !ok {
-				warnings = append(warnings, fmt.Sprintf("%s: unknown option %q in [%s] ignored", path, key.Name(), name))
+				warnings = append(warnings, fmt.Sprintf("%s:%d: unknown option %q in [%s] ignored", path, kv.line, kv.key, name))
 				continue
 			}
-			v := unquote(key.Value())
-			if v == "" {
+			if kv.value == "" {
 				continue // an empty value keeps the default
 			}
-			if err := o.set(c, v); err != nil {
-				return nil, warnings, fmt.Errorf("%s: [%s] %s: %w", path, name, key.Name(), err)
+			if err := o.set(c, kv.value); err != nil {
+				return nil, warnings, fmt.Errorf("%s:%d: [%s] %s: %w", path, kv.line, name, kv.key, err)
 			}
 		}
 	}
@@ -245,8 +250,7 @@ func (a API) TLS() bool { return a.TLSCert != "" }
 // belongs to a plugin of that name.
 var ServerSections = map[string]bool{"api": true, "runner": true, "log": true, "worker": true}
 
-// unquote strips one pair of matching quotes, which ini leaves on single-
-// quoted values.
+// unquote trims v and strips one pair of matching quotes around it.
 func unquote(v string) string {
 	v = strings.TrimSpace(v)
 	if len(v) >= 2 && (v[0] == '"' || v[0] == '\'') && v[len(v)-1] == v[0] {

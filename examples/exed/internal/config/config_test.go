@@ -180,3 +180,67 @@ func TestStateDirIsAbsolute(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, filepath.Join(cwd, "run", "exed"), c.Runner.StateDir)
 }
+
+// TestStructureErrorsNameTheLine: what Python's configparser (the seed's
+// reader) refuses about a file's structure, exed refuses too, naming the
+// file, the line and the option or section, where it used to take an
+// option outside any section for a DEFAULT section it ignored, and the
+// last of a repeated option or section.
+func TestStructureErrorsNameTheLine(t *testing.T) {
+	for text, want := range map[string]string{
+		// configparser: MissingSectionHeaderError.
+		"listen_port=16919\n":                "1: listen_port: option outside any section",
+		"# exed\n\nlisten_port = 1\n[api]\n": "3: listen_port: option outside any section",
+		// DuplicateOptionError, in exed's sections and plugins' alike,
+		// an empty value included.
+		"[api]\nlisten_port = 16919\nlisten_port = 16921\n":          "3: [api] listen_port: repeated (first at line 2)",
+		"[api]\nlisten_port =\nlisten_addr = ::1\nlisten_port = 1\n": "4: [api] listen_port: repeated (first at line 2)",
+		"[sshnative]\ninventory = a\n; b\ninventory: b\n":            "4: [sshnative] inventory: repeated (first at line 2)",
+		// DuplicateSectionError.
+		"[api]\nlisten_port = 16919\n[api]\nlisten_port = 16921\n": "3: [api]: repeated (first at line 1)",
+		"[log]\n[myplugin]\n[runner]\n[myplugin]\n":                "4: [myplugin]: repeated (first at line 2)",
+		// Options configparser would give every section.
+		"[DEFAULT]\nlog_level = debug\n": "1: [DEFAULT]: exed does not give a DEFAULT section's options to the other sections",
+		// Lines that are neither: configparser's ParsingError.
+		"[api]\nserver_names = a,\n    b\n": `3: "b": not an option (key = value) nor a [section]`,
+		"[api\nlisten_port = 1\n":           `1: "[api": a section header needs its closing ']'`,
+		"[api] listen_port = 1\n":           `1: "[api] listen_port = 1": text after a section header`,
+		"[]\n":                              "1: []: a section needs a name",
+		"[api]\n = 1\n":                     `2: "= 1": an option needs a name before "="`,
+	} {
+		p := write(t, text)
+		_, _, err := config.Load(p)
+		require.Error(t, err, text)
+		assert.Contains(t, err.Error(), p+":"+want, text)
+	}
+}
+
+// TestValueErrorsAndWarningsNameTheLine: a value that does not parse and
+// an unknown option name their line too.
+func TestValueErrorsAndWarningsNameTheLine(t *testing.T) {
+	p := write(t, "[runner]\n\nworkers = 2\n[api]\n\nlisten_port = http\n")
+	_, _, err := config.Load(p)
+	assert.EqualError(t, err, p+`:6: [api] listen_port: "http" is not a port number (0-65535)`)
+	p = write(t, "[api]\nlisten_port = 1\nlisten_prot = 2\n")
+	_, warnings, err := config.Load(p)
+	require.NoError(t, err)
+	assert.Equal(t, []string{p + `:3: unknown option "listen_prot" in [api] ignored`}, warnings)
+}
+
+// TestSyntax: the syntax exed.conf has always been read with: comments,
+// inline comments after a space, quotes, ':' as a delimiter, indented
+// lines, a byte order mark and CRLF line ends.
+func TestSyntax(t *testing.T) {
+	c, warnings, err := config.Load(write(t, "\ufeff; exed\r\n[api]\r\n  listen_addr: 0.0.0.0 # everywhere\r\n"+
+		"\tlisten_port = '8080' ; quoted\r\n  # indented comment\r\npid_file = \"/run/a;b#c.pid\"\r\n"+
+		"[log]\nerror_log = /var/log/exed.log;x\naccess_log=\n[myplugin]\nkey = a = b\n"))
+	require.NoError(t, err)
+	assert.Empty(t, warnings)
+	assert.Equal(t, "0.0.0.0", c.API.ListenAddr)
+	assert.Equal(t, 8080, c.API.ListenPort)
+	assert.Equal(t, "/run/a;b#c.pid", c.API.PidFile, "'#' and ';' not after whitespace are the value's")
+	assert.Equal(t, "/var/log/exed.log;x", c.Log.ErrorLog)
+	assert.Empty(t, c.Log.AccessLog, "an empty value keeps the default")
+	assert.Equal(t, map[string]string{"key": "a = b"}, c.Sections["myplugin"], "split at the first '='")
+	assert.Equal(t, map[string]string{"error_log": "/var/log/exed.log;x"}, c.Sections["log"], "empty values are left out")
+}
