@@ -182,19 +182,7 @@ func TestCancelQueuedJobOnRedis(t *testing.T) {
 	base := "http://" + p.addr
 	ran := filepath.Join(dir, "ran")
 	jid := post(t, base, "/execute", fmt.Sprintf(`{"targets":["localhost"],"cmd":"touch %s"}`, ran))
-	code, out := httpDo(t, "POST", base+"/jobs/"+jid+"/cancel", "")
-	require.Equal(t, http.StatusAccepted, code, string(out))
-	code, out = httpDo(t, "GET", base+"/jobs/"+jid+"?outputs=1", "")
-	require.Equal(t, 200, code)
-	var job struct {
-		State      int                         `json:"state"`
-		Error      string                      `json:"error"`
-		ReturnData map[string][]map[string]any `json:"return_data"`
-	}
-	require.NoError(t, json.Unmarshal(out, &job))
-	assert.Equal(t, 2, job.State)
-	assert.Equal(t, "cancelled", job.Error)
-	assert.Equal(t, map[string][]map[string]any{"localhost": {{"status": 2.0, "msg": "cancelled before start"}}}, job.ReturnData)
+	cancelBeforeStart(t, base, jid, "localhost")
 
 	// A worker now takes the queue in order: once a later job is done,
 	// the cancelled one was passed over.
@@ -221,22 +209,10 @@ func TestCancelledQueuedJobFreesTheQueue(t *testing.T) {
 	pid := testenv.WaitPIDFile(t, pidFile, 30*time.Second)
 	queued := post(t, base, "/execute", fmt.Sprintf(`{"targets":["web01"],"cmd":"touch %s"}`, ran))
 
-	code, out := httpDo(t, "POST", base+"/jobs/"+queued+"/cancel", "")
-	require.Equal(t, http.StatusAccepted, code, string(out))
-	code, out = httpDo(t, "GET", base+"/jobs/"+queued+"?outputs=1", "")
-	require.Equal(t, 200, code)
-	var job struct {
-		State      int                         `json:"state"`
-		Error      string                      `json:"error"`
-		ReturnData map[string][]map[string]any `json:"return_data"`
-	}
-	require.NoError(t, json.Unmarshal(out, &job))
-	assert.Equal(t, 2, job.State)
-	assert.Equal(t, "cancelled", job.Error)
-	assert.Equal(t, map[string][]map[string]any{"web01": {{"status": 2.0, "msg": "cancelled before start"}}}, job.ReturnData)
+	cancelBeforeStart(t, base, queued, "web01")
 
 	next := post(t, base, "/execute", `{"targets":["web01"],"cmd":"echo next"}`) // 503 before the fix
-	code, out = httpDo(t, "POST", base+"/execute", `{"targets":["web01"],"cmd":"true"}`)
+	code, out := httpDo(t, "POST", base+"/execute", `{"targets":["web01"],"cmd":"true"}`)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.JSONEq(t, `{"message":"job queue is full (1 jobs waiting); try again later"}`, string(out))
 
@@ -246,6 +222,26 @@ func TestCancelledQueuedJobFreesTheQueue(t *testing.T) {
 	assert.EqualValues(t, 0, follow(t, base, next)["state"], "the job queued after the cancel runs")
 	assert.NoFileExists(t, ran, "the cancelled job never ran")
 	p.stop(t)
+}
+
+// cancelBeforeStart cancels job jid, which waits for a worker, and checks
+// that it ends at once: state 2 (failure), error "cancelled", and its one
+// host SKIPPED "cancelled before start".
+func cancelBeforeStart(t *testing.T, base, jid, host string) {
+	t.Helper()
+	code, out := httpDo(t, "POST", base+"/jobs/"+jid+"/cancel", "")
+	require.Equal(t, http.StatusAccepted, code, string(out))
+	code, out = httpDo(t, "GET", base+"/jobs/"+jid+"?outputs=1", "")
+	require.Equal(t, 200, code)
+	var job struct {
+		State      int                         `json:"state"`
+		Error      string                      `json:"error"`
+		ReturnData map[string][]map[string]any `json:"return_data"`
+	}
+	require.NoError(t, json.Unmarshal(out, &job))
+	assert.Equal(t, 2, job.State)
+	assert.Equal(t, "cancelled", job.Error)
+	assert.Equal(t, map[string][]map[string]any{host: {{"status": 2.0, "msg": "cancelled before start"}}}, job.ReturnData)
 }
 
 // SIGTERM: after shutdown_grace the running job's commands are stopped,
