@@ -146,6 +146,61 @@ func (s *secured) auditLines(t *testing.T) []map[string]any {
 	return out
 }
 
+// denials gives the messages of the audit trail's deny lines of user.
+func (s *secured) denials(t *testing.T, user string) []string {
+	t.Helper()
+	var out []string
+	for _, l := range s.auditLines(t) {
+		if l["action"] == "deny" && l["user"] == user {
+			out = append(out, fmt.Sprint(l["message"]))
+		}
+	}
+	return out
+}
+
+// followRunning opens the follow stream of job jid through client, with a
+// bearer token ("" for none), and reads its first line, the job running.
+// The stream is bounded by a minute, so that one the server leaves open
+// fails the test's reads instead of hanging them; the test's cleanup
+// closes it.
+func (s *secured) followRunning(t *testing.T, client *http.Client, token, jid string) *bufio.Reader {
+	t.Helper()
+	bounded, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel)
+	req, err := http.NewRequestWithContext(bounded, "GET", s.base+"/jobs/"+jid+"?follow=1", nil)
+	require.NoError(t, err)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	res, err := client.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { res.Body.Close() })
+	require.Equal(t, http.StatusOK, res.StatusCode)
+	stream := bufio.NewReader(res.Body)
+	first, err := stream.ReadString('\n')
+	require.NoError(t, err)
+	assert.Contains(t, first, `"state":1`, "the job, running")
+	return stream
+}
+
+// getReused sends GET path through client and checks that it went on a
+// connection already open, the one named by which: a reload's check of
+// credentials must reach connections whose handshake came before it.
+func (s *secured) getReused(t *testing.T, client *http.Client, path, which string) (int, string) {
+	t.Helper()
+	reused := false
+	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+path, nil)
+	require.NoError(t, err)
+	res, err := client.Do(req)
+	require.NoError(t, err)
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	require.NoError(t, err)
+	assert.True(t, reused, which)
+	return res.StatusCode, string(b)
+}
+
 const scopedTokens = "# operators\n" +
 	adminToken + " name=admin\n" +
 	ciToken + " name=ci ops=execute hosts=web* jobs=own\n" +
@@ -456,23 +511,8 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	s := startSecured(t, fmt.Sprintf(scopedTokens, sha(otherToken)), "")
 	release := filepath.Join(s.dir, "release")
 	jid := s.submit(t, "/execute", adminToken, `{"targets":["web1"],"cmd":"while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation"}`)
-	follow := func(token string) (*bufio.Reader, io.Closer) {
-		req, err := http.NewRequest("GET", s.base+"/jobs/"+jid+"?follow=1", nil)
-		require.NoError(t, err)
-		req.Header.Set("Authorization", "Bearer "+token)
-		res, err := s.client.Do(req)
-		require.NoError(t, err)
-		require.Equal(t, http.StatusOK, res.StatusCode)
-		br := bufio.NewReader(res.Body)
-		first, err := br.ReadString('\n')
-		require.NoError(t, err)
-		assert.Contains(t, first, `"state":1`, "the job, running")
-		return br, res.Body
-	}
-	revoked, body := follow(readerToken)
-	defer body.Close()
-	kept, body2 := follow(adminToken)
-	defer body2.Close()
+	revoked := s.followRunning(t, s.client, readerToken, jid)
+	kept := s.followRunning(t, s.client, adminToken, jid)
 
 	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
 	s.sighup(t, "credentials reloaded")
@@ -484,18 +524,9 @@ func TestRevokedTokenEndsItsFollowStreams(t *testing.T) {
 	rest, err = io.ReadAll(revoked)
 	require.NoError(t, err)
 	revokedLastLine(t, rest, jid)
-	denied := func() []string {
-		var out []string
-		for _, l := range s.auditLines(t) {
-			if l["action"] == "deny" && l["user"] == "reader" {
-				out = append(out, fmt.Sprint(l["message"]))
-			}
-		}
-		return out
-	}
 	want := []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}
-	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, denied()) }, 10*time.Second, 10*time.Millisecond,
-		"the trail says why the stream ended: %v", denied())
+	require.Eventually(t, func() bool { return assert.ObjectsAreEqual(want, s.denials(t, "reader")) }, 10*time.Second, 10*time.Millisecond,
+		"the trail says why the stream ended: %v", s.denials(t, "reader"))
 }
 
 // revokedLastLine checks that rest, what a follow stream sent once a
@@ -559,40 +590,16 @@ func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 	s.client = requests
 	jid := s.submit(t, "/execute", "", `{"targets":["web1"],"cmd":"while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation"}`)
 
-	bounded, cancel := context.WithTimeout(context.Background(), time.Minute) // an open stream fails the read below
-	defer cancel()
-	req, err := http.NewRequestWithContext(bounded, "GET", s.base+"/jobs/"+jid+"?follow=1", nil)
-	require.NoError(t, err)
-	res, err := streams.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	stream := bufio.NewReader(res.Body)
-	first, err := stream.ReadString('\n')
-	require.NoError(t, err)
-	assert.Contains(t, first, `"state":1`, "the job, running")
+	stream := s.followRunning(t, streams, "", jid)
 
-	reused := false
-	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
 	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
 	s.sighup(t, "credentials reloaded")
-	req, err = http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+"/jobs", nil)
-	require.NoError(t, err)
-	again, err := requests.Do(req)
-	require.NoError(t, err)
-	again.Body.Close()
-	assert.True(t, reused, "the connection the job was submitted on")
-	assert.Equal(t, http.StatusUnauthorized, again.StatusCode)
+	code, _ := s.getReused(t, requests, "/jobs", "the connection the job was submitted on")
+	assert.Equal(t, http.StatusUnauthorized, code)
 	rest, err := io.ReadAll(stream) // the job is still running
 	require.NoError(t, err)
 	revokedLastLine(t, rest, jid)
-	var denied []string
-	for _, l := range s.auditLines(t) {
-		if l["action"] == "deny" && l["user"] == "alice" {
-			denied = append(denied, fmt.Sprint(l["message"]))
-		}
-	}
-	assert.Equal(t, []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}, denied)
+	assert.Equal(t, []string{"follow of job " + jid + " ended: the credentials reloaded no longer allow it"}, s.denials(t, "alice"))
 
 	require.NoError(t, os.WriteFile(release, nil, 0o600))
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
@@ -622,33 +629,12 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 		`while [ ! -e `+kept+` ]; do sleep 0.05; done; echo kept-CA1; else `+
 		`while [ ! -e `+release+` ]; do sleep 0.05; done; echo after-revocation; fi"}`)
 
-	bounded, cancel := context.WithTimeout(context.Background(), time.Minute) // an open stream fails the reads below
-	defer cancel()
-	req, err := http.NewRequestWithContext(bounded, "GET", s.base+"/jobs/"+jid+"?follow=1", nil)
-	require.NoError(t, err)
-	res, err := streams.Do(req)
-	require.NoError(t, err)
-	defer res.Body.Close()
-	require.Equal(t, http.StatusOK, res.StatusCode)
-	stream := bufio.NewReader(res.Body)
-	first, err := stream.ReadString('\n')
-	require.NoError(t, err)
-	assert.Contains(t, first, `"state":1`, "the job, running")
+	stream := s.followRunning(t, streams, "", jid)
 
 	// get sends GET /jobs on the connection the job was submitted on.
 	get := func() (int, string) {
 		t.Helper()
-		reused := false
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+"/jobs", nil)
-		require.NoError(t, err)
-		res, err := requests.Do(req)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		assert.True(t, reused, "the connection opened under CA1 alone")
-		return res.StatusCode, string(b)
+		return s.getReused(t, requests, "/jobs", "the connection opened under CA1 alone")
 	}
 	caPath := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, append(append([]byte{}, ca1.pem...), ca2.pem...), 0o600))
@@ -670,13 +656,8 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 	// The stream of the certificate CA1 signed ends with a last line
 	// that says why.
 	endedLastLine(t, rest, jid, "stream ended: client certificate no longer verifies: the client CA reloaded does not sign it: connect again with a valid certificate")
-	var denied []string
-	for _, l := range s.auditLines(t) {
-		if l["action"] == "deny" && l["user"] == "alice" {
-			denied = append(denied, fmt.Sprint(l["message"]))
-		}
-	}
-	assert.Equal(t, []string{"follow of job " + jid + " ended: client certificate no longer verifies: the client CA reloaded does not sign it"}, denied)
+	assert.Equal(t, []string{"follow of job " + jid + " ended: client certificate no longer verifies: the client CA reloaded does not sign it"},
+		s.denials(t, "alice"))
 
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
 		Certificates: []tls.Certificate{ca2.issue(t, "", "", 201, "bob", true)}}}}
