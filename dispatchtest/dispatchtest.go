@@ -22,6 +22,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/latch"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/stretchr/testify/assert"
@@ -353,19 +354,19 @@ type executor struct {
 	t   *testing.T
 	inv *inventory.Inventory
 
-	mu      sync.Mutex
-	counts  map[string]int
-	gates   map[string]chan struct{}
-	started map[string]chan struct{}
+	gates   latch.Set     // gate NAME: open once the test opens NAME
+	started latch.Set     // command: open once a run of it started
 	done    chan struct{} // closed by release: every wait ends
 	once    sync.Once
+
+	mu     sync.Mutex
+	counts map[string]int
 }
 
 func newExecutor(t *testing.T) *executor {
 	inv, err := inventory.Static("a", "b", "c")
 	require.NoError(t, err)
-	return &executor{Only: exe.Only{exe.OpExecute}, t: t, inv: inv, counts: map[string]int{},
-		gates: map[string]chan struct{}{}, started: map[string]chan struct{}{}, done: make(chan struct{})}
+	return &executor{Only: exe.Only{exe.OpExecute}, t: t, inv: inv, counts: map[string]int{}, done: make(chan struct{})}
 }
 
 func (x *executor) Match(_ context.Context, pattern string) ([]string, error) {
@@ -388,8 +389,8 @@ func (x *executor) Execute(ctx context.Context, hosts []string, args exe.Execute
 		return nil
 	case "gate", "block":
 		emit(exe.Event{Host: hosts[0], Status: exe.HostChanged, Name: "started"})
-		x.markStarted(args.Cmd)
-		gate := x.gate(arg)
+		x.started.Open(args.Cmd)
+		gate := x.gates.Chan(arg)
 		if verb == "block" {
 			gate = nil
 		}
@@ -416,38 +417,14 @@ func (x *executor) runs(cmd string) int {
 	return x.counts[cmd]
 }
 
-func (x *executor) gate(name string) chan struct{} { return x.channel(x.gates, name) }
-
-func (x *executor) startedOf(cmd string) chan struct{} { return x.channel(x.started, cmd) }
-
-// channel returns m's channel for key, made on first use.
-func (x *executor) channel(m map[string]chan struct{}, key string) chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	if m[key] == nil {
-		m[key] = make(chan struct{})
-	}
-	return m[key]
-}
-
-// markStarted notes that a run of cmd has started.
-func (x *executor) markStarted(cmd string) {
-	ch := x.startedOf(cmd)
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
-}
-
 // open lets the runs waiting on gate NAME end.
-func (x *executor) open(name string) { close(x.gate(name)) }
+func (x *executor) open(name string) { x.gates.Open(name) }
 
 // waitStarted waits until a run of cmd has started.
 func (x *executor) waitStarted(cmd string) {
 	x.t.Helper()
 	select {
-	case <-x.startedOf(cmd):
+	case <-x.started.Chan(cmd):
 	case <-time.After(wait):
 		x.t.Fatalf("dispatchtest: %q did not start", cmd)
 	}

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/latch"
 	"github.com/0ops/exed/inventory"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/stretchr/testify/assert"
@@ -25,17 +26,17 @@ type gated struct {
 	exe.Only
 	inv *inventory.Inventory
 
-	mu      sync.Mutex
-	order   []string
-	gates   map[string]chan struct{}
-	started map[string]chan struct{}
+	gates   latch.Set // "wait NAME" ends once NAME is open
+	started latch.Set // op: open once it started
+
+	mu    sync.Mutex
+	order []string
 }
 
 func newGated(t *testing.T) *gated {
 	inv, err := inventory.Static("a", "b")
 	require.NoError(t, err)
-	return &gated{Only: exe.Only{exe.OpExecute, exe.OpDeploy}, inv: inv,
-		gates: map[string]chan struct{}{}, started: map[string]chan struct{}{}}
+	return &gated{Only: exe.Only{exe.OpExecute, exe.OpDeploy}, inv: inv}
 }
 
 func (g *gated) Match(_ context.Context, pattern string) ([]string, error) {
@@ -46,7 +47,7 @@ func (g *gated) Execute(ctx context.Context, hosts []string, args exe.ExecuteArg
 	g.begin(args.Cmd)
 	if name, ok := strings.CutPrefix(args.Cmd, "wait "); ok {
 		select {
-		case <-g.channel(g.gates, name):
+		case <-g.gates.Chan(name):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -70,53 +71,20 @@ func (g *gated) begin(op string) {
 	g.mu.Lock()
 	g.order = append(g.order, op)
 	g.mu.Unlock()
-	ch := g.channel(g.started, op)
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
-}
-
-func (g *gated) channel(m map[string]chan struct{}, key string) chan struct{} {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if m[key] == nil {
-		m[key] = make(chan struct{})
-	}
-	return m[key]
+	g.started.Open(op)
 }
 
 // open lets "wait NAME" end.
-func (g *gated) open(name string) {
-	ch := g.channel(g.gates, name)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	select {
-	case <-ch:
-	default:
-		close(ch)
-	}
-}
+func (g *gated) open(name string) { g.gates.Open(name) }
 
 // release opens every gate, so that a test that stops early does not
 // leave a run waiting for its grace period.
-func (g *gated) release() {
-	g.mu.Lock()
-	names := make([]string, 0, len(g.gates))
-	for name := range g.gates {
-		names = append(names, name)
-	}
-	g.mu.Unlock()
-	for _, name := range names {
-		g.open(name)
-	}
-}
+func (g *gated) release() { g.gates.OpenAll() }
 
 func (g *gated) waitStarted(t *testing.T, op string) {
 	t.Helper()
 	select {
-	case <-g.channel(g.started, op):
+	case <-g.started.Chan(op):
 	case <-time.After(queueWait):
 		t.Fatalf("%q did not start", op)
 	}

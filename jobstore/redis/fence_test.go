@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/0ops/exed/exe"
+	"github.com/0ops/exed/internal/latch"
 	"github.com/0ops/exed/internal/plugintest"
 	"github.com/0ops/exed/internal/redistest"
 	exeredis "github.com/0ops/exed/jobstore/redis"
@@ -29,38 +30,21 @@ type heldExecutor struct {
 	plugintest.Executor
 
 	mu       sync.Mutex
-	on       map[string]string        // host: the command running there
-	ran      map[string]int           // host: commands started there
-	overlaps []string                 // "<command> started on <host> while <other> ran there"
-	causes   map[string]error         // command: the cause it was stopped with
-	started  map[string]chan struct{} // command: closed once it runs
-	stopped  map[string]chan struct{} // command: closed once it stopped, its hosts free
+	on       map[string]string // host: the command running there
+	ran      map[string]int    // host: commands started there
+	overlaps []string          // "<command> started on <host> while <other> ran there"
+	causes   map[string]error  // command: the cause it was stopped with
+	started  latch.Set         // command: open once it runs
+	stopped  latch.Set         // command: open once it stopped, its hosts free
 }
 
 func newHeldExecutor() *heldExecutor {
-	return &heldExecutor{on: map[string]string{}, ran: map[string]int{}, causes: map[string]error{},
-		started: map[string]chan struct{}{}, stopped: map[string]chan struct{}{}}
+	return &heldExecutor{on: map[string]string{}, ran: map[string]int{}, causes: map[string]error{}}
 }
 
-// signal is the channel of cmd in m, made on first use; x.mu is held.
-func signal(m map[string]chan struct{}, cmd string) chan struct{} {
-	if m[cmd] == nil {
-		m[cmd] = make(chan struct{})
-	}
-	return m[cmd]
-}
+func (x *heldExecutor) startedOf(cmd string) <-chan struct{} { return x.started.Chan(cmd) }
 
-func (x *heldExecutor) startedOf(cmd string) <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return signal(x.started, cmd)
-}
-
-func (x *heldExecutor) stoppedOf(cmd string) <-chan struct{} {
-	x.mu.Lock()
-	defer x.mu.Unlock()
-	return signal(x.stopped, cmd)
-}
+func (x *heldExecutor) stoppedOf(cmd string) <-chan struct{} { return x.stopped.Chan(cmd) }
 
 func (x *heldExecutor) causeOf(cmd string) error {
 	x.mu.Lock()
@@ -91,7 +75,7 @@ func (x *heldExecutor) hold(ctx context.Context, hs []string, cmd string, emit e
 		x.on[h] = cmd
 		x.ran[h]++
 	}
-	close(signal(x.started, cmd))
+	x.started.Open(cmd)
 	x.mu.Unlock()
 	for _, h := range hs {
 		emit(exe.Event{Host: h, Status: exe.HostChanged, Name: "started"})
@@ -105,7 +89,7 @@ func (x *heldExecutor) hold(ctx context.Context, hs []string, cmd string, emit e
 		}
 	}
 	x.causes[cmd] = cause
-	close(signal(x.stopped, cmd))
+	x.stopped.Open(cmd)
 	x.mu.Unlock()
 	for _, h := range hs {
 		emit(exe.Event{Host: h, Status: exe.HostFailed, Name: "stopped", Msg: cause.Error()})
