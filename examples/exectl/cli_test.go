@@ -1,16 +1,9 @@
 package main
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
+	"crypto/tls"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
-	"math/big"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +13,7 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/internal/testenv"
+	"github.com/0ops/exed/internal/testpki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -170,49 +164,32 @@ func TestMutualTLS(t *testing.T) {
 	assert.Contains(t, r.stderr, "--cert and --key go together")
 }
 
-// ca is a test certificate authority.
+// ca is a test certificate authority, with its certificate in file.
 type ca struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
+	*testpki.CA
 	file string
 	dir  string
 }
 
 func newCA(t *testing.T, dir string) *ca {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exectl test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	c := &ca{key: key, cert: cert, file: filepath.Join(dir, "ca.pem"), dir: dir}
-	require.NoError(t, os.WriteFile(c.file, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
+	c := &ca{CA: testpki.NewCA(t, "exectl test CA"), file: filepath.Join(dir, "ca.pem"), dir: dir}
+	require.NoError(t, os.WriteFile(c.file, c.PEM(), 0o600))
 	return c
 }
 
-// issue writes a certificate for name, and its key, signed by the CA.
+// issue writes a certificate for name, and its key, signed by the CA: a
+// server one for 127.0.0.1, or a client one.
 func (c *ca) issue(t *testing.T, name string, server bool) (certFile, keyFile string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}}
+	var cert tls.Certificate
 	if server {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
+		cert = c.Server(t)
+	} else {
+		cert = c.Client(t, name)
 	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, c.cert, &key.PublicKey, c.key)
-	require.NoError(t, err)
-	kb, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
 	certFile, keyFile = filepath.Join(c.dir, name+".pem"), filepath.Join(c.dir, name+".key")
-	require.NoError(t, os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600))
-	require.NoError(t, os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600))
+	testpki.WriteFiles(t, cert, certFile, keyFile)
 	return certFile, keyFile
 }
 

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"fmt"
 	"io"
 	"net/http"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/0ops/exed/internal/redistest"
 	"github.com/0ops/exed/internal/sshtest"
+	"github.com/0ops/exed/internal/testpki"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
@@ -316,10 +316,10 @@ metrics_address = 127.0.0.1:0
 func TestWorkerMetricsClientCAReload(t *testing.T) {
 	redis := redistest.Start(t)
 	dir := t.TempDir()
-	ca1, ca2 := newPKI(t), newPKI(t)
+	ca1, ca2 := testpki.NewCA(t, "CA1"), testpki.NewCA(t, "CA2")
 	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
-	ca1.issue(t, certPath, keyPath, 100, "exed", false)
-	require.NoError(t, os.WriteFile(caPath, ca1.pem, 0o600))
+	writeServerCert(t, ca1, certPath, keyPath)
+	require.NoError(t, os.WriteFile(caPath, ca1.PEM(), 0o600))
 	conf := writeConf(t, dir, fmt.Sprintf(`[api]
 tls_cert = %s
 tls_key = %s
@@ -334,10 +334,10 @@ metrics_address = 127.0.0.1:0
 	_, addr, found := strings.Cut(rest, "metrics=")
 	require.True(t, found, rest)
 	url := "https://" + strings.Fields(addr)[0] + "/metrics"
-	roots := testRoots(ca1)
-	client := func(ca *pki, cn string) *http.Client {
+	roots := testpki.Pool(ca1)
+	client := func(ca *testpki.CA, cn string) *http.Client {
 		c := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
-			Certificates: []tls.Certificate{ca.issue(t, "", "", 200, cn, true)}}}}
+			Certificates: []tls.Certificate{ca.Client(t, cn)}}}}
 		t.Cleanup(c.CloseIdleConnections)
 		return c
 	}
@@ -358,7 +358,7 @@ metrics_address = 127.0.0.1:0
 	code, _, _ := scrape(scraper)
 	require.Equal(t, http.StatusOK, code)
 
-	require.NoError(t, os.WriteFile(caPath, ca2.pem, 0o600))
+	require.NoError(t, os.WriteFile(caPath, ca2.PEM(), 0o600))
 	worker.sighup(t, "client CA changed")
 	code, body, reused := scrape(scraper)
 	assert.True(t, reused, "the connection opened under CA1")
@@ -367,11 +367,4 @@ metrics_address = 127.0.0.1:0
 	code, body, _ = scrape(client(ca2, "prometheus"))
 	assert.Equal(t, http.StatusOK, code, "a certificate of CA2: %s", body)
 	worker.stop(t)
-}
-
-// testRoots trusts the CA that signed the server's certificate.
-func testRoots(ca *pki) *x509.CertPool {
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
-	return roots
 }

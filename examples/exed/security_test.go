@@ -3,20 +3,13 @@ package main
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptrace"
 	"os"
@@ -25,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/0ops/exed/internal/testpki"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -379,56 +373,14 @@ func TestAuditTrail(t *testing.T) {
 	}
 }
 
-// pki is a throwaway certificate authority.
-type pki struct {
-	key  *ecdsa.PrivateKey
-	cert *x509.Certificate
-	pem  []byte
-}
-
-func newPKI(t *testing.T) *pki {
+// writeServerCert writes a new certificate of ca for 127.0.0.1, and its
+// key, to certPath and keyPath, and returns its serial number, which
+// tells it from the one it renews.
+func writeServerCert(t *testing.T, ca *testpki.CA, certPath, keyPath string) int64 {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "exed test CA"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), IsCA: true,
-		BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	require.NoError(t, err)
-	cert, err := x509.ParseCertificate(der)
-	require.NoError(t, err)
-	return &pki{key: key, cert: cert, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
-}
-
-// issue writes a certificate and key signed by the CA: a server one for
-// 127.0.0.1 with client false, else a client one named cn.
-func (p *pki) issue(t *testing.T, certPath, keyPath string, serial int64, cn string, client bool) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	require.NoError(t, err)
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(serial), Subject: pkix.Name{CommonName: cn},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour), KeyUsage: x509.KeyUsageDigitalSignature}
-	if client {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth}
-	} else {
-		tmpl.ExtKeyUsage = []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}
-		tmpl.IPAddresses = []net.IP{net.ParseIP("127.0.0.1")}
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, p.cert, &key.PublicKey, p.key)
-	require.NoError(t, err)
-	kder, err := x509.MarshalECPrivateKey(key)
-	require.NoError(t, err)
-	certPEM := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
-	keyPEM := pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kder})
-	if certPath != "" {
-		require.NoError(t, os.WriteFile(certPath+".tmp", certPEM, 0o600))
-		require.NoError(t, os.WriteFile(keyPath+".tmp", keyPEM, 0o600))
-		require.NoError(t, os.Rename(certPath+".tmp", certPath))
-		require.NoError(t, os.Rename(keyPath+".tmp", keyPath))
-	}
-	pair, err := tls.X509KeyPair(certPEM, keyPEM)
-	require.NoError(t, err)
-	return pair
+	cert := ca.Server(t)
+	testpki.WriteFiles(t, cert, certPath, keyPath)
+	return cert.Leaf.SerialNumber.Int64()
 }
 
 // servedSerial is the serial number of the certificate a new TLS
@@ -442,20 +394,18 @@ func servedSerial(t *testing.T, addr string, roots *x509.CertPool) int64 {
 }
 
 // startTLS starts exed over TLS with the credentials tokens, a server
-// certificate (serial 100; dir/server.pem and dir/server.key) and a
-// client CA from a new PKI, and returns it (base URL https), the PKI and
-// the roots that trust its server.
-func startTLS(t *testing.T, dir, tokens string) (*secured, *pki, *x509.CertPool) {
+// certificate (dir/server.pem and dir/server.key) and a client CA
+// (dir/ca.pem) from a new CA, and returns it (base URL https), the CA
+// and the roots that trust its server.
+func startTLS(t *testing.T, dir, tokens string) (*secured, *testpki.CA, *x509.CertPool) {
 	t.Helper()
-	ca := newPKI(t)
+	ca := testpki.NewCA(t, "exed test CA")
 	certPath, keyPath, caPath := filepath.Join(dir, "server.pem"), filepath.Join(dir, "server.key"), filepath.Join(dir, "ca.pem")
-	ca.issue(t, certPath, keyPath, 100, "exed", false)
-	require.NoError(t, os.WriteFile(caPath, ca.pem, 0o600))
+	writeServerCert(t, ca, certPath, keyPath)
+	require.NoError(t, os.WriteFile(caPath, ca.PEM(), 0o600))
 	s := startSecured(t, tokens, fmt.Sprintf("tls_cert = %s\ntls_key = %s\ntls_client_ca = %s\n", certPath, keyPath, caPath))
-	roots := x509.NewCertPool()
-	roots.AddCert(ca.cert)
 	s.base = "https://" + s.addr
-	return s, ca, roots
+	return s, ca, testpki.Pool(ca)
 }
 
 // Over TLS, a renewed certificate is served after SIGHUP, a broken one
@@ -467,20 +417,22 @@ func TestTLSReloadAndClientCertificates(t *testing.T) {
 	s, ca, roots := startTLS(t, dir, adminToken+" name=admin\ncert:alice ops=execute hosts=web1 jobs=own\n")
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots}}}
 
-	assert.Equal(t, int64(100), servedSerial(t, s.addr, roots))
+	first, err := tls.LoadX509KeyPair(certPath, keyPath) // what startTLS wrote
+	require.NoError(t, err)
+	assert.Equal(t, first.Leaf.SerialNumber.Int64(), servedSerial(t, s.addr, roots))
 	code, b := s.call(t, "GET", "/jobs", adminToken, "")
 	assert.Equal(t, http.StatusOK, code, string(b))
 	code, _ = s.call(t, "GET", "/jobs", "", "")
 	assert.Equal(t, http.StatusUnauthorized, code, "no token, no certificate")
 
 	// Renewed: new handshakes get the new certificate.
-	ca.issue(t, certPath, keyPath, 101, "exed", false)
+	renewed := writeServerCert(t, ca, certPath, keyPath)
 	s.sighup(t, "TLS certificate reloaded")
-	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
+	assert.Equal(t, renewed, servedSerial(t, s.addr, roots))
 	// Broken: the renewed one stays.
 	require.NoError(t, os.WriteFile(certPath, []byte("not a certificate"), 0o600))
 	s.sighup(t, "TLS files not reloaded")
-	assert.Equal(t, int64(101), servedSerial(t, s.addr, roots))
+	assert.Equal(t, renewed, servedSerial(t, s.addr, roots))
 
 	// alice's certificate: her scope and her name; bob's, signed by the
 	// same CA but not in the file, is refused.
@@ -488,7 +440,7 @@ func TestTLSReloadAndClientCertificates(t *testing.T) {
 		cn   string
 		want int
 	}{{"alice", http.StatusCreated}, {"bob", http.StatusUnauthorized}} {
-		pair := ca.issue(t, "", "", 200, tc.cn, true)
+		pair := ca.Client(t, tc.cn)
 		s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{pair}}}}
 		code, b = s.call(t, "POST", "/execute", "", `{"targets":["web1"],"cmd":"true"}`)
 		require.Equal(t, tc.want, code, "%s: %s", tc.cn, b)
@@ -581,7 +533,7 @@ func TestConflictNamesOnlyJobsTheCallerSees(t *testing.T) {
 // credential and nothing more, recorded in the audit trail.
 func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 	s, ca, roots := startTLS(t, t.TempDir(), adminToken+" name=admin\ncert:alice ops=execute\n")
-	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca.issue(t, "", "", 200, "alice", true)}}
+	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca.Client(t, "alice")}}
 	streams := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	requests := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	defer streams.CloseIdleConnections()
@@ -615,8 +567,8 @@ func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 	dir := t.TempDir()
 	s, ca1, roots := startTLS(t, dir, adminToken+" name=admin\ncert:alice ops=execute\ncert:bob ops=read\n")
-	ca2 := newPKI(t)
-	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca1.issue(t, "", "", 200, "alice", true)}}
+	ca2 := testpki.NewCA(t, "exed test CA 2")
+	tlsConf := &tls.Config{RootCAs: roots, Certificates: []tls.Certificate{ca1.Client(t, "alice")}}
 	streams := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	requests := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConf}}
 	defer streams.CloseIdleConnections()
@@ -637,7 +589,7 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 		return s.getReused(t, requests, "/jobs", "the connection opened under CA1 alone")
 	}
 	caPath := filepath.Join(dir, "ca.pem")
-	require.NoError(t, os.WriteFile(caPath, append(append([]byte{}, ca1.pem...), ca2.pem...), 0o600))
+	require.NoError(t, os.WriteFile(caPath, append(ca1.PEM(), ca2.PEM()...), 0o600))
 	s.sighup(t, "client CA changed")
 	code, b := get()
 	assert.Equal(t, http.StatusOK, code, "CA1 is still in the file: %s", b)
@@ -646,7 +598,7 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 	require.NoError(t, err)
 	assert.Contains(t, line, "kept-CA1", "the stream goes on")
 
-	require.NoError(t, os.WriteFile(caPath, ca2.pem, 0o600))
+	require.NoError(t, os.WriteFile(caPath, ca2.PEM(), 0o600))
 	s.sighup(t, "client CA changed")
 	code, b = get()
 	assert.Equal(t, http.StatusUnauthorized, code)
@@ -660,7 +612,7 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 		s.denials(t, "alice"))
 
 	s.client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: roots,
-		Certificates: []tls.Certificate{ca2.issue(t, "", "", 201, "bob", true)}}}}
+		Certificates: []tls.Certificate{ca2.Client(t, "bob")}}}}
 	code, body := s.call(t, "GET", "/jobs", "", "")
 	assert.Equal(t, http.StatusOK, code, "a certificate of CA2, on a new connection: %s", body)
 	require.NoError(t, os.WriteFile(release, nil, 0o600))

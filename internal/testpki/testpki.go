@@ -14,6 +14,7 @@ import (
 	"encoding/pem"
 	"math/big"
 	"net"
+	"os"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -105,6 +106,39 @@ func Pool(cas ...*CA) *x509.CertPool {
 		p.AddCert(ca.Cert)
 	}
 	return p
+}
+
+// WriteFiles writes cert, with the chain it is presented with, and its
+// key as PEM files (mode 0600): what exed's tls_cert and tls_key, or a
+// client's certificate and key options, name. Each file is written under
+// another name, then renamed, so that a server that reloads them never
+// reads one half written.
+func WriteFiles(t testing.TB, cert tls.Certificate, certPath, keyPath string) {
+	t.Helper()
+	var certPEM []byte
+	for _, der := range cert.Certificate {
+		certPEM = append(certPEM, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})...)
+	}
+	key, ok := cert.PrivateKey.(*ecdsa.PrivateKey)
+	if !ok {
+		t.Fatalf("testpki: a key of type %T, not one this package made", cert.PrivateKey)
+	}
+	der, err := x509.MarshalECPrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeWhole(t, certPath, certPEM)
+	writeWhole(t, keyPath, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: der}))
+}
+
+func writeWhole(t testing.TB, path string, b []byte) {
+	t.Helper()
+	if err := os.WriteFile(path+".tmp", b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Rename(path+".tmp", path); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func newKey(t testing.TB) *ecdsa.PrivateKey {
