@@ -303,16 +303,25 @@ func TestExpiredJobsLeaveTheListWithoutList(t *testing.T) {
 	}
 }
 
-// TestRetriedWritesTakeEffectOnce: when a reply is lost after Redis ran a
-// command, go-redis sends it again; creating a job and appending events
-// must then neither fail nor happen twice.
-func TestRetriedWritesTakeEffectOnce(t *testing.T) {
+// retryingStore is a store with prefix on a new Redis, reached through a
+// proxy that can lose replies, by a client that sends a command once
+// more when its reply is lost. The client has one connection, so the
+// reply the proxy drops is that of the next command sent.
+func retryingStore(t *testing.T, prefix string) (*exeredis.Store, *redistest.LossyProxy) {
+	t.Helper()
 	srv := redistest.Start(t)
 	proxy := redistest.NewLossyProxy(t, srv.Addr)
 	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, PoolSize: 1, MaxRetries: 1,
 		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond})
 	t.Cleanup(func() { rdb.Close() })
-	s := exeredis.New(rdb, exeredis.Options{Prefix: "r:"})
+	return exeredis.New(rdb, exeredis.Options{Prefix: prefix}), proxy
+}
+
+// TestRetriedWritesTakeEffectOnce: when a reply is lost after Redis ran a
+// command, go-redis sends it again; creating a job and appending events
+// must then neither fail nor happen twice.
+func TestRetriedWritesTakeEffectOnce(t *testing.T) {
+	s, proxy := retryingStore(t, "r:")
 	ctx := context.Background()
 	// The scripts are loaded, so each call below is one EVALSHA.
 	require.NoError(t, s.Append(ctx, runningJob(t, s), exe.Event{Host: "a"}))
@@ -343,12 +352,7 @@ func TestRetriedWritesTakeEffectOnce(t *testing.T) {
 // with the targets that run filled, so that its caller counts them once,
 // and not none; each target holds one event.
 func TestFinishUnrunRetriedAfterALostReply(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := redistest.NewLossyProxy(t, srv.Addr)
-	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, PoolSize: 1, MaxRetries: 1,
-		MinRetryBackoff: time.Millisecond, MaxRetryBackoff: 2 * time.Millisecond})
-	t.Cleanup(func() { rdb.Close() })
-	s := exeredis.New(rdb, exeredis.Options{Prefix: "u:"})
+	s, proxy := retryingStore(t, "u:")
 	ctx := context.Background()
 	// The scripts are loaded, so the call below is one EVALSHA.
 	_, err := s.FinishUnrun(ctx, runningJob(t, s), "cancelled", exe.Event{Status: exe.HostSkipped})
