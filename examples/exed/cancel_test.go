@@ -198,11 +198,7 @@ func TestCancelQueuedJobOnRedis(t *testing.T) {
 // the first still runs, and a refusal counts only the job that waits.
 func TestCancelledQueuedJobFreesTheQueue(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("web01 ansible_connection=local\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nworkers = 1\nqueue_size = 1\n[sshnative]\ninventory = %s\n",
-		freePort(t), inv))
-	p := start(t, dir, "-c", conf)
+	p := startOnInventory(t, dir, "web01 ansible_connection=local\n", "[runner]\nworkers = 1\nqueue_size = 1\n")
 	base := "http://" + p.addr
 	pidFile, ran := filepath.Join(dir, "pid"), filepath.Join(dir, "ran")
 	running := post(t, base, "/execute", fmt.Sprintf(`{"targets":["web01"],"cmd":"echo $$ > %[1]s.tmp; mv %[1]s.tmp %[1]s; sleep 300"}`, pidFile))

@@ -5,8 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
-	"os"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -22,10 +20,7 @@ import (
 // own counts show.
 func TestRequestForks(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[fleet]\nh[1:6] ansible_connection=local\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nconcurrency = 3\n[sshnative]\ninventory = %s\n", freePort(t), inv))
-	p := start(t, dir, "-c", conf)
+	p := startOnInventory(t, dir, "[fleet]\nh[1:6] ansible_connection=local\n", "[runner]\nconcurrency = 3\n")
 	base := "http://" + p.addr
 
 	probe := testenv.NewForksProbe(t, dir)

@@ -53,6 +53,17 @@ func writeConf(t *testing.T, dir, text string) string {
 	return p
 }
 
+// startOnInventory writes hosts, an INI inventory, to dir/hosts.ini and
+// starts exed on it, with a free listen_port and extra (whole sections,
+// neither [api] nor [sshnative]) in dir/exed.conf.
+func startOnInventory(t *testing.T, dir, hosts, extra string) *proc {
+	t.Helper()
+	inv := filepath.Join(dir, "hosts.ini")
+	require.NoError(t, os.WriteFile(inv, []byte(hosts), 0o600))
+	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n%s[sshnative]\ninventory = %s\n", freePort(t), extra, inv))
+	return start(t, dir, "-c", conf)
+}
+
 // proc is a running exed started by a test.
 type proc struct {
 	cmd  *exec.Cmd
@@ -357,10 +368,7 @@ func TestVersionAndHelp(t *testing.T) {
 
 func TestInventoryPatterns(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04]\n[prod:children]\nweb\n[prod]\ndb01\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
-	p := start(t, dir, "-c", conf)
+	p := startOnInventory(t, dir, "[web]\nweb[01:04]\n[prod:children]\nweb\n[prod]\ndb01\n", "")
 	code, body := httpDo(t, "GET", "http://"+p.addr+"/target?pattern=web*:%26prod:!web03", "")
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `["web01","web02","web04"]`, string(body))
@@ -372,8 +380,9 @@ func TestInventoryPatterns(t *testing.T) {
 	assert.EqualValues(t, 4, out["web01"]["status"])
 	p.stop(t)
 
+	inv := filepath.Join(dir, "hosts.ini")
 	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04\n"), 0o600))
-	outText, err := exec.Command(binary, "-c", conf).CombinedOutput()
+	outText, err := exec.Command(binary, "-c", filepath.Join(dir, "exed.conf")).CombinedOutput()
 	assert.Equal(t, 2, exitCode(t, err))
 	assert.Contains(t, string(outText), "[sshnative] inventory: "+inv+":2: host \"web[01:04\": unterminated range")
 }
@@ -384,11 +393,7 @@ func TestInventoryPatterns(t *testing.T) {
 // first name, as "ansible 'localhost,127.0.0.1'" does (one host,
 // localhost), where it was refused with 404 naming a name that works alone.
 func TestTargetsNamingLocalhostTwice(t *testing.T) {
-	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:04]\n[boxes]\nsshbox ansible_connection=local\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
-	p := start(t, dir, "-c", conf)
+	p := startOnInventory(t, t.TempDir(), "[web]\nweb[01:04]\n[boxes]\nsshbox ansible_connection=local\n", "")
 	base := "http://" + p.addr
 	for query, want := range map[string]string{
 		"/ping?target=127.0.0.1":                                `{"127.0.0.1":{"status":1}}`,

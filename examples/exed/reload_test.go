@@ -37,10 +37,8 @@ func (p *proc) sighup(t *testing.T, want string) {
 // across both reloads ends as it would have.
 func TestSIGHUPReloadsInventory(t *testing.T) {
 	dir := t.TempDir()
+	p := startOnInventory(t, dir, "[web]\nweb1 ansible_connection=local\n", "")
 	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb1 ansible_connection=local\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
-	p := start(t, dir, "-c", conf)
 	base := "http://" + p.addr
 	target := func() []string {
 		t.Helper()

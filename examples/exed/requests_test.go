@@ -23,12 +23,9 @@ import (
 func localServer(t *testing.T) (p *proc, accessLog, auditLog string) {
 	t.Helper()
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("web01 ansible_connection=local\n"), 0o600))
 	accessLog, auditLog = filepath.Join(dir, "access.log"), filepath.Join(dir, "audit.log")
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[log]\naccess_log = %s\naudit_log = %s\n[sshnative]\ninventory = %s\n",
-		freePort(t), accessLog, auditLog, inv))
-	return start(t, dir, "-c", conf), accessLog, auditLog
+	p = startOnInventory(t, dir, "web01 ansible_connection=local\n", fmt.Sprintf("[log]\naccess_log = %s\naudit_log = %s\n", accessLog, auditLog))
+	return p, accessLog, auditLog
 }
 
 // A sync GET whose client leaves while its command runs (as `curl -m 1`

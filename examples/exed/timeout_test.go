@@ -113,10 +113,7 @@ func TestRequestTimeoutStopsCommands(t *testing.T) {
 // request's timeout fails them).
 func TestDefaultForksAreNotTheCPUCount(t *testing.T) {
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[fleet]\nh[01:20] ansible_connection=local\n"), 0o600))
-	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[sshnative]\ninventory = %s\n", freePort(t), inv))
-	p := start(t, dir, "-c", conf)
+	p := startOnInventory(t, dir, "[fleet]\nh[01:20] ansible_connection=local\n", "")
 	marks := filepath.Join(dir, "started")
 	require.NoError(t, os.Mkdir(marks, 0o700))
 	barrier := fmt.Sprintf(`mktemp -p %[1]s >/dev/null; while [ $(ls %[1]s | wc -l) -lt 20 ]; do sleep 0.05; done; echo together`, marks)
