@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -75,6 +76,19 @@ func ctxT(t *testing.T) context.Context {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// newStoreAs makes a store for one test and gives it also as a T, one of
+// the interfaces a store may implement to do more (exe.AppendFinisher,
+// exe.UnrunFinisher); it skips the test for a store that does not.
+func newStoreAs[T any](t *testing.T, newStore NewStore, opts Options) (exe.JobStore, T) {
+	t.Helper()
+	s := newStore(t, opts)
+	x, ok := s.(T)
+	if !ok {
+		t.Skipf("the store is not an %v", reflect.TypeFor[T]())
+	}
+	return s, x
 }
 
 func newJob(op exe.Operate, targets ...string) *exe.Job {
@@ -588,11 +602,7 @@ func testRetention(t *testing.T, newStore NewStore) {
 // the job's locks are released; a finished or unknown job takes nothing.
 func testAppendFinish(t *testing.T, newStore NewStore) {
 	ctx := ctxT(t)
-	s := newStore(t, Options{Retention: long})
-	af, ok := s.(exe.AppendFinisher)
-	if !ok {
-		t.Skip("the store is not an exe.AppendFinisher")
-	}
+	s, af := newStoreAs[exe.AppendFinisher](t, newStore, Options{Retention: long})
 	j := newJob(exe.OpDeploy, "a", "b")
 	require.NoError(t, s.Create(ctx, j))
 	ev := func(seq int64, host string, st exe.HostStatus) exe.Event {
@@ -665,11 +675,7 @@ func testAppendFinish(t *testing.T, newStore NewStore) {
 // ErrNotFound.
 func testFinishUnrun(t *testing.T, newStore NewStore) {
 	ctx := ctxT(t)
-	s := newStore(t, Options{Retention: long})
-	uf, ok := s.(exe.UnrunFinisher)
-	if !ok {
-		t.Skip("the store is not an exe.UnrunFinisher")
-	}
+	s, uf := newStoreAs[exe.UnrunFinisher](t, newStore, Options{Retention: long})
 	j := newJob(exe.OpDeploy, "a", "b", "c")
 	require.NoError(t, s.Create(ctx, j))
 	ran := exe.Event{Host: "b", Status: exe.HostOK, Name: "ran"}
@@ -742,11 +748,7 @@ func testFinishUnrun(t *testing.T, newStore NewStore) {
 // what a read before the call saw.
 func testFinishUnrunFilled(t *testing.T, newStore NewStore) {
 	ctx := ctxT(t)
-	s := newStore(t, Options{Retention: long})
-	uf, ok := s.(exe.UnrunFinisher)
-	if !ok {
-		t.Skip("the store is not an exe.UnrunFinisher")
-	}
+	s, uf := newStoreAs[exe.UnrunFinisher](t, newStore, Options{Retention: long})
 	const rounds, hosts, enders = 20, 16, 2
 	fill := exe.Event{Status: exe.HostSkipped, Msg: "cancelled before start"}
 	someFilled, someAppended := false, false
