@@ -3,7 +3,6 @@ package ansible_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -12,7 +11,6 @@ import (
 
 	"github.com/0ops/exed/exe"
 	"github.com/0ops/exed/executor"
-	"github.com/0ops/exed/internal/testenv"
 	"github.com/0ops/exed/jobstore/memory"
 	"github.com/0ops/exed/plugins/ansible"
 	"github.com/stretchr/testify/assert"
@@ -25,16 +23,8 @@ import (
 // command once on one host, named after the first of them, and the
 // answer and the job name that host alone, as "ansible TARGETS" does.
 func TestTargetsNamingAHostTwice(t *testing.T) {
-	_, err := exec.LookPath("ansible")
-	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
 	dir := t.TempDir()
-	inv := filepath.Join(dir, "hosts.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[web]\nweb[01:02] ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"), 0o600))
-	wd, err := filepath.Abs("testdata")
-	require.NoError(t, err)
-	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, Forks: 5})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = x.Close() })
+	x := newExecutor(t, dir, "[web]\nweb[01:02] ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n", ansible.Config{Forks: 5})
 	eng, err := exe.NewEngine(exe.Config{Store: memory.New(memory.Options{}), Executor: executor.TestClient(t, x, nil),
 		SyncTimeout: 2 * time.Minute})
 	require.NoError(t, err)

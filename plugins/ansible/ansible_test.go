@@ -37,9 +37,7 @@ func newFixture(t *testing.T) *fixture {
 	require.NoError(t, err)
 	closed := ln.Addr().(*net.TCPAddr).Port
 	ln.Close()
-	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.ini")
-	require.NoError(t, os.WriteFile(inv, []byte(fmt.Sprintf(`[fleet]
+	x := newExecutor(t, t.TempDir(), fmt.Sprintf(`[fleet]
 h1 ansible_host=127.0.0.1 ansible_port=%d
 h2 ansible_host=127.0.0.1 ansible_port=%d
 [fleet:vars]
@@ -52,13 +50,25 @@ loc ansible_connection=local
 down ansible_host=127.0.0.1 ansible_port=%d ansible_ssh_common_args='-o ConnectTimeout=3'
 [all:vars]
 ansible_python_interpreter=/usr/bin/python3
-`, s.Port, s.Port, s.User, s.ClientKey, s.KnownHosts, closed)), 0o600))
-	wd, err := filepath.Abs("testdata")
+`, s.Port, s.Port, s.User, s.ClientKey, s.KnownHosts, closed), ansible.Config{Forks: 5})
+	return &fixture{x: x, shared: s.WritableDir(t)}
+}
+
+// newExecutor is an executor with cfg, the roles of testdata and
+// inventory, written to dir/inventory.ini. Without ansible the test is
+// skipped, or fails under EXE_REQUIRE_INTEGRATION.
+func newExecutor(t *testing.T, dir, inventory string, cfg ansible.Config) *ansible.Executor {
+	t.Helper()
+	_, err := exec.LookPath("ansible")
+	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
+	cfg.Inventory = filepath.Join(dir, "inventory.ini")
+	require.NoError(t, os.WriteFile(cfg.Inventory, []byte(inventory), 0o600))
+	cfg.Workdir, err = filepath.Abs("testdata")
 	require.NoError(t, err)
-	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, Forks: 5})
+	x, err := ansible.New(cfg)
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = x.Close() })
-	return &fixture{x: x, shared: s.WritableDir(t)}
+	return x
 }
 
 // collector gathers events in the order emitted.
@@ -304,16 +314,8 @@ func TestCancelReportsInterruptedHosts(t *testing.T) {
 // byte; the executor passes on one U+FFFD per byte, as sshnative does, and
 // its output cap never cuts a character in two.
 func TestOutputNotUTF8(t *testing.T) {
-	_, err := exec.LookPath("ansible")
-	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
-	dir := t.TempDir()
-	inv := filepath.Join(dir, "inventory.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[all:vars]\nansible_python_interpreter=/usr/bin/python3\n[local]\nloc1 ansible_connection=local\nloc2 ansible_connection=local\n"), 0o600))
-	wd, err := filepath.Abs("testdata")
-	require.NoError(t, err)
-	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, OutputCap: 9})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = x.Close() })
+	x := newExecutor(t, t.TempDir(), "[all:vars]\nansible_python_interpreter=/usr/bin/python3\n[local]\nloc1 ansible_connection=local\nloc2 ansible_connection=local\n",
+		ansible.Config{OutputCap: 9})
 	hosts := []string{"loc1", "loc2"}
 
 	var c collector

@@ -2,9 +2,6 @@ package ansible_test
 
 import (
 	"context"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"slices"
 	"testing"
 
@@ -20,16 +17,8 @@ import (
 // under an executor of forks 5. (That the executor's own bound caps a
 // larger request is exe.BoundForks, tested with sshnative.)
 func TestRequestForks(t *testing.T) {
-	_, err := exec.LookPath("ansible")
-	testenv.Need(t, err == nil, "ansible (Debian package ansible)")
-	inv := filepath.Join(t.TempDir(), "inventory.ini")
-	require.NoError(t, os.WriteFile(inv, []byte("[local]\nl[1:5] ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n"), 0o600))
-	wd, err := filepath.Abs("testdata")
-	require.NoError(t, err)
+	x := newExecutor(t, t.TempDir(), "[local]\nl[1:5] ansible_connection=local ansible_python_interpreter=/usr/bin/python3\n", ansible.Config{Forks: 5})
 	hosts := []string{"l1", "l2", "l3", "l4", "l5"}
-	x, err := ansible.New(ansible.Config{Workdir: wd, Inventory: inv, Forks: 5})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = x.Close() })
 	probe := testenv.NewForksProbe(t, t.TempDir())
 	var col collector
 	done := make(chan error, 1)
