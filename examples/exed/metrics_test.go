@@ -1,12 +1,10 @@
 package main
 
 import (
-	"context"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptrace"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -343,16 +341,7 @@ metrics_address = 127.0.0.1:0
 	}
 	scrape := func(c *http.Client) (int, string, bool) {
 		t.Helper()
-		reused := false
-		trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-		req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
-		require.NoError(t, err)
-		res, err := c.Do(req)
-		require.NoError(t, err)
-		defer res.Body.Close()
-		b, err := io.ReadAll(res.Body)
-		require.NoError(t, err)
-		return res.StatusCode, string(b), reused
+		return getOn(t, c, url)
 	}
 	scraper := client(ca1, "prometheus")
 	code, _, _ := scrape(scraper)

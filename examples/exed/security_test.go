@@ -177,22 +177,20 @@ func (s *secured) followRunning(t *testing.T, client *http.Client, token, jid st
 	return stream
 }
 
-// getReused sends GET path through client and checks that it went on a
-// connection already open, the one named by which: a reload's check of
-// credentials must reach connections whose handshake came before it.
-func (s *secured) getReused(t *testing.T, client *http.Client, path, which string) (int, string) {
+// getOn sends GET url through client and tells whether it went on a
+// connection already open: a reload's check of credentials must reach
+// connections whose handshake came before it.
+func getOn(t *testing.T, client *http.Client, url string) (code int, body string, reused bool) {
 	t.Helper()
-	reused := false
 	trace := &httptrace.ClientTrace{GotConn: func(i httptrace.GotConnInfo) { reused = i.Reused }}
-	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", s.base+path, nil)
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "GET", url, nil)
 	require.NoError(t, err)
 	res, err := client.Do(req)
 	require.NoError(t, err)
 	defer res.Body.Close()
 	b, err := io.ReadAll(res.Body)
 	require.NoError(t, err)
-	assert.True(t, reused, which)
-	return res.StatusCode, string(b)
+	return res.StatusCode, string(b), reused
 }
 
 const scopedTokens = "# operators\n" +
@@ -546,7 +544,8 @@ func TestRevokedCertificateEndsItsFollowAndConnection(t *testing.T) {
 
 	require.NoError(t, os.WriteFile(s.tokens, []byte(adminToken+" name=admin\n"), 0o600))
 	s.sighup(t, "credentials reloaded")
-	code, _ := s.getReused(t, requests, "/jobs", "the connection the job was submitted on")
+	code, _, reused := getOn(t, requests, s.base+"/jobs")
+	assert.True(t, reused, "the connection the job was submitted on")
 	assert.Equal(t, http.StatusUnauthorized, code)
 	rest, err := io.ReadAll(stream) // the job is still running
 	require.NoError(t, err)
@@ -586,7 +585,9 @@ func TestClientCAReloadRefusesConnectionsAlreadyOpen(t *testing.T) {
 	// get sends GET /jobs on the connection the job was submitted on.
 	get := func() (int, string) {
 		t.Helper()
-		return s.getReused(t, requests, "/jobs", "the connection opened under CA1 alone")
+		code, body, reused := getOn(t, requests, s.base+"/jobs")
+		assert.True(t, reused, "the connection opened under CA1 alone")
+		return code, body
 	}
 	caPath := filepath.Join(dir, "ca.pem")
 	require.NoError(t, os.WriteFile(caPath, append(ca1.PEM(), ca2.PEM()...), 0o600))
