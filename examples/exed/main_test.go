@@ -197,14 +197,8 @@ shutdown_grace = 2s
 	assert.Equal(t, 200, code)
 	assert.JSONEq(t, `{"localhost":{"status":1}}`, string(body))
 
-	code, body = httpDo(t, "POST", base+"/execute", `{"targets":["localhost"],"cmd":"echo hi"}`)
-	require.Equal(t, 201, code, string(body))
-	var created map[string]string
-	require.NoError(t, json.Unmarshal(body, &created))
-	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
-	require.Equal(t, 200, code)
-	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
-	require.Len(t, lines, 3, string(body))
+	lines := followLines(t, base, post(t, base, "/execute", `{"targets":["localhost"],"cmd":"echo hi"}`))
+	require.Len(t, lines, 3, "%q", lines)
 	assert.JSONEq(t, `{"localhost":{"status":5,"rtc":0,"stdout":"hi\n","stderr":""}}`, lines[1])
 	var final map[string]any
 	require.NoError(t, json.Unmarshal([]byte(lines[2]), &final))
@@ -406,14 +400,8 @@ func TestTargetsNamingLocalhostTwice(t *testing.T) {
 		assert.Equal(t, 200, code, query)
 		assert.JSONEq(t, want, string(body), query)
 	}
-	code, body := httpDo(t, "POST", base+"/execute", `{"targets":["localhost","127.0.0.1"],"cmd":"echo hi"}`)
-	require.Equal(t, 201, code, string(body))
-	var created map[string]string
-	require.NoError(t, json.Unmarshal(body, &created))
-	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
-	require.Equal(t, 200, code)
-	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
-	require.Len(t, lines, 3, "the job, one host, the end: %s", body)
+	lines := followLines(t, base, post(t, base, "/execute", `{"targets":["localhost","127.0.0.1"],"cmd":"echo hi"}`))
+	require.Len(t, lines, 3, "the job, one host, the end: %q", lines)
 	assert.JSONEq(t, `{"localhost":{"status":5,"rtc":0,"stdout":"hi\n","stderr":""}}`, lines[1])
 	var final struct {
 		State   int      `json:"state"`

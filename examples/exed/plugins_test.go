@@ -148,19 +148,12 @@ x = 1
 	// kill -9 of the executor plugin during a long job fails that job with
 	// a clear error; the next request starts a new plugin and succeeds.
 	server := p.cmd.Process.Pid
-	code, body = httpDo(t, "POST", base+"/execute", `{"targets":["web1"],"cmd":"sleep 60"}`)
-	require.Equal(t, 201, code, string(body))
-	var created map[string]string
-	require.NoError(t, json.Unmarshal(body, &created))
+	jid := post(t, base, "/execute", `{"targets":["web1"],"cmd":"sleep 60"}`)
 	plugin := pluginPID(t, server, "exe-executor-localsh")
 	require.Eventually(t, func() bool { return len(testenv.Children(t, plugin)) > 0 }, 10*time.Second, 5*time.Millisecond,
 		"the plugin runs the command")
 	require.NoError(t, syscall.Kill(plugin, syscall.SIGKILL))
-	code, body = httpDo(t, "GET", base+"/jobs/"+created["jid"]+"?follow=1", "")
-	require.Equal(t, 200, code)
-	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
-	var final map[string]any
-	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &final))
+	final := follow(t, base, jid)
 	assert.EqualValues(t, 2, final["state"], "Failure")
 	assert.Equal(t, "executor plugin localsh exited (signal: killed)", final["error"])
 	code, body = httpDo(t, "GET", base+"/ping?target=web1", "")

@@ -42,12 +42,19 @@ func post(t *testing.T, base, path, body string) string {
 	return created["jid"]
 }
 
-// follow waits for the job's end through the follow stream.
-func follow(t *testing.T, base, jid string) map[string]any {
+// followLines reads the job's follow stream to the job's end: the job,
+// then a line per host event, then the final job.
+func followLines(t *testing.T, base, jid string) []string {
 	t.Helper()
 	code, body := httpDo(t, "GET", base+"/jobs/"+jid+"?follow=1", "")
 	require.Equal(t, 200, code, string(body))
-	lines := strings.Split(strings.TrimSpace(string(body)), "\n")
+	return strings.Split(strings.TrimSpace(string(body)), "\n")
+}
+
+// follow waits for the job's end through the follow stream.
+func follow(t *testing.T, base, jid string) map[string]any {
+	t.Helper()
+	lines := followLines(t, base, jid)
 	var final map[string]any
 	require.NoError(t, json.Unmarshal([]byte(lines[len(lines)-1]), &final))
 	return final
