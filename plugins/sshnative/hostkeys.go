@@ -9,6 +9,8 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/skeema/knownhosts"
 	"golang.org/x/crypto/ssh"
@@ -20,75 +22,171 @@ import (
 // trusted for the host) and @revoked lines; and it offers the server the
 // host key algorithms of the key types known_hosts has for the host first,
 // so that a server with several host keys presents the one that is known.
+//
+// As ssh reads known_hosts for every connection, every check is against
+// the files as they are at that moment: an operator who removes, revokes
+// or replaces a key (ssh-keygen -R, a @revoked line, a new file pushed by
+// configuration management) has it refused from the next connection on.
+// The files are stat'ed for every check and parsed again only when one of
+// them changed (see fileStamp).
 type hostKeys struct {
-	mu  sync.Mutex
-	dbs map[string]*knownhosts.HostKeyDB // by the files, joined with NUL
+	mu   sync.Mutex
+	sets map[string]*knownHostsSet // by the files, joined with NUL
+	// appending serialises accept-new's writes.
+	appending sync.Mutex
+	// parses counts the parses of known_hosts files (tests prove with it
+	// that unchanged files are not parsed again).
+	parses atomic.Uint64
 }
 
-// db returns the parsed known_hosts files among paths that exist (a
-// missing file is empty, as for ssh); nil when none exists.
-func (hk *hostKeys) db(paths []string) (*knownhosts.HostKeyDB, error) {
+// knownHostsSet is one list of known_hosts files (an endpoint's: user
+// files, then global ones) and their contents as last parsed.
+type knownHostsSet struct {
+	hk    *hostKeys
+	paths []string
+	mu    sync.Mutex // held while parsing
+	last  atomic.Pointer[knownHostsDB]
+}
+
+// knownHostsDB is the contents of the files of a set at one moment.
+type knownHostsDB struct {
+	stamps []fileStamp // of the set's paths, taken before they were read
+	at     time.Time   // when the stamps were taken
+	racy   bool        // the stamps may hide a change (see racyWindow)
+	db     *knownhosts.HostKeyDB
+	err    error // why the files do not parse
+}
+
+// set returns the set of paths; the same one for the same paths.
+func (hk *hostKeys) set(paths []string) *knownHostsSet {
+	key := strings.Join(paths, "\x00")
+	hk.mu.Lock()
+	defer hk.mu.Unlock()
+	if s, ok := hk.sets[key]; ok {
+		return s
+	}
+	if hk.sets == nil {
+		hk.sets = map[string]*knownHostsSet{}
+	}
+	s := &knownHostsSet{hk: hk, paths: slices.Clone(paths)}
+	hk.sets[key] = s
+	return s
+}
+
+// current returns the files' contents as they are now: those last parsed
+// when no file changed since, else parsed again. A missing file is empty,
+// as for ssh; db is nil when none exists.
+func (s *knownHostsSet) current() *knownHostsDB {
+	var buf [4]fileStamp
+	at := time.Now()
+	stamps := stampsOf(buf[:0], s.paths)
+	if d := s.last.Load(); d.holds(stamps, at) {
+		return d
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if d := s.last.Load(); d.holds(stamps, at) {
+		return d // parsed while this one waited
+	}
+	// Stamped again under the lock: the parse reads the files after it.
+	d := &knownHostsDB{at: time.Now()}
+	d.stamps = stampsOf(nil, s.paths)
+	d.racy = racy(d.stamps, d.at)
 	var existing []string
-	for _, p := range paths {
-		if _, err := os.Stat(p); err == nil {
+	for i, p := range s.paths {
+		if d.stamps[i].exists {
 			existing = append(existing, p)
 		}
 	}
-	if len(existing) == 0 {
-		return nil, nil
-	}
-	key := strings.Join(existing, "\x00")
-	hk.mu.Lock()
-	defer hk.mu.Unlock()
-	if db, ok := hk.dbs[key]; ok {
-		return db, nil
-	}
-	db, err := knownhosts.NewDB(existing...)
-	if err != nil {
-		return nil, fmt.Errorf("known_hosts: %v", err)
-	}
-	if hk.dbs == nil {
-		hk.dbs = map[string]*knownhosts.HostKeyDB{}
-	}
-	hk.dbs[key] = db
-	return db, nil
-}
-
-// forget drops the parsed files that hold path, which was written to.
-func (hk *hostKeys) forget(path string) {
-	hk.mu.Lock()
-	defer hk.mu.Unlock()
-	for key := range hk.dbs {
-		if slices.Contains(strings.Split(key, "\x00"), path) {
-			delete(hk.dbs, key)
+	if len(existing) > 0 {
+		s.hk.parses.Add(1)
+		if d.db, d.err = knownhosts.NewDB(existing...); d.err != nil {
+			d.db, d.err = nil, fmt.Errorf("known_hosts: %v", d.err)
 		}
 	}
+	s.last.Store(d)
+	return d
 }
 
-// check returns the host key callback and host key algorithms for
-// connecting to e. insecure turns checking off ([sshnative]
-// host_key_checking = false).
-func (hk *hostKeys) check(e *endpoint, insecure bool) (ssh.HostKeyCallback, []string, error) {
+// holds tells whether d has the contents of files whose stamps were
+// stamps at at: none of them changed since d was read, and either d's
+// stamps vouch for its contents or d was read after at.
+func (d *knownHostsDB) holds(stamps []fileStamp, at time.Time) bool {
+	return d != nil && slices.Equal(d.stamps, stamps) && (!d.racy || d.at.After(at))
+}
+
+// callback is the host key callback of d (which parsed): with no file,
+// every host is unknown.
+func (d *knownHostsDB) callback() ssh.HostKeyCallback {
+	if d.db == nil {
+		return func(string, net.Addr, ssh.PublicKey) error { return &xknownhosts.KeyError{} }
+	}
+	return checkRevokedCert(d.db.HostKeyCallback())
+}
+
+// hostKeyCheck is how one connection checks its host key.
+type hostKeyCheck struct {
+	cb    ssh.HostKeyCallback
+	algos []string
+	// set and db are the files the key is checked against and their
+	// contents at the check; set is nil when keys are not checked.
+	set *knownHostsSet
+	db  *knownHostsDB
+}
+
+// check returns the host key check for connecting to e, against the
+// known_hosts files as they are now. insecure turns checking off
+// ([sshnative] host_key_checking = false). An error says why the files
+// cannot be used ("known_hosts: FILE:LINE: ...").
+func (hk *hostKeys) check(e *endpoint, insecure bool) (hostKeyCheck, error) {
 	if insecure || e.strict == "no" {
-		return ssh.InsecureIgnoreHostKey(), preferredHostKeyAlgorithms(nil), nil
+		return hostKeyCheck{cb: ssh.InsecureIgnoreHostKey(), algos: preferredHostKeyAlgorithms(nil)}, nil
 	}
-	db, err := hk.db(e.knownHosts)
-	if err != nil {
-		return nil, nil, err
+	set := hk.set(e.knownHosts)
+	d := set.current()
+	if d.err != nil {
+		return hostKeyCheck{}, d.err
 	}
-	var cb ssh.HostKeyCallback
 	var known []string
-	if db == nil {
-		cb = func(string, net.Addr, ssh.PublicKey) error { return &xknownhosts.KeyError{} }
-	} else {
-		cb = checkRevokedCert(db.HostKeyCallback())
-		known = db.HostKeyAlgorithms(e.addr())
+	if d.db != nil {
+		known = d.db.HostKeyAlgorithms(e.addr())
 	}
-	algos := preferredHostKeyAlgorithms(known)
+	c := hostKeyCheck{cb: d.callback(), algos: preferredHostKeyAlgorithms(known), set: set, db: d}
 	if e.strict == "accept-new" {
-		cb = hk.acceptNew(cb, e)
+		c.cb = hk.acceptNew(c.cb, e)
 	}
-	return cb, algos, nil
+	return c, nil
+}
+
+// seenHostKey is the host key a pooled connection's server presented,
+// and the known_hosts contents that last trusted it.
+type seenHostKey struct {
+	set      *knownHostsSet
+	db       *knownHostsDB
+	hostname string // as the handshake checked it: ep.addr()
+	remote   net.Addr
+	key      ssh.PublicKey
+}
+
+// stillTrusted checks the key against the known_hosts files as they are
+// now, as a new connection would, and returns the refusal: a pooled
+// connection is used only while its host key would be accepted. Unchanged
+// files cost a stat each. Under accept-new, a key the files no longer
+// hold is refused as well: the connection made instead adds it again, as
+// ssh would. Called with the connection's pooled.mu held.
+func (k *seenHostKey) stillTrusted() error {
+	d := k.set.current()
+	if d == k.db {
+		return nil
+	}
+	if d.err != nil {
+		return d.err
+	}
+	if err := d.callback()(k.hostname, k.remote, k.key); err != nil {
+		return err
+	}
+	k.db = d
+	return nil
 }
 
 // checkRevokedCert refuses a host certificate whose key or signing CA is
@@ -160,7 +258,7 @@ func (hk *hostKeys) acceptNew(cb ssh.HostKeyCallback, e *endpoint) ssh.HostKeyCa
 		if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 			return fmt.Errorf("StrictHostKeyChecking accept-new: %v", err)
 		}
-		hk.mu.Lock()
+		hk.appending.Lock()
 		f, werr := os.OpenFile(path, os.O_APPEND|os.O_CREATE|os.O_WRONLY, 0o600)
 		if werr == nil {
 			name := knownhosts.Normalize(hostname)
@@ -172,11 +270,11 @@ func (hk *hostKeys) acceptNew(cb ssh.HostKeyCallback, e *endpoint) ssh.HostKeyCa
 				werr = cerr
 			}
 		}
-		hk.mu.Unlock()
+		hk.appending.Unlock()
 		if werr != nil {
 			return fmt.Errorf("StrictHostKeyChecking accept-new: adding the key to %s: %v", path, werr)
 		}
-		hk.forget(path)
+		// The next check finds the file grown, and reads it again.
 		return nil
 	}
 }
@@ -190,7 +288,13 @@ func hostKeyError(err error, target string) string {
 	case errors.As(err, &revoked):
 		return fmt.Sprintf("host key of %s is revoked: known_hosts has it in a @revoked line (%s:%d)", target, revoked.Revoked.Filename, revoked.Revoked.Line)
 	case errors.As(err, &keyErr) && len(keyErr.Want) > 0:
-		return fmt.Sprintf("host key mismatch for %s: the key offered is not the one in known_hosts (possible man-in-the-middle; fix known_hosts if the host was reinstalled)", target)
+		// Where the keys known for it are, as ssh names the offending
+		// line: what the operator fixes.
+		where := make([]string, len(keyErr.Want))
+		for i, k := range keyErr.Want {
+			where[i] = fmt.Sprintf("%s:%d", k.Filename, k.Line)
+		}
+		return fmt.Sprintf("host key mismatch for %s: the key offered is not the one in known_hosts (%s; possible man-in-the-middle; fix known_hosts if the host was reinstalled)", target, strings.Join(where, ", "))
 	case errors.As(err, &keyErr):
 		return fmt.Sprintf("host key unknown: %s is not in known_hosts", target)
 	case strings.Contains(err.Error(), "ssh: certificate"), strings.Contains(err.Error(), "ssh: principal"), strings.Contains(err.Error(), "ssh: cert"):

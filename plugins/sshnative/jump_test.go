@@ -23,7 +23,9 @@ type chain struct {
 	a, b, target *sshtest.Server
 	sshConfig    string
 	knownHosts   string
-	keys         []string
+	// wrongKnownHosts has another key for a, for the host jump-badkey.
+	wrongKnownHosts string
+	keys            []string
 }
 
 func newChain(t *testing.T) *chain {
@@ -40,6 +42,7 @@ func newChain(t *testing.T) *chain {
 	c.knownHosts = writeFile(t, filepath.Join(dir, "known_hosts"), string(known))
 	wrong := sshtest.WriteKey(t, filepath.Join(dir, "wrong"), "ed25519")
 	wrongKnown := writeFile(t, filepath.Join(dir, "wrong_known_hosts"), c.a.KnownHostsLine(wrong)+"\n")
+	c.wrongKnownHosts = wrongKnown
 	c.sshConfig = writeFile(t, filepath.Join(dir, "ssh_config"), fmt.Sprintf(`
 Host jump-a
     HostName 127.0.0.1
@@ -125,8 +128,8 @@ func TestProxyJumpChain(t *testing.T) {
 	assert.Equal(t, exe.HostUnreachable, evs["behind-dead"].Status)
 	assert.Regexp(t, `^jump host 127\.0\.0\.1 \(`+c.a.User+`@127\.0\.0\.1:\d+\): connection refused`, evs["behind-dead"].Msg)
 	assert.Equal(t, exe.HostUnreachable, evs["behind-badkey"].Status)
-	assert.Equal(t, fmt.Sprintf("jump host jump-badkey (%s@127.0.0.1:%d): host key mismatch for 127.0.0.1:%d: the key offered is not the one in known_hosts (possible man-in-the-middle; fix known_hosts if the host was reinstalled)",
-		c.a.User, c.a.Port, c.a.Port), evs["behind-badkey"].Msg)
+	assert.Equal(t, fmt.Sprintf("jump host jump-badkey (%s@127.0.0.1:%d): host key mismatch for 127.0.0.1:%d: the key offered is not the one in known_hosts (%s:1; possible man-in-the-middle; fix known_hosts if the host was reinstalled)",
+		c.a.User, c.a.Port, c.a.Port, c.wrongKnownHosts), evs["behind-badkey"].Msg)
 
 	// The middle hop restarts: the chain is dialled again.
 	c.b.Restart(t)

@@ -76,18 +76,48 @@ type pool struct {
 
 	mu    sync.Mutex
 	conns map[string]*pooled
-	stop  chan struct{}
+	// retired are connections no longer handed out (their host key, or a
+	// jump host's, is no longer trusted; or they ended) while leases of
+	// them were still out: each is closed once the last is released, so
+	// that the commands running over it finish.
+	retired map[*ssh.Client]*retired
+	stop    chan struct{}
 }
 
+// pooled is the pool's slot for one host login: its connection, if any.
 type pooled struct {
-	mu       sync.Mutex // held while dialling
-	name     string     // its key in pool.conns
+	// mu guards client, parent and seen, and is held while dialling;
+	// pool.mu guards lastUsed, active and users.
+	mu       sync.Mutex
+	name     string // its key in pool.conns
 	client   *ssh.Client
 	lastUsed time.Time
-	active   int
-	// parent is the jump host connection client runs through; it stays
-	// in use (active) while client lives.
-	parent *pooled
+	// active counts the leases of the slot not yet released (and the
+	// acquires under way), whatever their connection: the reaper closes
+	// no connection of a slot in use.
+	active int
+	// users counts the leases of client not yet released.
+	users int
+	// parent is the lease of the jump host connection client runs
+	// through, held while client lives.
+	parent lease
+	// seen is client's host key, checked again against known_hosts before
+	// each use; nil when host keys are not checked.
+	seen *seenHostKey
+}
+
+// lease is one use of a pooled connection, from acquire to release: the
+// slot and the connection it got.
+type lease struct {
+	pc *pooled
+	c  *ssh.Client // nil: the acquire failed
+}
+
+// retired is a connection retired while leased.
+type retired struct {
+	users  int   // its leases not yet released
+	parent lease // released once it is closed
+	closed bool  // it ended or was closed (counted out of Observer.Pooled)
 }
 
 func newPool(opts SSHOptions, obs Observer) (*pool, error) {
@@ -102,7 +132,8 @@ func newPool(opts SSHOptions, obs Observer) (*pool, error) {
 			return nil, fmt.Errorf("known_hosts file %s: %w", f, err)
 		}
 	}
-	p := &pool{opts: opts, obs: obs, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{}, stop: make(chan struct{})}
+	p := &pool{opts: opts, obs: obs, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{},
+		retired: map[*ssh.Client]*retired{}, stop: make(chan struct{})}
 	for _, f := range opts.KeyFiles {
 		// A configured key that is not there is a mistake to say at start;
 		// an encrypted one may be in ssh-agent.
@@ -146,13 +177,13 @@ func (p *pool) reap() {
 func (p *pool) closeConn(pc *pooled) {
 	pc.mu.Lock()
 	c, parent := pc.client, pc.parent
-	pc.client, pc.parent = nil, nil
+	pc.client, pc.parent, pc.seen = nil, lease{}, nil
 	pc.mu.Unlock()
 	if c != nil {
 		c.Close()
 		p.obs.Pooled(-1)
 	}
-	if parent != nil {
+	if parent.pc != nil {
 		p.release(parent)
 	}
 }
@@ -171,16 +202,30 @@ func (p *pool) close() {
 		all = append(all, pc)
 		delete(p.conns, name)
 	}
+	var old []*ssh.Client
+	for c, r := range p.retired {
+		if !r.closed {
+			r.closed = true
+			old = append(old, c)
+		}
+	}
 	p.mu.Unlock()
+	for _, c := range old {
+		c.Close()
+		p.obs.Pooled(-1)
+	}
 	for _, pc := range all {
 		p.closeConn(pc)
 	}
 }
 
 // acquire returns a connected client for the endpoint pooled under name,
-// dialling if needed (through its jump hosts, themselves pooled), and
-// marks it in use until release.
-func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Client, *pooled, error) {
+// dialling if needed (through its jump hosts, themselves pooled), leased
+// until release. A pooled connection whose host key, or a jump host's,
+// known_hosts no longer trusts is not handed out: it is retired (closed
+// once the commands running over it end), and a new one dialled, as ssh
+// would for a new command.
+func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (lease, error) {
 	p.mu.Lock()
 	pc, ok := p.conns[name]
 	if !ok {
@@ -192,40 +237,128 @@ func (p *pool) acquire(ctx context.Context, name string, ep *endpoint) (*ssh.Cli
 
 	pc.mu.Lock()
 	defer pc.mu.Unlock()
+	if pc.client != nil && !p.trusted(pc) {
+		// The dial below says why, as a new connection would.
+		p.retire(pc)
+	}
 	if pc.client == nil {
 		began := time.Now()
-		c, in, parent, err := p.dial(ctx, ep)
+		c, in, parent, seen, err := p.dial(ctx, ep)
 		p.obs.Dialed(time.Since(began), err)
 		if err != nil {
-			p.release(pc)
-			return nil, nil, err
+			p.release(lease{pc: pc})
+			return lease{}, err
 		}
-		pc.client, pc.parent = c, parent
+		pc.client, pc.parent, pc.seen = c, parent, seen
 		p.obs.Pooled(1)
 		go p.serve(pc, c, in, ep.keepAlive, p.timeout(ep))
 	}
-	return pc.client, pc, nil
-}
-
-func (p *pool) release(pc *pooled) {
 	p.mu.Lock()
-	pc.active--
-	pc.lastUsed = time.Now()
+	pc.users++
 	p.mu.Unlock()
+	return lease{pc: pc, c: pc.client}, nil
 }
 
-// drop forgets a connection that failed, so the next use re-dials.
+// trusted tells whether the host key of pc's connection, and those of
+// the jump host connections it runs through, are trusted by the
+// known_hosts files as they are now: OpenSSH checks them for every
+// connection, a jump host's for every connection through it. Called with
+// pc.mu held; it takes the jump hosts' in turn, and retires a jump host
+// connection whose key is no longer trusted.
+func (p *pool) trusted(pc *pooled) bool {
+	if pc.seen != nil && pc.seen.stillTrusted() != nil {
+		return false
+	}
+	up := pc.parent.pc
+	if up == nil {
+		return true
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.client != pc.parent.c {
+		return false // retired or ended: pc's connection through it is too
+	}
+	if !p.trusted(up) {
+		p.retire(up)
+		return false
+	}
+	return true
+}
+
+// retire takes pc's connection out of the slot, with pc.mu held, so that
+// the next acquire dials again. It is closed now if no lease of it is
+// out, else when the last is released.
+func (p *pool) retire(pc *pooled) {
+	c, parent := pc.client, pc.parent
+	pc.client, pc.parent, pc.seen = nil, lease{}, nil
+	p.mu.Lock()
+	users := pc.users
+	pc.users = 0
+	if users > 0 {
+		p.retired[c] = &retired{users: users, parent: parent}
+	}
+	p.mu.Unlock()
+	if users == 0 {
+		c.Close()
+		p.obs.Pooled(-1)
+		if parent.pc != nil {
+			p.release(parent)
+		}
+	}
+}
+
+// release ends a lease; the last lease of a retired connection closes it.
+func (p *pool) release(l lease) {
+	var closing *retired
+	p.mu.Lock()
+	l.pc.active--
+	l.pc.lastUsed = time.Now()
+	if l.c != nil {
+		if r, ok := p.retired[l.c]; ok {
+			if r.users--; r.users == 0 {
+				delete(p.retired, l.c)
+				if !r.closed {
+					closing = r
+				}
+			}
+		} else {
+			l.pc.users--
+		}
+	}
+	p.mu.Unlock()
+	if closing != nil {
+		l.c.Close()
+		p.obs.Pooled(-1)
+		if closing.parent.pc != nil {
+			p.release(closing.parent)
+		}
+	}
+}
+
+// drop closes a connection that failed or ended, so the next use
+// re-dials; leases of it still out are released as those of a retired
+// one.
 func (p *pool) drop(pc *pooled, c *ssh.Client) {
 	c.Close()
+	var parent lease
 	pc.mu.Lock()
-	var parent *pooled
+	p.mu.Lock()
 	if pc.client == c {
-		pc.client = nil
-		parent, pc.parent = pc.parent, nil
+		parent = pc.parent
+		pc.client, pc.parent, pc.seen = nil, lease{}, nil
+		if pc.users > 0 {
+			p.retired[c] = &retired{users: pc.users, closed: true}
+		}
+		pc.users = 0
+		p.obs.Pooled(-1)
+	} else if r, ok := p.retired[c]; ok && !r.closed {
+		r.closed = true
+		parent, r.parent = r.parent, lease{}
 		p.obs.Pooled(-1)
 	}
+	p.mu.Unlock()
 	pc.mu.Unlock()
-	if parent != nil {
+	if parent.pc != nil {
 		p.release(parent)
 	}
 }
@@ -315,23 +448,24 @@ func jumpName(ep *endpoint) string { return "\x00jump " + ep.key() }
 
 // dial connects and authenticates to ep, through its jump hosts if it has
 // any, classifying failures for the event's msg. parent is the jump host
-// connection it runs through, held in use for it.
-func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, incoming, *pooled, error) {
+// connection it runs through, held in use for it; seen is the host key
+// it trusted (nil when not checked).
+func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, incoming, lease, *seenHostKey, error) {
 	target := ep.addr()
 	timeout := p.timeout(ep)
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	var conn net.Conn
-	var parent *pooled
+	var parent lease
 	if ep.jump != nil {
 		for attempt := 0; ; attempt++ {
-			jc, jpc, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
+			jl, err := p.acquire(ctx, jumpName(ep.jump), ep.jump)
 			if err != nil {
-				return nil, incoming{}, nil, jumpFailed(ep.jump, err)
+				return nil, incoming{}, lease{}, nil, jumpFailed(ep.jump, err)
 			}
-			conn, err = jc.DialContext(ctx, "tcp", target)
+			conn, err = jl.c.DialContext(ctx, "tcp", target)
 			if err == nil {
-				parent = jpc
+				parent = jl
 				break
 			}
 			var rejected *ssh.OpenChannelError
@@ -339,39 +473,39 @@ func (p *pool) dial(ctx context.Context, ep *endpoint) (*ssh.Client, incoming, *
 				// Not a refusal by the jump host: its pooled connection
 				// is gone (the host restarted) before its keepalive or
 				// its end was noticed. Dial the jump host again, once.
-				p.drop(jpc, jc)
-				p.release(jpc)
+				p.drop(jl.pc, jl.c)
+				p.release(jl)
 				continue
 			}
-			p.release(jpc)
+			p.release(jl)
 			if ctx.Err() != nil {
-				return nil, incoming{}, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
+				return nil, incoming{}, lease{}, nil, fmt.Errorf("connection timed out: %s through %s", target, jumpLabel(ep.jump))
 			}
-			return nil, incoming{}, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
+			return nil, incoming{}, lease{}, nil, fmt.Errorf("cannot connect to %s through %s: %v", target, jumpLabel(ep.jump), strings.TrimPrefix(err.Error(), "ssh: "))
 		}
 	} else {
 		var d net.Dialer
 		var err error
 		conn, err = d.DialContext(ctx, "tcp", target)
 		if err != nil {
-			return nil, incoming{}, nil, classifyDial(err, target)
+			return nil, incoming{}, lease{}, nil, classifyDial(err, target)
 		}
 		if dl, ok := ctx.Deadline(); ok {
 			_ = conn.SetDeadline(dl)
 		}
 	}
-	c, in, err := p.handshake(ctx, conn, ep, timeout)
+	c, in, seen, err := p.handshake(ctx, conn, ep, timeout)
 	if err != nil {
 		conn.Close()
-		if parent != nil {
+		if parent.pc != nil {
 			p.release(parent)
 		}
-		return nil, incoming{}, nil, err
+		return nil, incoming{}, lease{}, nil, err
 	}
 	if ep.jump == nil {
 		_ = conn.SetDeadline(time.Time{})
 	}
-	return c, in, parent, nil
+	return c, in, parent, seen, nil
 }
 
 // jumpLabel names a jump host in messages: "jump host SPEC (user@addr)".
@@ -398,13 +532,28 @@ func jumpFailed(ep *endpoint, err error) error {
 }
 
 // handshake runs the SSH handshake on conn: host key verified against
-// known_hosts (with the host key algorithms it knows for ep first), and
-// key authentication.
-func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeout time.Duration) (*ssh.Client, incoming, error) {
+// known_hosts as it is now (with the host key algorithms it knows for ep
+// first), and key authentication. seen is the host key trusted, for
+// checking it again while the connection is pooled; nil when host keys
+// are not checked.
+func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeout time.Duration) (*ssh.Client, incoming, *seenHostKey, error) {
 	target := ep.addr()
-	hostKeyCB, algos, err := p.hostKeys.check(ep, p.opts.InsecureIgnoreHostKey)
+	check, err := p.hostKeys.check(ep, p.opts.InsecureIgnoreHostKey)
 	if err != nil {
-		return nil, incoming{}, err
+		return nil, incoming{}, nil, err
+	}
+	hostKeyCB := check.cb
+	var seen *seenHostKey
+	if check.set != nil {
+		hostKeyCB = func(hostname string, remote net.Addr, key ssh.PublicKey) error {
+			err := check.cb(hostname, remote, key)
+			if err == nil {
+				// Under accept-new the key may be one just added, which
+				// check.db lacks: the next check reads the file again.
+				seen = &seenHostKey{set: check.set, db: check.db, hostname: hostname, remote: remote, key: key}
+			}
+			return err
+		}
 	}
 	// With no key to offer the handshake still runs, as ssh's does: the
 	// key exchange checks the host key before any login, so a changed
@@ -413,28 +562,28 @@ func (p *pool) handshake(ctx context.Context, conn net.Conn, ep *endpoint, timeo
 	defer done()
 	stopWatch := context.AfterFunc(ctx, func() { conn.Close() })
 	cc, chans, reqs, err := ssh.NewClientConn(conn, target, &ssh.ClientConfig{
-		User: ep.user, Auth: auth, HostKeyCallback: hostKeyCB, HostKeyAlgorithms: algos, Timeout: timeout,
+		User: ep.user, Auth: auth, HostKeyCallback: hostKeyCB, HostKeyAlgorithms: check.algos, Timeout: timeout,
 	})
 	stopWatch()
 	if err != nil {
 		var netErr net.Error
 		if ctx.Err() != nil || errors.As(err, &netErr) && netErr.Timeout() {
-			return nil, incoming{}, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, timeout)
+			return nil, incoming{}, nil, fmt.Errorf("connection timed out: ssh handshake with %s took longer than %s", target, timeout)
 		}
 		if msg := hostKeyError(err, target); msg != "" {
-			return nil, incoming{}, errors.New(msg)
+			return nil, incoming{}, nil, errors.New(msg)
 		}
 		if strings.Contains(err.Error(), "unable to authenticate") {
 			if len(auth) == 0 {
-				return nil, incoming{}, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
+				return nil, incoming{}, nil, fmt.Errorf("authentication failed for %s@%s: no usable private key or ssh-agent key (%s)", ep.user, target, tried)
 			}
-			return nil, incoming{}, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
+			return nil, incoming{}, nil, fmt.Errorf("authentication failed for %s@%s; %s", ep.user, target, tried)
 		}
-		return nil, incoming{}, fmt.Errorf("ssh handshake with %s failed: %v", target, err)
+		return nil, incoming{}, nil, fmt.Errorf("ssh handshake with %s failed: %v", target, err)
 	}
 	// The client's own handlers of what the server sends unasked end at
 	// once on closed channels; serve answers it instead.
-	return ssh.NewClient(cc, noChannels, noRequests), incoming{reqs: reqs, chans: chans}, nil
+	return ssh.NewClient(cc, noChannels, noRequests), incoming{reqs: reqs, chans: chans}, seen, nil
 }
 
 // noChannels and noRequests are closed: an ssh.Client given them runs no

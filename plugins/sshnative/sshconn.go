@@ -121,25 +121,26 @@ func (c *sshConn) run(ctx context.Context, cmd command, limit int) (result, erro
 		if ctx.Err() != nil {
 			return result{}, &notStartedError{context.Cause(ctx)}
 		}
-		client, pc, err := c.x.pool.acquire(ctx, c.poolName(), &c.ep)
+		l, err := c.x.pool.acquire(ctx, c.poolName(), &c.ep)
 		if err != nil {
 			if ctx.Err() != nil {
 				return result{}, &notStartedError{context.Cause(ctx)}
 			}
 			return result{}, &unreachableError{err}
 		}
+		client := l.c
 		sess, err := client.NewSession()
 		if err != nil {
 			// The server dropped a pooled connection: re-dial once.
-			c.x.pool.drop(pc, client)
-			c.x.pool.release(pc)
+			c.x.pool.drop(l.pc, client)
+			c.x.pool.release(l)
 			if attempt == 0 && ctx.Err() == nil {
 				continue
 			}
 			return result{}, &unreachableError{fmt.Errorf("ssh session: %v", err)}
 		}
 		res, err := c.runSession(ctx, client, sess, line, prompt, cmd, limit)
-		c.x.pool.release(pc)
+		c.x.pool.release(l)
 		return res, err
 	}
 }
