@@ -10,17 +10,21 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"time"
 
 	"golang.org/x/crypto/ssh"
 	"golang.org/x/crypto/ssh/agent"
 )
 
-// keyring holds the private keys connections authenticate with: loaded
-// once each, and offered per host in OpenSSH's spirit. A key that cannot be
-// used (missing file, passphrase, not a key) is skipped, not fatal: the
-// host's other keys, the configured ones and ssh-agent's are tried, and
-// the message of a failed login says which keys were tried and which
-// could not be.
+// keyring holds the private keys connections authenticate with, and
+// offers them per host in OpenSSH's spirit. As ssh reads its identity
+// files for every connection, a key file is stat'ed for every connection
+// and read again when it changed (see fileStamp): a key rotated in place
+// is used, and a key file removed is no longer, from the next connection
+// on. A key that cannot be used (missing file, passphrase, not a key) is
+// skipped, not fatal: the host's other keys, the configured ones and
+// ssh-agent's are tried, and the message of a failed login says which
+// keys were tried and which could not be.
 type keyring struct {
 	// global are the keys tried for every host ([sshnative]
 	// private_key_file); defaults are ssh's (~/.ssh/id_ed25519, id_ecdsa,
@@ -29,11 +33,19 @@ type keyring struct {
 	agentSock        string // "" without ssh-agent
 
 	mu   sync.Mutex
-	keys map[string]ssh.Signer // loaded keys, by path
+	keys map[string]*loadedKey // by path
+}
+
+// loadedKey is a private key file as last read.
+type loadedKey struct {
+	signer ssh.Signer
+	stamp  fileStamp // taken before it was read
+	at     time.Time // when
+	racy   bool      // the stamp may hide a change (see racyWindow)
 }
 
 func newKeyring(opts SSHOptions) *keyring {
-	k := &keyring{global: opts.KeyFiles, keys: map[string]ssh.Signer{}}
+	k := &keyring{global: opts.KeyFiles, keys: map[string]*loadedKey{}}
 	if home, err := os.UserHomeDir(); err == nil {
 		for _, name := range []string{"id_ed25519", "id_ecdsa", "id_rsa"} {
 			k.defaults = append(k.defaults, filepath.Join(home, ".ssh", name))
@@ -49,11 +61,17 @@ func newKeyring(opts SSHOptions) *keyring {
 // used and, when known, its public key (an encrypted key's, from the file
 // or path.pub), by which ssh-agent may hold it.
 func (k *keyring) load(path string) (ssh.Signer, ssh.PublicKey, string) {
+	at := time.Now()
+	stamp := stampOf(path)
 	k.mu.Lock()
-	s, ok := k.keys[path]
+	l, ok := k.keys[path]
+	if ok && (l.stamp != stamp || l.racy && !l.at.After(at)) {
+		delete(k.keys, path) // changed, or gone: read it again
+		ok = false
+	}
 	k.mu.Unlock()
 	if ok {
-		return s, s.PublicKey(), ""
+		return l.signer, l.signer.PublicKey(), ""
 	}
 	b, err := os.ReadFile(path)
 	if err != nil {
@@ -62,10 +80,10 @@ func (k *keyring) load(path string) (ssh.Signer, ssh.PublicKey, string) {
 		}
 		return nil, nil, err.Error()
 	}
-	s, err = ssh.ParsePrivateKey(b)
+	s, err := ssh.ParsePrivateKey(b)
 	if err == nil {
 		k.mu.Lock()
-		k.keys[path] = s
+		k.keys[path] = &loadedKey{signer: s, stamp: stamp, at: at, racy: racy([]fileStamp{stamp}, at)}
 		k.mu.Unlock()
 		return s, s.PublicKey(), ""
 	}
