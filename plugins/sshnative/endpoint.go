@@ -10,7 +10,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -123,9 +122,19 @@ type resolver struct {
 	configured atomic.Pointer[sshConfigFiles]
 	localUser  string
 	home       string
-	// knownHosts is defaultKnownHosts' list.
-	knownHostsOnce sync.Once
-	knownHosts     []string
+	// knownHosts are the known_hosts files of [sshnative] known_hosts (set
+	// again by a reload; see setKnownHosts).
+	knownHosts atomic.Pointer[knownHostsFiles]
+}
+
+// knownHostsFiles are the known_hosts files of hosts whose ssh_config
+// names none, shared by their endpoints (read, never changed).
+type knownHostsFiles struct {
+	// user are the user files: SSHOptions.KnownHosts, else ssh's default.
+	user []string
+	// all are user, then the global ones, for a host whose ssh_config
+	// sets neither UserKnownHostsFile nor GlobalKnownHostsFile.
+	all []string
 }
 
 func newResolver(opts SSHOptions) *resolver {
@@ -145,7 +154,19 @@ func newResolver(opts SSHOptions) *resolver {
 		r.configs.lenient = map[string]bool{systemSSHConfig: true}
 	}
 	r.configs.home = r.home
+	r.setKnownHosts(opts.KnownHosts)
 	return r
+}
+
+// setKnownHosts makes files ([sshnative] known_hosts; empty: ssh's
+// ~/.ssh/known_hosts and known_hosts2) the user known_hosts files of the
+// endpoints resolved from then on.
+func (r *resolver) setKnownHosts(files []string) {
+	user := slices.Clip(slices.Clone(files))
+	if len(user) == 0 {
+		user = []string{filepath.Join(r.home, ".ssh", "known_hosts"), filepath.Join(r.home, ".ssh", "known_hosts2")}
+	}
+	r.knownHosts.Store(&knownHostsFiles{user: user, all: slices.Clip(append(slices.Clone(user), globalKnownHosts...))})
 }
 
 // check loads the configured ssh_config files, so that a file that does
@@ -328,14 +349,12 @@ func (r *resolver) endpointOf(s *shared, e *endpoint, name, alias string, a *ssh
 	}
 	user, userSet := get("userknownhostsfile")
 	global, globalSet := get("globalknownhostsfile")
+	kh := r.knownHosts.Load()
 	if !userSet && !globalSet {
 		// The same files for every host: one list, shared.
-		t.knownHosts = r.defaultKnownHosts()
+		t.knownHosts = kh.all
 	} else {
-		t.knownHosts = r.opts.KnownHosts
-		if len(t.knownHosts) == 0 {
-			t.knownHosts = r.userKnownHosts()
-		}
+		t.knownHosts = kh.user
 		if userSet {
 			t.knownHosts = r.pathList(user, tok(user))
 		}
@@ -475,26 +494,6 @@ func parseJumpSpec(spec string) (user, host, port string, err error) {
 
 // globalKnownHosts are ssh's GlobalKnownHostsFile default.
 var globalKnownHosts = []string{"/etc/ssh/ssh_known_hosts", "/etc/ssh/ssh_known_hosts2"}
-
-// userKnownHosts are the user known_hosts files without
-// UserKnownHostsFile: SSHOptions.KnownHosts, else ssh's default.
-func (r *resolver) userKnownHosts() []string {
-	if len(r.opts.KnownHosts) > 0 {
-		return r.opts.KnownHosts
-	}
-	return []string{filepath.Join(r.home, ".ssh", "known_hosts"), filepath.Join(r.home, ".ssh", "known_hosts2")}
-}
-
-// defaultKnownHosts are the known_hosts files of a host for which
-// ssh_config names none: built once, shared by every such endpoint (read,
-// never changed).
-func (r *resolver) defaultKnownHosts() []string {
-	r.knownHostsOnce.Do(func() {
-		u := r.userKnownHosts()
-		r.knownHosts = slices.Clip(append(append([]string(nil), u...), globalKnownHosts...))
-	})
-	return r.knownHosts
-}
 
 // tokens are the percent tokens of ssh_config paths for e: %d home, %h
 // host name, %n alias, %p port, %r remote user, %u local user, %i uid, %l

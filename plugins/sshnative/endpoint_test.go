@@ -86,6 +86,7 @@ func resolveWith(t *testing.T, config string, opts SSHOptions, c connSettings) (
 	require.NoError(t, os.WriteFile(opts.SSHConfig, []byte(config), 0o600))
 	r := newResolver(opts)
 	r.localUser, r.home = "me", "/home/me"
+	r.setKnownHosts(opts.KnownHosts) // ~/.ssh's, in the home set here
 	_, err := r.check()
 	require.NoError(t, err)
 	remote := c.User

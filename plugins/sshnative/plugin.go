@@ -286,10 +286,12 @@ func (p *Plugin) Close() error {
 // Configure implements executor.Configurer. The first call builds the
 // executor; a later one (exed sends the section again on SIGHUP) reloads
 // the inventory the section names (its sources, group_vars and
-// host_vars, and ansible.cfg's inventory setting) for the operations that
-// start from then on, and keeps every other setting as started. A section
-// or inventory that does not load is an error, and the inventory in use
-// stays.
+// host_vars, and ansible.cfg's inventory setting) and its known_hosts
+// files for the operations that start from then on, and keeps every other
+// setting as started. A section or inventory that does not load, or a
+// known_hosts file that does not exist, is an error, and the inventory
+// and files in use stay. (The contents of known_hosts files and private
+// key files need no reload: every connection reads them as they are.)
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	cfg, unknown, err := ConfigFromSection(values)
 	if err != nil {
@@ -297,12 +299,16 @@ func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	}
 	log := hclog.New(&hclog.LoggerOptions{Name: "sshnative", Output: os.Stderr, JSONFormat: true})
 	if x, ok := p.Executor.(*Executor); ok {
+		warnings, err := x.reload(cfg.Inventory, cfg.SSH.KnownHosts)
+		if err != nil {
+			return exe.Errorf(exe.ErrInvalid, "[sshnative]: %v", err)
+		}
 		if cfg.Inventory != nil {
 			for _, w := range cfg.Inventory.Warnings() {
 				log.Warn("inventory: " + w)
 			}
 		}
-		for _, w := range x.SetInventory(cfg.Inventory) {
+		for _, w := range warnings {
 			log.Warn(w)
 		}
 		log.Info("inventory reloaded", "hosts", len(x.view().inv.Hosts()))

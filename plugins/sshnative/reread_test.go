@@ -285,3 +285,51 @@ func TestKnownHostsEditSparesRunningCommands(t *testing.T) {
 	_, _, pooled = h.obs.counts()
 	assert.Equal(t, 0, pooled, "closed once the command ended")
 }
+
+// A reload of the plugin (SIGHUP: exed sends the section again) applies
+// the section's known_hosts files, as it applies its inventory; a file
+// that does not exist is refused, and the files in use stay. The files'
+// contents follow without a reload.
+func TestPluginReloadFollowsKnownHosts(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	dir := t.TempDir()
+	hosts := writeFile(t, filepath.Join(dir, "hosts"), fmt.Sprintf("a ansible_host=127.0.0.1 ansible_port=%d\n", s.Port))
+	line := s.KnownHostsLine(s.HostKey)
+	unrelated := knownhosts.Line([]string{"other.example"}, s.HostKey)
+	trusting := writeFile(t, filepath.Join(dir, "trusting"), line+"\n")
+	other := writeFile(t, filepath.Join(dir, "other"), unrelated+"\n")
+	section := func(known string) map[string]string {
+		return map[string]string{"inventory": hosts, "ansible_config": "none", "ssh_config": "none", "remote_user": s.User,
+			"private_key_file": s.ClientKey, "use_agent": "false", "known_hosts": known}
+	}
+	p := &sshnative.Plugin{}
+	require.NoError(t, p.Configure(context.Background(), section(trusting)))
+	t.Cleanup(func() { _ = p.Close() })
+	run := func() exe.Event {
+		return collect(t, func(emit exe.Emit) error {
+			return p.Execute(context.Background(), []string{"a"}, exe.ExecuteArgs{Cmd: "echo ok"}, emit)
+		})["a"]
+	}
+	unknown := fmt.Sprintf("host key unknown: 127.0.0.1:%d is not in known_hosts", s.Port)
+	ev := run()
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
+
+	rewrite(t, trusting, unrelated)
+	assert.Equal(t, unknown, run().Msg, "the file edited: refused without a reload")
+	require.NoError(t, p.Configure(context.Background(), section(trusting)))
+	assert.Equal(t, unknown, run().Msg, "and after one")
+	rewrite(t, trusting, line)
+	ev = run()
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
+
+	require.NoError(t, p.Configure(context.Background(), section(other)))
+	assert.Equal(t, unknown, run().Msg, "the section names another file")
+	missing := filepath.Join(dir, "missing")
+	err := p.Configure(context.Background(), section(missing))
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "known_hosts file "+missing)
+	assert.Equal(t, unknown, run().Msg, "the files in use stay")
+	require.NoError(t, p.Configure(context.Background(), section(trusting)))
+	ev = run()
+	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
+}

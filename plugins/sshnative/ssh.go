@@ -127,10 +127,8 @@ func newPool(opts SSHOptions, obs Observer) (*pool, error) {
 	if opts.IdleTimeout <= 0 {
 		opts.IdleTimeout = DefaultIdleTimeout
 	}
-	for _, f := range opts.KnownHosts {
-		if _, err := os.Stat(f); err != nil {
-			return nil, fmt.Errorf("known_hosts file %s: %w", f, err)
-		}
+	if err := checkKnownHosts(opts.KnownHosts); err != nil {
+		return nil, err
 	}
 	p := &pool{opts: opts, obs: obs, keys: newKeyring(opts), hostKeys: &hostKeys{}, conns: map[string]*pooled{},
 		retired: map[*ssh.Client]*retired{}, stop: make(chan struct{})}
@@ -143,6 +141,17 @@ func newPool(opts SSHOptions, obs Observer) (*pool, error) {
 	}
 	go p.reap()
 	return p, nil
+}
+
+// checkKnownHosts refuses known_hosts files ([sshnative] known_hosts)
+// that do not exist: a mistake to say at start, and at a reload.
+func checkKnownHosts(files []string) error {
+	for _, f := range files {
+		if _, err := os.Stat(f); err != nil {
+			return fmt.Errorf("known_hosts file %s: %w", f, err)
+		}
+	}
+	return nil
 }
 
 // reap closes connections unused for longer than the idle timeout; a jump

@@ -257,6 +257,20 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 	return invWarnings
 }
 
+// reload is SetInventory for a reload of the configuration (SIGHUP):
+// knownHosts ([sshnative] known_hosts) become the user known_hosts files
+// of hosts whose ssh_config names none, as inv becomes the inventory, for
+// the operations that start from then on. A known_hosts file that does
+// not exist is an error, and nothing changes. The files' contents need
+// no reload: every connection reads them as they are.
+func (x *Executor) reload(inv *inventory.Inventory, knownHosts []string) ([]string, error) {
+	if err := checkKnownHosts(knownHosts); err != nil {
+		return nil, err
+	}
+	x.resolver.setKnownHosts(knownHosts)
+	return x.SetInventory(inv), nil
+}
+
 // connFor returns the connection that runs an operation's commands on
 // host: journaled when the executor keeps a journal, and in any case with
 // each command marked by a run ID, by which a stop finds the process
