@@ -39,8 +39,10 @@ import (
 //	remote_user        login user when a host sets none (default: ansible.cfg's,
 //	                   else ssh_config's, else the current user)
 //	private_key_file   keys tried for every host, comma-separated (default: the
-//	                   host's own, else ~/.ssh/id_*)
-//	known_hosts        known_hosts files, comma-separated (default ~/.ssh/known_hosts)
+//	                   host's own, else ~/.ssh/id_*); read again when they change
+//	known_hosts        known_hosts files, comma-separated (default ~/.ssh/known_hosts);
+//	                   every connection reads them as they are; the list is
+//	                   re-read on SIGHUP
 //	host_key_checking  verify host keys (default true)
 //	use_agent          use ssh-agent through SSH_AUTH_SOCK (default true)
 //	connect_timeout    TCP connect plus handshake (default: ansible.cfg's timeout,

@@ -32,11 +32,15 @@ type SSHOptions struct {
 	// (ansible_private_key_file, ssh_config's IdentityFile); empty: the
 	// host's own, or ssh's defaults ~/.ssh/id_ed25519, id_ecdsa and id_rsa
 	// for a host with none. A key that cannot be used is skipped and named
-	// in the message of a failed login.
+	// in the message of a failed login. Key files are read again for the
+	// next connection when they change, as ssh reads them per connection.
 	KeyFiles []string
 	// KnownHosts files verify host keys where ssh_config sets no
 	// UserKnownHostsFile; empty: ~/.ssh/known_hosts (and known_hosts2).
-	// /etc/ssh/ssh_known_hosts is read too, as ssh reads it.
+	// /etc/ssh/ssh_known_hosts is read too, as ssh reads it. Every
+	// connection reads the files as they are, as ssh does, and a pooled
+	// connection is used only while they still trust its host key. Each
+	// must exist (New's error otherwise).
 	KnownHosts []string
 	// InsecureIgnoreHostKey turns host key checking off. It is the explicit
 	// opt-out of [sshnative] host_key_checking = false; never the default.
