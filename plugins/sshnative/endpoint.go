@@ -309,7 +309,7 @@ func (r *resolver) endpointOf(s *shared, e *endpoint, name, alias string, a *ssh
 	t := trust{strict: "yes"}
 	*e = endpoint{name: name, alias: alias, hostname: alias, port: 22, user: r.localUser}
 	if refused := hc.refused(); len(refused) > 0 {
-		return whereError("sshnative cannot apply %s: ssh would connect differently", strings.Join(refused, ", "))
+		return whereError("sshnative cannot apply %s: %s", strings.Join(refused, ", "), refusalAdvice)
 	}
 	if v, ok := get("hostname"); ok {
 		e.hostname = expandTokens(v, map[byte]string{'h': alias})

@@ -3,6 +3,7 @@ package sshnative
 import (
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 )
 
@@ -31,43 +32,97 @@ var appliedKeywords = map[string]bool{
 }
 
 // harmlessKeywords are keywords sshnative does not apply because they
-// change neither where nor as whom a command runs, nor how the host is
-// trusted: connection sharing, compression, logging, forwarding, the
-// authentication methods tried (sshnative uses keys only). Ansible's own
-// defaults (-C -o ControlMaster=auto -o ControlPersist=60s) are among them.
+// change neither where nor as whom a command runs, nor which host key is
+// trusted, nor which keys are offered: connection sharing, compression,
+// logging, forwarding, the authentication methods tried besides keys
+// (sshnative uses keys only). Ansible's own defaults (-C -o
+// ControlMaster=auto -o ControlPersist=60s) are among them.
+// UpdateHostKeys (ssh learns more keys of a host it already trusts),
+// VerifyHostKeyDNS and NoHostAuthenticationForLocalhost (ssh trusts a key
+// known_hosts does not hold) only make sshnative stricter: a host they
+// would let in is refused with the host key error naming known_hosts.
 var harmlessKeywords = map[string]bool{
 	"controlmaster": true, "controlpersist": true, "controlpath": true, "compression": true,
 	"serveralivecountmax": true, "tcpkeepalive": true, "connectionattempts": true,
 	"kbdinteractiveauthentication": true, "challengeresponseauthentication": true,
-	"preferredauthentications": true, "passwordauthentication": true, "pubkeyauthentication": true,
+	"preferredauthentications": true, "passwordauthentication": true,
 	"gssapiauthentication": true, "gssapidelegatecredentials": true, "gssapikeyexchange": true,
 	"hostbasedauthentication": true, "batchmode": true, "loglevel": true, "forwardagent": true,
 	"forwardx11": true, "forwardx11trusted": true, "sendenv": true, "hashknownhosts": true,
-	"addkeystoagent": true, "updatehostkeys": true, "visualhostkey": true, "checkhostip": true,
+	"addkeystoagent": true, "updatehostkeys": true, "visualhostkey": true,
 	"requesttty": true, "escapechar": true, "exitonforwardfailure": true, "clearallforwardings": true,
 	"nohostauthenticationforlocalhost": true, "verifyhostkeydns": true, "ipqos": true,
-	"numberofpasswordprompts": true, "identityagent": true, "addressfamily": true,
+	"numberofpasswordprompts": true, "addressfamily": true,
 }
 
-// refusedKeywords change where or as whom a command runs, or which host
-// key is accepted, in ways sshnative does not implement; the value that
-// turns each off ("none", "no") is harmless.
-var refusedKeywords = map[string]string{
-	"proxycommand":         "none",
-	"remotecommand":        "none",
-	"hostkeyalias":         "",
-	"canonicalizehostname": "no",
-	"tunnel":               "no",
-	"localforward":         "",
-	"remoteforward":        "",
-	"dynamicforward":       "",
+// refusal is an ssh_config keyword sshnative does not implement and that
+// changes where or as whom a command runs, which host key is accepted or
+// which client keys are offered: ignoring it would make sshnative connect
+// where, or trust or offer what, ssh would not.
+type refusal struct {
+	name string // as OpenSSH's ssh_config(5) spells it
+	// allowed tells the values that change nothing sshnative does not do
+	// ("none", "no"); nil: every value is refused.
+	allowed func(value string) bool
+	// why is what ssh does with it, for messages.
+	why string
 }
+
+// oneOf allows the values given, in any case.
+func oneOf(values ...string) func(string) bool {
+	return func(v string) bool {
+		for _, a := range values {
+			if strings.EqualFold(v, a) {
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// refusedKeywords are the refusals, by lower-case keyword; the rules are
+// OpenSSH 9's ssh_config(5).
+var refusedKeywords = map[string]refusal{
+	"proxycommand":         {"ProxyCommand", oneOf("none"), "ssh would connect through it"},
+	"remotecommand":        {"RemoteCommand", oneOf("none"), "ssh would run it instead of the command"},
+	"hostkeyalias":         {"HostKeyAlias", nil, "ssh would look the host key up under that name"},
+	"canonicalizehostname": {"CanonicalizeHostname", oneOf("no"), "ssh would connect to, and check the key of, another name"},
+	"tunnel":               {"Tunnel", oneOf("no"), "ssh would open a tunnel device"},
+	"localforward":         {"LocalForward", nil, "ssh would forward a port"},
+	"remoteforward":        {"RemoteForward", nil, "ssh would forward a port"},
+	"dynamicforward":       {"DynamicForward", nil, "ssh would forward a port"},
+	"revokedhostkeys": {"RevokedHostKeys", oneOf("none"),
+		"ssh refuses the host keys that file lists, and every host key when it cannot read it"},
+	"knownhostscommand": {"KnownHostsCommand", oneOf("none"),
+		"ssh would trust the host keys the command prints"},
+	"casignaturealgorithms": {"CASignatureAlgorithms", nil,
+		"ssh accepts host certificates signed with those algorithms only"},
+	// "+list" adds to and "^list" reorders ssh's default: neither makes
+	// ssh refuse a host key sshnative accepts.
+	"hostkeyalgorithms": {"HostKeyAlgorithms", func(v string) bool { return strings.HasPrefix(v, "+") || strings.HasPrefix(v, "^") },
+		"ssh accepts host keys of those algorithms only"},
+	"checkhostip": {"CheckHostIP", oneOf("no", "false"),
+		"ssh also checks the key known_hosts has for the host's IP address and refuses a mismatch"},
+	// Go's crypto/rsa refuses RSA keys under 1024 bits, ssh's default.
+	"requiredrsasize": {"RequiredRSASize", func(v string) bool { n, err := strconv.Atoi(v); return err == nil && n <= 1024 },
+		"ssh refuses smaller RSA keys"},
+	"identityagent": {"IdentityAgent", oneOf("SSH_AUTH_SOCK", "$SSH_AUTH_SOCK"),
+		"ssh would use that agent's keys (none: no agent) instead of $SSH_AUTH_SOCK's"},
+	"pkcs11provider": {"PKCS11Provider", oneOf("none"), "ssh would offer the token's keys"},
+	"certificatefile": {"CertificateFile", oneOf("none"),
+		"ssh would offer the certificate"},
+	"pubkeyauthentication": {"PubkeyAuthentication", oneOf("yes", "true", "unbound", "host-bound"),
+		"ssh would offer no key"},
+}
+
+// refusalAdvice is what the operator does about a refused keyword.
+const refusalAdvice = "not supported by the native SSH executor: use the ansible executor or remove it"
 
 // keywordRefused tells whether an ssh_config keyword with this value
 // cannot be honoured and matters.
 func keywordRefused(key, value string) bool {
-	off, ok := refusedKeywords[key]
-	return ok && (off == "" || !strings.EqualFold(value, off))
+	r, ok := refusedKeywords[key]
+	return ok && (r.allowed == nil || !r.allowed(value))
 }
 
 // Flags of ssh that take no argument, and those that take one, as in
@@ -158,7 +213,7 @@ func (a *sshArgs) option(key, value, arg string) {
 			a.opts[key] = value
 			a.refused = append(a.refused, arg)
 		}
-	case refusedKeywords[key] != "":
+	case refusedKeywords[key].name != "":
 		// Turned off: harmless, and it still wins over ssh_config.
 		if _, set := a.opts[key]; !set {
 			a.opts[key] = value

@@ -302,6 +302,7 @@ type hostConfig struct {
 	first      map[string]string // lower-case keyword -> first value
 	seq        map[string]int    // the order keywords were first set in
 	from       map[string]string // lower-case keyword -> the file that set it
+	line       map[string]int    // lower-case keyword -> its line in that file
 	identities []string          // every IdentityFile, in order, once each
 }
 
@@ -391,13 +392,13 @@ func (hc *hostConfig) walk(f *configFile, st *evalState, active, never bool) {
 				continue
 			}
 			if cur {
-				hc.set(strings.ToLower(it.kv.Key), it.kv.Value, f.path, st.final)
+				hc.set(strings.ToLower(it.kv.Key), it.kv.Value, f.path, it.kv.Pos().Line, st.final)
 			}
 		}
 	}
 }
 
-func (hc *hostConfig) set(key, value, path string, final bool) {
+func (hc *hostConfig) set(key, value, path string, line int, final bool) {
 	if key == "identityfile" {
 		for _, v := range hc.identities {
 			if v == value {
@@ -411,10 +412,10 @@ func (hc *hostConfig) set(key, value, path string, final bool) {
 		return // ssh has set it to the host name found in the first pass
 	}
 	if hc.first == nil {
-		hc.first, hc.seq, hc.from = map[string]string{}, map[string]int{}, map[string]string{}
+		hc.first, hc.seq, hc.from, hc.line = map[string]string{}, map[string]int{}, map[string]string{}, map[string]int{}
 	}
 	if _, ok := hc.first[key]; !ok {
-		hc.first[key], hc.seq[key], hc.from[key] = value, len(hc.seq), path
+		hc.first[key], hc.seq[key], hc.from[key], hc.line[key] = value, len(hc.seq), path, line
 	}
 }
 
@@ -526,44 +527,22 @@ func matchPattern(s, p string) bool {
 	return pi == len(p)
 }
 
-// refused lists, as "Keyword value" with the file, the keywords set that
-// change where or as whom a command runs and that sshnative cannot apply
-// (see refusedKeywords); ProxyCommand is weighed against ProxyJump by the
-// caller.
+// refused lists the keywords set that sshnative cannot apply and that
+// matter (see refusedKeywords), each as "Keyword value (file:line; what
+// ssh does with it)", sorted; ProxyCommand is weighed against ProxyJump by
+// the caller.
 func (hc *hostConfig) refused() []string {
 	if len(hc.first) == 0 {
 		return nil
 	}
 	var out []string
-	for key := range refusedKeywords {
+	for key, r := range refusedKeywords {
 		if v, ok := hc.first[key]; ok && key != "proxycommand" && keywordRefused(key, v) {
-			out = append(out, fmt.Sprintf("%s %s (%s)", canonicalKeyword(key), v, hc.from[key]))
+			out = append(out, fmt.Sprintf("%s %s (%s:%d; %s)", r.name, v, hc.from[key], hc.line[key], r.why))
 		}
 	}
 	sort.Strings(out)
 	return out
-}
-
-func canonicalKeyword(key string) string {
-	switch key {
-	case "proxycommand":
-		return "ProxyCommand"
-	case "remotecommand":
-		return "RemoteCommand"
-	case "hostkeyalias":
-		return "HostKeyAlias"
-	case "canonicalizehostname":
-		return "CanonicalizeHostname"
-	case "tunnel":
-		return "Tunnel"
-	case "localforward":
-		return "LocalForward"
-	case "remoteforward":
-		return "RemoteForward"
-	case "dynamicforward":
-		return "DynamicForward"
-	}
-	return key
 }
 
 // eachFile calls fn for every file read, included ones after the file
