@@ -57,7 +57,6 @@ import (
 	"path"
 	"regexp"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"unicode/utf8"
 
@@ -475,8 +474,7 @@ type Keeper struct {
 	path string
 	cur  atomic.Pointer[File]
 
-	mu      sync.Mutex
-	changed chan struct{} // Changed's; closed and dropped by a Reload that loads
+	changed notice // signalled by a Reload that loads
 }
 
 // NewKeeper loads the file at path (LoadFile).
@@ -505,14 +503,7 @@ func (k *Keeper) File() *File { return k.cur.Load() }
 // follow stream say, can check again at once rather than at its next
 // use. Take it before reading File: a change after Changed returned
 // closes the channel it returned.
-func (k *Keeper) Changed() <-chan struct{} {
-	k.mu.Lock()
-	defer k.mu.Unlock()
-	if k.changed == nil {
-		k.changed = make(chan struct{})
-	}
-	return k.changed
-}
+func (k *Keeper) Changed() <-chan struct{} { return k.changed.wait() }
 
 // Reload reads the file again. When it does not load, the error says why
 // and the credentials in force stay; otherwise the new ones are in force
@@ -526,12 +517,7 @@ func (k *Keeper) Reload() ([]string, error) {
 		return nil, err
 	}
 	k.cur.Store(f)
-	k.mu.Lock()
-	if k.changed != nil {
-		close(k.changed)
-		k.changed = nil
-	}
-	k.mu.Unlock()
+	k.changed.signal()
 	return warnings, nil
 }
 

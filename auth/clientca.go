@@ -32,8 +32,8 @@ import (
 type ClientCAs struct {
 	cur atomic.Pointer[caPool]
 
-	mu      sync.Mutex    // serialises Set
-	changed chan struct{} // Changed's; closed and dropped by a Set that changes the pool
+	mu      sync.Mutex // serialises Set
+	changed notice     // signalled by a Set that changes the pool
 }
 
 // caPool is one pool in force, and what Verify found of the chains
@@ -97,10 +97,7 @@ func (c *ClientCAs) Set(pool *x509.CertPool) bool {
 		return false
 	}
 	c.cur.Store(next)
-	if c.changed != nil {
-		close(c.changed)
-		c.changed = nil
-	}
+	c.changed.signal()
 	return true
 }
 
@@ -108,14 +105,7 @@ func (c *ClientCAs) Set(pool *x509.CertPool) bool {
 // what holds on to a certificate check, a follow stream say, can check
 // again at once rather than at its next use. Take it before calling
 // Verify: a change after Changed returned closes the channel it returned.
-func (c *ClientCAs) Changed() <-chan struct{} {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.changed == nil {
-		c.changed = make(chan struct{})
-	}
-	return c.changed
-}
+func (c *ClientCAs) Changed() <-chan struct{} { return c.changed.wait() }
 
 // ErrNotSigned is the error of Verify for a certificate no chain leads
 // from to the client CAs in force: a CA rotated out since the handshake.
