@@ -74,6 +74,14 @@ func (j *Jobs) Cancel(id string, cause error) bool {
 	return cancel != nil
 }
 
+// Has reports whether work of that ID runs.
+func (j *Jobs) Has(id string) bool {
+	j.init()
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.cancels[id] != nil
+}
+
 // IDs lists the running work, sorted.
 func (j *Jobs) IDs() []string {
 	j.init()

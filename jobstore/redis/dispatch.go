@@ -303,6 +303,13 @@ func (d *Dispatcher) CreateAndDispatch(ctx context.Context, job *exe.Job) error 
 // the event), or when its lease is found gone once the job has ended;
 // what it ran is not stored.
 func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
+	d.mu.Lock()
+	w := d.w
+	d.mu.Unlock()
+	// Noted before the cancel is published: the message may reach this
+	// process's worker, which stops the job and forgets it, before the
+	// script returns.
+	local := w != nil && w.jobs.Has(jid)
 	held, err := cancelScript.Run(ctx, d.rdb, []string{d.s.jobKey(jid), d.s.leaseKey(jid)}, d.s.key("cancel"), jid).Int()
 	if err != nil {
 		return unavailable(ctx, err)
@@ -311,10 +318,7 @@ func (d *Dispatcher) Cancel(ctx context.Context, jid string) error {
 	case 1:
 		return nil
 	case 2:
-		d.mu.Lock()
-		w := d.w
-		d.mu.Unlock()
-		if w != nil && w.jobs.Cancel(jid, exe.ErrCancelled) {
+		if w != nil && (w.jobs.Cancel(jid, exe.ErrCancelled) || local) {
 			return nil
 		}
 		return exe.ErrWorkerGone
