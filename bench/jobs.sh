@@ -138,12 +138,14 @@ healthy() {
 # measure SYSTEM CLIENTS ROUND PIDS -- CLIENT...: one run of the client,
 # with the CPU of the PIDs' process trees and of redis-server around it
 measure() {
-	local sys=$1 c=$2 round=$3 pids=$4 before after line
+	local sys=$1 c=$2 round=$3 pids=$4 before after rbefore rafter line
 	shift 5
 	before=$("$BIN/proctree" $pids "$REDIS")
+	rbefore=$("$BIN/proctree" "$REDIS")
 	line=$("$@")
 	after=$("$BIN/proctree" $pids "$REDIS")
-	echo "$sys c=$c round=$round $line servers_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN{printf "%.2f", a-b}') load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT" >&2
+	rafter=$("$BIN/proctree" "$REDIS")
+	echo "$sys c=$c round=$round $line servers_cpu_s=$(awk -v a="$after" -v b="$before" 'BEGIN{printf "%.2f", a-b}') redis_cpu_s=$(awk -v a="$rafter" -v b="$rbefore" 'BEGIN{printf "%.2f", a-b}') load=$(cut -d' ' -f1 /proc/loadavg)" | tee -a "$OUT" >&2
 }
 
 # profile NAME: with PROFILE set, fetch CPU profiles (PROFILE seconds
@@ -286,13 +288,14 @@ function range(list,   a, m, i, lo, hi) {
 	srv = val("servers_cpu_s"); cli = val("cpu_s")
 	cpu[k] = cpu[k] " " (srv + cli) * 1000 / n
 	scpu[k] = scpu[k] " " srv * 1000 / n
+	rcpu[k] = rcpu[k] " " val("redis_cpu_s") * 1000 / n
 }
 END {
-	print "| system | clients | jobs/s (median) | range | CPU per job, all processes | of which servers, workers, Redis |"
-	print "|---|---|---|---|---|---|"
+	print "| system | clients | jobs/s (median) | range | CPU per job, all processes | of which servers, workers, Redis | of which Redis |"
+	print "|---|---|---|---|---|---|---|"
 	for (i = 1; i <= count; i++) {
 		split(order[i], p, SUBSEP)
-		printf "| %s | %s | %.0f | %s | %.3f ms | %.3f ms |\n", p[1], p[2], median(rate[order[i]]),
-			range(rate[order[i]]), median(cpu[order[i]]), median(scpu[order[i]])
+		printf "| %s | %s | %.0f | %s | %.3f ms | %.3f ms | %.3f ms |\n", p[1], p[2], median(rate[order[i]]),
+			range(rate[order[i]]), median(cpu[order[i]]), median(scpu[order[i]]), median(rcpu[order[i]])
 	}
 }' "$OUT"
