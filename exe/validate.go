@@ -2,22 +2,58 @@ package exe
 
 import (
 	"net/netip"
-	"regexp"
 	"strings"
 	"unicode/utf8"
 )
 
 var (
-	hostNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,252}$`)
+	hostNameRule = newNameRule(alnum+"_", alnum+"_.-", 253)
 	// A service name is an argument of systemctl, service(8) or an init
 	// script, all of which read a leading '-' as an option ("--help" exits
 	// 0 having restarted nothing), so it may not start with one.
-	serviceNameRE = regexp.MustCompile(`^[A-Za-z0-9@._:][A-Za-z0-9@._:-]{0,255}$`)
+	serviceNameRule = newNameRule(alnum+"@._:", alnum+"@._:-", 256)
 	// Role and tag names become file names (roles/<role>/tags/<tag>.sh) and
 	// command-line values, so they are held to a strict alphabet.
-	roleNameRE = regexp.MustCompile(`^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$`)
-	taskTypeRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,63}$`)
+	roleNameRule = newNameRule(alnum+"_", alnum+"_.-", 128)
+	taskTypeRule = newNameRule(lowerDigits, lowerDigits+"_-", 64)
 )
+
+const (
+	lowerDigits = "abcdefghijklmnopqrstuvwxyz0123456789"
+	alnum       = lowerDigits + "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+)
+
+// nameRule is a name's alphabet: 1 to max bytes, the first one of first,
+// the others of rest. Checked a byte at a time, not by a regexp: every
+// target of every request goes through it.
+type nameRule struct {
+	first, rest [256]bool
+	max         int
+}
+
+func newNameRule(first, rest string, max int) *nameRule {
+	r := &nameRule{max: max}
+	for i := range len(first) {
+		r.first[first[i]] = true
+	}
+	for i := range len(rest) {
+		r.rest[rest[i]] = true
+	}
+	return r
+}
+
+// match reports whether s follows the rule.
+func (r *nameRule) match(s string) bool {
+	if len(s) == 0 || len(s) > r.max || !r.first[s[0]] {
+		return false
+	}
+	for i := 1; i < len(s); i++ {
+		if !r.rest[s[i]] {
+			return false
+		}
+	}
+	return true
+}
 
 // ValidHostName reports whether name is acceptable as a target: an inventory
 // name made of letters, digits, '_', '.' and '-', or an IPv6 address as
@@ -29,7 +65,7 @@ func ValidHostName(name string) bool {
 	if name == AnnounceHost {
 		return false
 	}
-	if hostNameRE.MatchString(name) {
+	if hostNameRule.match(name) {
 		return true
 	}
 	a, err := netip.ParseAddr(name)
@@ -39,7 +75,7 @@ func ValidHostName(name string) bool {
 // ValidServiceName reports whether name is a service name exed accepts:
 // 1 to 256 of [A-Za-z0-9@._:-], the characters of systemd unit names, not
 // starting with '-' (service managers read that as an option).
-func ValidServiceName(name string) bool { return serviceNameRE.MatchString(name) }
+func ValidServiceName(name string) bool { return serviceNameRule.match(name) }
 
 // Validate checks the request's shape and arguments and normalises it:
 // targets are de-duplicated (first occurrence wins). It returns an
@@ -100,11 +136,11 @@ func (r *Request) Validate() error {
 		if r.Deploy.Role == "" {
 			return Errorf(ErrInvalid, "role: a role name is required")
 		}
-		if !roleNameRE.MatchString(r.Deploy.Role) {
+		if !roleNameRule.match(r.Deploy.Role) {
 			return Errorf(ErrInvalid, "role: %q is not a valid role name (letters, digits, _ . -)", truncate(r.Deploy.Role, 64))
 		}
 		for _, tag := range r.Deploy.Partial {
-			if !roleNameRE.MatchString(tag) {
+			if !roleNameRule.match(tag) {
 				return Errorf(ErrInvalid, "partial: %q is not a valid tag name (letters, digits, _ . -)", truncate(tag, 64))
 			}
 		}
@@ -112,7 +148,7 @@ func (r *Request) Validate() error {
 		if r.Task.Type == "" {
 			return Errorf(ErrInvalid, "tasktype: a task type is required")
 		}
-		if !taskTypeRE.MatchString(r.Task.Type) {
+		if !taskTypeRule.match(r.Task.Type) {
 			return Errorf(ErrInvalid, "tasktype: %q is not a valid task type", truncate(r.Task.Type, 64))
 		}
 		if r.Task.Name == "" {
