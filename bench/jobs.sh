@@ -27,35 +27,68 @@
 # proctree) and the client (its own rusage). Prints one Markdown table of
 # medians.
 #
-#   bench/jobs.sh                       # N=5000, REPS=3, ~5 min
+#   bench/jobs.sh                       # N=5000, REPS=3, 5-15 min
 #   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
 #   WITH=exed-memory,exed-redis bench/jobs.sh
 #   BASELINE=main WITH=exed-memory,exed-redis bench/jobs.sh   # before/after
 #   WITH=exed-memory,http-floor FLOOR_WORK="0 25us 50us 75us" bench/jobs.sh
 #   PROFILE=3 WITH=exed-redis REPS=1 bench/jobs.sh   # + 3 s CPU, block and
 #                                       # mutex profiles of every exed process
+#                                       # (first round, most clients)
 #
-# Needs redis-server and Debian's python3-celery and python3-redis, which
-# it installs when missing (as root).
+# Needs redis-server and, for the celery row, Debian's python3-celery and
+# python3-redis, which it installs when missing (as root). Each run keeps
+# its binaries and logs in /tmp/exed-jobs-*; remove them when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-
-PY=/usr/bin/python3 # Debian's Celery is a package of the system Python
-missing=""
-command -v redis-server >/dev/null || missing="$missing redis-server"
-$PY -c 'import celery' 2>/dev/null || missing="$missing python3-celery"
-$PY -c 'import redis' 2>/dev/null || missing="$missing python3-redis"
-if [ -n "$missing" ]; then
-	echo "installing:$missing" >&2
-	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
-fi
 
 N=${N:-5000}
 REPS=${REPS:-3}
 CLIENTS=${CLIENTS:-1 32}
 WITH=${WITH:-exed-memory,exed-redis,celery,asynq,http-floor}
 FLOOR_WORK=${FLOOR_WORK:-0}
+
+# The settings are checked before anything is installed, built or started:
+# a typo in WITH would otherwise leave a system out of a table that looks
+# complete.
+usage() { echo "bench/jobs.sh: $*" >&2; exit 2; }
+count() { [[ $2 =~ ^[1-9][0-9]*$ ]] || usage "$1: want a whole number, at least 1"; }
+count "N=$N" "$N"
+count "REPS=$REPS" "$REPS"
+[ -n "${CLIENTS// /}" ] || usage "CLIENTS is empty: want client counts, e.g. CLIENTS=\"1 32\""
+for c in $CLIENTS; do count "CLIENTS=\"$CLIENTS\": entry $c" "$c"; done
+IFS=, read -ra systems <<<"$WITH"
+[ ${#systems[@]} -gt 0 ] || usage "WITH is empty: want some of exed-memory,exed-redis,celery,asynq,http-floor"
+for s in "${systems[@]}"; do
+	case $s in
+	exed-memory | exed-redis | celery | asynq | http-floor) ;;
+	*) usage "WITH: unknown system \"$s\": want some of exed-memory,exed-redis,celery,asynq,http-floor" ;;
+	esac
+done
+for w in $FLOOR_WORK; do
+	[[ $w == 0 || $w =~ ^[0-9]+(ns|us|µs|ms)$ ]] || usage "FLOOR_WORK entry \"$w\": want 0 or a duration such as 25us"
+done
+# The table is made from OUT: a file kept from an earlier run would mix
+# that run's rows into this one's medians.
+[ -z "${OUT:-}" ] || [ ! -s "$OUT" ] || usage "OUT=$OUT already holds results: name a new file"
+MOST_CLIENTS=$(printf '%s\n' $CLIENTS | sort -n | tail -1)
+if [ -n "${BASELINE:-}" ]; then
+	git rev-parse --verify --quiet "$BASELINE^{commit}" >/dev/null ||
+		usage "BASELINE=$BASELINE: not a git revision of this repository"
+fi
+
+PY=/usr/bin/python3 # Debian's Celery is a package of the system Python
+missing=""
+command -v redis-server >/dev/null || missing="$missing redis-server"
+if [[ ,$WITH, == *,celery,* ]]; then
+	$PY -c 'import celery' 2>/dev/null || missing="$missing python3-celery"
+	$PY -c 'import redis' 2>/dev/null || missing="$missing python3-redis"
+fi
+if [ -n "$missing" ]; then
+	echo "installing:$missing" >&2
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >&2
+fi
 WORK=$(mktemp -d -t exed-jobs-XXXXXX)
 OUT=${OUT:-$WORK/results.txt}
 BIN=$WORK/bin
@@ -169,7 +202,8 @@ run_exed() { # run_exed NAME ROUND URL PIDS
 	local c
 	"$BIN/exedload" -url "$3" -n 50 -c 4 -timeout 60s >/dev/null # warm-up
 	for c in $CLIENTS; do
-		[ "$2$c" != 132 ] || profile "$1"
+		# Profiled: the first round, at the most clients.
+		[ "$2" != 1 ] || [ "$c" != "$MOST_CLIENTS" ] || profile "$1"
 		measure "$1" "$c" "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$N" -c "$c"
 		wait_profiles
 	done

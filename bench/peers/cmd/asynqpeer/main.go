@@ -44,6 +44,9 @@ func main() {
 	case "server":
 		serve(opt, *concurrency, *check)
 	case "load":
+		if *n < 1 || *clients < 1 {
+			fail("-n and -c must be at least 1")
+		}
 		load(opt, *n, *clients, *timeout)
 	default:
 		fail("usage: asynqpeer server|load [flags]")
