@@ -17,6 +17,15 @@ cd "$(dirname "$0")/.."
 N=${N:-3000}
 C=${C:-32}
 REPS=${REPS:-3}
+# Checked before anything is built or started, as bench/jobs.sh does.
+usage() { echo "bench/jobsplit.sh: $*" >&2; exit 2; }
+for v in "N=$N" "C=$C" "REPS=$REPS"; do
+	[[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || usage "$v: want a whole number, at least 1"
+done
+if [ -n "${BASELINE:-}" ]; then
+	git rev-parse --verify --quiet "$BASELINE^{commit}" >/dev/null ||
+		usage "BASELINE=$BASELINE: not a git revision of this repository"
+fi
 WORK=$(mktemp -d -t exed-jobsplit-XXXXXX)
 BIN=$WORK/bin
 mkdir -p "$BIN"
