@@ -148,7 +148,7 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 	if n := rec.lostCount(); n > 0 && ctx.Err() == nil {
 		state, msg = JobFailure, fmt.Sprintf("%d events could not be stored", n)
 	}
-	ended, err := r.finish(writeCtx, jid, state, msg, last)
+	ended, err := r.finish(writeCtx, jid, state, msg, last, rec.lastStored())
 	switch {
 	case ended:
 		rec.observe(last) // stored with the end
@@ -172,7 +172,17 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 // the store answers or writeCtx ends. ended is false, with no error, when
 // the job had already ended (cancelled, or failed as lost: the store has
 // its end, and the events are not stored).
-func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string, last []Event) (ended bool, _ error) {
+//
+// A job with no last events, whose writer stored some (stored: the last
+// of them), is ended by AppendFinish too, with that event again: the
+// store skips it, as it holds it, and its Seq makes the call one that a
+// retry after a lost reply is known by, where a plain Finish retried
+// finds the job ended and cannot tell by whom (ErrFinished: the end would
+// go uncounted and be logged "already ended").
+func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string, last []Event, stored *Event) (ended bool, _ error) {
+	if len(last) == 0 && stored != nil {
+		last = []Event{*stored}
+	}
 	for failures := 0; ; failures++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
 		var err error
@@ -365,6 +375,8 @@ type recorder struct {
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer ended
 
+	stored *Event // the last event the writer stored; only with lazy
+
 	lazy    bool        // the writer starts only when events have waited (see recorder)
 	writing bool        // the writer goroutine was started
 	timer   *time.Timer // starts the writer appendDelay after the first event
@@ -505,6 +517,15 @@ func (rc *recorder) observe(events []Event) {
 	}
 }
 
+// lastStored is the last event the writer stored, with its Seq, for the
+// end's write (see Runner.finish); nil when it stored none or the store
+// is not an AppendFinisher.
+func (rc *recorder) lastStored() *Event {
+	rc.mu.Lock()
+	defer rc.mu.Unlock()
+	return rc.stored
+}
+
 func (rc *recorder) lostCount() int {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
@@ -545,6 +566,10 @@ func (rc *recorder) write() {
 			failures = 0
 			rc.observe(batch)
 			rc.mu.Lock()
+			if rc.lazy {
+				ev := batch[n-1]
+				rc.stored = &ev
+			}
 			rc.queue = rc.queue[n:]
 			rc.queued -= size
 			rc.room.Broadcast()

@@ -59,8 +59,11 @@ type BatchFollower interface {
 // each event once. ErrFinished when the job had ended (nothing is
 // stored), except that the same call made again after its reply was
 // lost may find the job ended by itself and return nil; ErrNotFound for
-// an unknown job. A Runner uses it when its
-// store has it; the store's followers see the events, then the end.
+// an unknown job. A Runner uses it when its store has it, for every end
+// it writes after storing events: when none are left, with the last one
+// it stored again (which the store skips), so that the call has an
+// identity its retry is known by. The store's followers see the events,
+// then the end.
 type AppendFinisher interface {
 	AppendFinish(ctx context.Context, jid string, state JobState, msg string, events ...Event) error
 }

@@ -163,3 +163,84 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	defer w.mu.Unlock()
 	return w.b.Write(p)
 }
+
+// storedThenLossy is an executor whose event is stored while it runs: it
+// returns only once the store holds it, then makes the proxy lose the next
+// reply, the one to the job's end.
+type storedThenLossy struct {
+	plugintest.Executor
+	s     *exeredis.Store
+	proxy *redistest.LossyProxy
+	jid   string
+}
+
+func (x *storedThenLossy) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
+	for _, h := range hs {
+		emit(exe.Event{Host: h, Status: exe.HostChanged})
+	}
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		j, err := x.s.Get(ctx, x.jid, true)
+		if err != nil {
+			return err
+		}
+		if len(j.ReturnData[hs[len(hs)-1]]) > 0 {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return errors.New("the events were not stored while the job ran")
+		case <-time.After(time.Millisecond):
+		}
+	}
+	x.proxy.DropNextReply()
+	return nil
+}
+
+// endObserver counts the job ends and host results it is told of.
+type endObserver struct {
+	exe.NoObserver
+	ended, results atomic.Int64
+}
+
+func (o *endObserver) JobEnded(exe.Operate, exe.JobState)     { o.ended.Add(1) }
+func (o *endObserver) HostResult(exe.Operate, exe.HostStatus) { o.results.Add(1) }
+
+// TestRunnerEndRetriedAfterALostReplyOnceItsEventsWereStored: as
+// TestRunnerEndRetriedAfterALostReply, for a job whose events were all
+// stored while it ran, so that its end carries none of its own: the retry
+// still finds the job ended by this Runner, which counts the end once,
+// each host's result once, and logs "job ended", not "already ended".
+func TestRunnerEndRetriedAfterALostReplyOnceItsEventsWereStored(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	ctx := context.Background()
+	// The scripts are loaded, so the reply lost is that of the end.
+	require.NoError(t, s.AppendFinish(ctx, runningJob(t, s), exe.JobDone, "", exe.Event{Seq: 1, Host: "a"}))
+	jid := runningJob(t, s)
+	require.NoError(t, s.Finish(ctx, jid, exe.JobDone, ""))
+	job := executeJob(t, s, "hello", "a", "b")
+	var logged bytes.Buffer
+	var mu sync.Mutex
+	log := hclog.New(&hclog.LoggerOptions{Output: lockedWriter{&mu, &logged}})
+	obs := &endObserver{}
+	r := &exe.Runner{Store: s, Executor: &storedThenLossy{s: s, proxy: proxy, jid: job.JID}, Logger: log, Observer: obs}
+	require.NoError(t, r.RunJob(ctx, job))
+	require.Equal(t, 1, proxy.Dropped(), "the end's reply was lost")
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	for _, h := range job.Targets {
+		assert.Len(t, j.ReturnData[h], 1, "%s: its event stored once", h)
+	}
+	assert.EqualValues(t, 1, obs.ended.Load(), "the end counted once")
+	assert.EqualValues(t, 2, obs.results.Load(), "each host's result counted once")
+	mu.Lock()
+	defer mu.Unlock()
+	assert.Contains(t, logged.String(), "job ended")
+	assert.NotContains(t, logged.String(), "already ended", "the retry is the Runner's own end")
+}
