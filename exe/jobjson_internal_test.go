@@ -32,29 +32,54 @@ func twoPassJSON(j Job) ([]byte, error) {
 	})
 }
 
-// A job's JSON is byte for byte what the two passes wrote, for every
-// operation's arguments, HTML escapes, nil and empty maps and lists.
+// jsonEvent has every field of the wire form, HTML and line separators
+// in its texts and invalid UTF-8.
+var jsonEvent = Event{Host: "a", Status: HostFailed, Msg: "<nope> & \u2028", Exec: &ExecResult{RTC: 1, Stdout: "a\u2029b\x01", Stderr: "\xff"},
+	Extra: map[string]any{"z": 1.5, "a": []any{"<", nil, map[string]any{"k": "&"}}}}
+
+// jsonJobs are jobs of every operation, with HTML escapes, nil and empty
+// maps and lists.
+var jsonJobs = []Job{
+	{JID: "j1", Request: Request{Operate: OpPing, Targets: []string{"localhost"}}},
+	{JID: "j2", State: JobFailure, Error: "<b>&</b>", StartAt: 1, EndAt: 2, User: "u<1>",
+		Request:    Request{Operate: OpExecute, Targets: []string{"a", "b"}, Execute: ExecuteArgs{Cmd: "echo '<x>' && true"}, Timeout: 1500 * time.Millisecond, Forks: 3},
+		ReturnData: map[string][]Event{"a": {jsonEvent}, "b": {}}},
+	{JID: "j3", Request: Request{Operate: OpService, Service: ServiceArgs{Name: "nginx", State: ServiceRestarted, Graceful: true}}},
+	{JID: "j4", Request: Request{Operate: OpDeploy, Targets: []string{}, Deploy: DeployArgs{Role: "r", Partial: []string{"x<"}}}},
+	{JID: "j5", Request: Request{Operate: OpDeploy, Deploy: DeployArgs{Role: "r", ExtraVars: map[string]any{"b": map[string]any{"<": true}, "a": 1e21}}}},
+	{JID: "j6", Request: Request{Operate: OpTask, Task: TaskArgs{Name: "n", Type: "rollingrestart"}, Timeout: time.Nanosecond}},
+	{JID: "j7", Request: Request{Operate: OpTask, Task: TaskArgs{Name: "n", Type: "t", Options: map[string]any{"x": "\xff"}}}},
+	{JID: "j8", Request: Request{Operate: OpFacter}},
+	{},
+}
+
+// A job's JSON is byte for byte what the two passes wrote.
 func TestJobJSONOnePass(t *testing.T) {
-	ev := Event{Host: "a", Status: HostFailed, Msg: "<nope> & \u2028", Exec: &ExecResult{RTC: 1, Stdout: "a\u2029b\x01"},
-		Extra: map[string]any{"z": 1.5, "a": []any{"<", nil, map[string]any{"k": "&"}}}}
-	for _, j := range []Job{
-		{JID: "j1", Request: Request{Operate: OpPing, Targets: []string{"localhost"}}},
-		{JID: "j2", State: JobFailure, Error: "<b>&</b>", StartAt: 1, EndAt: 2, User: "u<1>",
-			Request:    Request{Operate: OpExecute, Targets: []string{"a", "b"}, Execute: ExecuteArgs{Cmd: "echo '<x>' && true"}, Timeout: 1500 * time.Millisecond, Forks: 3},
-			ReturnData: map[string][]Event{"a": {ev}, "b": {}}},
-		{JID: "j3", Request: Request{Operate: OpService, Service: ServiceArgs{Name: "nginx", State: ServiceRestarted, Graceful: true}}},
-		{JID: "j4", Request: Request{Operate: OpDeploy, Targets: []string{}, Deploy: DeployArgs{Role: "r", Partial: []string{"x<"}}}},
-		{JID: "j5", Request: Request{Operate: OpDeploy, Deploy: DeployArgs{Role: "r", ExtraVars: map[string]any{"b": map[string]any{"<": true}, "a": 1e21}}}},
-		{JID: "j6", Request: Request{Operate: OpTask, Task: TaskArgs{Name: "n", Type: "rollingrestart"}, Timeout: time.Nanosecond}},
-		{JID: "j7", Request: Request{Operate: OpTask, Task: TaskArgs{Name: "n", Type: "t", Options: map[string]any{"x": "\xff"}}}},
-		{JID: "j8", Request: Request{Operate: OpFacter}},
-		{},
-	} {
+	for _, j := range jsonJobs {
 		want, err := twoPassJSON(j)
 		require.NoError(t, err)
 		got, err := j.MarshalJSON()
 		require.NoError(t, err)
 		assert.Equal(t, string(want), string(got), j.JID)
+	}
+}
+
+// MarshalJSON's bytes are json.Marshal's, which only checks and compacts
+// them once more: the stores and the API call the method and skip that.
+func TestMarshalJSONIsJSONMarshal(t *testing.T) {
+	for _, j := range jsonJobs {
+		want, err := json.Marshal(j)
+		require.NoError(t, err)
+		got, err := j.MarshalJSON()
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), j.JID)
+	}
+	for _, ev := range []Event{jsonEvent, {}, {Host: "h", Status: HostOK, Name: "step <1>", Facts: map[string]any{"os": "<&>"}, Truncated: true}} {
+		want, err := json.Marshal(ev)
+		require.NoError(t, err)
+		got, err := ev.MarshalJSON()
+		require.NoError(t, err)
+		assert.Equal(t, string(want), string(got), ev.Name)
 	}
 }
 

@@ -266,7 +266,9 @@ func (s *Store) Create(ctx context.Context, job *exe.Job) error {
 }
 
 func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
-	b, err := json.Marshal(job)
+	// The method's bytes are json.Marshal's, which would only check and
+	// copy them (compact, HTML escaped) once more: 5% of a submit's CPU.
+	b, err := job.MarshalJSON()
 	if err != nil {
 		return err
 	}
@@ -474,7 +476,7 @@ func eventArgs(args []any, events []exe.Event) ([]any, error) {
 		// What is stored is read back as text. JSON would mend invalid
 		// bytes itself, but the host is a stream field outside it.
 		ev = ev.ToValidUTF8()
-		b, err := json.Marshal(ev)
+		b, err := ev.MarshalJSON() // json.Marshal's bytes, not checked again
 		if err != nil {
 			return nil, err
 		}
@@ -541,7 +543,7 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 // and answers the targets it gave one. Its token makes a call the client
 // sends again after a lost reply get the same answer.
 func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) ([]string, error) {
-	b, err := json.Marshal(fill.ToValidUTF8())
+	b, err := fill.ToValidUTF8().MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
