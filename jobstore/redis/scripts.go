@@ -82,24 +82,26 @@ return 'ok'
 // Guarded or with "fill", it answers {'ok', host, ...}: the targets it
 // gave an event, in the job's target order, so that its caller reports
 // what was stored rather than what it read before; their number is kept
-// as the job's "filled", and ARGV[11], the caller's token, as its
-// "ended": the same token again, on a finished job, is the call retried
-// after its reply was lost, which took effect, and gets the same answer,
-// read back from the entries before the end marker (the filled events
-// are the last ones this call added before it).
+// as the job's "filled". ARGV[11], the caller's token, is kept as the
+// job's "ended": the same token again, on a finished job, is the call
+// retried after its reply was lost, which took effect, and gets the same
+// answer: 'ok', or, guarded or with "fill", the targets read back from
+// the entries before the end marker (the filled events are the last ones
+// this call added before it).
 // The end marker carries the outcome, so a follower needs no further read.
 // KEYS: job, events, expiry (zset), started (set), lease, jobs (zset).
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
 // finish only if the lease lapsed, "fill", or an empty string; checked at
 // (Redis ms) and max age ms (guard); host event status (guard) or event
-// JSON (fill); token (guard, fill); host event msg suffix (guard).
+// JSON (fill); token; host event msg suffix (guard).
 var finishScript = goredis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended', 'filled')
 local st, locks = f[1], f[2]
 local filling = ARGV[7] == 'fill' or ARGV[7] == 'guard'
 if not st then return 'notfound' end
 if st ~= '1' then
-	if filling and ARGV[11] ~= '' and f[3] == ARGV[11] then
+	if ARGV[11] and ARGV[11] ~= '' and f[3] == ARGV[11] then
+		if not filling then return 'ok' end
 		local n = tonumber(f[4]) or 0
 		local reply = {'ok'}
 		if n > 0 then
@@ -118,7 +120,7 @@ if st ~= '1' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg, ended, fill = ARGV[2], '', nil
+local msg, ended, fill = ARGV[2], ARGV[11] or '', nil
 if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
@@ -129,7 +131,6 @@ elseif ARGV[7] == 'fill' then
 end
 local reply = 'ok'
 if fill then
-	ended = ARGV[11]
 	reply = {'ok'}
 	local ok, req = pcall(cjson.decode, redis.call('HGET', KEYS[1], 'req') or '')
 	if ok and type(req) == 'table' and type(req.targets) == 'table' then
@@ -226,15 +227,21 @@ end
 return #gone
 `)
 
-// deleteScript removes a finished job. KEYS: job, events, jobs, expiry.
-// ARGV: jid.
+// deleteScript removes a finished job. It leaves the caller's token
+// under KEYS[5] for a minute: the same token again, on a job that is
+// gone, is the call retried after its reply was lost, which took effect.
+// KEYS: job, events, jobs, expiry, deleted mark. ARGV: jid, token.
 var deleteScript = goredis.NewScript(`
 local st = redis.call('HGET', KEYS[1], 'state')
-if not st then return 'notfound' end
+if not st then
+	if redis.call('GET', KEYS[5]) == ARGV[2] then return 'ok' end
+	return 'notfound'
+end
 if st == '1' then return 'running' end
 redis.call('DEL', KEYS[1], KEYS[2])
 redis.call('ZREM', KEYS[3], ARGV[1])
 redis.call('ZREM', KEYS[4], ARGV[1])
+redis.call('SET', KEYS[5], ARGV[2], 'PX', 60000)
 return 'ok'
 `)
 

@@ -497,10 +497,12 @@ func statusErr(res string) error {
 	return nil
 }
 
-// Finish implements exe.JobStore.
+// Finish implements exe.JobStore. The call go-redis sends again after
+// its reply was lost finds the job ended by itself: nil, not
+// exe.ErrFinished (its token).
 func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
 	res, err := s.script(ctx, finishScript, s.finishKeys(jid),
-		[]any{int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "", 0, 0}).Text()
+		[]any{int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "", 0, 0, "", s.token()}).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}
@@ -512,7 +514,8 @@ func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg 
 // by Append, then the job is finished: two calls. The same call made
 // again by this store (the same events: the Runner's retry after a reply
 // was lost) finds the job ended by it: nil, not exe.ErrFinished. One
-// Runner runs a job in a process.
+// Runner runs a job in a process. Its token, the store's id, "#" and the
+// last event's Seq, is never one of token()'s, which have no "#".
 func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState, msg string, events ...exe.Event) error {
 	if len(events) == 0 {
 		return s.Finish(ctx, jid, state, msg)
@@ -525,7 +528,7 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 		return s.Finish(ctx, jid, state, msg)
 	}
 	args := make([]any, 0, 8+2*len(events))
-	args = append(args, int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, b, s.id+strconv.FormatInt(events[len(events)-1].Seq, 10))
+	args = append(args, int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, b, s.id+"#"+strconv.FormatInt(events[len(events)-1].Seq, 10))
 	args, err := eventArgs(args, events)
 	if err != nil {
 		return err
@@ -632,10 +635,12 @@ var (
 	errStale = errors.New("lapse seen too long ago")
 )
 
-// Delete implements exe.JobStore.
+// Delete implements exe.JobStore. The call go-redis sends again after
+// its reply was lost finds the job deleted by itself: nil, not
+// exe.ErrNotFound (its token, kept for a minute).
 func (s *Store) Delete(ctx context.Context, jid string) error {
 	res, err := deleteScript.Run(ctx, s.rdb,
-		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("jobs"), s.key("expiry")}, jid).Text()
+		[]string{s.jobKey(jid), s.eventsKey(jid), s.key("jobs"), s.key("expiry"), s.key("deleted:" + jid)}, jid, s.token()).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

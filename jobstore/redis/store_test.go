@@ -318,8 +318,8 @@ func retryingStore(t *testing.T, prefix string) (*exeredis.Store, *redistest.Los
 }
 
 // TestRetriedWritesTakeEffectOnce: when a reply is lost after Redis ran a
-// command, go-redis sends it again; creating a job and appending events
-// must then neither fail nor happen twice.
+// command, go-redis sends it again; creating a job, appending events,
+// ending the job and deleting it must then neither fail nor happen twice.
 func TestRetriedWritesTakeEffectOnce(t *testing.T) {
 	s, proxy := retryingStore(t, "r:")
 	ctx := context.Background()
@@ -344,6 +344,33 @@ func TestRetriedWritesTakeEffectOnce(t *testing.T) {
 	other := *job
 	other.Request.Deploy.Role = "other"
 	assert.ErrorContains(t, s.Create(ctx, &other), "already exists")
+
+	// Ending the job (Runner.Fail's plain Finish) and deleting it.
+	require.NoError(t, s.Finish(ctx, runningJob(t, s), exe.JobDone, ""), "loads the script")
+	proxy.DropNextReply()
+	require.NoError(t, s.Finish(ctx, job.JID, exe.JobFailure, "it broke"), "the retry finds the job ended by its first attempt")
+	require.Equal(t, 3, proxy.Dropped(), "the finish's reply was lost")
+	got, err = s.Get(ctx, job.JID, false)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, got.State)
+	assert.Equal(t, "it broke", got.Error)
+	assert.ErrorIs(t, s.Finish(ctx, job.JID, exe.JobFailure, "it broke"), exe.ErrFinished, "another call is not the retried one")
+
+	require.NoError(t, s.Delete(ctx, runningEnded(t, s)), "loads the script")
+	proxy.DropNextReply()
+	require.NoError(t, s.Delete(ctx, job.JID), "the retry finds the job deleted by its first attempt")
+	require.Equal(t, 4, proxy.Dropped(), "the delete's reply was lost")
+	_, err = s.Get(ctx, job.JID, false)
+	assert.ErrorIs(t, err, exe.ErrNotFound)
+	assert.ErrorIs(t, s.Delete(ctx, job.JID), exe.ErrNotFound, "another call is not the retried one")
+}
+
+// runningEnded is a job created and ended: one that may be deleted.
+func runningEnded(t *testing.T, s *exeredis.Store) string {
+	t.Helper()
+	jid := runningJob(t, s)
+	require.NoError(t, s.Finish(context.Background(), jid, exe.JobDone, ""))
+	return jid
 }
 
 // TestFinishUnrunRetriedAfterALostReply: the reply to the script that
