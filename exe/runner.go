@@ -173,22 +173,21 @@ func (r *Runner) RunJob(ctx context.Context, job *Job) error {
 // the job had already ended (cancelled, or failed as lost: the store has
 // its end, and the events are not stored).
 //
-// A job with no last events, whose writer stored some (stored: the last
-// of them), is ended by AppendFinish too, with that event again: the
-// store skips it, as it holds it, and its Seq makes the call one that a
+// A job with no last events whose writer stored some, up to Seq stored,
+// is ended by the store's FinishAfter when it has one: a call that a
 // retry after a lost reply is known by, where a plain Finish retried
-// finds the job ended and cannot tell by whom (ErrFinished: the end would
-// go uncounted and be logged "already ended").
-func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string, last []Event, stored *Event) (ended bool, _ error) {
-	if len(last) == 0 && stored != nil {
-		last = []Event{*stored}
-	}
+// finds the job ended and cannot tell by whom.
+func (r *Runner) finish(writeCtx context.Context, jid string, state JobState, msg string, last []Event, stored int64) (ended bool, _ error) {
+	after, _ := r.Store.(AfterFinisher)
 	for failures := 0; ; failures++ {
 		actx, cancel := context.WithTimeout(context.WithoutCancel(writeCtx), storeTimeout)
 		var err error
-		if len(last) > 0 {
+		switch {
+		case len(last) > 0:
 			err = r.Store.(AppendFinisher).AppendFinish(actx, jid, state, msg, last...)
-		} else {
+		case stored > 0 && after != nil:
+			err = after.FinishAfter(actx, jid, state, msg, stored)
+		default:
 			err = r.Store.Finish(actx, jid, state, msg)
 		}
 		cancel()
@@ -375,7 +374,7 @@ type recorder struct {
 	wake    chan struct{}
 	done    chan struct{} // closed when the writer ended
 
-	stored *Event // the last event the writer stored; only with lazy
+	stored int64 // Seq of the last event the writer stored
 
 	lazy    bool        // the writer starts only when events have waited (see recorder)
 	writing bool        // the writer goroutine was started
@@ -517,10 +516,9 @@ func (rc *recorder) observe(events []Event) {
 	}
 }
 
-// lastStored is the last event the writer stored, with its Seq, for the
-// end's write (see Runner.finish); nil when it stored none or the store
-// is not an AppendFinisher.
-func (rc *recorder) lastStored() *Event {
+// lastStored is the Seq of the last event the writer stored, for the
+// end's write (see Runner.finish); 0 when it stored none.
+func (rc *recorder) lastStored() int64 {
 	rc.mu.Lock()
 	defer rc.mu.Unlock()
 	return rc.stored
@@ -566,10 +564,7 @@ func (rc *recorder) write() {
 			failures = 0
 			rc.observe(batch)
 			rc.mu.Lock()
-			if rc.lazy {
-				ev := batch[n-1]
-				rc.stored = &ev
-			}
+			rc.stored = batch[n-1].Seq
 			rc.queue = rc.queue[n:]
 			rc.queued -= size
 			rc.room.Broadcast()

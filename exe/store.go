@@ -59,13 +59,23 @@ type BatchFollower interface {
 // each event once. ErrFinished when the job had ended (nothing is
 // stored), except that the same call made again after its reply was
 // lost may find the job ended by itself and return nil; ErrNotFound for
-// an unknown job. A Runner uses it when its store has it, for every end
-// it writes after storing events: when none are left, with the last one
-// it stored again (which the store skips), so that the call has an
-// identity its retry is known by. The store's followers see the events,
-// then the end.
+// an unknown job. A Runner uses it when its store has it; the store's
+// followers see the events, then the end.
 type AppendFinisher interface {
 	AppendFinish(ctx context.Context, jid string, state JobState, msg string, events ...Event) error
+}
+
+// AfterFinisher is a JobStore that ends a Running job whose writer has
+// stored its events up to Seq seq (numbered as for AppendFinisher), with
+// its outcome and no events: a plain Finish, but one that a retry knows
+// as itself. The same call made again after its reply was lost finds the
+// job ended by itself and returns nil; ErrFinished when another party
+// ended it; ErrNotFound for an unknown job. A Runner uses it, when its
+// store has it, to end a job whose events were all stored while it ran,
+// where a plain Finish retried could not tell its own end from another's
+// (ErrFinished: the end uncounted, logged "already ended").
+type AfterFinisher interface {
+	FinishAfter(ctx context.Context, jid string, state JobState, msg string, seq int64) error
 }
 
 // UnrunFinisher is a JobStore that ends, in one step, a Running job that

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -164,19 +165,20 @@ func (w lockedWriter) Write(p []byte) (int, error) {
 	return w.b.Write(p)
 }
 
-// storedThenLossy is an executor whose event is stored while it runs: it
-// returns only once the store holds it, then makes the proxy lose the next
-// reply, the one to the job's end.
+// storedThenLossy is an executor whose events (with stdout) are stored
+// while it runs: it returns only once the store holds them, then, with a
+// proxy, makes it lose the next reply, the one to the job's end.
 type storedThenLossy struct {
 	plugintest.Executor
-	s     *exeredis.Store
-	proxy *redistest.LossyProxy
-	jid   string
+	s      *exeredis.Store
+	proxy  *redistest.LossyProxy
+	jid    string
+	stdout string
 }
 
 func (x *storedThenLossy) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	for _, h := range hs {
-		emit(exe.Event{Host: h, Status: exe.HostChanged})
+		emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: x.stdout}})
 	}
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
@@ -194,7 +196,9 @@ func (x *storedThenLossy) Execute(ctx context.Context, hs []string, args exe.Exe
 		case <-time.After(time.Millisecond):
 		}
 	}
-	x.proxy.DropNextReply()
+	if x.proxy != nil {
+		x.proxy.DropNextReply()
+	}
 	return nil
 }
 
@@ -243,4 +247,74 @@ func TestRunnerEndRetriedAfterALostReplyOnceItsEventsWereStored(t *testing.T) {
 	defer mu.Unlock()
 	assert.Contains(t, logged.String(), "job ended")
 	assert.NotContains(t, logged.String(), "already ended", "the retry is the Runner's own end")
+}
+
+// scriptBytes records the size of the arguments of each script a client
+// runs, alone or in pipelines.
+type scriptBytes struct {
+	mu    sync.Mutex
+	sizes []int
+}
+
+func (c *scriptBytes) note(cmd goredis.Cmder) {
+	if name := cmd.Name(); name != "evalsha" && name != "eval" {
+		return
+	}
+	n := 0
+	for _, a := range cmd.Args() {
+		switch v := a.(type) {
+		case string:
+			n += len(v)
+		case []byte:
+			n += len(v)
+		default:
+			n += 8
+		}
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sizes = append(c.sizes, n)
+}
+
+func (c *scriptBytes) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (c *scriptBytes) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+	return func(ctx context.Context, cmd goredis.Cmder) error {
+		c.note(cmd)
+		return next(ctx, cmd)
+	}
+}
+func (c *scriptBytes) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+	return func(ctx context.Context, cmds []goredis.Cmder) error {
+		for _, cmd := range cmds {
+			c.note(cmd)
+		}
+		return next(ctx, cmds)
+	}
+}
+
+// TestRunnerEndAfterStoredEventsSendsNoEvent: the end of a job whose
+// events were stored while it ran names the last one's Seq, and sends
+// none of them again: its script's arguments are a few hundred bytes,
+// whatever the output the events hold (here 256 KiB each).
+func TestRunnerEndAfterStoredEventsSendsNoEvent(t *testing.T) {
+	srv := redistest.Start(t)
+	s, rdb, _ := newStore(t, srv)
+	ctx := context.Background()
+	job := executeJob(t, s, "hello", "a", "b")
+	out := strings.Repeat("x", 256<<10)
+	sizes := &scriptBytes{}
+	rdb.AddHook(sizes)
+	r := &exe.Runner{Store: s, Executor: &storedThenLossy{s: s, jid: job.JID, stdout: out}}
+	require.NoError(t, r.RunJob(ctx, job))
+	j, err := s.Get(ctx, job.JID, true)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobDone, j.State, j.Error)
+	for _, h := range job.Targets {
+		require.Len(t, j.ReturnData[h], 1, h)
+		assert.Len(t, j.ReturnData[h][0].Exec.Stdout, len(out), h)
+	}
+	sizes.mu.Lock()
+	defer sizes.mu.Unlock()
+	require.NotEmpty(t, sizes.sizes)
+	assert.Less(t, sizes.sizes[len(sizes.sizes)-1], 1024, "the end's script arguments, in bytes (all: %v)", sizes.sizes)
 }

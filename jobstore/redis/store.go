@@ -31,9 +31,10 @@
 //	              endat, locks (lock keys held, one per line), worker
 //	              (which runs it), lost (its error if that worker's
 //	              lease lapses), created, appended and ended (tokens of
-//	              the create, of the last append and of the append, the
-//	              unrun end or the lost-lease failure that finished the
-//	              job, to recognise calls the client retried), filled
+//	              the create, of the last append and of the call that
+//	              finished the job: an end, an unrun end or the
+//	              lost-lease failure, to recognise calls the client
+//	              retried), filled
 //	              (how many targets that unrun end or failure gave an
 //	              event: the last ones before the end marker), cancel
 //	              (its cancel was asked while it ran or was queued: read
@@ -56,6 +57,8 @@
 //	              forgets it
 //	taken:{name}  the jobs a worker took by its last take, for a retry of
 //	              that call; expires after the lease time
+//	deleted:{jid} the token of the call that deleted the job, for a
+//	              retry of it; expires after a minute
 //	cancel        pub/sub channel of cancelled jids
 //	wake:{id}     stream that interrupts a read that follows share
 //	              when a new follow joins it; expires a minute after use
@@ -142,6 +145,7 @@ func (s *Store) token() string { return s.id + strconv.FormatUint(s.calls.Add(1)
 var (
 	_ exe.JobStore       = (*Store)(nil)
 	_ exe.AppendFinisher = (*Store)(nil)
+	_ exe.AfterFinisher  = (*Store)(nil)
 	_ exe.UnrunFinisher  = (*Store)(nil)
 )
 
@@ -534,6 +538,20 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 		return err
 	}
 	res, err := s.script(ctx, appendFinishScript, s.finishKeys(jid), args).Text()
+	if err != nil {
+		return unavailable(ctx, err)
+	}
+	return statusErr(res)
+}
+
+// FinishAfter implements exe.AfterFinisher: appendFinishScript with no
+// events, whose token, as AppendFinish's, is the store's id, "#" and seq.
+func (s *Store) FinishAfter(ctx context.Context, jid string, state exe.JobState, msg string, seq int64) error {
+	if seq < 1 {
+		return fmt.Errorf("finish job %s after event %d: events are numbered from 1", jid, seq)
+	}
+	res, err := s.script(ctx, appendFinishScript, s.finishKeys(jid),
+		[]any{int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, seq, s.id + "#" + strconv.FormatInt(seq, 10)}).Text()
 	if err != nil {
 		return unavailable(ctx, err)
 	}

@@ -62,6 +62,7 @@ func Run(t *testing.T, newStore NewStore) {
 		{"FollowFrom", testFollowFrom},
 		{"Retention", testRetention},
 		{"AppendFinish", testAppendFinish},
+		{"FinishAfter", testFinishAfter},
 		{"FinishUnrun", testFinishUnrun},
 		{"FinishUnrunReportsWhatItFilled", testFinishUnrunFilled},
 	}
@@ -664,6 +665,36 @@ func testAppendFinish(t *testing.T, newStore NewStore) {
 	require.NoError(t, err)
 	assert.Equal(t, exe.JobDone, job.State)
 	assert.Equal(t, []exe.Event{{Seq: 1, Host: "c", Status: exe.HostOK}}, job.ReturnData["c"])
+}
+
+// testFinishAfter ends a job whose events are stored (exe.AfterFinisher;
+// skipped for stores without it): the events stay as they were, once
+// each, a follower sees them then the end, the locks are released; the
+// same call again finds the job ended by itself (nil), another one
+// (another Seq) ErrFinished; an unknown job is ErrNotFound.
+func testFinishAfter(t *testing.T, newStore NewStore) {
+	ctx := ctxT(t)
+	s, fa := newStoreAs[exe.AfterFinisher](t, newStore, Options{Retention: long})
+	j := newJob(exe.OpDeploy, "a", "b")
+	require.NoError(t, s.Create(ctx, j))
+	evs := []exe.Event{{Seq: 1, Host: "a", Status: exe.HostOK}, {Seq: 2, Host: "b", Status: exe.HostFailed}}
+	require.NoError(t, s.Append(ctx, j.JID, evs...))
+
+	before := time.Now().Unix()
+	require.NoError(t, fa.FinishAfter(ctx, j.JID, exe.JobFailure, "1 of 2 hosts failed", 2))
+	require.NoError(t, fa.FinishAfter(ctx, j.JID, exe.JobFailure, "1 of 2 hosts failed", 2), "the same call again, after a lost reply")
+	assert.ErrorIs(t, fa.FinishAfter(ctx, j.JID, exe.JobDone, "", 3), exe.ErrFinished, "another call")
+	assert.ErrorIs(t, s.Finish(ctx, j.JID, exe.JobDone, ""), exe.ErrFinished)
+	assert.ErrorIs(t, fa.FinishAfter(ctx, uuid.NewString(), exe.JobDone, "", 1), exe.ErrNotFound)
+
+	var seen []exe.Event
+	job, err := s.Follow(ctx, j.JID, 0, func(e exe.Event) error { seen = append(seen, e); return nil })
+	require.NoError(t, err)
+	assert.Equal(t, evs, seen, "the events once each, then the end")
+	assert.Equal(t, exe.JobFailure, job.State)
+	assert.Equal(t, "1 of 2 hosts failed", job.Error)
+	assert.GreaterOrEqual(t, job.EndAt, before)
+	require.NoError(t, s.Create(ctx, newJob(exe.OpDeploy, "a", "b")), "the job's locks are released")
 }
 
 // testFinishUnrun ends a job no Runner will finish in one call
