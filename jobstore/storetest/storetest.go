@@ -12,7 +12,8 @@
 // retention and outputs, and, for a store that is an exe.AppendFinisher
 // or an exe.UnrunFinisher, its one-step append and finish (and, for the
 // latter, that the targets it says it filled are exactly those it gave
-// an event, under concurrent appends).
+// an event, under concurrent appends), and for an exe.AfterFinisher, its
+// end after the stored events, known to a retry of the same call.
 package storetest
 
 import (
