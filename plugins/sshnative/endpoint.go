@@ -117,11 +117,14 @@ type resolver struct {
 	// configPaths are the ssh_config files read when the command line has
 	// no -F; nil: none.
 	configPaths []string
-	configs     sshConfigCache
-	// configured are configPaths' files once loaded.
-	configured atomic.Pointer[sshConfigFiles]
-	localUser  string
-	home       string
+	// lenient are the files of configPaths skipped, with a warning, when
+	// they do not load (see sshConfigCache).
+	lenient map[string]bool
+	// configs are the ssh_config files as read since the start or the
+	// last reload (reloadConfigs replaces them).
+	configs   atomic.Pointer[sshConfigCache]
+	localUser string
+	home      string
 	// knownHosts are the known_hosts files of [sshnative] known_hosts (set
 	// again by a reload; see setKnownHosts).
 	knownHosts atomic.Pointer[knownHostsFiles]
@@ -151,11 +154,17 @@ func newResolver(opts SSHOptions) *resolver {
 		r.configPaths = []string{opts.SSHConfig}
 	default:
 		r.configPaths = defaultSSHConfigPaths()
-		r.configs.lenient = map[string]bool{systemSSHConfig: true}
+		r.lenient = map[string]bool{systemSSHConfig: true}
 	}
-	r.configs.home = r.home
+	r.configs.Store(r.newConfigCache())
 	r.setKnownHosts(opts.KnownHosts)
 	return r
+}
+
+// newConfigCache is an empty cache of ssh_config files: each file is read
+// when first needed.
+func (r *resolver) newConfigCache() *sshConfigCache {
+	return &sshConfigCache{lenient: r.lenient, home: r.home}
 }
 
 // setKnownHosts makes files ([sshnative] known_hosts; empty: ssh's
@@ -173,15 +182,38 @@ func (r *resolver) setKnownHosts(files []string) {
 // not parse stops the start (the system's is skipped with a warning); a
 // configured one must exist. It returns the warnings.
 func (r *resolver) check() ([]string, error) {
+	return r.checkIn(r.configs.Load())
+}
+
+func (r *resolver) checkIn(c *sshConfigCache) ([]string, error) {
 	if r.opts.SSHConfig != "" && r.opts.SSHConfig != "none" {
 		if _, err := os.Stat(r.opts.SSHConfig); err != nil {
 			return nil, fmt.Errorf("ssh_config: %w", err)
 		}
 	}
-	if _, err := r.configs.load(r.configPaths); err != nil {
+	files, err := c.load(r.configPaths)
+	if err != nil {
 		return nil, err
 	}
-	return r.configs.warnings, nil
+	c.configured.Store(files)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.warnings), nil
+}
+
+// reloadConfigs reads the ssh_config files again, as check does at the
+// start: the configured ones, and those named by -F (each when first
+// needed), for the hosts resolved from then on, as ssh reads them for
+// every connection. A configured file that is gone or does not parse is
+// an error, and the files as read before stay. It returns the warnings.
+func (r *resolver) reloadConfigs() ([]string, error) {
+	c := r.newConfigCache()
+	warnings, err := r.checkIn(c)
+	if err != nil {
+		return nil, err
+	}
+	r.configs.Store(c)
+	return warnings, nil
 }
 
 // whereError is a setting that would make ssh connect somewhere else or
@@ -269,15 +301,16 @@ func (r *resolver) resolveIn(s *shared, e *endpoint, name string, c connSettings
 // filesFor returns the ssh_config files for a command line: its -F file,
 // else the configured ones.
 func (r *resolver) filesFor(a *sshArgs) (*sshConfigFiles, error) {
+	c := r.configs.Load()
 	if a.configFile == "" {
-		if f := r.configured.Load(); f != nil {
+		if f := c.configured.Load(); f != nil {
 			return f, nil
 		}
-		f, err := r.configs.load(r.configPaths)
+		f, err := c.load(r.configPaths)
 		if err == nil {
 			// Loaded once, as the cache would give them anyway: without a
 			// lock and a key per host.
-			r.configured.Store(f)
+			c.configured.Store(f)
 		}
 		return f, err
 	}
@@ -285,7 +318,7 @@ func (r *resolver) filesFor(a *sshArgs) (*sshConfigFiles, error) {
 	if _, err := os.Stat(p); err != nil {
 		return nil, fmt.Errorf("ssh -F %s: %w", a.configFile, err)
 	}
-	return r.configs.load([]string{p})
+	return c.load([]string{p})
 }
 
 // maxJumpDepth bounds ProxyJump chains, which ssh_config can make loop.

@@ -258,7 +258,8 @@ func TestSystemSSHConfigThatDoesNotParseIsSkipped(t *testing.T) {
 	require.NoError(t, os.WriteFile(system, []byte("Match exec \"test -d /run/x\"\n  GSSAPIAuthentication yes\n"), 0o600))
 	r := newResolver(SSHOptions{})
 	r.configPaths = []string{user, system}
-	r.configs.lenient = map[string]bool{system: true}
+	r.lenient = map[string]bool{system: true}
+	r.configs.Store(r.newConfigCache())
 	warnings, err := r.check()
 	require.NoError(t, err)
 	require.Len(t, warnings, 1)

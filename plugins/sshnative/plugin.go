@@ -288,12 +288,14 @@ func (p *Plugin) Close() error {
 // Configure implements executor.Configurer. The first call builds the
 // executor; a later one (exed sends the section again on SIGHUP) reloads
 // the inventory the section names (its sources, group_vars and
-// host_vars, and ansible.cfg's inventory setting) and its known_hosts
-// files for the operations that start from then on, and keeps every other
-// setting as started. A section or inventory that does not load, or a
-// known_hosts file that does not exist, is an error, and the inventory
-// and files in use stay. (The contents of known_hosts files and private
-// key files need no reload: every connection reads them as they are.)
+// host_vars, and ansible.cfg's inventory setting), its known_hosts files
+// and the ssh_config files (their contents: which files, as started) for
+// the operations that start from then on, and keeps every other setting
+// as started. A section or inventory that does not load, a known_hosts
+// file that does not exist, or a configured ssh_config file that is gone
+// or does not parse, is an error, and the inventory and files in use
+// stay. (The contents of known_hosts files and private key files need no
+// reload: every connection reads them as they are.)
 func (p *Plugin) Configure(_ context.Context, values map[string]string) error {
 	cfg, unknown, err := ConfigFromSection(values)
 	if err != nil {

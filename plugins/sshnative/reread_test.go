@@ -333,3 +333,39 @@ func TestPluginReloadFollowsKnownHosts(t *testing.T) {
 	ev = run()
 	require.Equal(t, exe.HostChanged, ev.Status, ev.Msg)
 }
+
+// A reload of the plugin (SIGHUP) reads the ssh_config files again, as
+// ssh reads them for every connection: a host's HostName and Port
+// changed there apply to the operations that start after it. A file that
+// no longer parses is refused, and the files as read before stay.
+func TestPluginReloadReadsSSHConfigAgain(t *testing.T) {
+	s := sshtest.Start(t, sshtest.Options{})
+	dir := t.TempDir()
+	hosts := writeFile(t, filepath.Join(dir, "hosts"), "web\n")
+	cfg := writeFile(t, filepath.Join(dir, "ssh_config"), fmt.Sprintf("Host web\n  HostName 127.0.0.1\n  Port %d\n", closedPort(t)))
+	known := writeFile(t, filepath.Join(dir, "known_hosts"), s.KnownHostsLine(s.HostKey)+"\n")
+	section := map[string]string{"inventory": hosts, "ansible_config": "none", "ssh_config": cfg, "remote_user": s.User,
+		"private_key_file": s.ClientKey, "use_agent": "false", "known_hosts": known}
+	p := &sshnative.Plugin{}
+	require.NoError(t, p.Configure(context.Background(), section))
+	t.Cleanup(func() { _ = p.Close() })
+	run := func() exe.Event {
+		return collect(t, func(emit exe.Emit) error {
+			return p.Execute(context.Background(), []string{"web"}, exe.ExecuteArgs{Cmd: "echo ok"}, emit)
+		})["web"]
+	}
+	ev := run()
+	require.Equal(t, exe.HostUnreachable, ev.Status, "ssh_config's port is closed: %s", ev.Msg)
+
+	rewrite(t, cfg, "Host web", "  HostName 127.0.0.1", fmt.Sprintf("  Port %d", s.Port))
+	require.NoError(t, p.Configure(context.Background(), section))
+	ev = run()
+	require.Equal(t, exe.HostChanged, ev.Status, "ssh_config's port after the reload: %s", ev.Msg)
+
+	rewrite(t, cfg, `Match exec "true"`, "  Port 1")
+	err := p.Configure(context.Background(), section)
+	require.Error(t, err)
+	assert.Contains(t, err.Error(), "ssh_config "+cfg+":1: ")
+	ev = run()
+	assert.Equal(t, exe.HostChanged, ev.Status, "the files as read before stay: %s", ev.Msg)
+}

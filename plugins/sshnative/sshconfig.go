@@ -9,6 +9,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"sync/atomic"
 
 	sshconfig "github.com/kevinburke/ssh_config"
 )
@@ -573,6 +574,8 @@ type sshConfigCache struct {
 	lenient map[string]bool
 	// home is the user's home directory, for Include paths.
 	home string
+	// configured are the resolver's configPaths' files once loaded.
+	configured atomic.Pointer[sshConfigFiles]
 
 	mu       sync.Mutex
 	files    map[string]*sshConfigFiles // by the paths, joined with NUL

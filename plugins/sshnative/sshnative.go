@@ -23,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -117,10 +118,12 @@ type Executor struct {
 	// inventories counts SetInventory calls: the MatchVersion.
 	inventories atomic.Uint64
 	// fixed are the warnings of the configuration (ansible.cfg,
-	// ssh_config); warnings adds the current inventory's.
-	fixed    []string
-	mu       sync.Mutex
-	warnings []string
+	// ssh_config: cfgWarnings and those of the ssh_config files as last
+	// read); warnings adds the current inventory's.
+	cfgWarnings []string
+	fixed       []string
+	mu          sync.Mutex
+	warnings    []string
 	// runIDs names the commands of an executor without a journal (see
 	// marked).
 	runIDs runIDs
@@ -197,6 +200,7 @@ func New(cfg Config) (*Executor, error) {
 	if cfg.AnsibleConfig != "" {
 		log.Info("using ansible.cfg", "path", cfg.AnsibleConfig)
 	}
+	x.cfgWarnings = cfg.Warnings
 	x.fixed = append(append([]string(nil), cfg.Warnings...), configWarnings...)
 	for _, w := range x.fixed {
 		log.Warn(w)
@@ -259,16 +263,26 @@ func (x *Executor) SetInventory(inv *inventory.Inventory) []string {
 
 // reload is SetInventory for a reload of the configuration (SIGHUP):
 // knownHosts ([sshnative] known_hosts) become the user known_hosts files
-// of hosts whose ssh_config names none, as inv becomes the inventory, for
-// the operations that start from then on. A known_hosts file that does
-// not exist is an error, and nothing changes. The files' contents need
-// no reload: every connection reads them as they are.
+// of hosts whose ssh_config names none, as inv becomes the inventory, and
+// the ssh_config files are read again, for the operations that start from
+// then on. A known_hosts file that does not exist, or a configured
+// ssh_config file that is gone or does not parse, is an error, and
+// nothing changes. The known_hosts files' contents need no reload: every
+// connection reads them as they are. It returns the warnings of the
+// ssh_config files, then the inventory's.
 func (x *Executor) reload(inv *inventory.Inventory, knownHosts []string) ([]string, error) {
 	if err := checkKnownHosts(knownHosts); err != nil {
 		return nil, err
 	}
+	configWarnings, err := x.resolver.reloadConfigs()
+	if err != nil {
+		return nil, err
+	}
 	x.resolver.setKnownHosts(knownHosts)
-	return x.SetInventory(inv), nil
+	x.mu.Lock()
+	x.fixed = append(append([]string(nil), x.cfgWarnings...), configWarnings...)
+	x.mu.Unlock()
+	return append(slices.Clone(configWarnings), x.SetInventory(inv)...), nil
 }
 
 // connFor returns the connection that runs an operation's commands on

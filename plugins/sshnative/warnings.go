@@ -153,7 +153,7 @@ func (x *Executor) checkInventory(inv *inventory.Inventory) []string {
 		}
 	}
 	out := w.list()
-	if files, err := x.resolver.configs.load(x.resolver.configPaths); err == nil {
+	if files, err := x.resolver.configs.Load().load(x.resolver.configPaths); err == nil {
 		out = append(out, sshConfigNotes(files)...)
 	}
 	return out
