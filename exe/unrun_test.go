@@ -283,9 +283,10 @@ func testSkipCountsWhatItStored(t *testing.T, ran []string) {
 	assert.Equal(t, wantEnded, gotEnded, "job ends counted: those stored")
 }
 
-// endingStore is a memory store whose first Append is preceded by end:
-// the job is ended by another party (a cancel of a job its canceller saw
-// queued) just before its Runner's first write reaches the store.
+// endingStore is a memory store whose first write of events (Append, or
+// AppendFinish: the Runner's end with them) is preceded by end: the job is
+// ended by another party (a cancel of a job its canceller saw queued)
+// just before its Runner's first write reaches the store.
 type endingStore struct {
 	*memory.Store
 	once sync.Once
@@ -295,6 +296,11 @@ type endingStore struct {
 func (s *endingStore) Append(ctx context.Context, jid string, events ...exe.Event) error {
 	s.once.Do(s.end)
 	return s.Store.Append(ctx, jid, events...)
+}
+
+func (s *endingStore) AppendFinish(ctx context.Context, jid string, state exe.JobState, msg string, events ...exe.Event) error {
+	s.once.Do(s.end)
+	return s.Store.AppendFinish(ctx, jid, state, msg, events...)
 }
 
 // A job is ended unrun (Runner.Skip, as a cancel of a job seen queued

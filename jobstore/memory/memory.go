@@ -82,7 +82,11 @@ type expiry struct {
 	at  time.Time
 }
 
-var _ exe.JobStore = (*Store)(nil)
+var (
+	_ exe.JobStore       = (*Store)(nil)
+	_ exe.AppendFinisher = (*Store)(nil)
+	_ exe.UnrunFinisher  = (*Store)(nil)
+)
 
 // New returns an empty Store.
 func New(opts Options) *Store {
@@ -324,6 +328,32 @@ func (s *Store) finish(jid string, e *entry, state exe.JobState, msg string) {
 	}
 	close(e.changed)
 	e.changed = make(chan struct{})
+}
+
+// AppendFinish implements exe.AppendFinisher: Append then Finish under
+// one lock, with one wake-up of the job's followers. A Runner on this
+// store so ends a job whose operation returned within its appendDelay
+// with one call, and starts no goroutine to write its events. Events
+// numbered by their writer that the job holds (Seq) are skipped.
+func (s *Store) AppendFinish(_ context.Context, jid string, state exe.JobState, msg string, events ...exe.Event) error {
+	if state == exe.JobRunning {
+		return fmt.Errorf("memory: cannot finish a job as Running")
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e, err := s.running(jid)
+	if err != nil {
+		return err
+	}
+	if len(events) > 0 && events[0].Seq > 0 {
+		// Numbered from events[0].Seq: those up to the last held are.
+		if held := int64(len(e.events)) - events[0].Seq + 1; held > 0 {
+			events = events[min(held, int64(len(events))):]
+		}
+	}
+	s.add(e, events)
+	s.finish(jid, e, state, msg)
+	return nil
 }
 
 // FinishUnrun implements exe.UnrunFinisher: Append's events for the
