@@ -300,18 +300,8 @@ func (s *Store) add(e *entry, events []exe.Event) {
 }
 
 // Finish ends the job, releases its locks and starts its retention clock.
-func (s *Store) Finish(_ context.Context, jid string, state exe.JobState, msg string) error {
-	if state == exe.JobRunning {
-		return fmt.Errorf("memory: cannot finish a job as Running")
-	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	e, err := s.running(jid)
-	if err != nil {
-		return err
-	}
-	s.finish(jid, e, state, msg)
-	return nil
+func (s *Store) Finish(ctx context.Context, jid string, state exe.JobState, msg string) error {
+	return s.AppendFinish(ctx, jid, state, msg)
 }
 
 // finish ends e (Running), releases its locks, starts its retention

@@ -426,11 +426,7 @@ func TestAppendRetriedStoresEachEventOnce(t *testing.T) {
 // and every event is stored once. The job's events fill more than a
 // write's batch, so they are appended while it runs.
 func TestRunnerRetriesAfterALostReply(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := redistest.NewLossyProxy(t, srv.Addr)
-	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	s, proxy := lossyStore(t)
 	ctx := context.Background()
 	job := &exe.Job{JID: uuid.NewString(), State: exe.JobRunning, StartAt: time.Now().Unix(),
 		Request: exe.Request{Operate: exe.OpExecute, Targets: []string{"a", "b", "c"}, Execute: exe.ExecuteArgs{Cmd: "stream 400"}}}

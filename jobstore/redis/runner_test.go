@@ -3,7 +3,7 @@ package redis_test
 import (
 	"bytes"
 	"context"
-	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -87,24 +87,32 @@ type waitingExecutor struct {
 
 func (x *waitingExecutor) Execute(ctx context.Context, hs []string, args exe.ExecuteArgs, emit exe.Emit) error {
 	emit(exe.Event{Host: hs[0], Status: exe.HostChanged})
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		j, err := x.s.Get(ctx, x.jid, true)
-		if err != nil {
-			return err
-		}
-		if len(j.ReturnData[hs[0]]) > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("the first event was not stored while the job ran")
-		case <-time.After(time.Millisecond):
-		}
+	if err := waitHeld(ctx, x.s, x.jid, hs[0]); err != nil {
+		return err
 	}
 	emit(exe.Event{Host: hs[1], Status: exe.HostChanged})
 	return nil
+}
+
+// waitHeld waits, for up to 10s, until the store holds an event of host
+// for job jid, stored while the job runs.
+func waitHeld(ctx context.Context, s *exeredis.Store, jid, host string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		j, err := s.Get(ctx, jid, true)
+		if err != nil {
+			return err
+		}
+		if len(j.ReturnData[host]) > 0 {
+			return nil
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("the event of %s was not stored while the job ran", host)
+		case <-time.After(time.Millisecond):
+		}
+	}
 }
 
 func TestRunnerStoresEventsWhileTheJobRuns(t *testing.T) {
@@ -120,16 +128,24 @@ func TestRunnerStoresEventsWhileTheJobRuns(t *testing.T) {
 	assert.Len(t, j.ReturnData["b"], 1)
 }
 
+// lossyStore is a store on a new Redis reached through a proxy that can
+// lose replies, by a client that never sends a command again by itself:
+// what a lost reply leaves is the Runner's to handle.
+func lossyStore(t *testing.T) (*exeredis.Store, *redistest.LossyProxy) {
+	t.Helper()
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	return exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"}), proxy
+}
+
 // TestRunnerEndRetriedAfterALostReply: the reply to the script that
 // stores a job's last events and ends it is lost; the Runner sends it
 // again, which finds the job ended by this call: the job ends once, with
 // each event once, and the Runner logs it ended.
 func TestRunnerEndRetriedAfterALostReply(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := redistest.NewLossyProxy(t, srv.Addr)
-	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	s, proxy := lossyStore(t)
 	ctx := context.Background()
 	// The script is loaded, so the reply lost is that of the call that
 	// stores the events.
@@ -180,21 +196,8 @@ func (x *storedThenLossy) Execute(ctx context.Context, hs []string, args exe.Exe
 	for _, h := range hs {
 		emit(exe.Event{Host: h, Status: exe.HostChanged, Exec: &exe.ExecResult{Stdout: x.stdout}})
 	}
-	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	defer cancel()
-	for {
-		j, err := x.s.Get(ctx, x.jid, true)
-		if err != nil {
-			return err
-		}
-		if len(j.ReturnData[hs[len(hs)-1]]) > 0 {
-			break
-		}
-		select {
-		case <-ctx.Done():
-			return errors.New("the events were not stored while the job ran")
-		case <-time.After(time.Millisecond):
-		}
+	if err := waitHeld(ctx, x.s, x.jid, hs[len(hs)-1]); err != nil {
+		return err
 	}
 	if x.proxy != nil {
 		x.proxy.DropNextReply()
@@ -217,11 +220,7 @@ func (o *endObserver) HostResult(exe.Operate, exe.HostStatus) { o.results.Add(1)
 // still finds the job ended by this Runner, which counts the end once,
 // each host's result once, and logs "job ended", not "already ended".
 func TestRunnerEndRetriedAfterALostReplyOnceItsEventsWereStored(t *testing.T) {
-	srv := redistest.Start(t)
-	proxy := redistest.NewLossyProxy(t, srv.Addr)
-	rdb := goredis.NewClient(&goredis.Options{Addr: proxy.Addr, MaxRetries: -1})
-	t.Cleanup(func() { rdb.Close() })
-	s := exeredis.New(rdb, exeredis.Options{Prefix: "l" + uuid.NewString()[:8] + ":"})
+	s, proxy := lossyStore(t)
 	ctx := context.Background()
 	// The scripts are loaded, so the reply lost is that of the end.
 	require.NoError(t, s.AppendFinish(ctx, runningJob(t, s), exe.JobDone, "", exe.Event{Seq: 1, Host: "a"}))
