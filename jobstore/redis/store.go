@@ -531,8 +531,15 @@ func (s *Store) AppendFinish(ctx context.Context, jid string, state exe.JobState
 		}
 		return s.Finish(ctx, jid, state, msg)
 	}
+	return s.appendFinish(ctx, jid, state, msg, b, events[len(events)-1].Seq, events)
+}
+
+// appendFinish runs appendFinishScript: events (base events before the
+// first) then the end, with the token of the store's id, "#" and the Seq
+// of the last event the job has with them (last).
+func (s *Store) appendFinish(ctx context.Context, jid string, state exe.JobState, msg string, base, last int64, events []exe.Event) error {
 	args := make([]any, 0, 8+2*len(events))
-	args = append(args, int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, b, s.id+"#"+strconv.FormatInt(events[len(events)-1].Seq, 10))
+	args = append(args, int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock")+":", jid, base, s.id+"#"+strconv.FormatInt(last, 10))
 	args, err := eventArgs(args, events)
 	if err != nil {
 		return err
@@ -550,12 +557,7 @@ func (s *Store) FinishAfter(ctx context.Context, jid string, state exe.JobState,
 	if seq < 1 {
 		return fmt.Errorf("finish job %s after event %d: events are numbered from 1", jid, seq)
 	}
-	res, err := s.script(ctx, appendFinishScript, s.finishKeys(jid),
-		[]any{int(state), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, seq, s.id + "#" + strconv.FormatInt(seq, 10)}).Text()
-	if err != nil {
-		return unavailable(ctx, err)
-	}
-	return statusErr(res)
+	return s.appendFinish(ctx, jid, state, msg, seq, seq, nil)
 }
 
 // FinishUnrun implements exe.UnrunFinisher, in one script (finishScript

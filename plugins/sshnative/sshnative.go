@@ -23,7 +23,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -282,7 +281,7 @@ func (x *Executor) reload(inv *inventory.Inventory, knownHosts []string) ([]stri
 	x.mu.Lock()
 	x.fixed = append(append([]string(nil), x.cfgWarnings...), configWarnings...)
 	x.mu.Unlock()
-	return append(slices.Clone(configWarnings), x.SetInventory(inv)...), nil
+	return append(configWarnings, x.SetInventory(inv)...), nil // a copy of the cache's
 }
 
 // connFor returns the connection that runs an operation's commands on
