@@ -303,7 +303,7 @@ echo "N=$N jobs per run, medians of $REPS interleaved rounds; $(nproc) CPUs; $(r
 echo "load at start:${LOAD_START#*load}"
 echo "load at end:  ${LOAD_END#*load}"
 echo
-awk -v n="$N" '
+awk -v n="$N" -v most="$MOST_CLIENTS" -v ncpu="$(nproc)" '
 function val(k,   i) { for (i = 2; i <= NF; i++) if (index($i, k "=") == 1) return substr($i, length(k) + 2) }
 function median(list,   a, m, i, j, t) {
 	m = split(list, a, " ")
@@ -331,5 +331,31 @@ END {
 		split(order[i], p, SUBSEP)
 		printf "| %s | %s | %.0f | %s | %.3f ms | %.3f ms | %.3f ms |\n", p[1], p[2], median(rate[order[i]]),
 			range(rate[order[i]]), median(cpu[order[i]]), median(scpu[order[i]]), median(rcpu[order[i]])
+	}
+	bounds()
+}
+# bounds: what the targets ask of exed, in CPU per job, beside what this
+# run measured, at the most clients. At that load each system is bound by
+# the CPUs it gets (jobs/s times CPU per job is how many it kept busy), so
+# a rate is a budget: R jobs/s on U busy CPUs leaves U/R of CPU per job.
+# U is what the floor kept busy, the most these HTTP clients reached here.
+# The floor costs the two HTTP requests of a job, client and a bare Go
+# server: every exed row pays it, and its own work on top.
+function bounds(   f, a, m, r, u, fc, budget) {
+	f = "http-floor" SUBSEP most; a = "asynq" SUBSEP most
+	m = "exed-memory" SUBSEP most; r = "exed-redis" SUBSEP most
+	if (!(f in seen)) return
+	u = median(rate[f]) * median(cpu[f]) / 1000; fc = median(cpu[f])
+	print ""
+	printf "Bounds at %d clients: the floor kept %.2f of %d CPUs busy and its two requests cost %.3f ms a job.\n", most, u, ncpu, fc
+	if (m in seen) {
+		budget = u / 10000 * 1000
+		printf "- exed-memory at 10,000 jobs/s on %.2f CPUs: at most %.3f ms a job, %.3f ms of it for exed\047s own work beyond the floor\047s; it spent %.3f ms (%.3f beyond).\n",
+			u, budget, budget - fc, median(cpu[m]), median(cpu[m]) - fc
+	}
+	if ((r in seen) && (a in seen)) {
+		budget = u / median(rate[a]) * 1000
+		printf "- exed-redis at asynq\047s %.0f jobs/s on %.2f CPUs: at most %.3f ms a job; the floor\047s requests with Redis work as small as asynq\047s (%.3f) already cost %.3f, with exed\047s Redis as measured (%.3f) %.3f; it spent %.3f ms.\n",
+			median(rate[a]), u, budget, median(rcpu[a]), fc + median(rcpu[a]), median(rcpu[r]), fc + median(rcpu[r]), median(cpu[r])
 	}
 }' "$OUT"
