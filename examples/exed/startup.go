@@ -33,15 +33,17 @@ type process struct {
 	hups   chan os.Signal
 	// logFiles are the log files opened by name, reopened on SIGHUP.
 	logFiles []*logFile
-	log      hclog.Logger
-	backend  *backend
-	plugins  *loader.Set
-	disp     exe.Dispatcher
-	engine   *exe.Engine
-	status   string               // what sdReady last said: said again after a reload
-	reg      *prometheus.Registry // what GET /metrics serves
-	metrics  *exeprom.Metrics     // the Engine's and the API's Observer
-	closers  []func()             // run by close, last first
+	// logWriters write the server log and the access log.
+	logWriters []*logWriter
+	log        hclog.Logger
+	backend    *backend
+	plugins    *loader.Set
+	disp       exe.Dispatcher
+	engine     *exe.Engine
+	status     string               // what sdReady last said: said again after a reload
+	reg        *prometheus.Registry // what GET /metrics serves
+	metrics    *exeprom.Metrics     // the Engine's and the API's Observer
+	closers    []func()             // run by close, last first
 }
 
 // startProcess begins a process: before anything else it takes SIGTERM and
@@ -77,6 +79,8 @@ func startProcess(name, logName string, cfg *config.Config, warnings []string, s
 // waiting for a daemon (see notifyReady), and returns code.
 func (p *process) fail(code int, format string, args ...any) int {
 	msg := fmt.Sprintf(format, args...)
+	// The log's lines come first, on a stderr they share.
+	p.flushLogs()
 	fmt.Fprintf(p.stderr, "%s: %s\n", p.name, msg)
 	notifyReady(msg)
 	return code
@@ -85,16 +89,29 @@ func (p *process) fail(code int, format string, args ...any) int {
 // openLog opens a log destination: a file path (appended to) or def. The
 // file is closed by close.
 func (p *process) openLog(path string, def io.Writer) (io.Writer, error) {
-	if path == "" || path == "-" {
-		return def, nil
+	w := def
+	if path != "" && path != "-" {
+		f, err := openLogFile(path, 0o640)
+		if err != nil {
+			return nil, err
+		}
+		p.logFiles = append(p.logFiles, f)
+		p.closers = append(p.closers, func() { f.Close() })
+		w = f
 	}
-	f, err := openLogFile(path, 0o640)
-	if err != nil {
-		return nil, err
+	// Lines close together are written together (logWriter); what is
+	// kept is written before the file closes (closers run last first).
+	lw := newLogWriter(w, logFlushInterval)
+	p.logWriters = append(p.logWriters, lw)
+	p.closers = append(p.closers, func() { lw.Close() })
+	return lw, nil
+}
+
+// flushLogs writes the log lines kept so far.
+func (p *process) flushLogs() {
+	for _, lw := range p.logWriters {
+		lw.Flush()
 	}
-	p.logFiles = append(p.logFiles, f)
-	p.closers = append(p.closers, func() { f.Close() })
-	return f, nil
 }
 
 // reopenLogs reopens the log files (SIGHUP), for log rotation. One that
