@@ -25,7 +25,8 @@
 # process: the servers, workers and their children (plugin processes,
 # prefork children), redis-server (from /proc/PID/stat, bench/peers/cmd/
 # proctree) and the client (its own rusage). Prints one Markdown table of
-# medians.
+# medians, then, when the floor ran, the CPU per job the targets leave at
+# the floor's load (see bounds below).
 #
 #   bench/jobs.sh                       # N=5000, REPS=3, 5-15 min
 #   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
