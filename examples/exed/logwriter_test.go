@@ -64,31 +64,80 @@ func TestLogWriterWritesLinesCloseTogetherInOneWrite(t *testing.T) {
 	assert.Len(t, w.got(), 2, "a flush with nothing kept writes nothing")
 }
 
-// The interval's timer writes what waits, with no other line to push it.
-func TestLogWriterWritesWhatWaitsWhenTheIntervalEnds(t *testing.T) {
+// The kept lines are written by the interval's timer (called here as it
+// would be), together, with no other line to push them.
+func TestLogWriterTimerWritesWhatWaits(t *testing.T) {
 	w := newWrites()
-	lw := newLogWriter(w, 200*time.Millisecond)
-	defer lw.Close()
+	lw := newLogWriter(w, time.Hour)
 	_, _ = lw.Write([]byte("a\n"))
-	<-w.wrote
 	_, _ = lw.Write([]byte("b\n"))
 	_, _ = lw.Write([]byte("c\n"))
-	select {
-	case <-w.wrote:
-	case <-time.After(10 * time.Second):
-		t.Fatal("the kept lines were never written")
-	}
+	require.Equal(t, []string{"a\n"}, w.got())
+	lw.timed()
 	assert.Equal(t, []string{"a\n", "b\nc\n"}, w.got())
 	// The timer is armed again for the next lines that come too soon.
 	_, _ = lw.Write([]byte("d\n"))
-	if len(w.got()) == 2 {
+	assert.Len(t, w.got(), 2)
+	lw.timed()
+	assert.Equal(t, []string{"a\n", "b\nc\n", "d\n"}, w.got())
+}
+
+// The real timer writes the kept lines, whatever the machine's pace:
+// every line arrives, in order, without a Flush or Close.
+func TestLogWriterWritesWhatWaitsWhenTheIntervalEnds(t *testing.T) {
+	w := newWrites()
+	lw := newLogWriter(w, 50*time.Millisecond)
+	defer lw.Close()
+	for _, line := range []string{"a\n", "b\n", "c\n"} {
+		_, _ = lw.Write([]byte(line))
+	}
+	for strings.Join(w.got(), "") != "a\nb\nc\n" {
 		select {
 		case <-w.wrote:
 		case <-time.After(10 * time.Second):
-			t.Fatal("a line after the first timed write was never written")
+			t.Fatalf("the kept lines were never written: %q", w.got())
 		}
 	}
-	assert.Equal(t, []string{"a\n", "b\nc\n", "d\n"}, w.got())
+}
+
+// On a pipe, a socket or a terminal (here a writer that is no file), kept
+// lines go out in writes of at most PIPE_BUF, each of whole lines, so
+// that another writer's lines (the other log, on 2>&1) never land inside
+// one; a line longer than that goes alone. A regular file takes them in
+// one write.
+func TestLogWriterWritesWholeLinesOfPipeBufAtMostToAPipe(t *testing.T) {
+	w := newWrites()
+	lw := newLogWriter(w, time.Hour)
+	_, _ = lw.Write([]byte("first\n"))
+	var want strings.Builder
+	for i := range 300 {
+		line := fmt.Sprintf("line %d %s\n", i, strings.Repeat("z", i%90))
+		if i == 150 {
+			line = strings.Repeat("L", 3*pipeBuf) + "\n"
+		}
+		_, _ = lw.Write([]byte(line))
+		want.WriteString(line)
+	}
+	lw.Flush()
+	got := w.got()[1:]
+	require.Greater(t, len(got), 3)
+	for _, chunk := range got {
+		assert.True(t, strings.HasSuffix(chunk, "\n"), "a write ends inside a line: ...%q", chunk[max(0, len(chunk)-20):])
+		if len(chunk) > pipeBuf {
+			assert.Equal(t, 1, strings.Count(chunk, "\n"), "a write over PIPE_BUF holds more than the one long line")
+		}
+	}
+	assert.Equal(t, want.String(), strings.Join(got, ""))
+
+	f, err := os.Create(filepath.Join(t.TempDir(), "log"))
+	require.NoError(t, err)
+	defer f.Close()
+	assert.Zero(t, newLogWriter(f, time.Hour).piece, "a regular file takes the lines in one write")
+	r, pw, err := os.Pipe()
+	require.NoError(t, err)
+	defer r.Close()
+	defer pw.Close()
+	assert.Equal(t, pipeBuf, newLogWriter(pw, time.Hour).piece, "a pipe takes them in pieces")
 }
 
 // A burst bigger than the buffer is written as soon as the buffer is
@@ -102,8 +151,8 @@ func TestLogWriterWritesAFullBufferAtOnce(t *testing.T) {
 		_, _ = lw.Write([]byte(line))
 	}
 	got := w.got()
-	require.Len(t, got, 2, "the buffer's bytes went out once it was full")
-	assert.Len(t, got[1], logBufferBytes)
+	require.Greater(t, len(got), 1, "the buffer's bytes went out once it was full")
+	assert.Len(t, strings.Join(got[1:], ""), logBufferBytes)
 }
 
 // Close writes what waits; a line after it (the last ones of a shutdown)
@@ -162,6 +211,7 @@ func TestLogWriterKeepsEveryLineWholeAndInOrder(t *testing.T) {
 // exed's last words on a stderr it shares with its log come after the
 // log's lines, not before those still kept.
 func TestFailWritesTheLogFirst(t *testing.T) {
+	longInterval(t)
 	w := newWrites()
 	p, code := startProcess("exed", "exed", config.Default(), []string{"first warning", "second warning"}, w)
 	require.NotNil(t, p, "exit %d", code)
@@ -171,7 +221,61 @@ func TestFailWritesTheLogFirst(t *testing.T) {
 	out := strings.Join(w.got(), "")
 	i2, i3, iFail := strings.Index(out, "second warning"), strings.Index(out, "third warning"), strings.Index(out, "exed: cannot go on")
 	require.True(t, i2 >= 0 && i3 >= 0 && iFail >= 0, "%s", out)
+	assert.Less(t, i2, iFail, "the log's lines came after the failure: %s", out)
 	assert.Less(t, i3, iFail, "the log's lines came after the failure: %s", out)
+}
+
+// Every line of the server log is in its file once the process has
+// closed what it opened: the writer writes what waits before the file is
+// closed.
+func TestLogLinesKeptUntilTheProcessEndsAreWritten(t *testing.T) {
+	longInterval(t)
+	cfg := config.Default()
+	cfg.Log.ErrorLog = filepath.Join(t.TempDir(), "exed.log")
+	p, code := startProcess("exed", "exed", cfg, nil, newWrites())
+	require.NotNil(t, p, "exit %d", code)
+	for i := range 50 {
+		p.log.Info("line", "n", i)
+	}
+	p.close()
+	raw, err := os.ReadFile(cfg.Log.ErrorLog)
+	require.NoError(t, err)
+	for i := range 50 {
+		assert.Contains(t, string(raw), fmt.Sprintf("line: n=%d\n", i))
+	}
+}
+
+// A SIGHUP's reopen writes what waits to the file being rotated, not to
+// the new one.
+func TestReopenWritesWhatWaitsToTheRotatedFile(t *testing.T) {
+	longInterval(t)
+	dir := t.TempDir()
+	cfg := config.Default()
+	cfg.Log.ErrorLog = filepath.Join(dir, "exed.log")
+	p, code := startProcess("exed", "exed", cfg, nil, newWrites())
+	require.NotNil(t, p, "exit %d", code)
+	defer p.close()
+	p.log.Info("first")
+	p.log.Info("before the rotation")
+	require.NoError(t, os.Rename(cfg.Log.ErrorLog, cfg.Log.ErrorLog+".1"))
+	p.reopenLogs()
+	p.log.Info("after the rotation")
+	p.flushLogs()
+	old, err := os.ReadFile(cfg.Log.ErrorLog + ".1")
+	require.NoError(t, err)
+	now, err := os.ReadFile(cfg.Log.ErrorLog)
+	require.NoError(t, err)
+	assert.Contains(t, string(old), "before the rotation")
+	assert.NotContains(t, string(now), "before the rotation")
+	assert.Contains(t, string(now), "after the rotation")
+}
+
+// longInterval has the process's log writers keep their lines until told
+// (Flush, Close), for this test.
+func longInterval(t *testing.T) {
+	old := logFlushInterval
+	logFlushInterval = time.Hour
+	t.Cleanup(func() { logFlushInterval = old })
 }
 
 // BenchmarkLogWriter writes access-log lines to a file from 8 goroutines

@@ -31,6 +31,9 @@ func (p *process) sdNotify(state string) {
 // sdReady says the process serves (READY=1), with status as the line
 // `systemctl status` shows.
 func (p *process) sdReady(status string) {
+	// What was logged up to now is in the log when the service manager
+	// (or a script waiting on it) is told.
+	p.flushLogs()
 	p.status = status
 	p.sdNotify(daemon.SdNotifyReady + "\nSTATUS=" + status)
 }

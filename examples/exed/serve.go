@@ -85,6 +85,7 @@ func serve(cfg *config.Config, warnings []string, stdout, stderr io.Writer) int 
 	go func() { served <- srv.Serve(serveLn) }()
 	p.log.Info("exed listening", "addr", ln.Addr().String(), "executor", cfg.Runner.Executor, "backend", p.backend.name,
 		"version", versionString(), "auth", sec.authenticates(), "tls", sec.tls != nil, "config", cfg.Path)
+	p.flushLogs() // before a parent waiting on exed -d is told
 	notifyReady("ok " + ln.Addr().String())
 	p.sdReady("serving on " + ln.Addr().String())
 

@@ -117,6 +117,8 @@ func (p *process) flushLogs() {
 // reopenLogs reopens the log files (SIGHUP), for log rotation. One that
 // cannot be reopened is logged, and written to as before.
 func (p *process) reopenLogs() {
+	// The lines logged before the signal end the file being rotated.
+	p.flushLogs()
 	for _, f := range p.logFiles {
 		if err := f.reopen(); err != nil {
 			p.log.Error("reload: log file not reopened, still writing to the one open", "file", f.path, "error", err)
