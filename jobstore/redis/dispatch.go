@@ -458,6 +458,12 @@ func (w *worker) readLoop(ctx context.Context) {
 	slots := make(chan struct{}, w.opts.Concurrency)
 	failures := 0
 	groupReady := false
+	// drained: the last blocking read found fewer jobs than it asked for,
+	// so the queue was empty then. The next read blocks at once rather
+	// than try a take first, which would find nothing: when jobs come one
+	// at a time, that saves a script call per job. A read that fills every
+	// free slot means jobs are waiting: the worker takes again.
+	drained := false
 	for ctx.Err() == nil {
 		if !groupReady {
 			if err := w.ensureGroup(ctx); err != nil {
@@ -486,27 +492,30 @@ func (w *worker) readLoop(ctx context.Context) {
 			}
 		}
 		// Jobs that wait are read and started in one step; only when
-		// there are none does the worker block on the queue, and then
-		// starts what it reads one by one (handle). The leases it takes
-		// last at least Lease from the call's send time (sent).
-		sent := time.Now()
-		taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started"), w.s.key("taken", w.opts.Name)},
-			group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token(), w.opts.LostMessage).Slice()
-		if err == nil && len(taken) > 0 {
-			failures = 0
-			for ; free > len(taken)/2; free-- {
-				<-slots
+		// there are none (or there were none at the last read: drained)
+		// does the worker block on the queue, and then starts what it
+		// reads one by one (handle). The leases it takes last at least
+		// Lease from the call's send time (sent).
+		if !drained {
+			sent := time.Now()
+			taken, err := takeScript.Run(ctx, w.rdb, []string{w.s.key("queue"), w.s.key("started"), w.s.key("taken", w.opts.Name)},
+				group, w.opts.Name, free, w.opts.Lease.Milliseconds(), w.s.opts.Prefix, w.s.token(), w.opts.LostMessage).Slice()
+			if err == nil && len(taken) > 0 {
+				failures = 0
+				for ; free > len(taken)/2; free-- {
+					<-slots
+				}
+				for i := 0; i+1 < len(taken); i += 2 {
+					jid, _ := taken[i].(string)
+					fields, _ := taken[i+1].([]any)
+					w.wg.Add(1)
+					w.hand(func() {
+						defer func() { <-slots; w.wg.Done() }()
+						w.run(jid, fields, sent)
+					})
+				}
+				continue
 			}
-			for i := 0; i+1 < len(taken); i += 2 {
-				jid, _ := taken[i].(string)
-				fields, _ := taken[i+1].([]any)
-				w.wg.Add(1)
-				w.hand(func() {
-					defer func() { <-slots; w.wg.Done() }()
-					w.run(jid, fields, sent)
-				})
-			}
-			continue
 		}
 		// The blocking read holds its connection for up to 2s: it waits on
 		// the store's own client for such reads (see New), so that the
@@ -518,8 +527,10 @@ func (w *worker) readLoop(ctx context.Context) {
 				<-slots
 			}
 			if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
+				drained = true // none came while it waited
 				continue
 			}
+			drained = false
 			if strings.HasPrefix(err.Error(), "NOGROUP") {
 				groupReady = false // Redis lost its data: make the group again
 				continue
@@ -530,6 +541,7 @@ func (w *worker) readLoop(ctx context.Context) {
 			continue
 		}
 		failures = 0
+		drained = len(res[0].Messages) < free
 		for ; free > len(res[0].Messages); free-- {
 			<-slots // slots not used by this read
 		}

@@ -344,3 +344,34 @@ func TestCancelledWhileQueuedNeverRuns(t *testing.T) {
 	}
 	assert.Zero(t, x.runsOf("queued"), "the command never started")
 }
+
+// A worker that gets jobs one at a time (each ends before the next is
+// submitted) spends two script calls on each: the start that acknowledges
+// its queue message and takes its lease, and the end that stores its
+// events and outcome. A take tried first would find the queue empty: a
+// third call per job, for nothing.
+func TestWorkerTakingJobsOneAtATimeTriesNoEmptyTake(t *testing.T) {
+	c := newCluster(t)
+	rdb := goredis.NewClient(&goredis.Options{Addr: c.srv.Addr, DialTimeout: time.Second, ReadTimeout: time.Second, MaxRetries: -1})
+	t.Cleanup(func() { rdb.Close() })
+	s := exeredis.New(rdb, exeredis.Options{Prefix: c.prefix, Retention: time.Hour})
+	t.Cleanup(func() { s.Close() })
+	scripts := &scriptCount{}
+	rdb.AddHook(scripts)
+	// A lease long enough that no recovery round (every Lease/4) and no
+	// claim (every ClaimIdle/2) comes within the test.
+	c.start(s, &plugintest.Executor{}, exeredis.DispatcherOptions{RunJobs: true, Lease: time.Minute, ClaimIdle: time.Minute})
+	// The first job loads the scripts and leaves the worker in its
+	// steady state.
+	assert.Equal(t, exe.JobDone, c.wait(c.submit([]string{"a"}, "first")).State)
+	before := scripts.n.Load()
+	const jobs = 20
+	for i := 0; i < jobs; i++ {
+		job := c.wait(c.submit([]string{"a"}, "hello"))
+		require.Equal(t, exe.JobDone, job.State, job.Error)
+	}
+	// A blocking read that waits 2s with no job comes back empty and is
+	// followed by another read; a slow machine may see one or two.
+	assert.LessOrEqual(t, scripts.n.Load()-before, int64(2*jobs+2),
+		"script calls of the worker for %d jobs submitted one at a time", jobs)
+}
