@@ -271,7 +271,9 @@ func (d *Dispatcher) Shutdown(ctx context.Context) error {
 
 // Dispatch implements exe.Dispatcher: the job waits in the queue until a
 // worker takes it (jobs queued while no worker runs are run when one
-// starts).
+// starts). A job dispatched twice (a call retried after its reply was
+// lost) still runs once: the worker that starts it from one message
+// drops the other (startScript).
 func (d *Dispatcher) Dispatch(ctx context.Context, jid string) error {
 	err := d.rdb.XAdd(ctx, &goredis.XAddArgs{Stream: d.s.key("queue"), Values: []any{"jid", jid}}).Err()
 	return unavailable(ctx, err)
@@ -459,10 +461,11 @@ func (w *worker) readLoop(ctx context.Context) {
 	failures := 0
 	groupReady := false
 	// drained: the last blocking read found fewer jobs than it asked for,
-	// so the queue was empty then. The next read blocks at once rather
-	// than try a take first, which would find nothing: when jobs come one
-	// at a time, that saves a script call per job. A read that fills every
-	// free slot means jobs are waiting: the worker takes again.
+	// so it left the queue empty. The next read blocks at once rather
+	// than try a take first, which would most likely find nothing: when
+	// jobs come one at a time, that saves a script call per job (it
+	// returns at once when jobs came meanwhile). A read that fills every
+	// free slot means jobs may be waiting: the worker takes again.
 	drained := false
 	for ctx.Err() == nil {
 		if !groupReady {
@@ -492,7 +495,7 @@ func (w *worker) readLoop(ctx context.Context) {
 			}
 		}
 		// Jobs that wait are read and started in one step; only when
-		// there are none (or there were none at the last read: drained)
+		// there are none (or none were left after the last read: drained)
 		// does the worker block on the queue, and then starts what it
 		// reads one by one (handle). The leases it takes last at least
 		// Lease from the call's send time (sent).
@@ -527,7 +530,7 @@ func (w *worker) readLoop(ctx context.Context) {
 				<-slots
 			}
 			if errors.Is(err, goredis.Nil) || ctx.Err() != nil {
-				drained = true // none came while it waited
+				drained = true // none came while it waited (or the loop ends)
 				continue
 			}
 			drained = false

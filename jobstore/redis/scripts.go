@@ -250,11 +250,14 @@ return 'ok'
 // is not started again: at most once. It returns the job's hash, which
 // the worker runs without reading it again. The queue message is
 // acknowledged and deleted in the same step, so it is never delivered
-// again once the job started, and the queue holds only waiting jobs. So
-// a job found started by this same worker is this call again, retried by
-// the client after its reply was lost: it returns the job as the first
-// call did. The job keeps the error recovery gives it if the worker's
-// lease lapses ("lost").
+// again once the job started, and the queue holds only waiting jobs. A
+// job found started by this same worker from this same message (its id
+// kept as the job's "msg") is this call again, retried by the client
+// after its reply was lost: it returns the job as the first call did. A
+// job started from another message (the job queued twice, say by a
+// Dispatch retried after its reply was lost) is 'started', even for the
+// worker that runs it: at most once. The job keeps the error recovery
+// gives it if the worker's lease lapses ("lost").
 // KEYS: job, lease, started (set), queue. ARGV: worker, lease ms, jid,
 // group, message id, lost message.
 var startScript = goredis.NewScript(`
@@ -264,9 +267,11 @@ local st = redis.call('HGET', KEYS[1], 'state')
 if not st then return 'notfound' end
 if st ~= '1' then return 'finished' end
 local by = redis.call('HGET', KEYS[1], 'worker')
-if by == ARGV[1] then return redis.call('HGETALL', KEYS[1]) end
+if by == ARGV[1] and redis.call('HGET', KEYS[1], 'msg') == ARGV[5] then
+	return redis.call('HGETALL', KEYS[1])
+end
 if by then return 'started' end
-redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'lost', ARGV[6])
+redis.call('HSET', KEYS[1], 'worker', ARGV[1], 'lost', ARGV[6], 'msg', ARGV[5])
 redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
 redis.call('SADD', KEYS[3], ARGV[3])
 return redis.call('HGETALL', KEYS[1])
