@@ -2,8 +2,6 @@ package redis_test
 
 import (
 	"context"
-	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -359,7 +357,7 @@ func TestWorkerTakingJobsOneAtATimeTriesNoEmptyTake(t *testing.T) {
 	s := exeredis.New(rdb, exeredis.Options{Prefix: c.prefix, Retention: time.Hour})
 	t.Cleanup(func() { s.Close() })
 	takes := &takeCount{queue: c.prefix + "queue"}
-	rdb.AddHook(takes)
+	rdb.AddHook(eachCmd(takes.note))
 	// A lease long enough that no recovery round (every Lease/4) and no
 	// claim (every ClaimIdle/2) comes within the test.
 	c.start(s, &plugintest.Executor{}, exeredis.DispatcherOptions{RunJobs: true, Lease: time.Minute, ClaimIdle: time.Minute})
@@ -382,35 +380,16 @@ func TestWorkerTakingJobsOneAtATimeTriesNoEmptyTake(t *testing.T) {
 }
 
 // takeCount counts the take script's calls: the scripts whose first key
-// is the queue.
+// is the queue (its note, as an eachCmd hook).
 type takeCount struct {
 	queue string
 	n     atomic.Int64
 }
 
-func (c *takeCount) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-func (c *takeCount) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.count(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (c *takeCount) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		for _, cmd := range cmds {
-			c.count(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
-// count notes cmd if it is a call of a script whose first key is the
-// queue: EVALSHA (or EVAL) script numkeys key ...
-func (c *takeCount) count(cmd goredis.Cmder) {
-	if name := cmd.Name(); name != "evalsha" && name != "eval" {
-		return
-	}
-	if args := cmd.Args(); len(args) > 3 && args[3] == c.queue {
+// note counts cmd if it calls a script whose first key is the queue:
+// EVALSHA (or EVAL) script numkeys key ...
+func (c *takeCount) note(cmd goredis.Cmder) {
+	if args := cmd.Args(); isScript(cmd) && len(args) > 3 && args[3] == c.queue {
 		c.n.Add(1)
 	}
 }
@@ -428,7 +407,7 @@ func TestJobQueuedTwiceRunsOnceOnTheWorkerThatRunsIt(t *testing.T) {
 	require.Eventually(t, func() bool { return x.runsOf("once") == 1 }, 10*time.Second, time.Millisecond, "the job did not start")
 	// The worker waits on the queue again (the only client blocked in
 	// this Redis): the second message reaches it, not a take.
-	require.Eventually(t, func() bool { return blockedClients(t, c.rdb) > 0 }, 10*time.Second, time.Millisecond,
+	require.Eventually(t, func() bool { return redistest.BlockedClients(t, c.rdb) > 0 }, 10*time.Second, time.Millisecond,
 		"the worker does not wait on the queue")
 	require.NoError(t, exeredis.NewDispatcher(c.store, exeredis.DispatcherOptions{}).Dispatch(ctx, jid))
 	require.Eventually(t, func() bool { return c.rdb.XLen(ctx, c.prefix+"queue").Val() == 0 }, 10*time.Second, time.Millisecond,
@@ -438,18 +417,4 @@ func TestJobQueuedTwiceRunsOnceOnTheWorkerThatRunsIt(t *testing.T) {
 	assert.Equal(t, exe.JobDone, job.State, job.Error)
 	stop() // waits for every run the worker started
 	assert.Equal(t, 1, x.runsOf("once"), "runs of a job queued twice")
-}
-
-// blockedClients is Redis's count of clients waiting in blocking
-// commands (INFO clients).
-func blockedClients(t *testing.T, rdb *goredis.Client) int {
-	info, err := rdb.Info(context.Background(), "clients").Result()
-	require.NoError(t, err)
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "blocked_clients:"); ok {
-			n, _ := strconv.Atoi(v)
-			return n
-		}
-	}
-	return 0
 }

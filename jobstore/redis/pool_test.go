@@ -3,8 +3,6 @@ package redis
 import (
 	"context"
 	"fmt"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -15,22 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// blockedClients is Redis's count of connections waiting in a blocking
-// command.
-func blockedClients(t *testing.T, rdb *goredis.Client) int {
-	info, err := rdb.Info(context.Background(), "clients").Result()
-	require.NoError(t, err)
-	for _, line := range strings.Split(info, "\n") {
-		if v, ok := strings.CutPrefix(strings.TrimSpace(line), "blocked_clients:"); ok {
-			n, err := strconv.Atoi(v)
-			require.NoError(t, err)
-			return n
-		}
-	}
-	t.Fatal("INFO clients has no blocked_clients")
-	return 0
-}
 
 // TestFollowsOnADefaultClient: a store on a client with go-redis's
 // default options (a pool of 10 connections per CPU) serves more shared
@@ -68,7 +50,7 @@ func TestFollowsOnADefaultClient(t *testing.T) {
 			ended <- err
 		}()
 	}
-	require.Eventually(t, func() bool { return blockedClients(t, admin) >= reads }, 20*time.Second, 10*time.Millisecond,
+	require.Eventually(t, func() bool { return redistest.BlockedClients(t, admin) >= reads }, 20*time.Second, 10*time.Millisecond,
 		"every follow's read is under way at once")
 	for _, jid := range jobs {
 		require.NoError(t, s.Append(ctx, jid, exe.Event{Host: "a", Status: exe.HostOK}))
@@ -103,7 +85,7 @@ func TestWorkerWaitsOnTheStoresOwnConnections(t *testing.T) {
 
 	ctx := context.Background()
 	for i := 0; i < 5; i++ {
-		require.Eventually(t, func() bool { return blockedClients(t, admin) >= 1 }, 20*time.Second, 10*time.Millisecond,
+		require.Eventually(t, func() bool { return redistest.BlockedClients(t, admin) >= 1 }, 20*time.Second, 10*time.Millisecond,
 			"the worker waits for a job")
 		jid, err := eng.Submit(ctx, exe.Request{Operate: exe.OpExecute, Targets: []string{"a"}, Execute: exe.ExecuteArgs{Cmd: "stream 1"}})
 		require.NoError(t, err, "submit %d while the worker waits", i)

@@ -21,26 +21,39 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-// scriptCount counts the scripts a client runs, alone or in pipelines.
-type scriptCount struct{ n atomic.Int64 }
+// eachCmd is a go-redis hook that calls itself with every command a
+// client sends, alone or in pipelines, before it is sent.
+type eachCmd func(goredis.Cmder)
 
-func (c *scriptCount) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-func (c *scriptCount) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
+func (f eachCmd) DialHook(next goredis.DialHook) goredis.DialHook { return next }
+func (f eachCmd) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
 	return func(ctx context.Context, cmd goredis.Cmder) error {
-		if name := cmd.Name(); name == "evalsha" || name == "eval" {
-			c.n.Add(1)
-		}
+		f(cmd)
 		return next(ctx, cmd)
 	}
 }
-func (c *scriptCount) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
+func (f eachCmd) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
 	return func(ctx context.Context, cmds []goredis.Cmder) error {
 		for _, cmd := range cmds {
-			if name := cmd.Name(); name == "evalsha" || name == "eval" {
-				c.n.Add(1)
-			}
+			f(cmd)
 		}
 		return next(ctx, cmds)
+	}
+}
+
+// isScript reports whether cmd runs a script: EVALSHA or EVAL.
+func isScript(cmd goredis.Cmder) bool {
+	name := cmd.Name()
+	return name == "evalsha" || name == "eval"
+}
+
+// scriptCount counts the scripts a client runs (its note, as an eachCmd
+// hook).
+type scriptCount struct{ n atomic.Int64 }
+
+func (c *scriptCount) note(cmd goredis.Cmder) {
+	if isScript(cmd) {
+		c.n.Add(1)
 	}
 }
 
@@ -64,7 +77,7 @@ func TestRunnerEndsAQuickJobInOneWrite(t *testing.T) {
 	require.NoError(t, r.RunJob(ctx, executeJob(t, s, "hello", "a")))
 	job := executeJob(t, s, "hello", "a", "b", "c")
 	scripts := &scriptCount{}
-	rdb.AddHook(scripts)
+	rdb.AddHook(eachCmd(scripts.note))
 	require.NoError(t, r.RunJob(ctx, job))
 	assert.EqualValues(t, 1, scripts.n.Load(), "the events and the outcome in one script")
 	j, err := s.Get(ctx, job.JID, true)
@@ -249,14 +262,14 @@ func TestRunnerEndRetriedAfterALostReplyOnceItsEventsWereStored(t *testing.T) {
 }
 
 // scriptBytes records the size of the arguments of each script a client
-// runs, alone or in pipelines.
+// runs (its note, as an eachCmd hook).
 type scriptBytes struct {
 	mu    sync.Mutex
 	sizes []int
 }
 
 func (c *scriptBytes) note(cmd goredis.Cmder) {
-	if name := cmd.Name(); name != "evalsha" && name != "eval" {
+	if !isScript(cmd) {
 		return
 	}
 	n := 0
@@ -275,22 +288,6 @@ func (c *scriptBytes) note(cmd goredis.Cmder) {
 	c.sizes = append(c.sizes, n)
 }
 
-func (c *scriptBytes) DialHook(next goredis.DialHook) goredis.DialHook { return next }
-func (c *scriptBytes) ProcessHook(next goredis.ProcessHook) goredis.ProcessHook {
-	return func(ctx context.Context, cmd goredis.Cmder) error {
-		c.note(cmd)
-		return next(ctx, cmd)
-	}
-}
-func (c *scriptBytes) ProcessPipelineHook(next goredis.ProcessPipelineHook) goredis.ProcessPipelineHook {
-	return func(ctx context.Context, cmds []goredis.Cmder) error {
-		for _, cmd := range cmds {
-			c.note(cmd)
-		}
-		return next(ctx, cmds)
-	}
-}
-
 // TestRunnerEndAfterStoredEventsSendsNoEvent: the end of a job whose
 // events were stored while it ran names the last one's Seq, and sends
 // none of them again: its script's arguments are a few hundred bytes,
@@ -302,7 +299,7 @@ func TestRunnerEndAfterStoredEventsSendsNoEvent(t *testing.T) {
 	job := executeJob(t, s, "hello", "a", "b")
 	out := strings.Repeat("x", 256<<10)
 	sizes := &scriptBytes{}
-	rdb.AddHook(sizes)
+	rdb.AddHook(eachCmd(sizes.note))
 	r := &exe.Runner{Store: s, Executor: &storedThenLossy{s: s, jid: job.JID, stdout: out}}
 	require.NoError(t, r.RunJob(ctx, job))
 	j, err := s.Get(ctx, job.JID, true)
