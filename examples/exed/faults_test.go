@@ -373,9 +373,11 @@ func TestFollowAcrossSIGTERM(t *testing.T) {
 	require.NoError(t, err, "a last line comes")
 	var end map[string]any
 	require.NoError(t, json.Unmarshal(last, &end), string(last))
-	assert.Equal(t, "stream ended: server shutting down", end["message"])
-	assert.Equal(t, jid, end["jid"])
-	assert.EqualValues(t, 1, end["state"], "the job had not ended when the stream did")
+	// The line is in every message: a job that ended (an event line
+	// first) must show what it said.
+	assert.Equal(t, "stream ended: server shutting down", end["message"], "the line after the SIGTERM: %s", last)
+	assert.Equal(t, jid, end["jid"], "the line after the SIGTERM: %s", last)
+	assert.EqualValues(t, 1, end["state"], "the job had not ended when the stream did: %s", last)
 	select {
 	case err := <-api.done:
 		require.NoError(t, err)
