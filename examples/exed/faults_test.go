@@ -354,14 +354,19 @@ func readStream(t *testing.T, res *http.Response) []map[string]any {
 }
 
 // TestFollowAcrossSIGTERM: the server is told to stop while a follow
-// stream waits for a long job; the stream ends at once with the job as
-// last known and the reason.
+// stream waits for a long job that runs on its host; the stream ends at
+// once with the job as last known and the reason.
 func TestFollowAcrossSIGTERM(t *testing.T) {
 	dir := t.TempDir()
 	conf := writeConf(t, dir, fmt.Sprintf("[api]\nlisten_port = %d\n[runner]\nshutdown_grace = 5s\n", freePort(t)))
 	api := start(t, dir, "-c", conf)
 	base := "http://" + api.addr
-	jid := post(t, base, "/execute", `{"targets":["localhost"],"cmd":"sleep 30"}`)
+	// The command must be running before the signal: a job still queued
+	// then is not started at all, its host SKIPPED, and its stream ends
+	// with the job's own lines instead.
+	runs := filepath.Join(dir, "runs")
+	jid := post(t, base, "/execute", fmt.Sprintf(`{"targets":["localhost"],"cmd":"echo run >> %s; sleep 30"}`, runs))
+	waitRun(t, runs)
 	res, err := http.Get(base + "/jobs/" + jid + "?follow=1")
 	require.NoError(t, err)
 	defer res.Body.Close()
