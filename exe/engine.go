@@ -710,6 +710,8 @@ func (e *Engine) Delete(ctx context.Context, jid string) error {
 // gone), or one whose worker did not finish it in time, is ended here:
 // its targets without an event get SKIPPED "cancelled before start" (or,
 // if a worker had started it, FAILED saying the command may still run).
+// A store whose workers can be cut off from it keeps the locks of a job
+// so ended while its worker may still run it (see UnrunFinisher).
 // ErrFinished when the job had already ended.
 func (e *Engine) Cancel(ctx context.Context, jid string) (*Job, error) {
 	if err := e.made(); err != nil {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 	"strings"
+	"time"
 )
 
 // Sentinel errors. Transports map them to status codes (see transport/http);
@@ -77,9 +78,19 @@ func (e *NoMatchError) Is(target error) bool { return target == ErrNoMatch }
 type ConflictError struct {
 	Host string
 	JID  string
+	// Held is zero while the job runs. More than zero, the job has
+	// ended but still holds the host for that long: it was cancelled
+	// while the worker running it was cut off from the store, so that
+	// worker may still run its command until it stops it itself; the
+	// lock lapses then (jobstore/redis: when the job's lease would have).
+	Held time.Duration
 }
 
 func (e *ConflictError) Error() string {
+	if e.Held > 0 {
+		return fmt.Sprintf("%s: host %s is locked for %s more by job %s: it was cancelled while its worker was cut off, and that worker may run its command until then",
+			ErrConflict, e.Host, (e.Held + time.Second - 1).Truncate(time.Second).String(), e.JID)
+	}
 	return fmt.Sprintf("%s: host %s is locked by running job %s", ErrConflict, e.Host, e.JID)
 }
 

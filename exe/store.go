@@ -98,6 +98,12 @@ type AfterFinisher interface {
 // itself and return nil, with the same filled as the call that took
 // effect; ErrNotFound for an unknown job. The Engine and the Runner use
 // it when their store has it; the stores of this module do.
+//
+// A fill that is not SKIPPED says a worker started the job and may still
+// run its command. A store whose workers can be cut off from it and stop
+// their jobs themselves within a bound (jobstore/redis: a lease) keeps the
+// job's locks until that bound has passed rather than releasing them
+// with the end, and reports them held (ConflictError.Held).
 type UnrunFinisher interface {
 	FinishUnrun(ctx context.Context, jid string, msg string, fill Event) (filled []string, err error)
 }

@@ -37,17 +37,19 @@ func clientWithin(t *testing.T, addr string, timeout time.Duration) *goredis.Cli
 // gatedExecutor runs "execute" as a command that starts, waits for the
 // gate to open, and ends with its command line as output. It counts the
 // runs of each command line. A command line that begins "quiet" reports
-// nothing until it ends.
+// nothing until it ends. A deploy runs as the command line that is its
+// role would. It notes the runs that were stopped (their context ended).
 type gatedExecutor struct {
 	plugintest.Executor
 
-	mu   sync.Mutex
-	gate chan struct{}
-	runs map[string]int
+	mu      sync.Mutex
+	gate    chan struct{}
+	runs    map[string]int
+	stopped map[string]int
 }
 
 func newGatedExecutor() *gatedExecutor {
-	return &gatedExecutor{gate: make(chan struct{}), runs: map[string]int{}}
+	return &gatedExecutor{gate: make(chan struct{}), runs: map[string]int{}, stopped: map[string]int{}}
 }
 
 // open lets the commands started so far end; later ones wait again.
@@ -71,6 +73,9 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 	select {
 	case <-gate:
 	case <-ctx.Done():
+		x.mu.Lock()
+		x.stopped[args.Cmd]++
+		x.mu.Unlock()
 		return ctx.Err()
 	}
 	for _, h := range hs {
@@ -79,10 +84,22 @@ func (x *gatedExecutor) Execute(ctx context.Context, hs []string, args exe.Execu
 	return nil
 }
 
+func (x *gatedExecutor) Deploy(ctx context.Context, hs []string, args exe.DeployArgs, emit exe.Emit) error {
+	return x.Execute(ctx, hs, exe.ExecuteArgs{Cmd: args.Role}, emit)
+}
+
 func (x *gatedExecutor) runsOf(cmd string) int {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	return x.runs[cmd]
+}
+
+// stoppedRuns is how many runs of cmd were stopped before the gate
+// opened.
+func (x *gatedExecutor) stoppedRuns(cmd string) int {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	return x.stopped[cmd]
 }
 
 // outageCluster is an API engine with the lost-lease recovery an API
@@ -102,14 +119,19 @@ func newOutageCluster(t *testing.T, addr string, lease time.Duration) *outageClu
 
 // newOutageClusterOn is newOutageCluster with the API process on apiAddr
 // and the workers on workerAddr, their calls failing after timeout.
-func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout time.Duration) *outageCluster {
+// With a cancelWait, the API engine's Config.CancelWait is that.
+func newOutageClusterOn(t *testing.T, apiAddr, workerAddr string, lease, timeout time.Duration, cancelWait ...time.Duration) *outageCluster {
 	prefix := "o" + uuid.NewString()[:8] + ":"
 	apiRdb := clientWithin(t, apiAddr, timeout)
 	apiStore := exeredis.New(apiRdb, exeredis.Options{Prefix: prefix})
 	// The API process runs the lost-lease recovery, as its dispatcher
 	// does when it runs no jobs.
 	disp := exeredis.NewDispatcher(apiStore, exeredis.DispatcherOptions{Lease: lease, LostMessage: "server lost"})
-	eng, err := exe.NewEngine(exe.Config{Store: apiStore, Executor: &plugintest.Executor{}, Dispatcher: disp})
+	cfg := exe.Config{Store: apiStore, Executor: &plugintest.Executor{}, Dispatcher: disp}
+	for _, d := range cancelWait {
+		cfg.CancelWait = d
+	}
+	eng, err := exe.NewEngine(cfg)
 	require.NoError(t, err)
 	engines := []*exe.Engine{eng}
 	x := newGatedExecutor()
@@ -343,6 +365,88 @@ func TestCancelAfterItsWorkerIsGone(t *testing.T) {
 			assert.Contains(t, ev.Msg, "may still run", h)
 		}
 	}
+}
+
+// TestCancelGivenUpKeepsLocksUntilTheLeaseLapses: a worker runs a deploy
+// (a mutex job) and is cut off from Redis. A cancel waits CancelWait for
+// it, then ends the job itself, its hosts FAILED "may still run": the
+// worker may indeed still run the command, until it stops the job itself
+// before its lease lapses. So the hosts stay locked until then (a deploy
+// on them is refused, saying for how long), and are free again, with
+// nobody's action, once the command has been stopped.
+func TestCancelGivenUpKeepsLocksUntilTheLeaseLapses(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	const lease = 3 * time.Second
+	c := newOutageClusterOn(t, srv.Addr, proxy.Addr, lease, 200*time.Millisecond, 300*time.Millisecond)
+	defer proxy.Restore() // lets the workers shut down without waiting out their timeouts
+	ctx := context.Background()
+	deploy := func(role string, hosts ...string) (string, error) {
+		return c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: hosts, Deploy: exe.DeployArgs{Role: role}})
+	}
+	jid, err := deploy("quiet-first", "a", "b")
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return c.x.runsOf("quiet-first") == 1 }, 20*time.Second, 10*time.Millisecond, "a worker runs the deploy")
+	proxy.Blackhole()
+
+	job, err := c.engine.Cancel(ctx, jid)
+	require.NoError(t, err)
+	assert.Equal(t, exe.JobFailure, job.State)
+	j, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	for _, h := range []string{"a", "b"} {
+		if assert.Len(t, j.ReturnData[h], 1, h) {
+			assert.Contains(t, j.ReturnData[h][0].Msg, "may still run", h)
+		}
+	}
+	_, err = deploy("quiet-second", "b")
+	var conflict *exe.ConflictError
+	require.ErrorAs(t, err, &conflict, "the cut-off worker may still run the first deploy on b")
+	assert.Equal(t, jid, conflict.JID)
+	assert.True(t, conflict.Held > 0 && conflict.Held <= lease, "held for the rest of the lease, not %s", conflict.Held)
+	assert.Contains(t, err.Error(), "cancelled while its worker was cut off")
+
+	var second string
+	require.Eventually(t, func() bool {
+		second, err = deploy("quiet-second", "b")
+		return err == nil
+	}, 3*lease, 20*time.Millisecond, "the lock lapses with the lease: %v", err)
+	assert.Equal(t, 1, c.x.stoppedRuns("quiet-first"), "b was free only once the worker had stopped the first deploy")
+	_, err = deploy("quiet-third", "a")
+	assert.NoError(t, err, "a lapsed with b")
+	assert.NotEmpty(t, second)
+}
+
+// TestCancelledWhileQueuedFreesLocksAtOnce: a deploy's cancel is asked
+// while it is queued (the workers are cut off), and a worker takes it
+// afterwards: it skips it, its hosts SKIPPED, and since nothing ran, its
+// locks are released with the end although the worker's lease is live.
+func TestCancelledWhileQueuedFreesLocksAtOnce(t *testing.T) {
+	srv := redistest.Start(t)
+	proxy := redistest.NewLossyProxy(t, srv.Addr)
+	c := newOutageClusterOn(t, srv.Addr, proxy.Addr, 10*time.Second, 200*time.Millisecond)
+	ctx := context.Background()
+	deploy := func(role string) (string, error) {
+		return c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: role}})
+	}
+	proxy.Blackhole()
+	jid, err := deploy("quiet-first")
+	require.NoError(t, err)
+	require.ErrorIs(t, c.disp.Cancel(ctx, jid), exe.ErrNotRunning, "queued")
+	proxy.Restore()
+	fctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	job, err := c.engine.Follow(fctx, jid, func(exe.Event) error { return nil })
+	require.NoError(t, err, "a worker takes the job and skips it")
+	assert.Equal(t, exe.ErrCancelled.Error(), job.Error)
+	j, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	if assert.Len(t, j.ReturnData["a"], 1) {
+		assert.Equal(t, exe.HostSkipped, j.ReturnData["a"][0].Status)
+	}
+	assert.Zero(t, c.x.runsOf("quiet-first"))
+	_, err = deploy("quiet-second")
+	assert.NoError(t, err, "a is free as soon as the skipped job ended")
 }
 
 // TestCancelOfItsOwnJobAfterItsLeaseLapsed: an API process that runs its

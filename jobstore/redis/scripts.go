@@ -11,6 +11,9 @@ import goredis "github.com/redis/go-redis/v9"
 // it also queues the job for the workers, in the same step. Each call
 // carries a token, kept in the job: the same token again is the call
 // retried by the client after its reply was lost, which took effect.
+// A conflict answers the lock key, its holder and its PTTL: -1 while the
+// holder runs, the ms it is still held after the holder was ended
+// without word from its worker (finishScript's "hold").
 // KEYS: job, jobs (zset), counter, queue or "". ARGV: jid, job JSON,
 // startat, lock prefix, mutex ("1"/"0"), token, the targets' lock keys
 // (exe.LockKey, each once)...
@@ -23,7 +26,7 @@ local locks = ''
 if ARGV[5] == '1' then
 	for i = 7, #ARGV do
 		local holder = redis.call('GET', ARGV[4] .. ARGV[i])
-		if holder then return {'conflict', ARGV[i], holder} end
+		if holder then return {'conflict', ARGV[i], holder, tostring(redis.call('PTTL', ARGV[4] .. ARGV[i]))} end
 	end
 	for i = 7, #ARGV do
 		redis.call('SET', ARGV[4] .. ARGV[i], ARGV[1])
@@ -78,7 +81,12 @@ return 'ok'
 // them as they are.
 // With "fill" instead of "guard" (a job no worker will finish, ended by
 // whoever asks: FinishUnrun), each target that has no event gets the
-// event JSON ARGV[10] in the same step, whatever the lease.
+// event JSON ARGV[10] in the same step, whatever the lease. With "fill"
+// and ARGV[12] "hold" (the filler says a command may still run: a worker
+// started the job and did not report how it ended), a lease still live
+// keeps the job's locks: each is set to expire when the lease would
+// lapse, by which time its holder, even one cut off from Redis, has
+// stopped the job's commands (see DispatcherOptions.FenceMargin).
 // Guarded or with "fill", it answers {'ok', host, ...}: the targets it
 // gave an event, in the job's target order, so that its caller reports
 // what was stored rather than what it read before; their number is kept
@@ -93,7 +101,7 @@ return 'ok'
 // ARGV: state, msg, endat, retention ms, lock prefix, jid, "guard" to
 // finish only if the lease lapsed, "fill", or an empty string; checked at
 // (Redis ms) and max age ms (guard); host event status (guard) or event
-// JSON (fill); token; host event msg suffix (guard).
+// JSON (fill); token; host event msg suffix (guard) or "hold" (fill).
 var finishScript = goredis.NewScript(`
 local f = redis.call('HMGET', KEYS[1], 'state', 'locks', 'ended', 'filled')
 local st, locks = f[1], f[2]
@@ -120,7 +128,7 @@ if st ~= '1' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg, ended, fill = ARGV[2], ARGV[11] or '', nil
+local msg, ended, fill, hold = ARGV[2], ARGV[11] or '', nil, 0
 if ARGV[7] == 'guard' then
 	if redis.call('EXISTS', KEYS[5]) == 1 then return 'leased' end
 	if now - tonumber(ARGV[8]) > tonumber(ARGV[9]) then return 'stale' end
@@ -128,6 +136,7 @@ if ARGV[7] == 'guard' then
 	fill = cjson.encode({status = tonumber(ARGV[10]), msg = msg .. ARGV[12]})
 elseif ARGV[7] == 'fill' then
 	fill = ARGV[10]
+	if ARGV[12] == 'hold' then hold = redis.call('PTTL', KEYS[5]) end
 end
 local reply = 'ok'
 if fill then
@@ -156,7 +165,8 @@ end
 // finishes the Running job (checked by the caller) with state ARGV[1],
 // message msg and end time ARGV[3], and the caller's token ended,
 // releases its locks (the job's locks field, read by the caller with its
-// state in one HMGET; prefix ARGV[5], held by jid ARGV[6]), marks the end
+// state in one HMGET; prefix ARGV[5], held by jid ARGV[6]), or, when
+// hold is more than 0 ms, sets them to expire then, marks the end
 // of its stream, drops its lease and started mark, sets its keys to
 // expire after ARGV[4] ms from now, and answers the caller's reply.
 // KEYS as finishScript's.
@@ -165,7 +175,9 @@ redis.call('HSET', KEYS[1], 'state', ARGV[1], 'error', msg, 'endat', ARGV[3], 'e
 if locks then
 	for h in string.gmatch(locks, '[^\n]+') do
 		local k = ARGV[5] .. h
-		if redis.call('GET', k) == ARGV[6] then redis.call('DEL', k) end
+		if redis.call('GET', k) == ARGV[6] then
+			if hold > 0 then redis.call('PEXPIRE', k, hold) else redis.call('DEL', k) end
+		end
 	end
 end
 redis.call('XADD', KEYS[2], '*', 'end', '1', 'state', ARGV[1], 'error', msg, 'endat', ARGV[3])
@@ -205,7 +217,7 @@ if st ~= '1' then
 end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local msg, ended, reply = ARGV[2], ARGV[8], 'ok'
+local msg, ended, reply, hold = ARGV[2], ARGV[8], 'ok', 0
 local first = 9
 local have = redis.call('XLEN', KEYS[2]) - tonumber(ARGV[7])
 if have > 0 then first = first + 2 * have end

@@ -307,7 +307,13 @@ func (s *Store) create(ctx context.Context, job *exe.Job, queue string) error {
 				break
 			}
 		}
-		return &exe.ConflictError{Host: host, JID: res[2]}
+		ce := &exe.ConflictError{Host: host, JID: res[2]}
+		if len(res) > 3 {
+			if ms, err := strconv.ParseInt(res[3], 10, 64); err == nil && ms > 0 {
+				ce.Held = time.Duration(ms) * time.Millisecond
+			}
+		}
+		return ce
 	}
 	return nil
 }
@@ -565,13 +571,25 @@ func (s *Store) FinishAfter(ctx context.Context, jid string, state exe.JobState,
 // neither its Host nor its Seq: the script sets the host of each one,
 // and answers the targets it gave one. Its token makes a call the client
 // sends again after a lost reply get the same answer.
+//
+// A fill that is not SKIPPED says a command may still run (Engine.Cancel
+// gives up waiting for a worker that started the job and is cut off).
+// Then, while the job's lease is live, its locks are not released: they
+// expire when the lease would have lapsed, by which time the worker has
+// stopped the job itself (DispatcherOptions.FenceMargin). Until then a
+// mutex job on those hosts is refused with an exe.ConflictError whose
+// Held says how long is left. A SKIPPED fill (nothing ran) releases them.
 func (s *Store) FinishUnrun(ctx context.Context, jid, msg string, fill exe.Event) ([]string, error) {
 	b, err := fill.ToValidUTF8().MarshalJSON()
 	if err != nil {
 		return nil, err
 	}
+	hold := ""
+	if fill.Status != exe.HostSkipped {
+		hold = "hold"
+	}
 	res, err := s.script(ctx, finishScript, s.finishKeys(jid),
-		[]any{int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "fill", 0, 0, b, s.token()}).Result()
+		[]any{int(exe.JobFailure), exe.ToValidUTF8(msg), time.Now().Unix(), s.opts.Retention.Milliseconds(), s.key("lock") + ":", jid, "fill", 0, 0, b, s.token(), hold}).Result()
 	if err != nil {
 		return nil, unavailable(ctx, err)
 	}
