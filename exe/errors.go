@@ -79,19 +79,37 @@ type ConflictError struct {
 	Host string
 	JID  string
 	// Held is zero while the job runs. More than zero, the job has
-	// ended but still holds the host for that long: it was cancelled
-	// while the worker running it was cut off from the store, so that
-	// worker may still run its command until it stops it itself; the
-	// lock lapses then (jobstore/redis: when the job's lease would have).
+	// ended but still holds the host for that long: it was cancelled and
+	// its worker did not confirm the stop in time (cut off from the
+	// store, or slow), so that worker may still run its command until it
+	// stops it itself; the lock lapses then (jobstore/redis: when the
+	// job's lease would have).
 	Held time.Duration
 }
 
 func (e *ConflictError) Error() string {
 	if e.Held > 0 {
-		return fmt.Sprintf("%s: host %s is locked for %s more by job %s: it was cancelled while its worker was cut off, and that worker may run its command until then",
-			ErrConflict, e.Host, (e.Held + time.Second - 1).Truncate(time.Second).String(), e.JID)
+		return fmt.Sprintf("%s: host %s is locked for %s more by job %s, %s", ErrConflict, e.Host, e.heldFor(), e.JID, heldWhy)
 	}
 	return fmt.Sprintf("%s: host %s is locked by running job %s", ErrConflict, e.Host, e.JID)
+}
+
+// heldWhy says why an ended job holds a host (ConflictError.Held).
+const heldWhy = "cancelled without its worker confirming the stop: the worker may run its command until then"
+
+// heldFor is Held in whole seconds, rounded up: "0s" would say it is free.
+func (e *ConflictError) heldFor() string {
+	return (e.Held + time.Second - 1).Truncate(time.Second).String()
+}
+
+// Anonymous is the error without the job's id, for a caller that may not
+// see that job (another user's): the host is locked, by whom is not its
+// business.
+func (e *ConflictError) Anonymous() error {
+	if e.Held > 0 {
+		return Errorf(ErrConflict, "%s: host %s is locked for %s more by a job of another user, %s", ErrConflict, e.Host, e.heldFor(), heldWhy)
+	}
+	return Errorf(ErrConflict, "%s: host %s is locked by a running job of another user", ErrConflict, e.Host)
 }
 
 // Is makes errors.Is(err, ErrConflict) true.

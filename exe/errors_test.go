@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"testing"
+	"time"
 
 	"github.com/0ops/exed/exe"
 	"github.com/stretchr/testify/assert"
@@ -22,4 +23,22 @@ func TestPublicMessageHidesCauses(t *testing.T) {
 	assert.Equal(t, "internal error", exe.PublicMessage(cause), "unknown errors are never shown")
 	assert.Equal(t, "tasktype: nope", exe.PublicMessage(exe.Errorf(exe.ErrInvalid, "tasktype: nope")))
 	assert.Equal(t, "dispatcher: no worker", exe.PublicMessage(exe.Errorf(exe.ErrDegraded, "dispatcher: no worker")))
+}
+
+// A host held past its job's end says for how long, in whole seconds
+// rounded up (never "0s", which would read as free), with and without
+// the job's id.
+func TestConflictErrorHeld(t *testing.T) {
+	running := &exe.ConflictError{Host: "web1", JID: "j1"}
+	assert.Equal(t, "operate conflict: host web1 is locked by running job j1", running.Error())
+	assert.Equal(t, "operate conflict: host web1 is locked by a running job of another user", exe.PublicMessage(running.Anonymous()))
+	held := &exe.ConflictError{Host: "web1", JID: "j1", Held: 200 * time.Millisecond}
+	assert.Equal(t, "operate conflict: host web1 is locked for 1s more by job j1, cancelled without its worker confirming the stop: the worker may run its command until then", held.Error())
+	assert.ErrorIs(t, held, exe.ErrConflict)
+	anon := held.Anonymous()
+	assert.ErrorIs(t, anon, exe.ErrConflict)
+	assert.NotContains(t, exe.PublicMessage(anon), "j1")
+	assert.Contains(t, exe.PublicMessage(anon), "locked for 1s more by a job of another user")
+	held.Held = 12*time.Second + time.Millisecond
+	assert.Contains(t, held.Error(), "locked for 13s more")
 }

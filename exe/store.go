@@ -81,7 +81,8 @@ type AfterFinisher interface {
 // UnrunFinisher is a JobStore that ends, in one step, a Running job that
 // no Runner will finish (cancelled while queued, queued at shutdown, its
 // worker gone): each target without an event gets fill, with Host set to
-// the target, and the job ends as Failure with msg, its locks released.
+// the target, and the job ends as Failure with msg, its locks released
+// (or, for a job whose worker may still run it, kept: see below).
 // Two that end the same job at once (an API's cancel and the worker that
 // takes the job meanwhile) so store one event per target and one end,
 // where Append then Finish could store two.

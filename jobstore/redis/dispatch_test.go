@@ -346,6 +346,35 @@ func TestCancelledWhileQueuedNeverRuns(t *testing.T) {
 	assert.Zero(t, x.runsOf("queued"), "the command never started")
 }
 
+// TestCancelledWhileQueuedFreesLocksAtOnce: a deploy cancelled while
+// queued is taken by a worker, which skips it under its live lease:
+// nothing ran, so its host is free again as soon as it ended, not when
+// the lease would lapse.
+func TestCancelledWhileQueuedFreesLocksAtOnce(t *testing.T) {
+	c := newCluster(t)
+	ctx := context.Background()
+	deploy := func(role string) (string, error) {
+		return c.engine.Submit(ctx, exe.Request{Operate: exe.OpDeploy, Targets: []string{"a"}, Deploy: exe.DeployArgs{Role: role}})
+	}
+	jid, err := deploy("queued")
+	require.NoError(t, err)
+	require.ErrorIs(t, exeredis.NewDispatcher(c.store, exeredis.DispatcherOptions{}).Cancel(ctx, jid), exe.ErrNotRunning)
+	x := newGatedExecutor()
+	// A long lease, which a held lock would outlast the test by; a short
+	// ClaimIdle, so that a start that failed under load is retried soon.
+	c.workerWith(x, exeredis.DispatcherOptions{Lease: time.Minute, ClaimIdle: time.Second})
+	job := c.wait(jid)
+	assert.Equal(t, exe.ErrCancelled.Error(), job.Error)
+	full, err := c.store.Get(ctx, jid, true)
+	require.NoError(t, err)
+	if evs := full.ReturnData["a"]; assert.Len(t, evs, 1) {
+		assert.Equal(t, exe.HostSkipped, evs[0].Status)
+	}
+	assert.Zero(t, x.runsOf("queued"), "the deploy never started")
+	_, err = deploy("next")
+	assert.NoError(t, err, "a is free as soon as the skipped job ended")
+}
+
 // A worker that gets jobs one at a time (each ends before the next is
 // submitted) reads each with a blocking read and starts it: it tries no
 // take first, which would find the queue empty, a script call per job

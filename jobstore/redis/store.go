@@ -47,7 +47,10 @@
 //	              a few on every finish)
 //	counter       creation counter (the jobs scores)
 //	lock:{host}   the jid of the running deploy or task job holding host
-//	              (the key is exe.LockKey(host): localhost for its names)
+//	              (the key is exe.LockKey(host): localhost for its names);
+//	              held past the job's end, expiring with its lease, when
+//	              the job was ended without word from its worker (see
+//	              FinishUnrun)
 //	queue         stream of jids to run, read by the "workers" group; an
 //	              entry is deleted when a worker takes its job
 //	lease:{jid}   the worker running the job; expires unless renewed

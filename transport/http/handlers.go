@@ -135,7 +135,7 @@ func (a *API) hideOthersJob(r *http.Request, err error) error {
 	if job, jerr := a.engine.Job(r.Context(), conflict.JID, false); jerr == nil && visible(id, job) {
 		return err
 	}
-	return exe.Errorf(exe.ErrConflict, "%s: host %s is locked by a running job of another user", exe.ErrConflict, conflict.Host)
+	return conflict.Anonymous()
 }
 
 func (a *API) tasks(w http.ResponseWriter, r *http.Request) {
