@@ -576,7 +576,7 @@ func (s *Store) FinishAfter(ctx context.Context, jid string, state exe.JobState,
 // sends again after a lost reply get the same answer.
 //
 // A fill that is not SKIPPED says a command may still run (Engine.Cancel
-// gives up waiting for a worker that started the job and is cut off).
+// gave up waiting for a worker that started the job: cut off, or slow).
 // Then, while the job's lease is live, its locks are not released: they
 // expire when the lease would have lapsed, by which time the worker has
 // stopped the job itself (DispatcherOptions.FenceMargin). Until then a
