@@ -11,6 +11,11 @@
 #   celery        Celery (Debian's), Redis broker and result backend, one
 #                 worker with two prefork processes (-c 2), a no-op task
 #   asynq         two asynq servers (16 tasks at once each), a no-op task
+#   asynq-http    the same two servers behind an HTTP front (asynqpeer
+#                 front) answering exed's two requests of a job, each
+#                 task's outcome kept (asynq.Retention) for the GET, and
+#                 driven by exed's client: asynq doing what exed's row
+#                 does for a job
 #   http-floor    bench/peers/cmd/httpfloor: net/http answering exed's two
 #                 requests of a job and doing nothing else, what the HTTP
 #                 requests alone cost the client and a Go server here;
@@ -47,7 +52,7 @@ ROOT=$PWD
 N=${N:-5000}
 REPS=${REPS:-3}
 CLIENTS=${CLIENTS:-1 32}
-WITH=${WITH:-exed-memory,exed-redis,celery,asynq,http-floor}
+WITH=${WITH:-exed-memory,exed-redis,celery,asynq,asynq-http,http-floor}
 FLOOR_WORK=${FLOOR_WORK:-0}
 
 # The settings are checked before anything is installed, built or started:
@@ -60,11 +65,11 @@ count "REPS=$REPS" "$REPS"
 [ -n "${CLIENTS// /}" ] || usage "CLIENTS is empty: want client counts, e.g. CLIENTS=\"1 32\""
 for c in $CLIENTS; do count "CLIENTS=\"$CLIENTS\": entry $c" "$c"; done
 IFS=, read -ra systems <<<"$WITH"
-[ ${#systems[@]} -gt 0 ] || usage "WITH is empty: want some of exed-memory,exed-redis,celery,asynq,http-floor"
+[ ${#systems[@]} -gt 0 ] || usage "WITH is empty: want some of exed-memory,exed-redis,celery,asynq,asynq-http,http-floor"
 for s in "${systems[@]}"; do
 	case $s in
-	exed-memory | exed-redis | celery | asynq | http-floor) ;;
-	*) usage "WITH: unknown system \"$s\": want some of exed-memory,exed-redis,celery,asynq,http-floor" ;;
+	exed-memory | exed-redis | celery | asynq | asynq-http | http-floor) ;;
+	*) usage "WITH: unknown system \"$s\": want some of exed-memory,exed-redis,celery,asynq,asynq-http,http-floor" ;;
 	esac
 done
 for w in $FLOOR_WORK; do
@@ -268,6 +273,21 @@ round() {
 		done
 		stop "$w1" "$w2"
 	fi
+	if [[ ,$WITH, == *,asynq-http,* ]]; then
+		local front
+		redis-cli -p "$RPORT" flushall >/dev/null
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq1.out" 2>&1 &
+		w1=$!
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq2.out" 2>&1 &
+		w2=$!
+		port=$(freeport)
+		"$BIN/asynqpeer" front -redis "127.0.0.1:$RPORT" -addr "127.0.0.1:$port" >"$WORK/asynq-front.out" 2>&1 &
+		front=$!
+		STARTED+=("$w1" "$w2" "$front")
+		for i in $(seq 100); do curl -sS -o /dev/null "http://127.0.0.1:$port/jobs/x" 2>/dev/null && break; sleep 0.1; done
+		run_exed asynq-http "$r" "http://127.0.0.1:$port" "$w1 $w2 $front"
+		stop "$w1" "$w2" "$front"
+	fi
 	if [[ ,$WITH, == *,http-floor,* ]]; then
 		local work name
 		for work in $FLOOR_WORK; do
@@ -334,6 +354,16 @@ END {
 			range(rate[order[i]]), median(cpu[order[i]]), median(scpu[order[i]]), median(rcpu[order[i]])
 	}
 	bounds()
+	like_for_like()
+}
+# like_for_like: exed-redis against asynq doing the same for a job (the
+# HTTP front, a kept outcome), at the most clients.
+function like_for_like(   q, r) {
+	q = "asynq-http" SUBSEP most; r = "exed-redis" SUBSEP most
+	if (!((q in seen) && (r in seen))) return
+	print ""
+	printf "Like for like at %d clients: exed-redis %.0f jobs/s, %.3f ms a job; asynq behind the same HTTP requests with kept outcomes (asynq-http) %.0f jobs/s, %.3f ms a job: exed-redis at %.2fx its rate.\n",
+		most, median(rate[r]), median(cpu[r]), median(rate[q]), median(cpu[q]), median(rate[r]) / median(rate[q])
 }
 # bounds: what the targets ask of exed, in CPU per job, beside what this
 # run measured, at the most clients. At that load each system is bound by

@@ -1,14 +1,20 @@
 // Command asynqpeer is the asynq side of bench/jobs.sh: a server that runs
-// a no-op task, and a load client that enqueues n of them from c
-// goroutines and waits until all have been processed.
+// a no-op task, a load client that enqueues n of them from c goroutines
+// and waits until all have been processed, and an HTTP front that puts
+// asynq behind exed's two requests of a job.
 //
 //	asynqpeer server -redis 127.0.0.1:6390 [-concurrency 16]
 //	asynqpeer load -redis 127.0.0.1:6390 -n 5000 -c 32
+//	asynqpeer front -redis 127.0.0.1:6390 -addr 127.0.0.1:17901
 //
 // The load client prints the line exedload prints. It waits on the
 // queue's processed counter (asynq keeps no results unless asked): the
 // run ends when n more tasks have been processed and none is pending or
 // active.
+//
+// The front (front.go) is what an HTTP API over asynq does for a job, in
+// exed's shapes, driven by exedload as exed is: the asynq row with the
+// HTTP requests and a stored outcome that exed's row pays for.
 package main
 
 import (
@@ -28,7 +34,7 @@ const taskType = "noop"
 
 func main() {
 	if len(os.Args) < 2 {
-		fail("usage: asynqpeer server|load [flags]")
+		fail("usage: asynqpeer server|load|front [flags]")
 	}
 	fs := flag.NewFlagSet(os.Args[1], flag.ExitOnError)
 	addr := fs.String("redis", "127.0.0.1:6379", "Redis address")
@@ -38,6 +44,8 @@ func main() {
 	n := fs.Int("n", 5000, "load: tasks")
 	clients := fs.Int("c", 32, "load: concurrent clients")
 	timeout := fs.Duration("timeout", 10*time.Minute, "load: bound on the whole run")
+	listen := fs.String("addr", "127.0.0.1:17901", "front: address to listen on")
+	retention := fs.Duration("retention", time.Hour, "front: how long a completed task's outcome is kept for GET /jobs/{jid} (asynq.Retention)")
 	_ = fs.Parse(os.Args[2:])
 	opt := asynq.RedisClientOpt{Addr: *addr, DB: *db}
 	switch os.Args[1] {
@@ -48,8 +56,10 @@ func main() {
 			fail("-n and -c must be at least 1")
 		}
 		load(opt, *n, *clients, *timeout)
+	case "front":
+		front(opt, *listen, *retention)
 	default:
-		fail("usage: asynqpeer server|load [flags]")
+		fail("usage: asynqpeer server|load|front [flags]")
 	}
 }
 
