@@ -31,7 +31,11 @@
 # prefork children), redis-server (from /proc/PID/stat, bench/peers/cmd/
 # proctree) and the client (its own rusage). Prints one Markdown table of
 # medians, then, when the floor ran, the CPU per job the targets leave at
-# the floor's load (see bounds below).
+# the floor's load (see bounds below), and, when exed-redis and
+# asynq-http ran, one line setting them side by side with how many jobs
+# each client had to follow (still running at their GET).
+#
+#   WITH=exed-redis,asynq-http REPS=5 CLIENTS=32 bench/jobs.sh  # like for like
 #
 #   bench/jobs.sh                       # N=5000, REPS=3, 5-15 min
 #   N=2000 REPS=5 CLIENTS="32" bench/jobs.sh
@@ -276,15 +280,23 @@ round() {
 	if [[ ,$WITH, == *,asynq-http,* ]]; then
 		local front
 		redis-cli -p "$RPORT" flushall >/dev/null
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq1.out" 2>&1 &
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq-http1.out" 2>&1 &
 		w1=$!
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq2.out" 2>&1 &
+		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq-http2.out" 2>&1 &
 		w2=$!
 		port=$(freeport)
 		"$BIN/asynqpeer" front -redis "127.0.0.1:$RPORT" -addr "127.0.0.1:$port" >"$WORK/asynq-front.out" 2>&1 &
 		front=$!
 		STARTED+=("$w1" "$w2" "$front")
-		for i in $(seq 100); do curl -sS -o /dev/null "http://127.0.0.1:$port/jobs/x" 2>/dev/null && break; sleep 0.1; done
+		# Up once it answers at all (an unknown job is a 404).
+		for i in $(seq 101); do
+			curl -s -o /dev/null "http://127.0.0.1:$port/jobs/x" && break
+			if [ "$i" = 101 ] || ! kill -0 "$front" 2>/dev/null; then
+				echo "asynqpeer front did not come up on port $port: see $WORK/asynq-front.out" >&2
+				return 1
+			fi
+			sleep 0.1
+		done
 		run_exed asynq-http "$r" "http://127.0.0.1:$port" "$w1 $w2 $front"
 		stop "$w1" "$w2" "$front"
 	fi
@@ -344,6 +356,7 @@ function range(list,   a, m, i, lo, hi) {
 	cpu[k] = cpu[k] " " (srv + cli) * 1000 / n
 	scpu[k] = scpu[k] " " srv * 1000 / n
 	rcpu[k] = rcpu[k] " " val("redis_cpu_s") * 1000 / n
+	fol[k] = fol[k] " " val("followed")
 }
 END {
 	print "| system | clients | jobs/s (median) | range | CPU per job, all processes | of which servers, workers, Redis | of which Redis |"
@@ -362,8 +375,8 @@ function like_for_like(   q, r) {
 	q = "asynq-http" SUBSEP most; r = "exed-redis" SUBSEP most
 	if (!((q in seen) && (r in seen))) return
 	print ""
-	printf "Like for like at %d clients: exed-redis %.0f jobs/s, %.3f ms a job; asynq behind the same HTTP requests with kept outcomes (asynq-http) %.0f jobs/s, %.3f ms a job: exed-redis at %.2fx its rate.\n",
-		most, median(rate[r]), median(cpu[r]), median(rate[q]), median(cpu[q]), median(rate[r]) / median(rate[q])
+	printf "Like for like at %d clients: exed-redis %.0f jobs/s, %.3f ms a job, %.0f of %d jobs followed; asynq behind the same HTTP requests with kept outcomes (asynq-http) %.0f jobs/s, %.3f ms a job, %.0f followed: exed-redis at %.2fx its rate.\n",
+		most, median(rate[r]), median(cpu[r]), median(fol[r]), n, median(rate[q]), median(cpu[q]), median(fol[q]), median(rate[r]) / median(rate[q])
 }
 # bounds: what the targets ask of exed, in CPU per job, beside what this
 # run measured, at the most clients. At that load each system is bound by

@@ -42,7 +42,14 @@ const (
 //     before; 404 for a task it does not hold (or before any was queued);
 //   - GET /jobs/{jid}?follow=1 answers application/x-ndjson and writes
 //     the job object once it has ended, reading the task every 2 ms
-//     until then (asynq has no event to wait on).
+//     until then (asynq has no event to wait on). Unlike exed's follow
+//     it writes nothing before the end, neither the job line nor events:
+//     exedload reads only the last line.
+//
+// Tasks are enqueued with no retry (asynq.MaxRetry(0)): a task that
+// fails is archived at once and its job is a Failure, as an exed job
+// whose host fails ends at once; asynq's default of 25 retries would
+// leave it Running for hours.
 //
 // It is what an HTTP API over asynq does for a job, so that its row in
 // bench/jobs.sh pays for what exed's does: the two requests, a stored
@@ -67,7 +74,8 @@ func front(opt asynq.RedisClientOpt, addr string, retention time.Duration) {
 			return
 		}
 		payload, _ := json.Marshal(req.Targets)
-		info, err := client.EnqueueContext(r.Context(), asynq.NewTask(taskType, payload), asynq.Retention(retention))
+		info, err := client.EnqueueContext(r.Context(), asynq.NewTask(taskType, payload),
+			asynq.Retention(retention), asynq.MaxRetry(0))
 		if err != nil {
 			frontMessage(w, http.StatusInternalServerError, "enqueue: "+err.Error())
 			return

@@ -57,6 +57,9 @@ func main() {
 		}
 		load(opt, *n, *clients, *timeout)
 	case "front":
+		if *retention <= 0 {
+			fail("-retention must be positive: a task not kept once completed cannot be read by GET /jobs/{jid}")
+		}
 		front(opt, *listen, *retention)
 	default:
 		fail("usage: asynqpeer server|load|front [flags]")

@@ -4,9 +4,12 @@
 // every job has ended (GET /jobs/{jid}, and a follow for any still
 // running). Every job must end Done. It prints one line:
 //
-//	jobs=5000 clients=32 seconds=1.93 jobs_per_s=2590 cpu_s=0.41
+//	jobs=5000 clients=32 seconds=1.93 jobs_per_s=2590 cpu_s=0.41 followed=0
 //
-// cpu_s is this process's own user + system time. With -cpuprofile FILE
+// cpu_s is this process's own user + system time; followed is how many
+// jobs were still running at their GET and were followed to their end
+// (a server whose workers fall behind its submits has more of them, and
+// each costs a request that stays open). With -cpuprofile FILE
 // it also writes a CPU profile of itself there: where a client's share of
 // a job's CPU goes.
 package main
@@ -23,6 +26,7 @@ import (
 	"os"
 	"runtime/pprof"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 )
@@ -66,6 +70,7 @@ func main() {
 	defer cancel()
 	hc := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: *clients, MaxConnsPerHost: 2 * *clients}}
 
+	var followed atomic.Int64
 	start := time.Now()
 	var wg sync.WaitGroup
 	errs := make(chan error, *clients)
@@ -77,7 +82,7 @@ func main() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := drive(ctx, hc, *url, *path, *body, share); err != nil {
+			if err := drive(ctx, hc, *url, *path, *body, share, &followed); err != nil {
 				errs <- err
 				cancel()
 			}
@@ -92,12 +97,13 @@ func main() {
 	var ru syscall.Rusage
 	_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-	fmt.Printf("jobs=%d clients=%d seconds=%.3f jobs_per_s=%.0f cpu_s=%.3f\n",
-		*n, *clients, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), cpu.Seconds())
+	fmt.Printf("jobs=%d clients=%d seconds=%.3f jobs_per_s=%.0f cpu_s=%.3f followed=%d\n",
+		*n, *clients, elapsed.Seconds(), float64(*n)/elapsed.Seconds(), cpu.Seconds(), followed.Load())
 }
 
 // drive submits share jobs one after the other, then waits for each.
-func drive(ctx context.Context, hc *http.Client, url, path, body string, share int) error {
+// followed counts the jobs it had to follow.
+func drive(ctx context.Context, hc *http.Client, url, path, body string, share int, followed *atomic.Int64) error {
 	jids := make([]string, 0, share)
 	for range share {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodPost, url+path, bytes.NewReader([]byte(body)))
@@ -115,6 +121,7 @@ func drive(ctx context.Context, hc *http.Client, url, path, body string, share i
 			return fmt.Errorf("GET /jobs/%s: %w", jid, err)
 		}
 		if j.State == stateRunning {
+			followed.Add(1)
 			var err error
 			if j, err = follow(ctx, hc, url, jid); err != nil {
 				return err
