@@ -247,6 +247,17 @@ exed_systems() { # exed_systems ROUND EXED SUFFIX: exed-memory and exed-redis
 	fi
 }
 
+# asynq_servers NAME: an empty Redis and the two asynq servers of the
+# asynq rows, as w1 and w2 (round's), logging to $WORK/NAME1.out and 2
+asynq_servers() {
+	redis-cli -p "$RPORT" flushall >/dev/null
+	"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/${1}1.out" 2>&1 &
+	w1=$!
+	"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/${1}2.out" 2>&1 &
+	w2=$!
+	STARTED+=("$w1" "$w2")
+}
+
 round() {
 	local r=$1 w1 w2 c port i
 	[ -z "${BASELINE:-}" ] || exed_systems "$r" "$BIN/exed-baseline" "@$BASELINE"
@@ -265,12 +276,7 @@ round() {
 		stop "$w1"
 	fi
 	if [[ ,$WITH, == *,asynq,* ]]; then
-		redis-cli -p "$RPORT" flushall >/dev/null
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq1.out" 2>&1 &
-		w1=$!
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq2.out" 2>&1 &
-		w2=$!
-		STARTED+=("$w1" "$w2")
+		asynq_servers asynq
 		"$BIN/asynqpeer" load -redis "127.0.0.1:$RPORT" -n 50 -c 4 -timeout 60s >/dev/null # warm-up
 		for c in $CLIENTS; do
 			measure asynq "$c" "$r" "$w1 $w2" -- "$BIN/asynqpeer" load -redis "127.0.0.1:$RPORT" -n "$N" -c "$c"
@@ -279,15 +285,11 @@ round() {
 	fi
 	if [[ ,$WITH, == *,asynq-http,* ]]; then
 		local front
-		redis-cli -p "$RPORT" flushall >/dev/null
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq-http1.out" 2>&1 &
-		w1=$!
-		"$BIN/asynqpeer" server -redis "127.0.0.1:$RPORT" >"$WORK/asynq-http2.out" 2>&1 &
-		w2=$!
+		asynq_servers asynq-http
 		port=$(freeport)
 		"$BIN/asynqpeer" front -redis "127.0.0.1:$RPORT" -addr "127.0.0.1:$port" >"$WORK/asynq-front.out" 2>&1 &
 		front=$!
-		STARTED+=("$w1" "$w2" "$front")
+		STARTED+=("$front")
 		# Up once it answers at all (an unknown job is a 404).
 		for i in $(seq 101); do
 			curl -s -o /dev/null "http://127.0.0.1:$port/jobs/x" && break
