@@ -207,6 +207,7 @@ func TestFollowLeftEndsItsWatcher(t *testing.T) {
 	s := newRevocationServer(t, keepTok+" name=keep\n")
 	jid := s.storedJob()
 	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel) // before the server's Close, which waits for this request
 	req, err := http.NewRequestWithContext(ctx, "GET", s.URL+"/jobs/"+jid+"?follow=1", nil)
 	require.NoError(t, err)
 	req.Header.Set("Authorization", "Bearer "+keepTok)
@@ -214,7 +215,9 @@ func TestFollowLeftEndsItsWatcher(t *testing.T) {
 	require.NoError(t, err)
 	st := ndjson{t, bufio.NewReader(res.Body)}
 	st.job()
-	assert.Equal(t, 1, watchers())
+	// The handler starts the watcher after it writes the job line, so
+	// the line can arrive first: wait for the watcher to run.
+	require.Eventually(t, func() bool { return watchers() == 1 }, 10*time.Second, time.Millisecond, "the follow's watcher runs")
 	cancel()
 	res.Body.Close()
 	require.Eventually(t, func() bool { return watchers() == 0 }, 10*time.Second, 5*time.Millisecond)
