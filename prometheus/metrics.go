@@ -191,13 +191,15 @@ func (m *Metrics) JobSubmitted(op exe.Operate) {
 func (m *Metrics) JobStarted(exe.Operate) { m.running.Inc() }
 
 // JobStopped implements exe.Observer.
+// The duration is observed before the running gauge goes down: a scrape
+// that sees no job running sees every stopped job's duration too.
 func (m *Metrics) JobStopped(op exe.Operate, ran time.Duration) {
-	m.running.Dec()
 	if i := opIndex(op); i >= 0 {
 		m.ops[i].duration.Observe(ran.Seconds())
-		return
+	} else {
+		m.duration.WithLabelValues(string(op)).Observe(ran.Seconds())
 	}
-	m.duration.WithLabelValues(string(op)).Observe(ran.Seconds())
+	m.running.Dec()
 }
 
 // JobEnded implements exe.Observer.

@@ -334,8 +334,13 @@ func TestAuditTrail(t *testing.T) {
 	code, _ = s.call(t, "POST", "/jobs/"+running+"/cancel", otherToken, "")
 	require.Equal(t, http.StatusAccepted, code)
 
+	// Eight lines: the six of the requests, written before their
+	// answers, and the two "end" lines, which the server writes once it
+	// sees each job end, after the answers that ended them (the cancel's
+	// included): wait for all of them, not for the first end.
 	var lines []map[string]any
-	require.Eventually(t, func() bool { lines = s.auditLines(t); return len(lines) >= 7 }, 10*time.Second, 10*time.Millisecond)
+	require.Eventually(t, func() bool { lines = s.auditLines(t); return len(lines) >= 8 }, 10*time.Second, 10*time.Millisecond,
+		"the audit trail has a line per request and per job end")
 	type key struct{ action, user, jid, outcome string }
 	var got []key
 	for _, l := range lines {

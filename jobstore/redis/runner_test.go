@@ -75,10 +75,23 @@ func TestRunnerEndsAQuickJobInOneWrite(t *testing.T) {
 	r := &exe.Runner{Store: s, Executor: &plugintest.Executor{}}
 	// A first job loads the script: then each job is one call.
 	require.NoError(t, r.RunJob(ctx, executeJob(t, s, "hello", "a")))
-	job := executeJob(t, s, "hello", "a", "b", "c")
 	scripts := &scriptCount{}
 	rdb.AddHook(eachCmd(scripts.note))
-	require.NoError(t, r.RunJob(ctx, job))
+	// The Runner starts its event writer once an event has waited
+	// appendDelay (10ms): a run held up that long between its first
+	// event and its end (a loaded machine) writes its events first, as
+	// it should. Such a run is not the quick job this test is about:
+	// another is tried, a few at most.
+	var job *exe.Job
+	for try := 0; try < 5; try++ {
+		job = executeJob(t, s, "hello", "a", "b", "c")
+		scripts.n.Store(0)
+		require.NoError(t, r.RunJob(ctx, job))
+		if scripts.n.Load() == 1 {
+			break
+		}
+		t.Logf("run %d took %d scripts (held up past appendDelay): trying again", try, scripts.n.Load())
+	}
 	assert.EqualValues(t, 1, scripts.n.Load(), "the events and the outcome in one script")
 	j, err := s.Get(ctx, job.JID, true)
 	require.NoError(t, err)
