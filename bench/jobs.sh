@@ -35,6 +35,14 @@
 # asynq-http ran, one line setting them side by side with how many jobs
 # each client had to follow (still running at their GET).
 #
+# Then the turnaround of a job alone: in each round, one client submits
+# TURNAROUND jobs (500; 0 skips it) to each system the clients reach over
+# HTTP (the exed rows, asynq-http, http-floor), following each to its end
+# before the next (exedload -each), as an operator waiting on a job does.
+# A second table gives its median and 99th percentile (medians over the
+# rounds) and the CPU per job: what a system's way of taking jobs from
+# its queue costs a lone job, against what it costs the throughput above.
+#
 #   WITH=exed-redis,asynq-http REPS=5 CLIENTS=32 bench/jobs.sh  # like for like
 #
 #   bench/jobs.sh                       # N=5000, REPS=3, 5-15 min
@@ -58,6 +66,7 @@ REPS=${REPS:-3}
 CLIENTS=${CLIENTS:-1 32}
 WITH=${WITH:-exed-memory,exed-redis,celery,asynq,asynq-http,http-floor}
 FLOOR_WORK=${FLOOR_WORK:-0}
+TURNAROUND=${TURNAROUND:-500}
 
 # The settings are checked before anything is installed, built or started:
 # a typo in WITH would otherwise leave a system out of a table that looks
@@ -66,6 +75,8 @@ usage() { echo "bench/jobs.sh: $*" >&2; exit 2; }
 count() { [[ $2 =~ ^[1-9][0-9]*$ ]] || usage "$1: want a whole number, at least 1"; }
 count "N=$N" "$N"
 count "REPS=$REPS" "$REPS"
+[[ $TURNAROUND =~ ^[0-9]+$ ]] || usage "TURNAROUND=$TURNAROUND: want a whole number (0 skips the turnaround runs)"
+TURNAROUND=$((10#$TURNAROUND)) # 00 is 0
 [ -n "${CLIENTS// /}" ] || usage "CLIENTS is empty: want client counts, e.g. CLIENTS=\"1 32\""
 for c in $CLIENTS; do count "CLIENTS=\"$CLIENTS\": entry $c" "$c"; done
 IFS=, read -ra systems <<<"$WITH"
@@ -217,6 +228,8 @@ run_exed() { # run_exed NAME ROUND URL PIDS
 		measure "$1" "$c" "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$N" -c "$c"
 		wait_profiles
 	done
+	[ "$TURNAROUND" = 0 ] ||
+		measure "$1" each "$2" "$4" -- "$BIN/exedload" -url "$3" -n "$TURNAROUND" -c 1 -each
 }
 
 exed_systems() { # exed_systems ROUND EXED SUFFIX: exed-memory and exed-redis
@@ -350,6 +363,14 @@ function range(list,   a, m, i, lo, hi) {
 	for (i = 2; i <= m; i++) { if (a[i] < lo) lo = a[i]; if (a[i] > hi) hi = a[i] }
 	return sprintf("%.0f-%.0f", lo, hi)
 }
+val("c") == "each" {
+	k = $1
+	if (!(k in tseen)) { tseen[k] = 1; torder[++tcount] = k }
+	tn[k] = val("jobs")
+	p50[k] = p50[k] " " val("turnaround_p50_ms"); p99[k] = p99[k] " " val("turnaround_p99_ms")
+	tcpu[k] = tcpu[k] " " (val("servers_cpu_s") + val("cpu_s")) * 1000 / val("jobs")
+	next
+}
 {
 	k = $1 SUBSEP val("c")
 	if (!(k in seen)) { seen[k] = 1; order[++count] = k }
@@ -370,6 +391,19 @@ END {
 	}
 	bounds()
 	like_for_like()
+	turnaround()
+}
+# turnaround: the table of the -each runs.
+function turnaround(   i, k) {
+	if (!tcount) return
+	print ""
+	printf "A job alone: one client, each of %d jobs followed to its end before the next; medians of the rounds:\n\n", tn[torder[1]]
+	print "| system | turnaround p50 | turnaround p99 | CPU per job, all processes |"
+	print "|---|---|---|---|"
+	for (i = 1; i <= tcount; i++) {
+		k = torder[i]
+		printf "| %s | %.2f ms | %.2f ms | %.3f ms |\n", k, median(p50[k]), median(p99[k]), median(tcpu[k])
+	}
 }
 # like_for_like: exed-redis against asynq doing the same for a job (the
 # HTTP front, a kept outcome), at the most clients.
