@@ -63,8 +63,8 @@ ROOT=$PWD
 
 N=${N:-5000}
 REPS=${REPS:-3}
-CLIENTS=${CLIENTS:-1 32}
-WITH=${WITH:-exed-memory,exed-redis,celery,asynq,asynq-http,http-floor}
+CLIENTS=${CLIENTS-1 32} # set but empty is an error below
+WITH=${WITH-exed-memory,exed-redis,celery,asynq,asynq-http,http-floor}
 FLOOR_WORK=${FLOOR_WORK:-0}
 TURNAROUND=${TURNAROUND:-500}
 
@@ -72,11 +72,14 @@ TURNAROUND=${TURNAROUND:-500}
 # a typo in WITH would otherwise leave a system out of a table that looks
 # complete.
 usage() { echo "bench/jobs.sh: $*" >&2; exit 2; }
-count() { [[ $2 =~ ^[1-9][0-9]*$ ]] || usage "$1: want a whole number, at least 1"; }
+count() { [[ $2 =~ ^[1-9][0-9]{0,8}$ ]] || usage "$1: want a whole number from 1 to 999,999,999"; }
 count "N=$N" "$N"
 count "REPS=$REPS" "$REPS"
-[[ $TURNAROUND =~ ^[0-9]+$ ]] || usage "TURNAROUND=$TURNAROUND: want a whole number (0 skips the turnaround runs)"
-TURNAROUND=$((10#$TURNAROUND)) # 00 is 0
+# At most 7 digits after leading zeros: a longer one would wrap in $((...))
+# and fail only after the rates have run.
+[[ $TURNAROUND =~ ^0*([0-9]{1,7})$ ]] ||
+	usage "TURNAROUND=$TURNAROUND: want a whole number below 10,000,000 (0 skips the turnaround runs)"
+TURNAROUND=$((10#${BASH_REMATCH[1]})) # 00 is 0
 [ -n "${CLIENTS// /}" ] || usage "CLIENTS is empty: want client counts, e.g. CLIENTS=\"1 32\""
 for c in $CLIENTS; do count "CLIENTS=\"$CLIENTS\": entry $c" "$c"; done
 IFS=, read -ra systems <<<"$WITH"

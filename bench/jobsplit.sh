@@ -20,7 +20,7 @@ REPS=${REPS:-3}
 # Checked before anything is built or started, as bench/jobs.sh does.
 usage() { echo "bench/jobsplit.sh: $*" >&2; exit 2; }
 for v in "N=$N" "C=$C" "REPS=$REPS"; do
-	[[ ${v#*=} =~ ^[1-9][0-9]*$ ]] || usage "$v: want a whole number, at least 1"
+	[[ ${v#*=} =~ ^[1-9][0-9]{0,8}$ ]] || usage "$v: want a whole number from 1 to 999,999,999"
 done
 if [ -n "${BASELINE:-}" ]; then
 	git rev-parse --verify --quiet "$BASELINE^{commit}" >/dev/null ||
